@@ -1,0 +1,75 @@
+//! Router: owns the routing table. It builds the immutable [`RoutingTable`] from the config, starts one
+//! supervised [`DeploymentWorker`] per deployment, and publishes the table through `ArcSwap`; on reload it
+//! builds the next table, swaps it in atomically (in-flight requests keep the snapshot they started with) and
+//! retires the previous workers. The request path never messages the router.
+
+use std::sync::Arc;
+
+use actix::{Actor, Addr, Context, Handler, Message, Supervisor};
+use arc_swap::ArcSwap;
+
+use super::deployment_worker::{DeploymentWorker, Retire};
+use crate::{
+    config::{Config, ConfigError},
+    routing::RoutingTable,
+};
+
+/// Replace the routing table with one built from this config.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<usize, ConfigError>")]
+pub struct Reload(pub Config);
+
+pub struct Router {
+    table: Arc<ArcSwap<RoutingTable>>,
+    workers: Vec<Addr<DeploymentWorker>>,
+}
+
+impl Router {
+    /// Builds the first table and starts the workers. Must run inside an actix system.
+    pub fn start(config: &Config) -> Result<(Addr<Self>, Arc<ArcSwap<RoutingTable>>), ConfigError> {
+        let (table, workers) = build(config)?;
+        let table = Arc::new(ArcSwap::from_pointee(table));
+        let addr = Self { table: table.clone(), workers }.start();
+        Ok((addr, table))
+    }
+}
+
+fn build(config: &Config) -> Result<(RoutingTable, Vec<Addr<DeploymentWorker>>), ConfigError> {
+    let mut workers = Vec::new();
+    let env = |name: &str| std::env::var(name).ok();
+    let (allowed_fails, cooldown) = (config.router.allowed_fails, config.router.cooldown_time);
+    let table = RoutingTable::build(config, &env, |id, stats| {
+        let (id, stats) = (id.to_owned(), stats.clone());
+        let addr = Supervisor::start(move |_| DeploymentWorker::new(id, stats, allowed_fails, cooldown));
+        let recipient = addr.clone().recipient();
+        workers.push(addr);
+        Some(recipient)
+    });
+    match table {
+        Ok(t) => Ok((t, workers)),
+        Err(e) => {
+            workers.iter().for_each(|w| w.do_send(Retire));
+            Err(e)
+        }
+    }
+}
+
+impl Actor for Router {
+    type Context = Context<Self>;
+}
+
+impl Handler<Reload> for Router {
+    type Result = Result<usize, ConfigError>;
+
+    fn handle(&mut self, Reload(config): Reload, _: &mut Self::Context) -> Self::Result {
+        let (table, workers) = build(&config)?;
+        let count = workers.len();
+        self.table.store(Arc::new(table));
+        // Off the hot path and bounded by the number of deployments, so do_send is fine here.
+        for old in std::mem::replace(&mut self.workers, workers) {
+            old.do_send(Retire);
+        }
+        tracing::info!(deployments = count, "routing table reloaded");
+        Ok(count)
+    }
+}

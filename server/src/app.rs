@@ -1,0 +1,153 @@
+//! Assembles and runs the gateway: actors, shared state, the actix-web server with one awc client per worker,
+//! and the process lifecycle (SIGTERM drain, SIGHUP reload).
+
+use std::{
+    net::TcpListener,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use actix::Addr;
+use actix_web::{dev::ServerHandle, web, App, HttpServer};
+
+use crate::{
+    actors::router::{Reload, Router},
+    config::Config,
+    error::InitError,
+    http::{self, AppState},
+    lifecycle::Lifecycle,
+};
+
+/// Upstream connections kept per worker; beyond it requests wait for a free connection.
+const UPSTREAM_CONNECTION_LIMIT: usize = 2048;
+
+pub struct ServeOptions {
+    /// Worker threads; `None` means one per core.
+    pub workers: Option<usize>,
+    /// The file to re-read on SIGHUP.
+    pub config_path: Option<PathBuf>,
+}
+
+/// A started gateway: await `server` to run it; `handle` stops it.
+pub struct Gateway {
+    pub server: actix_web::dev::Server,
+    pub handle: ServerHandle,
+    pub router: Addr<Router>,
+    pub lifecycle: Arc<Lifecycle>,
+    pub grace: Duration,
+}
+
+/// Starts actors and the HTTP server on `listener`. Must be called inside an actix system.
+pub fn start(config: Config, listener: TcpListener, options: &ServeOptions) -> Result<Gateway, InitError> {
+    for warning in &config.warnings {
+        tracing::warn!("config: {warning}");
+    }
+    if config.master_key.is_none() {
+        tracing::warn!("no general_settings.master_key configured: tollgate is serving without authentication");
+    }
+    // awc's rustls needs a process-wide crypto provider; a second install (tests start many gateways) is a no-op.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (router, table) = Router::start(&config)?;
+    let lifecycle = Arc::new(Lifecycle::default());
+    let state = web::Data::new(AppState {
+        table,
+        master_key: config.master_key.clone(),
+        max_request_bytes: config.max_request_bytes,
+        lifecycle: lifecycle.clone(),
+        started_at: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64),
+    });
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let mut server = HttpServer::new(move || {
+        // awc's client is !Send (it wraps an Rc), so each worker builds its own; never one per request.
+        let client = awc::Client::builder()
+            .disable_timeout()
+            .connector(awc::Connector::new().limit(UPSTREAM_CONNECTION_LIMIT))
+            .no_default_headers()
+            .add_default_header(("user-agent", concat!("tollgate/", env!("CARGO_PKG_VERSION"))))
+            .finish();
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::Data::new(client))
+            .wrap(actix_web::middleware::from_fn(http::request_id::middleware))
+            .configure(http::configure)
+            .default_service(web::to(http::not_found))
+    })
+    .disable_signals()
+    .shutdown_timeout(config.shutdown_grace.as_secs().max(1));
+    if let Some(n) = options.workers {
+        server = server.workers(n);
+    }
+    let server = server.listen(listener).map_err(|source| InitError::Bind { addr: addr.clone(), source })?.run();
+    tracing::info!(%addr, model_groups = config.deployments.len(), "tollgate listening");
+    Ok(Gateway { handle: server.handle(), server, router, lifecycle, grace: config.shutdown_grace })
+}
+
+/// Runs until SIGTERM/SIGINT, then drains: readiness turns 503, in-flight requests and streams finish (up to
+/// the grace period), and the server stops. SIGHUP re-reads the config file and swaps the routing table.
+pub async fn run(config: Config, listener: TcpListener, options: ServeOptions) -> Result<(), InitError> {
+    let gateway = start(config, listener, &options)?;
+    actix_rt::spawn(handle_signals(
+        gateway.handle.clone(),
+        gateway.lifecycle.clone(),
+        gateway.router.clone(),
+        gateway.grace,
+        options.config_path,
+    ));
+    gateway.server.await?;
+    tracing::info!("tollgate stopped");
+    Ok(())
+}
+
+async fn handle_signals(
+    handle: ServerHandle,
+    lifecycle: Arc<Lifecycle>,
+    router: Addr<Router>,
+    grace: Duration,
+    config_path: Option<PathBuf>,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
+        tracing::error!("cannot install signal handlers; stop tollgate with SIGKILL");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => reload(&router, config_path.as_deref()).await,
+        }
+    }
+    lifecycle.start_draining();
+    tracing::info!(in_flight = lifecycle.in_flight(), grace_secs = grace.as_secs_f64(), "draining before shutdown");
+    if actix_rt::time::timeout(grace, lifecycle.wait_idle()).await.is_err() {
+        tracing::warn!(in_flight = lifecycle.in_flight(), "grace period over; stopping with requests in flight");
+        handle.stop(false).await;
+    } else {
+        handle.stop(true).await;
+    }
+}
+
+async fn reload(router: &Addr<Router>, path: Option<&std::path::Path>) {
+    let Some(path) = path else {
+        tracing::warn!("SIGHUP ignored: tollgate was not started from a config file");
+        return;
+    };
+    let config = match Config::load_file(path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "config reload failed; keeping the current routing table");
+            return;
+        }
+    };
+    for warning in &config.warnings {
+        tracing::warn!("config: {warning}");
+    }
+    match router.send(Reload(config)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "config reload failed; keeping the current routing table"),
+        Err(e) => tracing::error!(error = %e, "router unavailable for reload"),
+    }
+}

@@ -1,0 +1,422 @@
+//! Loads LiteLLM's `config.yaml` into the runtime [`Config`] in two phases: raw (what the user wrote, see
+//! `raw.rs`) and validated (defaults applied, no optional required data).
+//!
+//! Contract: a bad file is an error naming the key path; an unknown key is a warning naming the key path, never
+//! silently dropped; secrets are wrapped in [`Secret`] the moment they are read. This module does no I/O besides
+//! reading the file and the environment, and knows nothing of providers or HTTP.
+
+mod interpolate;
+mod raw;
+
+use std::{collections::BTreeMap, path::Path, time::Duration};
+
+use serde_yaml::Value;
+
+pub use self::interpolate::EnvLookup;
+use self::raw::{RawConfig, RawModelEntry, NOT_YET_SUPPORTED};
+use crate::secret::Secret;
+
+const DEFAULT_MAX_REQUEST_MB: f64 = 32.0;
+/// LiteLLM's default request timeout.
+const DEFAULT_TIMEOUT_SECS: f64 = 600.0;
+const DEFAULT_ALLOWED_FAILS: u32 = 3;
+const DEFAULT_COOLDOWN_SECS: f64 = 5.0;
+const DEFAULT_GRACE_SECS: f64 = 30.0;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config is not valid YAML: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("`{path}`: environment variable `{var}` is not set")]
+    MissingEnv { path: String, var: String },
+    #[error("`{path}`: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl ConfigError {
+    pub fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid { path: path.into(), message: message.into() }
+    }
+}
+
+/// The validated configuration the gateway runs on.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub deployments: Vec<DeploymentConfig>,
+    pub master_key: Option<Secret>,
+    pub max_request_bytes: usize,
+    pub router: RouterSettings,
+    pub shutdown_grace: Duration,
+    pub price_catalog: Option<String>,
+    /// Human-readable warnings gathered while loading (unknown keys, unsupported settings), each naming a path.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouterSettings {
+    pub allowed_fails: u32,
+    pub cooldown_time: Duration,
+}
+
+/// One `model_list` entry: a deployment of a model group.
+#[derive(Debug, Clone)]
+pub struct DeploymentConfig {
+    /// Key path of the entry, for error messages (`model_list[2]`).
+    pub path: String,
+    /// Stable id: `model_info.id` or `<model_name>#<index>`. Safe to show to callers.
+    pub id: String,
+    pub model_name: String,
+    /// `litellm_params.model` as written, e.g. `groq/llama-3.1-8b-instant`.
+    pub model: String,
+    pub api_key: Option<Secret>,
+    pub api_base: Option<String>,
+    pub api_version: Option<String>,
+    pub organization: Option<String>,
+    pub timeout: Duration,
+    pub weight: Option<u32>,
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    pub input_cost_per_token: Option<f64>,
+    pub output_cost_per_token: Option<f64>,
+    /// Catalog key to price by (`model_info.base_model`).
+    pub base_model: Option<String>,
+    pub mock_response: Option<String>,
+    pub mock_latency: Option<Duration>,
+    pub extra_headers: BTreeMap<String, String>,
+}
+
+impl Config {
+    /// Reads and validates a config file, interpolating from the process environment.
+    pub fn load_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Self::load_str(&text, &|name: &str| std::env::var(name).ok())
+    }
+
+    pub fn load_str(text: &str, env: &dyn EnvLookup) -> Result<Self, ConfigError> {
+        let mut tree: Value = serde_yaml::from_str(text)?;
+        if tree.is_null() {
+            tree = Value::Mapping(Default::default());
+        }
+        let local_env = config_env(&tree);
+        let lookup = |name: &str| local_env.get(name).cloned().or_else(|| env.get(name));
+        interpolate::interpolate(&mut tree, &lookup)?;
+
+        let mut ignored = Vec::new();
+        let mut on_ignored = |path: serde_ignored::Path<'_>| ignored.push(path.to_string());
+        let de = serde_ignored::Deserializer::new(tree, &mut on_ignored);
+        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError::invalid(path, e.into_inner().to_string())
+        })?;
+        let mut config = validate(raw)?;
+        let mut warnings: Vec<String> = ignored.iter().map(|p| unknown_key_warning(&bracket_indices(p))).collect();
+        warnings.append(&mut config.warnings);
+        config.warnings = warnings;
+        Ok(config)
+    }
+
+    /// The config of `tollgate --model provider/model`: one deployment named after the model, open access.
+    pub fn quick(model: &str, env: &dyn EnvLookup) -> Result<Self, ConfigError> {
+        let name = model.split_once('/').map_or(model, |(_, m)| m);
+        let yaml = serde_yaml::to_string(&serde_yaml::Mapping::from_iter([(
+            Value::from("model_list"),
+            Value::Sequence(vec![Value::Mapping(serde_yaml::Mapping::from_iter([
+                (Value::from("model_name"), Value::from(name)),
+                (
+                    Value::from("litellm_params"),
+                    Value::Mapping(serde_yaml::Mapping::from_iter([(
+                        Value::from("model"),
+                        Value::from(model),
+                    )])),
+                ),
+            ]))]),
+        )]))?;
+        Self::load_str(&yaml, env)
+    }
+}
+
+/// `environment_variables:` as plain strings (before interpolation, as LiteLLM reads them).
+fn config_env(tree: &Value) -> BTreeMap<String, String> {
+    let Some(Value::Mapping(map)) = tree.get("environment_variables") else {
+        return BTreeMap::new();
+    };
+    map.iter()
+        .filter_map(|(k, v)| {
+            let value = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => return None,
+            };
+            Some((k.as_str()?.to_owned(), value))
+        })
+        .collect()
+}
+
+fn unknown_key_warning(path: &str) -> String {
+    let generic = generic_path(path);
+    if NOT_YET_SUPPORTED.contains(&generic.as_str()) {
+        format!("`{path}` is a LiteLLM setting tollgate does not support yet; it is ignored")
+    } else {
+        format!("`{path}` is not a known config key; it is ignored")
+    }
+}
+
+/// serde_ignored's `model_list.3.order` -> `model_list[3].order`, the spelling errors use too.
+fn bracket_indices(path: &str) -> String {
+    let mut out = String::with_capacity(path.len() + 4);
+    for segment in path.split('.') {
+        if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
+            out.push('[');
+            out.push_str(segment);
+            out.push(']');
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(segment);
+        }
+    }
+    out
+}
+
+/// `model_list[3].litellm_params.order` -> `model_list[].litellm_params.order`.
+fn generic_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_index = false;
+    for c in path.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                out.push('[');
+            }
+            ']' => {
+                in_index = false;
+                out.push(']');
+            }
+            _ if in_index => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn seconds(path: &str, value: Option<f64>, default: f64) -> Result<Duration, ConfigError> {
+    let v = value.unwrap_or(default);
+    Duration::try_from_secs_f64(v)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| ConfigError::invalid(path, format!("must be a positive number of seconds, got {v}")))
+}
+
+fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    let mut warnings = Vec::new();
+    let default_timeout = seconds(
+        "router_settings.timeout",
+        raw.router_settings.timeout.or(raw.litellm_settings.request_timeout),
+        DEFAULT_TIMEOUT_SECS,
+    )?;
+    if let Some(strategy) = raw.router_settings.routing_strategy.as_deref() {
+        if strategy != "simple-shuffle" {
+            warnings.push(format!(
+                "`router_settings.routing_strategy`: `{strategy}` is not supported yet; using simple-shuffle"
+            ));
+        }
+    }
+    let mb = raw.general_settings.max_request_size_mb.unwrap_or(DEFAULT_MAX_REQUEST_MB);
+    if !(mb.is_finite() && mb > 0.0) {
+        return Err(ConfigError::invalid(
+            "general_settings.max_request_size_mb",
+            format!("must be a positive number, got {mb}"),
+        ));
+    }
+    let master_key = match raw.general_settings.master_key {
+        Some(k) if k.trim().is_empty() => {
+            return Err(ConfigError::invalid("general_settings.master_key", "must not be empty"))
+        }
+        other => other.map(Secret::new),
+    };
+    let deployments = raw
+        .model_list
+        .into_iter()
+        .enumerate()
+        .map(|(i, entry)| deployment(i, entry, default_timeout))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut seen = std::collections::HashSet::new();
+    for d in &deployments {
+        if !seen.insert(d.id.as_str()) {
+            return Err(ConfigError::invalid(
+                format!("{}.model_info.id", d.path),
+                format!("duplicate deployment id `{}`", d.id),
+            ));
+        }
+    }
+    Ok(Config {
+        deployments,
+        master_key,
+        max_request_bytes: (mb * 1024.0 * 1024.0) as usize,
+        router: RouterSettings {
+            allowed_fails: raw.router_settings.allowed_fails.unwrap_or(DEFAULT_ALLOWED_FAILS),
+            cooldown_time: seconds(
+                "router_settings.cooldown_time",
+                raw.router_settings.cooldown_time,
+                DEFAULT_COOLDOWN_SECS,
+            )?,
+        },
+        shutdown_grace: seconds(
+            "tollgate.shutdown_grace_period_seconds",
+            raw.tollgate.shutdown_grace_period_seconds,
+            DEFAULT_GRACE_SECS,
+        )?,
+        price_catalog: raw.tollgate.price_catalog,
+        warnings,
+    })
+}
+
+fn deployment(index: usize, entry: RawModelEntry, default_timeout: Duration) -> Result<DeploymentConfig, ConfigError> {
+    let path = format!("model_list[{index}]");
+    let p = entry.litellm_params;
+    if entry.model_name.trim().is_empty() {
+        return Err(ConfigError::invalid(format!("{path}.model_name"), "must not be empty"));
+    }
+    if p.model.trim().is_empty() {
+        return Err(ConfigError::invalid(format!("{path}.litellm_params.model"), "must not be empty"));
+    }
+    let timeout = match p.timeout {
+        Some(t) => seconds(&format!("{path}.litellm_params.timeout"), Some(t), 0.0)?,
+        None => default_timeout,
+    };
+    for (field, price) in [("input_cost_per_token", p.input_cost_per_token), ("output_cost_per_token", p.output_cost_per_token)] {
+        if price.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
+            return Err(ConfigError::invalid(
+                format!("{path}.litellm_params.{field}"),
+                "must be a non-negative number",
+            ));
+        }
+    }
+    if let Some(base) = &p.api_base {
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(ConfigError::invalid(
+                format!("{path}.litellm_params.api_base"),
+                format!("must be an http:// or https:// URL, got `{base}`"),
+            ));
+        }
+    }
+    Ok(DeploymentConfig {
+        id: entry.model_info.id.unwrap_or_else(|| format!("{}#{index}", entry.model_name)),
+        path,
+        model_name: entry.model_name,
+        model: p.model,
+        api_key: p.api_key.filter(|k| !k.is_empty()).map(Secret::new),
+        api_base: p.api_base,
+        api_version: p.api_version,
+        organization: p.organization,
+        timeout,
+        weight: p.weight,
+        rpm: p.rpm.or(entry.rpm),
+        tpm: p.tpm.or(entry.tpm),
+        input_cost_per_token: p.input_cost_per_token,
+        output_cost_per_token: p.output_cost_per_token,
+        base_model: entry.model_info.base_model,
+        mock_response: p.mock_response,
+        mock_latency: p.mock_latency_ms.map(Duration::from_millis),
+        extra_headers: p.extra_headers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "OPENAI_API_KEY").then(|| "sk-test-0123456789abcdef".to_owned())
+    }
+
+    fn load(yaml: &str) -> Result<Config, String> {
+        Config::load_str(yaml, &env).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn loads_a_litellm_config() {
+        let cfg = load(
+            r#"
+model_list:
+  - model_name: gpt-4o-mini
+    litellm_params:
+      model: openai/gpt-4o-mini
+      api_key: os.environ/OPENAI_API_KEY
+      timeout: 30
+      weight: 2
+      rpm: 100
+  - model_name: gpt-4o-mini
+    litellm_params: {model: groq/llama-3.1-8b-instant, api_key: "${OPENAI_API_KEY}"}
+    tpm: 5000
+general_settings: {master_key: sk-master}
+router_settings: {allowed_fails: 1, cooldown_time: 2.5}
+"#,
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(cfg.deployments.len(), 2);
+        let d = &cfg.deployments[0];
+        assert_eq!(d.id, "gpt-4o-mini#0");
+        assert_eq!(d.timeout, Duration::from_secs(30));
+        assert_eq!(d.api_key.as_ref().map(Secret::expose), Some("sk-test-0123456789abcdef"));
+        assert_eq!((d.weight, d.rpm), (Some(2), Some(100)));
+        assert_eq!(cfg.deployments[1].tpm, Some(5000));
+        assert_eq!(cfg.deployments[1].timeout, Duration::from_secs(600));
+        assert_eq!(cfg.router.cooldown_time, Duration::from_millis(2500));
+        assert_eq!(cfg.max_request_bytes, 32 * 1024 * 1024);
+        assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    }
+
+    #[test]
+    fn unknown_and_unsupported_keys_are_warned_by_path() {
+        let cfg = load(
+            "model_list:\n  - model_name: a\n    litellm_params: {model: mock/a, colour: red, order: 1}\nrouter_settings: {num_retries: 2}\nmystery: 1\n",
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        let all = cfg.warnings.join("\n");
+        assert!(all.contains("`model_list[0].litellm_params.colour` is not a known config key"), "{all}");
+        assert!(all.contains("`model_list[0].litellm_params.order` is a LiteLLM setting tollgate does not support yet"), "{all}");
+        assert!(all.contains("`router_settings.num_retries` is a LiteLLM setting"), "{all}");
+        assert!(all.contains("`mystery` is not a known config key"), "{all}");
+    }
+
+    #[test]
+    fn errors_name_the_offending_path() {
+        let cases = [
+            ("model_list:\n  - model_name: a\n    litellm_params: {model: mock/a, rpm: lots}\n", "model_list[0].litellm_params.rpm"),
+            ("model_list:\n  - model_name: a\n", "model_list[0]"),
+            ("model_list:\n  - model_name: a\n    litellm_params: {model: mock/a, timeout: -1}\n", "model_list[0].litellm_params.timeout"),
+            ("model_list:\n  - model_name: a\n    litellm_params: {model: x/a, api_key: os.environ/NOPE}\n", "NOPE"),
+            ("model_list:\n  - model_name: a\n    litellm_params: {model: x/a, api_base: ftp://x}\n", "model_list[0].litellm_params.api_base"),
+            ("general_settings: {max_request_size_mb: 0}\n", "general_settings.max_request_size_mb"),
+            ("model_list:\n  - {model_name: a, litellm_params: {model: mock/a}, model_info: {id: x}}\n  - {model_name: b, litellm_params: {model: mock/b}, model_info: {id: x}}\n", "model_list[1].model_info.id"),
+            ("model_list: 3\n", "model_list"),
+        ];
+        for (yaml, want) in cases {
+            let err = load(yaml).err().unwrap_or_default();
+            assert!(err.contains(want), "yaml {yaml:?}: error {err:?} should name {want}");
+        }
+    }
+
+    #[test]
+    fn environment_variables_section_feeds_interpolation() {
+        let cfg = load(
+            "environment_variables: {MY_KEY: sk-from-config-000000}\nmodel_list:\n  - model_name: a\n    litellm_params: {model: openai/a, api_key: os.environ/MY_KEY}\n",
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(cfg.deployments[0].api_key.as_ref().map(Secret::expose), Some("sk-from-config-000000"));
+    }
+
+    #[test]
+    fn quick_mode_builds_one_deployment() {
+        let cfg = Config::quick("openai/gpt-4o-mini", &env).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(cfg.deployments.len(), 1);
+        assert_eq!(cfg.deployments[0].model_name, "gpt-4o-mini");
+        assert_eq!(cfg.deployments[0].model, "openai/gpt-4o-mini");
+    }
+}

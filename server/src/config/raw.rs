@@ -1,0 +1,152 @@
+//! LiteLLM's `config.yaml` schema as written by users: every field optional, no defaults applied.
+//!
+//! Unknown keys are not rejected here; `load` reports each by path (see `mod.rs`). Keys that LiteLLM defines but
+//! tollgate does not act on yet are deliberately absent from these structs and listed in `NOT_YET_SUPPORTED`, so
+//! the start-up warning says "not supported yet" instead of "unknown".
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub model_list: Vec<RawModelEntry>,
+    #[serde(default)]
+    pub general_settings: RawGeneralSettings,
+    #[serde(default)]
+    pub router_settings: RawRouterSettings,
+    #[serde(default)]
+    pub litellm_settings: RawLitellmSettings,
+    /// LiteLLM sets these in the process environment; tollgate uses them only for `${VAR}` interpolation.
+    /// Read from the YAML tree before typed parsing (see `config_env`); declared so it is a known key.
+    #[serde(default)]
+    #[expect(dead_code, reason = "declared only so the key is known, the value is read from the YAML tree")]
+    pub environment_variables: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub tollgate: RawTollgateSettings,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawModelEntry {
+    pub model_name: String,
+    pub litellm_params: RawLitellmParams,
+    #[serde(default)]
+    pub model_info: RawModelInfo,
+    /// LiteLLM also accepts `rpm` / `tpm` beside `litellm_params`.
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawLitellmParams {
+    /// `provider/model`, e.g. `openai/gpt-4o-mini`; a bare name means OpenAI.
+    pub model: String,
+    pub api_key: Option<String>,
+    pub api_base: Option<String>,
+    pub api_version: Option<String>,
+    /// Seconds until the upstream's response headers arrive.
+    pub timeout: Option<f64>,
+    pub weight: Option<u32>,
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    pub input_cost_per_token: Option<f64>,
+    pub output_cost_per_token: Option<f64>,
+    /// Sent upstream as `OpenAI-Organization`.
+    pub organization: Option<String>,
+    /// Fixed content for `mock/` deployments (LiteLLM's `mock_response`).
+    pub mock_response: Option<String>,
+    /// tollgate extension for `mock/` deployments: delay before the first byte.
+    pub mock_latency_ms: Option<u64>,
+    /// Extra headers sent upstream with every request.
+    #[serde(default)]
+    pub extra_headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawModelInfo {
+    /// Stable deployment id shown in headers and logs; defaults to `<model_name>#<index>`.
+    pub id: Option<String>,
+    /// The catalog entry to price this deployment by, when its model name is not in the catalog.
+    pub base_model: Option<String>,
+    // Informational keys LiteLLM shows in `/model/info`; accepted, not acted on.
+    #[expect(dead_code, reason = "informational key, accepted so it is not reported as unknown")]
+    pub mode: Option<serde::de::IgnoredAny>,
+    #[expect(dead_code, reason = "informational key, accepted so it is not reported as unknown")]
+    pub description: Option<serde::de::IgnoredAny>,
+    #[expect(dead_code, reason = "informational key, accepted so it is not reported as unknown")]
+    pub max_tokens: Option<serde::de::IgnoredAny>,
+    #[expect(dead_code, reason = "informational key, accepted so it is not reported as unknown")]
+    pub max_input_tokens: Option<serde::de::IgnoredAny>,
+    #[expect(dead_code, reason = "informational key, accepted so it is not reported as unknown")]
+    pub max_output_tokens: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawGeneralSettings {
+    pub master_key: Option<String>,
+    /// Request bodies above this many MiB get HTTP 413 (default 32).
+    pub max_request_size_mb: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRouterSettings {
+    /// Only `simple-shuffle` (weighted random) exists yet.
+    pub routing_strategy: Option<String>,
+    /// Seconds; default upstream timeout for deployments without their own.
+    pub timeout: Option<f64>,
+    /// Failures (429, 5xx, timeouts, connection errors) per minute a deployment may have before it cools down.
+    pub allowed_fails: Option<u32>,
+    /// Seconds a deployment sits out after too many failures.
+    pub cooldown_time: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawLitellmSettings {
+    /// Seconds; LiteLLM's global default upstream timeout.
+    pub request_timeout: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawTollgateSettings {
+    /// Seconds SIGTERM waits for in-flight requests and streams before exiting (default 30).
+    pub shutdown_grace_period_seconds: Option<f64>,
+    /// A newer price catalog in LiteLLM's `model_prices_and_context_window.json` format.
+    pub price_catalog: Option<String>,
+}
+
+/// LiteLLM keys tollgate parses but does not act on yet. Paths use `model_list[].` for per-entry keys.
+pub const NOT_YET_SUPPORTED: &[&str] = &[
+    "general_settings.database_url",
+    "general_settings.alerting",
+    "general_settings.store_model_in_db",
+    "general_settings.disable_spend_logs",
+    "router_settings.num_retries",
+    "router_settings.retry_after",
+    "router_settings.fallbacks",
+    "router_settings.context_window_fallbacks",
+    "router_settings.model_group_alias",
+    "router_settings.enable_pre_call_checks",
+    "router_settings.redis_host",
+    "router_settings.redis_port",
+    "router_settings.redis_password",
+    "router_settings.redis_url",
+    "litellm_settings.num_retries",
+    "litellm_settings.drop_params",
+    "litellm_settings.json_logs",
+    "litellm_settings.set_verbose",
+    "litellm_settings.success_callback",
+    "litellm_settings.failure_callback",
+    "litellm_settings.callbacks",
+    "litellm_settings.cache",
+    "litellm_settings.cache_params",
+    "litellm_settings.max_budget",
+    "litellm_settings.budget_duration",
+    "litellm_settings.fallbacks",
+    "litellm_settings.default_fallbacks",
+    "litellm_settings.context_window_fallbacks",
+    "model_list[].litellm_params.stream_timeout",
+    "model_list[].litellm_params.order",
+    "model_list[].litellm_params.max_parallel_requests",
+    "model_list[].litellm_params.max_retries",
+];

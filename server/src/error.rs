@@ -1,0 +1,214 @@
+//! Errors at the two phase borders: [`InitError`] (start-up, aborts) and [`ApiError`] (per request, becomes an
+//! OpenAI-shaped response).
+//!
+//! Every request error knows its status, its `error.type`/`code`, and its log level through exhaustive matches,
+//! so adding a variant forces a decision for each. This is the only place that turns errors into HTTP.
+
+use actix_web::{http::StatusCode, HttpResponse, ResponseError};
+use tollgate_entity::{ErrorBody, ErrorDetail};
+
+use crate::config::ConfigError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot bind {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Why an upstream call failed; retry and cooldown decisions read this, never message strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    /// The upstream answered with an error status.
+    Status(u16),
+    /// No response headers within the deployment's timeout.
+    Timeout,
+    /// Could not connect, or the connection broke before the response headers.
+    Unreachable,
+}
+
+impl UpstreamFailure {
+    /// Failures that say the deployment itself is unwell (counts toward its cooldown), as opposed to a bad request.
+    pub fn counts_against_deployment(self) -> bool {
+        match self {
+            Self::Status(s) => s == 408 || s == 429 || s >= 500,
+            Self::Timeout | Self::Unreachable => true,
+        }
+    }
+}
+
+/// An upstream failure as the caller will see it. `message` never contains the deployment's key.
+#[derive(Debug, Clone)]
+pub struct UpstreamError {
+    pub failure: UpstreamFailure,
+    pub deployment: String,
+    pub message: String,
+    pub kind: Option<String>,
+    pub code: Option<String>,
+    pub param: Option<String>,
+    /// `retry-after`, `retry-after-ms` and `x-ratelimit-*` headers, passed through to the caller.
+    pub headers: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("{message}")]
+    InvalidField { param: &'static str, message: String },
+    #[error("could not read the request body: {0}")]
+    BadBody(String),
+    #[error("request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("missing or invalid API key; pass it as `Authorization: Bearer <key>`")]
+    Unauthorized,
+    #[error("the model `{0}` does not exist or you do not have access to it")]
+    ModelNotFound(String),
+    #[error("{0}")]
+    RouteNotFound(String),
+    #[error("every deployment of model `{model}` is cooling down after failures; retry in {retry_after_secs}s")]
+    NoHealthyDeployment { model: String, retry_after_secs: u64 },
+    #[error("not supported yet: {0}")]
+    NotSupported(String),
+    #[error("{}", .0.message)]
+    Upstream(UpstreamError),
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}
+
+impl ApiError {
+    /// `error.type` in the body.
+    pub fn kind(&self) -> &str {
+        match self {
+            Self::MalformedJson(_)
+            | Self::InvalidField { .. }
+            | Self::BadBody(_)
+            | Self::PayloadTooLarge { .. }
+            | Self::Unauthorized
+            | Self::ModelNotFound(_)
+            | Self::RouteNotFound(_)
+            | Self::NotSupported(_) => "invalid_request_error",
+            Self::NoHealthyDeployment { .. } => "service_unavailable",
+            Self::Upstream(u) => match (&u.kind, u.failure) {
+                (Some(kind), _) => kind,
+                (None, UpstreamFailure::Timeout) => "timeout_error",
+                (None, UpstreamFailure::Unreachable) => "upstream_error",
+                (None, UpstreamFailure::Status(s)) if s >= 500 => "server_error",
+                (None, UpstreamFailure::Status(_)) => "invalid_request_error",
+            },
+            Self::Internal(_) => "server_error",
+        }
+    }
+
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::MalformedJson(_) => Some("invalid_json"),
+            Self::InvalidField { .. } => Some("invalid_value"),
+            Self::BadBody(_) => None,
+            Self::PayloadTooLarge { .. } => Some("request_too_large"),
+            Self::Unauthorized => Some("invalid_api_key"),
+            Self::ModelNotFound(_) => Some("model_not_found"),
+            Self::RouteNotFound(_) => Some("not_found"),
+            Self::NoHealthyDeployment { .. } => Some("no_healthy_deployment"),
+            Self::NotSupported(_) => Some("not_supported"),
+            Self::Upstream(u) => match (&u.code, u.failure) {
+                (Some(code), _) => Some(code),
+                (None, UpstreamFailure::Timeout) => Some("upstream_timeout"),
+                (None, UpstreamFailure::Unreachable) => Some("upstream_unreachable"),
+                (None, UpstreamFailure::Status(_)) => None,
+            },
+            Self::Internal(_) => None,
+        }
+    }
+
+    pub fn param(&self) -> Option<&str> {
+        match self {
+            Self::InvalidField { param, .. } => Some(param),
+            Self::Upstream(u) => u.param.as_deref(),
+            Self::MalformedJson(_)
+            | Self::BadBody(_)
+            | Self::PayloadTooLarge { .. }
+            | Self::Unauthorized
+            | Self::ModelNotFound(_)
+            | Self::RouteNotFound(_)
+            | Self::NoHealthyDeployment { .. }
+            | Self::NotSupported(_)
+            | Self::Internal(_) => None,
+        }
+    }
+
+    /// Client mistakes are WARN, faults of upstreams or of tollgate are ERROR.
+    pub fn level(&self) -> tracing::Level {
+        match self {
+            Self::MalformedJson(_)
+            | Self::InvalidField { .. }
+            | Self::BadBody(_)
+            | Self::PayloadTooLarge { .. }
+            | Self::Unauthorized
+            | Self::ModelNotFound(_)
+            | Self::RouteNotFound(_)
+            | Self::NotSupported(_) => tracing::Level::WARN,
+            Self::Upstream(u) if !u.failure.counts_against_deployment() => tracing::Level::WARN,
+            Self::NoHealthyDeployment { .. } | Self::Upstream(_) | Self::Internal(_) => tracing::Level::ERROR,
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                message: self.to_string(),
+                kind: self.kind().to_owned(),
+                param: self.param().map(str::to_owned),
+                code: self.code().map(str::to_owned),
+            },
+        }
+    }
+
+    /// Logs the error once, at its level, with structured fields.
+    pub fn log(&self) {
+        let status = self.status_code().as_u16();
+        let (kind, message) = (self.kind(), self.to_string());
+        match self.level() {
+            tracing::Level::ERROR => tracing::error!(status, kind, %message, "request failed"),
+            _ => tracing::warn!(status, kind, %message, "request rejected"),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        let code = match self {
+            Self::MalformedJson(_) | Self::InvalidField { .. } | Self::BadBody(_) | Self::NotSupported(_) => 400,
+            Self::PayloadTooLarge { .. } => 413,
+            Self::Unauthorized => 401,
+            Self::ModelNotFound(_) | Self::RouteNotFound(_) => 404,
+            Self::NoHealthyDeployment { .. } => 503,
+            Self::Upstream(u) => match u.failure {
+                UpstreamFailure::Status(s) => s,
+                UpstreamFailure::Timeout => 504,
+                UpstreamFailure::Unreachable => 502,
+            },
+            Self::Internal(_) => 500,
+        };
+        StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status_code());
+        match self {
+            Self::Upstream(u) => {
+                for (name, value) in &u.headers {
+                    res.insert_header((name.as_str(), value.as_str()));
+                }
+            }
+            Self::NoHealthyDeployment { retry_after_secs, .. } => {
+                res.insert_header(("retry-after", retry_after_secs.to_string()));
+            }
+            _ => {}
+        }
+        res.json(self.body())
+    }
+}

@@ -1,0 +1,42 @@
+//! HTTP surface: routes, shared state and the app factory. Only this folder (and `error.rs`, which maps errors
+//! to responses once) knows actix-web request/response types.
+
+pub mod health;
+pub mod openai;
+pub mod request_id;
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use arc_swap::ArcSwap;
+
+use crate::{error::ApiError, lifecycle::Lifecycle, routing::RoutingTable, secret::Secret};
+
+/// State shared by all workers (the awc client is per worker and registered separately).
+pub struct AppState {
+    pub table: Arc<ArcSwap<RoutingTable>>,
+    pub master_key: Option<Secret>,
+    pub max_request_bytes: usize,
+    pub lifecycle: Arc<Lifecycle>,
+    /// Unix seconds of start-up, reported as `created` in `/v1/models`.
+    pub started_at: i64,
+}
+
+/// Registers every route; used by the server and by in-process tests alike.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    for prefix in ["/v1", ""] {
+        cfg.route(&format!("{prefix}/chat/completions"), web::post().to(openai::chat_completions))
+            .route(&format!("{prefix}/embeddings"), web::post().to(openai::embeddings))
+            .route(&format!("{prefix}/models"), web::get().to(openai::models));
+    }
+    cfg.route("/health/liveliness", web::get().to(health::liveliness))
+        .route("/health/liveness", web::get().to(health::liveliness))
+        .route("/health/readiness", web::get().to(health::readiness));
+}
+
+/// Unknown routes get an OpenAI-shaped 404 rather than an empty body.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    let message = format!("no route for {} {}", req.method(), req.path());
+    let err = ApiError::RouteNotFound(message);
+    actix_web::ResponseError::error_response(&err)
+}

@@ -1,0 +1,69 @@
+//! OpenAI-compatible routes: chat completions, embeddings, models. Handlers only wire the pipeline stages
+//! together; every decision lives in `pipeline/` and `routing/`.
+
+use actix_web::{
+    http::header::{HeaderMap, CONTENT_LENGTH},
+    web, HttpMessage, HttpRequest, HttpResponse,
+};
+use tollgate_entity::{ModelCard, ModelList};
+
+use super::{request_id::RequestId, AppState};
+use crate::{
+    error::ApiError,
+    pipeline::{
+        auth, body, call,
+        request::{ChatRequest, EmbeddingsRequest},
+        RequestCtx,
+    },
+};
+
+fn context(req: &HttpRequest) -> RequestCtx {
+    let id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_else(super::request_id::new_id);
+    RequestCtx::new(id)
+}
+
+fn content_length(headers: &HeaderMap) -> Option<usize> {
+    headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+pub async fn chat_completions(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    client: web::Data<awc::Client>,
+) -> Result<HttpResponse, ApiError> {
+    let ctx = context(&req);
+    let in_flight = state.lifecycle.enter();
+    auth::authenticate(req.headers(), state.master_key.as_ref()).inspect_err(ApiError::log)?;
+    let bytes = body::read(payload, content_length(req.headers()), state.max_request_bytes).await.inspect_err(ApiError::log)?;
+    let chat = ChatRequest::parse(&bytes).inspect_err(ApiError::log)?;
+    let deployment = state.table.load().pick(&chat.model, rand::random::<f64>()).cloned().inspect_err(ApiError::log)?;
+    call::chat(&ctx, &client, &deployment, &chat, in_flight).await.inspect_err(ApiError::log)
+}
+
+pub async fn embeddings(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    client: web::Data<awc::Client>,
+) -> Result<HttpResponse, ApiError> {
+    let ctx = context(&req);
+    let in_flight = state.lifecycle.enter();
+    auth::authenticate(req.headers(), state.master_key.as_ref()).inspect_err(ApiError::log)?;
+    let bytes = body::read(payload, content_length(req.headers()), state.max_request_bytes).await.inspect_err(ApiError::log)?;
+    let embed = EmbeddingsRequest::parse(&bytes).inspect_err(ApiError::log)?;
+    let deployment = state.table.load().pick(&embed.model, rand::random::<f64>()).cloned().inspect_err(ApiError::log)?;
+    call::embeddings(&ctx, &client, &deployment, &embed, in_flight).await.inspect_err(ApiError::log)
+}
+
+pub async fn models(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    auth::authenticate(req.headers(), state.master_key.as_ref()).inspect_err(ApiError::log)?;
+    let cards = state
+        .table
+        .load()
+        .model_names()
+        .iter()
+        .map(|name| ModelCard { id: name.clone(), object: "model".into(), created: state.started_at, owned_by: "tollgate".into() })
+        .collect();
+    Ok(HttpResponse::Ok().json(ModelList::new(cards)))
+}

@@ -1,0 +1,43 @@
+//! Middleware giving every request an id: stored in the request's extensions for handlers, attached to a
+//! `request` tracing span, and returned as `x-tollgate-request-id` on every response, errors and 404s included.
+
+use std::{future::Future, pin::Pin, sync::Arc};
+
+use actix_web::{
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    http::header::{HeaderName, HeaderValue},
+    middleware::Next,
+    HttpMessage,
+};
+use tracing::Instrument;
+
+pub const HEADER: HeaderName = HeaderName::from_static("x-tollgate-request-id");
+
+/// The id of the current request, as handlers read it from the extensions.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub Arc<str>);
+
+pub fn new_id() -> Arc<str> {
+    let mut buf = uuid::Uuid::encode_buffer();
+    Arc::from(&*uuid::Uuid::new_v4().simple().encode_lower(&mut buf))
+}
+
+pub fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Pin<Box<dyn Future<Output = Result<ServiceResponse<impl MessageBody>, actix_web::Error>>>> {
+    let id = new_id();
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    Box::pin(
+        async move {
+            let mut res = next.call(req).await?;
+            if let Ok(value) = HeaderValue::from_str(&id) {
+                res.headers_mut().insert(HEADER, value);
+            }
+            Ok(res)
+        }
+        .instrument(span),
+    )
+}

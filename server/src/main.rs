@@ -1,0 +1,57 @@
+//! The `tollgate` binary: parse the command line, set up logging, hand over to the library.
+
+use std::{net::TcpListener, process::ExitCode};
+
+use clap::Parser;
+use tollgate::{
+    app::{self, ServeOptions},
+    cli::{self, Cli, Command},
+    config::Config,
+};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::CheckConfig { file }) = &cli.command {
+        return check_config(file);
+    }
+    let _log_guard = tollgate::telemetry::init(cli.json_logs);
+    match serve(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("tollgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    let report = Config::load_file(file).and_then(|c| cli::check_config_report(&c));
+    match report {
+        Ok(text) => {
+            #[expect(clippy::print_stdout, reason = "check-config's report is its output")]
+            {
+                print!("{text}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tollgate: config error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(cli: Cli) -> anyhow::Result<()> {
+    let env = |name: &str| std::env::var(name).ok();
+    let config = match (&cli.config, &cli.model) {
+        (Some(path), _) => Config::load_file(path)?,
+        (None, Some(model)) => Config::quick(model, &env)?,
+        (None, None) => anyhow::bail!("nothing to serve: pass --config FILE or --model PROVIDER/MODEL (see --help)"),
+    };
+    let addr = format!("{}:{}", cli.host, cli.port);
+    let listener = TcpListener::bind(&addr).map_err(|e| anyhow::anyhow!("cannot bind {addr}: {e}"))?;
+    let options = ServeOptions { workers: cli.workers, config_path: cli.config.clone() };
+    actix_rt::System::new().block_on(app::run(config, listener, options))?;
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! The call stage: sends the request to the chosen deployment in its dialect and builds the caller's response,
+//! streaming the upstream body through a relay. Failures before the first response byte become [`ApiError`]s.
+
+use std::{sync::Arc, time::Duration};
+
+use actix_web::{
+    http::{header, StatusCode},
+    HttpResponse, HttpResponseBuilder,
+};
+use awc::error::SendRequestError;
+use bytes::Bytes;
+use futures_util::{stream, StreamExt, TryStreamExt};
+
+use super::{
+    relay::{BodyRelay, SseRelay, UpstreamBody},
+    request::{ChatRequest, EmbeddingsRequest},
+    settle::Settlement,
+    usage::Peek,
+    RequestCtx,
+};
+use crate::{
+    error::{ApiError, UpstreamError, UpstreamFailure},
+    lifecycle::InFlight,
+    providers::{
+        mock::{MockModel, MockReply},
+        openai::OpenAiCompatible,
+        Provider,
+    },
+    routing::Deployment,
+};
+
+/// Upstream error bodies are read up to this size to extract their message.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+pub async fn chat(
+    ctx: &RequestCtx,
+    client: &awc::Client,
+    deployment: &Arc<Deployment>,
+    req: &ChatRequest<'_>,
+    in_flight: InFlight,
+) -> Result<HttpResponse, ApiError> {
+    let mut settle = Settlement::begin(deployment.clone(), ctx.request_id.clone(), req.stream, in_flight);
+    match &deployment.provider {
+        Provider::OpenAi(dialect) => {
+            let body = dialect.chat_body(req, &deployment.upstream_model);
+            let upstream = send(ctx, client, dialect, &dialect.chat_url, deployment, body, &mut settle).await?;
+            Ok(respond(ctx, deployment, upstream, settle, req.stream.then_some(req.include_usage)))
+        }
+        Provider::Mock(mock) => {
+            mock_delay(mock).await;
+            let reply = mock.chat(req, &ctx.request_id, &deployment.id).inspect_err(|e| settle.fail(e)).map_err(ApiError::Upstream)?;
+            settle.headers_received();
+            Ok(match reply {
+                MockReply::Json(body) => {
+                    if let Some(usage) = Peek::parse(&body).and_then(|p| p.usage()) {
+                        settle.set_usage(usage);
+                    }
+                    settle.complete();
+                    builder(ctx, deployment, StatusCode::OK).content_type("application/json").body(body)
+                }
+                MockReply::Stream { events, chunk_delay } => {
+                    let body = mock_stream(events, chunk_delay);
+                    builder(ctx, deployment, StatusCode::OK)
+                        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+                        .insert_header((header::CACHE_CONTROL, "no-cache"))
+                        .streaming(SseRelay::new(body, settle, req.include_usage))
+                }
+            })
+        }
+    }
+}
+
+pub async fn embeddings(
+    ctx: &RequestCtx,
+    client: &awc::Client,
+    deployment: &Arc<Deployment>,
+    req: &EmbeddingsRequest<'_>,
+    in_flight: InFlight,
+) -> Result<HttpResponse, ApiError> {
+    let mut settle = Settlement::begin(deployment.clone(), ctx.request_id.clone(), false, in_flight);
+    match &deployment.provider {
+        Provider::OpenAi(dialect) => {
+            let body = dialect.embeddings_body(req, &deployment.upstream_model);
+            let upstream = send(ctx, client, dialect, &dialect.embeddings_url, deployment, body, &mut settle).await?;
+            Ok(respond(ctx, deployment, upstream, settle, None))
+        }
+        Provider::Mock(mock) => {
+            mock_delay(mock).await;
+            let body = mock.embeddings(req, &deployment.id).inspect_err(|e| settle.fail(e)).map_err(ApiError::Upstream)?;
+            settle.headers_received();
+            if let Some(usage) = Peek::parse(&body).and_then(|p| p.usage()) {
+                settle.set_usage(usage);
+            }
+            settle.complete();
+            Ok(builder(ctx, deployment, StatusCode::OK).content_type("application/json").body(body))
+        }
+    }
+}
+
+type UpstreamResponse = awc::ClientResponse;
+
+/// Sends one request; an error status, a timeout or a connection failure comes back as the caller's error.
+async fn send(
+    ctx: &RequestCtx,
+    client: &awc::Client,
+    dialect: &OpenAiCompatible,
+    url: &str,
+    deployment: &Deployment,
+    body: Vec<u8>,
+    settle: &mut Settlement,
+) -> Result<UpstreamResponse, ApiError> {
+    let mut request = client
+        .post(url)
+        .timeout(deployment.timeout)
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .insert_header(("x-request-id", &*ctx.request_id));
+    for (name, value) in dialect.headers() {
+        request = request.insert_header((name.clone(), value.clone()));
+    }
+    let fail = |settle: &mut Settlement, failure, message: String| {
+        let error = UpstreamError {
+            failure,
+            deployment: deployment.id.clone(),
+            message,
+            kind: None,
+            code: None,
+            param: None,
+            headers: Vec::new(),
+        };
+        settle.fail(&error);
+        ApiError::Upstream(error)
+    };
+    let mut response = match request.send_body(body).await {
+        Ok(r) => r,
+        Err(SendRequestError::Timeout) => {
+            let secs = deployment.timeout.as_secs_f64();
+            let message = format!("deployment `{}` did not respond within {secs}s", deployment.id);
+            return Err(fail(settle, UpstreamFailure::Timeout, message));
+        }
+        Err(e) => {
+            let message = format!("deployment `{}` is unreachable: {e}", deployment.id);
+            return Err(fail(settle, UpstreamFailure::Unreachable, message));
+        }
+    };
+    settle.headers_received();
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let body = response.body().limit(MAX_ERROR_BODY).await.unwrap_or_default();
+    let error = dialect.parse_error(&deployment.id, status.as_u16(), response.headers(), &body);
+    settle.fail(&error);
+    Err(ApiError::Upstream(error))
+}
+
+/// Streams a successful upstream response to the caller. `stream_usage` is `Some(include_usage)` for SSE.
+fn respond(
+    ctx: &RequestCtx,
+    deployment: &Deployment,
+    upstream: UpstreamResponse,
+    settle: Settlement,
+    stream_usage: Option<bool>,
+) -> HttpResponse {
+    let content_type = upstream
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .cloned()
+        .unwrap_or(header::HeaderValue::from_static("application/json"));
+    let mut res = builder(ctx, deployment, upstream.status());
+    res.insert_header((header::CONTENT_TYPE, content_type));
+    let body: UpstreamBody = upstream.map_err(|e| e.to_string()).boxed_local();
+    match stream_usage {
+        Some(include_usage) => res
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .streaming(SseRelay::new(body, settle, include_usage)),
+        None => res.streaming(BodyRelay::new(body, settle)),
+    }
+}
+
+fn builder(ctx: &RequestCtx, deployment: &Deployment, status: StatusCode) -> HttpResponseBuilder {
+    let mut res = HttpResponse::build(status);
+    res.insert_header(("x-tollgate-deployment", deployment.id.as_str()))
+        .insert_header(("x-tollgate-attempts", "1"))
+        .insert_header(("x-tollgate-overhead-ms", format!("{:.3}", ctx.overhead_ms())));
+    res
+}
+
+async fn mock_delay(mock: &MockModel) {
+    if let Some(latency) = mock.latency() {
+        actix_rt::time::sleep(latency).await;
+    }
+}
+
+fn mock_stream(events: Vec<Bytes>, chunk_delay: Option<Duration>) -> UpstreamBody {
+    let events = stream::iter(events.into_iter().map(Ok::<_, String>));
+    match chunk_delay {
+        None => events.boxed_local(),
+        Some(delay) => events
+            .then(move |e| async move {
+                actix_rt::time::sleep(delay).await;
+                e
+            })
+            .boxed_local(),
+    }
+}

@@ -1,0 +1,268 @@
+//! Parses an OpenAI request body once, keeping every field as borrowed raw JSON.
+//!
+//! Only what the gateway decides on (`model`, `stream`, `stream_options`) is decoded; everything else stays as the
+//! caller's exact bytes so unknown fields reach OpenAI-dialect upstreams untouched and in order. Rewriting a field
+//! (the upstream model name, a renamed parameter) is a splice, not a re-serialisation of the whole body.
+
+use std::fmt;
+
+use serde::{
+    de::{self, MapAccess, Visitor},
+    Deserialize, Deserializer,
+};
+use serde_json::value::RawValue;
+
+use crate::error::ApiError;
+
+/// A JSON object as an ordered list of (key, raw value) pairs borrowed from the body.
+#[derive(Debug)]
+pub struct RawObject<'a> {
+    pub fields: Vec<(String, &'a RawValue)>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = RawObject<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(key) = map.next_key::<String>()? {
+                    if fields.iter().any(|(k, _): &(String, &RawValue)| *k == key) {
+                        return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
+                    }
+                    let value: &'a RawValue = map.next_value()?;
+                    fields.push((key, value));
+                }
+                Ok(RawObject { fields })
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+impl<'a> RawObject<'a> {
+    pub fn parse(body: &'a [u8]) -> Result<Self, ApiError> {
+        serde_json::from_slice(body).map_err(|e| ApiError::MalformedJson(e.to_string()))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+
+    /// Decodes one field; `null` counts as absent, as in OpenAI's API.
+    fn decode<T: Deserialize<'a>>(&self, key: &'static str, expected: &str) -> Result<Option<T>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(raw) if raw.get() == "null" => Ok(None),
+            Some(raw) => serde_json::from_str(raw.get()).map(Some).map_err(|_| ApiError::InvalidField {
+                param: key,
+                message: format!("`{key}` must be {expected}"),
+            }),
+        }
+    }
+
+    /// Writes the object back, replacing or renaming fields as `edit` says, and appending `extra` fields.
+    pub fn write<'e>(&self, capacity_hint: usize, mut edit: impl FnMut(&str) -> Edit<'e>, extra: &[(&str, &str)]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(capacity_hint + 64);
+        out.push(b'{');
+        let mut first = true;
+        let mut push_field = |out: &mut Vec<u8>, key: &str, raw: &str| {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            write_json_string(out, key);
+            out.push(b':');
+            out.extend_from_slice(raw.as_bytes());
+        };
+        for (key, value) in &self.fields {
+            match edit(key) {
+                Edit::Keep => push_field(&mut out, key, value.get()),
+                Edit::Drop => {}
+                Edit::Replace(raw) => push_field(&mut out, key, &raw),
+                Edit::Rename(new_key) => push_field(&mut out, new_key, value.get()),
+            }
+        }
+        for (key, raw) in extra {
+            push_field(&mut out, key, raw);
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+/// What `RawObject::write` does with one field.
+pub enum Edit<'e> {
+    Keep,
+    Drop,
+    /// New raw JSON for the value.
+    Replace(String),
+    Rename(&'e str),
+}
+
+pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
+    // serde_json's string escaping; writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: bool,
+}
+
+/// `POST /v1/chat/completions`, decoded as far as the gateway needs.
+#[derive(Debug)]
+pub struct ChatRequest<'a> {
+    pub body: RawObject<'a>,
+    pub model: String,
+    pub stream: bool,
+    /// The caller asked for the final usage chunk. tollgate always asks the upstream for usage (to count tokens
+    /// and cost) and strips that chunk again when the caller did not ask.
+    pub include_usage: bool,
+    pub messages: &'a RawValue,
+}
+
+impl<'a> ChatRequest<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, ApiError> {
+        let body = RawObject::parse(bytes)?;
+        let model = required_model(&body)?;
+        let messages = body.get("messages").ok_or(ApiError::InvalidField {
+            param: "messages",
+            message: "`messages` is required".into(),
+        })?;
+        let trimmed = messages.get().trim_start();
+        if !trimmed.starts_with('[') {
+            return Err(ApiError::InvalidField { param: "messages", message: "`messages` must be an array".into() });
+        }
+        if trimmed[1..].trim_start().starts_with(']') {
+            return Err(ApiError::InvalidField {
+                param: "messages",
+                message: "`messages` must contain at least one message".into(),
+            });
+        }
+        let stream = body.decode::<bool>("stream", "a boolean")?.unwrap_or(false);
+        let options = body.decode::<StreamOptions>("stream_options", "an object")?;
+        if options.is_some() && !stream {
+            return Err(ApiError::InvalidField {
+                param: "stream_options",
+                message: "`stream_options` is only allowed when `stream` is true".into(),
+            });
+        }
+        Ok(Self { include_usage: options.is_some_and(|o| o.include_usage), body, model, stream, messages })
+    }
+}
+
+/// `POST /v1/embeddings`.
+#[derive(Debug)]
+pub struct EmbeddingsRequest<'a> {
+    pub body: RawObject<'a>,
+    pub model: String,
+    pub input: &'a RawValue,
+}
+
+impl<'a> EmbeddingsRequest<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, ApiError> {
+        let body = RawObject::parse(bytes)?;
+        let model = required_model(&body)?;
+        let input = body
+            .get("input")
+            .filter(|v| v.get() != "null")
+            .ok_or(ApiError::InvalidField { param: "input", message: "`input` is required".into() })?;
+        let first = input.get().trim_start().chars().next();
+        if !matches!(first, Some('"' | '[')) {
+            return Err(ApiError::InvalidField {
+                param: "input",
+                message: "`input` must be a string, an array of strings or an array of token arrays".into(),
+            });
+        }
+        Ok(Self { body, model, input })
+    }
+}
+
+fn required_model(body: &RawObject<'_>) -> Result<String, ApiError> {
+    match body.decode::<String>("model", "a string")? {
+        Some(m) if !m.trim().is_empty() => Ok(m),
+        _ => Err(ApiError::InvalidField { param: "model", message: "`model` is required".into() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn param_of(r: Result<ChatRequest<'_>, ApiError>) -> Option<&'static str> {
+        match r {
+            Err(ApiError::InvalidField { param, .. }) => Some(param),
+            Err(ApiError::MalformedJson(_)) => Some("<json>"),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn chat_validation_names_the_field() {
+        let cases: &[(&str, Option<&str>)] = &[
+            (r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#, None),
+            (r#"{"messages":[{"role":"user","content":"hi"}]}"#, Some("model")),
+            (r#"{"model":"","messages":[{"role":"user","content":"hi"}]}"#, Some("model")),
+            (r#"{"model":7,"messages":[{"role":"user","content":"hi"}]}"#, Some("model")),
+            (r#"{"model":"m"}"#, Some("messages")),
+            (r#"{"model":"m","messages":"hi"}"#, Some("messages")),
+            (r#"{"model":"m","messages":[ ]}"#, Some("messages")),
+            (r#"{"model":"m","messages":[{}],"stream":"yes"}"#, Some("stream")),
+            (r#"{"model":"m","messages":[{}],"stream_options":{"include_usage":true}}"#, Some("stream_options")),
+            (r#"{"model":"m","messages":[{}],"stream":true,"stream_options":5}"#, Some("stream_options")),
+            (r#"{"model":"m","messages":[{}],"model":"n"}"#, Some("<json>")),
+            (r#"{"model":"m","messages":[{}]"#, Some("<json>")),
+            (r#"[1,2]"#, Some("<json>")),
+            (r#"{"model":"m","messages":[{}],"stream":null}"#, None),
+        ];
+        for (body, want) in cases {
+            assert_eq!(param_of(ChatRequest::parse(body.as_bytes())), *want, "body {body}");
+        }
+    }
+
+    #[test]
+    fn reads_stream_flags() {
+        let b = br#"{"model":"m","messages":[{}],"stream":true,"stream_options":{"include_usage":true}}"#;
+        let r = ChatRequest::parse(b).unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(r.stream && r.include_usage);
+        let b = br#"{"model":"m","messages":[{}],"stream":true}"#;
+        let r = ChatRequest::parse(b).unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(r.stream && !r.include_usage);
+    }
+
+    #[test]
+    fn write_keeps_unknown_fields_and_order() {
+        let b = br#"{"model":"group","messages":[{"role":"user","content":"h\u00e9"}],"x_custom":{"a":[1,2]},"max_completion_tokens":5}"#;
+        let r = ChatRequest::parse(b).unwrap_or_else(|e| unreachable!("{e}"));
+        let out = r.body.write(
+            b.len(),
+            |k| match k {
+                "model" => Edit::Replace("\"upstream\"".into()),
+                "max_completion_tokens" => Edit::Rename("max_tokens"),
+                _ => Edit::Keep,
+            },
+            &[("stream_options", r#"{"include_usage":true}"#)],
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            r#"{"model":"upstream","messages":[{"role":"user","content":"h\u00e9"}],"x_custom":{"a":[1,2]},"max_tokens":5,"stream_options":{"include_usage":true}}"#
+        );
+    }
+
+    #[test]
+    fn embeddings_validation() {
+        let ok = EmbeddingsRequest::parse(br#"{"model":"e","input":["a","b"]}"#);
+        assert!(ok.is_ok());
+        for body in [r#"{"model":"e"}"#, r#"{"model":"e","input":null}"#, r#"{"model":"e","input":5}"#] {
+            assert!(
+                matches!(EmbeddingsRequest::parse(body.as_bytes()), Err(ApiError::InvalidField { param: "input", .. })),
+                "{body}"
+            );
+        }
+    }
+}

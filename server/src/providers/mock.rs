@@ -1,0 +1,253 @@
+//! `mock/<name>`: a built-in provider with deterministic content and usage, for the quickstart, demos,
+//! benchmarks and pipeline tests. Behaviour is picked by name:
+//!
+//! | name            | behaviour                                                                    |
+//! |-----------------|------------------------------------------------------------------------------|
+//! | `echo`          | replies with the last user message                                           |
+//! | `slow`          | waits 1 s before the first byte (or `mock_latency_ms`), 100 ms per chunk    |
+//! | `error-<status>`| fails like an upstream with that HTTP status (`error-429` adds retry-after)   |
+//! | anything else   | a fixed sentence, or `mock_response` from the config                         |
+//!
+//! Streams are real SSE bytes in OpenAI's chunk format and go through the same relay as upstream streams.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use crate::{
+    error::{UpstreamError, UpstreamFailure},
+    pipeline::{
+        request::{ChatRequest, EmbeddingsRequest},
+        usage::Usage,
+    },
+};
+
+const DEFAULT_CONTENT: &str = "Hello from tollgate's mock provider! This reply is deterministic.";
+const EMBEDDING_DIMENSIONS: usize = 8;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Behaviour {
+    Fixed,
+    Echo,
+    Slow,
+    Error(u16),
+}
+
+#[derive(Debug, Clone)]
+pub struct MockModel {
+    pub name: String,
+    pub behaviour: Behaviour,
+    pub response: Option<String>,
+    pub latency: Option<Duration>,
+}
+
+/// What a mock call produces.
+pub enum MockReply {
+    Json(Bytes),
+    /// SSE events, always including the usage chunk (the relay strips it when the caller did not ask).
+    Stream { events: Vec<Bytes>, chunk_delay: Option<Duration> },
+}
+
+impl MockModel {
+    pub fn new(name: &str, response: Option<String>, latency: Option<Duration>) -> Self {
+        let behaviour = match name {
+            "echo" => Behaviour::Echo,
+            "slow" => Behaviour::Slow,
+            _ => match name.strip_prefix("error-").and_then(|s| s.parse::<u16>().ok()) {
+                Some(status) if (400..600).contains(&status) => Behaviour::Error(status),
+                _ => Behaviour::Fixed,
+            },
+        };
+        Self { name: name.to_owned(), behaviour, response, latency }
+    }
+
+    /// Delay before the first byte.
+    pub fn latency(&self) -> Option<Duration> {
+        match self.behaviour {
+            Behaviour::Slow => Some(self.latency.unwrap_or(Duration::from_secs(1))),
+            _ => self.latency,
+        }
+    }
+
+    pub fn chat(&self, req: &ChatRequest<'_>, id: &str, deployment: &str) -> Result<MockReply, UpstreamError> {
+        self.fail_if_asked(deployment)?;
+        let messages: Vec<Value> = serde_json::from_str(req.messages.get()).unwrap_or_default();
+        let content = match self.behaviour {
+            Behaviour::Echo => last_user_text(&messages),
+            _ => self.response.clone().unwrap_or_else(|| DEFAULT_CONTENT.to_owned()),
+        };
+        let usage = Usage {
+            prompt_tokens: messages.iter().map(|m| count_tokens(&message_text(m)) + 3).sum::<u64>() + 3,
+            completion_tokens: count_tokens(&content),
+            cached_tokens: 0,
+        };
+        let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let id = format!("chatcmpl-mock-{id}");
+        let model = format!("mock/{}", self.name);
+        if !req.stream {
+            let body = json!({
+                "id": id, "object": "chat.completion", "created": created, "model": model,
+                "system_fingerprint": "fp_tollgate_mock",
+                "choices": [{"index": 0, "finish_reason": "stop", "logprobs": null,
+                    "message": {"role": "assistant", "content": content, "refusal": null}}],
+                "usage": usage_json(usage),
+            });
+            return Ok(MockReply::Json(Bytes::from(body.to_string())));
+        }
+        let chunk = |choices: Value, usage: Value| {
+            let c = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+                "system_fingerprint": "fp_tollgate_mock", "choices": choices, "usage": usage});
+            Bytes::from(format!("data: {c}\n\n"))
+        };
+        let delta = |d: Value, finish: Value| json!([{"index": 0, "delta": d, "logprobs": null, "finish_reason": finish}]);
+        let mut events = vec![chunk(delta(json!({"role": "assistant", "content": "", "refusal": null}), Value::Null), Value::Null)];
+        events.extend(split_words(&content).map(|w| chunk(delta(json!({"content": w}), Value::Null), Value::Null)));
+        events.push(chunk(delta(json!({}), json!("stop")), Value::Null));
+        events.push(chunk(json!([]), usage_json(usage)));
+        events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+        let chunk_delay = (self.behaviour == Behaviour::Slow).then_some(Duration::from_millis(100));
+        Ok(MockReply::Stream { events, chunk_delay })
+    }
+
+    pub fn embeddings(&self, req: &EmbeddingsRequest<'_>, deployment: &str) -> Result<Bytes, UpstreamError> {
+        self.fail_if_asked(deployment)?;
+        let inputs: Vec<String> = match serde_json::from_str::<Value>(req.input.get()) {
+            Ok(Value::String(s)) => vec![s],
+            Ok(Value::Array(items)) => items.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect(),
+            _ => Vec::new(),
+        };
+        let tokens: u64 = inputs.iter().map(|s| count_tokens(s)).sum();
+        let data: Vec<Value> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, text)| json!({"object": "embedding", "index": i, "embedding": embed(text)}))
+            .collect();
+        let body = json!({"object": "list", "model": format!("mock/{}", self.name), "data": data,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}});
+        Ok(Bytes::from(body.to_string()))
+    }
+
+    fn fail_if_asked(&self, deployment: &str) -> Result<(), UpstreamError> {
+        let Behaviour::Error(status) = self.behaviour else { return Ok(()) };
+        let (kind, code) = match status {
+            429 => ("requests", Some("rate_limit_exceeded")),
+            s if s >= 500 => ("server_error", None),
+            _ => ("invalid_request_error", None),
+        };
+        Err(UpstreamError {
+            failure: UpstreamFailure::Status(status),
+            deployment: deployment.to_owned(),
+            message: format!("mock provider error {status} (model mock/{})", self.name),
+            kind: Some(kind.to_owned()),
+            code: code.map(str::to_owned),
+            param: None,
+            headers: if status == 429 { vec![("retry-after".into(), "1".into())] } else { Vec::new() },
+        })
+    }
+}
+
+fn usage_json(u: Usage) -> Value {
+    json!({"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+        "total_tokens": u.prompt_tokens + u.completion_tokens})
+}
+
+fn message_text(m: &Value) -> String {
+    match m.get("content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts.iter().filter_map(|p| p.get("text")?.as_str()).collect::<Vec<_>>().join(" "),
+        _ => String::new(),
+    }
+}
+
+fn last_user_text(messages: &[Value]) -> String {
+    messages
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        .map(message_text)
+        .unwrap_or_default()
+}
+
+/// A stand-in for a tokenizer: about four characters per token, at least one per word.
+pub fn count_tokens(text: &str) -> u64 {
+    text.split_whitespace().map(|w| (w.chars().count() as u64).div_ceil(4).max(1)).sum()
+}
+
+/// Splits text into stream pieces that concatenate back to the original exactly.
+fn split_words(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let start = rest.len() - rest.trim_start().len();
+        let end = rest[start..].find(char::is_whitespace).map_or(rest.len(), |i| start + i);
+        let (piece, tail) = rest.split_at(end);
+        rest = tail;
+        Some(piece)
+    })
+}
+
+/// A deterministic unit vector derived from the text (FNV-1a seeded per dimension).
+fn embed(text: &str) -> Vec<f32> {
+    let raw: Vec<f32> = (0..EMBEDDING_DIMENSIONS as u64)
+        .map(|dim| {
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ dim;
+            for b in text.bytes() {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+            (h % 2000) as f32 / 1000.0 - 1.0
+        })
+        .collect();
+    let norm = raw.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::EPSILON);
+    raw.into_iter().map(|x| x / norm).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn behaviour_by_name() {
+        let cases = [
+            ("echo", Behaviour::Echo),
+            ("slow", Behaviour::Slow),
+            ("error-429", Behaviour::Error(429)),
+            ("error-503", Behaviour::Error(503)),
+            ("error-99", Behaviour::Fixed),
+            ("gpt-4o-mini", Behaviour::Fixed),
+        ];
+        for (name, want) in cases {
+            assert_eq!(MockModel::new(name, None, None).behaviour, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn split_words_round_trips() {
+        for text in ["", "one", "Hello from  tollgate!", " lead and trail "] {
+            assert_eq!(split_words(text).collect::<String>(), text);
+        }
+        assert_eq!(split_words("a b").collect::<Vec<_>>(), ["a", " b"]);
+    }
+
+    #[test]
+    fn echo_replies_with_last_user_message_and_counts_tokens() {
+        let m = MockModel::new("echo", None, None);
+        let body = br#"{"model":"x","messages":[{"role":"user","content":"first"},{"role":"assistant","content":"a"},{"role":"user","content":[{"type":"text","text":"second one"}]}]}"#;
+        let req = ChatRequest::parse(body).unwrap_or_else(|e| unreachable!("{e}"));
+        let Ok(MockReply::Json(bytes)) = m.chat(&req, "rid", "d") else { unreachable!() };
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        assert_eq!(v["choices"][0]["message"]["content"], "second one");
+        assert_eq!(v["usage"]["completion_tokens"], 3);
+        assert_eq!(v["id"], "chatcmpl-mock-rid");
+    }
+
+    #[test]
+    fn embeddings_are_deterministic_unit_vectors() {
+        let a = embed("hello");
+        assert_eq!(a, embed("hello"));
+        assert_ne!(a, embed("hellp"));
+        assert!((a.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-4);
+    }
+}

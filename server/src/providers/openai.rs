@@ -1,0 +1,382 @@
+//! The OpenAI dialect, spoken by OpenAI itself and by every OpenAI-compatible server (presets in `catalog.rs`).
+//!
+//! Requests are the caller's bytes with the model swapped in, parameters renamed as the preset says, and usage
+//! always requested on streams. Nothing here does I/O: the pipeline sends what these functions build.
+
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::catalog::{AuthStyle, Preset};
+use crate::{
+    error::{UpstreamError, UpstreamFailure},
+    pipeline::request::{write_json_string, ChatRequest, Edit, EmbeddingsRequest},
+    secret::Secret,
+};
+
+/// Headers of an upstream error response that the caller needs to back off correctly.
+const PASSTHROUGH_ERROR_HEADERS: &[&str] = &["retry-after", "retry-after-ms"];
+
+#[derive(Debug)]
+pub struct OpenAiCompatible {
+    /// Provider name from the config prefix (`openai`, `groq`, ...).
+    pub provider: String,
+    pub chat_url: String,
+    pub embeddings_url: String,
+    /// Pre-built `Authorization` value, marked sensitive so it is never logged.
+    auth: Option<HeaderValue>,
+    key: Option<Secret>,
+    extra_headers: Vec<(HeaderName, HeaderValue)>,
+    param_mappings: Vec<(String, String)>,
+    content_list_to_string: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BuildError {
+    #[error("no API key: set `api_key` or the environment variable `{0}`")]
+    MissingKey(String),
+    #[error("API key contains characters not allowed in an HTTP header")]
+    BadKey,
+    #[error("header `{0}` is not a valid HTTP header")]
+    BadHeader(String),
+}
+
+pub struct Settings<'a> {
+    pub provider: &'a str,
+    pub preset: &'a Preset,
+    pub api_base: Option<&'a str>,
+    pub api_key: Option<Secret>,
+    pub organization: Option<&'a str>,
+    pub extra_headers: &'a std::collections::BTreeMap<String, String>,
+}
+
+impl OpenAiCompatible {
+    pub fn new(s: Settings<'_>, env: &dyn crate::config::EnvLookup) -> Result<Self, BuildError> {
+        let base = s
+            .api_base
+            .map(str::to_owned)
+            .or_else(|| s.preset.api_base_env.as_deref().and_then(|v| env.get(v)))
+            .unwrap_or_else(|| s.preset.base_url.clone());
+        let base = base.trim_end_matches('/');
+        let key = s.api_key.or_else(|| s.preset.api_key_env.as_deref().and_then(|v| env.get(v)).map(Secret::new));
+        let key = match (s.preset.auth, key) {
+            (AuthStyle::None, _) => None,
+            (AuthStyle::Optional, key) => key,
+            (AuthStyle::Bearer, Some(key)) => Some(key),
+            // An `api_base` override means a self-hosted compatible server, which often needs no key.
+            (AuthStyle::Bearer, None) if s.api_base.is_some() => None,
+            (AuthStyle::Bearer, None) => {
+                return Err(BuildError::MissingKey(s.preset.api_key_env.clone().unwrap_or_else(|| "api_key".into())))
+            }
+        };
+        let auth = match &key {
+            Some(k) => {
+                let mut v = HeaderValue::from_str(&format!("Bearer {}", k.expose())).map_err(|_| BuildError::BadKey)?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+            None => None,
+        };
+        let mut extra_headers = Vec::new();
+        if let Some(org) = s.organization {
+            let v = HeaderValue::from_str(org).map_err(|_| BuildError::BadHeader("OpenAI-Organization".into()))?;
+            extra_headers.push((HeaderName::from_static("openai-organization"), v));
+        }
+        for (name, value) in s.extra_headers {
+            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| BuildError::BadHeader(name.clone()))?;
+            let v = HeaderValue::from_str(value).map_err(|_| BuildError::BadHeader(name.clone()))?;
+            extra_headers.push((n, v));
+        }
+        Ok(Self {
+            provider: s.provider.to_owned(),
+            chat_url: format!("{base}/chat/completions"),
+            embeddings_url: format!("{base}/embeddings"),
+            auth,
+            key,
+            extra_headers,
+            param_mappings: s.preset.param_mappings.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            content_list_to_string: s.preset.special_handling.convert_content_list_to_string,
+        })
+    }
+
+    /// Headers every upstream request carries (besides `content-type`).
+    pub fn headers(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        static AUTHORIZATION: HeaderName = actix_web::http::header::AUTHORIZATION;
+        self.auth.iter().map(|v| (&AUTHORIZATION, v)).chain(self.extra_headers.iter().map(|(n, v)| (n, v)))
+    }
+
+    pub fn chat_body(&self, req: &ChatRequest<'_>, upstream_model: &str) -> Vec<u8> {
+        let model = json_string(upstream_model);
+        let mut has_stream_options = false;
+        let out = req.body.write(
+            req.body.fields.len() * 32,
+            |key| {
+                if key == "model" {
+                    return Edit::Replace(model.clone());
+                }
+                if key == "stream_options" && req.stream {
+                    has_stream_options = true;
+                    return Edit::Replace(with_usage(req.body.get(key).map(|v| v.get())));
+                }
+                if key == "messages" && self.content_list_to_string {
+                    if let Some(flat) = flatten_text_content(req.messages.get()) {
+                        return Edit::Replace(flat);
+                    }
+                }
+                match self.param_mappings.iter().find(|(from, _)| from == key) {
+                    Some((_, to)) => Edit::Rename(to),
+                    None => Edit::Keep,
+                }
+            },
+            &[],
+        );
+        if req.stream && !has_stream_options {
+            return append_field(out, "stream_options", r#"{"include_usage":true}"#);
+        }
+        out
+    }
+
+    pub fn embeddings_body(&self, req: &EmbeddingsRequest<'_>, upstream_model: &str) -> Vec<u8> {
+        let model = json_string(upstream_model);
+        req.body.write(
+            req.input.get().len() + 64,
+            |key| if key == "model" { Edit::Replace(model.clone()) } else { Edit::Keep },
+            &[],
+        )
+    }
+
+    /// Turns an upstream error response into the caller's error, keeping the upstream's message and class but
+    /// never the deployment's key (some providers echo part of it).
+    pub fn parse_error(&self, deployment: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> UpstreamError {
+        let parsed = parse_error_body(body);
+        let mut message = parsed.message.unwrap_or_else(|| {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            if text.is_empty() {
+                format!("upstream returned HTTP {status}")
+            } else {
+                text.chars().take(500).collect()
+            }
+        });
+        if let Some(key) = &self.key {
+            if !key.expose().is_empty() {
+                message = message.replace(key.expose(), "****");
+            }
+        }
+        let passthrough = headers
+            .iter()
+            .filter(|(name, _)| {
+                PASSTHROUGH_ERROR_HEADERS.contains(&name.as_str()) || name.as_str().starts_with("x-ratelimit-")
+            })
+            .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+            .collect();
+        UpstreamError {
+            failure: UpstreamFailure::Status(status),
+            deployment: deployment.to_owned(),
+            message,
+            kind: parsed.kind,
+            code: parsed.code,
+            param: parsed.param,
+            headers: passthrough,
+        }
+    }
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len() + 2);
+    write_json_string(&mut out, s);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn append_field(mut body: Vec<u8>, key: &str, raw: &str) -> Vec<u8> {
+    if body.last() == Some(&b'}') {
+        body.pop();
+        if body.len() > 1 {
+            body.push(b',');
+        }
+        write_json_string(&mut body, key);
+        body.push(b':');
+        body.extend_from_slice(raw.as_bytes());
+        body.push(b'}');
+    }
+    body
+}
+
+/// The caller's `stream_options` with `include_usage` forced on (other options kept).
+fn with_usage(raw: Option<&str>) -> String {
+    let mut options: serde_json::Map<String, Value> =
+        raw.and_then(|r| serde_json::from_str(r).ok()).unwrap_or_default();
+    options.insert("include_usage".into(), Value::Bool(true));
+    Value::Object(options).to_string()
+}
+
+/// Joins all-text content arrays into strings; `None` when no message needed it.
+fn flatten_text_content(messages: &str) -> Option<String> {
+    let mut list: Vec<Value> = serde_json::from_str(messages).ok()?;
+    let mut changed = false;
+    for msg in &mut list {
+        let Some(Value::Array(parts)) = msg.get("content") else { continue };
+        let texts: Option<Vec<&str>> = parts
+            .iter()
+            .map(|p| (p.get("type")?.as_str()? == "text").then(|| p.get("text")?.as_str()).flatten())
+            .collect();
+        if let Some(texts) = texts {
+            let joined = texts.join("\n");
+            if let Some(obj) = msg.as_object_mut() {
+                obj.insert("content".into(), Value::String(joined));
+                changed = true;
+            }
+        }
+    }
+    changed.then(|| Value::Array(list).to_string())
+}
+
+#[derive(Default)]
+struct ParsedError {
+    message: Option<String>,
+    kind: Option<String>,
+    code: Option<String>,
+    param: Option<String>,
+}
+
+/// Reads the error shapes OpenAI-compatible servers use: `{"error":{...}}`, `{"error":"text"}`,
+/// `{"object":"error","message":..}` (vLLM, Mistral) and FastAPI's `{"detail":..}`.
+fn parse_error_body(body: &[u8]) -> ParsedError {
+    #[derive(Deserialize)]
+    struct Envelope {
+        error: Option<Value>,
+        message: Option<Value>,
+        detail: Option<Value>,
+        #[serde(rename = "type")]
+        kind: Option<Value>,
+        code: Option<Value>,
+        param: Option<Value>,
+    }
+    fn text(v: Option<&Value>) -> Option<String> {
+        match v? {
+            Value::String(s) => Some(s.clone()),
+            Value::Null => None,
+            Value::Number(n) => Some(n.to_string()),
+            other => Some(other.to_string()),
+        }
+    }
+    let Ok(env) = serde_json::from_slice::<Envelope>(body.trim_ascii_start()) else {
+        return ParsedError::default();
+    };
+    match env.error {
+        Some(Value::Object(e)) => ParsedError {
+            message: text(e.get("message")),
+            kind: text(e.get("type")),
+            code: text(e.get("code")),
+            param: text(e.get("param")),
+        },
+        Some(Value::String(s)) => ParsedError { message: Some(s), ..Default::default() },
+        _ => ParsedError {
+            message: text(env.message.as_ref()).or_else(|| text(env.detail.as_ref())),
+            kind: text(env.kind.as_ref()),
+            code: text(env.code.as_ref()),
+            param: text(env.param.as_ref()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashMap};
+
+    use super::*;
+    use crate::providers::catalog::SpecialHandling;
+
+    fn preset(auth: AuthStyle, mappings: &[(&str, &str)], flatten: bool) -> Preset {
+        Preset {
+            base_url: "https://api.example.com/v1/".into(),
+            api_key_env: Some("EXAMPLE_KEY".into()),
+            api_base_env: None,
+            auth,
+            param_mappings: mappings.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<HashMap<_, _>>(),
+            special_handling: SpecialHandling { convert_content_list_to_string: flatten },
+        }
+    }
+
+    fn build(p: &Preset, key: Option<&str>, base: Option<&str>) -> Result<OpenAiCompatible, BuildError> {
+        let extra = BTreeMap::new();
+        let env = |name: &str| (name == "EXAMPLE_KEY").then(|| "sk-from-env-123456".to_owned());
+        OpenAiCompatible::new(
+            Settings {
+                provider: "example",
+                preset: p,
+                api_base: base,
+                api_key: key.map(Secret::new),
+                organization: None,
+                extra_headers: &extra,
+            },
+            &env,
+        )
+    }
+
+    #[test]
+    fn key_resolution_by_auth_style() {
+        let bearer = preset(AuthStyle::Bearer, &[], false);
+        let none = preset(AuthStyle::None, &[], false);
+        let mut no_env = preset(AuthStyle::Bearer, &[], false);
+        no_env.api_key_env = Some("UNSET_VAR".into());
+        let cases: &[(&Preset, Option<&str>, Option<&str>, Result<bool, BuildError>)] = &[
+            (&bearer, Some("sk-config"), None, Ok(true)),
+            (&bearer, None, None, Ok(true)),
+            (&none, Some("sk-config"), None, Ok(false)),
+            (&no_env, None, None, Err(BuildError::MissingKey("UNSET_VAR".into()))),
+            (&no_env, None, Some("http://localhost:8000/v1"), Ok(false)),
+        ];
+        for (p, key, base, want) in cases {
+            let got = build(p, *key, *base).map(|o| o.auth.is_some());
+            assert_eq!(&got, want, "key {key:?} base {base:?}");
+        }
+        let o = build(&bearer, None, None).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(o.chat_url, "https://api.example.com/v1/chat/completions");
+        assert!(o.auth.as_ref().is_some_and(HeaderValue::is_sensitive));
+    }
+
+    #[test]
+    fn chat_body_rewrites_model_params_and_usage() {
+        let p = preset(AuthStyle::Bearer, &[("max_completion_tokens", "max_tokens")], true);
+        let o = build(&p, Some("k"), None).unwrap_or_else(|e| unreachable!("{e}"));
+        let cases = [
+            (
+                r#"{"model":"g","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}],"max_completion_tokens":3,"foo":1}"#,
+                serde_json::json!({"model":"up","messages":[{"role":"user","content":"a\nb"}],"max_tokens":3,"foo":1}),
+            ),
+            (
+                r#"{"model":"g","messages":[{"role":"user","content":"x"}],"stream":true}"#,
+                serde_json::json!({"model":"up","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true}}),
+            ),
+            (
+                r#"{"model":"g","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":false,"other":1}}"#,
+                serde_json::json!({"model":"up","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true,"other":1}}),
+            ),
+        ];
+        for (input, want) in cases {
+            let req = ChatRequest::parse(input.as_bytes()).unwrap_or_else(|e| unreachable!("{e}"));
+            let got: Value = serde_json::from_slice(&o.chat_body(&req, "up")).unwrap_or_default();
+            assert_eq!(got, want, "input {input}");
+        }
+    }
+
+    #[test]
+    fn error_bodies_of_every_shape() {
+        let p = preset(AuthStyle::Bearer, &[], false);
+        let o = build(&p, Some("sk-secret-key-value"), None).unwrap_or_else(|e| unreachable!("{e}"));
+        let cases: &[(&str, &str, Option<&str>, Option<&str>)] = &[
+            (r#"{"error":{"message":"bad","type":"invalid_request_error","param":"x","code":"c"}}"#, "bad", Some("invalid_request_error"), Some("c")),
+            (r#"{"error":"model 'x' not found"}"#, "model 'x' not found", None, None),
+            (r#"{"object":"error","message":"too long","type":"BadRequestError","code":400}"#, "too long", Some("BadRequestError"), Some("400")),
+            (r#"{"detail":"Not Found"}"#, "Not Found", None, None),
+            (r#"{"error":{"message":"Incorrect API key provided: sk-secret-key-value"}}"#, "Incorrect API key provided: ****", None, None),
+            ("<html>bad gateway</html>", "<html>bad gateway</html>", None, None),
+            ("", "upstream returned HTTP 418", None, None),
+        ];
+        for (body, message, kind, code) in cases {
+            let e = o.parse_error("d#0", 418, &HeaderMap::new(), body.as_bytes());
+            assert_eq!((e.message.as_str(), e.kind.as_deref(), e.code.as_deref()), (*message, *kind, *code), "{body}");
+        }
+    }
+}

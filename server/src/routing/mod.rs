@@ -1,0 +1,10 @@
+//! Routing: which deployment serves a request. `strategy.rs` holds the pure decisions (unit-tested tables),
+//! `table.rs` the immutable snapshot the request path reads, `stats.rs` the live per-deployment atomics.
+//!
+//! Contract: no I/O and no waiting here; the router actor builds and publishes tables, the request path only reads.
+
+pub mod stats;
+pub mod strategy;
+pub mod table;
+
+pub use table::{Deployment, RoutingTable};

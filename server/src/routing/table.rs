@@ -1,0 +1,174 @@
+//! The immutable routing snapshot: model groups and their deployments, rebuilt on start and on reload and
+//! published through `ArcSwap`. The request path reads it without locks or messages.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use actix::Recipient;
+
+use super::{
+    stats::{now_ms, DeploymentStats},
+    strategy,
+};
+use crate::{
+    actors::deployment_worker::ReportFailure,
+    config::{Config, ConfigError, EnvLookup},
+    error::ApiError,
+    pricing::{self, Catalog, Prices},
+    providers::Provider,
+};
+
+/// One deployment of a model group, as the request path sees it.
+#[derive(Debug)]
+pub struct Deployment {
+    /// Safe to show callers (`x-tollgate-deployment`): `model_info.id` or `<model_name>#<index>`.
+    pub id: String,
+    pub model_group: String,
+    pub provider: Provider,
+    pub upstream_model: String,
+    /// Time allowed until the upstream's response headers arrive.
+    pub timeout: Duration,
+    pub weight: u64,
+    pub prices: Prices,
+    pub stats: Arc<DeploymentStats>,
+    /// The deployment's worker; `None` only in tables built for `check-config`.
+    pub worker: Option<Recipient<ReportFailure>>,
+}
+
+#[derive(Debug, Default)]
+pub struct ModelGroup {
+    pub deployments: Vec<Arc<Deployment>>,
+    weights: Vec<u64>,
+}
+
+#[derive(Debug, Default)]
+pub struct RoutingTable {
+    groups: HashMap<String, ModelGroup>,
+    /// Group names in config order, for `/v1/models`.
+    names: Vec<String>,
+}
+
+impl RoutingTable {
+    /// Resolves every deployment; `attach` gives each one its live stats and worker (the router starts workers).
+    pub fn build(
+        config: &Config,
+        env: &dyn EnvLookup,
+        mut attach: impl FnMut(&str, &Arc<DeploymentStats>) -> Option<Recipient<ReportFailure>>,
+    ) -> Result<Self, ConfigError> {
+        let custom_catalog: Option<Catalog> = match &config.price_catalog {
+            Some(path) => Some(pricing::load(path).map_err(|e| ConfigError::invalid("tollgate.price_catalog", e.to_string()))?),
+            None => None,
+        };
+        let mut table = Self::default();
+        for d in &config.deployments {
+            let (provider, upstream_model) = Provider::resolve(d, env)?;
+            let catalog = custom_catalog.as_ref().unwrap_or_else(|| pricing::vendored());
+            let priced_as = d.base_model.as_deref().unwrap_or(&upstream_model);
+            let prices =
+                pricing::resolve(catalog, provider.name(), priced_as, d.input_cost_per_token, d.output_cost_per_token);
+            let stats = Arc::new(DeploymentStats::default());
+            let worker = attach(&d.id, &stats);
+            let deployment = Deployment {
+                id: d.id.clone(),
+                model_group: d.model_name.clone(),
+                provider,
+                upstream_model,
+                timeout: d.timeout,
+                weight: strategy::weight_of(d.weight, d.rpm, d.tpm),
+                prices,
+                stats,
+                worker,
+            };
+            if !table.groups.contains_key(&d.model_name) {
+                table.names.push(d.model_name.clone());
+            }
+            let group = table.groups.entry(d.model_name.clone()).or_default();
+            group.weights.push(deployment.weight);
+            group.deployments.push(Arc::new(deployment));
+        }
+        Ok(table)
+    }
+
+    pub fn model_names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub fn group(&self, name: &str) -> Option<&ModelGroup> {
+        self.groups.get(name)
+    }
+
+    pub fn deployments(&self) -> impl Iterator<Item = &Arc<Deployment>> {
+        self.names.iter().filter_map(|n| self.groups.get(n)).flat_map(|g| g.deployments.iter())
+    }
+
+    /// Picks a deployment of `model`, skipping those cooling down. `roll` is uniform in `[0, 1)`.
+    pub fn pick(&self, model: &str, roll: f64) -> Result<&Arc<Deployment>, ApiError> {
+        let group = self.groups.get(model).ok_or_else(|| ApiError::ModelNotFound(model.to_owned()))?;
+        let now = now_ms();
+        let available = |i: usize| !group.deployments[i].stats.is_cooling_down(now);
+        match strategy::weighted_pick(&group.weights, available, roll) {
+            Some(i) => Ok(&group.deployments[i]),
+            None => Err(ApiError::NoHealthyDeployment {
+                model: model.to_owned(),
+                retry_after_secs: group
+                    .deployments
+                    .iter()
+                    .map(|d| d.stats.cooldown_left_secs(now))
+                    .min()
+                    .unwrap_or(1)
+                    .max(1),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+
+    fn table(yaml: &str) -> RoutingTable {
+        let env = |_: &str| None;
+        let config = Config::load_str(yaml, &env).unwrap_or_else(|e| unreachable!("{e}"));
+        RoutingTable::build(&config, &env, |_, _| None).unwrap_or_else(|e| unreachable!("{e}"))
+    }
+
+    #[test]
+    fn groups_deployments_by_model_name_in_config_order() {
+        let t = table(
+            "model_list:\n  - {model_name: b, litellm_params: {model: mock/x}}\n  - {model_name: a, litellm_params: {model: mock/y, weight: 3}}\n  - {model_name: b, litellm_params: {model: mock/z}}\n",
+        );
+        assert_eq!(t.model_names(), ["b", "a"]);
+        assert_eq!(t.group("b").map(|g| g.deployments.len()), Some(2));
+        assert_eq!(t.group("a").map(|g| g.weights.clone()), Some(vec![3]));
+        assert!(matches!(t.pick("nope", 0.0), Err(ApiError::ModelNotFound(_))));
+        assert_eq!(t.pick("b", 0.9).map(|d| d.id.as_str()).ok(), Some("b#2"));
+    }
+
+    #[test]
+    fn skips_cooling_deployments_and_reports_when_none_left() {
+        let t = table("model_list:\n  - {model_name: a, litellm_params: {model: mock/x}}\n  - {model_name: a, litellm_params: {model: mock/y}}\n");
+        let group = t.group("a").map(|g| g.deployments.clone()).unwrap_or_default();
+        group[0].stats.cooldown_until_ms.store(now_ms() + 60_000, Ordering::Relaxed);
+        for roll in [0.0, 0.3, 0.99] {
+            assert_eq!(t.pick("a", roll).map(|d| d.id.as_str()).ok(), Some("a#1"));
+        }
+        group[1].stats.cooldown_until_ms.store(now_ms() + 3_000, Ordering::Relaxed);
+        match t.pick("a", 0.5) {
+            Err(ApiError::NoHealthyDeployment { retry_after_secs, .. }) => assert_eq!(retry_after_secs, 3),
+            other => unreachable!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unsupported_and_unknown_providers_fail_with_the_path() {
+        let env = |_: &str| None;
+        for (model, want) in [("anthropic/claude", "not supported yet"), ("nope/x", "unknown provider `nope`"), ("openai/gpt-4o", "OPENAI_API_KEY"), ("custom/x", "api_base")] {
+            let yaml = format!("model_list:\n  - {{model_name: a, litellm_params: {{model: {model}}}}}\n");
+            let config = Config::load_str(&yaml, &env).unwrap_or_else(|e| unreachable!("{e}"));
+            let err = RoutingTable::build(&config, &env, |_, _| None).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains("model_list[0].litellm_params"), "{model}: {err}");
+            assert!(err.contains(want), "{model}: {err}");
+        }
+    }
+}

@@ -38,6 +38,11 @@ pub struct Gateway {
     pub grace: Duration,
 }
 
+/// awc's rustls needs a process-wide crypto provider before any client exists; installing twice is a no-op.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Starts actors and the HTTP server on `listener`. Must be called inside an actix system.
 pub fn start(config: Config, listener: TcpListener, options: &ServeOptions) -> Result<Gateway, InitError> {
     for warning in &config.warnings {
@@ -46,8 +51,7 @@ pub fn start(config: Config, listener: TcpListener, options: &ServeOptions) -> R
     if config.master_key.is_none() {
         tracing::warn!("no general_settings.master_key configured: tollgate is serving without authentication");
     }
-    // awc's rustls needs a process-wide crypto provider; a second install (tests start many gateways) is a no-op.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_crypto_provider();
     let (router, table) = Router::start(&config)?;
     let lifecycle = Arc::new(Lifecycle::default());
     let state = web::Data::new(AppState {
@@ -55,7 +59,9 @@ pub fn start(config: Config, listener: TcpListener, options: &ServeOptions) -> R
         master_key: config.master_key.clone(),
         max_request_bytes: config.max_request_bytes,
         lifecycle: lifecycle.clone(),
-        started_at: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64),
+        started_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
     });
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let mut server = HttpServer::new(move || {
@@ -78,9 +84,21 @@ pub fn start(config: Config, listener: TcpListener, options: &ServeOptions) -> R
     if let Some(n) = options.workers {
         server = server.workers(n);
     }
-    let server = server.listen(listener).map_err(|source| InitError::Bind { addr: addr.clone(), source })?.run();
+    let server = server
+        .listen(listener)
+        .map_err(|source| InitError::Bind {
+            addr: addr.clone(),
+            source,
+        })?
+        .run();
     tracing::info!(%addr, model_groups = config.deployments.len(), "tollgate listening");
-    Ok(Gateway { handle: server.handle(), server, router, lifecycle, grace: config.shutdown_grace })
+    Ok(Gateway {
+        handle: server.handle(),
+        server,
+        router,
+        lifecycle,
+        grace: config.shutdown_grace,
+    })
 }
 
 /// Runs until SIGTERM/SIGINT, then drains: readiness turns 503, in-flight requests and streams finish (up to
@@ -107,9 +125,11 @@ async fn handle_signals(
     config_path: Option<PathBuf>,
 ) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
-    else {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop tollgate with SIGKILL");
         return;
     };
@@ -121,9 +141,16 @@ async fn handle_signals(
         }
     }
     lifecycle.start_draining();
-    tracing::info!(in_flight = lifecycle.in_flight(), grace_secs = grace.as_secs_f64(), "draining before shutdown");
+    tracing::info!(
+        in_flight = lifecycle.in_flight(),
+        grace_secs = grace.as_secs_f64(),
+        "draining before shutdown"
+    );
     if actix_rt::time::timeout(grace, lifecycle.wait_idle()).await.is_err() {
-        tracing::warn!(in_flight = lifecycle.in_flight(), "grace period over; stopping with requests in flight");
+        tracing::warn!(
+            in_flight = lifecycle.in_flight(),
+            "grace period over; stopping with requests in flight"
+        );
         handle.stop(false).await;
     } else {
         handle.stop(true).await;

@@ -74,7 +74,8 @@ pub enum ApiError {
     #[error("not supported yet: {0}")]
     NotSupported(String),
     #[error("{}", .0.message)]
-    Upstream(UpstreamError),
+    /// Boxed: upstream errors carry headers and texts, and `Result<_, ApiError>` is on every hot-path call.
+    Upstream(Box<UpstreamError>),
     #[error("internal error: {0}")]
     Internal(&'static str),
 }

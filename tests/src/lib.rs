@@ -1,1 +1,270 @@
+//! Test harness: starts tollgate in-process (real HTTP on a random port) or as the real binary, and gives tests
+//! an HTTP client. Fake provider servers live in the `tollgate-fakes` crate.
 
+use std::{
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{mpsc, OnceLock},
+    thread,
+    time::{Duration, Instant},
+};
+
+use tollgate::{
+    app::{self, ServeOptions},
+    config::Config,
+};
+pub use tollgate_fakes::FakeUpstream;
+
+pub const MASTER_KEY: &str = "sk-test-master";
+
+/// A gateway running in this process on its own actix system thread.
+pub struct Gateway {
+    pub url: String,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Gateway {
+    /// Starts a gateway from a config.yaml text; panics (test failure) if the config is invalid.
+    pub fn start(yaml: &str) -> Gateway {
+        let config = Config::load_str(yaml, &|name: &str| std::env::var(name).ok()).expect("valid test config");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            actix_rt::System::new().block_on(async move {
+                let options = ServeOptions {
+                    workers: Some(1),
+                    config_path: None,
+                };
+                let gateway = app::start(config, listener, &options).expect("gateway starts");
+                tx.send(gateway.handle.clone()).expect("send handle");
+                let _ = gateway.server.await;
+            })
+        });
+        let handle = rx.recv_timeout(Duration::from_secs(10)).expect("gateway started");
+        Gateway { url, handle }
+    }
+
+    /// A config with the master key and the given `model_list` entries (YAML list items).
+    pub fn with_models(model_list: &str) -> Gateway {
+        Gateway::start(&format!(
+            "model_list:\n{model_list}\ngeneral_settings:\n  master_key: {MASTER_KEY}\n"
+        ))
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        // Stopping is fire-and-forget: the server thread winds down on its own.
+        drop(self.handle.stop(false));
+    }
+}
+
+/// An awc client for tests (crypto provider installed, no default timeout surprises).
+pub fn client() -> awc::Client {
+    app::install_crypto_provider();
+    awc::Client::builder().timeout(Duration::from_secs(30)).finish()
+}
+
+/// `model_list` entry pointing a public model name at a fake upstream mode.
+pub fn fake_model(name: &str, mode: &str, fake: &FakeUpstream, extra: &str) -> String {
+    format!(
+        "  - model_name: {name}\n    litellm_params:\n      model: openai/{mode}\n      api_base: {}/v1\n      api_key: sk-fake-upstream-key-123456\n{extra}",
+        fake.url
+    )
+}
+
+/// A port nothing listens on (bound, then released).
+pub fn dead_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// The `tollgate` binary, built on first use if this test run has not built it.
+pub fn tollgate_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(p) = std::env::var("TOLLGATE_BIN") {
+            return PathBuf::from(p);
+        }
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| root.join("target"));
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "tollgate", "--bin", "tollgate"])
+            .current_dir(&root)
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building the tollgate binary failed");
+        target.join("debug").join("tollgate")
+    })
+    .clone()
+}
+
+/// The tollgate binary running as a child process; killed on drop.
+pub struct GatewayProcess {
+    pub child: Child,
+    pub url: String,
+    pub log: PathBuf,
+}
+
+impl GatewayProcess {
+    /// Runs `tollgate --config <file> --port <free>` and waits for readiness.
+    pub fn spawn(config_file: &std::path::Path) -> GatewayProcess {
+        let port = dead_port();
+        let log = std::env::temp_dir().join(format!("tollgate-test-{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(tollgate_bin())
+            .args(["--config"])
+            .arg(config_file)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--workers", "1"])
+            .stdout(log_file.try_clone().expect("clone"))
+            .stderr(log_file)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn tollgate");
+        let url = format!("http://127.0.0.1:{port}");
+        let mut process = GatewayProcess { child, url, log };
+        process.wait_ready();
+        process
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("tollgate exited early with {status}: {}", self.log_text());
+            }
+            if blocking_get(&format!("{}/health/readiness", self.url)).is_some_and(|(s, _)| s == 200) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        panic!("tollgate did not become ready: {}", self.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{signal} failed");
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Minimal blocking HTTP/1.1 GET over a raw socket: (status, body). For probes outside an actix runtime.
+pub fn blocking_get(url: &str) -> Option<(u16, String)> {
+    raw_request(url, "GET", &[], "")
+}
+
+/// Minimal blocking HTTP/1.1 request with `Connection: close`; returns (status, body).
+pub fn raw_request(url: &str, method: &str, headers: &[(&str, &str)], body: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = std::net::TcpStream::connect(host).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    stream.write_all(req.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// A finished response: status, headers and the body parsed as JSON (`Value::Null` if it is not JSON).
+pub struct Reply {
+    pub status: u16,
+    pub headers: awc::http::header::HeaderMap,
+    pub text: String,
+    pub json: serde_json::Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// `error.type` of an OpenAI-shaped error body.
+    pub fn error_type(&self) -> &str {
+        self.json["error"]["type"].as_str().unwrap_or("<no error.type>")
+    }
+}
+
+/// POSTs a raw body to `path` with the master key (or `key`), reading the whole response.
+pub async fn post(base: &str, path: &str, key: Option<&str>, body: impl Into<bytes::Bytes>) -> Reply {
+    let mut req = client()
+        .post(format!("{base}{path}"))
+        .insert_header(("content-type", "application/json"));
+    if let Some(key) = key {
+        req = req.insert_header(("authorization", format!("Bearer {key}")));
+    }
+    let mut res = req.send_body(body.into()).await.expect("request sent");
+    let bytes = res.body().limit(64 * 1024 * 1024).await.expect("body read");
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    Reply {
+        status: res.status().as_u16(),
+        headers: res.headers().clone(),
+        json: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        text,
+    }
+}
+
+pub async fn get(base: &str, path: &str, key: Option<&str>) -> Reply {
+    let mut req = client().get(format!("{base}{path}"));
+    if let Some(key) = key {
+        req = req.insert_header(("authorization", format!("Bearer {key}")));
+    }
+    let mut res = req.send().await.expect("request sent");
+    let bytes = res.body().await.expect("body read");
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    Reply {
+        status: res.status().as_u16(),
+        headers: res.headers().clone(),
+        json: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        text,
+    }
+}
+
+/// A chat request body for `model` with one user message.
+pub fn chat_body(model: &str, extra: serde_json::Value) -> String {
+    let mut body = serde_json::json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
+    if let (Some(obj), serde_json::Value::Object(more)) = (body.as_object_mut(), extra) {
+        obj.extend(more);
+    }
+    body.to_string()
+}
+
+/// The `data:` payloads of an SSE body, in order.
+pub fn sse_data(text: &str) -> Vec<String> {
+    text.split("\n\n")
+        .filter_map(|event| event.lines().find_map(|l| l.strip_prefix("data: ")).map(str::to_owned))
+        .collect()
+}

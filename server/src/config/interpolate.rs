@@ -121,7 +121,10 @@ mod tests {
             "model_list:\n  - model_name: a\n    litellm_params:\n      api_key: os.environ/MISSING_KEY\n",
         )
         .unwrap_or(Value::Null);
-        let err = interpolate(&mut v, &env).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = interpolate(&mut v, &env)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("MISSING_KEY"), "{err}");
         assert!(err.contains("model_list[0].litellm_params.api_key"), "{err}");
     }

@@ -43,12 +43,23 @@ pub async fn chat(
     match &deployment.provider {
         Provider::OpenAi(dialect) => {
             let body = dialect.chat_body(req, &deployment.upstream_model);
+            let overhead = ctx.overhead_ms();
             let upstream = send(ctx, client, dialect, &dialect.chat_url, deployment, body, &mut settle).await?;
-            Ok(respond(ctx, deployment, upstream, settle, req.stream.then_some(req.include_usage)))
+            Ok(respond(
+                overhead,
+                deployment,
+                upstream,
+                settle,
+                req.stream.then_some(req.include_usage),
+            ))
         }
         Provider::Mock(mock) => {
+            let overhead = ctx.overhead_ms();
             mock_delay(mock).await;
-            let reply = mock.chat(req, &ctx.request_id, &deployment.id).inspect_err(|e| settle.fail(e)).map_err(ApiError::Upstream)?;
+            let reply = mock
+                .chat(req, &ctx.request_id, &deployment.id)
+                .inspect_err(|e| settle.fail(e))
+                .map_err(ApiError::Upstream)?;
             settle.headers_received();
             Ok(match reply {
                 MockReply::Json(body) => {
@@ -56,11 +67,13 @@ pub async fn chat(
                         settle.set_usage(usage);
                     }
                     settle.complete();
-                    builder(ctx, deployment, StatusCode::OK).content_type("application/json").body(body)
+                    builder(overhead, deployment, StatusCode::OK)
+                        .content_type("application/json")
+                        .body(body)
                 }
                 MockReply::Stream { events, chunk_delay } => {
                     let body = mock_stream(events, chunk_delay);
-                    builder(ctx, deployment, StatusCode::OK)
+                    builder(overhead, deployment, StatusCode::OK)
                         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
                         .insert_header((header::CACHE_CONTROL, "no-cache"))
                         .streaming(SseRelay::new(body, settle, req.include_usage))
@@ -81,18 +94,34 @@ pub async fn embeddings(
     match &deployment.provider {
         Provider::OpenAi(dialect) => {
             let body = dialect.embeddings_body(req, &deployment.upstream_model);
-            let upstream = send(ctx, client, dialect, &dialect.embeddings_url, deployment, body, &mut settle).await?;
-            Ok(respond(ctx, deployment, upstream, settle, None))
+            let overhead = ctx.overhead_ms();
+            let upstream = send(
+                ctx,
+                client,
+                dialect,
+                &dialect.embeddings_url,
+                deployment,
+                body,
+                &mut settle,
+            )
+            .await?;
+            Ok(respond(overhead, deployment, upstream, settle, None))
         }
         Provider::Mock(mock) => {
+            let overhead = ctx.overhead_ms();
             mock_delay(mock).await;
-            let body = mock.embeddings(req, &deployment.id).inspect_err(|e| settle.fail(e)).map_err(ApiError::Upstream)?;
+            let body = mock
+                .embeddings(req, &deployment.id)
+                .inspect_err(|e| settle.fail(e))
+                .map_err(ApiError::Upstream)?;
             settle.headers_received();
             if let Some(usage) = Peek::parse(&body).and_then(|p| p.usage()) {
                 settle.set_usage(usage);
             }
             settle.complete();
-            Ok(builder(ctx, deployment, StatusCode::OK).content_type("application/json").body(body))
+            Ok(builder(overhead, deployment, StatusCode::OK)
+                .content_type("application/json")
+                .body(body))
         }
     }
 }
@@ -128,7 +157,7 @@ async fn send(
             headers: Vec::new(),
         };
         settle.fail(&error);
-        ApiError::Upstream(error)
+        ApiError::Upstream(Box::new(error))
     };
     let mut response = match request.send_body(body).await {
         Ok(r) => r,
@@ -150,12 +179,12 @@ async fn send(
     let body = response.body().limit(MAX_ERROR_BODY).await.unwrap_or_default();
     let error = dialect.parse_error(&deployment.id, status.as_u16(), response.headers(), &body);
     settle.fail(&error);
-    Err(ApiError::Upstream(error))
+    Err(ApiError::Upstream(Box::new(error)))
 }
 
 /// Streams a successful upstream response to the caller. `stream_usage` is `Some(include_usage)` for SSE.
 fn respond(
-    ctx: &RequestCtx,
+    overhead_ms: f64,
     deployment: &Deployment,
     upstream: UpstreamResponse,
     settle: Settlement,
@@ -166,7 +195,7 @@ fn respond(
         .get(header::CONTENT_TYPE)
         .cloned()
         .unwrap_or(header::HeaderValue::from_static("application/json"));
-    let mut res = builder(ctx, deployment, upstream.status());
+    let mut res = builder(overhead_ms, deployment, upstream.status());
     res.insert_header((header::CONTENT_TYPE, content_type));
     let body: UpstreamBody = upstream.map_err(|e| e.to_string()).boxed_local();
     match stream_usage {
@@ -177,11 +206,12 @@ fn respond(
     }
 }
 
-fn builder(ctx: &RequestCtx, deployment: &Deployment, status: StatusCode) -> HttpResponseBuilder {
+/// Response headers every successful call carries. `overhead_ms` is tollgate's own time before the upstream call.
+fn builder(overhead_ms: f64, deployment: &Deployment, status: StatusCode) -> HttpResponseBuilder {
     let mut res = HttpResponse::build(status);
     res.insert_header(("x-tollgate-deployment", deployment.id.as_str()))
         .insert_header(("x-tollgate-attempts", "1"))
-        .insert_header(("x-tollgate-overhead-ms", format!("{:.3}", ctx.overhead_ms())));
+        .insert_header(("x-tollgate-overhead-ms", format!("{overhead_ms:.3}")));
     res
 }
 

@@ -38,7 +38,14 @@ pub struct SseRelay {
 
 impl SseRelay {
     pub fn new(upstream: UpstreamBody, settle: Settlement, include_usage: bool) -> Self {
-        Self { upstream, decoder: SseDecoder::default(), settle, include_usage, done: false, finished: false }
+        Self {
+            upstream,
+            decoder: SseDecoder::default(),
+            settle,
+            include_usage,
+            done: false,
+            finished: false,
+        }
     }
 
     fn forward(&mut self, event: Bytes, out: &mut BytesMut) {
@@ -68,7 +75,12 @@ impl SseRelay {
 
     fn error_event(&self, message: String) -> Bytes {
         let body = ErrorBody {
-            error: ErrorDetail { message, kind: "server_error".into(), param: None, code: Some("upstream_stream_broken".into()) },
+            error: ErrorDetail {
+                message,
+                kind: "server_error".into(),
+                param: None,
+                code: Some("upstream_stream_broken".into()),
+            },
         };
         let json = serde_json::to_string(&body).unwrap_or_default();
         Bytes::from(format!("data: {json}\n\n"))
@@ -135,7 +147,12 @@ pub struct BodyRelay {
 
 impl BodyRelay {
     pub fn new(upstream: UpstreamBody, settle: Settlement) -> Self {
-        Self { upstream, settle, seen: Vec::new(), seen_len: 0 }
+        Self {
+            upstream,
+            settle,
+            seen: Vec::new(),
+            seen_len: 0,
+        }
     }
 
     fn read_usage(&mut self) {

@@ -39,7 +39,15 @@ impl Settlement {
     pub fn begin(deployment: Arc<Deployment>, request_id: Arc<str>, stream: bool, in_flight: InFlight) -> Self {
         deployment.stats.in_flight.fetch_add(1, Relaxed);
         deployment.stats.requests.fetch_add(1, Relaxed);
-        Self { deployment, request_id, started: Instant::now(), usage: None, outcome: Outcome::Pending, stream, _in_flight: in_flight }
+        Self {
+            deployment,
+            request_id,
+            started: Instant::now(),
+            usage: None,
+            outcome: Outcome::Pending,
+            stream,
+            _in_flight: in_flight,
+        }
     }
 
     pub fn deployment(&self) -> &Deployment {

@@ -19,7 +19,9 @@ fn cached_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error
         #[serde(default)]
         cached_tokens: Option<u64>,
     }
-    Ok(Option::<Details>::deserialize(d)?.and_then(|x| x.cached_tokens).unwrap_or(0))
+    Ok(Option::<Details>::deserialize(d)?
+        .and_then(|x| x.cached_tokens)
+        .unwrap_or(0))
 }
 
 /// The parts of a response body or stream chunk the gateway reads; everything else is skipped unparsed.
@@ -64,11 +66,43 @@ mod tests {
     #[test]
     fn peeks_at_usage_in_every_position() {
         let cases: &[(&str, Option<Usage>, bool)] = &[
-            (r#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}"#, Some(Usage { prompt_tokens: 9, completion_tokens: 2, cached_tokens: 0 }), true),
+            (
+                r#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}"#,
+                Some(Usage {
+                    prompt_tokens: 9,
+                    completion_tokens: 2,
+                    cached_tokens: 0,
+                }),
+                true,
+            ),
             (r#"{"choices":[{"index":0,"delta":{}}],"usage":null}"#, None, false),
-            (r#"{"choices":[{"delta":{}}],"usage":{"prompt_tokens":1,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":1}}}"#, Some(Usage { prompt_tokens: 1, completion_tokens: 1, cached_tokens: 1 }), false),
-            (r#"{"choices":[{"delta":{}}],"x_groq":{"id":"r","usage":{"prompt_tokens":4,"completion_tokens":5}}}"#, Some(Usage { prompt_tokens: 4, completion_tokens: 5, cached_tokens: 0 }), false),
-            (r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":0,"prompt_tokens_details":null}}"#, Some(Usage { prompt_tokens: 3, completion_tokens: 0, cached_tokens: 0 }), true),
+            (
+                r#"{"choices":[{"delta":{}}],"usage":{"prompt_tokens":1,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":1}}}"#,
+                Some(Usage {
+                    prompt_tokens: 1,
+                    completion_tokens: 1,
+                    cached_tokens: 1,
+                }),
+                false,
+            ),
+            (
+                r#"{"choices":[{"delta":{}}],"x_groq":{"id":"r","usage":{"prompt_tokens":4,"completion_tokens":5}}}"#,
+                Some(Usage {
+                    prompt_tokens: 4,
+                    completion_tokens: 5,
+                    cached_tokens: 0,
+                }),
+                false,
+            ),
+            (
+                r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":0,"prompt_tokens_details":null}}"#,
+                Some(Usage {
+                    prompt_tokens: 3,
+                    completion_tokens: 0,
+                    cached_tokens: 0,
+                }),
+                true,
+            ),
         ];
         for (json, usage, usage_only) in cases {
             let p = Peek::parse(json.as_bytes()).unwrap_or_default();

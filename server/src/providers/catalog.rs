@@ -114,20 +114,43 @@ mod tests {
     #[test]
     fn looks_up_providers() {
         let required = [
-            "openai", "mistral", "groq", "together_ai", "deepseek", "fireworks_ai", "openrouter", "xai",
-            "perplexity", "cerebras", "deepinfra", "ollama", "hosted_vllm", "lm_studio", "publicai", "veniceai",
+            "openai",
+            "mistral",
+            "groq",
+            "together_ai",
+            "deepseek",
+            "fireworks_ai",
+            "openrouter",
+            "xai",
+            "perplexity",
+            "cerebras",
+            "deepinfra",
+            "ollama",
+            "hosted_vllm",
+            "lm_studio",
+            "publicai",
+            "veniceai",
         ];
         for name in required {
             assert!(matches!(lookup(name), Lookup::Found(_)), "{name}");
         }
         assert_eq!(lookup("anthropic"), Lookup::NotSupportedYet);
         assert_eq!(lookup("no-such-provider"), Lookup::Unknown);
-        let Lookup::Found(groq) = lookup("groq") else { unreachable!() };
+        let Lookup::Found(groq) = lookup("groq") else {
+            unreachable!()
+        };
         assert_eq!(groq.base_url, "https://api.groq.com/openai/v1");
-        let Lookup::Found(ollama) = lookup("ollama") else { unreachable!() };
+        let Lookup::Found(ollama) = lookup("ollama") else {
+            unreachable!()
+        };
         assert_eq!(ollama.auth, AuthStyle::None);
-        let Lookup::Found(publicai) = lookup("publicai") else { unreachable!() };
+        let Lookup::Found(publicai) = lookup("publicai") else {
+            unreachable!()
+        };
         assert!(publicai.special_handling.convert_content_list_to_string);
-        assert_eq!(publicai.param_mappings.get("max_completion_tokens").map(String::as_str), Some("max_tokens"));
+        assert_eq!(
+            publicai.param_mappings.get("max_completion_tokens").map(String::as_str),
+            Some("max_tokens")
+        );
     }
 }

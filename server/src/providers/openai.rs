@@ -58,7 +58,13 @@ impl OpenAiCompatible {
             .or_else(|| s.preset.api_base_env.as_deref().and_then(|v| env.get(v)))
             .unwrap_or_else(|| s.preset.base_url.clone());
         let base = base.trim_end_matches('/');
-        let key = s.api_key.or_else(|| s.preset.api_key_env.as_deref().and_then(|v| env.get(v)).map(Secret::new));
+        let key = s.api_key.or_else(|| {
+            s.preset
+                .api_key_env
+                .as_deref()
+                .and_then(|v| env.get(v))
+                .map(Secret::new)
+        });
         let key = match (s.preset.auth, key) {
             (AuthStyle::None, _) => None,
             (AuthStyle::Optional, key) => key,
@@ -66,7 +72,9 @@ impl OpenAiCompatible {
             // An `api_base` override means a self-hosted compatible server, which often needs no key.
             (AuthStyle::Bearer, None) if s.api_base.is_some() => None,
             (AuthStyle::Bearer, None) => {
-                return Err(BuildError::MissingKey(s.preset.api_key_env.clone().unwrap_or_else(|| "api_key".into())))
+                return Err(BuildError::MissingKey(
+                    s.preset.api_key_env.clone().unwrap_or_else(|| "api_key".into()),
+                ))
             }
         };
         let auth = match &key {
@@ -94,7 +102,12 @@ impl OpenAiCompatible {
             auth,
             key,
             extra_headers,
-            param_mappings: s.preset.param_mappings.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            param_mappings: s
+                .preset
+                .param_mappings
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             content_list_to_string: s.preset.special_handling.convert_content_list_to_string,
         })
     }
@@ -102,7 +115,10 @@ impl OpenAiCompatible {
     /// Headers every upstream request carries (besides `content-type`).
     pub fn headers(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
         static AUTHORIZATION: HeaderName = actix_web::http::header::AUTHORIZATION;
-        self.auth.iter().map(|v| (&AUTHORIZATION, v)).chain(self.extra_headers.iter().map(|(n, v)| (n, v)))
+        self.auth
+            .iter()
+            .map(|v| (&AUTHORIZATION, v))
+            .chain(self.extra_headers.iter().map(|(n, v)| (n, v)))
     }
 
     pub fn chat_body(&self, req: &ChatRequest<'_>, upstream_model: &str) -> Vec<u8> {
@@ -140,7 +156,13 @@ impl OpenAiCompatible {
         let model = json_string(upstream_model);
         req.body.write(
             req.input.get().len() + 64,
-            |key| if key == "model" { Edit::Replace(model.clone()) } else { Edit::Keep },
+            |key| {
+                if key == "model" {
+                    Edit::Replace(model.clone())
+                } else {
+                    Edit::Keep
+                }
+            },
             &[],
         )
     }
@@ -215,10 +237,16 @@ fn flatten_text_content(messages: &str) -> Option<String> {
     let mut list: Vec<Value> = serde_json::from_str(messages).ok()?;
     let mut changed = false;
     for msg in &mut list {
-        let Some(Value::Array(parts)) = msg.get("content") else { continue };
+        let Some(Value::Array(parts)) = msg.get("content") else {
+            continue;
+        };
         let texts: Option<Vec<&str>> = parts
             .iter()
-            .map(|p| (p.get("type")?.as_str()? == "text").then(|| p.get("text")?.as_str()).flatten())
+            .map(|p| {
+                (p.get("type")?.as_str()? == "text")
+                    .then(|| p.get("text")?.as_str())
+                    .flatten()
+            })
             .collect();
         if let Some(texts) = texts {
             let joined = texts.join("\n");
@@ -270,7 +298,10 @@ fn parse_error_body(body: &[u8]) -> ParsedError {
             code: text(e.get("code")),
             param: text(e.get("param")),
         },
-        Some(Value::String(s)) => ParsedError { message: Some(s), ..Default::default() },
+        Some(Value::String(s)) => ParsedError {
+            message: Some(s),
+            ..Default::default()
+        },
         _ => ParsedError {
             message: text(env.message.as_ref()).or_else(|| text(env.detail.as_ref())),
             kind: text(env.kind.as_ref()),
@@ -293,8 +324,13 @@ mod tests {
             api_key_env: Some("EXAMPLE_KEY".into()),
             api_base_env: None,
             auth,
-            param_mappings: mappings.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<HashMap<_, _>>(),
-            special_handling: SpecialHandling { convert_content_list_to_string: flatten },
+            param_mappings: mappings
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect::<HashMap<_, _>>(),
+            special_handling: SpecialHandling {
+                convert_content_list_to_string: flatten,
+            },
         }
     }
 
@@ -366,17 +402,36 @@ mod tests {
         let p = preset(AuthStyle::Bearer, &[], false);
         let o = build(&p, Some("sk-secret-key-value"), None).unwrap_or_else(|e| unreachable!("{e}"));
         let cases: &[(&str, &str, Option<&str>, Option<&str>)] = &[
-            (r#"{"error":{"message":"bad","type":"invalid_request_error","param":"x","code":"c"}}"#, "bad", Some("invalid_request_error"), Some("c")),
+            (
+                r#"{"error":{"message":"bad","type":"invalid_request_error","param":"x","code":"c"}}"#,
+                "bad",
+                Some("invalid_request_error"),
+                Some("c"),
+            ),
             (r#"{"error":"model 'x' not found"}"#, "model 'x' not found", None, None),
-            (r#"{"object":"error","message":"too long","type":"BadRequestError","code":400}"#, "too long", Some("BadRequestError"), Some("400")),
+            (
+                r#"{"object":"error","message":"too long","type":"BadRequestError","code":400}"#,
+                "too long",
+                Some("BadRequestError"),
+                Some("400"),
+            ),
             (r#"{"detail":"Not Found"}"#, "Not Found", None, None),
-            (r#"{"error":{"message":"Incorrect API key provided: sk-secret-key-value"}}"#, "Incorrect API key provided: ****", None, None),
+            (
+                r#"{"error":{"message":"Incorrect API key provided: sk-secret-key-value"}}"#,
+                "Incorrect API key provided: ****",
+                None,
+                None,
+            ),
             ("<html>bad gateway</html>", "<html>bad gateway</html>", None, None),
             ("", "upstream returned HTTP 418", None, None),
         ];
         for (body, message, kind, code) in cases {
             let e = o.parse_error("d#0", 418, &HeaderMap::new(), body.as_bytes());
-            assert_eq!((e.message.as_str(), e.kind.as_deref(), e.code.as_deref()), (*message, *kind, *code), "{body}");
+            assert_eq!(
+                (e.message.as_str(), e.kind.as_deref(), e.code.as_deref()),
+                (*message, *kind, *code),
+                "{body}"
+            );
         }
     }
 }

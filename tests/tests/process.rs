@@ -1,0 +1,160 @@
+//! The real binary: quickstart, check-config, bad config, SIGTERM drain.
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    path::PathBuf,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use serde_json::json;
+use tollgate_tests::{blocking_get, chat_body, raw_request, tollgate_bin, GatewayProcess};
+
+fn repo_file(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
+
+fn temp_config(name: &str, yaml: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("tollgate-{name}-{}.yaml", std::process::id()));
+    std::fs::write(&path, yaml).expect("write config");
+    path
+}
+
+#[test]
+fn quickstart_serves_mock_chat_and_lists_models() {
+    let gw = GatewayProcess::spawn(&repo_file("assets/examples/quickstart.yaml"));
+    let auth = [
+        ("Authorization", "Bearer sk-tollgate-quickstart"),
+        ("Content-Type", "application/json"),
+    ];
+    let (status, body) = raw_request(
+        &format!("{}/v1/chat/completions", gw.url),
+        "POST",
+        &auth,
+        &chat_body("gpt-4o-mini", json!({})),
+    )
+    .expect("chat");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["object"], "chat.completion");
+    assert!(v["choices"][0]["message"]["content"]
+        .as_str()
+        .is_some_and(|c| !c.is_empty()));
+    assert!(v["usage"]["total_tokens"].as_u64().is_some_and(|t| t > 0));
+    let (status, body) = raw_request(&format!("{}/v1/models", gw.url), "GET", &auth, "").expect("models");
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["gpt-4o-mini", "echo", "slow", "text-embedding-3-small"]);
+}
+
+#[test]
+fn check_config_prints_groups_masks_secrets_and_fails_on_errors() {
+    let good = temp_config(
+        "good",
+        "model_list:\n  - model_name: a\n    litellm_params: {model: groq/llama-3.1-8b-instant, api_key: gsk-secret-value-abcdef1234}\n    colour: blue\n",
+    );
+    let out = Command::new(tollgate_bin())
+        .arg("check-config")
+        .arg(&good)
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("model group `a`") && stdout.contains("https://api.groq.com/openai/v1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("****1234") && !stdout.contains("gsk-secret"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("`model_list[0].colour` is not a known config key"),
+        "{stdout}"
+    );
+
+    let cases = [
+        ("model_list:\n  - model_name: a\n    litellm_params: {model: mock/a, rpm: many}\n", "model_list[0].litellm_params.rpm"),
+        ("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, api_key: os.environ/TOLLGATE_TEST_UNSET_VAR}\n", "TOLLGATE_TEST_UNSET_VAR"),
+        ("model_list:\n  - model_name: a\n    litellm_params: {model: anthropic/claude}\n", "not supported yet"),
+    ];
+    for (i, (yaml, want)) in cases.iter().enumerate() {
+        let bad = temp_config(&format!("bad{i}"), yaml);
+        let out = Command::new(tollgate_bin())
+            .arg("check-config")
+            .arg(&bad)
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{yaml}");
+        assert!(stderr.contains(want), "{yaml}: {stderr}");
+        // Serving a bad config fails the same way.
+        let out = Command::new(tollgate_bin())
+            .arg("--config")
+            .arg(&bad)
+            .args(["--port", "0"])
+            .output()
+            .expect("run");
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains(want));
+    }
+    let help = Command::new(tollgate_bin()).arg("--help").output().expect("run");
+    assert!(String::from_utf8_lossy(&help.stdout).contains("check-config"));
+}
+
+#[test]
+fn sigterm_turns_readiness_503_finishes_streams_then_exits_zero() {
+    let config = temp_config(
+        "drain",
+        "model_list:\n  - model_name: slow\n    litellm_params: {model: mock/slow, mock_latency_ms: 100}\ntollgate:\n  shutdown_grace_period_seconds: 10\n",
+    );
+    let mut gw = GatewayProcess::spawn(&config);
+    let host = gw.url.trim_start_matches("http://").to_owned();
+    // A stream of ~10 chunks, 100 ms apart.
+    let mut s = TcpStream::connect(&host).expect("connect");
+    let body = chat_body("slow", json!({"stream": true}));
+    let req = format!("POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    s.write_all(req.as_bytes()).expect("write");
+    let mut first = [0u8; 64];
+    let n = s.read(&mut first).expect("stream started");
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+
+    gw.signal("TERM");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let r = blocking_get(&format!("{}/health/readiness", gw.url));
+        if r.as_ref().is_some_and(|(status, _)| *status == 503) {
+            assert!(r.is_some_and(|(_, b)| b.contains("draining")));
+            break;
+        }
+        assert!(Instant::now() < deadline, "readiness never turned 503");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut rest = String::new();
+    s.read_to_string(&mut rest).expect("stream finishes");
+    assert!(rest.contains("data: [DONE]"), "in-flight stream completed: {rest}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = gw.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "did not exit after draining: {}",
+            gw.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit {status}: {}", gw.log_text());
+}

@@ -1,0 +1,92 @@
+//! Streams under stress: the caller disconnecting, the upstream breaking mid-stream.
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    time::{Duration, Instant},
+};
+
+use serde_json::json;
+use tollgate_tests::{chat_body, fake_model, post, sse_data, FakeUpstream, Gateway, MASTER_KEY};
+
+#[actix_rt::test]
+async fn client_disconnect_mid_stream_closes_the_upstream_within_a_second() {
+    let fake = FakeUpstream::start();
+    let gw = Gateway::with_models(&fake_model("slow", "slow-stream", &fake, ""));
+    let url = gw.url.clone();
+    let disconnected_at = actix_rt::task::spawn_blocking(move || {
+        let host = url.trim_start_matches("http://");
+        let mut s = TcpStream::connect(host).expect("connect");
+        let body = chat_body("slow", json!({"stream": true}));
+        let req = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {MASTER_KEY}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).expect("write");
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while String::from_utf8_lossy(&seen).matches("tick").count() < 3 {
+            let n = s.read(&mut buf).expect("read");
+            assert!(n > 0, "stream ended early");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        drop(s);
+        Instant::now()
+    })
+    .await
+    .expect("client thread");
+    loop {
+        if fake.events().iter().any(|e| e.starts_with("stream_dropped")) {
+            break;
+        }
+        assert!(
+            disconnected_at.elapsed() < Duration::from_secs(1),
+            "upstream still streaming 1 s after the client left"
+        );
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn upstream_reset_mid_stream_becomes_an_openai_error_event() {
+    let fake = FakeUpstream::start();
+    let gw = Gateway::with_models(
+        &[
+            fake_model("reset", "reset", &fake, ""),
+            fake_model("ok", "normal", &fake, ""),
+        ]
+        .join(""),
+    );
+    let r = post(
+        &gw.url,
+        "/v1/chat/completions",
+        Some(MASTER_KEY),
+        chat_body("reset", json!({"stream": true})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "headers were already sent");
+    let data = sse_data(&r.text);
+    let last: serde_json::Value = data
+        .last()
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or_default();
+    assert_eq!(last["error"]["type"], "server_error", "{}", r.text);
+    assert!(
+        last["error"]["message"].as_str().is_some_and(|m| m.contains("reset#0")),
+        "{}",
+        r.text
+    );
+    assert!(
+        data.len() >= 2,
+        "the chunks before the break were delivered: {}",
+        r.text
+    );
+    let r = post(
+        &gw.url,
+        "/v1/chat/completions",
+        Some(MASTER_KEY),
+        chat_body("ok", json!({})),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+}

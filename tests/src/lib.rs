@@ -114,12 +114,18 @@ pub struct GatewayProcess {
 impl GatewayProcess {
     /// Runs `tollgate --config <file> --port <free>` and waits for readiness.
     pub fn spawn(config_file: &std::path::Path) -> GatewayProcess {
+        let file = config_file.to_string_lossy().into_owned();
+        Self::spawn_with(&["--config", &file], &[])
+    }
+
+    /// Runs `tollgate <args> --port <free>` with extra environment variables and waits for readiness.
+    pub fn spawn_with(args: &[&str], env: &[(&str, &str)]) -> GatewayProcess {
         let port = dead_port();
         let log = std::env::temp_dir().join(format!("tollgate-test-{port}.log"));
         let log_file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(tollgate_bin())
-            .args(["--config"])
-            .arg(config_file)
+            .args(args)
+            .envs(env.iter().copied())
             .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--workers", "1"])
             .stdout(log_file.try_clone().expect("clone"))
             .stderr(log_file)

@@ -158,3 +158,65 @@ fn sigterm_turns_readiness_503_finishes_streams_then_exits_zero() {
     };
     assert!(status.success(), "exit {status}: {}", gw.log_text());
 }
+
+#[test]
+fn sighup_reloads_the_config_without_restarting() {
+    let path = temp_config(
+        "reload",
+        "model_list:\n  - model_name: before\n    litellm_params: {model: mock/a}\n",
+    );
+    let gw = GatewayProcess::spawn(&path);
+    let models = || {
+        blocking_get(&format!("{}/v1/models", gw.url))
+            .map(|(_, b)| b)
+            .unwrap_or_default()
+    };
+    assert!(models().contains("\"before\""));
+    std::fs::write(
+        &path,
+        "model_list:\n  - model_name: after\n    litellm_params: {model: mock/b}\n",
+    )
+    .expect("rewrite");
+    gw.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !models().contains("\"after\"") {
+        assert!(Instant::now() < deadline, "reload not applied: {}", gw.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!models().contains("\"before\""));
+    // A broken file keeps the current table.
+    std::fs::write(&path, "model_list: [").expect("rewrite");
+    gw.signal("HUP");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(models().contains("\"after\""), "{}", gw.log_text());
+}
+
+#[test]
+fn quick_mode_serves_one_model_with_the_key_from_the_environment() {
+    let fake = tollgate_tests::FakeUpstream::start();
+    let base = format!("{}/v1", fake.url);
+    let gw = GatewayProcess::spawn_with(
+        &["--model", "openai/normal"],
+        &[
+            ("OPENAI_API_KEY", "sk-quick-mode-key-1234567"),
+            ("OPENAI_API_BASE", &base),
+        ],
+    );
+    let headers = [("Content-Type", "application/json")];
+    let (status, body) = raw_request(
+        &format!("{}/v1/chat/completions", gw.url),
+        "POST",
+        &headers,
+        &chat_body("normal", json!({})),
+    )
+    .expect("chat");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        fake.requests()[0]["headers"]["authorization"],
+        "Bearer sk-quick-mode-key-1234567"
+    );
+    assert!(
+        !gw.log_text().contains("sk-quick-mode-key"),
+        "the key never reaches the logs"
+    );
+}

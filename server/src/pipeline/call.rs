@@ -4,6 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use actix_web::{
+    body::SizedStream,
     http::{header, StatusCode},
     HttpResponse, HttpResponseBuilder,
 };
@@ -195,6 +196,10 @@ fn respond(
         .get(header::CONTENT_TYPE)
         .cloned()
         .unwrap_or(header::HeaderValue::from_static("application/json"));
+    let length = upstream
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let mut res = builder(overhead_ms, deployment, upstream.status());
     res.insert_header((header::CONTENT_TYPE, content_type));
     let body: UpstreamBody = upstream.map_err(|e| e.to_string()).boxed_local();
@@ -202,7 +207,11 @@ fn respond(
         Some(include_usage) => res
             .insert_header((header::CACHE_CONTROL, "no-cache"))
             .streaming(SseRelay::new(body, settle, include_usage)),
-        None => res.streaming(BodyRelay::new(body, settle)),
+        // Keeping the upstream's length (instead of chunking) lets clients see a short body as an error.
+        None => match length {
+            Some(len) => res.body(SizedStream::new(len, BodyRelay::new(body, settle))),
+            None => res.streaming(BodyRelay::new(body, settle)),
+        },
     }
 }
 

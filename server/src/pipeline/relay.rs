@@ -199,3 +199,139 @@ impl Stream for BodyRelay {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{atomic::Ordering::Relaxed, Arc};
+
+    use futures_util::{stream, StreamExt};
+
+    use super::*;
+    use crate::{config::Config, lifecycle::Lifecycle, routing::RoutingTable};
+
+    fn deployment() -> Arc<crate::routing::Deployment> {
+        let env = |_: &str| None;
+        let yaml = "model_list:\n  - {model_name: m, litellm_params: {model: mock/m, input_cost_per_token: 0.000001, output_cost_per_token: 0.000002}}\n";
+        let config = Config::load_str(yaml, &env).unwrap_or_else(|e| unreachable!("{e}"));
+        let table = RoutingTable::build(&config, &env, |_, _| None).unwrap_or_else(|e| unreachable!("{e}"));
+        let first = table.deployments().next().cloned();
+        first.unwrap_or_else(|| unreachable!())
+    }
+
+    fn upstream(chunks: &[&str], fail: bool) -> UpstreamBody {
+        let mut items: Vec<Result<Bytes, String>> = chunks.iter().map(|c| Ok(Bytes::from(c.to_string()))).collect();
+        if fail {
+            items.push(Err("connection reset".into()));
+        }
+        stream::iter(items).boxed_local()
+    }
+
+    async fn relay_sse(chunks: &[&str], fail: bool, include_usage: bool) -> (String, Arc<crate::routing::Deployment>) {
+        let d = deployment();
+        let life = Arc::new(Lifecycle::default());
+        let settle = Settlement::begin(d.clone(), Arc::from("rid"), true, life.enter());
+        let out: Vec<_> = SseRelay::new(upstream(chunks, fail), settle, include_usage)
+            .collect()
+            .await;
+        let text = out
+            .into_iter()
+            .map(|r| r.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default())
+            .collect();
+        assert_eq!(life.in_flight(), 0, "the in-flight guard is released with the stream");
+        (text, d)
+    }
+
+    const CONTENT: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n";
+    const USAGE: &str = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":5}}\n\n";
+
+    #[actix_rt::test]
+    async fn sse_relay_cases() {
+        // (upstream chunks, upstream breaks, caller asked for usage, expected caller bytes)
+        let cases: &[(&[&str], bool, bool, String)] = &[
+            (
+                &[CONTENT, USAGE, "data: [DONE]\n\n"],
+                false,
+                true,
+                format!("{CONTENT}{USAGE}data: [DONE]\n\n"),
+            ),
+            (
+                &[CONTENT, USAGE, "data: [DONE]\n\n"],
+                false,
+                false,
+                format!("{CONTENT}data: [DONE]\n\n"),
+            ),
+            (
+                &[&CONTENT[..10], &CONTENT[10..], USAGE],
+                false,
+                false,
+                format!("{CONTENT}data: [DONE]\n\n"),
+            ),
+            (
+                &[": keep-alive\n\n", CONTENT, "data: [DONE]"],
+                false,
+                false,
+                format!(": keep-alive\n\n{CONTENT}data: [DONE]\n\n"),
+            ),
+            (
+                &[CONTENT, "data: [DONE]\n\n", CONTENT],
+                false,
+                false,
+                format!("{CONTENT}data: [DONE]\n\n"),
+            ),
+        ];
+        for (chunks, fail, include_usage, want) in cases {
+            let (got, _) = relay_sse(chunks, *fail, *include_usage).await;
+            assert_eq!(&got, want, "chunks {chunks:?} include_usage {include_usage}");
+        }
+    }
+
+    #[actix_rt::test]
+    async fn sse_relay_counts_usage_and_cost_even_when_stripped() {
+        let (_, d) = relay_sse(&[CONTENT, USAGE, "data: [DONE]\n\n"], false, false).await;
+        assert_eq!(d.stats.prompt_tokens.load(Relaxed), 10);
+        assert_eq!(d.stats.completion_tokens.load(Relaxed), 5);
+        assert_eq!(d.stats.spend_nanos.load(Relaxed), 20_000, "10 * $1e-6 + 5 * $2e-6");
+        assert_eq!(d.stats.in_flight.load(Relaxed), 0);
+    }
+
+    #[actix_rt::test]
+    async fn sse_relay_turns_a_broken_upstream_into_an_error_event() {
+        let (got, d) = relay_sse(&[CONTENT], true, false).await;
+        let last = got.trim_end().rsplit("\n\n").next().unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(last.trim_start_matches("data: ")).unwrap_or_default();
+        assert_eq!(v["error"]["type"], "server_error", "{got}");
+        assert!(got.starts_with(CONTENT));
+        assert!(!got.contains("[DONE]"));
+        assert_eq!(d.stats.failures.load(Relaxed), 1);
+    }
+
+    #[actix_rt::test]
+    async fn body_relay_forwards_bytes_and_reads_usage_across_chunks() {
+        let d = deployment();
+        let life = Arc::new(Lifecycle::default());
+        let settle = Settlement::begin(d.clone(), Arc::from("rid"), false, life.enter());
+        let body = r#"{"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#;
+        let out: Vec<_> = BodyRelay::new(upstream(&[&body[..20], &body[20..]], false), settle)
+            .collect()
+            .await;
+        let text: String = out
+            .into_iter()
+            .map(|r| r.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default())
+            .collect();
+        assert_eq!(text, body);
+        assert_eq!(
+            (
+                d.stats.prompt_tokens.load(Relaxed),
+                d.stats.completion_tokens.load(Relaxed)
+            ),
+            (3, 4)
+        );
+
+        let settle = Settlement::begin(d.clone(), Arc::from("rid"), false, life.enter());
+        let out: Vec<_> = BodyRelay::new(upstream(&[&body[..20]], true), settle).collect().await;
+        assert!(
+            out.last().is_some_and(Result::is_err),
+            "a broken body errors so the connection closes"
+        );
+    }
+}

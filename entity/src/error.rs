@@ -25,12 +25,7 @@ mod tests {
     #[test]
     fn serialises_with_all_four_fields_even_when_null() {
         let body = ErrorBody {
-            error: ErrorDetail {
-                message: "m".into(),
-                kind: "invalid_request_error".into(),
-                param: None,
-                code: None,
-            },
+            error: ErrorDetail { message: "m".into(), kind: "invalid_request_error".into(), param: None, code: None },
         };
         let v = serde_json::to_value(&body).unwrap_or_default();
         assert_eq!(

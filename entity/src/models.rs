@@ -19,9 +19,6 @@ pub struct ModelCard {
 
 impl ModelList {
     pub fn new(data: Vec<ModelCard>) -> Self {
-        Self {
-            object: "list".into(),
-            data,
-        }
+        Self { object: "list".into(), data }
     }
 }

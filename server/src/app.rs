@@ -59,9 +59,7 @@ pub fn start(config: Config, listener: TcpListener, options: &ServeOptions) -> R
         master_key: config.master_key.clone(),
         max_request_bytes: config.max_request_bytes,
         lifecycle: lifecycle.clone(),
-        started_at: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64),
+        started_at: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64),
     });
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let mut server = HttpServer::new(move || {
@@ -84,21 +82,9 @@ pub fn start(config: Config, listener: TcpListener, options: &ServeOptions) -> R
     if let Some(n) = options.workers {
         server = server.workers(n);
     }
-    let server = server
-        .listen(listener)
-        .map_err(|source| InitError::Bind {
-            addr: addr.clone(),
-            source,
-        })?
-        .run();
+    let server = server.listen(listener).map_err(|source| InitError::Bind { addr: addr.clone(), source })?.run();
     tracing::info!(%addr, model_groups = config.deployments.len(), "tollgate listening");
-    Ok(Gateway {
-        handle: server.handle(),
-        server,
-        router,
-        lifecycle,
-        grace: config.shutdown_grace,
-    })
+    Ok(Gateway { handle: server.handle(), server, router, lifecycle, grace: config.shutdown_grace })
 }
 
 /// Runs until SIGTERM/SIGINT, then drains: readiness turns 503, in-flight requests and streams finish (up to
@@ -125,11 +111,9 @@ async fn handle_signals(
     config_path: Option<PathBuf>,
 ) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
         tracing::error!("cannot install signal handlers; stop tollgate with SIGKILL");
         return;
     };
@@ -141,16 +125,9 @@ async fn handle_signals(
         }
     }
     lifecycle.start_draining();
-    tracing::info!(
-        in_flight = lifecycle.in_flight(),
-        grace_secs = grace.as_secs_f64(),
-        "draining before shutdown"
-    );
+    tracing::info!(in_flight = lifecycle.in_flight(), grace_secs = grace.as_secs_f64(), "draining before shutdown");
     if actix_rt::time::timeout(grace, lifecycle.wait_idle()).await.is_err() {
-        tracing::warn!(
-            in_flight = lifecycle.in_flight(),
-            "grace period over; stopping with requests in flight"
-        );
+        tracing::warn!(in_flight = lifecycle.in_flight(), "grace period over; stopping with requests in flight");
         handle.stop(false).await;
     } else {
         handle.stop(true).await;

@@ -24,13 +24,7 @@ use crate::{
 )]
 pub struct Cli {
     /// LiteLLM-compatible config file (model_list, general_settings, router_settings, ...).
-    #[arg(
-        long,
-        short = 'c',
-        env = "TOLLGATE_CONFIG",
-        value_name = "FILE",
-        conflicts_with = "model"
-    )]
+    #[arg(long, short = 'c', env = "TOLLGATE_CONFIG", value_name = "FILE", conflicts_with = "model")]
     pub config: Option<PathBuf>,
 
     /// Quick mode: serve one model, `provider/model`, with the provider's key from its usual environment variable.
@@ -101,10 +95,7 @@ pub fn check_config_report(config: &Config) -> Result<String, ConfigError> {
     let _ = writeln!(
         out,
         "\nmaster key: {}",
-        config
-            .master_key
-            .as_ref()
-            .map_or_else(|| "none (open access)".to_owned(), |k| k.masked())
+        config.master_key.as_ref().map_or_else(|| "none (open access)".to_owned(), |k| k.masked())
     );
     for w in &config.warnings {
         let _ = writeln!(out, "warning: {w}");
@@ -129,10 +120,7 @@ mod tests {
         let config = Config::load_str(yaml, &|_: &str| None).unwrap_or_else(|e| unreachable!("{e}"));
         let report = check_config_report(&config).unwrap_or_else(|e| unreachable!("{e}"));
         assert!(report.contains("model group `gpt`"), "{report}");
-        assert!(
-            report.contains("gpt#0: openai/gpt-4o-mini at https://api.openai.com/v1, key ****1234"),
-            "{report}"
-        );
+        assert!(report.contains("gpt#0: openai/gpt-4o-mini at https://api.openai.com/v1, key ****1234"), "{report}");
         assert!(report.contains("gpt#1: mock/gpt"), "{report}");
         assert!(!report.contains("abcdefghijklmnop"), "{report}");
         assert!(!report.contains("sk-master"), "{report}");

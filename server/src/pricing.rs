@@ -49,40 +49,23 @@ pub fn vendored() -> &'static Catalog {
 }
 
 pub fn load(path: &str) -> Result<Catalog, CatalogError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read {
-        path: path.into(),
-        source,
-    })?;
-    parse(&text).map_err(|source| CatalogError::Parse {
-        path: path.into(),
-        source,
-    })
+    let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read { path: path.into(), source })?;
+    parse(&text).map_err(|source| CatalogError::Parse { path: path.into(), source })
 }
 
 fn parse(text: &str) -> Result<Catalog, serde_json::Error> {
     // Entries that are not price objects (LiteLLM's `sample_spec` has strings in numeric fields) are skipped.
     let raw: HashMap<String, serde_json::Value> = serde_json::from_str(text)?;
-    Ok(raw
-        .into_iter()
-        .filter_map(|(k, v)| Some((k, serde_json::from_value(v).ok()?)))
-        .collect())
+    Ok(raw.into_iter().filter_map(|(k, v)| Some((k, serde_json::from_value(v).ok()?))).collect())
 }
 
 /// Catalog prices for `provider/model`, trying LiteLLM's key spellings, then the per-deployment overrides.
 pub fn resolve(catalog: &Catalog, provider: &str, model: &str, input: Option<f64>, output: Option<f64>) -> Prices {
-    let base = catalog
-        .get(&format!("{provider}/{model}"))
-        .or_else(|| catalog.get(model))
-        .copied()
-        .unwrap_or_default();
+    let base = catalog.get(&format!("{provider}/{model}")).or_else(|| catalog.get(model)).copied().unwrap_or_default();
     Prices {
         input_cost_per_token: input.unwrap_or(base.input_cost_per_token),
         output_cost_per_token: output.unwrap_or(base.output_cost_per_token),
-        cache_read_input_token_cost: if input.is_some() {
-            None
-        } else {
-            base.cache_read_input_token_cost
-        },
+        cache_read_input_token_cost: if input.is_some() { None } else { base.cache_read_input_token_cost },
     }
 }
 
@@ -109,46 +92,11 @@ mod tests {
             cache_read_input_token_cost: Some(7.5e-8),
         };
         let cases = [
-            (
-                Usage {
-                    prompt_tokens: 0,
-                    completion_tokens: 0,
-                    cached_tokens: 0,
-                },
-                0,
-            ),
-            (
-                Usage {
-                    prompt_tokens: 1000,
-                    completion_tokens: 0,
-                    cached_tokens: 0,
-                },
-                150_000,
-            ),
-            (
-                Usage {
-                    prompt_tokens: 1000,
-                    completion_tokens: 100,
-                    cached_tokens: 0,
-                },
-                210_000,
-            ),
-            (
-                Usage {
-                    prompt_tokens: 1000,
-                    completion_tokens: 0,
-                    cached_tokens: 400,
-                },
-                120_000,
-            ),
-            (
-                Usage {
-                    prompt_tokens: 10,
-                    completion_tokens: 0,
-                    cached_tokens: 50,
-                },
-                750,
-            ),
+            (Usage { prompt_tokens: 0, completion_tokens: 0, cached_tokens: 0 }, 0),
+            (Usage { prompt_tokens: 1000, completion_tokens: 0, cached_tokens: 0 }, 150_000),
+            (Usage { prompt_tokens: 1000, completion_tokens: 100, cached_tokens: 0 }, 210_000),
+            (Usage { prompt_tokens: 1000, completion_tokens: 0, cached_tokens: 400 }, 120_000),
+            (Usage { prompt_tokens: 10, completion_tokens: 0, cached_tokens: 50 }, 750),
         ];
         for (usage, want) in cases {
             assert_eq!(p.cost_nanos(usage), want, "{usage:?}");
@@ -159,11 +107,7 @@ mod tests {
     fn overrides_win() {
         let p = resolve(vendored(), "openai", "gpt-4o-mini", Some(1e-6), None);
         assert_eq!(
-            (
-                p.input_cost_per_token,
-                p.output_cost_per_token,
-                p.cache_read_input_token_cost
-            ),
+            (p.input_cost_per_token, p.output_cost_per_token, p.cache_read_input_token_cost),
             (1e-6, 6e-7, None)
         );
         assert_eq!(resolve(vendored(), "mock", "x", None, None), Prices::default());

@@ -9,11 +9,7 @@ pub fn init(json: bool) -> WorkerGuard {
     let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = fmt().with_env_filter(filter).with_writer(writer).with_target(false);
-    let result = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
+    let result = if json { builder.json().try_init() } else { builder.try_init() };
     if let Err(e) = result {
         eprintln!("tollgate: logging already initialised: {e}");
     }

@@ -33,10 +33,7 @@ impl Gateway {
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
             actix_rt::System::new().block_on(async move {
-                let options = ServeOptions {
-                    workers: Some(1),
-                    config_path: None,
-                };
+                let options = ServeOptions { workers: Some(1), config_path: None };
                 let gateway = app::start(config, listener, &options).expect("gateway starts");
                 tx.send(gateway.handle.clone()).expect("send handle");
                 let _ = gateway.server.await;
@@ -48,9 +45,7 @@ impl Gateway {
 
     /// A config with the master key and the given `model_list` entries (YAML list items).
     pub fn with_models(model_list: &str) -> Gateway {
-        Gateway::start(&format!(
-            "model_list:\n{model_list}\ngeneral_settings:\n  master_key: {MASTER_KEY}\n"
-        ))
+        Gateway::start(&format!("model_list:\n{model_list}\ngeneral_settings:\n  master_key: {MASTER_KEY}\n"))
     }
 }
 
@@ -89,9 +84,7 @@ pub fn tollgate_bin() -> PathBuf {
             return PathBuf::from(p);
         }
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let target = std::env::var("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| root.join("target"));
+        let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .args(["build", "-q", "-p", "tollgate", "--bin", "tollgate"])
@@ -157,9 +150,7 @@ impl GatewayProcess {
     }
 
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status();
+        let status = Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status();
         assert!(status.is_ok_and(|s| s.success()), "kill -{signal} failed");
     }
 }
@@ -180,15 +171,11 @@ pub fn blocking_get(url: &str) -> Option<(u16, String)> {
 pub fn raw_request(url: &str, method: &str, headers: &[(&str, &str)], body: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://")?;
-    let (host, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
     let mut stream = std::net::TcpStream::connect(host).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -198,10 +185,7 @@ pub fn raw_request(url: &str, method: &str, headers: &[(&str, &str)], body: &str
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     Some((status, body))
 }
 
@@ -226,9 +210,7 @@ impl Reply {
 
 /// POSTs a raw body to `path` with the master key (or `key`), reading the whole response.
 pub async fn post(base: &str, path: &str, key: Option<&str>, body: impl Into<bytes::Bytes>) -> Reply {
-    let mut req = client()
-        .post(format!("{base}{path}"))
-        .insert_header(("content-type", "application/json"));
+    let mut req = client().post(format!("{base}{path}")).insert_header(("content-type", "application/json"));
     if let Some(key) = key {
         req = req.insert_header(("authorization", format!("Bearer {key}")));
     }

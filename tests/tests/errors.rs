@@ -31,22 +31,8 @@ async fn client_errors_have_status_type_and_param() {
     let big = chat_body("ok", json!({"padding": "x".repeat(20_000)}));
     // (case, key, body, status, error.type, error.param or code)
     let cases: Vec<(&str, Option<&str>, String, u16, &str, Option<&str>)> = vec![
-        (
-            "malformed json",
-            Some(MASTER_KEY),
-            "{\"model\":".into(),
-            400,
-            "invalid_request_error",
-            None,
-        ),
-        (
-            "not an object",
-            Some(MASTER_KEY),
-            "[1]".into(),
-            400,
-            "invalid_request_error",
-            None,
-        ),
+        ("malformed json", Some(MASTER_KEY), "{\"model\":".into(), 400, "invalid_request_error", None),
+        ("not an object", Some(MASTER_KEY), "[1]".into(), 400, "invalid_request_error", None),
         (
             "missing model",
             Some(MASTER_KEY),
@@ -79,76 +65,28 @@ async fn client_errors_have_status_type_and_param() {
             "invalid_request_error",
             Some("stream"),
         ),
-        (
-            "no key",
-            None,
-            chat_body("ok", json!({})),
-            401,
-            "invalid_request_error",
-            None,
-        ),
-        (
-            "bad key",
-            Some("sk-wrong"),
-            chat_body("ok", json!({})),
-            401,
-            "invalid_request_error",
-            None,
-        ),
-        (
-            "unknown model",
-            Some(MASTER_KEY),
-            chat_body("gpt-nope", json!({})),
-            404,
-            "invalid_request_error",
-            None,
-        ),
+        ("no key", None, chat_body("ok", json!({})), 401, "invalid_request_error", None),
+        ("bad key", Some("sk-wrong"), chat_body("ok", json!({})), 401, "invalid_request_error", None),
+        ("unknown model", Some(MASTER_KEY), chat_body("gpt-nope", json!({})), 404, "invalid_request_error", None),
         ("too large", Some(MASTER_KEY), big, 413, "invalid_request_error", None),
     ];
     for (case, key, body, status, kind, param) in cases {
         let r = post(&gw.url, "/v1/chat/completions", key, body).await;
         assert_eq!(r.status, status, "{case}: {}", r.text);
         assert_eq!(r.error_type(), kind, "{case}: {}", r.text);
-        assert!(
-            r.json["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
-            "{case}: {}",
-            r.text
-        );
+        assert!(r.json["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{case}: {}", r.text);
         if let Some(param) = param {
             assert_eq!(r.json["error"]["param"], param, "{case}: {}", r.text);
         }
         assert!(r.header("x-tollgate-request-id").is_some(), "{case}: request id header");
     }
-    let r = post(
-        &gw.url,
-        "/v1/chat/completions",
-        Some(MASTER_KEY),
-        chat_body("gpt-nope", json!({})),
-    )
-    .await;
+    let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("gpt-nope", json!({}))).await;
     assert_eq!(r.json["error"]["code"], "model_not_found");
     assert!(!r.text.contains("sk-fake"), "404 lists nothing secret: {}", r.text);
-    let r = post(
-        &gw.url,
-        "/v1/embeddings",
-        Some(MASTER_KEY),
-        json!({"model": "ok"}).to_string(),
-    )
-    .await;
-    assert_eq!(
-        (r.status, r.json["error"]["param"].as_str()),
-        (400, Some("input")),
-        "{}",
-        r.text
-    );
+    let r = post(&gw.url, "/v1/embeddings", Some(MASTER_KEY), json!({"model": "ok"}).to_string()).await;
+    assert_eq!((r.status, r.json["error"]["param"].as_str()), (400, Some("input")), "{}", r.text);
     assert!(fake.requests().is_empty(), "no bad request reached the upstream");
-    let r = post(
-        &gw.url,
-        "/v1/chat/completions",
-        Some(MASTER_KEY),
-        chat_body("ok", json!({})),
-    )
-    .await;
+    let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("ok", json!({}))).await;
     assert_eq!(r.status, 200, "healthy after client errors: {}", r.text);
 }
 
@@ -164,41 +102,16 @@ async fn upstream_errors_pass_through_with_message_and_retry_after() {
         ("up-500", 500, "server_error"),
     ];
     for (model, status, kind) in cases {
-        let r = post(
-            &gw.url,
-            "/v1/chat/completions",
-            Some(MASTER_KEY),
-            chat_body(model, json!({})),
-        )
-        .await;
+        let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body(model, json!({}))).await;
         assert_eq!(r.status, status, "{model}: {}", r.text);
         assert_eq!(r.error_type(), kind, "{model}: {}", r.text);
         let message = r.json["error"]["message"].as_str().unwrap_or_default();
-        assert!(
-            message.contains(&format!("fake upstream {status}")),
-            "{model}: upstream message kept: {message}"
-        );
-        assert!(
-            !r.text.contains("sk-fake-upstream-key"),
-            "{model}: no provider key in the error: {}",
-            r.text
-        );
+        assert!(message.contains(&format!("fake upstream {status}")), "{model}: upstream message kept: {message}");
+        assert!(!r.text.contains("sk-fake-upstream-key"), "{model}: no provider key in the error: {}", r.text);
     }
-    let r = post(
-        &gw.url,
-        "/v1/chat/completions",
-        Some(MASTER_KEY),
-        chat_body("up-429", json!({})),
-    )
-    .await;
+    let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("up-429", json!({}))).await;
     assert_eq!(r.header("retry-after"), Some("7"), "retry-after passed through");
-    let r = post(
-        &gw.url,
-        "/v1/chat/completions",
-        Some(MASTER_KEY),
-        chat_body("ok", json!({})),
-    )
-    .await;
+    let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("ok", json!({}))).await;
     assert_eq!(r.status, 200, "healthy after upstream errors: {}", r.text);
 }
 
@@ -206,39 +119,20 @@ async fn upstream_errors_pass_through_with_message_and_retry_after() {
 async fn unreachable_upstream_is_502_and_timeout_is_504_naming_the_deployment() {
     let fake = FakeUpstream::start();
     let gw = gateway(&fake);
-    let r = post(
-        &gw.url,
-        "/v1/chat/completions",
-        Some(MASTER_KEY),
-        chat_body("up-dead", json!({})),
-    )
-    .await;
+    let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("up-dead", json!({}))).await;
     assert_eq!((r.status, r.error_type()), (502, "upstream_error"), "{}", r.text);
     assert!(r.text.contains("up-dead#8"), "names the deployment: {}", r.text);
     assert!(!r.text.contains("sk-dead-upstream-key"), "never its key: {}", r.text);
 
     let started = std::time::Instant::now();
-    let r = post(
-        &gw.url,
-        "/v1/chat/completions",
-        Some(MASTER_KEY),
-        chat_body("up-hang", json!({})),
-    )
-    .await;
+    let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("up-hang", json!({}))).await;
     assert_eq!((r.status, r.error_type()), (504, "timeout_error"), "{}", r.text);
     assert!(r.text.contains("up-hang#6"), "names the deployment: {}", r.text);
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(5),
-        "timeout honoured"
-    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "timeout honoured");
 
-    let r = post(
-        &gw.url,
-        "/v1/chat/completions",
-        Some(MASTER_KEY),
-        chat_body("up-hang-stream", json!({"stream": true})),
-    )
-    .await;
+    let r =
+        post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("up-hang-stream", json!({"stream": true})))
+            .await;
     assert_eq!(
         (r.status, r.error_type()),
         (504, "timeout_error"),
@@ -248,13 +142,7 @@ async fn unreachable_upstream_is_502_and_timeout_is_504_naming_the_deployment() 
 
     let r = get(&gw.url, "/health/readiness", None).await;
     assert_eq!(r.status, 200);
-    let r = post(
-        &gw.url,
-        "/v1/chat/completions",
-        Some(MASTER_KEY),
-        chat_body("ok", json!({})),
-    )
-    .await;
+    let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("ok", json!({}))).await;
     assert_eq!(r.status, 200, "healthy after upstream failures: {}", r.text);
 }
 

@@ -24,33 +24,19 @@ fn temp_config(name: &str, yaml: &str) -> PathBuf {
 #[test]
 fn quickstart_serves_mock_chat_and_lists_models() {
     let gw = GatewayProcess::spawn(&repo_file("assets/examples/quickstart.yaml"));
-    let auth = [
-        ("Authorization", "Bearer sk-tollgate-quickstart"),
-        ("Content-Type", "application/json"),
-    ];
-    let (status, body) = raw_request(
-        &format!("{}/v1/chat/completions", gw.url),
-        "POST",
-        &auth,
-        &chat_body("gpt-4o-mini", json!({})),
-    )
-    .expect("chat");
+    let auth = [("Authorization", "Bearer sk-tollgate-quickstart"), ("Content-Type", "application/json")];
+    let (status, body) =
+        raw_request(&format!("{}/v1/chat/completions", gw.url), "POST", &auth, &chat_body("gpt-4o-mini", json!({})))
+            .expect("chat");
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(v["object"], "chat.completion");
-    assert!(v["choices"][0]["message"]["content"]
-        .as_str()
-        .is_some_and(|c| !c.is_empty()));
+    assert!(v["choices"][0]["message"]["content"].as_str().is_some_and(|c| !c.is_empty()));
     assert!(v["usage"]["total_tokens"].as_u64().is_some_and(|t| t > 0));
     let (status, body) = raw_request(&format!("{}/v1/models", gw.url), "GET", &auth, "").expect("models");
     assert_eq!(status, 200);
     let v: serde_json::Value = serde_json::from_str(&body).expect("json");
-    let ids: Vec<&str> = v["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m["id"].as_str())
-        .collect();
+    let ids: Vec<&str> = v["data"].as_array().into_iter().flatten().filter_map(|m| m["id"].as_str()).collect();
     assert_eq!(ids, ["gpt-4o-mini", "echo", "slow", "text-embedding-3-small"]);
 }
 
@@ -60,29 +46,12 @@ fn check_config_prints_groups_masks_secrets_and_fails_on_errors() {
         "good",
         "model_list:\n  - model_name: a\n    litellm_params: {model: groq/llama-3.1-8b-instant, api_key: gsk-secret-value-abcdef1234}\n    colour: blue\n",
     );
-    let out = Command::new(tollgate_bin())
-        .arg("check-config")
-        .arg(&good)
-        .output()
-        .expect("run");
+    let out = Command::new(tollgate_bin()).arg("check-config").arg(&good).output().expect("run");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains("model group `a`") && stdout.contains("https://api.groq.com/openai/v1"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("****1234") && !stdout.contains("gsk-secret"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("`model_list[0].colour` is not a known config key"),
-        "{stdout}"
-    );
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("model group `a`") && stdout.contains("https://api.groq.com/openai/v1"), "{stdout}");
+    assert!(stdout.contains("****1234") && !stdout.contains("gsk-secret"), "{stdout}");
+    assert!(stdout.contains("`model_list[0].colour` is not a known config key"), "{stdout}");
 
     let cases = [
         ("model_list:\n  - model_name: a\n    litellm_params: {model: mock/a, rpm: many}\n", "model_list[0].litellm_params.rpm"),
@@ -91,21 +60,12 @@ fn check_config_prints_groups_masks_secrets_and_fails_on_errors() {
     ];
     for (i, (yaml, want)) in cases.iter().enumerate() {
         let bad = temp_config(&format!("bad{i}"), yaml);
-        let out = Command::new(tollgate_bin())
-            .arg("check-config")
-            .arg(&bad)
-            .output()
-            .expect("run");
+        let out = Command::new(tollgate_bin()).arg("check-config").arg(&bad).output().expect("run");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{yaml}");
         assert!(stderr.contains(want), "{yaml}: {stderr}");
         // Serving a bad config fails the same way.
-        let out = Command::new(tollgate_bin())
-            .arg("--config")
-            .arg(&bad)
-            .args(["--port", "0"])
-            .output()
-            .expect("run");
+        let out = Command::new(tollgate_bin()).arg("--config").arg(&bad).args(["--port", "0"]).output().expect("run");
         assert!(!out.status.success());
         assert!(String::from_utf8_lossy(&out.stderr).contains(want));
     }
@@ -149,11 +109,7 @@ fn sigterm_turns_readiness_503_finishes_streams_then_exits_zero() {
         if let Some(status) = gw.child.try_wait().expect("wait") {
             break status;
         }
-        assert!(
-            Instant::now() < deadline,
-            "did not exit after draining: {}",
-            gw.log_text()
-        );
+        assert!(Instant::now() < deadline, "did not exit after draining: {}", gw.log_text());
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "exit {status}: {}", gw.log_text());
@@ -161,22 +117,12 @@ fn sigterm_turns_readiness_503_finishes_streams_then_exits_zero() {
 
 #[test]
 fn sighup_reloads_the_config_without_restarting() {
-    let path = temp_config(
-        "reload",
-        "model_list:\n  - model_name: before\n    litellm_params: {model: mock/a}\n",
-    );
+    let path = temp_config("reload", "model_list:\n  - model_name: before\n    litellm_params: {model: mock/a}\n");
     let gw = GatewayProcess::spawn(&path);
-    let models = || {
-        blocking_get(&format!("{}/v1/models", gw.url))
-            .map(|(_, b)| b)
-            .unwrap_or_default()
-    };
+    let models = || blocking_get(&format!("{}/v1/models", gw.url)).map(|(_, b)| b).unwrap_or_default();
     assert!(models().contains("\"before\""));
-    std::fs::write(
-        &path,
-        "model_list:\n  - model_name: after\n    litellm_params: {model: mock/b}\n",
-    )
-    .expect("rewrite");
+    std::fs::write(&path, "model_list:\n  - model_name: after\n    litellm_params: {model: mock/b}\n")
+        .expect("rewrite");
     gw.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(5);
     while !models().contains("\"after\"") {
@@ -197,26 +143,13 @@ fn quick_mode_serves_one_model_with_the_key_from_the_environment() {
     let base = format!("{}/v1", fake.url);
     let gw = GatewayProcess::spawn_with(
         &["--model", "openai/normal"],
-        &[
-            ("OPENAI_API_KEY", "sk-quick-mode-key-1234567"),
-            ("OPENAI_API_BASE", &base),
-        ],
+        &[("OPENAI_API_KEY", "sk-quick-mode-key-1234567"), ("OPENAI_API_BASE", &base)],
     );
     let headers = [("Content-Type", "application/json")];
-    let (status, body) = raw_request(
-        &format!("{}/v1/chat/completions", gw.url),
-        "POST",
-        &headers,
-        &chat_body("normal", json!({})),
-    )
-    .expect("chat");
+    let (status, body) =
+        raw_request(&format!("{}/v1/chat/completions", gw.url), "POST", &headers, &chat_body("normal", json!({})))
+            .expect("chat");
     assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        fake.requests()[0]["headers"]["authorization"],
-        "Bearer sk-quick-mode-key-1234567"
-    );
-    assert!(
-        !gw.log_text().contains("sk-quick-mode-key"),
-        "the key never reaches the logs"
-    );
+    assert_eq!(fake.requests()[0]["headers"]["authorization"], "Bearer sk-quick-mode-key-1234567");
+    assert!(!gw.log_text().contains("sk-quick-mode-key"), "the key never reaches the logs");
 }

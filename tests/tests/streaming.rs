@@ -51,42 +51,15 @@ async fn client_disconnect_mid_stream_closes_the_upstream_within_a_second() {
 async fn upstream_reset_mid_stream_becomes_an_openai_error_event() {
     let fake = FakeUpstream::start();
     let gw = Gateway::with_models(
-        &[
-            fake_model("reset", "reset", &fake, ""),
-            fake_model("ok", "normal", &fake, ""),
-        ]
-        .join(""),
+        &[fake_model("reset", "reset", &fake, ""), fake_model("ok", "normal", &fake, "")].join(""),
     );
-    let r = post(
-        &gw.url,
-        "/v1/chat/completions",
-        Some(MASTER_KEY),
-        chat_body("reset", json!({"stream": true})),
-    )
-    .await;
+    let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("reset", json!({"stream": true}))).await;
     assert_eq!(r.status, 200, "headers were already sent");
     let data = sse_data(&r.text);
-    let last: serde_json::Value = data
-        .last()
-        .and_then(|d| serde_json::from_str(d).ok())
-        .unwrap_or_default();
+    let last: serde_json::Value = data.last().and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default();
     assert_eq!(last["error"]["type"], "server_error", "{}", r.text);
-    assert!(
-        last["error"]["message"].as_str().is_some_and(|m| m.contains("reset#0")),
-        "{}",
-        r.text
-    );
-    assert!(
-        data.len() >= 2,
-        "the chunks before the break were delivered: {}",
-        r.text
-    );
-    let r = post(
-        &gw.url,
-        "/v1/chat/completions",
-        Some(MASTER_KEY),
-        chat_body("ok", json!({})),
-    )
-    .await;
+    assert!(last["error"]["message"].as_str().is_some_and(|m| m.contains("reset#0")), "{}", r.text);
+    assert!(data.len() >= 2, "the chunks before the break were delivered: {}", r.text);
+    let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("ok", json!({}))).await;
     assert_eq!(r.status, 200);
 }

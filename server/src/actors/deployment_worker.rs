@@ -46,14 +46,7 @@ pub struct DeploymentWorker {
 
 impl DeploymentWorker {
     pub fn new(id: String, stats: Arc<DeploymentStats>, allowed_fails: u32, cooldown: Duration) -> Self {
-        Self {
-            id,
-            stats,
-            allowed_fails,
-            cooldown,
-            failures_in_window: 0,
-            window_started: Instant::now(),
-        }
+        Self { id, stats, allowed_fails, cooldown, failures_in_window: 0, window_started: Instant::now() }
     }
 }
 
@@ -118,10 +111,7 @@ mod tests {
     async fn cools_down_after_more_than_allowed_fails() {
         let stats = Arc::new(DeploymentStats::default());
         let addr = DeploymentWorker::new("d".into(), stats.clone(), 2, Duration::from_secs(5)).start();
-        let report = |failure| ReportFailure {
-            failure,
-            retry_after: None,
-        };
+        let report = |failure| ReportFailure { failure, retry_after: None };
         for failure in [
             UpstreamFailure::Status(400),
             UpstreamFailure::Status(404),
@@ -132,10 +122,7 @@ mod tests {
         }
         assert!(!stats.is_cooling_down(now_ms()), "2 counted failures are allowed");
         let _ = addr
-            .send(ReportFailure {
-                failure: UpstreamFailure::Status(429),
-                retry_after: Some(Duration::from_secs(30)),
-            })
+            .send(ReportFailure { failure: UpstreamFailure::Status(429), retry_after: Some(Duration::from_secs(30)) })
             .await;
         assert!(stats.is_cooling_down(now_ms()));
         let left = stats.cooldown_left_secs(now_ms());

@@ -29,11 +29,7 @@ impl Router {
     pub fn start(config: &Config) -> Result<(Addr<Self>, Arc<ArcSwap<RoutingTable>>), ConfigError> {
         let (table, workers) = build(config)?;
         let table = Arc::new(ArcSwap::from_pointee(table));
-        let addr = Self {
-            table: table.clone(),
-            workers,
-        }
-        .start();
+        let addr = Self { table: table.clone(), workers }.start();
         Ok((addr, table))
     }
 }

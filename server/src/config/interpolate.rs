@@ -26,10 +26,7 @@ pub fn interpolate(value: &mut Value, env: &dyn EnvLookup) -> Result<(), ConfigE
 fn walk(value: &mut Value, path: &mut String, env: &dyn EnvLookup) -> Result<(), ConfigError> {
     match value {
         Value::String(s) => {
-            if let Some(new) = expand(s, env).map_err(|var| ConfigError::MissingEnv {
-                path: path.clone(),
-                var,
-            })? {
+            if let Some(new) = expand(s, env).map_err(|var| ConfigError::MissingEnv { path: path.clone(), var })? {
                 *s = new;
             }
         }
@@ -121,10 +118,7 @@ mod tests {
             "model_list:\n  - model_name: a\n    litellm_params:\n      api_key: os.environ/MISSING_KEY\n",
         )
         .unwrap_or(Value::Null);
-        let err = interpolate(&mut v, &env)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let err = interpolate(&mut v, &env).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("MISSING_KEY"), "{err}");
         assert!(err.contains("model_list[0].litellm_params.api_key"), "{err}");
     }

@@ -37,10 +37,7 @@ pub enum ConfigError {
 
 impl ConfigError {
     pub fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Invalid {
-            path: path.into(),
-            message: message.into(),
-        }
+        Self::Invalid { path: path.into(), message: message.into() }
     }
 }
 
@@ -93,10 +90,8 @@ pub struct DeploymentConfig {
 impl Config {
     /// Reads and validates a config file, interpolating from the process environment.
     pub fn load_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
         Self::load_str(&text, &|name: &str| std::env::var(name).ok())
     }
 
@@ -117,10 +112,7 @@ impl Config {
             ConfigError::invalid(path, e.into_inner().to_string())
         })?;
         let mut config = validate(raw)?;
-        let mut warnings: Vec<String> = ignored
-            .iter()
-            .map(|p| unknown_key_warning(&bracket_indices(p)))
-            .collect();
+        let mut warnings: Vec<String> = ignored.iter().map(|p| unknown_key_warning(&bracket_indices(p))).collect();
         warnings.append(&mut config.warnings);
         config.warnings = warnings;
         Ok(config)
@@ -135,10 +127,7 @@ impl Config {
                 (Value::from("model_name"), Value::from(name)),
                 (
                     Value::from("litellm_params"),
-                    Value::Mapping(serde_yaml::Mapping::from_iter([(
-                        Value::from("model"),
-                        Value::from(model),
-                    )])),
+                    Value::Mapping(serde_yaml::Mapping::from_iter([(Value::from("model"), Value::from(model))])),
                 ),
             ]))]),
         )]))?;
@@ -234,10 +223,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             ));
         }
     }
-    let mb = raw
-        .general_settings
-        .max_request_size_mb
-        .unwrap_or(DEFAULT_MAX_REQUEST_MB);
+    let mb = raw.general_settings.max_request_size_mb.unwrap_or(DEFAULT_MAX_REQUEST_MB);
     if !(mb.is_finite() && mb > 0.0) {
         return Err(ConfigError::invalid(
             "general_settings.max_request_size_mb",
@@ -294,19 +280,15 @@ fn deployment(index: usize, entry: RawModelEntry, default_timeout: Duration) -> 
         return Err(ConfigError::invalid(format!("{path}.model_name"), "must not be empty"));
     }
     if p.model.trim().is_empty() {
-        return Err(ConfigError::invalid(
-            format!("{path}.litellm_params.model"),
-            "must not be empty",
-        ));
+        return Err(ConfigError::invalid(format!("{path}.litellm_params.model"), "must not be empty"));
     }
     let timeout = match p.timeout {
         Some(t) => seconds(&format!("{path}.litellm_params.timeout"), Some(t), 0.0)?,
         None => default_timeout,
     };
-    for (field, price) in [
-        ("input_cost_per_token", p.input_cost_per_token),
-        ("output_cost_per_token", p.output_cost_per_token),
-    ] {
+    for (field, price) in
+        [("input_cost_per_token", p.input_cost_per_token), ("output_cost_per_token", p.output_cost_per_token)]
+    {
         if price.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
             return Err(ConfigError::invalid(
                 format!("{path}.litellm_params.{field}"),
@@ -323,10 +305,7 @@ fn deployment(index: usize, entry: RawModelEntry, default_timeout: Duration) -> 
         }
     }
     Ok(DeploymentConfig {
-        id: entry
-            .model_info
-            .id
-            .unwrap_or_else(|| format!("{}#{index}", entry.model_name)),
+        id: entry.model_info.id.unwrap_or_else(|| format!("{}#{index}", entry.model_name)),
         path,
         model_name: entry.model_name,
         model: p.model,
@@ -399,18 +378,12 @@ router_settings: {allowed_fails: 1, cooldown_time: 2.5}
         )
         .unwrap_or_else(|e| unreachable!("{e}"));
         let all = cfg.warnings.join("\n");
-        assert!(
-            all.contains("`model_list[0].litellm_params.colour` is not a known config key"),
-            "{all}"
-        );
+        assert!(all.contains("`model_list[0].litellm_params.colour` is not a known config key"), "{all}");
         assert!(
             all.contains("`model_list[0].litellm_params.order` is a LiteLLM setting tollgate does not support yet"),
             "{all}"
         );
-        assert!(
-            all.contains("`router_settings.num_retries` is a LiteLLM setting"),
-            "{all}"
-        );
+        assert!(all.contains("`router_settings.num_retries` is a LiteLLM setting"), "{all}");
         assert!(all.contains("`mystery` is not a known config key"), "{all}");
     }
 
@@ -438,10 +411,7 @@ router_settings: {allowed_fails: 1, cooldown_time: 2.5}
             "environment_variables: {MY_KEY: sk-from-config-000000}\nmodel_list:\n  - model_name: a\n    litellm_params: {model: openai/a, api_key: os.environ/MY_KEY}\n",
         )
         .unwrap_or_else(|e| unreachable!("{e}"));
-        assert_eq!(
-            cfg.deployments[0].api_key.as_ref().map(Secret::expose),
-            Some("sk-from-config-000000")
-        );
+        assert_eq!(cfg.deployments[0].api_key.as_ref().map(Secret::expose), Some("sk-from-config-000000"));
     }
 
     #[test]

@@ -21,10 +21,7 @@ pub struct RawConfig {
     /// LiteLLM sets these in the process environment; tollgate uses them only for `${VAR}` interpolation.
     /// Read from the YAML tree before typed parsing (see `config_env`); declared so it is a known key.
     #[serde(default)]
-    #[expect(
-        dead_code,
-        reason = "declared only so the key is known, the value is read from the YAML tree"
-    )]
+    #[expect(dead_code, reason = "declared only so the key is known, the value is read from the YAML tree")]
     pub environment_variables: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     pub tollgate: RawTollgateSettings,

@@ -13,11 +13,7 @@ pub async fn liveliness() -> HttpResponse {
 pub async fn readiness(state: web::Data<AppState>) -> HttpResponse {
     let draining = state.lifecycle.is_draining();
     let body = Readiness {
-        status: if draining {
-            ReadinessStatus::Draining
-        } else {
-            ReadinessStatus::Healthy
-        },
+        status: if draining { ReadinessStatus::Draining } else { ReadinessStatus::Healthy },
         version: env!("CARGO_PKG_VERSION").to_owned(),
         in_flight_requests: state.lifecycle.in_flight(),
         model_groups: state.table.load().model_names().len(),

@@ -25,12 +25,9 @@ pub struct AppState {
 /// Registers every route; used by the server and by in-process tests alike.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for prefix in ["/v1", ""] {
-        cfg.route(
-            &format!("{prefix}/chat/completions"),
-            web::post().to(openai::chat_completions),
-        )
-        .route(&format!("{prefix}/embeddings"), web::post().to(openai::embeddings))
-        .route(&format!("{prefix}/models"), web::get().to(openai::models));
+        cfg.route(&format!("{prefix}/chat/completions"), web::post().to(openai::chat_completions))
+            .route(&format!("{prefix}/embeddings"), web::post().to(openai::embeddings))
+            .route(&format!("{prefix}/models"), web::get().to(openai::models));
     }
     cfg.route("/health/liveliness", web::get().to(health::liveliness))
         .route("/health/liveness", web::get().to(health::liveliness))

@@ -18,11 +18,7 @@ use crate::{
 };
 
 fn context(req: &HttpRequest) -> RequestCtx {
-    let id = req
-        .extensions()
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_else(super::request_id::new_id);
+    let id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_else(super::request_id::new_id);
     RequestCtx::new(id)
 }
 
@@ -39,19 +35,11 @@ pub async fn chat_completions(
     let ctx = context(&req);
     let in_flight = state.lifecycle.enter();
     auth::authenticate(req.headers(), state.master_key.as_ref()).inspect_err(ApiError::log)?;
-    let bytes = body::read(payload, content_length(req.headers()), state.max_request_bytes)
-        .await
-        .inspect_err(ApiError::log)?;
+    let bytes =
+        body::read(payload, content_length(req.headers()), state.max_request_bytes).await.inspect_err(ApiError::log)?;
     let chat = ChatRequest::parse(&bytes).inspect_err(ApiError::log)?;
-    let deployment = state
-        .table
-        .load()
-        .pick(&chat.model, rand::random::<f64>())
-        .cloned()
-        .inspect_err(ApiError::log)?;
-    call::chat(&ctx, &client, &deployment, &chat, in_flight)
-        .await
-        .inspect_err(ApiError::log)
+    let deployment = state.table.load().pick(&chat.model, rand::random::<f64>()).cloned().inspect_err(ApiError::log)?;
+    call::chat(&ctx, &client, &deployment, &chat, in_flight).await.inspect_err(ApiError::log)
 }
 
 pub async fn embeddings(
@@ -63,19 +51,12 @@ pub async fn embeddings(
     let ctx = context(&req);
     let in_flight = state.lifecycle.enter();
     auth::authenticate(req.headers(), state.master_key.as_ref()).inspect_err(ApiError::log)?;
-    let bytes = body::read(payload, content_length(req.headers()), state.max_request_bytes)
-        .await
-        .inspect_err(ApiError::log)?;
+    let bytes =
+        body::read(payload, content_length(req.headers()), state.max_request_bytes).await.inspect_err(ApiError::log)?;
     let embed = EmbeddingsRequest::parse(&bytes).inspect_err(ApiError::log)?;
-    let deployment = state
-        .table
-        .load()
-        .pick(&embed.model, rand::random::<f64>())
-        .cloned()
-        .inspect_err(ApiError::log)?;
-    call::embeddings(&ctx, &client, &deployment, &embed, in_flight)
-        .await
-        .inspect_err(ApiError::log)
+    let deployment =
+        state.table.load().pick(&embed.model, rand::random::<f64>()).cloned().inspect_err(ApiError::log)?;
+    call::embeddings(&ctx, &client, &deployment, &embed, in_flight).await.inspect_err(ApiError::log)
 }
 
 pub async fn models(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

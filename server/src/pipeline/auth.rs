@@ -8,16 +8,10 @@ use crate::{error::ApiError, secret::Secret};
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
     if let Some(v) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
         let v = v.trim();
-        let token = v
-            .strip_prefix("Bearer ")
-            .or_else(|| v.strip_prefix("bearer "))
-            .unwrap_or(v);
+        let token = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).unwrap_or(v);
         return Some(token.trim());
     }
-    ["x-api-key", "api-key"]
-        .iter()
-        .find_map(|h| headers.get(*h)?.to_str().ok())
-        .map(str::trim)
+    ["x-api-key", "api-key"].iter().find_map(|h| headers.get(*h)?.to_str().ok()).map(str::trim)
 }
 
 /// With no master key configured, tollgate serves openly (and warned about it at start-up).
@@ -52,10 +46,7 @@ mod tests {
             (&[("x-api-key", "sk-master")], true),
             (&[("api-key", "sk-master")], true),
             (&[("authorization", "Bearer sk-wrong")], false),
-            (
-                &[("authorization", "Bearer sk-wrong"), ("x-api-key", "sk-master")],
-                false,
-            ),
+            (&[("authorization", "Bearer sk-wrong"), ("x-api-key", "sk-master")], false),
             (&[], false),
         ];
         for (pairs, ok) in cases {

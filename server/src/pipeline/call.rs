@@ -46,13 +46,7 @@ pub async fn chat(
             let body = dialect.chat_body(req, &deployment.upstream_model);
             let overhead = ctx.overhead_ms();
             let upstream = send(ctx, client, dialect, &dialect.chat_url, deployment, body, &mut settle).await?;
-            Ok(respond(
-                overhead,
-                deployment,
-                upstream,
-                settle,
-                req.stream.then_some(req.include_usage),
-            ))
+            Ok(respond(overhead, deployment, upstream, settle, req.stream.then_some(req.include_usage)))
         }
         Provider::Mock(mock) => {
             let overhead = ctx.overhead_ms();
@@ -68,9 +62,7 @@ pub async fn chat(
                         settle.set_usage(usage);
                     }
                     settle.complete();
-                    builder(overhead, deployment, StatusCode::OK)
-                        .content_type("application/json")
-                        .body(body)
+                    builder(overhead, deployment, StatusCode::OK).content_type("application/json").body(body)
                 }
                 MockReply::Stream { events, chunk_delay } => {
                     let body = mock_stream(events, chunk_delay);
@@ -96,33 +88,20 @@ pub async fn embeddings(
         Provider::OpenAi(dialect) => {
             let body = dialect.embeddings_body(req, &deployment.upstream_model);
             let overhead = ctx.overhead_ms();
-            let upstream = send(
-                ctx,
-                client,
-                dialect,
-                &dialect.embeddings_url,
-                deployment,
-                body,
-                &mut settle,
-            )
-            .await?;
+            let upstream = send(ctx, client, dialect, &dialect.embeddings_url, deployment, body, &mut settle).await?;
             Ok(respond(overhead, deployment, upstream, settle, None))
         }
         Provider::Mock(mock) => {
             let overhead = ctx.overhead_ms();
             mock_delay(mock).await;
-            let body = mock
-                .embeddings(req, &deployment.id)
-                .inspect_err(|e| settle.fail(e))
-                .map_err(ApiError::Upstream)?;
+            let body =
+                mock.embeddings(req, &deployment.id).inspect_err(|e| settle.fail(e)).map_err(ApiError::Upstream)?;
             settle.headers_received();
             if let Some(usage) = Peek::parse(&body).and_then(|p| p.usage()) {
                 settle.set_usage(usage);
             }
             settle.complete();
-            Ok(builder(overhead, deployment, StatusCode::OK)
-                .content_type("application/json")
-                .body(body))
+            Ok(builder(overhead, deployment, StatusCode::OK).content_type("application/json").body(body))
         }
     }
 }
@@ -196,21 +175,18 @@ fn respond(
         .get(header::CONTENT_TYPE)
         .cloned()
         .unwrap_or(header::HeaderValue::from_static("application/json"));
-    let length = upstream
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let length = upstream.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let mut res = builder(overhead_ms, deployment, upstream.status());
     res.insert_header((header::CONTENT_TYPE, content_type));
     let body: UpstreamBody = upstream.map_err(|e| e.to_string()).boxed_local();
     match stream_usage {
-        Some(include_usage) => res
-            .insert_header((header::CACHE_CONTROL, "no-cache"))
-            .streaming(SseRelay::new(body, settle, include_usage)),
+        Some(include_usage) => {
+            res.insert_header((header::CACHE_CONTROL, "no-cache")).streaming(SseRelay::new(body, settle, include_usage))
+        }
         // Keeping the upstream's length (instead of chunking) lets clients see a short body as an error.
         None => match length {
-            Some(len) => res.body(SizedStream::new(len, BodyRelay::new(body, settle))),
-            None => res.streaming(BodyRelay::new(body, settle)),
+            Some(len) => res.body(SizedStream::new(len, BodyRelay::new(body, settle, Some(len)))),
+            None => res.streaming(BodyRelay::new(body, settle, None)),
         },
     }
 }

@@ -25,10 +25,7 @@ pub struct RequestCtx {
 
 impl RequestCtx {
     pub fn new(request_id: Arc<str>) -> Self {
-        Self {
-            request_id,
-            started: Instant::now(),
-        }
+        Self { request_id, started: Instant::now() }
     }
 
     /// Time spent in tollgate so far, in milliseconds.

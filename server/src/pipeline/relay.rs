@@ -32,7 +32,10 @@ pub struct SseRelay {
     decoder: SseDecoder,
     settle: Settlement,
     include_usage: bool,
+    /// `data: [DONE]` arrived.
     done: bool,
+    /// A chunk carried a `finish_reason`.
+    finish_seen: bool,
     finished: bool,
 }
 
@@ -44,6 +47,7 @@ impl SseRelay {
             settle,
             include_usage,
             done: false,
+            finish_seen: false,
             finished: false,
         }
     }
@@ -66,6 +70,7 @@ impl SseRelay {
             if let Some(usage) = peek.usage() {
                 self.settle.set_usage(usage);
             }
+            self.finish_seen |= peek.finishes();
             if peek.is_usage_only() && !self.include_usage {
                 return;
             }
@@ -73,7 +78,13 @@ impl SseRelay {
         out.extend_from_slice(&event);
     }
 
-    fn error_event(&self, message: String) -> Bytes {
+    /// Records the break and returns the OpenAI error event that tells the caller.
+    fn broke(&mut self, cause: &dyn std::fmt::Display) -> Bytes {
+        self.finished = true;
+        self.settle.broken();
+        let d = self.settle.deployment();
+        tracing::error!(deployment = %d.id, error = %cause, "upstream stream broke");
+        let message = format!("the upstream stream of deployment `{}` broke mid-response: {cause}", d.id);
         let body = ErrorBody {
             error: ErrorDetail {
                 message,
@@ -84,6 +95,29 @@ impl SseRelay {
         };
         let json = serde_json::to_string(&body).unwrap_or_default();
         Bytes::from(format!("data: {json}\n\n"))
+    }
+
+    fn end(&mut self) -> Bytes {
+        self.finished = true;
+        let mut out = BytesMut::new();
+        if let Some(rest) = self.decoder.finish() {
+            self.forward(rest, &mut out);
+            // An unterminated last event still needs its blank line.
+            if !out.is_empty() && !out.ends_with(b"\n\n") {
+                out.extend_from_slice(b"\n\n");
+            }
+        }
+        // Why: awc reports a connection closed mid-body as a clean end of the body, so a stream that stops
+        // before `[DONE]` and before any choice finished is taken as cut short, not as complete.
+        if !self.done && !self.finish_seen {
+            out.extend_from_slice(&self.broke(&"the connection closed before the stream finished"));
+            return out.freeze();
+        }
+        if !self.done {
+            out.extend_from_slice(DONE);
+        }
+        self.settle.complete();
+        out.freeze()
     }
 }
 
@@ -108,30 +142,8 @@ impl Stream for SseRelay {
                         return Poll::Ready(Some(Ok(out.freeze())));
                     }
                 }
-                Poll::Ready(Some(Err(e))) => {
-                    this.finished = true;
-                    this.settle.broken();
-                    let d = this.settle.deployment();
-                    tracing::error!(deployment = %d.id, error = %e, "upstream stream broke");
-                    let message = format!("the upstream stream of deployment `{}` broke mid-response: {e}", d.id);
-                    return Poll::Ready(Some(Ok(this.error_event(message))));
-                }
-                Poll::Ready(None) => {
-                    this.finished = true;
-                    let mut out = BytesMut::new();
-                    if let Some(rest) = this.decoder.finish() {
-                        this.forward(rest, &mut out);
-                        // An unterminated last event still needs its blank line.
-                        if !out.is_empty() && !out.ends_with(b"\n\n") {
-                            out.extend_from_slice(b"\n\n");
-                        }
-                    }
-                    if !this.done {
-                        out.extend_from_slice(DONE);
-                    }
-                    this.settle.complete();
-                    return Poll::Ready(Some(Ok(out.freeze())));
-                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Ok(this.broke(&e)))),
+                Poll::Ready(None) => return Poll::Ready(Some(Ok(this.end()))),
             }
         }
     }
@@ -140,29 +152,40 @@ impl Stream for SseRelay {
 pub struct BodyRelay {
     upstream: UpstreamBody,
     settle: Settlement,
+    /// The upstream's `Content-Length`, when it sent one.
+    expected_len: Option<u64>,
     /// Cheap clones (reference counts) of the chunks already forwarded, for reading usage at the end.
     seen: Vec<Bytes>,
     seen_len: usize,
+    /// Ended or broke: the stream is fused.
+    finished: bool,
 }
 
 impl BodyRelay {
-    pub fn new(upstream: UpstreamBody, settle: Settlement) -> Self {
-        Self {
-            upstream,
-            settle,
-            seen: Vec::new(),
-            seen_len: 0,
-        }
+    pub fn new(upstream: UpstreamBody, settle: Settlement, expected_len: Option<u64>) -> Self {
+        Self { upstream, settle, expected_len, seen: Vec::new(), seen_len: 0, finished: false }
     }
 
-    fn read_usage(&mut self) {
+    /// Reads usage from the complete body; `false` when the body is not a whole JSON document.
+    fn read_usage(&mut self) -> bool {
         let peek = match self.seen.as_slice() {
             [one] => Peek::parse(one),
             many => Peek::parse(&many.concat()),
         };
-        if let Some(usage) = peek.and_then(|p| p.usage()) {
+        let Some(peek) = peek else { return false };
+        if let Some(usage) = peek.usage() {
             self.settle.set_usage(usage);
         }
+        true
+    }
+
+    fn broke(&mut self, cause: &dyn std::fmt::Display) -> Poll<Option<Result<Bytes, actix_web::Error>>> {
+        // Headers (200) are already out; erroring the body makes actix close the connection, so the caller
+        // sees a broken transfer instead of a silently truncated JSON document.
+        self.finished = true;
+        self.settle.broken();
+        tracing::error!(deployment = %self.settle.deployment().id, error = %cause, "upstream body broke");
+        Poll::Ready(Some(Err(actix_web::error::ErrorBadGateway("upstream body broke"))))
     }
 }
 
@@ -171,6 +194,9 @@ impl Stream for BodyRelay {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        if this.finished {
+            return Poll::Ready(None);
+        }
         match this.upstream.as_mut().poll_next(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(Ok(chunk))) => {
@@ -182,17 +208,16 @@ impl Stream for BodyRelay {
                 }
                 Poll::Ready(Some(Ok(chunk)))
             }
-            Poll::Ready(Some(Err(e))) => {
-                // Headers (200) are already out; erroring the body makes actix close the connection, so the
-                // caller sees a broken transfer instead of a silently truncated JSON document.
-                this.settle.broken();
-                tracing::error!(deployment = %this.settle.deployment().id, error = %e, "upstream body broke");
-                Poll::Ready(Some(Err(actix_web::error::ErrorBadGateway("upstream body broke"))))
-            }
+            Poll::Ready(Some(Err(e))) => this.broke(&e),
             Poll::Ready(None) => {
-                if this.seen_len <= MAX_USAGE_SCAN_BYTES {
-                    this.read_usage();
+                // Why: awc reports a connection closed mid-body as a clean end, so check length and shape.
+                if this.expected_len.is_some_and(|len| len != this.seen_len as u64) {
+                    return this.broke(&"body shorter than its Content-Length");
                 }
+                if this.seen_len <= MAX_USAGE_SCAN_BYTES && !this.read_usage() {
+                    return this.broke(&"body is not a complete JSON document");
+                }
+                this.finished = true;
                 this.settle.complete();
                 Poll::Ready(None)
             }
@@ -209,7 +234,9 @@ mod tests {
     use super::*;
     use crate::{config::Config, lifecycle::Lifecycle, routing::RoutingTable};
 
-    fn deployment() -> Arc<crate::routing::Deployment> {
+    type Deployment = Arc<crate::routing::Deployment>;
+
+    fn deployment() -> Deployment {
         let env = |_: &str| None;
         let yaml = "model_list:\n  - {model_name: m, litellm_params: {model: mock/m, input_cost_per_token: 0.000001, output_cost_per_token: 0.000002}}\n";
         let config = Config::load_str(yaml, &env).unwrap_or_else(|e| unreachable!("{e}"));
@@ -226,112 +253,83 @@ mod tests {
         stream::iter(items).boxed_local()
     }
 
-    async fn relay_sse(chunks: &[&str], fail: bool, include_usage: bool) -> (String, Arc<crate::routing::Deployment>) {
+    fn text(out: Vec<Result<Bytes, actix_web::Error>>) -> String {
+        out.into_iter().map(|r| r.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()).collect()
+    }
+
+    async fn relay_sse(chunks: &[&str], fail: bool, include_usage: bool) -> (String, Deployment) {
         let d = deployment();
         let life = Arc::new(Lifecycle::default());
         let settle = Settlement::begin(d.clone(), Arc::from("rid"), true, life.enter());
-        let out: Vec<_> = SseRelay::new(upstream(chunks, fail), settle, include_usage)
-            .collect()
-            .await;
-        let text = out
-            .into_iter()
-            .map(|r| r.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default())
-            .collect();
+        let out = SseRelay::new(upstream(chunks, fail), settle, include_usage).collect().await;
         assert_eq!(life.in_flight(), 0, "the in-flight guard is released with the stream");
-        (text, d)
+        (text(out), d)
     }
 
     const CONTENT: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n";
+    const FINISH: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n";
     const USAGE: &str = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":5}}\n\n";
+    const DONE_EVENT: &str = "data: [DONE]\n\n";
 
     #[actix_rt::test]
     async fn sse_relay_cases() {
-        // (upstream chunks, upstream breaks, caller asked for usage, expected caller bytes)
-        let cases: &[(&[&str], bool, bool, String)] = &[
-            (
-                &[CONTENT, USAGE, "data: [DONE]\n\n"],
-                false,
-                true,
-                format!("{CONTENT}{USAGE}data: [DONE]\n\n"),
-            ),
-            (
-                &[CONTENT, USAGE, "data: [DONE]\n\n"],
-                false,
-                false,
-                format!("{CONTENT}data: [DONE]\n\n"),
-            ),
-            (
-                &[&CONTENT[..10], &CONTENT[10..], USAGE],
-                false,
-                false,
-                format!("{CONTENT}data: [DONE]\n\n"),
-            ),
-            (
-                &[": keep-alive\n\n", CONTENT, "data: [DONE]"],
-                false,
-                false,
-                format!(": keep-alive\n\n{CONTENT}data: [DONE]\n\n"),
-            ),
-            (
-                &[CONTENT, "data: [DONE]\n\n", CONTENT],
-                false,
-                false,
-                format!("{CONTENT}data: [DONE]\n\n"),
-            ),
+        // (upstream chunks, caller asked for usage, expected caller bytes)
+        let cases: &[(&[&str], bool, String)] = &[
+            (&[CONTENT, FINISH, USAGE, DONE_EVENT], true, format!("{CONTENT}{FINISH}{USAGE}{DONE_EVENT}")),
+            (&[CONTENT, FINISH, USAGE, DONE_EVENT], false, format!("{CONTENT}{FINISH}{DONE_EVENT}")),
+            (&[&CONTENT[..10], &CONTENT[10..], FINISH, USAGE], false, format!("{CONTENT}{FINISH}{DONE_EVENT}")),
+            (&[": keep-alive\n\n", CONTENT, "data: [DONE]"], false, format!(": keep-alive\n\n{CONTENT}{DONE_EVENT}")),
+            (&[CONTENT, DONE_EVENT, CONTENT], false, format!("{CONTENT}{DONE_EVENT}")),
+            (&[CONTENT, FINISH], false, format!("{CONTENT}{FINISH}{DONE_EVENT}")),
         ];
-        for (chunks, fail, include_usage, want) in cases {
-            let (got, _) = relay_sse(chunks, *fail, *include_usage).await;
+        for (chunks, include_usage, want) in cases {
+            let (got, _) = relay_sse(chunks, false, *include_usage).await;
             assert_eq!(&got, want, "chunks {chunks:?} include_usage {include_usage}");
         }
     }
 
     #[actix_rt::test]
     async fn sse_relay_counts_usage_and_cost_even_when_stripped() {
-        let (_, d) = relay_sse(&[CONTENT, USAGE, "data: [DONE]\n\n"], false, false).await;
+        let (_, d) = relay_sse(&[CONTENT, FINISH, USAGE, DONE_EVENT], false, false).await;
         assert_eq!(d.stats.prompt_tokens.load(Relaxed), 10);
         assert_eq!(d.stats.completion_tokens.load(Relaxed), 5);
         assert_eq!(d.stats.spend_nanos.load(Relaxed), 20_000, "10 * $1e-6 + 5 * $2e-6");
         assert_eq!(d.stats.in_flight.load(Relaxed), 0);
+        assert_eq!(d.stats.failures.load(Relaxed), 0);
     }
 
     #[actix_rt::test]
     async fn sse_relay_turns_a_broken_upstream_into_an_error_event() {
-        let (got, d) = relay_sse(&[CONTENT], true, false).await;
-        let last = got.trim_end().rsplit("\n\n").next().unwrap_or_default();
-        let v: serde_json::Value = serde_json::from_str(last.trim_start_matches("data: ")).unwrap_or_default();
-        assert_eq!(v["error"]["type"], "server_error", "{got}");
-        assert!(got.starts_with(CONTENT));
-        assert!(!got.contains("[DONE]"));
-        assert_eq!(d.stats.failures.load(Relaxed), 1);
+        // An upstream error, and a clean end before any choice finished (how awc reports a cut connection).
+        for fail in [true, false] {
+            let (got, d) = relay_sse(&[CONTENT], fail, false).await;
+            let last = got.trim_end().rsplit("\n\n").next().unwrap_or_default();
+            let v: serde_json::Value = serde_json::from_str(last.trim_start_matches("data: ")).unwrap_or_default();
+            assert_eq!(v["error"]["type"], "server_error", "fail={fail}: {got}");
+            assert!(got.starts_with(CONTENT), "what arrived before the break is delivered");
+            assert!(!got.contains("[DONE]"), "fail={fail}: {got}");
+            assert_eq!(d.stats.failures.load(Relaxed), 1);
+        }
     }
 
     #[actix_rt::test]
     async fn body_relay_forwards_bytes_and_reads_usage_across_chunks() {
         let d = deployment();
         let life = Arc::new(Lifecycle::default());
-        let settle = Settlement::begin(d.clone(), Arc::from("rid"), false, life.enter());
         let body = r#"{"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#;
-        let out: Vec<_> = BodyRelay::new(upstream(&[&body[..20], &body[20..]], false), settle)
-            .collect()
-            .await;
-        let text: String = out
-            .into_iter()
-            .map(|r| r.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default())
-            .collect();
-        assert_eq!(text, body);
-        assert_eq!(
-            (
-                d.stats.prompt_tokens.load(Relaxed),
-                d.stats.completion_tokens.load(Relaxed)
-            ),
-            (3, 4)
-        );
-
         let settle = Settlement::begin(d.clone(), Arc::from("rid"), false, life.enter());
-        let out: Vec<_> = BodyRelay::new(upstream(&[&body[..20]], true), settle).collect().await;
-        assert!(
-            out.last().is_some_and(Result::is_err),
-            "a broken body errors so the connection closes"
-        );
+        let len = Some(body.len() as u64);
+        let out = BodyRelay::new(upstream(&[&body[..20], &body[20..]], false), settle, len).collect().await;
+        assert_eq!(text(out), body);
+        assert_eq!((d.stats.prompt_tokens.load(Relaxed), d.stats.completion_tokens.load(Relaxed)), (3, 4));
+
+        // An upstream error; a clean end short of Content-Length; a clean end mid-document (awc's reports
+        // of a cut connection). Each errors the body so actix closes the caller's connection.
+        for (fail, expected_len) in [(true, None), (false, len), (false, None)] {
+            let settle = Settlement::begin(d.clone(), Arc::from("rid"), false, life.enter());
+            let out: Vec<_> = BodyRelay::new(upstream(&[&body[..20]], fail), settle, expected_len).collect().await;
+            assert!(out.last().is_some_and(Result::is_err), "fail={fail} length {expected_len:?}");
+        }
+        assert_eq!(d.stats.failures.load(Relaxed), 3);
     }
 }

@@ -60,10 +60,7 @@ impl<'a> RawObject<'a> {
             Some(raw) if raw.get() == "null" => Ok(None),
             Some(raw) => serde_json::from_str(raw.get())
                 .map(Some)
-                .map_err(|_| ApiError::InvalidField {
-                    param: key,
-                    message: format!("`{key}` must be {expected}"),
-                }),
+                .map_err(|_| ApiError::InvalidField { param: key, message: format!("`{key}` must be {expected}") }),
         }
     }
 
@@ -137,16 +134,12 @@ impl<'a> ChatRequest<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ApiError> {
         let body = RawObject::parse(bytes)?;
         let model = required_model(&body)?;
-        let messages = body.get("messages").ok_or(ApiError::InvalidField {
-            param: "messages",
-            message: "`messages` is required".into(),
-        })?;
+        let messages = body
+            .get("messages")
+            .ok_or(ApiError::InvalidField { param: "messages", message: "`messages` is required".into() })?;
         let trimmed = messages.get().trim_start();
         if !trimmed.starts_with('[') {
-            return Err(ApiError::InvalidField {
-                param: "messages",
-                message: "`messages` must be an array".into(),
-            });
+            return Err(ApiError::InvalidField { param: "messages", message: "`messages` must be an array".into() });
         }
         if trimmed[1..].trim_start().starts_with(']') {
             return Err(ApiError::InvalidField {
@@ -162,13 +155,7 @@ impl<'a> ChatRequest<'a> {
                 message: "`stream_options` is only allowed when `stream` is true".into(),
             });
         }
-        Ok(Self {
-            include_usage: options.is_some_and(|o| o.include_usage),
-            body,
-            model,
-            stream,
-            messages,
-        })
+        Ok(Self { include_usage: options.is_some_and(|o| o.include_usage), body, model, stream, messages })
     }
 }
 
@@ -187,10 +174,7 @@ impl<'a> EmbeddingsRequest<'a> {
         let input = body
             .get("input")
             .filter(|v| v.get() != "null")
-            .ok_or(ApiError::InvalidField {
-                param: "input",
-                message: "`input` is required".into(),
-            })?;
+            .ok_or(ApiError::InvalidField { param: "input", message: "`input` is required".into() })?;
         let first = input.get().trim_start().chars().next();
         if !matches!(first, Some('"' | '[')) {
             return Err(ApiError::InvalidField {
@@ -205,10 +189,7 @@ impl<'a> EmbeddingsRequest<'a> {
 fn required_model(body: &RawObject<'_>) -> Result<String, ApiError> {
     match body.decode::<String>("model", "a string")? {
         Some(m) if !m.trim().is_empty() => Ok(m),
-        _ => Err(ApiError::InvalidField {
-            param: "model",
-            message: "`model` is required".into(),
-        }),
+        _ => Err(ApiError::InvalidField { param: "model", message: "`model` is required".into() }),
     }
 }
 
@@ -229,26 +210,14 @@ mod tests {
         let cases: &[(&str, Option<&str>)] = &[
             (r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#, None),
             (r#"{"messages":[{"role":"user","content":"hi"}]}"#, Some("model")),
-            (
-                r#"{"model":"","messages":[{"role":"user","content":"hi"}]}"#,
-                Some("model"),
-            ),
-            (
-                r#"{"model":7,"messages":[{"role":"user","content":"hi"}]}"#,
-                Some("model"),
-            ),
+            (r#"{"model":"","messages":[{"role":"user","content":"hi"}]}"#, Some("model")),
+            (r#"{"model":7,"messages":[{"role":"user","content":"hi"}]}"#, Some("model")),
             (r#"{"model":"m"}"#, Some("messages")),
             (r#"{"model":"m","messages":"hi"}"#, Some("messages")),
             (r#"{"model":"m","messages":[ ]}"#, Some("messages")),
             (r#"{"model":"m","messages":[{}],"stream":"yes"}"#, Some("stream")),
-            (
-                r#"{"model":"m","messages":[{}],"stream_options":{"include_usage":true}}"#,
-                Some("stream_options"),
-            ),
-            (
-                r#"{"model":"m","messages":[{}],"stream":true,"stream_options":5}"#,
-                Some("stream_options"),
-            ),
+            (r#"{"model":"m","messages":[{}],"stream_options":{"include_usage":true}}"#, Some("stream_options")),
+            (r#"{"model":"m","messages":[{}],"stream":true,"stream_options":5}"#, Some("stream_options")),
             (r#"{"model":"m","messages":[{}],"model":"n"}"#, Some("<json>")),
             (r#"{"model":"m","messages":[{}]"#, Some("<json>")),
             (r#"[1,2]"#, Some("<json>")),
@@ -292,16 +261,9 @@ mod tests {
     fn embeddings_validation() {
         let ok = EmbeddingsRequest::parse(br#"{"model":"e","input":["a","b"]}"#);
         assert!(ok.is_ok());
-        for body in [
-            r#"{"model":"e"}"#,
-            r#"{"model":"e","input":null}"#,
-            r#"{"model":"e","input":5}"#,
-        ] {
+        for body in [r#"{"model":"e"}"#, r#"{"model":"e","input":null}"#, r#"{"model":"e","input":5}"#] {
             assert!(
-                matches!(
-                    EmbeddingsRequest::parse(body.as_bytes()),
-                    Err(ApiError::InvalidField { param: "input", .. })
-                ),
+                matches!(EmbeddingsRequest::parse(body.as_bytes()), Err(ApiError::InvalidField { param: "input", .. })),
                 "{body}"
             );
         }

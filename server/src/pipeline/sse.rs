@@ -89,16 +89,10 @@ mod tests {
             (&["data: a\n\ndata: b\n\n"], &["data: a\n\n", "data: b\n\n"]),
             (&["da", "ta: a\n", "\nda", "ta: b\n\n"], &["data: a\n\n", "data: b\n\n"]),
             (&["data: a\r\n\r\n"], &["data: a\r\n\r\n"]),
-            (
-                &[": keep-alive\n\n", "data: a\n\n"],
-                &[": keep-alive\n\n", "data: a\n\n"],
-            ),
+            (&[": keep-alive\n\n", "data: a\n\n"], &[": keep-alive\n\n", "data: a\n\n"]),
             (&["\n\ndata: a\n\n"], &["data: a\n\n"]),
             (&["event: x\ndata: a\n\n"], &["event: x\ndata: a\n\n"]),
-            (
-                &["data: a\n\ndata: [DONE]"],
-                &["data: a\n\n", "<unterminated>data: [DONE]"],
-            ),
+            (&["data: a\n\ndata: [DONE]"], &["data: a\n\n", "<unterminated>data: [DONE]"]),
         ];
         for (chunks, want) in cases {
             assert_eq!(events(chunks), *want, "{chunks:?}");

@@ -19,9 +19,7 @@ fn cached_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error
         #[serde(default)]
         cached_tokens: Option<u64>,
     }
-    Ok(Option::<Details>::deserialize(d)?
-        .and_then(|x| x.cached_tokens)
-        .unwrap_or(0))
+    Ok(Option::<Details>::deserialize(d)?.and_then(|x| x.cached_tokens).unwrap_or(0))
 }
 
 /// The parts of a response body or stream chunk the gateway reads; everything else is skipped unparsed.
@@ -30,12 +28,18 @@ pub struct Peek {
     #[serde(default)]
     pub usage: Option<Usage>,
     #[serde(default)]
-    pub choices: Option<Vec<serde::de::IgnoredAny>>,
+    pub choices: Option<Vec<ChoicePeek>>,
     #[serde(default)]
     pub error: Option<serde::de::IgnoredAny>,
     /// Groq put stream usage here before it moved to the top level.
     #[serde(default)]
     pub x_groq: Option<GroqExtra>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ChoicePeek {
+    #[serde(default)]
+    pub finish_reason: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -53,6 +57,11 @@ impl Peek {
         self.usage.or_else(|| self.x_groq.as_ref().and_then(|g| g.usage))
     }
 
+    /// Some choice of this chunk finished.
+    pub fn finishes(&self) -> bool {
+        self.choices.iter().flatten().any(|c| c.finish_reason.is_some())
+    }
+
     /// OpenAI's final `include_usage` chunk: empty `choices`, usage filled.
     pub fn is_usage_only(&self) -> bool {
         self.usage.is_some() && self.choices.as_ref().is_some_and(Vec::is_empty)
@@ -68,39 +77,23 @@ mod tests {
         let cases: &[(&str, Option<Usage>, bool)] = &[
             (
                 r#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}"#,
-                Some(Usage {
-                    prompt_tokens: 9,
-                    completion_tokens: 2,
-                    cached_tokens: 0,
-                }),
+                Some(Usage { prompt_tokens: 9, completion_tokens: 2, cached_tokens: 0 }),
                 true,
             ),
             (r#"{"choices":[{"index":0,"delta":{}}],"usage":null}"#, None, false),
             (
                 r#"{"choices":[{"delta":{}}],"usage":{"prompt_tokens":1,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":1}}}"#,
-                Some(Usage {
-                    prompt_tokens: 1,
-                    completion_tokens: 1,
-                    cached_tokens: 1,
-                }),
+                Some(Usage { prompt_tokens: 1, completion_tokens: 1, cached_tokens: 1 }),
                 false,
             ),
             (
                 r#"{"choices":[{"delta":{}}],"x_groq":{"id":"r","usage":{"prompt_tokens":4,"completion_tokens":5}}}"#,
-                Some(Usage {
-                    prompt_tokens: 4,
-                    completion_tokens: 5,
-                    cached_tokens: 0,
-                }),
+                Some(Usage { prompt_tokens: 4, completion_tokens: 5, cached_tokens: 0 }),
                 false,
             ),
             (
                 r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":0,"prompt_tokens_details":null}}"#,
-                Some(Usage {
-                    prompt_tokens: 3,
-                    completion_tokens: 0,
-                    cached_tokens: 0,
-                }),
+                Some(Usage { prompt_tokens: 3, completion_tokens: 0, cached_tokens: 0 }),
                 true,
             ),
         ];

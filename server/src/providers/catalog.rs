@@ -136,21 +136,12 @@ mod tests {
         }
         assert_eq!(lookup("anthropic"), Lookup::NotSupportedYet);
         assert_eq!(lookup("no-such-provider"), Lookup::Unknown);
-        let Lookup::Found(groq) = lookup("groq") else {
-            unreachable!()
-        };
+        let Lookup::Found(groq) = lookup("groq") else { unreachable!() };
         assert_eq!(groq.base_url, "https://api.groq.com/openai/v1");
-        let Lookup::Found(ollama) = lookup("ollama") else {
-            unreachable!()
-        };
+        let Lookup::Found(ollama) = lookup("ollama") else { unreachable!() };
         assert_eq!(ollama.auth, AuthStyle::None);
-        let Lookup::Found(publicai) = lookup("publicai") else {
-            unreachable!()
-        };
+        let Lookup::Found(publicai) = lookup("publicai") else { unreachable!() };
         assert!(publicai.special_handling.convert_content_list_to_string);
-        assert_eq!(
-            publicai.param_mappings.get("max_completion_tokens").map(String::as_str),
-            Some("max_tokens")
-        );
+        assert_eq!(publicai.param_mappings.get("max_completion_tokens").map(String::as_str), Some("max_tokens"));
     }
 }

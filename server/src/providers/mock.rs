@@ -62,12 +62,7 @@ impl MockModel {
                 _ => Behaviour::Fixed,
             },
         };
-        Self {
-            name: name.to_owned(),
-            behaviour,
-            response,
-            latency,
-        }
+        Self { name: name.to_owned(), behaviour, response, latency }
     }
 
     /// Delay before the first byte.
@@ -110,13 +105,8 @@ impl MockModel {
         };
         let delta =
             |d: Value, finish: Value| json!([{"index": 0, "delta": d, "logprobs": null, "finish_reason": finish}]);
-        let mut events = vec![chunk(
-            delta(
-                json!({"role": "assistant", "content": "", "refusal": null}),
-                Value::Null,
-            ),
-            Value::Null,
-        )];
+        let mut events =
+            vec![chunk(delta(json!({"role": "assistant", "content": "", "refusal": null}), Value::Null), Value::Null)];
         events.extend(split_words(&content).map(|w| chunk(delta(json!({"content": w}), Value::Null), Value::Null)));
         events.push(chunk(delta(json!({}), json!("stop")), Value::Null));
         events.push(chunk(json!([]), usage_json(usage)));
@@ -129,10 +119,9 @@ impl MockModel {
         self.fail_if_asked(deployment)?;
         let inputs: Vec<String> = match serde_json::from_str::<Value>(req.input.get()) {
             Ok(Value::String(s)) => vec![s],
-            Ok(Value::Array(items)) => items
-                .iter()
-                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                .collect(),
+            Ok(Value::Array(items)) => {
+                items.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect()
+            }
             _ => Vec::new(),
         };
         let tokens: u64 = inputs.iter().map(|s| count_tokens(s)).sum();
@@ -162,11 +151,7 @@ impl MockModel {
             kind: Some(kind.to_owned()),
             code: code.map(str::to_owned),
             param: None,
-            headers: if status == 429 {
-                vec![("retry-after".into(), "1".into())]
-            } else {
-                Vec::new()
-            },
+            headers: if status == 429 { vec![("retry-after".into(), "1".into())] } else { Vec::new() },
         }))
     }
 }
@@ -179,11 +164,7 @@ fn usage_json(u: Usage) -> Value {
 fn message_text(m: &Value) -> String {
     match m.get("content") {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text")?.as_str())
-            .collect::<Vec<_>>()
-            .join(" "),
+        Some(Value::Array(parts)) => parts.iter().filter_map(|p| p.get("text")?.as_str()).collect::<Vec<_>>().join(" "),
         _ => String::new(),
     }
 }
@@ -199,9 +180,7 @@ fn last_user_text(messages: &[Value]) -> String {
 
 /// A stand-in for a tokenizer: about four characters per token, at least one per word.
 pub fn count_tokens(text: &str) -> u64 {
-    text.split_whitespace()
-        .map(|w| (w.chars().count() as u64).div_ceil(4).max(1))
-        .sum()
+    text.split_whitespace().map(|w| (w.chars().count() as u64).div_ceil(4).max(1)).sum()
 }
 
 /// Splits text into stream pieces that concatenate back to the original exactly.
@@ -212,9 +191,7 @@ fn split_words(text: &str) -> impl Iterator<Item = &str> {
             return None;
         }
         let start = rest.len() - rest.trim_start().len();
-        let end = rest[start..]
-            .find(char::is_whitespace)
-            .map_or(rest.len(), |i| start + i);
+        let end = rest[start..].find(char::is_whitespace).map_or(rest.len(), |i| start + i);
         let (piece, tail) = rest.split_at(end);
         rest = tail;
         Some(piece)
@@ -268,9 +245,7 @@ mod tests {
         let m = MockModel::new("echo", None, None);
         let body = br#"{"model":"x","messages":[{"role":"user","content":"first"},{"role":"assistant","content":"a"},{"role":"user","content":[{"type":"text","text":"second one"}]}]}"#;
         let req = ChatRequest::parse(body).unwrap_or_else(|e| unreachable!("{e}"));
-        let Ok(MockReply::Json(bytes)) = m.chat(&req, "rid", "d") else {
-            unreachable!()
-        };
+        let Ok(MockReply::Json(bytes)) = m.chat(&req, "rid", "d") else { unreachable!() };
         let v: Value = serde_json::from_slice(&bytes).unwrap_or_default();
         assert_eq!(v["choices"][0]["message"]["content"], "second one");
         assert_eq!(v["usage"]["completion_tokens"], 3);

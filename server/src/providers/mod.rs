@@ -24,12 +24,7 @@ impl Provider {
         let path = format!("{}.litellm_params.model", d.path);
         let (prefix, upstream) = match d.model.split_once('/') {
             Some((p, m)) if !m.is_empty() => (p, m),
-            Some(_) => {
-                return Err(ConfigError::invalid(
-                    path,
-                    "model name after the provider prefix is empty",
-                ))
-            }
+            Some(_) => return Err(ConfigError::invalid(path, "model name after the provider prefix is empty")),
             // LiteLLM treats a bare model name as OpenAI's.
             None => ("openai", d.model.as_str()),
         };
@@ -38,11 +33,7 @@ impl Provider {
             return Ok((Self::Mock(m), upstream.to_owned()));
         }
         // `custom/` and `custom_openai/` are LiteLLM's names for "any OpenAI-compatible server at api_base".
-        let preset_name = if matches!(prefix, "custom" | "custom_openai") {
-            "openai"
-        } else {
-            prefix
-        };
+        let preset_name = if matches!(prefix, "custom" | "custom_openai") { "openai" } else { prefix };
         if preset_name != prefix && d.api_base.is_none() {
             return Err(ConfigError::invalid(
                 format!("{}.litellm_params.api_base", d.path),

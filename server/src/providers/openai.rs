@@ -58,13 +58,7 @@ impl OpenAiCompatible {
             .or_else(|| s.preset.api_base_env.as_deref().and_then(|v| env.get(v)))
             .unwrap_or_else(|| s.preset.base_url.clone());
         let base = base.trim_end_matches('/');
-        let key = s.api_key.or_else(|| {
-            s.preset
-                .api_key_env
-                .as_deref()
-                .and_then(|v| env.get(v))
-                .map(Secret::new)
-        });
+        let key = s.api_key.or_else(|| s.preset.api_key_env.as_deref().and_then(|v| env.get(v)).map(Secret::new));
         let key = match (s.preset.auth, key) {
             (AuthStyle::None, _) => None,
             (AuthStyle::Optional, key) => key,
@@ -72,9 +66,7 @@ impl OpenAiCompatible {
             // An `api_base` override means a self-hosted compatible server, which often needs no key.
             (AuthStyle::Bearer, None) if s.api_base.is_some() => None,
             (AuthStyle::Bearer, None) => {
-                return Err(BuildError::MissingKey(
-                    s.preset.api_key_env.clone().unwrap_or_else(|| "api_key".into()),
-                ))
+                return Err(BuildError::MissingKey(s.preset.api_key_env.clone().unwrap_or_else(|| "api_key".into())))
             }
         };
         let auth = match &key {
@@ -102,12 +94,7 @@ impl OpenAiCompatible {
             auth,
             key,
             extra_headers,
-            param_mappings: s
-                .preset
-                .param_mappings
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            param_mappings: s.preset.param_mappings.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             content_list_to_string: s.preset.special_handling.convert_content_list_to_string,
         })
     }
@@ -115,10 +102,7 @@ impl OpenAiCompatible {
     /// Headers every upstream request carries (besides `content-type`).
     pub fn headers(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
         static AUTHORIZATION: HeaderName = actix_web::http::header::AUTHORIZATION;
-        self.auth
-            .iter()
-            .map(|v| (&AUTHORIZATION, v))
-            .chain(self.extra_headers.iter().map(|(n, v)| (n, v)))
+        self.auth.iter().map(|v| (&AUTHORIZATION, v)).chain(self.extra_headers.iter().map(|(n, v)| (n, v)))
     }
 
     pub fn chat_body(&self, req: &ChatRequest<'_>, upstream_model: &str) -> Vec<u8> {
@@ -242,11 +226,7 @@ fn flatten_text_content(messages: &str) -> Option<String> {
         };
         let texts: Option<Vec<&str>> = parts
             .iter()
-            .map(|p| {
-                (p.get("type")?.as_str()? == "text")
-                    .then(|| p.get("text")?.as_str())
-                    .flatten()
-            })
+            .map(|p| (p.get("type")?.as_str()? == "text").then(|| p.get("text")?.as_str()).flatten())
             .collect();
         if let Some(texts) = texts {
             let joined = texts.join("\n");
@@ -298,10 +278,7 @@ fn parse_error_body(body: &[u8]) -> ParsedError {
             code: text(e.get("code")),
             param: text(e.get("param")),
         },
-        Some(Value::String(s)) => ParsedError {
-            message: Some(s),
-            ..Default::default()
-        },
+        Some(Value::String(s)) => ParsedError { message: Some(s), ..Default::default() },
         _ => ParsedError {
             message: text(env.message.as_ref()).or_else(|| text(env.detail.as_ref())),
             kind: text(env.kind.as_ref()),
@@ -324,13 +301,8 @@ mod tests {
             api_key_env: Some("EXAMPLE_KEY".into()),
             api_base_env: None,
             auth,
-            param_mappings: mappings
-                .iter()
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect::<HashMap<_, _>>(),
-            special_handling: SpecialHandling {
-                convert_content_list_to_string: flatten,
-            },
+            param_mappings: mappings.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<HashMap<_, _>>(),
+            special_handling: SpecialHandling { convert_content_list_to_string: flatten },
         }
     }
 
@@ -427,11 +399,7 @@ mod tests {
         ];
         for (body, message, kind, code) in cases {
             let e = o.parse_error("d#0", 418, &HeaderMap::new(), body.as_bytes());
-            assert_eq!(
-                (e.message.as_str(), e.kind.as_deref(), e.code.as_deref()),
-                (*message, *kind, *code),
-                "{body}"
-            );
+            assert_eq!((e.message.as_str(), e.kind.as_deref(), e.code.as_deref()), (*message, *kind, *code), "{body}");
         }
     }
 }

@@ -25,9 +25,7 @@ pub struct DeploymentStats {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl DeploymentStats {
@@ -37,10 +35,7 @@ impl DeploymentStats {
 
     /// Time left in the cooldown, rounded up to whole seconds (for `retry-after`).
     pub fn cooldown_left_secs(&self, now_ms: u64) -> u64 {
-        self.cooldown_until_ms
-            .load(Relaxed)
-            .saturating_sub(now_ms)
-            .div_ceil(1000)
+        self.cooldown_until_ms.load(Relaxed).saturating_sub(now_ms).div_ceil(1000)
     }
 
     pub fn record_latency(&self, latency: Duration) {

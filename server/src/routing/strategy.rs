@@ -5,12 +5,7 @@
 ///
 /// `roll` is uniform in `[0, 1)`. Returns `None` when no deployment is available.
 pub fn weighted_pick(weights: &[u64], available: impl Fn(usize) -> bool, roll: f64) -> Option<usize> {
-    let total: u64 = weights
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| available(*i))
-        .map(|(_, w)| *w)
-        .sum();
+    let total: u64 = weights.iter().enumerate().filter(|(i, _)| available(*i)).map(|(_, w)| *w).sum();
     if total == 0 {
         return None;
     }
@@ -55,11 +50,7 @@ mod tests {
             (&[], &[], 0.5, None),
         ];
         for (weights, avail, roll, want) in cases {
-            assert_eq!(
-                weighted_pick(weights, |i| avail[i], *roll),
-                *want,
-                "{weights:?} {avail:?} {roll}"
-            );
+            assert_eq!(weighted_pick(weights, |i| avail[i], *roll), *want, "{weights:?} {avail:?} {roll}");
         }
         assert_eq!(weighted_pick(&[5], all, 0.3), Some(0));
     }

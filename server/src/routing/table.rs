@@ -65,13 +65,8 @@ impl RoutingTable {
             let (provider, upstream_model) = Provider::resolve(d, env)?;
             let catalog = custom_catalog.as_ref().unwrap_or_else(|| pricing::vendored());
             let priced_as = d.base_model.as_deref().unwrap_or(&upstream_model);
-            let prices = pricing::resolve(
-                catalog,
-                provider.name(),
-                priced_as,
-                d.input_cost_per_token,
-                d.output_cost_per_token,
-            );
+            let prices =
+                pricing::resolve(catalog, provider.name(), priced_as, d.input_cost_per_token, d.output_cost_per_token);
             let stats = Arc::new(DeploymentStats::default());
             let worker = attach(&d.id, &stats);
             let deployment = Deployment {
@@ -104,18 +99,12 @@ impl RoutingTable {
     }
 
     pub fn deployments(&self) -> impl Iterator<Item = &Arc<Deployment>> {
-        self.names
-            .iter()
-            .filter_map(|n| self.groups.get(n))
-            .flat_map(|g| g.deployments.iter())
+        self.names.iter().filter_map(|n| self.groups.get(n)).flat_map(|g| g.deployments.iter())
     }
 
     /// Picks a deployment of `model`, skipping those cooling down. `roll` is uniform in `[0, 1)`.
     pub fn pick(&self, model: &str, roll: f64) -> Result<&Arc<Deployment>, ApiError> {
-        let group = self
-            .groups
-            .get(model)
-            .ok_or_else(|| ApiError::ModelNotFound(model.to_owned()))?;
+        let group = self.groups.get(model).ok_or_else(|| ApiError::ModelNotFound(model.to_owned()))?;
         let now = now_ms();
         let available = |i: usize| !group.deployments[i].stats.is_cooling_down(now);
         match strategy::weighted_pick(&group.weights, available, roll) {
@@ -162,17 +151,11 @@ mod tests {
     fn skips_cooling_deployments_and_reports_when_none_left() {
         let t = table("model_list:\n  - {model_name: a, litellm_params: {model: mock/x}}\n  - {model_name: a, litellm_params: {model: mock/y}}\n");
         let group = t.group("a").map(|g| g.deployments.clone()).unwrap_or_default();
-        group[0]
-            .stats
-            .cooldown_until_ms
-            .store(now_ms() + 60_000, Ordering::Relaxed);
+        group[0].stats.cooldown_until_ms.store(now_ms() + 60_000, Ordering::Relaxed);
         for roll in [0.0, 0.3, 0.99] {
             assert_eq!(t.pick("a", roll).map(|d| d.id.as_str()).ok(), Some("a#1"));
         }
-        group[1]
-            .stats
-            .cooldown_until_ms
-            .store(now_ms() + 3_000, Ordering::Relaxed);
+        group[1].stats.cooldown_until_ms.store(now_ms() + 3_000, Ordering::Relaxed);
         match t.pick("a", 0.5) {
             Err(ApiError::NoHealthyDeployment { retry_after_secs, .. }) => assert_eq!(retry_after_secs, 3),
             other => unreachable!("{other:?}"),
@@ -190,10 +173,7 @@ mod tests {
         ] {
             let yaml = format!("model_list:\n  - {{model_name: a, litellm_params: {{model: {model}}}}}\n");
             let config = Config::load_str(&yaml, &env).unwrap_or_else(|e| unreachable!("{e}"));
-            let err = RoutingTable::build(&config, &env, |_, _| None)
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default();
+            let err = RoutingTable::build(&config, &env, |_, _| None).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(err.contains("model_list[0].litellm_params"), "{model}: {err}");
             assert!(err.contains(want), "{model}: {err}");
         }

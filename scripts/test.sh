@@ -29,7 +29,8 @@ step "cargo build (binaries for process and SDK tests)"
 cargo build --workspace
 
 step "cargo test"
-cargo test --workspace
+# Process tests run the binary built just above.
+TOLLGATE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/tollgate" cargo test --workspace
 
 step "Python SDK end-to-end tests"
 bash tests/sdk/run.sh

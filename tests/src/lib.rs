@@ -76,7 +76,8 @@ pub fn dead_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
-/// The `tollgate` binary, built on first use if this test run has not built it.
+/// The `tollgate` binary: `$TOLLGATE_BIN`, else the debug build, (re)built first if it is missing or older than
+/// the sources (so `cargo test -p tollgate-tests` alone never runs a stale binary).
 pub fn tollgate_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -85,6 +86,12 @@ pub fn tollgate_bin() -> PathBuf {
         }
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
         let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
+        let bin = target.join("debug").join("tollgate");
+        let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+        let sources = ["server", "entity", "assets"].iter().filter_map(|d| newest_mtime(&root.join(d))).max();
+        if built.is_some_and(|b| sources.is_none_or(|s| s <= b)) {
+            return bin;
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .args(["build", "-q", "-p", "tollgate", "--bin", "tollgate"])
@@ -92,9 +99,19 @@ pub fn tollgate_bin() -> PathBuf {
             .status()
             .expect("run cargo build");
         assert!(status.success(), "building the tollgate binary failed");
-        target.join("debug").join("tollgate")
+        bin
     })
     .clone()
+}
+
+fn newest_mtime(dir: &std::path::Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let mtime = if path.is_dir() { newest_mtime(&path) } else { entry.metadata().and_then(|m| m.modified()).ok() };
+        newest = newest.max(mtime);
+    }
+    newest
 }
 
 /// The tollgate binary running as a child process; killed on drop.

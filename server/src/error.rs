@@ -71,13 +71,9 @@ pub enum ApiError {
     RouteNotFound(String),
     #[error("every deployment of model `{model}` is cooling down after failures; retry in {retry_after_secs}s")]
     NoHealthyDeployment { model: String, retry_after_secs: u64 },
-    #[error("not supported yet: {0}")]
-    NotSupported(String),
     #[error("{}", .0.message)]
     /// Boxed: upstream errors carry headers and texts, and `Result<_, ApiError>` is on every hot-path call.
     Upstream(Box<UpstreamError>),
-    #[error("internal error: {0}")]
-    Internal(&'static str),
 }
 
 impl ApiError {
@@ -90,8 +86,7 @@ impl ApiError {
             | Self::PayloadTooLarge { .. }
             | Self::Unauthorized
             | Self::ModelNotFound(_)
-            | Self::RouteNotFound(_)
-            | Self::NotSupported(_) => "invalid_request_error",
+            | Self::RouteNotFound(_) => "invalid_request_error",
             Self::NoHealthyDeployment { .. } => "service_unavailable",
             Self::Upstream(u) => match (&u.kind, u.failure) {
                 (Some(kind), _) => kind,
@@ -100,7 +95,6 @@ impl ApiError {
                 (None, UpstreamFailure::Status(s)) if s >= 500 => "server_error",
                 (None, UpstreamFailure::Status(_)) => "invalid_request_error",
             },
-            Self::Internal(_) => "server_error",
         }
     }
 
@@ -114,14 +108,12 @@ impl ApiError {
             Self::ModelNotFound(_) => Some("model_not_found"),
             Self::RouteNotFound(_) => Some("not_found"),
             Self::NoHealthyDeployment { .. } => Some("no_healthy_deployment"),
-            Self::NotSupported(_) => Some("not_supported"),
             Self::Upstream(u) => match (&u.code, u.failure) {
                 (Some(code), _) => Some(code),
                 (None, UpstreamFailure::Timeout) => Some("upstream_timeout"),
                 (None, UpstreamFailure::Unreachable) => Some("upstream_unreachable"),
                 (None, UpstreamFailure::Status(_)) => None,
             },
-            Self::Internal(_) => None,
         }
     }
 
@@ -135,9 +127,7 @@ impl ApiError {
             | Self::Unauthorized
             | Self::ModelNotFound(_)
             | Self::RouteNotFound(_)
-            | Self::NoHealthyDeployment { .. }
-            | Self::NotSupported(_)
-            | Self::Internal(_) => None,
+            | Self::NoHealthyDeployment { .. } => None,
         }
     }
 
@@ -150,10 +140,9 @@ impl ApiError {
             | Self::PayloadTooLarge { .. }
             | Self::Unauthorized
             | Self::ModelNotFound(_)
-            | Self::RouteNotFound(_)
-            | Self::NotSupported(_) => tracing::Level::WARN,
+            | Self::RouteNotFound(_) => tracing::Level::WARN,
             Self::Upstream(u) if !u.failure.counts_against_deployment() => tracing::Level::WARN,
-            Self::NoHealthyDeployment { .. } | Self::Upstream(_) | Self::Internal(_) => tracing::Level::ERROR,
+            Self::NoHealthyDeployment { .. } | Self::Upstream(_) => tracing::Level::ERROR,
         }
     }
 
@@ -182,7 +171,7 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         let code = match self {
-            Self::MalformedJson(_) | Self::InvalidField { .. } | Self::BadBody(_) | Self::NotSupported(_) => 400,
+            Self::MalformedJson(_) | Self::InvalidField { .. } | Self::BadBody(_) => 400,
             Self::PayloadTooLarge { .. } => 413,
             Self::Unauthorized => 401,
             Self::ModelNotFound(_) | Self::RouteNotFound(_) => 404,
@@ -192,7 +181,6 @@ impl ResponseError for ApiError {
                 UpstreamFailure::Timeout => 504,
                 UpstreamFailure::Unreachable => 502,
             },
-            Self::Internal(_) => 500,
         };
         StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY)
     }

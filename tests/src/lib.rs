@@ -225,30 +225,26 @@ impl Reply {
     }
 }
 
-/// POSTs a raw body to `path` with the master key (or `key`), reading the whole response.
+/// POSTs a raw body to `path` with `key` as bearer token (none: no auth header), reading the whole response.
 pub async fn post(base: &str, path: &str, key: Option<&str>, body: impl Into<bytes::Bytes>) -> Reply {
-    let mut req = client().post(format!("{base}{path}")).insert_header(("content-type", "application/json"));
-    if let Some(key) = key {
-        req = req.insert_header(("authorization", format!("Bearer {key}")));
-    }
-    let mut res = req.send_body(body.into()).await.expect("request sent");
-    let bytes = res.body().limit(64 * 1024 * 1024).await.expect("body read");
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    Reply {
-        status: res.status().as_u16(),
-        headers: res.headers().clone(),
-        json: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
-        text,
-    }
+    let req =
+        authorized(client().post(format!("{base}{path}")), key).insert_header(("content-type", "application/json"));
+    read_reply(req.send_body(body.into()).await.expect("request sent")).await
 }
 
 pub async fn get(base: &str, path: &str, key: Option<&str>) -> Reply {
-    let mut req = client().get(format!("{base}{path}"));
-    if let Some(key) = key {
-        req = req.insert_header(("authorization", format!("Bearer {key}")));
+    read_reply(authorized(client().get(format!("{base}{path}")), key).send().await.expect("request sent")).await
+}
+
+fn authorized(req: awc::ClientRequest, key: Option<&str>) -> awc::ClientRequest {
+    match key {
+        Some(key) => req.insert_header(("authorization", format!("Bearer {key}"))),
+        None => req,
     }
-    let mut res = req.send().await.expect("request sent");
-    let bytes = res.body().await.expect("body read");
+}
+
+async fn read_reply(mut res: awc::ClientResponse) -> Reply {
+    let bytes = res.body().limit(64 * 1024 * 1024).await.expect("body read");
     let text = String::from_utf8_lossy(&bytes).into_owned();
     Reply {
         status: res.status().as_u16(),

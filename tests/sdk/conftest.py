@@ -78,6 +78,8 @@ def gateway(fake_upstream):
     entries = [model_entry(n, m, api_base, extra) for n, (m, extra) in MODELS.items()]
     dead = free_port()
     entries.append(model_entry("up-dead", "normal", f"http://127.0.0.1:{dead}/v1", {}))
+    entries.append("  - model_name: mock-echo\n    litellm_params:\n      model: mock/echo")
+    entries.append("  - model_name: mock-embed\n    litellm_params:\n      model: mock/text-embedding-3-small")
     config = "model_list:\n" + "\n".join(entries) + f"\ngeneral_settings:\n  master_key: {MASTER_KEY}\n"
     workdir = tempfile.mkdtemp(prefix="tollgate-sdk-")
     config_path = os.path.join(workdir, "config.yaml")

@@ -87,7 +87,18 @@ def test_embeddings(client):
 
 def test_models_list(client):
     ids = [m.id for m in client.models.list()]
-    assert ids == list(MODELS) + ["up-dead"]
+    assert ids == list(MODELS) + ["up-dead", "mock-echo", "mock-embed"]
+
+
+def test_mock_provider_streams_and_embeds(client):
+    chunks = list(client.chat.completions.create(model="mock-echo", messages=[{"role": "user", "content": "echo me back"}], stream=True, stream_options={"include_usage": True}))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo me back"
+    assert chunks[-1].usage.completion_tokens == 3
+    # The SDK asks for base64 embeddings by default and decodes them.
+    result = client.embeddings.create(model="mock-embed", input="hello")
+    vector = result.data[0].embedding
+    assert len(vector) == 8
+    assert abs(sum(x * x for x in vector) - 1.0) < 1e-4
 
 
 def test_bad_key_is_authentication_error(gateway):

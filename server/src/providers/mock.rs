@@ -12,6 +12,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::Engine;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
@@ -125,10 +126,21 @@ impl MockModel {
             _ => Vec::new(),
         };
         let tokens: u64 = inputs.iter().map(|s| count_tokens(s)).sum();
+        let base64 = req.body.get("encoding_format").is_some_and(|f| f.get() == "\"base64\"");
         let data: Vec<Value> = inputs
             .iter()
             .enumerate()
-            .map(|(i, text)| json!({"object": "embedding", "index": i, "embedding": embed(text)}))
+            .map(|(i, text)| {
+                let vector = embed(text);
+                // OpenAI's base64 format: the little-endian f32s, base64-encoded (the Python SDK asks for it).
+                let embedding = if base64 {
+                    let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+                    json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+                } else {
+                    json!(vector)
+                };
+                json!({"object": "embedding", "index": i, "embedding": embedding})
+            })
             .collect();
         let body = json!({"object": "list", "model": format!("mock/{}", self.name), "data": data,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}});
@@ -250,6 +262,19 @@ mod tests {
         assert_eq!(v["choices"][0]["message"]["content"], "second one");
         assert_eq!(v["usage"]["completion_tokens"], 3);
         assert_eq!(v["id"], "chatcmpl-mock-rid");
+    }
+
+    #[test]
+    fn embeddings_honour_base64_encoding() {
+        let m = MockModel::new("e", None, None);
+        let req = EmbeddingsRequest::parse(br#"{"model":"e","input":"hello","encoding_format":"base64"}"#)
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let body: Value =
+            m.embeddings(&req, "d").map(|b| serde_json::from_slice(&b).unwrap_or_default()).unwrap_or_default();
+        let encoded = body["data"][0]["embedding"].as_str().unwrap_or_default();
+        let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap_or_default();
+        let floats: Vec<f32> = bytes.chunks(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        assert_eq!(floats, embed("hello"));
     }
 
     #[test]

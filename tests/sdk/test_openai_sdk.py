@@ -90,6 +90,12 @@ def test_models_list(client):
     assert ids == list(MODELS) + ["up-dead", "mock-echo", "mock-embed"]
 
 
+def test_models_retrieve(client):
+    assert client.models.retrieve("tools").id == "tools"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("gpt-nope")
+
+
 def test_mock_provider_streams_and_embeds(client):
     chunks = list(client.chat.completions.create(model="mock-echo", messages=[{"role": "user", "content": "echo me back"}], stream=True, stream_options={"include_usage": True}))
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo me back"

@@ -122,6 +122,13 @@ async fn embeddings_and_models() {
     }
     let r = post(&gw.url, "/chat/completions", Some(MASTER_KEY), chat_body("chat", json!({}))).await;
     assert_eq!(r.status, 200, "unversioned route works too");
+
+    let r = get(&gw.url, "/v1/models/tools", Some(MASTER_KEY)).await;
+    assert_eq!((r.status, r.json["id"].as_str(), r.json["object"].as_str()), (200, Some("tools"), Some("model")));
+    let r = get(&gw.url, "/v1/models/nope", Some(MASTER_KEY)).await;
+    assert_eq!((r.status, r.json["error"]["code"].as_str()), (404, Some("model_not_found")), "{}", r.text);
+    let r = get(&gw.url, "/v1/models/tools", None).await;
+    assert_eq!(r.status, 401);
 }
 
 #[actix_rt::test]

@@ -27,7 +27,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     for prefix in ["/v1", ""] {
         cfg.route(&format!("{prefix}/chat/completions"), web::post().to(openai::chat_completions))
             .route(&format!("{prefix}/embeddings"), web::post().to(openai::embeddings))
-            .route(&format!("{prefix}/models"), web::get().to(openai::models));
+            .route(&format!("{prefix}/models"), web::get().to(openai::models))
+            // Model group names may contain `/` (`openai/gpt-4o`), hence the tail match.
+            .route(&format!("{prefix}/models/{{model:.+}}"), web::get().to(openai::model));
     }
     cfg.route("/health/liveliness", web::get().to(health::liveliness))
         .route("/health/liveness", web::get().to(health::liveliness))

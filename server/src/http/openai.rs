@@ -59,19 +59,25 @@ pub async fn embeddings(
     call::embeddings(&ctx, &client, &deployment, &embed, in_flight).await.inspect_err(ApiError::log)
 }
 
+fn card(state: &AppState, name: &str) -> ModelCard {
+    ModelCard { id: name.to_owned(), object: "model".into(), created: state.started_at, owned_by: "tollgate".into() }
+}
+
 pub async fn models(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     auth::authenticate(req.headers(), state.master_key.as_ref()).inspect_err(ApiError::log)?;
-    let cards = state
-        .table
-        .load()
-        .model_names()
-        .iter()
-        .map(|name| ModelCard {
-            id: name.clone(),
-            object: "model".into(),
-            created: state.started_at,
-            owned_by: "tollgate".into(),
-        })
-        .collect();
+    let cards = state.table.load().model_names().iter().map(|name| card(&state, name)).collect();
     Ok(HttpResponse::Ok().json(ModelList::new(cards)))
+}
+
+/// `GET /v1/models/{model}`: one model group, or 404 `model_not_found`.
+pub async fn model(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    auth::authenticate(req.headers(), state.master_key.as_ref()).inspect_err(ApiError::log)?;
+    match state.table.load().group(&id) {
+        Some(_) => Ok(HttpResponse::Ok().json(card(&state, &id))),
+        None => Err(ApiError::ModelNotFound(id.into_inner())).inspect_err(ApiError::log),
+    }
 }

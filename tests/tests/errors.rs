@@ -12,7 +12,7 @@ fn gateway(fake: &FakeUpstream) -> Gateway {
         fake_model("up-429", "error-429", fake, ""),
         fake_model("up-500", "error-500", fake, ""),
         fake_model("up-hang", "hang", fake, "      timeout: 0.5\n"),
-        fake_model("up-hang-stream", "hang", fake, "      timeout: 0.5\n"),
+        fake_model("up-hang-stream", "hang", fake, "      timeout: 30\n      stream_timeout: 0.5\n"),
         format!(
             "  - model_name: up-dead\n    litellm_params:\n      model: openai/normal\n      api_base: http://127.0.0.1:{}/v1\n      api_key: sk-dead-upstream-key-98765\n",
             dead_port()

@@ -75,6 +75,8 @@ pub struct DeploymentConfig {
     pub api_version: Option<String>,
     pub organization: Option<String>,
     pub timeout: Duration,
+    /// `timeout` for streaming requests.
+    pub stream_timeout: Duration,
     pub weight: Option<u32>,
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
@@ -286,6 +288,10 @@ fn deployment(index: usize, entry: RawModelEntry, default_timeout: Duration) -> 
         Some(t) => seconds(&format!("{path}.litellm_params.timeout"), Some(t), 0.0)?,
         None => default_timeout,
     };
+    let stream_timeout = match p.stream_timeout {
+        Some(t) => seconds(&format!("{path}.litellm_params.stream_timeout"), Some(t), 0.0)?,
+        None => timeout,
+    };
     for (field, price) in
         [("input_cost_per_token", p.input_cost_per_token), ("output_cost_per_token", p.output_cost_per_token)]
     {
@@ -314,6 +320,7 @@ fn deployment(index: usize, entry: RawModelEntry, default_timeout: Duration) -> 
         api_version: p.api_version,
         organization: p.organization,
         timeout,
+        stream_timeout,
         weight: p.weight,
         rpm: p.rpm.or(entry.rpm),
         tpm: p.tpm.or(entry.tpm),
@@ -361,7 +368,7 @@ router_settings: {allowed_fails: 1, cooldown_time: 2.5}
         assert_eq!(cfg.deployments.len(), 2);
         let d = &cfg.deployments[0];
         assert_eq!(d.id, "gpt-4o-mini#0");
-        assert_eq!(d.timeout, Duration::from_secs(30));
+        assert_eq!((d.timeout, d.stream_timeout), (Duration::from_secs(30), Duration::from_secs(30)));
         assert_eq!(d.api_key.as_ref().map(Secret::expose), Some("sk-test-0123456789abcdef"));
         assert_eq!((d.weight, d.rpm), (Some(2), Some(100)));
         assert_eq!(cfg.deployments[1].tpm, Some(5000));

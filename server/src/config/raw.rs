@@ -47,6 +47,8 @@ pub struct RawLitellmParams {
     pub api_version: Option<String>,
     /// Seconds until the upstream's response headers arrive.
     pub timeout: Option<f64>,
+    /// Like `timeout`, for streaming requests (defaults to `timeout`).
+    pub stream_timeout: Option<f64>,
     pub weight: Option<u32>,
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
@@ -145,7 +147,6 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "litellm_settings.fallbacks",
     "litellm_settings.default_fallbacks",
     "litellm_settings.context_window_fallbacks",
-    "model_list[].litellm_params.stream_timeout",
     "model_list[].litellm_params.order",
     "model_list[].litellm_params.max_parallel_requests",
     "model_list[].litellm_params.max_retries",

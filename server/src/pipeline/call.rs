@@ -45,7 +45,9 @@ pub async fn chat(
         Provider::OpenAi(dialect) => {
             let body = dialect.chat_body(req, &deployment.upstream_model);
             let overhead = ctx.overhead_ms();
-            let upstream = send(ctx, client, dialect, &dialect.chat_url, deployment, body, &mut settle).await?;
+            let timeout = if req.stream { deployment.stream_timeout } else { deployment.timeout };
+            let target = Target { dialect, url: &dialect.chat_url, timeout };
+            let upstream = send(ctx, client, target, deployment, body, &mut settle).await?;
             Ok(respond(overhead, deployment, upstream, settle, req.stream.then_some(req.include_usage)))
         }
         Provider::Mock(mock) => {
@@ -88,7 +90,8 @@ pub async fn embeddings(
         Provider::OpenAi(dialect) => {
             let body = dialect.embeddings_body(req, &deployment.upstream_model);
             let overhead = ctx.overhead_ms();
-            let upstream = send(ctx, client, dialect, &dialect.embeddings_url, deployment, body, &mut settle).await?;
+            let target = Target { dialect, url: &dialect.embeddings_url, timeout: deployment.timeout };
+            let upstream = send(ctx, client, target, deployment, body, &mut settle).await?;
             Ok(respond(overhead, deployment, upstream, settle, None))
         }
         Provider::Mock(mock) => {
@@ -109,18 +112,24 @@ pub async fn embeddings(
 type UpstreamResponse = awc::ClientResponse;
 
 /// Sends one request; an error status, a timeout or a connection failure comes back as the caller's error.
+/// One upstream request's destination and its time limit for the response headers.
+struct Target<'a> {
+    dialect: &'a OpenAiCompatible,
+    url: &'a str,
+    timeout: Duration,
+}
+
 async fn send(
     ctx: &RequestCtx,
     client: &awc::Client,
-    dialect: &OpenAiCompatible,
-    url: &str,
+    Target { dialect, url, timeout }: Target<'_>,
     deployment: &Deployment,
     body: Vec<u8>,
     settle: &mut Settlement,
 ) -> Result<UpstreamResponse, ApiError> {
     let mut request = client
         .post(url)
-        .timeout(deployment.timeout)
+        .timeout(timeout)
         .insert_header((header::CONTENT_TYPE, "application/json"))
         .insert_header(("x-request-id", &*ctx.request_id));
     for (name, value) in dialect.headers() {
@@ -142,7 +151,7 @@ async fn send(
     let mut response = match request.send_body(body).await {
         Ok(r) => r,
         Err(SendRequestError::Timeout) => {
-            let secs = deployment.timeout.as_secs_f64();
+            let secs = timeout.as_secs_f64();
             let message = format!("deployment `{}` did not respond within {secs}s", deployment.id);
             return Err(fail(settle, UpstreamFailure::Timeout, message));
         }

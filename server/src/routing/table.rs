@@ -27,6 +27,8 @@ pub struct Deployment {
     pub upstream_model: String,
     /// Time allowed until the upstream's response headers arrive.
     pub timeout: Duration,
+    /// `timeout` for streaming requests.
+    pub stream_timeout: Duration,
     pub weight: u64,
     pub prices: Prices,
     pub stats: Arc<DeploymentStats>,
@@ -75,6 +77,7 @@ impl RoutingTable {
                 provider,
                 upstream_model,
                 timeout: d.timeout,
+                stream_timeout: d.stream_timeout,
                 weight: strategy::weight_of(d.weight, d.rpm, d.tpm),
                 prices,
                 stats,

@@ -1,10 +1,13 @@
 //! OpenAI-compatible routes: chat completions, embeddings, models. Handlers only wire the pipeline stages
 //! together; every decision lives in `pipeline/` and `routing/`.
 
+use std::sync::Arc;
+
 use actix_web::{
     http::header::{HeaderMap, CONTENT_LENGTH},
     web, HttpMessage, HttpRequest, HttpResponse,
 };
+use bytes::Bytes;
 use tollgate_entity::{ModelCard, ModelList};
 
 use super::{request_id::RequestId, AppState};
@@ -15,6 +18,7 @@ use crate::{
         request::{ChatRequest, EmbeddingsRequest},
         RequestCtx,
     },
+    routing::Deployment,
 };
 
 fn context(req: &HttpRequest) -> RequestCtx {
@@ -26,6 +30,16 @@ fn content_length(headers: &HeaderMap) -> Option<usize> {
     headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
+/// Authenticates before reading a byte of the body, then reads it within the size limit.
+async fn authenticated_body(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Result<Bytes, ApiError> {
+    auth::authenticate(req.headers(), state.master_key.as_ref())?;
+    body::read(payload, content_length(req.headers()), state.max_request_bytes).await
+}
+
+fn pick(state: &AppState, model: &str) -> Result<Arc<Deployment>, ApiError> {
+    state.table.load().pick(model, rand::random::<f64>()).cloned()
+}
+
 pub async fn chat_completions(
     req: HttpRequest,
     payload: web::Payload,
@@ -34,12 +48,13 @@ pub async fn chat_completions(
 ) -> Result<HttpResponse, ApiError> {
     let ctx = context(&req);
     let in_flight = state.lifecycle.enter();
-    auth::authenticate(req.headers(), state.master_key.as_ref()).inspect_err(ApiError::log)?;
-    let bytes =
-        body::read(payload, content_length(req.headers()), state.max_request_bytes).await.inspect_err(ApiError::log)?;
-    let chat = ChatRequest::parse(&bytes).inspect_err(ApiError::log)?;
-    let deployment = state.table.load().pick(&chat.model, rand::random::<f64>()).cloned().inspect_err(ApiError::log)?;
-    call::chat(&ctx, &client, &deployment, &chat, in_flight).await.inspect_err(ApiError::log)
+    let result = async {
+        let bytes = authenticated_body(&req, payload, &state).await?;
+        let chat = ChatRequest::parse(&bytes)?;
+        let deployment = pick(&state, &chat.model)?;
+        call::chat(&ctx, &client, &deployment, &chat, in_flight).await
+    };
+    result.await.inspect_err(ApiError::log)
 }
 
 pub async fn embeddings(
@@ -50,13 +65,13 @@ pub async fn embeddings(
 ) -> Result<HttpResponse, ApiError> {
     let ctx = context(&req);
     let in_flight = state.lifecycle.enter();
-    auth::authenticate(req.headers(), state.master_key.as_ref()).inspect_err(ApiError::log)?;
-    let bytes =
-        body::read(payload, content_length(req.headers()), state.max_request_bytes).await.inspect_err(ApiError::log)?;
-    let embed = EmbeddingsRequest::parse(&bytes).inspect_err(ApiError::log)?;
-    let deployment =
-        state.table.load().pick(&embed.model, rand::random::<f64>()).cloned().inspect_err(ApiError::log)?;
-    call::embeddings(&ctx, &client, &deployment, &embed, in_flight).await.inspect_err(ApiError::log)
+    let result = async {
+        let bytes = authenticated_body(&req, payload, &state).await?;
+        let embed = EmbeddingsRequest::parse(&bytes)?;
+        let deployment = pick(&state, &embed.model)?;
+        call::embeddings(&ctx, &client, &deployment, &embed, in_flight).await
+    };
+    result.await.inspect_err(ApiError::log)
 }
 
 fn card(state: &AppState, name: &str) -> ModelCard {

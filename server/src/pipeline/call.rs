@@ -59,13 +59,7 @@ pub async fn chat(
                 .map_err(ApiError::Upstream)?;
             settle.headers_received();
             Ok(match reply {
-                MockReply::Json(body) => {
-                    if let Some(usage) = Peek::parse(&body).and_then(|p| p.usage()) {
-                        settle.set_usage(usage);
-                    }
-                    settle.complete();
-                    builder(overhead, deployment, StatusCode::OK).content_type("application/json").body(body)
-                }
+                MockReply::Json(body) => complete_json(overhead, deployment, settle, body),
                 MockReply::Stream { events, chunk_delay } => {
                     let body = mock_stream(events, chunk_delay);
                     builder(overhead, deployment, StatusCode::OK)
@@ -100,11 +94,7 @@ pub async fn embeddings(
             let body =
                 mock.embeddings(req, &deployment.id).inspect_err(|e| settle.fail(e)).map_err(ApiError::Upstream)?;
             settle.headers_received();
-            if let Some(usage) = Peek::parse(&body).and_then(|p| p.usage()) {
-                settle.set_usage(usage);
-            }
-            settle.complete();
-            Ok(builder(overhead, deployment, StatusCode::OK).content_type("application/json").body(body))
+            Ok(complete_json(overhead, deployment, settle, body))
         }
     }
 }
@@ -207,6 +197,15 @@ fn builder(overhead_ms: f64, deployment: &Deployment, status: StatusCode) -> Htt
         .insert_header(("x-tollgate-attempts", "1"))
         .insert_header(("x-tollgate-overhead-ms", format!("{overhead_ms:.3}")));
     res
+}
+
+/// A whole JSON body produced in-process (mock): settle with its usage and send it.
+fn complete_json(overhead_ms: f64, deployment: &Deployment, mut settle: Settlement, body: Bytes) -> HttpResponse {
+    if let Some(usage) = Peek::parse(&body).and_then(|p| p.usage()) {
+        settle.set_usage(usage);
+    }
+    settle.complete();
+    builder(overhead_ms, deployment, StatusCode::OK).content_type("application/json").body(body)
 }
 
 async fn mock_delay(mock: &MockModel) {

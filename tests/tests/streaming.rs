@@ -63,3 +63,27 @@ async fn upstream_reset_mid_stream_becomes_an_openai_error_event() {
     let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("ok", json!({}))).await;
     assert_eq!(r.status, 200);
 }
+
+#[actix_rt::test]
+async fn stalled_upstream_stream_ends_with_an_error_after_stream_timeout() {
+    let fake = FakeUpstream::start();
+    let gw = Gateway::with_models(&fake_model("stall", "stall", &fake, "      stream_timeout: 0.5\n"));
+    let started = Instant::now();
+    let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("stall", json!({"stream": true}))).await;
+    assert_eq!(r.status, 200);
+    assert!(started.elapsed() < Duration::from_secs(5), "not held forever");
+    let data = sse_data(&r.text);
+    assert!(data.iter().any(|d| d.contains("Hello")), "chunks before the stall arrive: {}", r.text);
+    let last: serde_json::Value = data.last().and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default();
+    assert!(last["error"]["message"].as_str().is_some_and(|m| m.contains("no data from the upstream")), "{}", r.text);
+    // The relay, and with it the upstream response, is released: nothing is left in flight.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let r = tollgate_tests::get(&gw.url, "/health/readiness", None).await;
+        if r.json["in_flight_requests"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still in flight: {}", r.text);
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}

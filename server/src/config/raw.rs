@@ -45,7 +45,7 @@ pub struct RawLitellmParams {
     pub api_key: Option<String>,
     pub api_base: Option<String>,
     pub api_version: Option<String>,
-    /// Seconds until the upstream's response headers arrive.
+    /// Seconds the upstream may keep us waiting: for its response headers, and between body chunks.
     pub timeout: Option<f64>,
     /// Like `timeout`, for streaming requests (defaults to `timeout`).
     pub stream_timeout: Option<f64>,

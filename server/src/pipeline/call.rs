@@ -13,7 +13,7 @@ use bytes::Bytes;
 use futures_util::{stream, StreamExt, TryStreamExt};
 
 use super::{
-    relay::{BodyRelay, SseRelay, UpstreamBody},
+    relay::{idle_limited, BodyRelay, SseRelay, UpstreamBody},
     request::{ChatRequest, EmbeddingsRequest},
     settle::Settlement,
     usage::Peek,
@@ -48,7 +48,7 @@ pub async fn chat(
             let timeout = if req.stream { deployment.stream_timeout } else { deployment.timeout };
             let target = Target { dialect, url: &dialect.chat_url, timeout };
             let upstream = send(ctx, client, target, deployment, body, &mut settle).await?;
-            Ok(respond(overhead, deployment, upstream, settle, req.stream.then_some(req.include_usage)))
+            Ok(respond(overhead, deployment, upstream, settle, req.stream.then_some(req.include_usage), timeout))
         }
         Provider::Mock(mock) => {
             let overhead = ctx.overhead_ms();
@@ -86,7 +86,7 @@ pub async fn embeddings(
             let overhead = ctx.overhead_ms();
             let target = Target { dialect, url: &dialect.embeddings_url, timeout: deployment.timeout };
             let upstream = send(ctx, client, target, deployment, body, &mut settle).await?;
-            Ok(respond(overhead, deployment, upstream, settle, None))
+            Ok(respond(overhead, deployment, upstream, settle, None, deployment.timeout))
         }
         Provider::Mock(mock) => {
             let overhead = ctx.overhead_ms();
@@ -161,13 +161,15 @@ async fn send(
     Err(ApiError::Upstream(Box::new(error)))
 }
 
-/// Streams a successful upstream response to the caller. `stream_usage` is `Some(include_usage)` for SSE.
+/// Streams a successful upstream response to the caller. `stream_usage` is `Some(include_usage)` for SSE; the
+/// upstream may pause at most `idle` between chunks.
 fn respond(
     overhead_ms: f64,
     deployment: &Deployment,
     upstream: UpstreamResponse,
     settle: Settlement,
     stream_usage: Option<bool>,
+    idle: Duration,
 ) -> HttpResponse {
     let content_type = upstream
         .headers()
@@ -177,7 +179,7 @@ fn respond(
     let length = upstream.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let mut res = builder(overhead_ms, deployment, upstream.status());
     res.insert_header((header::CONTENT_TYPE, content_type));
-    let body: UpstreamBody = upstream.map_err(|e| e.to_string()).boxed_local();
+    let body = idle_limited(upstream.map_err(|e| e.to_string()).boxed_local(), idle);
     match stream_usage {
         Some(include_usage) => {
             res.insert_header((header::CACHE_CONTROL, "no-cache")).streaming(SseRelay::new(body, settle, include_usage))

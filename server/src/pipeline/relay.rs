@@ -7,8 +7,10 @@
 //! the body, which drops the upstream response and closes that connection, and the settlement records "cancelled".
 
 use std::{
+    future::Future,
     pin::Pin,
     task::{Context, Poll},
+    time::Duration,
 };
 
 use bytes::{Bytes, BytesMut};
@@ -22,6 +24,44 @@ use super::{
 };
 
 pub type UpstreamBody = LocalBoxStream<'static, Result<Bytes, String>>;
+
+/// Ends `body` with an error when the upstream sends nothing for `idle`: a stalled upstream must not hold the
+/// caller (and a graceful shutdown) forever. Same meaning as LiteLLM's `timeout`, which httpx applies per read.
+pub fn idle_limited(body: UpstreamBody, idle: Duration) -> UpstreamBody {
+    Box::pin(IdleLimited { body, idle, timer: Box::pin(actix_rt::time::sleep(idle)), expired: false })
+}
+
+struct IdleLimited {
+    body: UpstreamBody,
+    idle: Duration,
+    timer: Pin<Box<actix_rt::time::Sleep>>,
+    expired: bool,
+}
+
+impl Stream for IdleLimited {
+    type Item = Result<Bytes, String>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.expired {
+            return Poll::Ready(None);
+        }
+        match this.body.as_mut().poll_next(cx) {
+            Poll::Ready(item) => {
+                let deadline = actix_rt::time::Instant::now() + this.idle;
+                this.timer.as_mut().reset(deadline);
+                Poll::Ready(item)
+            }
+            Poll::Pending => match this.timer.as_mut().poll(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(()) => {
+                    this.expired = true;
+                    Poll::Ready(Some(Err(format!("no data from the upstream for {}s", this.idle.as_secs_f64()))))
+                }
+            },
+        }
+    }
+}
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
 /// Non-streaming bodies larger than this are still forwarded, but not parsed for usage.
@@ -310,6 +350,18 @@ mod tests {
             assert!(!got.contains("[DONE]"), "fail={fail}: {got}");
             assert_eq!(d.stats.failures.load(Relaxed), 1);
         }
+    }
+
+    #[actix_rt::test]
+    async fn idle_limit_ends_a_stalled_stream_with_an_error() {
+        let stalled = stream::iter(vec![Ok(Bytes::from_static(b"a"))]).chain(stream::pending()).boxed_local();
+        let started = std::time::Instant::now();
+        let items: Vec<_> = idle_limited(stalled, Duration::from_millis(100)).collect().await;
+        assert_eq!(items.len(), 2);
+        assert!(items[1].as_ref().is_err_and(|e| e.contains("no data from the upstream")));
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        let steady = stream::iter((0..5).map(|_| Ok(Bytes::from_static(b"x")))).boxed_local();
+        assert!(idle_limited(steady, Duration::from_millis(100)).all(|r| async move { r.is_ok() }).await);
     }
 
     #[actix_rt::test]

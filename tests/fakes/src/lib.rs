@@ -10,6 +10,7 @@
 //! | `hang`        | never answers                                                                    |
 //! | `slow-stream` | a `tick ` chunk every 50 ms for a minute; records `stream_dropped:<seq>` if cut |
 //! | `reset`       | breaks the connection mid-body                                                   |
+//! | `stall`       | streams two chunks, then sends nothing more (records `stream_dropped` if cut)    |
 //! | `echo`        | content = the request body it received                                           |
 
 pub mod openai;

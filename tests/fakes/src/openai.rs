@@ -38,6 +38,7 @@ enum Mode {
     Delay(u64),
     Hang,
     SlowStream,
+    Stall,
     Reset,
     Echo,
 }
@@ -53,6 +54,7 @@ fn mode(model: &str) -> Mode {
         "tools" => Mode::Tools,
         "hang" => Mode::Hang,
         "slow-stream" => Mode::SlowStream,
+        "stall" => Mode::Stall,
         "reset" => Mode::Reset,
         "echo" => Mode::Echo,
         _ => Mode::Normal,
@@ -160,6 +162,21 @@ async fn chat(req: HttpRequest, body: web::Bytes, rec: web::Data<Recorder>) -> H
             events.push(chunk.delta(json!({}), Some("tool_calls")));
             events.extend(chunk.tail(&usage));
             sse(events)
+        }
+        Mode::Stall => {
+            let events = vec![
+                Ok::<_, std::io::Error>(
+                    chunk.delta(json!({"role": "assistant", "content": "", "refusal": null}), None),
+                ),
+                Ok(chunk.delta(json!({"content": "Hello"}), None)),
+            ];
+            let body = DropGuard {
+                inner: Box::pin(stream::iter(events).chain(stream::pending())),
+                rec: rec.get_ref().clone(),
+                seq,
+                finished: false,
+            };
+            HttpResponse::Ok().content_type("text/event-stream").streaming(body)
         }
         Mode::SlowStream => {
             let head = stream::iter(vec![Ok::<_, std::io::Error>(
@@ -340,6 +357,7 @@ mod tests {
             ("delay-300", Mode::Delay(300)),
             ("hang", Mode::Hang),
             ("slow-stream", Mode::SlowStream),
+            ("stall", Mode::Stall),
             ("reset", Mode::Reset),
             ("echo", Mode::Echo),
         ];

@@ -28,13 +28,16 @@ pub type UpstreamBody = LocalBoxStream<'static, Result<Bytes, String>>;
 /// Ends `body` with an error when the upstream sends nothing for `idle`: a stalled upstream must not hold the
 /// caller (and a graceful shutdown) forever. Same meaning as LiteLLM's `timeout`, which httpx applies per read.
 pub fn idle_limited(body: UpstreamBody, idle: Duration) -> UpstreamBody {
-    Box::pin(IdleLimited { body, idle, timer: Box::pin(actix_rt::time::sleep(idle)), expired: false })
+    Box::pin(IdleLimited { body, idle, timer: None, data_since_armed: false, expired: false })
 }
 
 struct IdleLimited {
     body: UpstreamBody,
     idle: Duration,
-    timer: Pin<Box<actix_rt::time::Sleep>>,
+    /// Armed lazily on the first wait: a small body that arrives whole never touches the timer wheel.
+    timer: Option<Pin<Box<actix_rt::time::Sleep>>>,
+    /// Data arrived since the timer was last set, so the next wait starts a fresh `idle` period.
+    data_since_armed: bool,
     expired: bool,
 }
 
@@ -46,19 +49,27 @@ impl Stream for IdleLimited {
         if this.expired {
             return Poll::Ready(None);
         }
-        match this.body.as_mut().poll_next(cx) {
-            Poll::Ready(item) => {
-                let deadline = actix_rt::time::Instant::now() + this.idle;
-                this.timer.as_mut().reset(deadline);
-                Poll::Ready(item)
-            }
-            Poll::Pending => match this.timer.as_mut().poll(cx) {
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(()) => {
-                    this.expired = true;
-                    Poll::Ready(Some(Err(format!("no data from the upstream for {}s", this.idle.as_secs_f64()))))
+        if let Poll::Ready(item) = this.body.as_mut().poll_next(cx) {
+            this.data_since_armed = true;
+            return Poll::Ready(item);
+        }
+        let idle = this.idle;
+        let timer = match &mut this.timer {
+            Some(timer) => {
+                if this.data_since_armed {
+                    timer.as_mut().reset(actix_rt::time::Instant::now() + idle);
                 }
-            },
+                timer
+            }
+            None => this.timer.insert(Box::pin(actix_rt::time::sleep(idle))),
+        };
+        this.data_since_armed = false;
+        match timer.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                this.expired = true;
+                Poll::Ready(Some(Err(format!("no data from the upstream for {}s", idle.as_secs_f64()))))
+            }
         }
     }
 }

@@ -25,7 +25,7 @@ pub struct Deployment {
     pub model_group: String,
     pub provider: Provider,
     pub upstream_model: String,
-    /// Time allowed until the upstream's response headers arrive.
+    /// Time the upstream may keep us waiting: for response headers, and between body chunks.
     pub timeout: Duration,
     /// `timeout` for streaming requests.
     pub stream_timeout: Duration,

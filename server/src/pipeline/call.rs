@@ -30,6 +30,11 @@ use crate::{
     routing::Deployment,
 };
 
+const DEPLOYMENT_HEADER: header::HeaderName = header::HeaderName::from_static("x-tollgate-deployment");
+const ATTEMPTS_HEADER: header::HeaderName = header::HeaderName::from_static("x-tollgate-attempts");
+const OVERHEAD_HEADER: header::HeaderName = header::HeaderName::from_static("x-tollgate-overhead-ms");
+const REQUEST_ID_HEADER: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
 /// Upstream error bodies are read up to this size to extract their message.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
@@ -121,7 +126,7 @@ async fn send(
         .post(url)
         .timeout(timeout)
         .insert_header((header::CONTENT_TYPE, "application/json"))
-        .insert_header(("x-request-id", &*ctx.request_id));
+        .insert_header((REQUEST_ID_HEADER, &*ctx.request_id));
     for (name, value) in dialect.headers() {
         request = request.insert_header((name.clone(), value.clone()));
     }
@@ -195,9 +200,9 @@ fn respond(
 /// Response headers every successful call carries. `overhead_ms` is tollgate's own time before the upstream call.
 fn builder(overhead_ms: f64, deployment: &Deployment, status: StatusCode) -> HttpResponseBuilder {
     let mut res = HttpResponse::build(status);
-    res.insert_header(("x-tollgate-deployment", deployment.id.as_str()))
-        .insert_header(("x-tollgate-attempts", "1"))
-        .insert_header(("x-tollgate-overhead-ms", format!("{overhead_ms:.3}")));
+    res.insert_header((DEPLOYMENT_HEADER, deployment.id.as_str()))
+        .insert_header((ATTEMPTS_HEADER, header::HeaderValue::from_static("1")))
+        .insert_header((OVERHEAD_HEADER, format!("{overhead_ms:.3}")));
     res
 }
 

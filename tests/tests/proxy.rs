@@ -123,6 +123,11 @@ async fn embeddings_and_models() {
     let r = post(&gw.url, "/chat/completions", Some(MASTER_KEY), chat_body("chat", json!({}))).await;
     assert_eq!(r.status, 200, "unversioned route works too");
 
+    let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("chat", json!({}))).await;
+    assert_eq!(r.header("llm_provider-x-ratelimit-remaining-requests"), Some("99"), "provider limits forwarded");
+    assert_eq!(r.header("llm_provider-x-ratelimit-reset-requests"), Some("6m0s"));
+    assert_eq!(r.header("x-ratelimit-remaining-requests"), None, "never as tollgate's own");
+
     let r = get(&gw.url, "/v1/models/tools", Some(MASTER_KEY)).await;
     assert_eq!((r.status, r.json["id"].as_str(), r.json["object"].as_str()), (200, Some("tools"), Some("model")));
     let r = get(&gw.url, "/v1/models/nope", Some(MASTER_KEY)).await;

@@ -184,6 +184,13 @@ fn respond(
     let length = upstream.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let mut res = builder(overhead_ms, deployment, upstream.status());
     res.insert_header((header::CONTENT_TYPE, content_type));
+    // The provider's own rate-limit state, under LiteLLM's `llm_provider-` prefix so it cannot be mistaken for
+    // tollgate's limits.
+    for (name, value) in upstream.headers().iter().filter(|(n, _)| n.as_str().starts_with("x-ratelimit-")) {
+        if let Ok(name) = header::HeaderName::try_from(format!("llm_provider-{name}")) {
+            res.append_header((name, value.clone()));
+        }
+    }
     let body = idle_limited(upstream.map_err(|e| e.to_string()).boxed_local(), idle);
     match stream_usage {
         Some(include_usage) => {

@@ -137,13 +137,16 @@ async fn chat(req: HttpRequest, body: web::Bytes, rec: web::Data<Recorder>) -> H
                     {"id": "call_fake_1", "type": "function", "function": {"name": "get_weather", "arguments": TOOL_ARGS.concat()}}]});
                 HttpResponse::Ok().json(completion(&id, &model, message, "tool_calls", &usage))
             }
-            _ => HttpResponse::Ok().json(completion(
-                &id,
-                &model,
-                json!({"role": "assistant", "content": CONTENT_PIECES.concat(), "refusal": null}),
-                "stop",
-                &usage,
-            )),
+            _ => HttpResponse::Ok()
+                .insert_header(("x-ratelimit-remaining-requests", "99"))
+                .insert_header(("x-ratelimit-reset-requests", "6m0s"))
+                .json(completion(
+                    &id,
+                    &model,
+                    json!({"role": "assistant", "content": CONTENT_PIECES.concat(), "refusal": null}),
+                    "stop",
+                    &usage,
+                )),
         };
     }
     let chunk = Chunker { id: id.clone(), model: model.clone(), include_usage };

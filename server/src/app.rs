@@ -126,11 +126,17 @@ async fn handle_signals(
     }
     lifecycle.start_draining();
     tracing::info!(in_flight = lifecycle.in_flight(), grace_secs = grace.as_secs_f64(), "draining before shutdown");
-    if actix_rt::time::timeout(grace, lifecycle.wait_idle()).await.is_err() {
-        tracing::warn!(in_flight = lifecycle.in_flight(), "grace period over; stopping with requests in flight");
-        handle.stop(false).await;
-    } else {
+    // A second SIGTERM/SIGINT cuts the drain short, as operators expect from a second Ctrl-C.
+    let drained = tokio::select! {
+        idle = actix_rt::time::timeout(grace, lifecycle.wait_idle()) => idle.is_ok(),
+        _ = term.recv() => false,
+        _ = int.recv() => false,
+    };
+    if drained {
         handle.stop(true).await;
+    } else {
+        tracing::warn!(in_flight = lifecycle.in_flight(), "stopping with requests in flight");
+        handle.stop(false).await;
     }
 }
 

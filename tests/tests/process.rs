@@ -153,3 +153,36 @@ fn quick_mode_serves_one_model_with_the_key_from_the_environment() {
     assert_eq!(fake.requests()[0]["headers"]["authorization"], "Bearer sk-quick-mode-key-1234567");
     assert!(!gw.log_text().contains("sk-quick-mode-key"), "the key never reaches the logs");
 }
+
+#[test]
+fn a_second_sigterm_cuts_the_drain_short() {
+    let config = temp_config(
+        "drain2",
+        "model_list:\n  - model_name: slow\n    litellm_params: {model: mock/slow, mock_latency_ms: 100}\ntollgate:\n  shutdown_grace_period_seconds: 60\n",
+    );
+    let mut gw = GatewayProcess::spawn(&config);
+    let host = gw.url.trim_start_matches("http://").to_owned();
+    let mut s = TcpStream::connect(&host).expect("connect");
+    let body = chat_body("slow", json!({"stream": true}));
+    let req = format!("POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    s.write_all(req.as_bytes()).expect("write");
+    let mut first = [0u8; 12];
+    s.read_exact(&mut first).expect("stream started");
+    assert_eq!(&first, b"HTTP/1.1 200");
+    gw.signal("TERM");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(gw.child.try_wait().expect("wait").is_none(), "still draining after the first SIGTERM");
+    gw.signal("TERM");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let status = loop {
+        if let Some(status) = gw.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "a second SIGTERM did not stop it: {}", gw.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit {status}");
+    let mut rest = String::new();
+    let _ = s.read_to_string(&mut rest);
+    assert!(!rest.contains("[DONE]"), "the stream was cut, not finished");
+}

@@ -110,7 +110,7 @@ type UpstreamResponse = awc::ClientResponse;
 /// One upstream request's destination and its time limit for the response headers.
 struct Target<'a> {
     dialect: &'a OpenAiCompatible,
-    url: &'a str,
+    url: &'a actix_web::http::Uri,
     timeout: Duration,
 }
 
@@ -123,7 +123,7 @@ async fn send(
     settle: &mut Settlement,
 ) -> Result<UpstreamResponse, ApiError> {
     let mut request = client
-        .post(url)
+        .post(url.clone())
         .timeout(timeout)
         .insert_header((header::CONTENT_TYPE, "application/json"))
         .insert_header((REQUEST_ID_HEADER, &*ctx.request_id));

@@ -14,7 +14,8 @@ use openai::OpenAiCompatible;
 
 #[derive(Debug)]
 pub enum Provider {
-    OpenAi(OpenAiCompatible),
+    /// Boxed: it carries URLs and headers, and deployments of both kinds sit side by side in the table.
+    OpenAi(Box<OpenAiCompatible>),
     Mock(MockModel),
 }
 
@@ -64,10 +65,11 @@ impl Provider {
             let field = match e {
                 openai::BuildError::MissingKey(_) | openai::BuildError::BadKey => "api_key",
                 openai::BuildError::BadHeader(_) => "extra_headers",
+                openai::BuildError::BadUrl(_) => "api_base",
             };
             ConfigError::invalid(format!("{}.litellm_params.{field}", d.path), e.to_string())
         })?;
-        Ok((Self::OpenAi(dialect), upstream.to_owned()))
+        Ok((Self::OpenAi(Box::new(dialect)), upstream.to_owned()))
     }
 
     pub fn name(&self) -> &str {
@@ -78,10 +80,10 @@ impl Provider {
     }
 
     /// Where requests go, for `check-config` (no secrets in it).
-    pub fn endpoint(&self) -> &str {
+    pub fn endpoint(&self) -> String {
         match self {
-            Self::OpenAi(o) => o.chat_url.trim_end_matches("/chat/completions"),
-            Self::Mock(_) => "(built-in)",
+            Self::OpenAi(o) => o.chat_url.to_string().trim_end_matches("/chat/completions").to_owned(),
+            Self::Mock(_) => "(built-in)".to_owned(),
         }
     }
 }

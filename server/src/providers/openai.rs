@@ -3,7 +3,10 @@
 //! Requests are the caller's bytes with the model swapped in, parameters renamed as the preset says, and usage
 //! always requested on streams. Nothing here does I/O: the pipeline sends what these functions build.
 
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::{
+    header::{HeaderMap, HeaderName, HeaderValue},
+    Uri,
+};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -21,8 +24,9 @@ const PASSTHROUGH_ERROR_HEADERS: &[&str] = &["retry-after", "retry-after-ms"];
 pub struct OpenAiCompatible {
     /// Provider name from the config prefix (`openai`, `groq`, ...).
     pub provider: String,
-    pub chat_url: String,
-    pub embeddings_url: String,
+    /// Parsed once here, not per request.
+    pub chat_url: Uri,
+    pub embeddings_url: Uri,
     /// Pre-built `Authorization` value, marked sensitive so it is never logged.
     auth: Option<HeaderValue>,
     key: Option<Secret>,
@@ -39,6 +43,8 @@ pub enum BuildError {
     BadKey,
     #[error("header `{0}` is not a valid HTTP header")]
     BadHeader(String),
+    #[error("`{0}` is not a valid URL")]
+    BadUrl(String),
 }
 
 pub struct Settings<'a> {
@@ -89,8 +95,8 @@ impl OpenAiCompatible {
         }
         Ok(Self {
             provider: s.provider.to_owned(),
-            chat_url: format!("{base}/chat/completions"),
-            embeddings_url: format!("{base}/embeddings"),
+            chat_url: endpoint(base, "chat/completions")?,
+            embeddings_url: endpoint(base, "embeddings")?,
             auth,
             key,
             extra_headers,
@@ -186,6 +192,11 @@ impl OpenAiCompatible {
             headers: passthrough,
         }
     }
+}
+
+fn endpoint(base: &str, path: &str) -> Result<Uri, BuildError> {
+    let url = format!("{base}/{path}");
+    Uri::try_from(url.as_str()).map_err(|_| BuildError::BadUrl(base.to_owned()))
 }
 
 fn json_string(s: &str) -> String {
@@ -340,7 +351,7 @@ mod tests {
             assert_eq!(&got, want, "key {key:?} base {base:?}");
         }
         let o = build(&bearer, None, None).unwrap_or_else(|e| unreachable!("{e}"));
-        assert_eq!(o.chat_url, "https://api.example.com/v1/chat/completions");
+        assert_eq!(o.chat_url.to_string(), "https://api.example.com/v1/chat/completions");
         assert!(o.auth.as_ref().is_some_and(HeaderValue::is_sensitive));
     }
 

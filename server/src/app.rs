@@ -83,7 +83,7 @@ pub fn start(config: Config, listener: TcpListener, options: &ServeOptions) -> R
         server = server.workers(n);
     }
     let server = server.listen(listener).map_err(|source| InitError::Bind { addr: addr.clone(), source })?.run();
-    tracing::info!(%addr, model_groups = config.deployments.len(), "tollgate listening");
+    tracing::info!(%addr, deployments = config.deployments.len(), "tollgate listening");
     Ok(Gateway { handle: server.handle(), server, router, lifecycle, grace: config.shutdown_grace })
 }
 

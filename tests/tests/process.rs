@@ -21,6 +21,22 @@ fn temp_config(name: &str, yaml: &str) -> PathBuf {
     path
 }
 
+/// Starts a streaming request to the `slow` mock model and returns once its response has begun.
+fn start_slow_stream(gw: &GatewayProcess) -> TcpStream {
+    let host = gw.url.trim_start_matches("http://");
+    let mut s = TcpStream::connect(host).expect("connect");
+    let body = chat_body("slow", json!({"stream": true}));
+    let req = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("write");
+    let mut first = [0u8; 12];
+    s.read_exact(&mut first).expect("stream started");
+    assert_eq!(&first, b"HTTP/1.1 200");
+    s
+}
+
 #[test]
 fn quickstart_serves_mock_chat_and_lists_models() {
     let gw = GatewayProcess::spawn(&repo_file("assets/examples/quickstart.yaml"));
@@ -80,15 +96,8 @@ fn sigterm_turns_readiness_503_finishes_streams_then_exits_zero() {
         "model_list:\n  - model_name: slow\n    litellm_params: {model: mock/slow, mock_latency_ms: 100}\ntollgate:\n  shutdown_grace_period_seconds: 10\n",
     );
     let mut gw = GatewayProcess::spawn(&config);
-    let host = gw.url.trim_start_matches("http://").to_owned();
-    // A stream of ~10 chunks, 100 ms apart.
-    let mut s = TcpStream::connect(&host).expect("connect");
-    let body = chat_body("slow", json!({"stream": true}));
-    let req = format!("POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
-    s.write_all(req.as_bytes()).expect("write");
-    let mut first = [0u8; 64];
-    let n = s.read(&mut first).expect("stream started");
-    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    // A stream of ~15 chunks, 100 ms apart.
+    let mut s = start_slow_stream(&gw);
 
     gw.signal("TERM");
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -161,14 +170,7 @@ fn a_second_sigterm_cuts_the_drain_short() {
         "model_list:\n  - model_name: slow\n    litellm_params: {model: mock/slow, mock_latency_ms: 100}\ntollgate:\n  shutdown_grace_period_seconds: 60\n",
     );
     let mut gw = GatewayProcess::spawn(&config);
-    let host = gw.url.trim_start_matches("http://").to_owned();
-    let mut s = TcpStream::connect(&host).expect("connect");
-    let body = chat_body("slow", json!({"stream": true}));
-    let req = format!("POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
-    s.write_all(req.as_bytes()).expect("write");
-    let mut first = [0u8; 12];
-    s.read_exact(&mut first).expect("stream started");
-    assert_eq!(&first, b"HTTP/1.1 200");
+    let mut s = start_slow_stream(&gw);
     gw.signal("TERM");
     std::thread::sleep(Duration::from_millis(200));
     assert!(gw.child.try_wait().expect("wait").is_none(), "still draining after the first SIGTERM");

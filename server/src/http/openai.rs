@@ -40,7 +40,14 @@ fn pick(state: &AppState, model: &str) -> Result<Arc<Deployment>, ApiError> {
     state.table.load().pick(model, rand::random::<f64>()).cloned()
 }
 
-pub async fn chat_completions(
+/// The two proxied OpenAI routes differ only in how the body is read and which call they make.
+enum Endpoint {
+    Chat,
+    Embeddings,
+}
+
+async fn proxy(
+    endpoint: Endpoint,
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
@@ -50,11 +57,30 @@ pub async fn chat_completions(
     let in_flight = state.lifecycle.enter();
     let result = async {
         let bytes = authenticated_body(&req, payload, &state).await?;
-        let chat = ChatRequest::parse(&bytes)?;
-        let deployment = pick(&state, &chat.model)?;
-        call::chat(&ctx, &client, &deployment, &chat, in_flight).await
+        match endpoint {
+            Endpoint::Chat => {
+                let chat = ChatRequest::parse(&bytes)?;
+                let deployment = pick(&state, &chat.model)?;
+                call::chat(&ctx, &client, &deployment, &chat, in_flight).await
+            }
+            Endpoint::Embeddings => {
+                let embed = EmbeddingsRequest::parse(&bytes)?;
+                let deployment = pick(&state, &embed.model)?;
+                call::embeddings(&ctx, &client, &deployment, &embed, in_flight).await
+            }
+        }
     };
+    // Each error is logged once, here, at the level its variant defines.
     result.await.inspect_err(ApiError::log)
+}
+
+pub async fn chat_completions(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    client: web::Data<awc::Client>,
+) -> Result<HttpResponse, ApiError> {
+    proxy(Endpoint::Chat, req, payload, state, client).await
 }
 
 pub async fn embeddings(
@@ -63,15 +89,7 @@ pub async fn embeddings(
     state: web::Data<AppState>,
     client: web::Data<awc::Client>,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = context(&req);
-    let in_flight = state.lifecycle.enter();
-    let result = async {
-        let bytes = authenticated_body(&req, payload, &state).await?;
-        let embed = EmbeddingsRequest::parse(&bytes)?;
-        let deployment = pick(&state, &embed.model)?;
-        call::embeddings(&ctx, &client, &deployment, &embed, in_flight).await
-    };
-    result.await.inspect_err(ApiError::log)
+    proxy(Endpoint::Embeddings, req, payload, state, client).await
 }
 
 fn card(state: &AppState, name: &str) -> ModelCard {

@@ -27,14 +27,21 @@ def parse(path):
         m = re.search(rf"^\s+{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
         lat[pct] = float(m.group(1)) * UNITS[m.group(2)]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    return {"rps": rps, "p50": lat["50"], "p99": lat["99"], "errors": int(errors.group(1)) if errors else 0}
+    requests = int(re.search(r"(\d+) requests in", text).group(1))
+    cpu_us = None
+    cpu_file = path[: -len(".txt")] + ".cpu"
+    if os.path.exists(cpu_file):
+        ticks, hz = map(int, open(cpu_file).read().split())
+        cpu_us = ticks / hz * 1e6 / max(requests, 1)
+    return {"rps": rps, "p50": lat["50"], "p99": lat["99"], "errors": int(errors.group(1)) if errors else 0,
+            "cpu_us": cpu_us}
 
 
 def layout_report(out):
     concurrencies = sorted({int(f.split("-c")[1].split(".")[0]) for f in os.listdir(out) if f.endswith(".txt")})
     lines = [
-        "| target | conc. | RPS | p50 ms | p99 ms | added p50 ms | added p99 ms | RPS vs nginx | non-2xx |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| target | conc. | RPS | p50 ms | p99 ms | added p50 ms | added p99 ms | RPS vs nginx | CPU µs/req | non-2xx |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     verdicts = []
     for c in concurrencies:
@@ -43,9 +50,10 @@ def layout_report(out):
             a50 = r[t]["p50"] - r["direct"]["p50"]
             a99 = r[t]["p99"] - r["direct"]["p99"]
             ratio = r[t]["rps"] / r["nginx"]["rps"]
+            cpu = "" if r[t]["cpu_us"] is None else f"{r[t]['cpu_us']:.1f}"
             lines.append(
                 f"| {t} | {c} | {r[t]['rps']:,.0f} | {r[t]['p50']:.3f} | {r[t]['p99']:.3f} | {a50:+.3f} | "
-                f"{a99:+.3f} | {ratio:.0%} | {r[t]['errors']} |"
+                f"{a99:+.3f} | {ratio:.0%} | {cpu} | {r[t]['errors']} |"
             )
             if c == 50 and t == "tollgate":
                 verdicts = [
@@ -89,7 +97,9 @@ the fake OpenAI upstream (`fake-upstream`, 1 worker), measured three ways in the
 
 Each target gets a 2 s warm-up, then {duration} s per concurrency (wrk, 1 thread, `-c1` and `-c50`). "added" is the
 target's latency minus the direct latency at the same concurrency; "RPS vs nginx" is throughput relative to nginx
-at the same concurrency. Targets for tollgate: added p50 <= 0.1 ms and p99 <= 0.5 ms at concurrency 50, RPS >= 80%
+at the same concurrency. "CPU µs/req" is the user+system CPU time the server under test (the fake upstream for
+"direct", the proxy otherwise) spent per request during the measurement, read from `/proc/<pid>/stat`: the
+least noisy figure here, and the one to compare proxies by. Targets for tollgate: added p50 <= 0.1 ms and p99 <= 0.5 ms at concurrency 50, RPS >= 80%
 of nginx proxy_pass.
 
 ## Results

@@ -49,7 +49,8 @@ wait_http() {
 
 start_upstream() { # cpu
   taskset -c "$1" "$target/fake-upstream" --host 127.0.0.1 --port 0 --workers 1 >"$work/upstream.out" 2>&1 &
-  pids+=($!)
+  upstream_pid=$!
+  pids+=($upstream_pid)
   for _ in $(seq 1 100); do grep -q "listening on" "$work/upstream.out" 2>/dev/null && break; sleep 0.05; done
   upstream="$(sed -n 's/^listening on //p' "$work/upstream.out")"
 }
@@ -81,6 +82,7 @@ http {
 CONF
   taskset -c "$1" "$NGINX" -c "$work/nginx.conf" -p "$work" -e "$work/nginx-error.log"
   wait_http "http://127.0.0.1:$nginx_port/v1/models"
+  nginx_pid="$(pgrep -P "$(cat "$work/nginx.pid")" | head -1)" # the worker does the proxying
 }
 
 start_tollgate() { # cpu
@@ -97,12 +99,16 @@ general_settings:
 CONF
   RUST_LOG=warn taskset -c "$1" "$target/tollgate" --config "$work/tollgate.yaml" --host 127.0.0.1 \
     --port "$tollgate_port" --workers 1 >"$work/tollgate.log" 2>&1 &
-  pids+=($!)
+  tollgate_pid=$!
+  pids+=($tollgate_pid)
   wait_http "http://127.0.0.1:$tollgate_port/health/readiness"
 }
 
 body_direct='{"model":"normal","messages":[{"role":"user","content":"hi"}]}'
 body_gateway='{"model":"bench","messages":[{"role":"user","content":"hi"}]}'
+
+# user+system CPU ticks (all threads) a process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 wrk_run() { # cpu url body auth concurrency seconds
   BODY="$3" AUTH="$4" taskset -c "$1" wrk -t1 -c"$5" -d"$6s" --latency -s tests/bench/post.lua "$2"
@@ -126,17 +132,19 @@ measure_layout() { # layout
     echo "sanity check through tollgate failed: $check" >&2
     exit 1
   fi
-  local c t url body auth
+  local c t url body auth pid before
   for c in 1 50; do
     for t in direct nginx tollgate; do
       case $t in
-        direct) url="$upstream/v1/chat/completions" body="$body_direct" auth="" ;;
-        nginx) url="http://127.0.0.1:$nginx_port/v1/chat/completions" body="$body_direct" auth="" ;;
-        tollgate) url="http://127.0.0.1:$tollgate_port/v1/chat/completions" body="$body_gateway" auth="sk-bench-master" ;;
+        direct) url="$upstream/v1/chat/completions" body="$body_direct" auth="" pid="$upstream_pid" ;;
+        nginx) url="http://127.0.0.1:$nginx_port/v1/chat/completions" body="$body_direct" auth="" pid="$nginx_pid" ;;
+        tollgate) url="http://127.0.0.1:$tollgate_port/v1/chat/completions" body="$body_gateway" auth="sk-bench-master" pid="$tollgate_pid" ;;
       esac
       wrk_run "$cpu_load" "$url" "$body" "$auth" "$c" 2 >/dev/null # warm-up
       echo "[$layout] measuring $t at concurrency $c for ${DURATION}s" >&2
+      before="$(cpu_ticks "$pid")"
       wrk_run "$cpu_load" "$url" "$body" "$auth" "$c" "$DURATION" >"$out/$layout/$t-c$c.txt"
+      echo "$(($(cpu_ticks "$pid") - before)) $(getconf CLK_TCK)" >"$out/$layout/$t-c$c.cpu"
     done
   done
   stop_all

@@ -1,27 +1,34 @@
 //! Fake LLM provider servers that speak each provider's exact wire format, for integration tests, SDK tests
 //! and benchmarks. The OpenAI fake picks its behaviour from the request's `model`:
 //!
-//! | model         | behaviour                                                                        |
-//! |---------------|----------------------------------------------------------------------------------|
-//! | `normal`/other| "Hello from fake upstream"; streams 4 content chunks; usage chunk only if asked  |
-//! | `tools`       | a `get_weather` tool call, streamed as argument fragments                        |
-//! | `error-<N>`   | HTTP N with an OpenAI error body (429 adds `retry-after: 7`)                     |
-//! | `delay-<ms>`  | waits, then `normal`                                                             |
-//! | `hang`        | never answers                                                                    |
-//! | `slow-stream` | a `tick ` chunk every 50 ms for a minute; records `stream_dropped:<seq>` if cut |
-//! | `reset`       | breaks the connection mid-body                                                   |
-//! | `stall`       | streams two chunks, then sends nothing more (records `stream_dropped` if cut)    |
-//! | `echo`        | content = the request body it received                                           |
+//! | model         | behaviour                                                                          |
+//! |---------------|------------------------------------------------------------------------------------|
+//! | `normal`/other| "Hello from fake upstream"; streams 4 content chunks; usage chunk only if asked    |
+//! | `tools`       | a `get_weather` tool call, streamed as argument fragments                          |
+//! | `error-<N>`   | HTTP N with an OpenAI error body (429 adds `retry-after: 7`)                       |
+//! | `delay-<ms>`  | waits, then `normal`                                                               |
+//! | `hang`        | never answers                                                                      |
+//! | `slow-stream` | a `tick ` chunk every 50 ms for a minute; records `stream_dropped:<seq>` if cut    |
+//! | `reset`       | breaks the connection mid-body                                                     |
+//! | `stall`       | streams two chunks, then sends nothing more (records `stream_dropped` if cut)      |
+//! | `echo`        | content = the request body it received                                             |
+//!
+//! Embeddings honour `error-<N>`, `delay-<ms>` and `hang` too. Every chat and embeddings request is recorded
+//! (`GET /__fake/requests`, or [`FakeUpstream::requests`] in-process).
 
+pub mod control;
+mod mode;
 pub mod openai;
 pub mod record;
+mod sse;
+mod wire;
 
 use std::{net::TcpListener, sync::mpsc, thread, time::Duration};
 
 use actix_web::{web, App, HttpServer};
 pub use record::Recorder;
 
-/// Builds the server on an already-bound listener (the caller runs it inside an actix system).
+/// Builds the server on an already-bound listener; the caller runs it inside an actix system.
 pub fn server(listener: TcpListener, recorder: Recorder, workers: usize) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::new(recorder);
     Ok(HttpServer::new(move || {
@@ -29,15 +36,16 @@ pub fn server(listener: TcpListener, recorder: Recorder, workers: usize) -> std:
             .app_data(data.clone())
             .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
             .configure(openai::configure)
+            .configure(control::configure)
     })
-    .workers(workers)
+    .workers(workers.max(1))
     .disable_signals()
     .shutdown_timeout(1)
     .listen(listener)?
     .run())
 }
 
-/// A fake upstream running on its own thread, for tests.
+/// A fake upstream running on its own thread (with its own actix system), for tests. Dropping it stops the server.
 pub struct FakeUpstream {
     /// `http://127.0.0.1:PORT`, without `/v1`.
     pub url: String,
@@ -46,6 +54,7 @@ pub struct FakeUpstream {
 }
 
 impl FakeUpstream {
+    /// Starts on `127.0.0.1:<free port>` with one worker; returns once the server is accepting connections.
     pub fn start() -> FakeUpstream {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake upstream");
         let url = format!("http://{}", listener.local_addr().expect("local addr"));
@@ -63,14 +72,17 @@ impl FakeUpstream {
         FakeUpstream { url, recorder, handle }
     }
 
+    /// Recorded chat and embeddings requests, oldest first: `{"seq","path","headers","body"}`.
     pub fn requests(&self) -> Vec<serde_json::Value> {
         self.recorder.requests()
     }
 
+    /// Notable events, oldest first, e.g. `stream_dropped:<seq>`.
     pub fn events(&self) -> Vec<String> {
         self.recorder.events()
     }
 
+    /// Forgets recorded requests and events.
     pub fn clear(&self) {
         self.recorder.clear();
     }
@@ -78,6 +90,7 @@ impl FakeUpstream {
 
 impl Drop for FakeUpstream {
     fn drop(&mut self) {
+        // `stop` sends the command at once; the returned future only waits for completion.
         drop(self.handle.stop(false));
     }
 }

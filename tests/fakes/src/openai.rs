@@ -1,302 +1,211 @@
-//! A fake OpenAI-compatible server. The request's `model` picks the behaviour (see the crate docs), so one
-//! server serves every mode. Bodies and streams follow OpenAI's wire format byte for byte.
+//! The fake OpenAI-compatible endpoints: chat completions, embeddings and models. The request's `model` picks
+//! the behaviour (see [`crate::mode`]), so one server serves every mode; bodies follow OpenAI's wire format.
 
-use std::{
-    pin::Pin,
-    task::{Context, Poll},
-    time::Duration,
+use std::time::Duration;
+
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+use futures_util::{stream, StreamExt};
+use serde_json::Value;
+
+use crate::{
+    mode::Mode,
+    record::Recorder,
+    sse::{self, Chunks},
+    wire::{
+        Completion, Embedding, EmbeddingList, EmbeddingUsage, ErrorBody, ErrorDetail, Function, Message, ToolCall,
+        Usage, MODELS,
+    },
 };
 
-use actix_web::{body::SizedStream, http::StatusCode, web, HttpRequest, HttpResponse};
-use bytes::Bytes;
-use futures_util::{stream, Stream, StreamExt};
-use serde_json::{json, Value};
-
-use crate::record::Recorder;
-
-const CREATED: u64 = 1_700_000_000;
 const CONTENT_PIECES: [&str; 4] = ["Hello", " from", " fake", " upstream"];
-const TOOL_ARGS: [&str; 3] = ["{\"city\"", ":\"Par", "is\"}"];
+const CONTENT: &str = "Hello from fake upstream";
+const TOOL_ARGS_PIECES: [&str; 3] = ["{\"city\"", ":\"Par", "is\"}"];
+const TOOL_ARGS: &str = "{\"city\":\"Paris\"}";
+const TOOL_CALL_ID: &str = "call_fake_1";
+const TOOL_NAME: &str = "get_weather";
+/// `slow-stream` sends one tick per interval, for at most a minute.
+const TICK_INTERVAL: Duration = Duration::from_millis(50);
+const TICKS: u32 = 1200;
+const HANG: Duration = Duration::from_secs(3600);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/chat/completions", web::post().to(chat))
         .route("/chat/completions", web::post().to(chat))
         .route("/v1/embeddings", web::post().to(embeddings))
         .route("/embeddings", web::post().to(embeddings))
-        .route("/v1/models", web::get().to(models))
-        .route("/__fake/requests", web::get().to(list_requests))
-        .route("/__fake/requests", web::delete().to(clear))
-        .route("/__fake/events", web::get().to(list_events))
-        .route("/__fake/events", web::delete().to(clear));
+        .route("/v1/models", web::get().to(models));
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Mode {
-    Normal,
-    Tools,
-    Error(u16),
-    Delay(u64),
-    Hang,
-    SlowStream,
-    Stall,
-    Reset,
-    Echo,
-}
-
-fn mode(model: &str) -> Mode {
-    if let Some(status) = model.strip_prefix("error-").and_then(|s| s.parse().ok()) {
-        return Mode::Error(status);
-    }
-    if let Some(ms) = model.strip_prefix("delay-").and_then(|s| s.parse().ok()) {
-        return Mode::Delay(ms);
-    }
-    match model {
-        "tools" => Mode::Tools,
-        "hang" => Mode::Hang,
-        "slow-stream" => Mode::SlowStream,
-        "stall" => Mode::Stall,
-        "reset" => Mode::Reset,
-        "echo" => Mode::Echo,
-        _ => Mode::Normal,
-    }
-}
-
+/// The request's headers as a JSON object with lower-case names (repeated headers joined with `, `).
 fn headers_json(req: &HttpRequest) -> Value {
-    let map: serde_json::Map<String, Value> = req
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.to_str().unwrap_or("").to_owned())))
-        .collect();
+    let mut map = serde_json::Map::new();
+    for (name, value) in req.headers() {
+        let value = String::from_utf8_lossy(value.as_bytes());
+        match map.get_mut(name.as_str()) {
+            Some(Value::String(seen)) => {
+                seen.push_str(", ");
+                seen.push_str(&value);
+            }
+            _ => {
+                map.insert(name.as_str().to_owned(), Value::String(value.into_owned()));
+            }
+        }
+    }
     Value::Object(map)
 }
 
-fn error_response(status: u16) -> HttpResponse {
-    let (kind, code, message) = match status {
-        401 => (
-            "invalid_request_error",
-            json!("invalid_api_key"),
-            format!("fake upstream {status}: Incorrect API key provided: sk-fa***key"),
-        ),
-        404 => ("invalid_request_error", json!("model_not_found"), format!("fake upstream {status}: model not found")),
-        429 => ("requests", json!("rate_limit_exceeded"), format!("fake upstream {status}: rate limit reached")),
-        s if s >= 500 => ("server_error", Value::Null, format!("fake upstream {status}: internal error")),
-        _ => ("invalid_request_error", Value::Null, format!("fake upstream {status}: bad request")),
-    };
-    let mut res = HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST));
-    if status == 429 {
-        res.insert_header(("retry-after", "7")).insert_header(("x-ratelimit-remaining-requests", "0"));
-    }
-    res.json(json!({"error": {"message": message, "type": kind, "param": null, "code": code}}))
+fn error(status: StatusCode, message: &str, kind: &str, code: Option<&str>) -> HttpResponse {
+    HttpResponse::build(status).json(ErrorBody { error: ErrorDetail { message, kind, param: None, code } })
 }
 
-fn bad_json() -> HttpResponse {
-    HttpResponse::BadRequest().json(json!({"error": {"message": "fake upstream 400: body is not valid JSON",
-        "type": "invalid_request_error", "param": null, "code": null}}))
+/// What `error-<status>` answers: an OpenAI error body of the usual type and code for `status`.
+fn error_mode(status: u16) -> HttpResponse {
+    let message = |what: &str| format!("fake upstream {status}: {what}");
+    let http = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    match status {
+        401 => error(
+            http,
+            &message("Incorrect API key provided: sk-fa***key"),
+            "invalid_request_error",
+            Some("invalid_api_key"),
+        ),
+        404 => error(http, &message("model not found"), "invalid_request_error", Some("model_not_found")),
+        429 => {
+            let body = ErrorBody {
+                error: ErrorDetail {
+                    message: &message("rate limit reached"),
+                    kind: "requests",
+                    param: None,
+                    code: Some("rate_limit_exceeded"),
+                },
+            };
+            HttpResponse::build(http)
+                .insert_header(("retry-after", "7"))
+                .insert_header(("x-ratelimit-remaining-requests", "0"))
+                .json(body)
+        }
+        s if s >= 500 => error(http, &message("internal error"), "server_error", None),
+        _ => error(http, &message("bad request"), "invalid_request_error", None),
+    }
+}
+
+fn bad_request(what: &str) -> HttpResponse {
+    error(StatusCode::BAD_REQUEST, &format!("fake upstream 400: {what}"), "invalid_request_error", None)
 }
 
 async fn chat(req: HttpRequest, body: web::Bytes, rec: web::Data<Recorder>) -> HttpResponse {
     let Ok(parsed) = serde_json::from_slice::<Value>(&body) else {
         rec.request(req.path(), headers_json(&req), Value::Null);
-        return bad_json();
+        return bad_request("body is not valid JSON");
     };
-    let model = parsed["model"].as_str().unwrap_or("normal").to_owned();
-    let stream = parsed["stream"].as_bool().unwrap_or(false);
-    let include_usage = parsed["stream_options"]["include_usage"].as_bool().unwrap_or(false);
-    let messages = parsed["messages"].as_array().map_or(0, Vec::len) as u64;
-    let seq = rec.request(req.path(), headers_json(&req), parsed.clone());
+    let model = parsed["model"].as_str().unwrap_or_default().to_owned();
+    let stream = parsed["stream"].as_bool() == Some(true);
+    let include_usage = parsed["stream_options"]["include_usage"].as_bool() == Some(true);
+    let usage = Usage::for_messages(parsed["messages"].as_array().map_or(0, Vec::len) as u64);
+    let seq = rec.request(req.path(), headers_json(&req), parsed);
     let id = format!("chatcmpl-fake-{seq}");
-    let usage = json!({"prompt_tokens": messages * 10, "completion_tokens": 5, "total_tokens": messages * 10 + 5});
-    match mode(&model) {
-        Mode::Error(status) => return error_response(status),
+    let mode = Mode::from_model(&model);
+    match mode {
+        Mode::Error(status) => return error_mode(status),
         Mode::Hang => {
-            actix_rt::time::sleep(Duration::from_secs(3600)).await;
+            actix_rt::time::sleep(HANG).await;
             return HttpResponse::GatewayTimeout().finish();
         }
         Mode::Delay(ms) => actix_rt::time::sleep(Duration::from_millis(ms)).await,
-        Mode::Echo => {
-            let content = String::from_utf8_lossy(&body).into_owned();
-            return HttpResponse::Ok().json(completion(
-                &id,
-                &model,
-                json!({"role": "assistant", "content": content, "refusal": null}),
-                "stop",
-                &usage,
-            ));
-        }
-        Mode::Reset if !stream => {
-            let partial = vec![Bytes::from_static(b"{\"id\":\"chatcmpl-")];
-            return HttpResponse::Ok().content_type("application/json").body(broken_after(partial));
-        }
         _ => {}
     }
-    let mode = mode(&model);
-    if !stream {
-        return match mode {
-            Mode::Tools => {
-                let message = json!({"role": "assistant", "content": null, "refusal": null, "tool_calls": [
-                    {"id": "call_fake_1", "type": "function", "function": {"name": "get_weather", "arguments": TOOL_ARGS.concat()}}]});
-                HttpResponse::Ok().json(completion(&id, &model, message, "tool_calls", &usage))
-            }
-            _ => HttpResponse::Ok()
-                .insert_header(("x-ratelimit-remaining-requests", "99"))
-                .insert_header(("x-ratelimit-reset-requests", "6m0s"))
-                .json(completion(
-                    &id,
-                    &model,
-                    json!({"role": "assistant", "content": CONTENT_PIECES.concat(), "refusal": null}),
-                    "stop",
-                    &usage,
-                )),
-        };
+    if stream {
+        streamed(mode, Chunks::new(id, model, include_usage), usage, &body, &rec, seq)
+    } else {
+        whole(mode, &id, &model, usage, &body)
     }
-    let chunk = Chunker { id: id.clone(), model: model.clone(), include_usage };
-    let sse = |events: Vec<Bytes>| {
-        HttpResponse::Ok()
-            .content_type("text/event-stream")
-            .streaming(stream::iter(events.into_iter().map(Ok::<_, std::io::Error>)))
-    };
+}
+
+/// A non-streaming answer.
+fn whole(mode: Mode, id: &str, model: &str, usage: Usage, body: &[u8]) -> HttpResponse {
+    let text = |content| Message { role: "assistant", content: Some(content), refusal: None, tool_calls: None };
     match mode {
         Mode::Tools => {
-            let mut events = vec![chunk.delta(json!({"role": "assistant", "content": null, "refusal": null}), None)];
-            events.push(chunk.delta(json!({"tool_calls": [{"index": 0, "id": "call_fake_1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]}), None));
-            for piece in TOOL_ARGS {
-                events.push(chunk.delta(json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}), None));
-            }
-            events.push(chunk.delta(json!({}), Some("tool_calls")));
-            events.extend(chunk.tail(&usage));
-            sse(events)
-        }
-        Mode::Stall => {
-            let events = vec![
-                Ok::<_, std::io::Error>(
-                    chunk.delta(json!({"role": "assistant", "content": "", "refusal": null}), None),
-                ),
-                Ok(chunk.delta(json!({"content": "Hello"}), None)),
-            ];
-            let body = DropGuard {
-                inner: Box::pin(stream::iter(events).chain(stream::pending())),
-                rec: rec.get_ref().clone(),
-                seq,
-                finished: false,
+            let call = ToolCall {
+                index: None,
+                id: Some(TOOL_CALL_ID),
+                kind: Some("function"),
+                function: Function { name: Some(TOOL_NAME), arguments: TOOL_ARGS },
             };
-            HttpResponse::Ok().content_type("text/event-stream").streaming(body)
+            let message = Message { role: "assistant", content: None, refusal: None, tool_calls: Some([call]) };
+            HttpResponse::Ok().json(Completion::new(id, model, message, "tool_calls", usage))
+        }
+        Mode::Echo => {
+            let echoed = String::from_utf8_lossy(body);
+            HttpResponse::Ok().json(Completion::new(id, model, text(&echoed), "stop", usage))
+        }
+        Mode::Reset => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(sse::broken_after(vec![Bytes::from_static(b"{\"id\":\"chatcmpl-")])),
+        _ => HttpResponse::Ok()
+            .insert_header(("x-ratelimit-remaining-requests", "99"))
+            .insert_header(("x-ratelimit-reset-requests", "6m0s"))
+            .json(Completion::new(id, model, text(CONTENT), "stop", usage)),
+    }
+}
+
+/// A streaming (SSE) answer.
+fn streamed(mode: Mode, chunks: Chunks, usage: Usage, body: &[u8], rec: &Recorder, seq: u64) -> HttpResponse {
+    match mode {
+        Mode::Tools => {
+            let header = ToolCall {
+                index: Some(0),
+                id: Some(TOOL_CALL_ID),
+                kind: Some("function"),
+                function: Function { name: Some(TOOL_NAME), arguments: "" },
+            };
+            let mut events = vec![chunks.role(None), chunks.tool_call(header)];
+            events.extend(TOOL_ARGS_PIECES.iter().map(|piece| {
+                chunks.tool_call(ToolCall {
+                    index: Some(0),
+                    id: None,
+                    kind: None,
+                    function: Function { name: None, arguments: piece },
+                })
+            }));
+            events.push(chunks.finish("tool_calls"));
+            events.extend(chunks.tail(usage));
+            sse::sse(events)
+        }
+        Mode::Echo => {
+            let mut events = vec![chunks.role(Some("")), chunks.content(&String::from_utf8_lossy(body))];
+            events.push(chunks.finish("stop"));
+            events.extend(chunks.tail(usage));
+            sse::sse(events)
         }
         Mode::SlowStream => {
-            let head = stream::iter(vec![Ok::<_, std::io::Error>(
-                chunk.delta(json!({"role": "assistant", "content": "", "refusal": null}), None),
-            )]);
-            let ticking = chunk.clone();
-            let ticks = stream::iter(0..1200).then(move |_| {
-                let c = ticking.clone();
+            let head = stream::iter([Ok(chunks.role(Some("")))]);
+            let tick = chunks.content("tick ");
+            let ticks = stream::iter(0..TICKS).then(move |_| {
+                let tick = tick.clone();
                 async move {
-                    actix_rt::time::sleep(Duration::from_millis(50)).await;
-                    Ok(c.delta(json!({"content": "tick "}), None))
+                    actix_rt::time::sleep(TICK_INTERVAL).await;
+                    Ok(tick)
                 }
             });
-            let tail = stream::iter(
-                std::iter::once(chunk.delta(json!({}), Some("stop")))
-                    .chain(chunk.tail(&usage))
-                    .map(Ok)
-                    .collect::<Vec<_>>(),
-            );
-            let body = DropGuard {
-                inner: Box::pin(head.chain(ticks).chain(tail)),
-                rec: rec.get_ref().clone(),
-                seq,
-                finished: false,
-            };
-            HttpResponse::Ok().content_type("text/event-stream").streaming(body)
+            let tail: Vec<_> = std::iter::once(chunks.finish("stop")).chain(chunks.tail(usage)).map(Ok).collect();
+            let body = head.chain(ticks).chain(stream::iter(tail));
+            sse::sse_stream(sse::watched(Box::pin(body), rec.clone(), seq))
         }
-        Mode::Reset => {
-            let events = vec![
-                chunk.delta(json!({"role": "assistant", "content": "", "refusal": null}), None),
-                chunk.delta(json!({"content": "Hello"}), None),
-            ];
-            HttpResponse::Ok().content_type("text/event-stream").body(broken_after(events))
+        Mode::Stall => {
+            let sent = stream::iter([Ok(chunks.role(Some(""))), Ok(chunks.content("Hello"))]);
+            sse::sse_stream(sse::watched(Box::pin(sent.chain(stream::pending())), rec.clone(), seq))
         }
+        Mode::Reset => HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .body(sse::broken_after(vec![chunks.role(Some("")), chunks.content("Hello")])),
         _ => {
-            let mut events = vec![chunk.delta(json!({"role": "assistant", "content": "", "refusal": null}), None)];
-            events.extend(CONTENT_PIECES.iter().map(|p| chunk.delta(json!({"content": p}), None)));
-            events.push(chunk.delta(json!({}), Some("stop")));
-            events.extend(chunk.tail(&usage));
-            sse(events)
-        }
-    }
-}
-
-/// Sends `parts` under a `Content-Length` far larger than them, lets them reach the socket, then fails the body
-/// so actix aborts the connection: the client sees a transfer cut short, which no framing can mistake for an end.
-fn broken_after(parts: Vec<Bytes>) -> SizedStream<impl Stream<Item = Result<Bytes, std::io::Error>>> {
-    let sent = stream::iter(parts.into_iter().map(Ok));
-    let reset = stream::once(async {
-        actix_rt::time::sleep(Duration::from_millis(100)).await;
-        Err(std::io::Error::other("fake reset"))
-    });
-    SizedStream::new(1 << 20, sent.chain(reset))
-}
-
-fn completion(id: &str, model: &str, message: Value, finish: &str, usage: &Value) -> Value {
-    json!({"id": id, "object": "chat.completion", "created": CREATED, "model": model, "system_fingerprint": "fp_fake",
-        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}], "usage": usage})
-}
-
-#[derive(Clone)]
-struct Chunker {
-    id: String,
-    model: String,
-    include_usage: bool,
-}
-
-impl Chunker {
-    fn event(&self, mut chunk: Value) -> Bytes {
-        if self.include_usage && chunk.get("usage").is_none() {
-            chunk["usage"] = Value::Null;
-        }
-        Bytes::from(format!("data: {chunk}\n\n"))
-    }
-
-    fn delta(&self, delta: Value, finish: Option<&str>) -> Bytes {
-        self.event(json!({"id": self.id, "object": "chat.completion.chunk", "created": CREATED, "model": self.model,
-            "system_fingerprint": "fp_fake",
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]}))
-    }
-
-    /// The usage chunk (only when asked) and `[DONE]`.
-    fn tail(&self, usage: &Value) -> Vec<Bytes> {
-        let mut out = Vec::new();
-        if self.include_usage {
-            out.push(self.event(json!({"id": self.id, "object": "chat.completion.chunk", "created": CREATED,
-                "model": self.model, "system_fingerprint": "fp_fake", "choices": [], "usage": usage})));
-        }
-        out.push(Bytes::from_static(b"data: [DONE]\n\n"));
-        out
-    }
-}
-
-/// Records `stream_dropped:<seq>` when the body is dropped before it finished: the client went away.
-struct DropGuard {
-    inner: Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>>>>,
-    rec: Recorder,
-    seq: u64,
-    finished: bool,
-}
-
-impl Stream for DropGuard {
-    type Item = Result<Bytes, std::io::Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let next = self.inner.as_mut().poll_next(cx);
-        if let Poll::Ready(None) = next {
-            self.finished = true;
-        }
-        next
-    }
-}
-
-impl Drop for DropGuard {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.rec.event(format!("stream_dropped:{}", self.seq));
+            let mut events = vec![chunks.role(Some(""))];
+            events.extend(CONTENT_PIECES.iter().map(|piece| chunks.content(piece)));
+            events.push(chunks.finish("stop"));
+            events.extend(chunks.tail(usage));
+            sse::sse(events)
         }
     }
 }
@@ -304,46 +213,71 @@ impl Drop for DropGuard {
 async fn embeddings(req: HttpRequest, body: web::Bytes, rec: web::Data<Recorder>) -> HttpResponse {
     let Ok(parsed) = serde_json::from_slice::<Value>(&body) else {
         rec.request(req.path(), headers_json(&req), Value::Null);
-        return bad_json();
+        return bad_request("body is not valid JSON");
     };
-    rec.request(req.path(), headers_json(&req), parsed.clone());
-    let model = parsed["model"].as_str().unwrap_or("normal").to_owned();
-    if let Mode::Error(status) = mode(&model) {
-        return error_response(status);
+    let model = parsed["model"].as_str().unwrap_or_default().to_owned();
+    let inputs = embedding_inputs(&parsed["input"]);
+    rec.request(req.path(), headers_json(&req), parsed);
+    match Mode::from_model(&model) {
+        Mode::Error(status) => return error_mode(status),
+        Mode::Hang => {
+            actix_rt::time::sleep(HANG).await;
+            return HttpResponse::GatewayTimeout().finish();
+        }
+        Mode::Delay(ms) => actix_rt::time::sleep(Duration::from_millis(ms)).await,
+        _ => {}
     }
-    let inputs: Vec<String> = match &parsed["input"] {
-        Value::String(s) => vec![s.clone()],
-        Value::Array(items) => items.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect(),
-        _ => return bad_json(),
+    let Some(inputs) = inputs else {
+        return bad_request("'input' must be a string, an array of strings or an array of token arrays");
     };
-    let tokens: usize = inputs.iter().map(|s| s.split_whitespace().count().max(1)).sum();
-    let data: Vec<Value> = inputs
+    let tokens: u64 = inputs.iter().map(|text| text.split_whitespace().count().max(1) as u64).sum();
+    let data = inputs
         .iter()
         .enumerate()
-        .map(|(i, text)| {
-            let v: Vec<f64> = (0..8u32).map(|d| f64::from((text.len() as u32 + d * 7) % 10) / 10.0).collect();
-            json!({"object": "embedding", "index": i, "embedding": v})
-        })
+        .map(|(index, text)| Embedding { object: "embedding", index, embedding: embed(text) })
         .collect();
-    HttpResponse::Ok().json(json!({"object": "list", "model": model, "data": data,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}))
+    HttpResponse::Ok().json(EmbeddingList {
+        object: "list",
+        model: &model,
+        data,
+        usage: EmbeddingUsage { prompt_tokens: tokens, total_tokens: tokens },
+    })
+}
+
+/// The texts to embed: a string, an array of strings, an array of token ids (one input) or an array of token
+/// arrays (token ids are embedded as their JSON text).
+fn embedding_inputs(input: &Value) -> Option<Vec<String>> {
+    match input {
+        Value::String(text) => Some(vec![text.clone()]),
+        Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_number) => Some(vec![input.to_string()]),
+        Value::Array(items) if !items.is_empty() => items
+            .iter()
+            .map(|item| match item {
+                Value::String(text) => Some(text.clone()),
+                Value::Array(_) => Some(item.to_string()),
+                _ => None,
+            })
+            .collect(),
+        _ => None,
+    }
+}
+
+/// Eight deterministic values in [-1, 1] with four decimals, derived from the text (FNV-1a, then splitmix64 per
+/// dimension).
+fn embed(text: &str) -> [f64; 8] {
+    let seed = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    std::array::from_fn(|dim| {
+        let mut z = seed.wrapping_add((dim as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        // An integer over 10 000, so the value prints as at most four decimals.
+        f64::from((z % 20_001) as i32 - 10_000) / 10_000.0
+    })
 }
 
 async fn models() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"object": "list", "data": [{"id": "fake-model", "object": "model", "created": CREATED, "owned_by": "fake"}]}))
-}
-
-async fn list_requests(rec: web::Data<Recorder>) -> HttpResponse {
-    HttpResponse::Ok().json(rec.requests())
-}
-
-async fn list_events(rec: web::Data<Recorder>) -> HttpResponse {
-    HttpResponse::Ok().json(rec.events())
-}
-
-async fn clear(rec: web::Data<Recorder>) -> HttpResponse {
-    rec.clear();
-    HttpResponse::NoContent().finish()
+    HttpResponse::Ok().content_type("application/json").body(MODELS)
 }
 
 #[cfg(test)]
@@ -351,21 +285,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn modes_by_model_name() {
-        let cases = [
-            ("normal", Mode::Normal),
-            ("gpt-4o", Mode::Normal),
-            ("tools", Mode::Tools),
-            ("error-429", Mode::Error(429)),
-            ("delay-300", Mode::Delay(300)),
-            ("hang", Mode::Hang),
-            ("slow-stream", Mode::SlowStream),
-            ("stall", Mode::Stall),
-            ("reset", Mode::Reset),
-            ("echo", Mode::Echo),
-        ];
-        for (name, want) in cases {
-            assert_eq!(mode(name), want, "{name}");
-        }
+    fn tool_argument_pieces_join_to_the_whole_arguments() {
+        assert_eq!(TOOL_ARGS_PIECES.concat(), TOOL_ARGS);
+        assert_eq!(CONTENT_PIECES.concat(), CONTENT);
+    }
+
+    #[test]
+    fn embeddings_are_deterministic_and_differ_by_text() {
+        assert_eq!(embed("hello"), embed("hello"));
+        assert_ne!(embed("hello"), embed("hellp"));
+        assert!(embed("x").iter().all(|v| (-1.0..=1.0).contains(v)));
+    }
+
+    #[test]
+    fn embedding_inputs_accept_every_openai_shape() {
+        let texts = |v: Value| embedding_inputs(&v);
+        assert_eq!(texts(serde_json::json!("a b")), Some(vec!["a b".to_owned()]));
+        assert_eq!(texts(serde_json::json!(["a", "b"])), Some(vec!["a".to_owned(), "b".to_owned()]));
+        assert_eq!(texts(serde_json::json!([1, 2])), Some(vec!["[1,2]".to_owned()]));
+        assert_eq!(texts(serde_json::json!([[1], [2]])), Some(vec!["[1]".to_owned(), "[2]".to_owned()]));
+        assert_eq!(texts(serde_json::json!(null)), None);
+        assert_eq!(texts(serde_json::json!([])), None);
+        assert_eq!(texts(serde_json::json!([{}])), None);
     }
 }

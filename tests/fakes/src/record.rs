@@ -1,12 +1,14 @@
-//! What the fake saw: recorded requests and notable events, shared between the server and the test's handle.
+//! What the fake saw: recorded requests and notable events, shared (one `Arc<Mutex<..>>`) between every server
+//! worker, the `/__fake/*` endpoints and a test's [`crate::FakeUpstream`] handle.
 
 use std::{
     collections::VecDeque,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, MutexGuard},
 };
 
 use serde_json::Value;
 
+/// At most this many requests and events are kept (the oldest go first), so a benchmark run stays bounded.
 const MAX_RECORDS: usize = 1000;
 
 #[derive(Debug, Default, Clone)]
@@ -16,39 +18,79 @@ pub struct Recorder {
 
 #[derive(Debug, Default)]
 struct Inner {
+    /// Last sequence number handed out; never reset, so numbers stay unique across clears.
     seq: u64,
     requests: VecDeque<Value>,
-    events: Vec<String>,
+    events: VecDeque<String>,
 }
 
 impl Recorder {
-    /// Records a request and returns its sequence number.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records `{"seq","path","headers","body"}` and returns the request's sequence number (from 1).
     pub fn request(&self, path: &str, headers: Value, body: Value) -> u64 {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.lock();
         inner.seq += 1;
         let seq = inner.seq;
-        if inner.requests.len() == MAX_RECORDS {
+        if inner.requests.len() >= MAX_RECORDS {
             inner.requests.pop_front();
         }
         inner.requests.push_back(serde_json::json!({"seq": seq, "path": path, "headers": headers, "body": body}));
         seq
     }
 
+    /// Records a notable event such as `stream_dropped:<seq>`.
     pub fn event(&self, event: String) {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).events.push(event);
+        let mut inner = self.lock();
+        if inner.events.len() >= MAX_RECORDS {
+            inner.events.pop_front();
+        }
+        inner.events.push_back(event);
     }
 
     pub fn requests(&self) -> Vec<Value> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).requests.iter().cloned().collect()
+        self.lock().requests.iter().cloned().collect()
     }
 
     pub fn events(&self) -> Vec<String> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).events.clone()
+        self.lock().events.iter().cloned().collect()
     }
 
+    pub fn clear_requests(&self) {
+        self.lock().requests.clear();
+    }
+
+    pub fn clear_events(&self) {
+        self.lock().events.clear();
+    }
+
+    /// Forgets requests and events (sequence numbers keep counting).
     pub fn clear(&self) {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.lock();
         inner.requests.clear();
         inner.events.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_last_thousand_and_counts_on_after_clear() {
+        let rec = Recorder::default();
+        for _ in 0..MAX_RECORDS + 5 {
+            rec.request("/p", Value::Null, Value::Null);
+            rec.event("e".to_owned());
+        }
+        let requests = rec.requests();
+        assert_eq!(requests.len(), MAX_RECORDS);
+        assert_eq!(requests[0]["seq"], 6);
+        assert_eq!(rec.events().len(), MAX_RECORDS);
+        rec.clear();
+        assert!(rec.requests().is_empty() && rec.events().is_empty());
+        assert_eq!(rec.request("/p", Value::Null, Value::Null), MAX_RECORDS as u64 + 6);
     }
 }

@@ -1,0 +1,30 @@
+//! `/__fake/*`: lets out-of-process tests (the Python SDK tests, scripts) read and clear what the fake saw.
+
+use actix_web::{web, HttpResponse};
+
+use crate::record::Recorder;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/__fake/requests", web::get().to(list_requests))
+        .route("/__fake/requests", web::delete().to(clear_requests))
+        .route("/__fake/events", web::get().to(list_events))
+        .route("/__fake/events", web::delete().to(clear_events));
+}
+
+async fn list_requests(rec: web::Data<Recorder>) -> HttpResponse {
+    HttpResponse::Ok().json(rec.requests())
+}
+
+async fn clear_requests(rec: web::Data<Recorder>) -> HttpResponse {
+    rec.clear_requests();
+    HttpResponse::NoContent().finish()
+}
+
+async fn list_events(rec: web::Data<Recorder>) -> HttpResponse {
+    HttpResponse::Ok().json(rec.events())
+}
+
+async fn clear_events(rec: web::Data<Recorder>) -> HttpResponse {
+    rec.clear_events();
+    HttpResponse::NoContent().finish()
+}

@@ -1,0 +1,70 @@
+//! The fake's behaviours and how a request's `model` name selects one (unknown names mean [`Mode::Normal`]).
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// "Hello from fake upstream", streamed as four content pieces when asked.
+    Normal,
+    /// A `get_weather` tool call; streamed as a header delta plus three argument fragments.
+    Tools,
+    /// HTTP `status` with an OpenAI error body.
+    Error(u16),
+    /// Waits this many milliseconds, then answers like `Normal`.
+    Delay(u64),
+    /// Never answers.
+    Hang,
+    /// Streams a `tick ` chunk every 50 ms for a minute; records `stream_dropped:<seq>` if cut.
+    SlowStream,
+    /// Streams two chunks, then nothing more; records `stream_dropped:<seq>` if cut.
+    Stall,
+    /// Breaks the connection part-way through the body.
+    Reset,
+    /// Answers with the raw request body as the message content.
+    Echo,
+}
+
+impl Mode {
+    pub(crate) fn from_model(model: &str) -> Mode {
+        if let Some(status) = model.strip_prefix("error-").and_then(|s| s.parse().ok()) {
+            return Mode::Error(status);
+        }
+        if let Some(ms) = model.strip_prefix("delay-").and_then(|s| s.parse().ok()) {
+            return Mode::Delay(ms);
+        }
+        match model {
+            "tools" => Mode::Tools,
+            "hang" => Mode::Hang,
+            "slow-stream" => Mode::SlowStream,
+            "stall" => Mode::Stall,
+            "reset" => Mode::Reset,
+            "echo" => Mode::Echo,
+            _ => Mode::Normal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Mode;
+
+    #[test]
+    fn modes_by_model_name() {
+        let cases = [
+            ("normal", Mode::Normal),
+            ("gpt-4o", Mode::Normal),
+            ("", Mode::Normal),
+            ("error-abc", Mode::Normal),
+            ("delay-", Mode::Normal),
+            ("tools", Mode::Tools),
+            ("error-429", Mode::Error(429)),
+            ("delay-300", Mode::Delay(300)),
+            ("hang", Mode::Hang),
+            ("slow-stream", Mode::SlowStream),
+            ("stall", Mode::Stall),
+            ("reset", Mode::Reset),
+            ("echo", Mode::Echo),
+        ];
+        for (name, want) in cases {
+            assert_eq!(Mode::from_model(name), want, "{name}");
+        }
+    }
+}

@@ -1,43 +1,92 @@
-"""Starts the fake upstream and tollgate as real processes for the SDK tests."""
+"""Starts the fake upstream and tollgate as real processes, once per session, for the SDK tests.
 
+Binaries come from TOLLGATE_BIN / FAKE_UPSTREAM_BIN (run.sh sets both), else target/debug/ at the repo root.
+"""
+
+import json
 import os
+import selectors
 import socket
 import subprocess
-import tempfile
+import sys
+import threading
 import time
+import urllib.error
 import urllib.request
+from pathlib import Path
 
 import openai
 import pytest
 
+ROOT = Path(__file__).resolve().parents[2]
 MASTER_KEY = "sk-test-master"
 UPSTREAM_KEY = "sk-fake-upstream-key-123456"
+STARTUP_SECONDS = 10
 
-# public model name -> (fake upstream mode, extra litellm_params)
+# Public model name -> (fake upstream mode, i.e. the upstream model after `openai/`, extra litellm_params).
+# Public names differ from the upstream ones, so a test can tell which one the upstream saw. Every error mode
+# has a group of its own: a deployment goes into cooldown after more than 3 failures a minute, and no group
+# here is called more than 3 times by the whole suite.
 MODELS = {
     "chat": ("normal", {}),
-    "tools": ("tools", {}),
-    "echo": ("echo", {}),
+    "weather": ("tools", {}),
+    "passthrough": ("echo", {}),
     "embed": ("normal", {}),
-    "reset": ("reset", {}),
+    "broken-stream": ("reset", {}),
     "up-400": ("error-400", {}),
     "up-429": ("error-429", {}),
     "up-500": ("error-500", {}),
     "up-hang": ("hang", {"timeout": 1}),
 }
+# Points at a port nobody listens on (see `dead_port`).
+DEAD_MODEL = "up-dead"
+# tollgate's built-in mock provider, no upstream at all.
+MOCK_MODELS = {"mock-echo": "mock/echo", "mock-embed": "mock/text-embedding-3-small"}
+PUBLIC_MODELS = [*MODELS, DEAD_MODEL, *MOCK_MODELS]
+
+
+def binary(env: str, name: str) -> str:
+    path = os.environ.get(env) or str(ROOT / os.environ.get("CARGO_TARGET_DIR", "target") / "debug" / name)
+    if not os.access(path, os.X_OK):
+        pytest.exit(f"{path} missing: run `cargo build -p tollgate -p tollgate-fakes` first", returncode=1)
+    return path
 
 
 def free_port() -> int:
+    """A port that was free a moment ago (bound, then closed)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def model_entry(name, mode, api_base, extra):
+def dead_port() -> int:
+    """A port with no listener: connecting to it is refused."""
+    return free_port()
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def tail(path: str, chars: int = 4000) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()[-chars:]
+    except OSError as e:
+        return f"(no log: {e})"
+
+
+def model_entry(name: str, upstream_model: str, api_base: str, extra: dict) -> str:
     lines = [
         f"  - model_name: {name}",
         "    litellm_params:",
-        f"      model: openai/{mode}",
+        f"      model: openai/{upstream_model}",
         f"      api_base: {api_base}",
         f"      api_key: {UPSTREAM_KEY}",
     ]
@@ -45,78 +94,102 @@ def model_entry(name, mode, api_base, extra):
     return "\n".join(lines)
 
 
-def wait_ready(url: str, proc: subprocess.Popen, log_path: str) -> None:
-    deadline = time.time() + 15
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"tollgate exited early:\n{open(log_path).read()[-4000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/health/readiness", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"tollgate did not become ready:\n{open(log_path).read()[-4000:]}")
+def gateway_config(upstream_url: str) -> str:
+    api_base = f"{upstream_url}/v1"
+    entries = [model_entry(name, mode, api_base, extra) for name, (mode, extra) in MODELS.items()]
+    entries.append(model_entry(DEAD_MODEL, "normal", f"http://127.0.0.1:{dead_port()}/v1", {"timeout": 2}))
+    entries += [f"  - model_name: {name}\n    litellm_params:\n      model: {model}" for name, model in MOCK_MODELS.items()]
+    return "model_list:\n" + "\n".join(entries) + f"\ngeneral_settings:\n  master_key: {MASTER_KEY}\n"
 
 
 @pytest.fixture(scope="session")
-def fake_upstream():
-    proc = subprocess.Popen(
-        [os.environ["FAKE_UPSTREAM_BIN"], "--port", "0"], stdout=subprocess.PIPE, text=True
-    )
-    line = proc.stdout.readline().strip()
-    assert line.startswith("listening on "), line
-    yield line.removeprefix("listening on ")
-    proc.terminate()
-    proc.wait(timeout=10)
+def workdir(tmp_path_factory):
+    """Config and logs; pytest keeps the last few runs' under /tmp/pytest-of-$USER/."""
+    return str(tmp_path_factory.mktemp("tollgate-sdk"))
 
 
 @pytest.fixture(scope="session")
-def gateway(fake_upstream):
-    api_base = f"{fake_upstream}/v1"
-    entries = [model_entry(n, m, api_base, extra) for n, (m, extra) in MODELS.items()]
-    dead = free_port()
-    entries.append(model_entry("up-dead", "normal", f"http://127.0.0.1:{dead}/v1", {}))
-    entries.append("  - model_name: mock-echo\n    litellm_params:\n      model: mock/echo")
-    entries.append("  - model_name: mock-embed\n    litellm_params:\n      model: mock/text-embedding-3-small")
-    config = "model_list:\n" + "\n".join(entries) + f"\ngeneral_settings:\n  master_key: {MASTER_KEY}\n"
-    workdir = tempfile.mkdtemp(prefix="tollgate-sdk-")
+def fake_upstream(workdir):
+    """Base URL of the fake upstream, e.g. http://127.0.0.1:PORT (its API is under /v1)."""
+    log_path = os.path.join(workdir, "fake-upstream.log")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [binary("FAKE_UPSTREAM_BIN", "fake-upstream"), "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+    try:
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            ready = sel.select(timeout=STARTUP_SECONDS)
+        line = proc.stdout.readline().strip() if ready else ""
+        if not line.startswith("listening on http://"):
+            pytest.fail(f"fake-upstream did not announce its port (first line {line!r}):\n{tail(log_path)}", pytrace=False)
+        # Keep draining stdout so that the process never blocks on a full pipe.
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
+        yield line.removeprefix("listening on ")
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="session")
+def gateway(fake_upstream, workdir):
+    """Base URL of tollgate, e.g. http://127.0.0.1:PORT, serving `gateway_config`."""
     config_path = os.path.join(workdir, "config.yaml")
     with open(config_path, "w") as f:
-        f.write(config)
+        f.write(gateway_config(fake_upstream))
     log_path = os.path.join(workdir, "tollgate.log")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [os.environ["TOLLGATE_BIN"], "--config", config_path, "--host", "127.0.0.1", "--port", str(port)],
+            [binary("TOLLGATE_BIN", "tollgate"), "--config", config_path, "--host", "127.0.0.1", "--port", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
     try:
-        wait_ready(url, proc, log_path)
+        failure = wait_ready(url, proc)
+        if failure:
+            print(f"--- tail of {log_path} ---\n{tail(log_path)}", file=sys.stderr)
+            pytest.fail(f"tollgate {failure} (config {config_path}); log tail:\n{tail(log_path)}", pytrace=False)
         yield url
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        stop(proc)
+
+
+def wait_ready(url: str, proc: subprocess.Popen) -> str | None:
+    """None once GET /health/readiness answers 200, else what went wrong."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return f"exited with status {proc.returncode} during startup"
+        try:
+            with urllib.request.urlopen(f"{url}/health/readiness", timeout=1) as r:
+                if r.status == 200:
+                    return None
+                last = f"status {r.status}"
+        except urllib.error.HTTPError as e:
+            last = f"status {e.code}"
+        except OSError as e:
+            last = str(e)
+        time.sleep(0.05)
+    return f"not ready after {STARTUP_SECONDS} s (last readiness probe: {last})"
 
 
 @pytest.fixture
 def client(gateway):
-    return openai.OpenAI(base_url=f"{gateway}/v1", api_key=MASTER_KEY, max_retries=0, timeout=20)
+    return openai.OpenAI(base_url=f"{gateway}/v1", api_key=MASTER_KEY, max_retries=0, timeout=10)
 
 
 @pytest.fixture
 def upstream_requests(fake_upstream):
-    """Returns a function listing what the fake upstream received since the test started."""
-    import json
+    """A function listing what the fake upstream received since the test started (oldest first)."""
 
-    with urllib.request.urlopen(f"{fake_upstream}/__fake/requests") as r:
-        seen_before = {req["seq"] for req in json.load(r)}
+    def recorded():
+        with urllib.request.urlopen(f"{fake_upstream}/__fake/requests", timeout=5) as r:
+            return json.load(r)
 
-    def since():
-        with urllib.request.urlopen(f"{fake_upstream}/__fake/requests") as r:
-            return [req for req in json.load(r) if req["seq"] not in seen_before]
-
-    return since
+    seen_before = {req["seq"] for req in recorded()}
+    return lambda: [req for req in recorded() if req["seq"] not in seen_before]

@@ -1,26 +1,44 @@
 #!/usr/bin/env bash
 # SDK end-to-end tests: the real `openai` Python SDK against tollgate and the fake upstream, over real HTTP.
-# Creates the venv (.venv at the repo root) on first use; reinstalls only when requirements.txt changes.
+#
+# Usage: tests/sdk/run.sh [pytest args...]   (build first: cargo build -p tollgate -p tollgate-fakes)
+# Environment:
+#   TOLLGATE_BIN       the gateway binary       (default ${CARGO_TARGET_DIR:-target}/debug/tollgate)
+#   FAKE_UPSTREAM_BIN  the fake upstream binary (default ${CARGO_TARGET_DIR:-target}/debug/fake-upstream)
+# Paths are relative to the repository root. The venv is .venv at the repository root, made on first use;
+# pip runs again only when requirements.txt changes (a stamp file named after its hash marks an installed set).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 
+target="${CARGO_TARGET_DIR:-target}"
+export TOLLGATE_BIN="${TOLLGATE_BIN:-$target/debug/tollgate}"
+export FAKE_UPSTREAM_BIN="${FAKE_UPSTREAM_BIN:-$target/debug/fake-upstream}"
+missing=0
+for bin in "$TOLLGATE_BIN" "$FAKE_UPSTREAM_BIN"; do
+  if [[ ! -x "$bin" ]]; then
+    echo "tests/sdk: missing binary $bin" >&2
+    missing=1
+  fi
+done
+if (( missing )); then
+  echo "tests/sdk: run \`cargo build -p tollgate -p tollgate-fakes\` first (or set TOLLGATE_BIN / FAKE_UPSTREAM_BIN)" >&2
+  exit 1
+fi
+# Absolute paths, so the tests do not depend on their working directory.
+TOLLGATE_BIN="$(cd "$(dirname "$TOLLGATE_BIN")" && pwd)/$(basename "$TOLLGATE_BIN")"
+FAKE_UPSTREAM_BIN="$(cd "$(dirname "$FAKE_UPSTREAM_BIN")" && pwd)/$(basename "$FAKE_UPSTREAM_BIN")"
+
 venv="$root/.venv"
-stamp="$venv/.requirements-$(sha256sum tests/sdk/requirements.txt | cut -c1-16)"
-if [[ ! -f "$stamp" ]]; then
+stamp="$venv/.sdk-requirements-$(sha256sum tests/sdk/requirements.txt | cut -c1-16)"
+if [[ ! -x "$venv/bin/python" ]]; then
   python3 -m venv "$venv"
+fi
+if [[ ! -f "$stamp" ]]; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
+  rm -f "$venv"/.sdk-requirements-*
   touch "$stamp"
 fi
 
-target="${CARGO_TARGET_DIR:-$root/target}"
-export TOLLGATE_BIN="${TOLLGATE_BIN:-$target/debug/tollgate}"
-export FAKE_UPSTREAM_BIN="${FAKE_UPSTREAM_BIN:-$target/debug/fake-upstream}"
-for bin in "$TOLLGATE_BIN" "$FAKE_UPSTREAM_BIN"; do
-  if [[ ! -x "$bin" ]]; then
-    echo "missing $bin: run \`cargo build -p tollgate -p tollgate-fakes\` first" >&2
-    exit 1
-  fi
-done
-
+# exec: pytest's exit code is this script's.
 exec "$venv/bin/python" -m pytest tests/sdk -q -p no:cacheprovider "$@"

@@ -113,14 +113,7 @@ fn sigterm_turns_readiness_503_finishes_streams_then_exits_zero() {
     let mut rest = String::new();
     s.read_to_string(&mut rest).expect("stream finishes");
     assert!(rest.contains("data: [DONE]"), "in-flight stream completed: {rest}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = gw.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "did not exit after draining: {}", gw.log_text());
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = gw.wait_exit(Duration::from_secs(10), "did not exit after draining");
     assert!(status.success(), "exit {status}: {}", gw.log_text());
 }
 
@@ -175,14 +168,7 @@ fn a_second_sigterm_cuts_the_drain_short() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(gw.child.try_wait().expect("wait").is_none(), "still draining after the first SIGTERM");
     gw.signal("TERM");
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let status = loop {
-        if let Some(status) = gw.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "a second SIGTERM did not stop it: {}", gw.log_text());
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = gw.wait_exit(Duration::from_secs(3), "a second SIGTERM did not stop it");
     assert!(status.success(), "exit {status}");
     let mut rest = String::new();
     let _ = s.read_to_string(&mut rest);

@@ -38,6 +38,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// The request's headers as a JSON object with lower-case names (repeated headers joined with `, `).
+/// The modes chat and embeddings share: an error answers at once, a hang never ends, a delay waits and then
+/// lets the caller answer normally (`None`).
+async fn error_hang_or_delay(mode: Mode) -> Option<HttpResponse> {
+    match mode {
+        Mode::Error(status) => Some(error_mode(status)),
+        Mode::Hang => {
+            actix_rt::time::sleep(HANG).await;
+            Some(HttpResponse::GatewayTimeout().finish())
+        }
+        Mode::Delay(ms) => {
+            actix_rt::time::sleep(Duration::from_millis(ms)).await;
+            None
+        }
+        _ => None,
+    }
+}
+
 fn headers_json(req: &HttpRequest) -> Value {
     let mut map = serde_json::Map::new();
     for (name, value) in req.headers() {
@@ -106,14 +123,8 @@ async fn chat(req: HttpRequest, body: web::Bytes, rec: web::Data<Recorder>) -> H
     let seq = rec.request(req.path(), headers_json(&req), parsed);
     let id = format!("chatcmpl-fake-{seq}");
     let mode = Mode::from_model(&model);
-    match mode {
-        Mode::Error(status) => return error_mode(status),
-        Mode::Hang => {
-            actix_rt::time::sleep(HANG).await;
-            return HttpResponse::GatewayTimeout().finish();
-        }
-        Mode::Delay(ms) => actix_rt::time::sleep(Duration::from_millis(ms)).await,
-        _ => {}
+    if let Some(early) = error_hang_or_delay(mode).await {
+        return early;
     }
     if stream {
         streamed(mode, Chunks::new(id, model, include_usage), usage, &body, &rec, seq)
@@ -218,14 +229,8 @@ async fn embeddings(req: HttpRequest, body: web::Bytes, rec: web::Data<Recorder>
     let model = parsed["model"].as_str().unwrap_or_default().to_owned();
     let inputs = embedding_inputs(&parsed["input"]);
     rec.request(req.path(), headers_json(&req), parsed);
-    match Mode::from_model(&model) {
-        Mode::Error(status) => return error_mode(status),
-        Mode::Hang => {
-            actix_rt::time::sleep(HANG).await;
-            return HttpResponse::GatewayTimeout().finish();
-        }
-        Mode::Delay(ms) => actix_rt::time::sleep(Duration::from_millis(ms)).await,
-        _ => {}
+    if let Some(early) = error_hang_or_delay(Mode::from_model(&model)).await {
+        return early;
     }
     let Some(inputs) = inputs else {
         return bad_request("'input' must be a string, an array of strings or an array of token arrays");

@@ -58,6 +58,7 @@ pub fn start(config: Config, listener: TcpListener, options: &ServeOptions) -> R
         table,
         master_key: config.master_key.clone(),
         max_request_bytes: config.max_request_bytes,
+        request_body_timeout: config.request_body_timeout,
         lifecycle: lifecycle.clone(),
         started_at: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64),
     });

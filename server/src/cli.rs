@@ -63,7 +63,8 @@ pub enum Command {
 /// The report `check-config` prints: every model group with its deployments, then warnings.
 pub fn check_config_report(config: &Config) -> Result<String, ConfigError> {
     let env = |name: &str| std::env::var(name).ok();
-    let table = RoutingTable::build(config, &env, |_, _| None)?;
+    let catalog = crate::pricing::configured(config.price_catalog.as_deref())?;
+    let table = RoutingTable::build(config, &env, &catalog, |_, _| None)?;
     let mut out = String::new();
     let _ = writeln!(
         out,

@@ -7,7 +7,8 @@
 use actix_web::{http::StatusCode, HttpResponse, ResponseError};
 use tollgate_entity::{ErrorBody, ErrorDetail};
 
-use crate::config::ConfigError;
+pub use crate::llm::{UpstreamError, UpstreamFailure};
+use crate::{config::ConfigError, llm::RequestError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -19,48 +20,14 @@ pub enum InitError {
     Io(#[from] std::io::Error),
 }
 
-/// Why an upstream call failed; retry and cooldown decisions read this, never message strings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpstreamFailure {
-    /// The upstream answered with an error status.
-    Status(u16),
-    /// No response headers within the deployment's timeout.
-    Timeout,
-    /// Could not connect, or the connection broke before the response headers.
-    Unreachable,
-}
-
-impl UpstreamFailure {
-    /// Failures that say the deployment itself is unwell (counts toward its cooldown), as opposed to a bad request.
-    pub fn counts_against_deployment(self) -> bool {
-        match self {
-            Self::Status(s) => s == 408 || s == 429 || s >= 500,
-            Self::Timeout | Self::Unreachable => true,
-        }
-    }
-}
-
-/// An upstream failure as the caller will see it. `message` never contains the deployment's key.
-#[derive(Debug, Clone)]
-pub struct UpstreamError {
-    pub failure: UpstreamFailure,
-    pub deployment: String,
-    pub message: String,
-    pub kind: Option<String>,
-    pub code: Option<String>,
-    pub param: Option<String>,
-    /// `retry-after`, `retry-after-ms` and `x-ratelimit-*` headers, passed through to the caller.
-    pub headers: Vec<(String, String)>,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("request body is not valid JSON: {0}")]
-    MalformedJson(String),
-    #[error("{message}")]
-    InvalidField { param: &'static str, message: String },
+    #[error(transparent)]
+    Request(#[from] RequestError),
     #[error("could not read the request body: {0}")]
     BadBody(String),
+    #[error("the request body did not arrive within {secs}s")]
+    BodyTimeout { secs: f64 },
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("missing or invalid API key; pass it as `Authorization: Bearer <key>`")]
@@ -80,9 +47,9 @@ impl ApiError {
     /// `error.type` in the body.
     pub fn kind(&self) -> &str {
         match self {
-            Self::MalformedJson(_)
-            | Self::InvalidField { .. }
+            Self::Request(_)
             | Self::BadBody(_)
+            | Self::BodyTimeout { .. }
             | Self::PayloadTooLarge { .. }
             | Self::Unauthorized
             | Self::ModelNotFound(_)
@@ -91,7 +58,7 @@ impl ApiError {
             Self::Upstream(u) => match (&u.kind, u.failure) {
                 (Some(kind), _) => kind,
                 (None, UpstreamFailure::Timeout) => "timeout_error",
-                (None, UpstreamFailure::Unreachable) => "upstream_error",
+                (None, UpstreamFailure::Unreachable | UpstreamFailure::ErrorInBody) => "upstream_error",
                 (None, UpstreamFailure::Status(s)) if s >= 500 => "server_error",
                 (None, UpstreamFailure::Status(_)) => "invalid_request_error",
             },
@@ -100,9 +67,11 @@ impl ApiError {
 
     pub fn code(&self) -> Option<&str> {
         match self {
-            Self::MalformedJson(_) => Some("invalid_json"),
-            Self::InvalidField { .. } => Some("invalid_value"),
+            Self::Request(RequestError::MalformedJson(_)) => Some("invalid_json"),
+            Self::Request(RequestError::TooDeep) => Some("nesting_too_deep"),
+            Self::Request(RequestError::InvalidField { .. }) => Some("invalid_value"),
             Self::BadBody(_) => None,
+            Self::BodyTimeout { .. } => Some("request_timeout"),
             Self::PayloadTooLarge { .. } => Some("request_too_large"),
             Self::Unauthorized => Some("invalid_api_key"),
             Self::ModelNotFound(_) => Some("model_not_found"),
@@ -112,6 +81,7 @@ impl ApiError {
                 (Some(code), _) => Some(code),
                 (None, UpstreamFailure::Timeout) => Some("upstream_timeout"),
                 (None, UpstreamFailure::Unreachable) => Some("upstream_unreachable"),
+                (None, UpstreamFailure::ErrorInBody) => Some("upstream_error_in_body"),
                 (None, UpstreamFailure::Status(_)) => None,
             },
         }
@@ -119,10 +89,11 @@ impl ApiError {
 
     pub fn param(&self) -> Option<&str> {
         match self {
-            Self::InvalidField { param, .. } => Some(param),
+            Self::Request(RequestError::InvalidField { param, .. }) => Some(param),
             Self::Upstream(u) => u.param.as_deref(),
-            Self::MalformedJson(_)
+            Self::Request(RequestError::MalformedJson(_) | RequestError::TooDeep)
             | Self::BadBody(_)
+            | Self::BodyTimeout { .. }
             | Self::PayloadTooLarge { .. }
             | Self::Unauthorized
             | Self::ModelNotFound(_)
@@ -134,9 +105,9 @@ impl ApiError {
     /// Client mistakes are WARN, faults of upstreams or of tollgate are ERROR.
     pub fn level(&self) -> tracing::Level {
         match self {
-            Self::MalformedJson(_)
-            | Self::InvalidField { .. }
+            Self::Request(_)
             | Self::BadBody(_)
+            | Self::BodyTimeout { .. }
             | Self::PayloadTooLarge { .. }
             | Self::Unauthorized
             | Self::ModelNotFound(_)
@@ -171,7 +142,8 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         let code = match self {
-            Self::MalformedJson(_) | Self::InvalidField { .. } | Self::BadBody(_) => 400,
+            Self::Request(_) | Self::BadBody(_) => 400,
+            Self::BodyTimeout { .. } => 408,
             Self::PayloadTooLarge { .. } => 413,
             Self::Unauthorized => 401,
             Self::ModelNotFound(_) | Self::RouteNotFound(_) => 404,
@@ -179,7 +151,7 @@ impl ResponseError for ApiError {
             Self::Upstream(u) => match u.failure {
                 UpstreamFailure::Status(s) => s,
                 UpstreamFailure::Timeout => 504,
-                UpstreamFailure::Unreachable => 502,
+                UpstreamFailure::Unreachable | UpstreamFailure::ErrorInBody => 502,
             },
         };
         StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY)

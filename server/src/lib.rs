@@ -3,16 +3,20 @@
 //! The binary (`main.rs`) parses the command line and calls into this library; integration tests link the same
 //! code. See ARCHITECTURE.md for the map.
 
-pub mod actors;
+// Only what the binary and the integration tests use is public; everything else is crate-private so that dead
+// code shows up as a warning.
+pub(crate) mod actors;
 pub mod app;
 pub mod cli;
+pub(crate) mod clock;
 pub mod config;
-pub mod error;
-pub mod http;
-pub mod lifecycle;
-pub mod pipeline;
-pub mod pricing;
-pub mod providers;
-pub mod routing;
-pub mod secret;
+pub(crate) mod error;
+pub(crate) mod http;
+pub(crate) mod lifecycle;
+pub(crate) mod llm;
+pub(crate) mod pipeline;
+pub(crate) mod pricing;
+pub(crate) mod providers;
+pub(crate) mod routing;
+pub(crate) mod secret;
 pub mod telemetry;

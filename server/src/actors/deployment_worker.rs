@@ -13,22 +13,13 @@ use std::{
 use actix::{Actor, ActorContext, Context, Handler, Message, Supervised};
 
 use crate::{
-    error::UpstreamFailure,
-    routing::stats::{now_ms, DeploymentStats},
+    clock::monotonic_ms,
+    routing::stats::{DeploymentStats, ReportFailure},
 };
 
 /// Room for failure reports between two worker turns; reports beyond it are dropped and counted.
 pub const MAILBOX_CAPACITY: usize = 256;
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
-
-/// An upstream call of this deployment failed.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct ReportFailure {
-    pub failure: UpstreamFailure,
-    /// The upstream's `retry-after`, when it sent one: the cooldown lasts at least that long.
-    pub retry_after: Option<Duration>,
-}
 
 /// The deployment left the routing table (config reload): stop.
 #[derive(Debug, Message)]
@@ -83,7 +74,7 @@ impl Handler<ReportFailure> for DeploymentWorker {
             return;
         }
         let cooldown = msg.retry_after.map_or(self.cooldown, |r| r.max(self.cooldown));
-        let until = now_ms() + cooldown.as_millis() as u64;
+        let until = monotonic_ms() + cooldown.as_millis() as u64;
         self.stats.cooldown_until_ms.fetch_max(until, Relaxed);
         self.failures_in_window = 0;
         tracing::warn!(
@@ -106,6 +97,7 @@ impl Handler<Retire> for DeploymentWorker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llm::UpstreamFailure;
 
     #[actix_rt::test]
     async fn cools_down_after_more_than_allowed_fails() {
@@ -120,12 +112,12 @@ mod tests {
         ] {
             let _ = addr.send(report(failure)).await;
         }
-        assert!(!stats.is_cooling_down(now_ms()), "2 counted failures are allowed");
+        assert!(!stats.is_cooling_down(monotonic_ms()), "2 counted failures are allowed");
         let _ = addr
             .send(ReportFailure { failure: UpstreamFailure::Status(429), retry_after: Some(Duration::from_secs(30)) })
             .await;
-        assert!(stats.is_cooling_down(now_ms()));
-        let left = stats.cooldown_left_secs(now_ms());
+        assert!(stats.is_cooling_down(monotonic_ms()));
+        let left = stats.cooldown_left_secs(monotonic_ms());
         assert!((29..=30).contains(&left), "retry-after outlasts cooldown_time: {left}");
     }
 }

@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use super::deployment_worker::{DeploymentWorker, Retire};
 use crate::{
     config::{Config, ConfigError},
+    pricing,
     routing::RoutingTable,
 };
 
@@ -38,7 +39,8 @@ fn build(config: &Config) -> Result<(RoutingTable, Vec<Addr<DeploymentWorker>>),
     let mut workers = Vec::new();
     let env = |name: &str| std::env::var(name).ok();
     let (allowed_fails, cooldown) = (config.router.allowed_fails, config.router.cooldown_time);
-    let table = RoutingTable::build(config, &env, |id, stats| {
+    let catalog = pricing::configured(config.price_catalog.as_deref())?;
+    let table = RoutingTable::build(config, &env, &catalog, |id, stats| {
         let (id, stats) = (id.to_owned(), stats.clone());
         let addr = Supervisor::start(move |_| DeploymentWorker::new(id, stats, allowed_fails, cooldown));
         let recipient = addr.clone().recipient();
@@ -46,10 +48,29 @@ fn build(config: &Config) -> Result<(RoutingTable, Vec<Addr<DeploymentWorker>>),
         Some(recipient)
     });
     match table {
-        Ok(t) => Ok((t, workers)),
+        Ok(t) => {
+            warn_unpriced(&t);
+            Ok((t, workers))
+        }
         Err(e) => {
             workers.iter().for_each(|w| w.do_send(Retire));
             Err(e)
+        }
+    }
+}
+
+/// Once per model and table: calls of these deployments count tokens but no spend, and say so.
+fn warn_unpriced(table: &RoutingTable) {
+    let mut warned = std::collections::HashSet::new();
+    for d in table.unpriced() {
+        if warned.insert((d.provider.name(), d.upstream_model.as_str())) {
+            tracing::warn!(
+                model = %d.upstream_model,
+                provider = d.provider.name(),
+                deployment = %d.id,
+                "no price known for this model: its calls are counted as unpriced, not as $0; set \
+                 input_cost_per_token and output_cost_per_token, or base_model, in litellm_params"
+            );
         }
     }
 }

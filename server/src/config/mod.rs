@@ -22,6 +22,7 @@ const DEFAULT_TIMEOUT_SECS: f64 = 600.0;
 const DEFAULT_ALLOWED_FAILS: u32 = 3;
 const DEFAULT_COOLDOWN_SECS: f64 = 5.0;
 const DEFAULT_GRACE_SECS: f64 = 30.0;
+const DEFAULT_REQUEST_BODY_TIMEOUT_SECS: f64 = 60.0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -49,6 +50,8 @@ pub struct Config {
     pub max_request_bytes: usize,
     pub router: RouterSettings,
     pub shutdown_grace: Duration,
+    /// Time a caller has to send the whole request body (`tollgate.request_body_timeout_seconds`).
+    pub request_body_timeout: Duration,
     pub price_catalog: Option<String>,
     /// Human-readable warnings gathered while loading (unknown keys, unsupported settings), each naming a path.
     pub warnings: Vec<String>,
@@ -86,7 +89,8 @@ pub struct DeploymentConfig {
     pub base_model: Option<String>,
     pub mock_response: Option<String>,
     pub mock_latency: Option<Duration>,
-    pub extra_headers: BTreeMap<String, String>,
+    /// Header values may carry credentials, so they are secrets (masked in `Debug`, scrubbed from errors).
+    pub extra_headers: BTreeMap<String, Secret>,
 }
 
 impl Config {
@@ -270,6 +274,11 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             raw.tollgate.shutdown_grace_period_seconds,
             DEFAULT_GRACE_SECS,
         )?,
+        request_body_timeout: seconds(
+            "tollgate.request_body_timeout_seconds",
+            raw.tollgate.request_body_timeout_seconds,
+            DEFAULT_REQUEST_BODY_TIMEOUT_SECS,
+        )?,
         price_catalog: raw.tollgate.price_catalog,
         warnings,
     })
@@ -329,7 +338,7 @@ fn deployment(index: usize, entry: RawModelEntry, default_timeout: Duration) -> 
         base_model: entry.model_info.base_model,
         mock_response: p.mock_response,
         mock_latency: p.mock_latency_ms.map(Duration::from_millis),
-        extra_headers: p.extra_headers,
+        extra_headers: p.extra_headers.into_iter().map(|(k, v)| (k, Secret::new(v))).collect(),
     })
 }
 

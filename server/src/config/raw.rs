@@ -115,6 +115,8 @@ pub struct RawTollgateSettings {
     pub shutdown_grace_period_seconds: Option<f64>,
     /// A newer price catalog in LiteLLM's `model_prices_and_context_window.json` format.
     pub price_catalog: Option<String>,
+    /// Seconds a caller has to deliver a request body once its headers arrived (default 60).
+    pub request_body_timeout_seconds: Option<f64>,
 }
 
 /// LiteLLM keys tollgate parses but does not act on yet. Paths use `model_list[].` for per-entry keys.

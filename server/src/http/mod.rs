@@ -17,6 +17,7 @@ pub struct AppState {
     pub table: Arc<ArcSwap<RoutingTable>>,
     pub master_key: Option<Secret>,
     pub max_request_bytes: usize,
+    pub request_body_timeout: std::time::Duration,
     pub lifecycle: Arc<Lifecycle>,
     /// Unix seconds of start-up, reported as `created` in `/v1/models`.
     pub started_at: i64,

@@ -12,12 +12,10 @@ use tollgate_entity::{ModelCard, ModelList};
 
 use super::{request_id::RequestId, AppState};
 use crate::{
+    clock,
     error::ApiError,
-    pipeline::{
-        auth, body, call,
-        request::{ChatRequest, EmbeddingsRequest},
-        RequestCtx,
-    },
+    llm::{ChatRequest, EmbeddingsRequest},
+    pipeline::{auth, body, call, RequestCtx},
     routing::Deployment,
 };
 
@@ -33,11 +31,11 @@ fn content_length(headers: &HeaderMap) -> Option<usize> {
 /// Authenticates before reading a byte of the body, then reads it within the size limit.
 async fn authenticated_body(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Result<Bytes, ApiError> {
     auth::authenticate(req.headers(), state.master_key.as_ref())?;
-    body::read(payload, content_length(req.headers()), state.max_request_bytes).await
+    body::read(payload, content_length(req.headers()), state.max_request_bytes, state.request_body_timeout).await
 }
 
 fn pick(state: &AppState, model: &str) -> Result<Arc<Deployment>, ApiError> {
-    state.table.load().pick(model, rand::random::<f64>()).cloned()
+    state.table.load().pick(model, rand::random::<f64>(), clock::monotonic_ms()).cloned()
 }
 
 /// The two proxied OpenAI routes differ only in how the body is read and which call they make.

@@ -7,25 +7,33 @@
 pub mod auth;
 pub mod body;
 pub mod call;
+pub mod peek;
 pub mod relay;
-pub mod request;
 pub mod settle;
 pub mod sse;
-pub mod usage;
 
-use std::{sync::Arc, time::Instant};
+use std::{cell::Cell, sync::Arc, time::Instant};
 
 /// Per-request context created once by the handler and passed through the stages.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RequestCtx {
     /// Also sent back as `x-tollgate-request-id` and upstream as `x-request-id`.
     pub request_id: Arc<str>,
     pub started: Instant,
+    /// Upstream calls made so far (`x-tollgate-attempts`). A `Cell`: the request's stages run on one thread.
+    attempts: Cell<u32>,
 }
 
 impl RequestCtx {
     pub fn new(request_id: Arc<str>) -> Self {
-        Self { request_id, started: Instant::now() }
+        Self { request_id, started: Instant::now(), attempts: Cell::new(0) }
+    }
+
+    /// Counts one more upstream call and returns the count so far.
+    pub fn attempt(&self) -> u32 {
+        let n = self.attempts.get() + 1;
+        self.attempts.set(n);
+        n
     }
 
     /// Time spent in tollgate so far, in milliseconds.

@@ -18,10 +18,11 @@ use futures_util::{stream::LocalBoxStream, Stream};
 use tollgate_entity::{ErrorBody, ErrorDetail};
 
 use super::{
+    peek::Peek,
     settle::Settlement,
     sse::{event_data, SseDecoder},
-    usage::Peek,
 };
+use crate::routing::stats::AccountingGap;
 
 pub type UpstreamBody = LocalBoxStream<'static, Result<Bytes, String>>;
 
@@ -75,7 +76,8 @@ impl Stream for IdleLimited {
 }
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
-/// Non-streaming bodies larger than this are still forwarded, but not parsed for usage.
+/// Non-streaming bodies larger than this are still forwarded, but not parsed for usage (counted as
+/// [`AccountingGap::BodyTooLargeForUsage`]).
 const MAX_USAGE_SCAN_BYTES: usize = 8 * 1024 * 1024;
 
 pub struct SseRelay {
@@ -87,6 +89,8 @@ pub struct SseRelay {
     done: bool,
     /// A chunk carried a `finish_reason`.
     finish_seen: bool,
+    /// A chunk carried usage.
+    usage_seen: bool,
     finished: bool,
 }
 
@@ -99,6 +103,7 @@ impl SseRelay {
             include_usage,
             done: false,
             finish_seen: false,
+            usage_seen: false,
             finished: false,
         }
     }
@@ -117,12 +122,18 @@ impl SseRelay {
             out.extend_from_slice(DONE);
             return;
         }
-        if let Some(peek) = Peek::parse(&data) {
-            if let Some(usage) = peek.usage() {
+        if let Some(mut peek) = Peek::parse(&data) {
+            if peek.is_error() {
+                self.settle.error_in_body();
+                tracing::error!(deployment = %self.settle.deployment().id, "upstream sent an error event in a 200 stream");
+            }
+            let usage_only = peek.is_usage_only();
+            if let Some(usage) = peek.take_usage() {
                 self.settle.set_usage(usage);
+                self.usage_seen = true;
             }
             self.finish_seen |= peek.finishes();
-            if peek.is_usage_only() && !self.include_usage {
+            if usage_only && !self.include_usage {
                 return;
             }
         }
@@ -165,6 +176,11 @@ impl SseRelay {
             return out.freeze();
         }
         if !self.done {
+            // The choices finished but the connection closed before `[DONE]`: the content is whole, but the
+            // usage chunk that follows the finish never came.
+            if !self.usage_seen {
+                self.settle.usage_gap(AccountingGap::StreamEndedBeforeUsage);
+            }
             out.extend_from_slice(DONE);
         }
         self.settle.complete();
@@ -223,8 +239,12 @@ impl BodyRelay {
             [one] => Peek::parse(one),
             many => Peek::parse(&many.concat()),
         };
-        let Some(peek) = peek else { return false };
-        if let Some(usage) = peek.usage() {
+        let Some(mut peek) = peek else { return false };
+        if peek.is_error() {
+            self.settle.error_in_body();
+            tracing::error!(deployment = %self.settle.deployment().id, "upstream sent an error object in a 2xx body");
+        }
+        if let Some(usage) = peek.take_usage() {
             self.settle.set_usage(usage);
         }
         true
@@ -265,7 +285,9 @@ impl Stream for BodyRelay {
                 if this.expected_len.is_some_and(|len| len != this.seen_len as u64) {
                     return this.broke(&"body shorter than its Content-Length");
                 }
-                if this.seen_len <= MAX_USAGE_SCAN_BYTES && !this.read_usage() {
+                if this.seen_len > MAX_USAGE_SCAN_BYTES {
+                    this.settle.usage_gap(AccountingGap::BodyTooLargeForUsage);
+                } else if !this.read_usage() {
                     return this.broke(&"body is not a complete JSON document");
                 }
                 this.finished = true;
@@ -291,7 +313,8 @@ mod tests {
         let env = |_: &str| None;
         let yaml = "model_list:\n  - {model_name: m, litellm_params: {model: mock/m, input_cost_per_token: 0.000001, output_cost_per_token: 0.000002}}\n";
         let config = Config::load_str(yaml, &env).unwrap_or_else(|e| unreachable!("{e}"));
-        let table = RoutingTable::build(&config, &env, |_, _| None).unwrap_or_else(|e| unreachable!("{e}"));
+        let table = RoutingTable::build(&config, &env, crate::pricing::vendored(), |_, _| None)
+            .unwrap_or_else(|e| unreachable!("{e}"));
         let first = table.deployments().next().cloned();
         first.unwrap_or_else(|| unreachable!())
     }

@@ -1,18 +1,25 @@
 //! Settlement of one upstream call: whatever way the call ends (complete, failed, cancelled by a client that
 //! went away), dropping the [`Settlement`] records it exactly once: live deployment stats, cost, the worker's
 //! failure report, and one structured log line.
+//!
+//! Money is never silently $0: a call that completes without usage, a stream cut before its usage chunk, a body
+//! too large to read usage from, and usage of a model without a price are each an [`AccountingGap`], counted
+//! in the deployment's stats, named in the call's log line, and warned about once per cause per deployment.
 
 use std::{
+    fmt,
     sync::{atomic::Ordering::Relaxed, Arc},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use crate::{
-    actors::deployment_worker::ReportFailure,
-    error::{UpstreamError, UpstreamFailure},
     lifecycle::InFlight,
-    pipeline::usage::Usage,
-    routing::Deployment,
+    llm::{UpstreamError, UpstreamFailure, Usage},
+    pricing::Pricing,
+    routing::{
+        stats::{AccountingGap, ReportFailure},
+        Deployment,
+    },
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +37,9 @@ pub struct Settlement {
     request_id: Arc<str>,
     started: Instant,
     usage: Option<Usage>,
+    gap: Option<AccountingGap>,
+    /// The upstream answered (2xx headers, or a mock reply): from here on it may bill for tokens.
+    responded: bool,
     outcome: Outcome,
     stream: bool,
     _in_flight: InFlight,
@@ -44,6 +54,8 @@ impl Settlement {
             request_id,
             started: Instant::now(),
             usage: None,
+            gap: None,
+            responded: false,
             outcome: Outcome::Pending,
             stream,
             _in_flight: in_flight,
@@ -55,7 +67,8 @@ impl Settlement {
     }
 
     /// The upstream's response headers arrived.
-    pub fn headers_received(&self) {
+    pub fn headers_received(&mut self) {
+        self.responded = true;
         self.deployment.stats.record_latency(self.started.elapsed());
     }
 
@@ -63,8 +76,16 @@ impl Settlement {
         self.usage = Some(usage);
     }
 
+    /// The call's usage cannot be read, for this reason.
+    pub fn usage_gap(&mut self, gap: AccountingGap) {
+        self.gap = Some(gap);
+    }
+
+    /// The response ended as it should. A failure recorded earlier (an error event in the stream) stands.
     pub fn complete(&mut self) {
-        self.outcome = Outcome::Completed;
+        if self.outcome == Outcome::Pending {
+            self.outcome = Outcome::Completed;
+        }
     }
 
     pub fn broken(&mut self) {
@@ -72,19 +93,22 @@ impl Settlement {
         self.report(UpstreamFailure::Unreachable, None);
     }
 
-    /// The call failed before any response byte reached the caller.
-    pub fn fail(&mut self, error: &UpstreamError) {
-        self.outcome = Outcome::Failed(error.failure);
-        let retry_after = error
-            .headers
-            .iter()
-            .find(|(name, _)| name == "retry-after")
-            .and_then(|(_, v)| v.trim().parse::<f64>().ok())
-            .and_then(|secs| Duration::try_from_secs_f64(secs).ok());
-        self.report(error.failure, retry_after);
+    /// A 2xx response carried an error object (as its body or as a stream event): a failure, whatever the status.
+    pub fn error_in_body(&mut self) {
+        if matches!(self.outcome, Outcome::Pending | Outcome::Completed) {
+            self.outcome = Outcome::Failed(UpstreamFailure::ErrorInBody);
+            self.report(UpstreamFailure::ErrorInBody, None);
+        }
     }
 
-    fn report(&self, failure: UpstreamFailure, retry_after: Option<Duration>) {
+    /// The call failed before any response byte reached the caller.
+    pub fn fail(&mut self, error: &UpstreamError) {
+        self.responded = false;
+        self.outcome = Outcome::Failed(error.failure);
+        self.report(error.failure, error.retry_after());
+    }
+
+    fn report(&self, failure: UpstreamFailure, retry_after: Option<std::time::Duration>) {
         let stats = &self.deployment.stats;
         stats.failures.fetch_add(1, Relaxed);
         if !failure.counts_against_deployment() {
@@ -93,8 +117,39 @@ impl Settlement {
         if let Some(worker) = &self.deployment.worker {
             // Never wait on the worker: a full mailbox costs one lost report, counted, not a stalled request.
             if worker.try_send(ReportFailure { failure, retry_after }).is_err() {
-                stats.dropped_reports.fetch_add(1, Relaxed);
+                let dropped = stats.dropped_reports.fetch_add(1, Relaxed) + 1;
+                // The first drop and then every power of two: visible without flooding the log under overload.
+                if dropped.is_power_of_two() {
+                    tracing::warn!(deployment = %self.deployment.id, dropped, "deployment worker mailbox full: failure reports dropped");
+                }
             }
+        }
+    }
+
+    /// The gap this call leaves in the books, if any, once it is over.
+    fn final_gap(&self) -> Option<AccountingGap> {
+        match (self.outcome, self.usage, self.gap) {
+            (_, Some(_), _) if self.deployment.pricing == Pricing::Unpriced => Some(AccountingGap::Unpriced),
+            (_, Some(_), _) => None,
+            (_, None, Some(gap)) => Some(gap),
+            (Outcome::Completed, None, None) => Some(AccountingGap::UsageMissing),
+            // Cut after the upstream started answering: it may bill for what it generated.
+            (Outcome::Pending | Outcome::Broken, None, None) if self.responded => Some(AccountingGap::CutBeforeUsage),
+            (Outcome::Failed(UpstreamFailure::ErrorInBody), None, None) => None,
+            // Failed or cancelled before the upstream answered: nothing was billed.
+            (Outcome::Pending | Outcome::Failed(_) | Outcome::Broken, None, None) => None,
+        }
+    }
+}
+
+/// `cost_usd` in the call's log line: a number, or the word that says why there is none.
+struct Cost(Option<u64>);
+
+impl fmt::Display for Cost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(nanos) => write!(f, "{}", nanos as f64 / 1e9),
+            None => f.write_str("unknown"),
         }
     }
 }
@@ -103,10 +158,26 @@ impl Drop for Settlement {
     fn drop(&mut self) {
         let d = &self.deployment;
         d.stats.in_flight.fetch_sub(1, Relaxed);
-        let usage = self.usage.unwrap_or_default();
-        let cost_nanos = d.prices.cost_nanos(usage);
-        if self.usage.is_some() {
-            d.stats.record_usage(usage, cost_nanos);
+        let gap = self.final_gap();
+        let cost = match self.usage {
+            Some(usage) => d.pricing.cost_nanos(usage),
+            // Failed, cancelled or broken before any usage: nothing was billed.
+            None if gap.is_none() => Some(0),
+            None => None,
+        };
+        if let Some(usage) = self.usage {
+            d.stats.record_usage(usage, cost);
+        }
+        if let Some(gap) = gap {
+            if d.stats.record_gap(gap) {
+                tracing::warn!(
+                    deployment = %d.id,
+                    model = %d.upstream_model,
+                    cause = gap.as_str(),
+                    "a call's cost could not be counted exactly; further calls with this cause are counted in \
+                     the deployment's stats (GET /metrics) and named in their log lines"
+                );
+            }
         }
         let outcome = match self.outcome {
             Outcome::Pending => "cancelled",
@@ -114,6 +185,7 @@ impl Drop for Settlement {
             Outcome::Failed(_) => "failed",
             Outcome::Broken => "broken",
         };
+        let usage = self.usage.unwrap_or_default();
         tracing::info!(
             request_id = %self.request_id,
             model_group = %d.model_group,
@@ -123,7 +195,11 @@ impl Drop for Settlement {
             outcome,
             prompt_tokens = usage.prompt_tokens,
             completion_tokens = usage.completion_tokens,
-            cost_usd = cost_nanos as f64 / 1e9,
+            cache_read_tokens = usage.cache_read_tokens,
+            cache_write_tokens = usage.cache_write_tokens,
+            reasoning_tokens = usage.reasoning_tokens,
+            cost_usd = %Cost(cost),
+            accounting = gap.map_or("exact", AccountingGap::as_str),
             duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,
             "upstream call finished"
         );

@@ -36,6 +36,15 @@ pub struct Preset {
     pub param_mappings: HashMap<String, String>,
     #[serde(default)]
     pub special_handling: SpecialHandling,
+    /// The server accepts `stream_options: {"include_usage": true}`, so tollgate asks for the usage chunk on every
+    /// stream. `false` for servers that reject unknown fields (they may still report usage on their own; the
+    /// relay reads it wherever it comes).
+    #[serde(default = "yes")]
+    pub stream_usage: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -16,13 +16,7 @@ use base64::Engine;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::{
-    error::{UpstreamError, UpstreamFailure},
-    pipeline::{
-        request::{ChatRequest, EmbeddingsRequest},
-        usage::Usage,
-    },
-};
+use crate::llm::{ChatRequest, EmbeddingsRequest, UpstreamError, UpstreamFailure, Usage};
 
 const DEFAULT_CONTENT: &str = "Hello from tollgate's mock provider! This reply is deterministic.";
 const EMBEDDING_DIMENSIONS: usize = 8;
@@ -84,7 +78,7 @@ impl MockModel {
         let usage = Usage {
             prompt_tokens: messages.iter().map(|m| count_tokens(&message_text(m)) + 3).sum::<u64>() + 3,
             completion_tokens: count_tokens(&content),
-            cached_tokens: 0,
+            ..Usage::default()
         };
         let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let id = format!("chatcmpl-mock-{id}");

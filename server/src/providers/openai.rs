@@ -12,13 +12,30 @@ use serde_json::Value;
 
 use super::catalog::{AuthStyle, Preset};
 use crate::{
-    error::{UpstreamError, UpstreamFailure},
-    pipeline::request::{write_json_string, ChatRequest, Edit, EmbeddingsRequest},
+    llm::{
+        request::{write_json_string, Edit},
+        ChatRequest, EmbeddingsRequest, UpstreamError, UpstreamFailure,
+    },
     secret::Secret,
 };
 
 /// Headers of an upstream error response that the caller needs to back off correctly.
 const PASSTHROUGH_ERROR_HEADERS: &[&str] = &["retry-after", "retry-after-ms"];
+/// Header values shorter than this are not scrubbed from error messages: they are not secrets (`X-Title: app`),
+/// and replacing short strings everywhere would garble the message.
+const MIN_SCRUBBED_LEN: usize = 8;
+
+/// The provider's own rate-limit headers (`x-ratelimit-*`), renamed with LiteLLM's `llm_provider-` prefix so
+/// they cannot be mistaken for tollgate's limits, on successes and errors alike.
+pub fn provider_rate_limit_headers(headers: &HeaderMap) -> impl Iterator<Item = (HeaderName, &HeaderValue)> {
+    headers.iter().filter_map(|(name, value)| {
+        let name = name.as_str();
+        if !name.starts_with("x-ratelimit-") {
+            return None;
+        }
+        Some((HeaderName::try_from(format!("llm_provider-{name}")).ok()?, value))
+    })
+}
 
 #[derive(Debug)]
 pub struct OpenAiCompatible {
@@ -29,10 +46,14 @@ pub struct OpenAiCompatible {
     pub embeddings_url: Uri,
     /// Pre-built `Authorization` value, marked sensitive so it is never logged.
     auth: Option<HeaderValue>,
-    key: Option<Secret>,
+    /// The key and the configured header values: never shown in an error message.
+    scrubbed: Vec<Secret>,
+    /// `extra_headers` and the organization, every value marked sensitive (it may hold a credential).
     extra_headers: Vec<(HeaderName, HeaderValue)>,
     param_mappings: Vec<(String, String)>,
     content_list_to_string: bool,
+    /// Ask for `stream_options.include_usage` on streams; off for servers that reject unknown fields.
+    stream_usage: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -53,7 +74,7 @@ pub struct Settings<'a> {
     pub api_base: Option<&'a str>,
     pub api_key: Option<Secret>,
     pub organization: Option<&'a str>,
-    pub extra_headers: &'a std::collections::BTreeMap<String, String>,
+    pub extra_headers: &'a std::collections::BTreeMap<String, Secret>,
 }
 
 impl OpenAiCompatible {
@@ -84,24 +105,30 @@ impl OpenAiCompatible {
             None => None,
         };
         let mut extra_headers = Vec::new();
+        let mut scrubbed: Vec<Secret> = key.iter().filter(|k| !k.expose().is_empty()).cloned().collect();
         if let Some(org) = s.organization {
             let v = HeaderValue::from_str(org).map_err(|_| BuildError::BadHeader("OpenAI-Organization".into()))?;
             extra_headers.push((HeaderName::from_static("openai-organization"), v));
         }
         for (name, value) in s.extra_headers {
             let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| BuildError::BadHeader(name.clone()))?;
-            let v = HeaderValue::from_str(value).map_err(|_| BuildError::BadHeader(name.clone()))?;
+            let mut v = HeaderValue::from_str(value.expose()).map_err(|_| BuildError::BadHeader(name.clone()))?;
+            v.set_sensitive(true);
             extra_headers.push((n, v));
+            if value.expose().len() >= MIN_SCRUBBED_LEN {
+                scrubbed.push(value.clone());
+            }
         }
         Ok(Self {
             provider: s.provider.to_owned(),
             chat_url: endpoint(base, "chat/completions")?,
             embeddings_url: endpoint(base, "embeddings")?,
             auth,
-            key,
+            scrubbed,
             extra_headers,
             param_mappings: s.preset.param_mappings.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             content_list_to_string: s.preset.special_handling.convert_content_list_to_string,
+            stream_usage: s.preset.stream_usage,
         })
     }
 
@@ -120,7 +147,7 @@ impl OpenAiCompatible {
                 if key == "model" {
                     return Edit::Replace(model.clone());
                 }
-                if key == "stream_options" && req.stream {
+                if key == "stream_options" && req.stream && self.stream_usage {
                     has_stream_options = true;
                     return Edit::Replace(with_usage(req.body.get(key).map(|v| v.get())));
                 }
@@ -136,7 +163,7 @@ impl OpenAiCompatible {
             },
             &[],
         );
-        if req.stream && !has_stream_options {
+        if req.stream && self.stream_usage && !has_stream_options {
             return append_field(out, "stream_options", r#"{"include_usage":true}"#);
         }
         out
@@ -170,16 +197,15 @@ impl OpenAiCompatible {
                 text.chars().take(500).collect()
             }
         });
-        if let Some(key) = &self.key {
-            if !key.expose().is_empty() {
-                message = message.replace(key.expose(), "****");
+        for secret in &self.scrubbed {
+            if message.contains(secret.expose()) {
+                message = message.replace(secret.expose(), "****");
             }
         }
-        let passthrough = headers
-            .iter()
-            .filter(|(name, _)| {
-                PASSTHROUGH_ERROR_HEADERS.contains(&name.as_str()) || name.as_str().starts_with("x-ratelimit-")
-            })
+        let backoff = headers.iter().filter(|(name, _)| PASSTHROUGH_ERROR_HEADERS.contains(&name.as_str()));
+        let passthrough = backoff
+            .map(|(name, value)| (name.clone(), value))
+            .chain(provider_rate_limit_headers(headers))
             .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
             .collect();
         UpstreamError {
@@ -314,6 +340,7 @@ mod tests {
             auth,
             param_mappings: mappings.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<HashMap<_, _>>(),
             special_handling: SpecialHandling { convert_content_list_to_string: flatten },
+            stream_usage: true,
         }
     }
 

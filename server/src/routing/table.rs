@@ -1,19 +1,21 @@
 //! The immutable routing snapshot: model groups and their deployments, rebuilt on start and on reload and
 //! published through `ArcSwap`. The request path reads it without locks or messages.
+//!
+//! Contract: no I/O and no clock reads. The price catalog arrives loaded, the environment through `EnvLookup`,
+//! and the time through `now_ms` arguments.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use actix::Recipient;
 
 use super::{
-    stats::{now_ms, DeploymentStats},
+    stats::{DeploymentStats, ReportFailure},
     strategy,
 };
 use crate::{
-    actors::deployment_worker::ReportFailure,
     config::{Config, ConfigError, EnvLookup},
     error::ApiError,
-    pricing::{self, Catalog, Prices},
+    pricing::{self, Catalog, Pricing},
     providers::Provider,
 };
 
@@ -30,7 +32,7 @@ pub struct Deployment {
     /// `timeout` for streaming requests.
     pub stream_timeout: Duration,
     pub weight: u64,
-    pub prices: Prices,
+    pub pricing: Pricing,
     pub stats: Arc<DeploymentStats>,
     /// The deployment's worker; `None` only in tables built for `check-config`.
     pub worker: Option<Recipient<ReportFailure>>,
@@ -50,25 +52,24 @@ pub struct RoutingTable {
 }
 
 impl RoutingTable {
-    /// Resolves every deployment; `attach` gives each one its live stats and worker (the router starts workers).
+    /// Resolves every deployment against `catalog`; `attach` gives each one its live stats and worker (the
+    /// router starts workers).
     pub fn build(
         config: &Config,
         env: &dyn EnvLookup,
+        catalog: &Catalog,
         mut attach: impl FnMut(&str, &Arc<DeploymentStats>) -> Option<Recipient<ReportFailure>>,
     ) -> Result<Self, ConfigError> {
-        let custom_catalog: Option<Catalog> = match &config.price_catalog {
-            Some(path) => {
-                Some(pricing::load(path).map_err(|e| ConfigError::invalid("tollgate.price_catalog", e.to_string()))?)
-            }
-            None => None,
-        };
         let mut table = Self::default();
         for d in &config.deployments {
             let (provider, upstream_model) = Provider::resolve(d, env)?;
-            let catalog = custom_catalog.as_ref().unwrap_or_else(|| pricing::vendored());
             let priced_as = d.base_model.as_deref().unwrap_or(&upstream_model);
-            let prices =
-                pricing::resolve(catalog, provider.name(), priced_as, d.input_cost_per_token, d.output_cost_per_token);
+            let (input, output) = match provider {
+                // The built-in mock costs nothing unless the config gives it prices (to demo spend tracking).
+                Provider::Mock(_) => (d.input_cost_per_token.or(Some(0.0)), d.output_cost_per_token.or(Some(0.0))),
+                Provider::OpenAi(_) => (d.input_cost_per_token, d.output_cost_per_token),
+            };
+            let pricing = pricing::resolve(catalog, provider.name(), priced_as, input, output);
             let stats = Arc::new(DeploymentStats::default());
             let worker = attach(&d.id, &stats);
             let deployment = Deployment {
@@ -79,7 +80,7 @@ impl RoutingTable {
                 timeout: d.timeout,
                 stream_timeout: d.stream_timeout,
                 weight: strategy::weight_of(d.weight, d.rpm, d.tpm),
-                prices,
+                pricing,
                 stats,
                 worker,
             };
@@ -105,10 +106,15 @@ impl RoutingTable {
         self.names.iter().filter_map(|n| self.groups.get(n)).flat_map(|g| g.deployments.iter())
     }
 
-    /// Picks a deployment of `model`, skipping those cooling down. `roll` is uniform in `[0, 1)`.
-    pub fn pick(&self, model: &str, roll: f64) -> Result<&Arc<Deployment>, ApiError> {
+    /// Deployments no price is known for, to be warned about once per model when the table is published.
+    pub fn unpriced(&self) -> impl Iterator<Item = &Arc<Deployment>> {
+        self.deployments().filter(|d| d.pricing == Pricing::Unpriced)
+    }
+
+    /// Picks a deployment of `model`, skipping those cooling down at `now` (`clock::monotonic_ms`). `roll` is
+    /// uniform in `[0, 1)`.
+    pub fn pick(&self, model: &str, roll: f64, now: u64) -> Result<&Arc<Deployment>, ApiError> {
         let group = self.groups.get(model).ok_or_else(|| ApiError::ModelNotFound(model.to_owned()))?;
-        let now = now_ms();
         let available = |i: usize| !group.deployments[i].stats.is_cooling_down(now);
         match strategy::weighted_pick(&group.weights, available, roll) {
             Some(i) => Ok(&group.deployments[i]),
@@ -135,8 +141,10 @@ mod tests {
     fn table(yaml: &str) -> RoutingTable {
         let env = |_: &str| None;
         let config = Config::load_str(yaml, &env).unwrap_or_else(|e| unreachable!("{e}"));
-        RoutingTable::build(&config, &env, |_, _| None).unwrap_or_else(|e| unreachable!("{e}"))
+        RoutingTable::build(&config, &env, pricing::vendored(), |_, _| None).unwrap_or_else(|e| unreachable!("{e}"))
     }
+
+    const NOW: u64 = 1_000_000;
 
     #[test]
     fn groups_deployments_by_model_name_in_config_order() {
@@ -146,20 +154,20 @@ mod tests {
         assert_eq!(t.model_names(), ["b", "a"]);
         assert_eq!(t.group("b").map(|g| g.deployments.len()), Some(2));
         assert_eq!(t.group("a").map(|g| g.weights.clone()), Some(vec![3]));
-        assert!(matches!(t.pick("nope", 0.0), Err(ApiError::ModelNotFound(_))));
-        assert_eq!(t.pick("b", 0.9).map(|d| d.id.as_str()).ok(), Some("b#2"));
+        assert!(matches!(t.pick("nope", 0.0, NOW), Err(ApiError::ModelNotFound(_))));
+        assert_eq!(t.pick("b", 0.9, NOW).map(|d| d.id.as_str()).ok(), Some("b#2"));
     }
 
     #[test]
     fn skips_cooling_deployments_and_reports_when_none_left() {
         let t = table("model_list:\n  - {model_name: a, litellm_params: {model: mock/x}}\n  - {model_name: a, litellm_params: {model: mock/y}}\n");
         let group = t.group("a").map(|g| g.deployments.clone()).unwrap_or_default();
-        group[0].stats.cooldown_until_ms.store(now_ms() + 60_000, Ordering::Relaxed);
+        group[0].stats.cooldown_until_ms.store(NOW + 60_000, Ordering::Relaxed);
         for roll in [0.0, 0.3, 0.99] {
-            assert_eq!(t.pick("a", roll).map(|d| d.id.as_str()).ok(), Some("a#1"));
+            assert_eq!(t.pick("a", roll, NOW).map(|d| d.id.as_str()).ok(), Some("a#1"));
         }
-        group[1].stats.cooldown_until_ms.store(now_ms() + 3_000, Ordering::Relaxed);
-        match t.pick("a", 0.5) {
+        group[1].stats.cooldown_until_ms.store(NOW + 3_000, Ordering::Relaxed);
+        match t.pick("a", 0.5, NOW) {
             Err(ApiError::NoHealthyDeployment { retry_after_secs, .. }) => assert_eq!(retry_after_secs, 3),
             other => unreachable!("{other:?}"),
         }
@@ -176,7 +184,10 @@ mod tests {
         ] {
             let yaml = format!("model_list:\n  - {{model_name: a, litellm_params: {{model: {model}}}}}\n");
             let config = Config::load_str(&yaml, &env).unwrap_or_else(|e| unreachable!("{e}"));
-            let err = RoutingTable::build(&config, &env, |_, _| None).err().map(|e| e.to_string()).unwrap_or_default();
+            let err = RoutingTable::build(&config, &env, pricing::vendored(), |_, _| None)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(err.contains("model_list[0].litellm_params"), "{model}: {err}");
             assert!(err.contains(want), "{model}: {err}");
         }

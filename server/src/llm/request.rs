@@ -1,10 +1,14 @@
 //! Parses an OpenAI request body once, keeping every field as borrowed raw JSON.
 //!
+//! Hostile input is normal input: parsing is linear in the body (one depth scan, one serde pass, duplicate keys
+//! found with a hash set once an object is large), and nesting deeper than [`MAX_DEPTH`] is refused before
+//! serde sees the body. `fuzz/` holds the fuzz target for this parser (`scripts/fuzz.sh`).
+//!
 //! Only what the gateway decides on (`model`, `stream`, `stream_options`) is decoded; everything else stays as the
 //! caller's exact bytes so unknown fields reach OpenAI-dialect upstreams untouched and in order. Rewriting a field
 //! (the upstream model name, a renamed parameter) is a splice, not a re-serialisation of the whole body.
 
-use std::fmt;
+use std::{collections::HashSet, fmt};
 
 use serde::{
     de::{self, MapAccess, Visitor},
@@ -12,7 +16,23 @@ use serde::{
 };
 use serde_json::value::RawValue;
 
-use crate::error::ApiError;
+/// Deepest nesting of arrays and objects a request body may have. Real requests (messages, tool schemas) stay far
+/// below it; serde_json's own limit for typed parsing is 128, so anything accepted here can also be parsed typed.
+pub const MAX_DEPTH: usize = 100;
+
+/// Objects with more keys than this check duplicates with a hash set instead of a scan of the keys so far.
+const LINEAR_DUPLICATE_SCAN: usize = 16;
+
+/// Why a request body was refused; mapped to a 400 once, in `error.rs`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RequestError {
+    #[error("request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("request body nests arrays and objects deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    #[error("{message}")]
+    InvalidField { param: &'static str, message: String },
+}
 
 /// A JSON object as an ordered list of (key, raw value) pairs borrowed from the body.
 #[derive(Debug)]
@@ -29,9 +49,22 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
                 f.write_str("a JSON object")
             }
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                let mut fields: Vec<(String, &'a RawValue)> = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                // Why: a scan of the keys so far is quadratic in the key count (300,000 keys kept a worker busy
+                // for minutes); past a few keys, a hash set keeps the whole parse linear.
+                let mut seen: Option<HashSet<String>> = None;
                 while let Some(key) = map.next_key::<String>()? {
-                    if fields.iter().any(|(k, _): &(String, &RawValue)| *k == key) {
+                    let duplicate = match &mut seen {
+                        Some(set) => !set.insert(key.clone()),
+                        None if fields.len() < LINEAR_DUPLICATE_SCAN => fields.iter().any(|(k, _)| *k == key),
+                        None => {
+                            let mut set: HashSet<String> = fields.iter().map(|(k, _)| k.clone()).collect();
+                            let duplicate = !set.insert(key.clone());
+                            seen = Some(set);
+                            duplicate
+                        }
+                    };
+                    if duplicate {
                         return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
                     }
                     let value: &'a RawValue = map.next_value()?;
@@ -45,8 +78,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
 }
 
 impl<'a> RawObject<'a> {
-    pub fn parse(body: &'a [u8]) -> Result<Self, ApiError> {
-        serde_json::from_slice(body).map_err(|e| ApiError::MalformedJson(e.to_string()))
+    pub fn parse(body: &'a [u8]) -> Result<Self, RequestError> {
+        check_depth(body)?;
+        serde_json::from_slice(body).map_err(|e| RequestError::MalformedJson(e.to_string()))
     }
 
     pub fn get(&self, key: &str) -> Option<&'a RawValue> {
@@ -54,13 +88,13 @@ impl<'a> RawObject<'a> {
     }
 
     /// Decodes one field; `null` counts as absent, as in OpenAI's API.
-    fn decode<T: Deserialize<'a>>(&self, key: &'static str, expected: &str) -> Result<Option<T>, ApiError> {
+    fn decode<T: Deserialize<'a>>(&self, key: &'static str, expected: &str) -> Result<Option<T>, RequestError> {
         match self.get(key) {
             None => Ok(None),
             Some(raw) if raw.get() == "null" => Ok(None),
             Some(raw) => serde_json::from_str(raw.get())
                 .map(Some)
-                .map_err(|_| ApiError::InvalidField { param: key, message: format!("`{key}` must be {expected}") }),
+                .map_err(|_| RequestError::InvalidField { param: key, message: format!("`{key}` must be {expected}") }),
         }
     }
 
@@ -107,6 +141,35 @@ pub enum Edit<'e> {
     Rename(&'e str),
 }
 
+/// Refuses bodies nested deeper than [`MAX_DEPTH`], in one pass over the bytes. Brackets inside strings do not
+/// count; malformed JSON is left for serde to report.
+fn check_depth(body: &[u8]) -> Result<(), RequestError> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(RequestError::TooDeep);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
     // serde_json's string escaping; writing into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, s);
@@ -131,18 +194,21 @@ pub struct ChatRequest<'a> {
 }
 
 impl<'a> ChatRequest<'a> {
-    pub fn parse(bytes: &'a [u8]) -> Result<Self, ApiError> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, RequestError> {
         let body = RawObject::parse(bytes)?;
         let model = required_model(&body)?;
         let messages = body
             .get("messages")
-            .ok_or(ApiError::InvalidField { param: "messages", message: "`messages` is required".into() })?;
+            .ok_or(RequestError::InvalidField { param: "messages", message: "`messages` is required".into() })?;
         let trimmed = messages.get().trim_start();
         if !trimmed.starts_with('[') {
-            return Err(ApiError::InvalidField { param: "messages", message: "`messages` must be an array".into() });
+            return Err(RequestError::InvalidField {
+                param: "messages",
+                message: "`messages` must be an array".into(),
+            });
         }
         if trimmed[1..].trim_start().starts_with(']') {
-            return Err(ApiError::InvalidField {
+            return Err(RequestError::InvalidField {
                 param: "messages",
                 message: "`messages` must contain at least one message".into(),
             });
@@ -150,7 +216,7 @@ impl<'a> ChatRequest<'a> {
         let stream = body.decode::<bool>("stream", "a boolean")?.unwrap_or(false);
         let options = body.decode::<StreamOptions>("stream_options", "an object")?;
         if options.is_some() && !stream {
-            return Err(ApiError::InvalidField {
+            return Err(RequestError::InvalidField {
                 param: "stream_options",
                 message: "`stream_options` is only allowed when `stream` is true".into(),
             });
@@ -168,16 +234,16 @@ pub struct EmbeddingsRequest<'a> {
 }
 
 impl<'a> EmbeddingsRequest<'a> {
-    pub fn parse(bytes: &'a [u8]) -> Result<Self, ApiError> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, RequestError> {
         let body = RawObject::parse(bytes)?;
         let model = required_model(&body)?;
         let input = body
             .get("input")
             .filter(|v| v.get() != "null")
-            .ok_or(ApiError::InvalidField { param: "input", message: "`input` is required".into() })?;
+            .ok_or(RequestError::InvalidField { param: "input", message: "`input` is required".into() })?;
         let first = input.get().trim_start().chars().next();
         if !matches!(first, Some('"' | '[')) {
-            return Err(ApiError::InvalidField {
+            return Err(RequestError::InvalidField {
                 param: "input",
                 message: "`input` must be a string, an array of strings or an array of token arrays".into(),
             });
@@ -186,10 +252,10 @@ impl<'a> EmbeddingsRequest<'a> {
     }
 }
 
-fn required_model(body: &RawObject<'_>) -> Result<String, ApiError> {
+fn required_model(body: &RawObject<'_>) -> Result<String, RequestError> {
     match body.decode::<String>("model", "a string")? {
         Some(m) if !m.trim().is_empty() => Ok(m),
-        _ => Err(ApiError::InvalidField { param: "model", message: "`model` is required".into() }),
+        _ => Err(RequestError::InvalidField { param: "model", message: "`model` is required".into() }),
     }
 }
 
@@ -197,10 +263,10 @@ fn required_model(body: &RawObject<'_>) -> Result<String, ApiError> {
 mod tests {
     use super::*;
 
-    fn param_of(r: Result<ChatRequest<'_>, ApiError>) -> Option<&'static str> {
+    fn param_of(r: Result<ChatRequest<'_>, RequestError>) -> Option<&'static str> {
         match r {
-            Err(ApiError::InvalidField { param, .. }) => Some(param),
-            Err(ApiError::MalformedJson(_)) => Some("<json>"),
+            Err(RequestError::InvalidField { param, .. }) => Some(param),
+            Err(RequestError::MalformedJson(_)) => Some("<json>"),
             _ => None,
         }
     }
@@ -226,6 +292,38 @@ mod tests {
         for (body, want) in cases {
             assert_eq!(param_of(ChatRequest::parse(body.as_bytes())), *want, "body {body}");
         }
+    }
+
+    #[test]
+    fn nesting_is_bounded_and_strings_do_not_count() {
+        let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let body = |messages: &str| format!(r#"{{"model":"m","messages":[{{"x":{messages}}}]}}"#);
+        // The messages array and its object take two levels.
+        let ok = body(&nested(MAX_DEPTH - 3));
+        assert!(ChatRequest::parse(ok.as_bytes()).is_ok());
+        let deep = body(&nested(MAX_DEPTH - 1));
+        assert!(matches!(ChatRequest::parse(deep.as_bytes()), Err(RequestError::TooDeep)));
+        let unclosed = "[".repeat(1_000_000);
+        assert!(matches!(RawObject::parse(unclosed.as_bytes()), Err(RequestError::TooDeep)));
+        let in_string =
+            format!(r#"{{"model":"m","messages":[{{"content":"{}\"{}"}}]}}"#, "[".repeat(500), "{".repeat(500));
+        assert!(ChatRequest::parse(in_string.as_bytes()).is_ok(), "brackets inside strings are text");
+    }
+
+    #[test]
+    fn many_keys_parse_in_linear_time() {
+        // 200,000 distinct keys: quadratic duplicate detection would take hours here; a hash set takes milliseconds.
+        let mut body = String::from(r#"{"model":"m","messages":[{}]"#);
+        for i in 0..200_000 {
+            body.push_str(&format!(r#","k{i}":0"#));
+        }
+        body.push('}');
+        let parsed = ChatRequest::parse(body.as_bytes()).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(parsed.body.fields.len(), 200_002);
+        let duplicate = body.replace(r#""k199999":0}"#, r#""k7":1}"#);
+        assert!(
+            matches!(ChatRequest::parse(duplicate.as_bytes()), Err(RequestError::MalformedJson(m)) if m.contains("duplicate field `k7`"))
+        );
     }
 
     #[test]
@@ -263,7 +361,10 @@ mod tests {
         assert!(ok.is_ok());
         for body in [r#"{"model":"e"}"#, r#"{"model":"e","input":null}"#, r#"{"model":"e","input":5}"#] {
             assert!(
-                matches!(EmbeddingsRequest::parse(body.as_bytes()), Err(ApiError::InvalidField { param: "input", .. })),
+                matches!(
+                    EmbeddingsRequest::parse(body.as_bytes()),
+                    Err(RequestError::InvalidField { param: "input", .. })
+                ),
                 "{body}"
             );
         }

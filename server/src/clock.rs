@@ -1,0 +1,17 @@
+//! The process's monotonic clock in milliseconds, for deadlines stored in atomics (cooldowns). Wall-clock time
+//! jumps (NTP, suspend) must not end or extend a cooldown, so nothing that measures an interval reads
+//! `SystemTime`.
+//!
+//! Routing decisions never call this: callers read the clock once and pass `now` in.
+
+use std::{sync::OnceLock, time::Instant};
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Milliseconds since the first call in this process, starting at 1 so that 0 can mean "never".
+pub fn monotonic_ms() -> u64 {
+    epoch().elapsed().as_millis() as u64 + 1
+}

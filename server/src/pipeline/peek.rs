@@ -1,0 +1,168 @@
+//! What the relays read of OpenAI-shaped response bodies and stream chunks: usage, finish reasons, and an
+//! `error` object hiding in a 2xx body. Everything else is skipped unparsed.
+
+use serde::Deserialize;
+
+use crate::llm::Usage;
+
+/// OpenAI's `usage` object, as OpenAI and compatible servers send it.
+#[derive(Debug, Default, Deserialize)]
+struct WireUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<CompletionDetails>,
+    /// DeepSeek reports cache hits here instead of in `prompt_tokens_details`.
+    #[serde(default)]
+    prompt_cache_hit_tokens: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct CompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+impl From<WireUsage> for Usage {
+    fn from(w: WireUsage) -> Self {
+        let cached = w.prompt_tokens_details.and_then(|d| d.cached_tokens).or(w.prompt_cache_hit_tokens);
+        Usage {
+            prompt_tokens: w.prompt_tokens,
+            completion_tokens: w.completion_tokens,
+            cache_read_tokens: cached.unwrap_or(0),
+            cache_write_tokens: 0,
+            reasoning_tokens: w.completion_tokens_details.and_then(|d| d.reasoning_tokens).unwrap_or(0),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Peek {
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(default)]
+    choices: Option<Vec<ChoicePeek>>,
+    #[serde(default)]
+    error: Option<serde::de::IgnoredAny>,
+    /// Groq put stream usage here before it moved to the top level.
+    #[serde(default)]
+    x_groq: Option<GroqExtra>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ChoicePeek {
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct GroqExtra {
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+impl Peek {
+    pub fn parse(json: &[u8]) -> Option<Self> {
+        serde_json::from_slice(json).ok()
+    }
+
+    /// Consumes the usage object (read once per body or chunk).
+    pub fn take_usage(&mut self) -> Option<Usage> {
+        self.usage.take().or_else(|| self.x_groq.as_mut().and_then(|g| g.usage.take())).map(Usage::from)
+    }
+
+    /// Some choice of this chunk finished.
+    pub fn finishes(&self) -> bool {
+        self.choices.iter().flatten().any(|c| c.finish_reason.is_some())
+    }
+
+    /// OpenAI's final `include_usage` chunk: empty `choices`, usage filled.
+    pub fn is_usage_only(&self) -> bool {
+        self.usage.is_some() && self.choices.as_ref().is_some_and(Vec::is_empty)
+    }
+
+    /// An `error` object and no choices: the upstream reported a failure inside a 2xx response.
+    pub fn is_error(&self) -> bool {
+        self.error.is_some() && self.choices.as_ref().is_none_or(Vec::is_empty)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(prompt: u64, completion: u64, cache_read: u64, reasoning: u64) -> Usage {
+        Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            cache_read_tokens: cache_read,
+            cache_write_tokens: 0,
+            reasoning_tokens: reasoning,
+        }
+    }
+
+    #[test]
+    fn peeks_at_usage_in_every_position() {
+        let cases: &[(&str, Option<Usage>, bool)] = &[
+            (
+                r#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}"#,
+                Some(usage(9, 2, 0, 0)),
+                true,
+            ),
+            (r#"{"choices":[{"index":0,"delta":{}}],"usage":null}"#, None, false),
+            (
+                r#"{"choices":[{"delta":{}}],"usage":{"prompt_tokens":1,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":1}}}"#,
+                Some(usage(1, 1, 1, 0)),
+                false,
+            ),
+            (
+                r#"{"choices":[],"usage":{"prompt_tokens":30,"completion_tokens":500,"completion_tokens_details":{"reasoning_tokens":448},"prompt_tokens_details":{"cached_tokens":null}}}"#,
+                Some(usage(30, 500, 0, 448)),
+                true,
+            ),
+            (
+                r#"{"choices":[],"usage":{"prompt_tokens":64,"completion_tokens":8,"prompt_cache_hit_tokens":32,"prompt_cache_miss_tokens":32}}"#,
+                Some(usage(64, 8, 32, 0)),
+                true,
+            ),
+            (
+                r#"{"choices":[{"delta":{}}],"x_groq":{"id":"r","usage":{"prompt_tokens":4,"completion_tokens":5}}}"#,
+                Some(usage(4, 5, 0, 0)),
+                false,
+            ),
+            (
+                r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":0,"prompt_tokens_details":null}}"#,
+                Some(usage(3, 0, 0, 0)),
+                true,
+            ),
+        ];
+        for (json, want, usage_only) in cases {
+            let mut p = Peek::parse(json.as_bytes()).unwrap_or_default();
+            assert_eq!(p.is_usage_only(), *usage_only, "{json}");
+            assert_eq!(p.take_usage(), *want, "{json}");
+        }
+    }
+
+    #[test]
+    fn recognises_errors_in_success_bodies() {
+        let cases = [
+            (r#"{"error":{"message":"overloaded","type":"server_error"}}"#, true),
+            (r#"{"error":"boom","choices":[]}"#, true),
+            (r#"{"choices":[{"message":{"content":"hi"}}],"error":null}"#, false),
+            (r#"{"choices":[{"message":{"content":"hi"}}]}"#, false),
+        ];
+        for (json, want) in cases {
+            assert_eq!(Peek::parse(json.as_bytes()).unwrap_or_default().is_error(), want, "{json}");
+        }
+    }
+}

@@ -79,6 +79,13 @@ pub fn start(config: Config, listener: TcpListener, options: &ServeOptions) -> R
             .default_service(web::to(http::not_found))
     })
     .disable_signals()
+    // Why: without TCP_NODELAY, a small write that follows another unacknowledged one (the next SSE event on a
+    // keep-alive connection) waits for the peer's delayed ACK, about 40 ms on Linux (Nagle's algorithm).
+    .tcp_nodelay(true)
+    // Why: actix-http's default keeps a half-closed connection's request running; a caller that gives up while
+    // tollgate waits for upstream headers would then hold the upstream call (and an in-flight slot) until the
+    // timeout. Treating the caller's FIN as a disconnect drops the handler, which drops the upstream request.
+    .h1_allow_half_closed(false)
     .shutdown_timeout(config.shutdown_grace.as_secs().max(1));
     if let Some(n) = options.workers {
         server = server.workers(n);
@@ -91,13 +98,14 @@ pub fn start(config: Config, listener: TcpListener, options: &ServeOptions) -> R
 /// Runs until SIGTERM/SIGINT, then drains: readiness turns 503, in-flight requests and streams finish (up to
 /// the grace period), and the server stops. SIGHUP re-reads the config file and swaps the routing table.
 pub async fn run(config: Config, listener: TcpListener, options: ServeOptions) -> Result<(), InitError> {
+    let running = config.clone();
     let gateway = start(config, listener, &options)?;
     actix_rt::spawn(handle_signals(
         gateway.handle.clone(),
         gateway.lifecycle.clone(),
         gateway.router.clone(),
         gateway.grace,
-        options.config_path,
+        options.config_path.map(|path| (path, running)),
     ));
     gateway.server.await?;
     tracing::info!("tollgate stopped");
@@ -109,7 +117,8 @@ async fn handle_signals(
     lifecycle: Arc<Lifecycle>,
     router: Addr<Router>,
     grace: Duration,
-    config_path: Option<PathBuf>,
+    // The file to re-read on SIGHUP and the config the process started with (for settings a reload cannot change).
+    mut source: Option<(PathBuf, Config)>,
 ) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
@@ -122,7 +131,7 @@ async fn handle_signals(
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(&router, config_path.as_deref()).await,
+            _ = hup.recv() => reload(&router, source.as_mut()).await,
         }
     }
     lifecycle.start_draining();
@@ -141,8 +150,8 @@ async fn handle_signals(
     }
 }
 
-async fn reload(router: &Addr<Router>, path: Option<&std::path::Path>) {
-    let Some(path) = path else {
+async fn reload(router: &Addr<Router>, source: Option<&mut (PathBuf, Config)>) {
+    let Some((path, running)) = source else {
         tracing::warn!("SIGHUP ignored: tollgate was not started from a config file");
         return;
     };
@@ -155,6 +164,12 @@ async fn reload(router: &Addr<Router>, path: Option<&std::path::Path>) {
     };
     for warning in &config.warnings {
         tracing::warn!("config: {warning}");
+    }
+    for key in running.restart_required(&config) {
+        tracing::warn!(
+            key,
+            "config reload: this setting changed but takes effect only after a restart; the old value stays"
+        );
     }
     match router.send(Reload(config)).await {
         Ok(Ok(_)) => {}

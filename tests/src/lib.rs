@@ -281,3 +281,26 @@ pub fn sse_data(text: &str) -> Vec<String> {
         .filter_map(|event| event.lines().find_map(|l| l.strip_prefix("data: ")).map(str::to_owned))
         .collect()
 }
+
+/// One sample of `GET /metrics`: the value on the line of metric `name` whose labels contain every one of
+/// `labels` (written as `key="value"`); `None` if there is no such line.
+pub async fn metric(base: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    let text = get(base, "/metrics", Some(MASTER_KEY)).await.text;
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .find(|l| labels.iter().all(|label| l.contains(label)))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// Polls [`metric`] until it reads `want` (settlements land when a response body is dropped, a moment after the
+/// client read its last byte); returns the last value read.
+pub async fn wait_metric(base: &str, name: &str, labels: &[&str], want: f64) -> Option<f64> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let got = metric(base, name, labels).await;
+        if got.is_some_and(|v| (v - want).abs() < 1e-12) || Instant::now() > deadline {
+            return got;
+        }
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -207,6 +207,27 @@ fn generic_path(path: &str) -> String {
     out
 }
 
+impl Config {
+    /// Settings that differ between `self` (running) and `next` but take effect only at start-up: a reload
+    /// (SIGHUP) applies `model_list`, `router_settings` and prices, and warns about each of these by key.
+    pub fn restart_required(&self, next: &Config) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.master_key != next.master_key {
+            keys.push("general_settings.master_key");
+        }
+        if self.max_request_bytes != next.max_request_bytes {
+            keys.push("general_settings.max_request_size_mb");
+        }
+        if self.shutdown_grace != next.shutdown_grace {
+            keys.push("tollgate.shutdown_grace_period_seconds");
+        }
+        if self.request_body_timeout != next.request_body_timeout {
+            keys.push("tollgate.request_body_timeout_seconds");
+        }
+        keys
+    }
+}
+
 fn seconds(path: &str, value: Option<f64>, default: f64) -> Result<Duration, ConfigError> {
     let v = value.unwrap_or(default);
     Duration::try_from_secs_f64(v)
@@ -352,6 +373,25 @@ mod tests {
 
     fn load(yaml: &str) -> Result<Config, String> {
         Config::load_str(yaml, &env).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn reload_names_each_setting_that_needs_a_restart() {
+        let base = "model_list: [{model_name: m, litellm_params: {model: mock/x}}]\n";
+        let running = load(base).unwrap_or_else(|e| unreachable!("{e}"));
+        let cases: &[(&str, &[&str])] = &[
+            ("", &[]),
+            ("router_settings: {cooldown_time: 9}\n", &[]),
+            ("general_settings: {master_key: sk-new}\n", &["general_settings.master_key"]),
+            (
+                "general_settings: {max_request_size_mb: 1}\ntollgate: {shutdown_grace_period_seconds: 1, request_body_timeout_seconds: 2}\n",
+                &["general_settings.max_request_size_mb", "tollgate.shutdown_grace_period_seconds", "tollgate.request_body_timeout_seconds"],
+            ),
+        ];
+        for (extra, want) in cases {
+            let next = load(&format!("{base}{extra}")).unwrap_or_else(|e| unreachable!("{e}"));
+            assert_eq!(running.restart_required(&next), *want, "{extra}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! to responses once) knows actix-web request/response types.
 
 pub mod health;
+pub mod metrics;
 pub mod openai;
 pub mod request_id;
 
@@ -34,7 +35,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }
     cfg.route("/health/liveliness", web::get().to(health::liveliness))
         .route("/health/liveness", web::get().to(health::liveliness))
-        .route("/health/readiness", web::get().to(health::readiness));
+        .route("/health/readiness", web::get().to(health::readiness))
+        .route("/metrics", web::get().to(metrics::metrics));
 }
 
 /// Unknown routes get an OpenAI-shaped 404 rather than an empty body.

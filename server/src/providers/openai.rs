@@ -408,6 +408,31 @@ mod tests {
     }
 
     #[test]
+    fn extra_header_values_are_sensitive_and_scrubbed() {
+        let p = preset(AuthStyle::Bearer, &[], false);
+        let extra = BTreeMap::from([
+            ("X-Upstream-Token".to_owned(), Secret::new("tok-very-secret-42")),
+            ("X-Title".to_owned(), Secret::new("app")),
+        ]);
+        let env = |_: &str| None;
+        let settings = Settings {
+            provider: "example",
+            preset: &p,
+            api_base: None,
+            api_key: Some(Secret::new("sk-key-value-0001")),
+            organization: None,
+            extra_headers: &extra,
+        };
+        let o = OpenAiCompatible::new(settings, &env).unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(o.headers().all(|(_, v)| v.is_sensitive()));
+        let debug = format!("{o:?}");
+        assert!(!debug.contains("tok-very-secret-42") && !debug.contains("sk-key-value-0001"), "{debug}");
+        let body = r#"{"error":{"message":"bad token tok-very-secret-42 for key sk-key-value-0001 in app"}}"#;
+        let e = o.parse_error("d#0", 401, &HeaderMap::new(), body.as_bytes());
+        assert_eq!(e.message, "bad token **** for key **** in app", "short values are not secrets");
+    }
+
+    #[test]
     fn error_bodies_of_every_shape() {
         let p = preset(AuthStyle::Bearer, &[], false);
         let o = build(&p, Some("sk-secret-key-value"), None).unwrap_or_else(|e| unreachable!("{e}"));

@@ -13,9 +13,12 @@
 //! | `stall`       | streams two chunks, then sends nothing more (records `stream_dropped` if cut)      |
 //! | `echo`        | content = the request body it received                                             |
 //!
+//! More modes about usage, strict schemas and content types: see `accounting.rs`.
+//!
 //! Embeddings honour `error-<N>`, `delay-<ms>` and `hang` too. Every chat and embeddings request is recorded
 //! (`GET /__fake/requests`, or [`FakeUpstream::requests`] in-process).
 
+mod accounting;
 pub mod control;
 mod mode;
 pub mod openai;
@@ -39,6 +42,9 @@ pub fn server(listener: TcpListener, recorder: Recorder, workers: usize) -> std:
             .configure(control::configure)
     })
     .workers(workers.max(1))
+    // A client that closes its connection while a handler is still waiting (`hang`, `delay-*`) is noticed at once,
+    // so tests can see when tollgate gives up on an upstream call.
+    .h1_allow_half_closed(false)
     .disable_signals()
     .shutdown_timeout(1)
     .listen(listener)?

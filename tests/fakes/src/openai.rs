@@ -9,6 +9,7 @@ use futures_util::{stream, StreamExt};
 use serde_json::Value;
 
 use crate::{
+    accounting,
     mode::Mode,
     record::Recorder,
     sse::{self, Chunks},
@@ -120,16 +121,41 @@ async fn chat(req: HttpRequest, body: web::Bytes, rec: web::Data<Recorder>) -> H
     let stream = parsed["stream"].as_bool() == Some(true);
     let include_usage = parsed["stream_options"]["include_usage"].as_bool() == Some(true);
     let usage = Usage::for_messages(parsed["messages"].as_array().map_or(0, Vec::len) as u64);
-    let seq = rec.request(req.path(), headers_json(&req), parsed);
+    let seq = rec.request(req.path(), headers_json(&req), parsed.clone());
     let id = format!("chatcmpl-fake-{seq}");
+    if let Some(reply) = accounting::reply(&model, &parsed, &id) {
+        return reply;
+    }
     let mode = Mode::from_model(&model);
-    if let Some(early) = error_hang_or_delay(mode).await {
+    let mut watch =
+        matches!(mode, Mode::Hang | Mode::Delay(_)).then(|| Waiting { rec: rec.get_ref().clone(), seq, over: false });
+    let early = error_hang_or_delay(mode).await;
+    if let Some(w) = &mut watch {
+        w.over = true;
+    }
+    if let Some(early) = early {
         return early;
     }
     if stream {
         streamed(mode, Chunks::new(id, model, include_usage), usage, &body, &rec, seq)
     } else {
         whole(mode, &id, &model, usage, &body)
+    }
+}
+
+/// Records `wait_dropped:<seq>` when a `hang` or `delay-*` request is dropped before its wait is over: the client
+/// closed the connection before any response byte.
+struct Waiting {
+    rec: Recorder,
+    seq: u64,
+    over: bool,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if !self.over {
+            self.rec.event(format!("wait_dropped:{}", self.seq));
+        }
     }
 }
 

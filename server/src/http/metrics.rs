@@ -1,0 +1,150 @@
+//! `GET /metrics`: the live per-deployment statistics in Prometheus' text format (version 0.0.4).
+//!
+//! Labels are bounded by the config (model group, deployment id, provider); no caller-supplied value ever becomes
+//! a label. Counters restart from zero when a reload rebuilds the routing table (noted in ARCHITECTURE.md).
+
+use std::{
+    fmt::Write,
+    sync::atomic::{AtomicU64, Ordering::Relaxed},
+};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::AppState;
+use crate::{
+    clock,
+    error::ApiError,
+    pipeline::auth,
+    routing::stats::{AccountingGap, DeploymentStats},
+};
+
+pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    auth::authenticate(req.headers(), state.master_key.as_ref()).inspect_err(ApiError::log)?;
+    let body = render(&state);
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(body))
+}
+
+/// Emits one sample: extra labels (`,kind="x"` or empty) and the value.
+type Sink<'a> = &'a mut dyn FnMut(&str, f64);
+
+/// One metric family: its help line, type, and how to read its samples from a deployment's stats.
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    samples: fn(&DeploymentStats, u64, Sink<'_>),
+}
+
+fn count(counter: &AtomicU64) -> f64 {
+    counter.load(Relaxed) as f64
+}
+
+const FAMILIES: &[Family] = &[
+    Family {
+        name: "tollgate_deployment_requests_total",
+        kind: "counter",
+        help: "Upstream calls started.",
+        samples: |s, _, emit| emit("", count(&s.requests)),
+    },
+    Family {
+        name: "tollgate_deployment_failures_total",
+        kind: "counter",
+        help: "Upstream calls that failed, at any point.",
+        samples: |s, _, emit| emit("", count(&s.failures)),
+    },
+    Family {
+        name: "tollgate_deployment_in_flight",
+        kind: "gauge",
+        help: "Upstream calls running now.",
+        samples: |s, _, emit| emit("", count(&s.in_flight)),
+    },
+    Family {
+        name: "tollgate_deployment_tokens_total",
+        kind: "counter",
+        help:
+            "Tokens reported by the upstream, by kind; cache and reasoning tokens are parts of prompt and completion.",
+        samples: |s, _, emit| {
+            emit(",kind=\"prompt\"", count(&s.prompt_tokens));
+            emit(",kind=\"completion\"", count(&s.completion_tokens));
+            emit(",kind=\"cache_read\"", count(&s.cache_read_tokens));
+            emit(",kind=\"cache_write\"", count(&s.cache_write_tokens));
+            emit(",kind=\"reasoning\"", count(&s.reasoning_tokens));
+        },
+    },
+    Family {
+        name: "tollgate_deployment_spend_usd_total",
+        kind: "counter",
+        help: "Cost of priced calls in US dollars.",
+        samples: |s, _, emit| emit("", count(&s.spend_nanos) / 1e9),
+    },
+    Family {
+        name: "tollgate_deployment_accounting_gaps_total",
+        kind: "counter",
+        help: "Calls whose cost could not be counted exactly, by cause.",
+        samples: |s, _, emit| {
+            for gap in AccountingGap::ALL {
+                emit(&format!(",cause=\"{}\"", gap.as_str()), s.gaps(gap) as f64);
+            }
+        },
+    },
+    Family {
+        name: "tollgate_deployment_latency_ewma_seconds",
+        kind: "gauge",
+        help: "Moving average of time to response headers.",
+        samples: |s, _, emit| emit("", count(&s.latency_ewma_us) / 1e6),
+    },
+    Family {
+        name: "tollgate_deployment_cooling_down",
+        kind: "gauge",
+        help: "1 while the deployment sits out after failures.",
+        samples: |s, now, emit| emit("", f64::from(u8::from(s.is_cooling_down(now)))),
+    },
+    Family {
+        name: "tollgate_deployment_dropped_failure_reports_total",
+        kind: "counter",
+        help: "Failure reports lost because the deployment worker's mailbox was full.",
+        samples: |s, _, emit| emit("", count(&s.dropped_reports)),
+    },
+];
+
+fn render(state: &AppState) -> String {
+    let table = state.table.load();
+    let now = clock::monotonic_ms();
+    let mut out = String::with_capacity(4096);
+    let _ = writeln!(out, "# HELP tollgate_in_flight_requests Requests being served, streams included.");
+    let _ = writeln!(out, "# TYPE tollgate_in_flight_requests gauge");
+    let _ = writeln!(out, "tollgate_in_flight_requests {}", state.lifecycle.in_flight());
+    for family in FAMILIES {
+        let _ = writeln!(out, "# HELP {} {}", family.name, family.help);
+        let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind);
+        for d in table.deployments() {
+            let labels = format!(
+                "model_group=\"{}\",deployment=\"{}\",provider=\"{}\"",
+                escape(&d.model_group),
+                escape(&d.id),
+                escape(d.provider.name())
+            );
+            (family.samples)(&d.stats, now, &mut |extra, value| {
+                let _ = writeln!(out, "{}{{{labels}{extra}}} {value}", family.name);
+            });
+        }
+    }
+    out
+}
+
+/// Label values escape backslash, double quote and newline (the exposition format's rules).
+fn escape(value: &str) -> String {
+    value.replace('\\', r"\\").replace('"', r#"\""#).replace('\n', r"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_label_values() {
+        assert_eq!(escape(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(escape("x\ny"), r"x\ny");
+        assert_eq!(escape("gpt-4o#0"), "gpt-4o#0");
+    }
+}

@@ -22,6 +22,9 @@ fi
 step "cargo fmt --check"
 cargo fmt --all --check
 
+step "layering invariants (ARCHITECTURE.md)"
+python3 scripts/check_layering.py
+
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 

@@ -205,3 +205,48 @@ impl Drop for Settlement {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use actix::Actor;
+
+    use super::*;
+    use crate::{
+        actors::deployment_worker::{DeploymentWorker, Retire},
+        config::Config,
+        lifecycle::Lifecycle,
+        pricing,
+        routing::RoutingTable,
+    };
+
+    #[actix_rt::test]
+    async fn a_failure_report_the_worker_cannot_take_is_counted() {
+        let env = |_: &str| None;
+        let yaml = "model_list: [{model_name: m, litellm_params: {model: mock/x}}]\n";
+        let config = Config::load_str(yaml, &env).unwrap_or_else(|e| unreachable!("{e}"));
+        let stats = Arc::default();
+        let worker = DeploymentWorker::new("m#0".into(), stats, 0, Duration::from_secs(1)).start();
+        let _ = worker.send(Retire).await;
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+        let table = RoutingTable::build(&config, &env, pricing::vendored(), |_, _| Some(worker.clone().recipient()))
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let d = table.deployments().next().cloned().unwrap_or_else(|| unreachable!());
+        let life = Arc::new(Lifecycle::default());
+        let error = UpstreamError {
+            failure: UpstreamFailure::Status(503),
+            deployment: d.id.clone(),
+            message: "down".into(),
+            kind: None,
+            code: None,
+            param: None,
+            headers: Vec::new(),
+        };
+        let mut settle = Settlement::begin(d.clone(), Arc::from("rid"), false, life.enter());
+        settle.fail(&error);
+        drop(settle);
+        assert_eq!(d.stats.dropped_reports.load(Relaxed), 1);
+        assert_eq!(d.stats.failures.load(Relaxed), 1);
+    }
+}

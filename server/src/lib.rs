@@ -16,3 +16,4 @@ pub mod providers;
 pub mod routing;
 pub mod secret;
 pub mod telemetry;
+pub mod upstream;

@@ -46,7 +46,13 @@ fn build(config: &Config) -> Result<(RoutingTable, Vec<Addr<DeploymentWorker>>),
         Some(recipient)
     });
     match table {
-        Ok(t) => Ok((t, workers)),
+        Ok(t) => {
+            // At start and on each reload: the operator sees it whenever the deployments are (re)read.
+            for warning in t.cleartext_key_warnings() {
+                tracing::warn!("{warning}");
+            }
+            Ok((t, workers))
+        }
         Err(e) => {
             workers.iter().for_each(|w| w.do_send(Retire));
             Err(e)

@@ -13,14 +13,12 @@ use actix_web::{dev::ServerHandle, web, App, HttpServer};
 
 use crate::{
     actors::router::{Reload, Router},
-    config::Config,
+    config::{Config, UpstreamConfig},
     error::InitError,
     http::{self, AppState},
     lifecycle::Lifecycle,
+    upstream::Upstream,
 };
-
-/// Upstream connections kept per worker; beyond it requests wait for a free connection.
-const UPSTREAM_CONNECTION_LIMIT: usize = 2048;
 
 pub struct ServeOptions {
     /// Worker threads; `None` means one per core.
@@ -36,6 +34,8 @@ pub struct Gateway {
     pub router: Addr<Router>,
     pub lifecycle: Arc<Lifecycle>,
     pub grace: Duration,
+    /// The upstream settings in force; a reload that changes them says they need a restart.
+    pub upstream: UpstreamConfig,
 }
 
 /// awc's rustls needs a process-wide crypto provider before any client exists; installing twice is a no-op.
@@ -52,6 +52,11 @@ pub fn start(config: Config, listener: TcpListener, options: &ServeOptions) -> R
         tracing::warn!("no general_settings.master_key configured: tollgate is serving without authentication");
     }
     install_crypto_provider();
+    // Built once (CA bundle read, proxy parsed) so a bad setting stops start-up instead of failing requests.
+    let upstream = Upstream::from_config(&config.upstream)?;
+    for line in upstream.describe() {
+        tracing::info!("{line}");
+    }
     let (router, table) = Router::start(&config)?;
     let lifecycle = Arc::new(Lifecycle::default());
     let state = web::Data::new(AppState {
@@ -64,13 +69,7 @@ pub fn start(config: Config, listener: TcpListener, options: &ServeOptions) -> R
     });
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let mut server = HttpServer::new(move || {
-        // awc's client is !Send (it wraps an Rc), so each worker builds its own; never one per request.
-        let client = awc::Client::builder()
-            .disable_timeout()
-            .connector(awc::Connector::new().limit(UPSTREAM_CONNECTION_LIMIT))
-            .no_default_headers()
-            .add_default_header(("user-agent", concat!("tollgate/", env!("CARGO_PKG_VERSION"))))
-            .finish();
+        let client = upstream.client();
         App::new()
             .app_data(state.clone())
             .app_data(web::Data::new(client))
@@ -92,7 +91,14 @@ pub fn start(config: Config, listener: TcpListener, options: &ServeOptions) -> R
     }
     let server = server.listen(listener).map_err(|source| InitError::Bind { addr: addr.clone(), source })?.run();
     tracing::info!(%addr, deployments = config.deployments.len(), "tollgate listening");
-    Ok(Gateway { handle: server.handle(), server, router, lifecycle, grace: config.shutdown_grace })
+    Ok(Gateway {
+        handle: server.handle(),
+        server,
+        router,
+        lifecycle,
+        grace: config.shutdown_grace,
+        upstream: config.upstream,
+    })
 }
 
 /// Runs until SIGTERM/SIGINT, then drains: readiness turns 503, in-flight requests and streams finish (up to

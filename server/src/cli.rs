@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::{
     config::{Config, ConfigError},
     routing::RoutingTable,
+    upstream::Upstream,
 };
 
 #[derive(Debug, Parser)]
@@ -65,6 +66,7 @@ pub fn check_config_report(config: &Config) -> Result<String, ConfigError> {
     let env = |name: &str| std::env::var(name).ok();
     let catalog = crate::pricing::configured(config.price_catalog.as_deref())?;
     let table = RoutingTable::build(config, &env, &catalog, |_, _| None)?;
+    let upstream = Upstream::from_config(&config.upstream)?;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -98,7 +100,10 @@ pub fn check_config_report(config: &Config) -> Result<String, ConfigError> {
         "\nmaster key: {}",
         config.master_key.as_ref().map_or_else(|| "none (open access)".to_owned(), |k| k.masked())
     );
-    for w in &config.warnings {
+    for line in upstream.describe() {
+        let _ = writeln!(out, "{line}");
+    }
+    for w in config.warnings.iter().chain(&table.cleartext_key_warnings()) {
         let _ = writeln!(out, "warning: {w}");
     }
     Ok(out)
@@ -125,5 +130,8 @@ mod tests {
         assert!(report.contains("gpt#1: mock/gpt"), "{report}");
         assert!(!report.contains("abcdefghijklmnop"), "{report}");
         assert!(!report.contains("sk-master"), "{report}");
+        assert!(report.contains("upstream TLS: built-in Mozilla roots"), "{report}");
+        assert!(report.contains("HTTPS proxy: none"), "{report}");
+        assert!(!report.contains("plain http://"), "https upstreams and mocks send no key in cleartext: {report}");
     }
 }

@@ -20,3 +20,4 @@ pub(crate) mod providers;
 pub(crate) mod routing;
 pub(crate) mod secret;
 pub mod telemetry;
+pub mod upstream;

@@ -14,7 +14,7 @@ use tollgate::{
     app::{self, ServeOptions},
     config::Config,
 };
-pub use tollgate_fakes::FakeUpstream;
+pub use tollgate_fakes::{ConnectProxy, FakeUpstream, SeenConnect, TestCa};
 
 pub const MASTER_KEY: &str = "sk-test-master";
 
@@ -27,7 +27,18 @@ pub struct Gateway {
 impl Gateway {
     /// Starts a gateway from a config.yaml text; panics (test failure) if the config is invalid.
     pub fn start(yaml: &str) -> Gateway {
-        let config = Config::load_str(yaml, &|name: &str| std::env::var(name).ok()).expect("valid test config");
+        Self::start_config(Config::load_str(yaml, &|name: &str| std::env::var(name).ok()).expect("valid test config"))
+    }
+
+    /// Like [`Gateway::start`], but the config sees only `env` as its environment (`SSL_CERT_FILE`, `HTTPS_PROXY`,
+    /// ...), so tests can vary it in parallel without touching the process environment.
+    pub fn start_with_env(yaml: &str, env: &[(&str, &str)]) -> Gateway {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        Self::start_config(Config::load_str(yaml, &lookup).expect("valid test config"))
+    }
+
+    fn start_config(config: Config) -> Gateway {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = mpsc::channel();

@@ -49,7 +49,11 @@ fn build(config: &Config) -> Result<(RoutingTable, Vec<Addr<DeploymentWorker>>),
     });
     match table {
         Ok(t) => {
+            // At start and on each reload: the operator sees them whenever the deployments are (re)read.
             warn_unpriced(&t);
+            for warning in t.cleartext_key_warnings() {
+                tracing::warn!("{warning}");
+            }
             Ok((t, workers))
         }
         Err(e) => {

@@ -7,13 +7,17 @@
 
 mod interpolate;
 mod raw;
+mod upstream;
 
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use serde_yaml::Value;
 
-pub use self::interpolate::EnvLookup;
 use self::raw::{RawConfig, RawModelEntry, NOT_YET_SUPPORTED};
+pub use self::{
+    interpolate::EnvLookup,
+    upstream::{TlsTrust, UpstreamConfig},
+};
 use crate::secret::Secret;
 
 const DEFAULT_MAX_REQUEST_MB: f64 = 32.0;
@@ -53,6 +57,8 @@ pub struct Config {
     /// Time a caller has to send the whole request body (`tollgate.request_body_timeout_seconds`).
     pub request_body_timeout: Duration,
     pub price_catalog: Option<String>,
+    /// CA trust and HTTPS proxy for upstream connections (file and environment, read at load time).
+    pub upstream: UpstreamConfig,
     /// Human-readable warnings gathered while loading (unknown keys, unsupported settings), each naming a path.
     pub warnings: Vec<String>,
 }
@@ -117,7 +123,7 @@ impl Config {
             let path = e.path().to_string();
             ConfigError::invalid(path, e.into_inner().to_string())
         })?;
-        let mut config = validate(raw)?;
+        let mut config = validate(raw, &lookup)?;
         let mut warnings: Vec<String> = ignored.iter().map(|p| unknown_key_warning(&bracket_indices(p))).collect();
         warnings.append(&mut config.warnings);
         config.warnings = warnings;
@@ -224,6 +230,10 @@ impl Config {
         if self.request_body_timeout != next.request_body_timeout {
             keys.push("tollgate.request_body_timeout_seconds");
         }
+        // Every worker's client was built from these at start-up; applying them would mean rebuilding all clients.
+        if self.upstream != next.upstream {
+            keys.push("upstream TLS / proxy (litellm_settings.ssl_verify, SSL_CERT_FILE, HTTPS_PROXY, NO_PROXY)");
+        }
         keys
     }
 }
@@ -236,8 +246,9 @@ fn seconds(path: &str, value: Option<f64>, default: f64) -> Result<Duration, Con
         .ok_or_else(|| ConfigError::invalid(path, format!("must be a positive number of seconds, got {v}")))
 }
 
-fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> {
     let mut warnings = Vec::new();
+    let upstream = upstream::resolve(raw.litellm_settings.ssl_verify, env, &mut warnings)?;
     let default_timeout = seconds(
         "router_settings.timeout",
         raw.router_settings.timeout.or(raw.litellm_settings.request_timeout),
@@ -301,6 +312,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             DEFAULT_REQUEST_BODY_TIMEOUT_SECS,
         )?,
         price_catalog: raw.tollgate.price_catalog,
+        upstream,
         warnings,
     })
 }
@@ -468,6 +480,29 @@ router_settings: {allowed_fails: 1, cooldown_time: 2.5}
         )
         .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(cfg.deployments[0].api_key.as_ref().map(Secret::expose), Some("sk-from-config-000000"));
+    }
+
+    #[test]
+    fn ssl_verify_is_read_from_litellm_settings() {
+        let cfg = load("litellm_settings: {ssl_verify: /etc/ca.pem}\n").unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(
+            cfg.upstream.tls,
+            TlsTrust::Bundle { path: "/etc/ca.pem".into(), source: "litellm_settings.ssl_verify" }
+        );
+        assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+        let cfg = load("litellm_settings: {ssl_verify: false}\nmodel_list:\n  - model_name: a\n    litellm_params: {model: mock/a, ssl_verify: false}\n")
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(cfg.upstream.tls, TlsTrust::Off { source: "litellm_settings.ssl_verify" });
+        let all = cfg.warnings.join("\n");
+        assert!(all.contains("NOT verified"), "{all}");
+        assert!(
+            all.contains(
+                "`model_list[0].litellm_params.ssl_verify` is a LiteLLM setting tollgate does not support yet"
+            ),
+            "{all}"
+        );
+        let err = load("litellm_settings: {ssl_verify: [1]}\n").err().unwrap_or_default();
+        assert!(err.contains("litellm_settings.ssl_verify"), "{err}");
     }
 
     #[test]

@@ -107,6 +107,18 @@ pub struct RawRouterSettings {
 pub struct RawLitellmSettings {
     /// Seconds; LiteLLM's global default upstream timeout.
     pub request_timeout: Option<f64>,
+    /// Upstream certificate checks: `true` (default), `false` (off, insecure), or the path of a PEM CA bundle
+    /// that replaces the built-in roots. The `SSL_VERIFY` environment variable overrides it, as in LiteLLM.
+    pub ssl_verify: Option<RawSslVerify>,
+}
+
+/// `ssl_verify` as LiteLLM accepts it: a boolean, or a string that is `"true"`/`"false"` (as interpolation from
+/// the environment produces) or a CA bundle path.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawSslVerify {
+    Bool(bool),
+    Text(String),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -149,7 +161,13 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "litellm_settings.fallbacks",
     "litellm_settings.default_fallbacks",
     "litellm_settings.context_window_fallbacks",
+    "litellm_settings.ssl_certificate",
+    "litellm_settings.ssl_security_level",
+    "litellm_settings.ssl_ecdh_curve",
     "model_list[].litellm_params.order",
     "model_list[].litellm_params.max_parallel_requests",
     "model_list[].litellm_params.max_retries",
+    // One TLS set-up serves every deployment (the global `litellm_settings.ssl_verify`); per-deployment trust
+    // would need one awc client per distinct setting in every worker.
+    "model_list[].litellm_params.ssl_verify",
 ];

@@ -28,6 +28,7 @@ use crate::{
         Provider,
     },
     routing::Deployment,
+    upstream,
 };
 
 const DEPLOYMENT_HEADER: header::HeaderName = header::HeaderName::from_static("x-tollgate-deployment");
@@ -168,7 +169,7 @@ async fn send(
             return Err(fail(settle, UpstreamFailure::Timeout, message));
         }
         Err(e) => {
-            let message = format!("deployment `{}` is unreachable: {e}", deployment.id);
+            let message = format!("deployment `{}` is unreachable: {}", deployment.id, upstream::connect_failure(&e));
             return Err(fail(settle, UpstreamFailure::Unreachable, message));
         }
     };

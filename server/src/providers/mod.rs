@@ -79,6 +79,16 @@ impl Provider {
         }
     }
 
+    /// The host an API key would travel to unencrypted (`http://` to a non-loopback host), if any.
+    pub fn cleartext_key_host(&self) -> Option<&str> {
+        match self {
+            Self::OpenAi(o) => {
+                crate::upstream::key_in_cleartext(&o.chat_url, o.sends_key()).then(|| o.chat_url.host().unwrap_or(""))
+            }
+            Self::Mock(_) => None,
+        }
+    }
+
     /// Where requests go, for `check-config` (no secrets in it).
     pub fn endpoint(&self) -> String {
         match self {

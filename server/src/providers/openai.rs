@@ -132,6 +132,11 @@ impl OpenAiCompatible {
         })
     }
 
+    /// Whether requests carry an API key (`Authorization`), for the plain-HTTP check at start-up.
+    pub fn sends_key(&self) -> bool {
+        self.auth.is_some()
+    }
+
     /// Headers every upstream request carries (besides `content-type`).
     pub fn headers(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
         static AUTHORIZATION: HeaderName = actix_web::http::header::AUTHORIZATION;

@@ -111,6 +111,21 @@ impl RoutingTable {
         self.deployments().filter(|d| d.pricing == Pricing::Unpriced)
     }
 
+    /// One warning per deployment that sends its API key over plain `http://` to another machine. Names the
+    /// deployment and host, never the key.
+    pub fn cleartext_key_warnings(&self) -> Vec<String> {
+        self.deployments()
+            .filter_map(|d| {
+                let host = d.provider.cleartext_key_host()?;
+                Some(format!(
+                    "deployment `{}` sends its API key over plain http:// to `{host}`, which is not this machine: \
+                     anyone on that network path can read the key; use https:// unless the network is trusted",
+                    d.id
+                ))
+            })
+            .collect()
+    }
+
     /// Picks a deployment of `model`, skipping those cooling down at `now` (`clock::monotonic_ms`). `roll` is
     /// uniform in `[0, 1)`.
     pub fn pick(&self, model: &str, roll: f64, now: u64) -> Result<&Arc<Deployment>, ApiError> {

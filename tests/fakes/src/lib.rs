@@ -17,24 +17,50 @@
 //!
 //! Embeddings honour `error-<N>`, `delay-<ms>` and `hang` too. Every chat and embeddings request is recorded
 //! (`GET /__fake/requests`, or [`FakeUpstream::requests`] in-process).
+//!
+//! [`FakeUpstream::start_tls`] serves the same over HTTPS with a certificate from a [`TestCa`] made at test time;
+//! [`ConnectProxy`] is an HTTP `CONNECT` proxy to put in front of it.
 
 mod accounting;
+pub mod connect_proxy;
 pub mod control;
 mod mode;
 pub mod openai;
 pub mod record;
 mod sse;
+pub mod tls;
 mod wire;
 
 use std::{net::TcpListener, sync::mpsc, thread, time::Duration};
 
 use actix_web::{web, App, HttpServer};
+pub use connect_proxy::{ConnectProxy, SeenConnect};
 pub use record::Recorder;
+pub use tls::TestCa;
 
 /// Builds the server on an already-bound listener; the caller runs it inside an actix system.
 pub fn server(listener: TcpListener, recorder: Recorder, workers: usize) -> std::io::Result<actix_web::dev::Server> {
+    serve(listener, recorder, workers, None)
+}
+
+/// [`server`] over HTTPS with the given TLS configuration (see [`TestCa::server_config`]).
+pub fn server_tls(
+    listener: TcpListener,
+    recorder: Recorder,
+    workers: usize,
+    tls: rustls::ServerConfig,
+) -> std::io::Result<actix_web::dev::Server> {
+    serve(listener, recorder, workers, Some(tls))
+}
+
+fn serve(
+    listener: TcpListener,
+    recorder: Recorder,
+    workers: usize,
+    tls: Option<rustls::ServerConfig>,
+) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::new(recorder);
-    Ok(HttpServer::new(move || {
+    let http = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
@@ -46,14 +72,17 @@ pub fn server(listener: TcpListener, recorder: Recorder, workers: usize) -> std:
     // so tests can see when tollgate gives up on an upstream call.
     .h1_allow_half_closed(false)
     .disable_signals()
-    .shutdown_timeout(1)
-    .listen(listener)?
-    .run())
+    .shutdown_timeout(1);
+    let http = match tls {
+        Some(tls) => http.listen_rustls_0_23(listener, tls)?,
+        None => http.listen(listener)?,
+    };
+    Ok(http.run())
 }
 
 /// A fake upstream running on its own thread (with its own actix system), for tests. Dropping it stops the server.
 pub struct FakeUpstream {
-    /// `http://127.0.0.1:PORT`, without `/v1`.
+    /// `http://127.0.0.1:PORT` (`https://` for [`FakeUpstream::start_tls`]), without `/v1`.
     pub url: String,
     recorder: Recorder,
     handle: actix_web::dev::ServerHandle,
@@ -62,14 +91,26 @@ pub struct FakeUpstream {
 impl FakeUpstream {
     /// Starts on `127.0.0.1:<free port>` with one worker; returns once the server is accepting connections.
     pub fn start() -> FakeUpstream {
+        Self::spawn(None)
+    }
+
+    /// Like [`FakeUpstream::start`], over HTTPS (`https://127.0.0.1:PORT`) with a leaf certificate for
+    /// `localhost` and `127.0.0.1` from a new [`TestCa`]; trust the CA (its PEM) to reach it.
+    pub fn start_tls() -> (FakeUpstream, TestCa) {
+        let ca = TestCa::default();
+        (Self::spawn(Some(ca.server_config())), ca)
+    }
+
+    fn spawn(tls: Option<rustls::ServerConfig>) -> FakeUpstream {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake upstream");
-        let url = format!("http://{}", listener.local_addr().expect("local addr"));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr().expect("local addr"));
         let recorder = Recorder::default();
         let (tx, rx) = mpsc::channel();
         let rec = recorder.clone();
         thread::spawn(move || {
             actix_rt::System::new().block_on(async move {
-                let server = server(listener, rec, 1).expect("fake upstream starts");
+                let server = serve(listener, rec, 1, tls).expect("fake upstream starts");
                 tx.send(server.handle()).expect("send handle");
                 let _ = server.await;
             })

@@ -430,6 +430,9 @@ impl MessageType for ResponseHead {
         // convert headers
         let mut length = msg.set_headers(&src.split_to(len).freeze(), &headers[..h_len], ver)?;
 
+        // tollgate patch: remember that neither Content-Length nor chunked framing was sent (see below)
+        let close_delimited = length.is_none();
+
         // Remove CL value if 0 now that all headers and HTTP/1.0 special cases are processed.
         // Protects against some request smuggling attacks.
         // See https://github.com/actix/actix-web/issues/2767.
@@ -446,6 +449,18 @@ impl MessageType for ResponseHead {
         } else {
             // for HTTP/1.0 read to eof and close connection
             if msg.version == Version::HTTP_10 {
+                msg.set_connection_type(ConnectionType::Close);
+                PayloadType::Payload(PayloadDecoder::eof())
+            } else if close_delimited
+                && !status.is_informational()
+                && status != StatusCode::NO_CONTENT
+                && status != StatusCode::NOT_MODIFIED
+            {
+                // tollgate patch: an HTTP/1.1 response with neither Content-Length nor chunked
+                // framing, whose status allows a body, is read until the server closes the
+                // connection (RFC 9112 section 6.3, rule 8), and the connection is not reused.
+                // 1xx, 204 and 304 never have a body; ClientCodec drops the payload of a response
+                // to HEAD.
                 msg.set_connection_type(ConnectionType::Close);
                 PayloadType::Payload(PayloadDecoder::eof())
             } else {
@@ -1185,6 +1200,31 @@ mod tests {
 
         let chunk = pl.decode(&mut buf).unwrap().unwrap();
         assert_eq!(chunk, PayloadItem::Chunk(Bytes::from_static(b"test data")));
+    }
+
+    // tollgate patch: close-delimited HTTP/1.1 responses (RFC 9112 section 6.3, rule 8)
+    #[test]
+    fn test_response_http11_close_delimited_read_until_eof() {
+        let mut buf = BytesMut::from("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\ntest data");
+
+        let mut reader = MessageDecoder::<ResponseHead>::default();
+        let (msg, pl) = reader.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(msg.conn_type(), Some(ConnectionType::Close));
+        let mut pl = pl.unwrap();
+
+        let chunk = pl.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(chunk, PayloadItem::Chunk(Bytes::from_static(b"test data")));
+
+        for head in [
+            "HTTP/1.1 204 No Content\r\n\r\n",
+            "HTTP/1.1 304 Not Modified\r\n\r\n",
+            "HTTP/1.1 103 Early Hints\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        ] {
+            let (msg, pl) = reader.decode(&mut BytesMut::from(head)).unwrap().unwrap();
+            assert!(matches!(pl, PayloadType::None), "{head}");
+            assert_eq!(msg.conn_type(), None, "{head}");
+        }
     }
 
     #[test]

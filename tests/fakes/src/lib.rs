@@ -15,10 +15,14 @@
 //!
 //! Embeddings honour `error-<N>`, `delay-<ms>` and `hang` too. Every chat and embeddings request is recorded
 //! (`GET /__fake/requests`, or [`FakeUpstream::requests`] in-process).
+//!
+//! [`raw::RawUpstream`] is the other fake: plain TCP with scripted bytes per connection, for HTTP framing that
+//! actix-web would never produce (close-delimited bodies, bodies cut mid-chunk or short of their length).
 
 pub mod control;
 mod mode;
 pub mod openai;
+pub mod raw;
 pub mod record;
 mod sse;
 mod wire;

@@ -1,5 +1,6 @@
 //! Test harness: starts tollgate in-process (real HTTP on a random port) or as the real binary, and gives tests
-//! an HTTP client. Fake provider servers live in the `tollgate-fakes` crate.
+//! an HTTP client (awc, or a raw socket that shows the framing) and the in-process gateways' settlement log lines
+//! ([`logs`]). Fake provider servers live in the `tollgate-fakes` crate.
 
 use std::{
     net::TcpListener,
@@ -14,7 +15,9 @@ use tollgate::{
     app::{self, ServeOptions},
     config::Config,
 };
-pub use tollgate_fakes::{ConnectProxy, FakeUpstream, SeenConnect, TestCa};
+pub use tollgate_fakes::{raw, ConnectProxy, FakeUpstream, SeenConnect, TestCa};
+
+pub mod logs;
 
 pub const MASTER_KEY: &str = "sk-test-master";
 
@@ -39,6 +42,7 @@ impl Gateway {
     }
 
     fn start_config(config: Config) -> Gateway {
+        logs::capture();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = mpsc::channel();
@@ -75,9 +79,13 @@ pub fn client() -> awc::Client {
 
 /// `model_list` entry pointing a public model name at a fake upstream mode.
 pub fn fake_model(name: &str, mode: &str, fake: &FakeUpstream, extra: &str) -> String {
+    model_at(name, mode, &fake.url, extra)
+}
+
+/// `model_list` entry pointing a public model name at `openai/<upstream_model>` served at `<url>/v1`.
+pub fn model_at(name: &str, upstream_model: &str, url: &str, extra: &str) -> String {
     format!(
-        "  - model_name: {name}\n    litellm_params:\n      model: openai/{mode}\n      api_base: {}/v1\n      api_key: sk-fake-upstream-key-123456\n{extra}",
-        fake.url
+        "  - model_name: {name}\n    litellm_params:\n      model: openai/{upstream_model}\n      api_base: {url}/v1\n      api_key: sk-fake-upstream-key-123456\n{extra}"
     )
 }
 
@@ -209,7 +217,31 @@ pub fn blocking_get(url: &str) -> Option<(u16, String)> {
 
 /// Minimal blocking HTTP/1.1 request with `Connection: close`; returns (status, body).
 pub fn raw_request(url: &str, method: &str, headers: &[(&str, &str)], body: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
+    use std::io::Read;
+    let mut stream = raw_send(url, method, headers, body)?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Some((status, body))
+}
+
+/// POSTs `body` to `path` with the master key over a raw socket and decodes the response as it arrived:
+/// `complete` is false when the gateway cut the transfer short, which awc would report as a clean end.
+pub fn raw_post(base: &str, path: &str, body: &str) -> raw::Response {
+    raw::read_response(&mut raw_post_open(base, path, body))
+}
+
+/// Sends what [`raw_post`] sends and returns the socket, for reading the response as it arrives.
+pub fn raw_post_open(base: &str, path: &str, body: &str) -> std::net::TcpStream {
+    let auth = format!("Bearer {MASTER_KEY}");
+    let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+    raw_send(&format!("{base}{path}"), "POST", &headers, body).expect("request sent")
+}
+
+/// Connects and writes one request with `Connection: close`; the caller reads the response.
+fn raw_send(url: &str, method: &str, headers: &[(&str, &str)], body: &str) -> Option<std::net::TcpStream> {
+    use std::io::Write;
     let rest = url.strip_prefix("http://")?;
     let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
     let mut stream = std::net::TcpStream::connect(host).ok()?;
@@ -222,11 +254,7 @@ pub fn raw_request(url: &str, method: &str, headers: &[(&str, &str)], body: &str
     req.push_str("\r\n");
     req.push_str(body);
     stream.write_all(req.as_bytes()).ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    Some((status, body))
+    Some(stream)
 }
 
 /// A finished response: status, headers and the body parsed as JSON (`Value::Null` if it is not JSON).

@@ -251,8 +251,9 @@ impl BodyRelay {
     }
 
     fn broke(&mut self, cause: &dyn std::fmt::Display) -> Poll<Option<Result<Bytes, actix_web::Error>>> {
-        // Headers (200) are already out; erroring the body makes actix close the connection, so the caller
-        // sees a broken transfer instead of a silently truncated JSON document.
+        // The status (200) is decided; erroring the body makes actix close the connection, dropping what it has
+        // not written yet (when the upstream breaks at once, that is the whole response), so the caller sees a
+        // broken transfer or no response, never a silently truncated JSON document (tests/upstream_framing.rs).
         self.finished = true;
         self.settle.broken();
         tracing::error!(deployment = %self.settle.deployment().id, error = %cause, "upstream body broke");
@@ -281,7 +282,8 @@ impl Stream for BodyRelay {
             }
             Poll::Ready(Some(Err(e))) => this.broke(&e),
             Poll::Ready(None) => {
-                // Why: awc reports a connection closed mid-body as a clean end, so check length and shape.
+                // Why: awc reports a connection closed mid-body as a clean end, so check length and shape. A
+                // close-delimited body (no length) ends that way by design: only its shape can tell a cut.
                 if this.expected_len.is_some_and(|len| len != this.seen_len as u64) {
                     return this.broke(&"body shorter than its Content-Length");
                 }

@@ -20,12 +20,15 @@
 //!
 //! [`FakeUpstream::start_tls`] serves the same over HTTPS with a certificate from a [`TestCa`] made at test time;
 //! [`ConnectProxy`] is an HTTP `CONNECT` proxy to put in front of it.
+//! [`raw::RawUpstream`] is the other fake: plain TCP with scripted bytes per connection, for HTTP framing that
+//! actix-web would never produce (close-delimited bodies, bodies cut mid-chunk or short of their length).
 
 mod accounting;
 pub mod connect_proxy;
 pub mod control;
 mod mode;
 pub mod openai;
+pub mod raw;
 pub mod record;
 mod sse;
 pub mod tls;

@@ -163,10 +163,14 @@ impl SseRelay {
         self.finished = true;
         let mut out = BytesMut::new();
         if let Some(rest) = self.decoder.finish() {
-            self.forward(rest, &mut out);
-            // An unterminated last event still needs its blank line.
-            if !out.is_empty() && !out.ends_with(b"\n\n") {
-                out.extend_from_slice(b"\n\n");
+            // A whole event the upstream did not terminate (`data: [DONE]` at EOF) is forwarded with its blank
+            // line; a fragment of an event cut mid-way is not: a client parsing every event would fail on it
+            // before it read the error event that follows.
+            if event_is_whole(&rest) {
+                self.forward(rest, &mut out);
+                if !out.is_empty() && !out.ends_with(b"\n\n") {
+                    out.extend_from_slice(b"\n\n");
+                }
             }
         }
         // Why: awc reports a connection closed mid-body as a clean end of the body, so a stream that stops
@@ -185,6 +189,14 @@ impl SseRelay {
         }
         self.settle.complete();
         out.freeze()
+    }
+}
+
+/// An unterminated event whose data is `[DONE]` or a complete JSON document (or which has no data: a comment).
+fn event_is_whole(event: &[u8]) -> bool {
+    match event_data(event) {
+        None => true,
+        Some(data) => &*data == b"[DONE]" || serde_json::from_slice::<serde::de::IgnoredAny>(&data).is_ok(),
     }
 }
 

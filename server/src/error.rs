@@ -128,13 +128,13 @@ impl ApiError {
         }
     }
 
-    /// Logs the error once, at its level, with structured fields.
-    pub fn log(&self) {
+    /// Logs the error once, at its level, with structured fields and the request's id.
+    pub fn log(&self, request_id: &str) {
         let status = self.status_code().as_u16();
         let (kind, message) = (self.kind(), self.to_string());
         match self.level() {
-            tracing::Level::ERROR => tracing::error!(status, kind, %message, "request failed"),
-            _ => tracing::warn!(status, kind, %message, "request rejected"),
+            tracing::Level::ERROR => tracing::error!(request_id, status, kind, %message, "request failed"),
+            _ => tracing::warn!(request_id, status, kind, %message, "request rejected"),
         }
     }
 }

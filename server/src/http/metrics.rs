@@ -19,7 +19,7 @@ use crate::{
 };
 
 pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    auth::authenticate(req.headers(), state.master_key.as_ref()).inspect_err(ApiError::log)?;
+    auth::authenticate(req.headers(), state.master_key.as_ref()).inspect_err(super::request_id::log_error(&req))?;
     let body = render(&state);
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(body))
 }

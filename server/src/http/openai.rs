@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use actix_web::{
     http::header::{HeaderMap, CONTENT_LENGTH},
-    web, HttpMessage, HttpRequest, HttpResponse,
+    web, HttpRequest, HttpResponse,
 };
 use bytes::Bytes;
 use tollgate_entity::{ModelCard, ModelList};
 
-use super::{request_id::RequestId, AppState};
+use super::{request_id, AppState};
 use crate::{
     clock,
     error::ApiError,
@@ -20,8 +20,7 @@ use crate::{
 };
 
 fn context(req: &HttpRequest) -> RequestCtx {
-    let id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_else(super::request_id::new_id);
-    RequestCtx::new(id)
+    RequestCtx::new(request_id::of(req))
 }
 
 fn content_length(headers: &HeaderMap) -> Option<usize> {
@@ -69,7 +68,7 @@ async fn proxy(
         }
     };
     // Each error is logged once, here, at the level its variant defines.
-    result.await.inspect_err(ApiError::log)
+    result.await.inspect_err(|e| e.log(&ctx.request_id))
 }
 
 pub async fn chat_completions(
@@ -95,7 +94,7 @@ fn card(state: &AppState, name: &str) -> ModelCard {
 }
 
 pub async fn models(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    auth::authenticate(req.headers(), state.master_key.as_ref()).inspect_err(ApiError::log)?;
+    auth::authenticate(req.headers(), state.master_key.as_ref()).inspect_err(request_id::log_error(&req))?;
     let cards = state.table.load().model_names().iter().map(|name| card(&state, name)).collect();
     Ok(HttpResponse::Ok().json(ModelList::new(cards)))
 }
@@ -106,9 +105,9 @@ pub async fn model(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    auth::authenticate(req.headers(), state.master_key.as_ref()).inspect_err(ApiError::log)?;
+    auth::authenticate(req.headers(), state.master_key.as_ref()).inspect_err(request_id::log_error(&req))?;
     match state.table.load().group(&id) {
         Some(_) => Ok(HttpResponse::Ok().json(card(&state, &id))),
-        None => Err(ApiError::ModelNotFound(id.into_inner())).inspect_err(ApiError::log),
+        None => Err(ApiError::ModelNotFound(id.into_inner())).inspect_err(request_id::log_error(&req)),
     }
 }

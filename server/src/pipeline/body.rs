@@ -4,7 +4,7 @@
 //!
 //! Takes any byte stream, so this stage knows nothing of actix: `http/` hands it the payload.
 
-use std::{fmt::Display, time::Duration};
+use std::{fmt::Display, future::Future, task::Poll, time::Duration};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -24,7 +24,12 @@ pub async fn read<E: Display>(
         return Err(ApiError::PayloadTooLarge { limit });
     }
     let capacity = content_length.unwrap_or(1024).min(limit).min(INITIAL_CAPACITY);
-    match actix_rt::time::timeout(deadline, collect(payload, capacity, limit)).await {
+    let mut collecting = std::pin::pin!(collect(payload, capacity, limit));
+    // Most bodies have arrived whole with their headers: reading those never touches the timer wheel.
+    if let Poll::Ready(result) = std::future::poll_fn(|cx| Poll::Ready(collecting.as_mut().poll(cx))).await {
+        return result;
+    }
+    match actix_rt::time::timeout(deadline, collecting).await {
         Ok(result) => result,
         Err(_) => Err(ApiError::BodyTimeout { secs: deadline.as_secs_f64() }),
     }

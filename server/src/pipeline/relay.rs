@@ -125,7 +125,11 @@ impl SseRelay {
         if let Some(mut peek) = Peek::parse(&data) {
             if peek.is_error() {
                 self.settle.error_in_body();
-                tracing::error!(deployment = %self.settle.deployment().id, "upstream sent an error event in a 200 stream");
+                tracing::error!(
+                    request_id = self.settle.request_id(),
+                    deployment = %self.settle.deployment().id,
+                    "upstream sent an error event in a 200 stream"
+                );
             }
             let usage_only = peek.is_usage_only();
             if let Some(usage) = peek.take_usage() {
@@ -145,7 +149,7 @@ impl SseRelay {
         self.finished = true;
         self.settle.broken();
         let d = self.settle.deployment();
-        tracing::error!(deployment = %d.id, error = %cause, "upstream stream broke");
+        tracing::error!(request_id = self.settle.request_id(), deployment = %d.id, error = %cause, "upstream stream broke");
         let message = format!("the upstream stream of deployment `{}` broke mid-response: {cause}", d.id);
         let body = ErrorBody {
             error: ErrorDetail {
@@ -254,7 +258,11 @@ impl BodyRelay {
         let Some(mut peek) = peek else { return false };
         if peek.is_error() {
             self.settle.error_in_body();
-            tracing::error!(deployment = %self.settle.deployment().id, "upstream sent an error object in a 2xx body");
+            tracing::error!(
+                request_id = self.settle.request_id(),
+                deployment = %self.settle.deployment().id,
+                "upstream sent an error object in a 2xx body"
+            );
         }
         if let Some(usage) = peek.take_usage() {
             self.settle.set_usage(usage);
@@ -268,7 +276,12 @@ impl BodyRelay {
         // broken transfer or no response, never a silently truncated JSON document (tests/upstream_framing.rs).
         self.finished = true;
         self.settle.broken();
-        tracing::error!(deployment = %self.settle.deployment().id, error = %cause, "upstream body broke");
+        tracing::error!(
+            request_id = self.settle.request_id(),
+            deployment = %self.settle.deployment().id,
+            error = %cause,
+            "upstream body broke"
+        );
         Poll::Ready(Some(Err(actix_web::error::ErrorBadGateway("upstream body broke"))))
     }
 }

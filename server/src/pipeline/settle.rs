@@ -66,6 +66,10 @@ impl Settlement {
         &self.deployment
     }
 
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
     /// The upstream's response headers arrived.
     pub fn headers_received(&mut self) {
         self.responded = true;

@@ -53,6 +53,9 @@ impl Upstream {
             .limit(CONNECTION_LIMIT);
         awc::Client::builder()
             .disable_timeout()
+            // A gateway relays an upstream's redirect; following it would send the deployment's key to whatever
+            // host the redirect names (and awc's redirect layer costs every request a wrapper).
+            .disable_redirects()
             .connector(connector)
             .no_default_headers()
             .add_default_header(("user-agent", concat!("tollgate/", env!("CARGO_PKG_VERSION"))))

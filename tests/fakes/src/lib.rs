@@ -12,6 +12,7 @@
 //! | `reset`       | breaks the connection mid-body                                                     |
 //! | `stall`       | streams two chunks, then sends nothing more (records `stream_dropped` if cut)      |
 //! | `echo`        | content = the request body it received                                             |
+//! | `stream-<N>`  | `normal` with N pieces `w0 `…, one write per event, back to back (1 ≤ N ≤ 100000)   |
 //!
 //! Embeddings honour `error-<N>`, `delay-<ms>` and `hang` too. Every chat and embeddings request is recorded
 //! (`GET /__fake/requests`, or [`FakeUpstream::requests`] in-process).
@@ -39,6 +40,9 @@ pub fn server(listener: TcpListener, recorder: Recorder, workers: usize) -> std:
             .configure(control::configure)
     })
     .workers(workers.max(1))
+    // As real LLM servers do (uvicorn, nginx and the like set TCP_NODELAY): a stream's events leave at once
+    // rather than waiting for the client's ACK of the previous one (Nagle), which with a delayed ACK costs 40 ms.
+    .tcp_nodelay(true)
     .disable_signals()
     .shutdown_timeout(1)
     .listen(listener)?

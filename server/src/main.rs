@@ -3,7 +3,6 @@
 use std::{net::TcpListener, process::ExitCode};
 
 use clap::Parser;
-use mimalloc::MiMalloc;
 use tollgate::{
     app::{self, ServeOptions},
     cli::{self, Cli, Command},
@@ -11,9 +10,11 @@ use tollgate::{
 };
 
 /// Why: the proxy path allocates many small short-lived buffers (headers, bodies, JSON keys); mimalloc is
-/// measurably faster than glibc malloc there (see docs/benchmarks.md).
+/// faster than glibc malloc there. The `mimalloc` feature (on by default) selects it; docs/benchmarks.md
+/// measures both.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
-static GLOBAL: MiMalloc = MiMalloc;
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

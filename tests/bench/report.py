@@ -1,8 +1,11 @@
-"""Parses the wrk outputs of tests/bench/run.sh (OUTDIR/round<R>/<target>-c<N>.txt, plus .cpu files) and prints
-one table (medians over the rounds); writes it, the machine, the method and the verdicts against the targets to
+"""Parses the outputs of tests/bench/run.sh (OUTDIR/round<R>/<target>-c<N>.txt from wrk, stream-<target>-<conn>.txt
+from stream.py, plus .cpu files) and prints the tables (medians over the rounds; streaming percentiles over every
+request of every round); writes them, the machine, the commit, the method and the verdicts against the targets to
 DOCFILE as markdown. A `## Notes` section already in DOCFILE is kept as it is.
 
-Usage: report.py OUTDIR [DOCFILE]     (environment: LAYOUT, DURATION, WARMUP, ROUNDS as run.sh sets them)
+Usage: report.py OUTDIR [DOCFILE]
+Environment (run.sh sets it): LAYOUT, DURATION, WARMUP, ROUNDS, STREAMS, STREAM_PIECES; COMMIT and COMMIT_DIRTY
+(the tree the binaries were built from; without them, git is asked now); LOG_LINES and LOG_BYTES (tollgate's log).
 """
 
 import datetime
@@ -13,23 +16,31 @@ import subprocess
 import sys
 
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
-TARGETS = ["direct", "nginx", "tollgate"]
+TARGETS = ["direct", "nginx", "tollgate", "tollgate-sysalloc"]  # the last only when run.sh measured it (ALLOC=1)
+NAMES = {"tollgate-sysalloc": "tollgate (system malloc)"}
+STREAM_TARGETS = ["direct", "nginx", "tollgate"]
+CONNECTIONS = ["reused", "fresh"]
 # Targets for tollgate, at concurrency 50.
 MAX_ADDED_P50_MS = 0.1
 MAX_ADDED_P99_MS = 0.5
 MIN_RPS_VS_NGINX = 0.8
+# Streams: a stream that takes this long from a fast upstream has met the 40 ms stall of Nagle's algorithm + a
+# delayed ACK (issue 12); through tollgate on a reused connection at most this share of streams may.
+STALL_MS = 30.0
+MAX_STALLED = 0.01
 # A measurement during which other processes (or the hypervisor) took more than this share of the machine's CPU
 # (the estimate itself wanders by a few percent on a quiet machine: tick accounting)
 # is flagged as unreliable.
 BUSY = 0.10
 
 LAYOUTS = {
-    "shared": "wrk on CPU 0; the fake upstream **and** the server under test (nginx or tollgate) share CPU 1. The "
-    "load generator never competes with what it measures, and every cycle the proxy spends is taken from the "
-    "upstream, so a proxy's per-request cost shows directly as lost throughput next to nginx's.",
-    "split": "wrk and the fake upstream on CPU 0; the proxy alone on CPU 1, as when a gateway has its own host. "
-    "CPU 0 (wrk + upstream) caps throughput near the direct figure, so c=50 shows whether a proxy with a core of "
-    "its own keeps up with it.",
+    "shared": "wrk and the streaming client on CPU 0; the fake upstream **and** the server under test (nginx or "
+    "tollgate) share CPU 1. The load generator never competes with what it measures, and every cycle the proxy "
+    "spends is taken from the upstream, so a proxy's per-request cost shows directly as lost throughput next to "
+    "nginx's.",
+    "split": "wrk, the streaming client and the fake upstream on CPU 0; the proxy alone on CPU 1, as when a gateway "
+    "has its own host. CPU 0 (wrk + upstream) caps throughput near the direct figure, so c=50 shows whether a "
+    "proxy with a core of its own keeps up with it.",
 }
 
 
@@ -73,22 +84,27 @@ def median_of_rounds(rounds, name):
     return merged
 
 
+def rounds_of(out):
+    return sorted(os.path.join(out, d) for d in os.listdir(out) if re.fullmatch(r"round\d+", d)) or [out]
+
+
 def build(out):
-    rounds = sorted(os.path.join(out, d) for d in os.listdir(out) if re.fullmatch(r"round\d+", d)) or [out]
+    rounds = rounds_of(out)
     concurrencies = sorted(
         {int(m.group(1)) for f in os.listdir(rounds[0]) if (m := re.fullmatch(r"direct-c(\d+)\.txt", f))}
     )
+    targets = [t for t in TARGETS if os.path.exists(os.path.join(rounds[0], f"{t}-c{concurrencies[0]}.txt"))]
     header = ["target", "concurrency", "RPS", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms", "RPS vs nginx",
               "CPU µs/req", "other CPU", "errors"]
-    rows, verdicts, errors, nginx_ref, busiest = [], [], 0, "", 0.0
+    rows, verdicts, errors, nginx_ref, busiest, alloc = [], [], 0, "", 0.0, []
     for c in concurrencies:
-        r = {t: median_of_rounds(rounds, f"{t}-c{c}.txt") for t in TARGETS}
-        for t in TARGETS:
+        r = {t: median_of_rounds(rounds, f"{t}-c{c}.txt") for t in targets}
+        for t in targets:
             a50 = r[t]["p50"] - r["direct"]["p50"]
             a99 = r[t]["p99"] - r["direct"]["p99"]
             ratio = r[t]["rps"] / r["nginx"]["rps"]
             errors += r[t]["errors"]
-            rows.append([t, str(c), f"{r[t]['rps']:,.0f}", f"{r[t]['p50']:.3f}", f"{r[t]['p99']:.3f}",
+            rows.append([NAMES.get(t, t), str(c), f"{r[t]['rps']:,.0f}", f"{r[t]['p50']:.3f}", f"{r[t]['p99']:.3f}",
                          "" if t == "direct" else f"{a50:+.3f}", "" if t == "direct" else f"{a99:+.3f}",
                          f"{ratio:.2f}", "" if r[t]["cpu_us"] is None else f"{r[t]['cpu_us']:.1f}",
                          "" if r[t]["other"] is None else f"{r[t]['other']:.0%}", str(r[t]["errors"])])
@@ -102,7 +118,87 @@ def build(out):
                     (f"RPS ≥ {MIN_RPS_VS_NGINX:.0%} of nginx proxy_pass at concurrency 50", f"{ratio:.0%}",
                      ratio >= MIN_RPS_VS_NGINX),
                 ]
-    return header, rows, verdicts, errors, nginx_ref, busiest
+        if "tollgate-sysalloc" in r:
+            m, g = r["tollgate"], r["tollgate-sysalloc"]
+            cpu = (m["cpu_us"] / g["cpu_us"] - 1) if m["cpu_us"] and g["cpu_us"] else None
+            alloc.append((c, m["rps"] / g["rps"], m["cpu_us"], g["cpu_us"], cpu))
+    return header, rows, verdicts, errors, nginx_ref, busiest, alloc
+
+
+def percentile(values, pct):
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, -(-len(ordered) * pct // 100) - 1)]
+
+
+def parse_stream(path):
+    """(first_ms list, total_ms list, connections, other CPU share or None) of one stream.py measurement."""
+    first, total, connections = [], [], 0
+    for line in open(path):
+        if line.startswith("# connections"):
+            connections = int(line.split()[-1])
+        elif line.strip():
+            a, b = line.split()
+            first.append(float(a))
+            total.append(float(b))
+    other = None
+    cpu_file = path[: -len(".txt")] + ".cpu"
+    if os.path.exists(cpu_file):
+        fields = list(map(int, open(cpu_file).read().split()))
+        if len(fields) >= 4 and fields[3] > 0:
+            other = max(0.0, fields[2] / fields[3])
+    return first, total, connections, other
+
+
+def build_streams(out):
+    """The streaming table (percentiles over the requests of all rounds), its verdict and the busiest round."""
+    rounds = rounds_of(out)
+    if not os.path.exists(os.path.join(rounds[0], "stream-direct-reused.txt")):
+        return None, None, None, 0.0, []
+    header = ["target", "connection", "first chunk p50 ms", "first chunk p90 ms", "total p50 ms", "total p90 ms",
+              "added total p50 ms", f"total ≥ {STALL_MS:g} ms", "requests", "connections", "other CPU"]
+    rows, busiest, problems, med, stalled = [], 0.0, [], {}, {}
+    for conn in CONNECTIONS:
+        for t in STREAM_TARGETS:
+            first, total, connections, others = [], [], [], []
+            for rd in rounds:
+                f, tt, n, other = parse_stream(os.path.join(rd, f"stream-{t}-{conn}.txt"))
+                first += f
+                total += tt
+                connections.append(n)
+                if other is not None:
+                    others.append(other)
+            med[t, conn] = statistics.median(total)
+            stalled[t, conn] = sum(x >= STALL_MS for x in total) / len(total)
+            busiest = max([busiest] + others)
+            if conn == "reused" and max(connections) > 1:
+                problems.append(f"{t} closed the reused connection: {max(connections)} connections in one round")
+            rows.append([t, conn, f"{statistics.median(first):.2f}", f"{percentile(first, 90):.2f}",
+                         f"{med[t, conn]:.2f}", f"{percentile(total, 90):.2f}",
+                         "" if t == "direct" else f"{med[t, conn] - med['direct', conn]:+.2f}",
+                         f"{stalled[t, conn]:.0%}", str(len(total)),
+                         str(sum(connections)), "" if not others else f"{statistics.median(others):.0%}"])
+    verdict = (f"streams on a reused connection taking ≥ {STALL_MS:g} ms (the 40 ms stall) ≤ {MAX_STALLED:.0%}",
+               f"{stalled['tollgate', 'reused']:.0%} (nginx {stalled['nginx', 'reused']:.0%}); total p50 "
+               f"{med['tollgate', 'reused']:.2f} ms, nginx {med['nginx', 'reused']:.2f} ms",
+               stalled["tollgate", "reused"] <= MAX_STALLED)
+    return header, rows, verdict, busiest, problems
+
+
+def alloc_text(alloc):
+    """Sentences on mimalloc against the system allocator, or a note that it was not measured."""
+    if not alloc:
+        return ["Not measured in this run (`ALLOC=0`): no figure for mimalloc against the system allocator."]
+    lines = []
+    for i, (c, ratio, cpu_m, cpu_s, cpu) in enumerate(alloc):
+        cpu_part = "" if cpu is None else f", at {cpu_m:.1f} against {cpu_s:.1f} CPU µs per request ({cpu:+.0%})"
+        if i == 0:
+            lines.append(f"At concurrency {c}, tollgate with mimalloc (the default build) served {ratio:.2f}× the "
+                         "requests per second of the same code built with the system allocator "
+                         f"(`--no-default-features`){cpu_part}.")
+        else:
+            lines.append(f"At concurrency {c}: {ratio:.2f}×{cpu_part}.")
+    return lines
 
 
 def text_table(header, rows):
@@ -116,16 +212,20 @@ def md_table(header, rows):
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
+def commit():
+    """(short sha, dirty): what run.sh recorded before building, else what git says now."""
+    if "COMMIT" in os.environ:
+        return os.environ["COMMIT"], os.environ.get("COMMIT_DIRTY") == "1"
+    git = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True).stdout.strip()
+    return git("rev-parse", "--short", "HEAD") or "unknown", bool(git("status", "--porcelain"))
+
+
 def machine():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
     nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip() or str(os.cpu_count())
-    git = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True).stdout.strip()
-    rev = git("rev-parse", "--short", "HEAD") or "unknown"
-    if git("status", "--porcelain", "--untracked-files=no", "--", "server", "entity", "tests/fakes", "Cargo.lock"):
-        rev += " + uncommitted changes"
     kernel = os.uname().release
     now = datetime.datetime.now(datetime.timezone.utc)
-    return cpu, nproc, rev, kernel, now
+    return cpu, nproc, kernel, now
 
 
 def main():
@@ -138,23 +238,39 @@ def main():
     per_measurement = f"{warmup} s warm-up, then {duration} s" + (
         f"; {rounds} interleaved rounds, medians shown" if rounds > 1 else ""
     )
-    header, rows, verdicts, errors, nginx_ref, busiest = build(out)
+    header, rows, verdicts, errors, nginx_ref, busiest, alloc = build(out)
+    s_header, s_rows, s_verdict, s_busiest, s_problems = build_streams(out)
+    busiest = max(busiest, s_busiest)
+    if s_verdict:
+        verdicts.append(s_verdict)
+    rev, dirty = commit()
+    if dirty:
+        rev += " + uncommitted changes"
+    dirty_warning = "built from a tree with uncommitted changes: these figures belong to no commit"
 
     verdict_text = [f"{name}: {value} — {'met' if ok else 'NOT met'}" for name, value, ok in verdicts]
     if nginx_ref:
         verdict_text.append(f"({nginx_ref})")
+    verdict_text += alloc_text(alloc)
+    if dirty:
+        verdict_text.append(f"WARNING: {dirty_warning}")
+    verdict_text += [f"WARNING: {p}; the reused-connection figures are not what they claim" for p in s_problems]
     if busiest > BUSY:
         verdict_text.append(f"WARNING: other work used up to {busiest:.0%} of the machine's CPU during a measurement; "
                             "figures are unreliable, run again on a quiet machine")
     if errors:
         verdict_text.append(f"WARNING: {errors} failed requests (non-2xx or socket errors); figures are not valid")
+    print(f"commit {rev}")
     print(text_table(header, rows))
     print()
+    if s_rows:
+        print(text_table(s_header, s_rows))
+        print()
     print("\n".join(verdict_text))
     if not doc:
         return
 
-    cpu, nproc, rev, kernel, now = machine()
+    cpu, nproc, kernel, now = machine()
     notes = ""
     if os.path.exists(doc):
         old = open(doc).read()
@@ -165,21 +281,37 @@ def main():
     )
     if nginx_ref:
         verdict_md += f"\n- ({nginx_ref})"
+    if dirty:
+        verdict_md += f"\n- **Warning: {dirty_warning}.**"
+    for p in s_problems:
+        verdict_md += f"\n- **Warning: {p}; the reused-connection figures are not what they claim.**"
     if busiest > BUSY:
         verdict_md += (f"\n- **Other work used up to {busiest:.0%} of the machine's CPU during a measurement: these "
                        "figures are unreliable; run again on a quiet machine.**")
     if errors:
         verdict_md += f"\n- **{errors} requests failed (non-2xx or socket errors): these figures are not valid.**"
+    streams = int(os.environ.get("STREAMS", "0"))
+    pieces = os.environ.get("STREAM_PIECES", "20")
+    if s_rows:
+        streaming_md = f"""{streams} sequential streaming requests per target and connection kind in each round, after 5
+unmeasured ones; percentiles over all {len(rounds_of(out)) * streams} requests of the rounds.
+
+{md_table(s_header, s_rows)}"""
+    else:
+        streaming_md = "Not measured in this run (`STREAMS=0`)."
+    log_lines, log_bytes = int(os.environ.get("LOG_LINES", "0")), int(os.environ.get("LOG_BYTES", "0"))
+    log_md = (f" In this run it wrote {log_lines:,} such lines ({log_bytes / log_lines:.0f} bytes each on average)."
+              if log_lines else "")
     with open(doc, "w") as f:
         f.write(f"""# Benchmarks
 
 Written by `tests/bench/run.sh`; do not edit the figures by hand, run it again.
 
 - Date: {now:%Y-%m-%d %H:%M} UTC
-- Commit: `{rev}`
+- Commit: `{rev}` (the tree the measured binaries were built from)
 - Machine: {nproc} CPUs (`nproc`), {cpu}, Linux {kernel}
 
-## Targets (tollgate, concurrency 50)
+## Targets (tollgate, concurrency 50; streams)
 
 {verdict_md}
 
@@ -192,17 +324,29 @@ Written by `tests/bench/run.sh`; do not edit the figures by hand, run it again.
 
 {md_table(header, rows)}
 
+## Allocator
+
+{" ".join(alloc_text(alloc))}
+
+## Streaming
+
+{streaming_md}
+
 ## Method
 
 One small non-streaming chat completion (`POST /v1/chat/completions`, ~60-byte JSON body, ~330-byte JSON reply)
-against the fake OpenAI upstream (`fake-upstream`, release build, `--workers 1`), measured three ways in one run:
+against the fake OpenAI upstream (`fake-upstream`, release build, `--workers 1`), measured in one run through:
 
 - **direct**: wrk straight to the fake upstream (`"model":"normal"`);
 - **nginx**: through nginx `proxy_pass` (1 worker process, `upstream` block with `keepalive 64`,
   `proxy_http_version 1.1`, `Connection ""`, access log off): the floor any reverse proxy is measured against;
-- **tollgate**: through tollgate (release build, `--workers 1`, `RUST_LOG=warn`, master-key auth, `"model":"bench"`
-  routed to `openai/normal`; the body is parsed and rewritten for the upstream, usage read from the response,
-  request id, stats and cost recorded).
+- **tollgate**: through tollgate as shipped (release build, default features, `--workers 1`, master-key auth,
+  `"model":"bench"` routed to `openai/normal`; the body is parsed and rewritten for the upstream, usage read from
+  the response, request id, stats and cost recorded). It runs at its default log level (`RUST_LOG` unset, i.e.
+  `info`), so the figures include the per-call `upstream call finished` log line, written to stdout redirected
+  to a file, as a deployment's stdout goes to a log collector.{log_md}
+- **tollgate (system malloc)**: the same code built with `--no-default-features`, i.e. without the `mimalloc`
+  feature and so with the system allocator (glibc malloc), run the same way (`ALLOC=0` skips it).
 
 Load: `wrk -t1 -c1` and `wrk -t1 -c50` with `--latency` and a Lua script that sets the method, body and headers
 (`tests/bench/post.lua`). Every process is pinned with `taskset` (layout above) so nothing migrates between the two
@@ -211,23 +355,39 @@ upstream at about twice the rate either proxy reaches) is never what saturates, 
 out of the upstream's core, which turns per-request cost into a throughput ratio against nginx. In trials it also
 repeated better than `split` (`LAYOUT=split`), where wrk and the upstream share a core. Each target gets its own
 warm-up at each concurrency before it is measured; with several rounds the targets are interleaved, so a slow
-spell on the VM hits all three rather than one. Before measuring, one request through each of direct, nginx and
-tollgate must return HTTP 200 with a `chat.completion`, and the run aborts if any server dies.
+spell on the VM hits all of them rather than one. Before measuring, one request through each target must return
+HTTP 200 with a `chat.completion` (and a streamed one must arrive whole), tollgate must have written its per-call
+log line, and the run aborts if any server dies.
 
-Columns: "added" is the target's latency minus the direct latency at the same concurrency; "RPS vs nginx" is
-throughput relative to nginx at the same concurrency; "CPU µs/req" is the user+system CPU time the server under
-test (the fake upstream for direct, the nginx worker or tollgate otherwise) spent per request during the
-measurement, from `/proc/<pid>/stat` (10 ms ticks, so about ±2% at these request counts): the least noisy figure,
-and the one to compare proxies by; "other CPU" is the share of the machine's CPU time (both cores) during the
-measurement used by neither the benchmark (wrk, servers) nor its helpers, i.e. other work or hypervisor steal, from
-`/proc/stat` (median over rounds; above {BUSY:.0%} in any round the run is flagged); "errors" counts non-2xx
-responses and socket errors.
+Streams: `tests/bench/stream.py` (Python's `http.client`, pinned with wrk's core) sends sequential
+`"stream":true` requests to the fake's `stream-{pieces}` mode: a role chunk, {pieces} content chunks, a finish
+chunk and `[DONE]`, each event in its own write, back to back (a fast upstream that flushes every token). The
+fake sets `TCP_NODELAY`, as real LLM servers do; nginx streams through a second `server` block with
+`proxy_buffering off` (its `tcp_nodelay` is on by default); tollgate routes `"model":"bench-stream"` to it. Each
+target is measured over one **reused** keep-alive connection (what the OpenAI SDKs do) and over a **fresh**
+connection per request. "first chunk" is the time from sending the request (including the connect, on a fresh
+connection) to the first bytes of the body; "total" to the end of the body; every response is checked to be the
+whole stream. "total ≥ {STALL_MS:g} ms" is the share of streams that took that long: from this upstream, only a stall
+does. "connections" counts the TCP connections the measured requests used (one per round when reused).
+The reused case is the one that regresses: a server that writes each event as it comes without `TCP_NODELAY`
+holds the second small write back until the client ACKs the first (Nagle's algorithm), and on an established
+connection the client delays that ACK by up to 40 ms (issue 12); a fresh connection ACKs at once at first, and
+so hides it.
+
+Columns: "added" is the target's latency minus the direct latency at the same concurrency (or connection kind);
+"RPS vs nginx" is throughput relative to nginx at the same concurrency; "CPU µs/req" is the user+system CPU time the
+server under test (the fake upstream for direct, the nginx worker or tollgate otherwise, all threads, the log
+writer's included) spent per request during the measurement, from `/proc/<pid>/stat` (10 ms ticks, so about ±2% at
+these request counts): the least noisy figure, and the one to compare proxies by; "other CPU" is the share of the
+machine's CPU time (both cores, over the measurement's wall time) used by neither the benchmark (wrk, the streaming
+client, servers) nor its helpers, i.e. other work or hypervisor steal, from `/proc/stat` (median over rounds; above
+{BUSY:.0%} in any round the run is flagged); "errors" counts non-2xx responses and socket errors.
 
 Caveats: this is a 2-vCPU VM and runs vary by roughly 10%; compare figures within one run. At concurrency 50 the
 shared CPU is saturated, so p50/p99 there are queueing time (50 requests in flight ÷ throughput) and "added"
 latency restates the throughput gap (see nginx's own added latency under Targets): the latency targets assume a
 proxy with spare CPU, which this layout does not give it. Concurrency 1 shows per-request latency without
-queueing.
+queueing. A default run (3 rounds of 10 s, `ALLOC=1`, 200 streams) takes about 8 minutes once built.
 {notes}""")
 
 

@@ -1,5 +1,8 @@
 //! The fake's behaviours and how a request's `model` name selects one (unknown names mean [`Mode::Normal`]).
 
+/// The most content pieces `stream-<N>` sends; larger N means `Normal`.
+const MAX_PIECES: u32 = 100_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
     /// "Hello from fake upstream", streamed as four content pieces when asked.
@@ -20,6 +23,9 @@ pub(crate) enum Mode {
     Reset,
     /// Answers with the raw request body as the message content.
     Echo,
+    /// Like `Normal` but with this many content pieces (`w0 `, `w1 `, …), streamed one write per event, back to
+    /// back: a long stream from a fast upstream that flushes every event, for the benchmark's streaming section.
+    Pieces(u32),
 }
 
 impl Mode {
@@ -29,6 +35,11 @@ impl Mode {
         }
         if let Some(ms) = model.strip_prefix("delay-").and_then(|s| s.parse().ok()) {
             return Mode::Delay(ms);
+        }
+        if let Some(n) =
+            model.strip_prefix("stream-").and_then(|s| s.parse().ok()).filter(|n| (1..=MAX_PIECES).contains(n))
+        {
+            return Mode::Pieces(n);
         }
         match model {
             "tools" => Mode::Tools,
@@ -62,6 +73,11 @@ mod tests {
             ("stall", Mode::Stall),
             ("reset", Mode::Reset),
             ("echo", Mode::Echo),
+            ("stream-20", Mode::Pieces(20)),
+            ("stream-1", Mode::Pieces(1)),
+            ("stream-0", Mode::Normal),
+            ("stream-100001", Mode::Normal),
+            ("stream-x", Mode::Normal),
         ];
         for (name, want) in cases {
             assert_eq!(Mode::from_model(name), want, "{name}");

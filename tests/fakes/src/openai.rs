@@ -120,7 +120,7 @@ async fn chat(req: HttpRequest, body: web::Bytes, rec: web::Data<Recorder>) -> H
     let model = parsed["model"].as_str().unwrap_or_default().to_owned();
     let stream = parsed["stream"].as_bool() == Some(true);
     let include_usage = parsed["stream_options"]["include_usage"].as_bool() == Some(true);
-    let usage = Usage::for_messages(parsed["messages"].as_array().map_or(0, Vec::len) as u64);
+    let mut usage = Usage::for_messages(parsed["messages"].as_array().map_or(0, Vec::len) as u64);
     let seq = rec.request(req.path(), headers_json(&req), parsed.clone());
     let id = format!("chatcmpl-fake-{seq}");
     if let Some(reply) = accounting::reply(&model, &parsed, &id) {
@@ -129,6 +129,9 @@ async fn chat(req: HttpRequest, body: web::Bytes, rec: web::Data<Recorder>) -> H
     let mode = Mode::from_model(&model);
     let mut watch =
         matches!(mode, Mode::Hang | Mode::Delay(_)).then(|| Waiting { rec: rec.get_ref().clone(), seq, over: false });
+    if let Mode::Pieces(n) = mode {
+        usage = usage.with_completion_tokens(u64::from(n));
+    }
     let early = error_hang_or_delay(mode).await;
     if let Some(w) = &mut watch {
         w.over = true;
@@ -176,6 +179,9 @@ fn whole(mode: Mode, id: &str, model: &str, usage: Usage, body: &[u8]) -> HttpRe
         Mode::Echo => {
             let echoed = String::from_utf8_lossy(body);
             HttpResponse::Ok().json(Completion::new(id, model, text(&echoed), "stop", usage))
+        }
+        Mode::Pieces(n) => {
+            HttpResponse::Ok().json(Completion::new(id, model, text(&pieces(n).concat()), "stop", usage))
         }
         Mode::Reset => HttpResponse::Ok()
             .content_type("application/json")
@@ -234,6 +240,13 @@ fn streamed(mode: Mode, chunks: Chunks, usage: Usage, body: &[u8], rec: &Recorde
             let sent = stream::iter([Ok(chunks.role(Some(""))), Ok(chunks.content("Hello"))]);
             sse::sse_stream(sse::watched(Box::pin(sent.chain(stream::pending())), rec.clone(), seq))
         }
+        Mode::Pieces(n) => {
+            let mut events = vec![chunks.role(Some(""))];
+            events.extend(pieces(n).iter().map(|piece| chunks.content(piece)));
+            events.push(chunks.finish("stop"));
+            events.extend(chunks.tail(usage));
+            sse::sse_flushed(events)
+        }
         Mode::Reset => HttpResponse::Ok()
             .content_type("text/event-stream")
             .body(sse::broken_after(vec![chunks.role(Some("")), chunks.content("Hello")])),
@@ -245,6 +258,11 @@ fn streamed(mode: Mode, chunks: Chunks, usage: Usage, body: &[u8], rec: &Recorde
             sse::sse(events)
         }
     }
+}
+
+/// The content pieces of `stream-<n>`: `w0 `, `w1 `, ….
+fn pieces(n: u32) -> Vec<String> {
+    (0..n).map(|i| format!("w{i} ")).collect()
 }
 
 async fn embeddings(req: HttpRequest, body: web::Bytes, rec: web::Data<Recorder>) -> HttpResponse {

@@ -91,6 +91,16 @@ pub(crate) fn sse(events: Vec<Bytes>) -> HttpResponse {
     sse_stream(Box::pin(stream::iter(events.into_iter().map(Ok))))
 }
 
+/// An SSE response that sends each event in its own write, back to back: the body yields to the runtime before
+/// every event, so actix flushes what it has (the head, then one event at a time), as an LLM server flushes
+/// each token as it is generated, only without waiting between them.
+pub(crate) fn sse_flushed(events: Vec<Bytes>) -> HttpResponse {
+    sse_stream(Box::pin(stream::iter(events).then(|event| async move {
+        tokio::task::yield_now().await;
+        Ok(event)
+    })))
+}
+
 pub(crate) fn sse_stream(body: BodyStream) -> HttpResponse {
     HttpResponse::Ok().content_type("text/event-stream").streaming(body)
 }

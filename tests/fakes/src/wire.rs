@@ -19,6 +19,11 @@ impl Usage {
     pub(crate) fn for_messages(messages: u64) -> Usage {
         Usage { prompt_tokens: messages * 10, completion_tokens: 5, total_tokens: messages * 10 + 5 }
     }
+
+    /// The same prompt tokens with `completion` completion tokens.
+    pub(crate) fn with_completion_tokens(self, completion: u64) -> Usage {
+        Usage { completion_tokens: completion, total_tokens: self.prompt_tokens + completion, ..self }
+    }
 }
 
 /// A non-streaming `chat.completion`.

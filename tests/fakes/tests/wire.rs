@@ -86,6 +86,31 @@ fn include_usage_adds_null_usage_everywhere_and_a_final_usage_chunk() {
 }
 
 #[test]
+fn stream_n_streams_n_pieces_back_to_back() {
+    let fake = FakeUpstream::start();
+    let r =
+        post(&fake.url, CHAT, &chat("stream-20", json!({"stream": true, "stream_options": {"include_usage": true}})));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/event-stream"));
+    assert!(r.complete);
+    let u = ",\"usage\":null";
+    let mut want = chunk("stream-20", &delta(ROLE, "null"), u);
+    for i in 0..20 {
+        want += &chunk("stream-20", &delta(&format!(r#"{{"content":"w{i} "}}"#), "null"), u);
+    }
+    want += &chunk("stream-20", &delta("{}", "\"stop\""), u);
+    want += &chunk("stream-20", "", r#","usage":{"prompt_tokens":20,"completion_tokens":20,"total_tokens":40}"#);
+    want += DONE;
+    assert_eq!(r.text(), want);
+
+    // Not streaming: the pieces joined, and the usage to match.
+    let r = post(&fake.url, CHAT, &chat("stream-3", json!({})));
+    let v = r.json();
+    assert_eq!(v["choices"][0]["message"]["content"], "w0 w1 w2 ");
+    assert_eq!(v["usage"], json!({"prompt_tokens": 20, "completion_tokens": 3, "total_tokens": 23}));
+}
+
+#[test]
 fn tool_calls_whole_and_streamed() {
     let fake = FakeUpstream::start();
     let r = post(&fake.url, CHAT, &chat("tools", json!({})));

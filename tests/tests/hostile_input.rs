@@ -147,3 +147,14 @@ async fn provider_rate_limit_headers_are_prefixed_on_errors_too() {
     assert_eq!(r.header("llm_provider-x-ratelimit-remaining-requests"), Some("99"));
     assert_eq!(r.header("x-tollgate-attempts"), Some("1"), "one upstream call was made");
 }
+
+#[actix_rt::test]
+async fn an_upstream_error_body_that_never_ends_is_read_within_the_timeout() {
+    let fake = FakeUpstream::start();
+    let gw = Gateway::with_models(&fake_model("stalled", "stalled-error", &fake, "      timeout: 1\n"));
+    let started = Instant::now();
+    let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("stalled", json!({}))).await;
+    assert_eq!(r.status, 503, "the upstream's status stands: {}", r.text);
+    assert_eq!(r.json["error"]["message"], "upstream returned HTTP 503", "{}", r.text);
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}

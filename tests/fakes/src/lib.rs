@@ -8,6 +8,7 @@
 //! | `error-<N>`   | HTTP N with an OpenAI error body (429 adds `retry-after: 7`)                       |
 //! | `delay-<ms>`  | waits, then `normal`                                                               |
 //! | `hang`        | never answers                                                                      |
+//! | `stalled-error` | HTTP 503 and the start of an error body, which never ends                        |
 //! | `slow-stream` | a `tick ` chunk every 50 ms for a minute; records `stream_dropped:<seq>` if cut    |
 //! | `reset`       | breaks the connection mid-body                                                     |
 //! | `stall`       | streams two chunks, then sends nothing more (records `stream_dropped` if cut)      |

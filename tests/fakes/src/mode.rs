@@ -15,6 +15,8 @@ pub(crate) enum Mode {
     Delay(u64),
     /// Never answers.
     Hang,
+    /// HTTP 503 headers and the first bytes of an error body, then nothing more (the body never ends).
+    StalledError,
     /// Streams a `tick ` chunk every 50 ms for a minute; records `stream_dropped:<seq>` if cut.
     SlowStream,
     /// Streams two chunks, then nothing more; records `stream_dropped:<seq>` if cut.
@@ -44,6 +46,7 @@ impl Mode {
         match model {
             "tools" => Mode::Tools,
             "hang" => Mode::Hang,
+            "stalled-error" => Mode::StalledError,
             "slow-stream" => Mode::SlowStream,
             "stall" => Mode::Stall,
             "reset" => Mode::Reset,
@@ -69,6 +72,7 @@ mod tests {
             ("error-429", Mode::Error(429)),
             ("delay-300", Mode::Delay(300)),
             ("hang", Mode::Hang),
+            ("stalled-error", Mode::StalledError),
             ("slow-stream", Mode::SlowStream),
             ("stall", Mode::Stall),
             ("reset", Mode::Reset),

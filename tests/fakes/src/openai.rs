@@ -48,6 +48,11 @@ async fn error_hang_or_delay(mode: Mode) -> Option<HttpResponse> {
             actix_rt::time::sleep(HANG).await;
             Some(HttpResponse::GatewayTimeout().finish())
         }
+        Mode::StalledError => {
+            let start = stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"{\"error\":{\"message\":"))]);
+            let body = start.chain(stream::pending());
+            Some(HttpResponse::ServiceUnavailable().content_type("application/json").streaming(body))
+        }
         Mode::Delay(ms) => {
             actix_rt::time::sleep(Duration::from_millis(ms)).await;
             None

@@ -35,42 +35,22 @@ async fn deep_nesting_is_a_clear_400() {
     assert_eq!(r.json["error"]["type"], "invalid_request_error");
 }
 
-#[actix_rt::test]
-async fn a_declared_length_over_the_limit_is_refused_before_the_body() {
-    let gw = Gateway::start(&format!(
+/// A gateway whose callers have half a second to deliver a request body.
+fn impatient_gateway() -> Gateway {
+    Gateway::start(&format!(
         "model_list:\n  - {{model_name: m, litellm_params: {{model: mock/x}}}}\ngeneral_settings:\n  master_key: {MASTER_KEY}\ntollgate:\n  request_body_timeout_seconds: 0.5\n"
-    ));
-    let host = gw.url.trim_start_matches("http://").to_owned();
-    let (status, waited) = actix_rt::task::spawn_blocking(move || {
-        let mut s = TcpStream::connect(&host).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-        // Declares 1 GB, sends 10 bytes, then nothing.
-        let head = format!(
-            "POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {MASTER_KEY}\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n{{\"model\":"
-        );
-        s.write_all(head.as_bytes()).expect("write");
-        let started = Instant::now();
-        let mut buf = [0u8; 1024];
-        let n = s.read(&mut buf).expect("read");
-        (String::from_utf8_lossy(&buf[..n]).into_owned(), started.elapsed())
-    })
-    .await
-    .expect("client thread");
-    assert!(status.starts_with("HTTP/1.1 413"), "{status}");
-    assert!(waited < Duration::from_millis(400), "answered before the body deadline: {waited:?}");
+    ))
 }
 
-#[actix_rt::test]
-async fn a_body_that_stops_arriving_gets_408_at_the_deadline() {
-    let gw = Gateway::start(&format!(
-        "model_list:\n  - {{model_name: m, litellm_params: {{model: mock/x}}}}\ngeneral_settings:\n  master_key: {MASTER_KEY}\ntollgate:\n  request_body_timeout_seconds: 0.5\n"
-    ));
+/// Sends request headers declaring `content_length` and the first 9 bytes of a body, then nothing more; returns
+/// the first bytes of the reply and how long they took.
+async fn send_head_then_stall(gw: &Gateway, content_length: u64) -> (String, Duration) {
     let host = gw.url.trim_start_matches("http://").to_owned();
-    let (reply, waited) = actix_rt::task::spawn_blocking(move || {
+    actix_rt::task::spawn_blocking(move || {
         let mut s = TcpStream::connect(&host).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
         let head = format!(
-            "POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {MASTER_KEY}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"model\":"
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {MASTER_KEY}\r\nContent-Type: application/json\r\nContent-Length: {content_length}\r\n\r\n{{\"model\":"
         );
         s.write_all(head.as_bytes()).expect("write");
         let started = Instant::now();
@@ -79,7 +59,19 @@ async fn a_body_that_stops_arriving_gets_408_at_the_deadline() {
         (String::from_utf8_lossy(&buf[..n]).into_owned(), started.elapsed())
     })
     .await
-    .expect("client thread");
+    .expect("client thread")
+}
+
+#[actix_rt::test]
+async fn a_declared_length_over_the_limit_is_refused_before_the_body() {
+    let (reply, waited) = send_head_then_stall(&impatient_gateway(), 1_000_000_000).await;
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    assert!(waited < Duration::from_millis(400), "answered before the body deadline: {waited:?}");
+}
+
+#[actix_rt::test]
+async fn a_body_that_stops_arriving_gets_408_at_the_deadline() {
+    let (reply, waited) = send_head_then_stall(&impatient_gateway(), 100).await;
     assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
     assert!(reply.contains("request_timeout"), "{reply}");
     assert!(waited >= Duration::from_millis(400) && waited < Duration::from_secs(5), "{waited:?}");

@@ -146,6 +146,16 @@ impl Settlement {
     }
 }
 
+/// `duration_ms` in the call's log line: milliseconds with three decimals, by integer arithmetic.
+struct Millis(std::time::Duration);
+
+impl fmt::Display for Millis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let us = self.0.as_micros();
+        write!(f, "{}.{:03}", us / 1000, us % 1000)
+    }
+}
+
 /// `cost_usd` in the call's log line: a number, or the word that says why there is none.
 struct Cost(Option<u64>);
 
@@ -204,7 +214,7 @@ impl Drop for Settlement {
             reasoning_tokens = usage.reasoning_tokens,
             cost_usd = %Cost(cost),
             accounting = gap.map_or("exact", AccountingGap::as_str),
-            duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            duration_ms = %Millis(self.started.elapsed()),
             "upstream call finished"
         );
     }

@@ -33,9 +33,23 @@ pub fn provider_rate_limit_headers(headers: &HeaderMap) -> impl Iterator<Item = 
         if !name.starts_with("x-ratelimit-") {
             return None;
         }
-        Some((HeaderName::try_from(format!("llm_provider-{name}")).ok()?, value))
+        // OpenAI's six names are renamed without an allocation; other providers' names are built once per response.
+        let renamed = match KNOWN_RATE_LIMIT_HEADERS.iter().find(|(raw, _)| *raw == name) {
+            Some((_, renamed)) => renamed.clone(),
+            None => HeaderName::try_from(format!("llm_provider-{name}")).ok()?,
+        };
+        Some((renamed, value))
     })
 }
+
+const KNOWN_RATE_LIMIT_HEADERS: [(&str, HeaderName); 6] = [
+    ("x-ratelimit-limit-requests", HeaderName::from_static("llm_provider-x-ratelimit-limit-requests")),
+    ("x-ratelimit-limit-tokens", HeaderName::from_static("llm_provider-x-ratelimit-limit-tokens")),
+    ("x-ratelimit-remaining-requests", HeaderName::from_static("llm_provider-x-ratelimit-remaining-requests")),
+    ("x-ratelimit-remaining-tokens", HeaderName::from_static("llm_provider-x-ratelimit-remaining-tokens")),
+    ("x-ratelimit-reset-requests", HeaderName::from_static("llm_provider-x-ratelimit-reset-requests")),
+    ("x-ratelimit-reset-tokens", HeaderName::from_static("llm_provider-x-ratelimit-reset-tokens")),
+];
 
 #[derive(Debug)]
 pub struct OpenAiCompatible {
@@ -410,6 +424,18 @@ mod tests {
             let got: Value = serde_json::from_slice(&o.chat_body(&req, "up")).unwrap_or_default();
             assert_eq!(got, want, "input {input}");
         }
+    }
+
+    #[test]
+    fn rate_limit_headers_get_the_provider_prefix() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [("x-ratelimit-remaining-tokens", "9"), ("x-ratelimit-custom", "1"), ("retry-after", "2")]
+        {
+            headers.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
+        }
+        let mut renamed: Vec<String> = provider_rate_limit_headers(&headers).map(|(n, _)| n.to_string()).collect();
+        renamed.sort();
+        assert_eq!(renamed, ["llm_provider-x-ratelimit-custom", "llm_provider-x-ratelimit-remaining-tokens"]);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! caller's exact bytes so unknown fields reach OpenAI-dialect upstreams untouched and in order. Rewriting a field
 //! (the upstream model name, a renamed parameter) is a splice, not a re-serialisation of the whole body.
 
-use std::{collections::HashSet, fmt};
+use std::{borrow::Cow, collections::HashSet, fmt};
 
 use serde::{
     de::{self, MapAccess, Visitor},
@@ -37,7 +37,8 @@ pub enum RequestError {
 /// A JSON object as an ordered list of (key, raw value) pairs borrowed from the body.
 #[derive(Debug)]
 pub struct RawObject<'a> {
-    pub fields: Vec<(String, &'a RawValue)>,
+    /// Keys borrow from the body unless they contain escapes (then they are decoded copies).
+    pub fields: Vec<(Cow<'a, str>, &'a RawValue)>,
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
@@ -49,16 +50,16 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
                 f.write_str("a JSON object")
             }
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                let mut fields: Vec<(String, &'a RawValue)> = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                let mut fields: Vec<(Cow<'a, str>, &'a RawValue)> = Vec::with_capacity(map.size_hint().unwrap_or(8));
                 // Why: a scan of the keys so far is quadratic in the key count (300,000 keys kept a worker busy
                 // for minutes); past a few keys, a hash set keeps the whole parse linear.
-                let mut seen: Option<HashSet<String>> = None;
-                while let Some(key) = map.next_key::<String>()? {
+                let mut seen: Option<HashSet<Cow<'a, str>>> = None;
+                while let Some(Key(key)) = map.next_key::<Key<'a>>()? {
                     let duplicate = match &mut seen {
                         Some(set) => !set.insert(key.clone()),
                         None if fields.len() < LINEAR_DUPLICATE_SCAN => fields.iter().any(|(k, _)| *k == key),
                         None => {
-                            let mut set: HashSet<String> = fields.iter().map(|(k, _)| k.clone()).collect();
+                            let mut set: HashSet<Cow<'a, str>> = fields.iter().map(|(k, _)| k.clone()).collect();
                             let duplicate = !set.insert(key.clone());
                             seen = Some(set);
                             duplicate
@@ -74,6 +75,28 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
             }
         }
         d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// An object key, borrowed from the body when it has no escapes: no allocation per field on the request path.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Key<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
     }
 }
 
@@ -334,6 +357,22 @@ mod tests {
         let b = br#"{"model":"m","messages":[{}],"stream":true}"#;
         let r = ChatRequest::parse(b).unwrap_or_else(|e| unreachable!("{e}"));
         assert!(r.stream && !r.include_usage);
+    }
+
+    #[test]
+    fn keys_borrow_unless_escaped() {
+        let b = br#"{"model":"m","messages":[{}],"a\u0062c":1,"d\"e":2}"#;
+        let r = ChatRequest::parse(b).unwrap_or_else(|e| unreachable!("{e}"));
+        let kinds: Vec<(&str, bool)> =
+            r.body.fields.iter().map(|(k, _)| (k.as_ref(), matches!(k, Cow::Borrowed(_)))).collect();
+        assert_eq!(kinds, [("model", true), ("messages", true), ("abc", false), ("d\"e", false)]);
+        let dup = br#"{"model":"m","messages":[{}],"model":"n"}"#;
+        assert!(matches!(ChatRequest::parse(dup), Err(RequestError::MalformedJson(_))));
+        let escaped_dup = br#"{"model":"m","messages":[{}],"mod\u0065l":"n"}"#;
+        assert!(
+            matches!(ChatRequest::parse(escaped_dup), Err(RequestError::MalformedJson(_))),
+            "escapes do not hide duplicates"
+        );
     }
 
     #[test]

@@ -16,10 +16,12 @@
 #
 # Environment:
 #   FUZZ_TIMEOUT     seconds one input may take (default 5)
-#   FUZZ_SANITIZER   none (default) or address. Why none: tollgate has no unsafe code, the failures sought are
-#                    panics, broken properties and slow inputs, and AddressSanitizer runs 6-7 times fewer inputs
-#                    per second here (request_parser 9,400/s vs 64,500/s). Both build on stable. Switching
-#                    rebuilds everything.
+#   FUZZ_SANITIZER   none (default) or address; both build on stable. Why none: tollgate has no unsafe code, the
+#                    failures sought are panics, broken properties and slow inputs, and AddressSanitizer runs 6-7
+#                    times fewer inputs per second here (request_parser 9,400/s vs 64,500/s). What ASan adds
+#                    besides memory checks of dependencies' unsafe code is libFuzzer's memcmp hints for string
+#                    compares; the dictionaries in fuzz/dict/ give the strings these parsers compare instead.
+#                    Switching rebuilds everything.
 #   FUZZ_TARGET_DIR  build directory (default $CARGO_TARGET_DIR/fuzz, else fuzz/target)
 set -euo pipefail
 cd "$(dirname "$0")/.."

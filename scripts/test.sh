@@ -21,12 +21,17 @@ fi
 
 step "cargo fmt --check"
 cargo fmt --all --check
+cargo fmt --manifest-path fuzz/Cargo.toml --check
 
 step "layering invariants (ARCHITECTURE.md)"
 python3 scripts/check_layering.py
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+
+step "fuzz harness (tollgate::fuzzing: lints and unit tests; the fuzzing itself is scripts/fuzz.sh)"
+cargo clippy -p tollgate --features fuzzing --all-targets -- -D warnings
+cargo test -p tollgate --features fuzzing --lib fuzzing::
 
 step "cargo build (binaries for process and SDK tests)"
 cargo build --workspace

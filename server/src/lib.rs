@@ -11,6 +11,9 @@ pub mod cli;
 pub(crate) mod clock;
 pub mod config;
 pub(crate) mod error;
+/// Property-checking entry points for the fuzz targets in `fuzz/`; only with the `fuzzing` feature.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub(crate) mod http;
 pub(crate) mod lifecycle;
 pub(crate) mod llm;

@@ -3,7 +3,7 @@
 //!
 //! Contract: no I/O, no clocks, no actix or HTTP types, and no imports from any other module of this crate;
 //! providers, pipeline, routing, pricing and actors stand on it, it stands on nothing. Checked by
-//! `scripts/check-layering.sh` (run by `scripts/test.sh`).
+//! `scripts/check_layering.py` (run by `scripts/test.sh`).
 
 pub mod failure;
 pub mod request;

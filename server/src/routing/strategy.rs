@@ -5,17 +5,20 @@
 ///
 /// `roll` is uniform in `[0, 1)`. Returns `None` when no deployment is available.
 pub fn weighted_pick(weights: &[u64], available: impl Fn(usize) -> bool, roll: f64) -> Option<usize> {
-    let total: u64 = weights.iter().enumerate().filter(|(i, _)| available(*i)).map(|(_, w)| *w).sum();
+    // Why u128: weights are the config's `rpm`/`tpm` (u64) when `weight` is absent, so their sum can exceed u64
+    // (a panic with overflow checks, a wrapped total and a wrong pick without).
+    let total: u128 = weights.iter().enumerate().filter(|(i, _)| available(*i)).map(|(_, w)| u128::from(*w)).sum();
     if total == 0 {
         return None;
     }
-    let mut target = (roll.clamp(0.0, 1.0) * total as f64) as u64;
+    let mut target = (roll.clamp(0.0, 1.0) * total as f64) as u128;
     target = target.min(total - 1);
     for (i, w) in weights.iter().enumerate() {
         if !available(i) {
             continue;
         }
-        if target < *w {
+        let w = u128::from(*w);
+        if target < w {
             return Some(i);
         }
         target -= w;
@@ -53,6 +56,18 @@ mod tests {
             assert_eq!(weighted_pick(weights, |i| avail[i], *roll), *want, "{weights:?} {avail:?} {roll}");
         }
         assert_eq!(weighted_pick(&[5], all, 0.3), Some(0));
+    }
+
+    #[test]
+    fn weights_summing_past_u64_pick_by_share() {
+        // See: issue 12, finding 1 (the config_loader fuzz harness): two `rpm: 18446744073709551615` deployments
+        // in one group overflowed the total.
+        let all = |_: usize| true;
+        assert_eq!(weighted_pick(&[u64::MAX, u64::MAX], all, 0.25), Some(0));
+        assert_eq!(weighted_pick(&[u64::MAX, u64::MAX], all, 0.75), Some(1));
+        assert_eq!(weighted_pick(&[u64::MAX, 2], all, 0.0), Some(0));
+        assert_eq!(weighted_pick(&[u64::MAX, 2], all, 1.0), Some(1));
+        assert_eq!(weighted_pick(&[u64::MAX, 1, u64::MAX], |i| i != 0, 0.0), Some(1));
     }
 
     #[test]

@@ -79,8 +79,15 @@ fn warn_unpriced(table: &RoutingTable) {
     }
 }
 
+/// Reloads queued at most; each is a whole config, and they arrive by signal.
+const MAILBOX_CAPACITY: usize = 4;
+
 impl Actor for Router {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+    }
 }
 
 impl Handler<Reload> for Router {

@@ -125,11 +125,6 @@ impl SseRelay {
         if let Some(mut peek) = Peek::parse(&data) {
             if peek.is_error() {
                 self.settle.error_in_body();
-                tracing::error!(
-                    request_id = self.settle.request_id(),
-                    deployment = %self.settle.deployment().id,
-                    "upstream sent an error event in a 200 stream"
-                );
             }
             let usage_only = peek.is_usage_only();
             if let Some(usage) = peek.take_usage() {
@@ -258,11 +253,6 @@ impl BodyRelay {
         let Some(mut peek) = peek else { return false };
         if peek.is_error() {
             self.settle.error_in_body();
-            tracing::error!(
-                request_id = self.settle.request_id(),
-                deployment = %self.settle.deployment().id,
-                "upstream sent an error object in a 2xx body"
-            );
         }
         if let Some(usage) = peek.take_usage() {
             self.settle.set_usage(usage);

@@ -98,9 +98,16 @@ impl Settlement {
     }
 
     /// A 2xx response carried an error object (as its body or as a stream event): a failure, whatever the status.
+    /// Logged and reported once per call, however many error events follow.
     pub fn error_in_body(&mut self) {
         if matches!(self.outcome, Outcome::Pending | Outcome::Completed) {
             self.outcome = Outcome::Failed(UpstreamFailure::ErrorInBody);
+            tracing::error!(
+                request_id = %self.request_id,
+                deployment = %self.deployment.id,
+                stream = self.stream,
+                "upstream sent an error object in a 2xx response"
+            );
             self.report(UpstreamFailure::ErrorInBody, None);
         }
     }

@@ -114,17 +114,24 @@ fn render(state: &AppState) -> String {
     let _ = writeln!(out, "# HELP tollgate_in_flight_requests Requests being served, streams included.");
     let _ = writeln!(out, "# TYPE tollgate_in_flight_requests gauge");
     let _ = writeln!(out, "tollgate_in_flight_requests {}", state.lifecycle.in_flight());
-    for family in FAMILIES {
-        let _ = writeln!(out, "# HELP {} {}", family.name, family.help);
-        let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind);
-        for d in table.deployments() {
+    // Each deployment's labels, escaped once for all families.
+    let deployments: Vec<_> = table
+        .deployments()
+        .map(|d| {
             let labels = format!(
                 "model_group=\"{}\",deployment=\"{}\",provider=\"{}\"",
                 escape(&d.model_group),
                 escape(&d.id),
                 escape(d.provider.name())
             );
-            (family.samples)(&d.stats, now, &mut |extra, value| {
+            (labels, &d.stats)
+        })
+        .collect();
+    for family in FAMILIES {
+        let _ = writeln!(out, "# HELP {} {}", family.name, family.help);
+        let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind);
+        for (labels, stats) in &deployments {
+            (family.samples)(stats, now, &mut |extra, value| {
                 let _ = writeln!(out, "{}{{{labels}{extra}}} {value}", family.name);
             });
         }

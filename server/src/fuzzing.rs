@@ -35,13 +35,8 @@ use crate::{
 /// - `ChatRequest` agrees with the value: the decoded `model`, `stream` and `include_usage` are the value's, and a
 ///   field named in a refusal is indeed missing or of the wrong type.
 pub fn parse_chat(body: &[u8]) -> Result<(), String> {
-    let reading = read(body);
-    let raw = RawObject::parse(body);
-    check_raw_object(body, &raw, &reading)?;
-    let object = match &reading {
-        Reading::Value(Value::Object(object)) => Some(object),
-        _ => None,
-    };
+    let (reading, raw) = read_checked(body)?;
+    let object = reading.object();
     match (ChatRequest::parse(body), raw) {
         (Err(chat), Err(raw)) if chat != raw => {
             Err(format!("ChatRequest refused with {chat:?}, RawObject with {raw:?}"))
@@ -59,13 +54,8 @@ pub fn parse_chat(body: &[u8]) -> Result<(), String> {
 /// Parses `body` as `POST /v1/embeddings` does; the same checks as [`parse_chat`] for the body, and `model` and
 /// `input` agree with serde_json's reading.
 pub fn parse_embeddings(body: &[u8]) -> Result<(), String> {
-    let reading = read(body);
-    let raw = RawObject::parse(body);
-    check_raw_object(body, &raw, &reading)?;
-    let object = match &reading {
-        Reading::Value(Value::Object(object)) => Some(object),
-        _ => None,
-    };
+    let (reading, raw) = read_checked(body)?;
+    let object = reading.object();
     match (EmbeddingsRequest::parse(body), raw) {
         (Err(e), Err(raw)) if e != raw => Err(format!("EmbeddingsRequest refused with {e:?}, RawObject with {raw:?}")),
         (Err(_), Err(_)) => Ok(()),
@@ -106,6 +96,24 @@ enum Reading {
     /// only the checks that need no value apply.
     Unreadable,
     NotJson,
+}
+
+impl Reading {
+    /// The body as a JSON object, when serde_json read it as one.
+    fn object(&self) -> Option<&Map<String, Value>> {
+        match self {
+            Reading::Value(Value::Object(object)) => Some(object),
+            _ => None,
+        }
+    }
+}
+
+/// serde_json's reading of `body` and the gateway's `RawObject`, already checked against each other.
+fn read_checked(body: &[u8]) -> Result<(Reading, Result<RawObject<'_>, RequestError>), String> {
+    let reading = read(body);
+    let raw = RawObject::parse(body);
+    check_raw_object(body, &raw, &reading)?;
+    Ok((reading, raw))
 }
 
 fn read(body: &[u8]) -> Reading {

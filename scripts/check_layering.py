@@ -17,6 +17,8 @@ CLOCK = [(r"\bSystemTime\b", "reads the wall clock"), (r"Instant::now|monotonic_
 RULES = [
     ("llm", MODULES - {"llm"}, [(r"\b(actix|actix_web|awc|tokio)::", "uses a runtime or HTTP crate"),
                                (r"std::fs|std::net", "does I/O")] + CLOCK),
+    ("framing", MODULES - {"framing"}, [(r"\b(actix|actix_web|awc|tokio)::", "uses a runtime or HTTP crate"),
+                                       (r"std::fs|std::net", "does I/O")] + CLOCK),
     ("routing", {"pipeline", "actors", "http", "app"}, [(r"std::fs|std::net", "does I/O"),
                                                         (r"\b(Mutex|RwLock)\b", "takes a lock")] + CLOCK),
     ("providers", {"pipeline", "http", "actors", "app", "routing"}, [(r"\.send\(|send_body", "sends a request")]),

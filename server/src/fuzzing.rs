@@ -12,14 +12,12 @@ use serde_json::{Map, Value};
 
 use crate::{
     config::Config,
+    framing::sse::{event_data, SseDecoder},
     llm::{
         request::{Edit, RawObject, MAX_DEPTH},
         ChatRequest, EmbeddingsRequest, RequestError,
     },
-    pipeline::{
-        peek::Peek,
-        sse::{event_data, SseDecoder},
-    },
+    pipeline::peek::Peek,
     pricing,
     routing::table::RoutingTable,
 };

@@ -11,6 +11,7 @@ pub mod cli;
 pub(crate) mod clock;
 pub mod config;
 pub(crate) mod error;
+pub(crate) mod framing;
 /// Property-checking entry points for the fuzz targets in `fuzz/`; only with the `fuzzing` feature.
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

@@ -97,6 +97,26 @@ pub struct DeploymentConfig {
     pub mock_latency: Option<Duration>,
     /// Header values may carry credentials, so they are secrets (masked in `Debug`, scrubbed from errors).
     pub extra_headers: BTreeMap<String, Secret>,
+    /// `drop_params`: the deployment's own setting, else `litellm_settings.drop_params`, else false.
+    pub drop_params: bool,
+    pub provider_params: ProviderParams,
+}
+
+/// Provider-specific placement and credentials (LiteLLM's `litellm_params` names). Credentials are secrets.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderParams {
+    pub vertex_project: Option<String>,
+    pub vertex_location: Option<String>,
+    /// Service-account JSON, or the path of a file holding it.
+    pub vertex_credentials: Option<Secret>,
+    pub aws_access_key_id: Option<Secret>,
+    pub aws_secret_access_key: Option<Secret>,
+    pub aws_session_token: Option<Secret>,
+    pub aws_region_name: Option<String>,
+    pub azure_ad_token: Option<Secret>,
+    pub tenant_id: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
 }
 
 impl Config {
@@ -274,11 +294,12 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
         }
         other => other.map(Secret::new),
     };
+    let drop_params = raw.litellm_settings.drop_params.unwrap_or(false);
     let deployments = raw
         .model_list
         .into_iter()
         .enumerate()
-        .map(|(i, entry)| deployment(i, entry, default_timeout))
+        .map(|(i, entry)| deployment(i, entry, default_timeout, drop_params))
         .collect::<Result<Vec<_>, _>>()?;
     let mut seen = std::collections::HashSet::new();
     for d in &deployments {
@@ -317,7 +338,12 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
     })
 }
 
-fn deployment(index: usize, entry: RawModelEntry, default_timeout: Duration) -> Result<DeploymentConfig, ConfigError> {
+fn deployment(
+    index: usize,
+    entry: RawModelEntry,
+    default_timeout: Duration,
+    drop_params: bool,
+) -> Result<DeploymentConfig, ConfigError> {
     let path = format!("model_list[{index}]");
     let p = entry.litellm_params;
     if entry.model_name.trim().is_empty() {
@@ -372,6 +398,20 @@ fn deployment(index: usize, entry: RawModelEntry, default_timeout: Duration) -> 
         mock_response: p.mock_response,
         mock_latency: p.mock_latency_ms.map(Duration::from_millis),
         extra_headers: p.extra_headers.into_iter().map(|(k, v)| (k, Secret::new(v))).collect(),
+        drop_params: p.drop_params.unwrap_or(drop_params),
+        provider_params: ProviderParams {
+            vertex_project: p.vertex_project,
+            vertex_location: p.vertex_location,
+            vertex_credentials: p.vertex_credentials.map(Secret::new),
+            aws_access_key_id: p.aws_access_key_id.map(Secret::new),
+            aws_secret_access_key: p.aws_secret_access_key.map(Secret::new),
+            aws_session_token: p.aws_session_token.map(Secret::new),
+            aws_region_name: p.aws_region_name,
+            azure_ad_token: p.azure_ad_token.map(Secret::new),
+            tenant_id: p.tenant_id,
+            client_id: p.client_id,
+            client_secret: p.client_secret.map(Secret::new),
+        },
     })
 }
 

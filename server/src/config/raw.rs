@@ -63,6 +63,22 @@ pub struct RawLitellmParams {
     /// Extra headers sent upstream with every request.
     #[serde(default)]
     pub extra_headers: BTreeMap<String, String>,
+    /// Drop parameters the provider cannot take instead of refusing the request (overrides the global setting).
+    pub drop_params: Option<bool>,
+    // Provider credentials and placement beyond `api_key`/`api_base`, by LiteLLM's names.
+    pub vertex_project: Option<String>,
+    pub vertex_location: Option<String>,
+    /// Service-account JSON, or the path of a file holding it.
+    pub vertex_credentials: Option<String>,
+    pub aws_access_key_id: Option<String>,
+    pub aws_secret_access_key: Option<String>,
+    pub aws_session_token: Option<String>,
+    pub aws_region_name: Option<String>,
+    /// Azure Entra ID: a fixed token, or a client-credentials app.
+    pub azure_ad_token: Option<String>,
+    pub tenant_id: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,6 +126,8 @@ pub struct RawLitellmSettings {
     /// Upstream certificate checks: `true` (default), `false` (off, insecure), or the path of a PEM CA bundle
     /// that replaces the built-in roots. The `SSL_VERIFY` environment variable overrides it, as in LiteLLM.
     pub ssl_verify: Option<RawSslVerify>,
+    /// Drop parameters a provider cannot take instead of refusing the request with a 400 naming them.
+    pub drop_params: Option<bool>,
 }
 
 /// `ssl_verify` as LiteLLM accepts it: a boolean, or a string that is `"true"`/`"false"` (as interpolation from
@@ -148,7 +166,6 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "router_settings.redis_password",
     "router_settings.redis_url",
     "litellm_settings.num_retries",
-    "litellm_settings.drop_params",
     "litellm_settings.json_logs",
     "litellm_settings.set_verbose",
     "litellm_settings.success_callback",

@@ -5,10 +5,11 @@
 //! providers, pipeline, routing, pricing and actors stand on it, it stands on nothing. Checked by
 //! `scripts/check_layering.py` (run by `scripts/test.sh`).
 
+pub mod chat;
 pub mod failure;
 pub mod request;
 pub mod usage;
 
 pub use failure::{UpstreamError, UpstreamFailure};
-pub use request::{ChatRequest, EmbeddingsRequest, RequestError};
+pub use request::{ChatRequest, EmbeddingsRequest, Inbound, MessagesRequest, RequestError};
 pub use usage::Usage;

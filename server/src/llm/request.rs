@@ -275,6 +275,81 @@ impl<'a> EmbeddingsRequest<'a> {
     }
 }
 
+/// `POST /v1/messages` (Anthropic's Messages API), decoded as far as the gateway needs.
+#[derive(Debug)]
+pub struct MessagesRequest<'a> {
+    pub body: RawObject<'a>,
+    pub model: String,
+    pub stream: bool,
+}
+
+impl<'a> MessagesRequest<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, RequestError> {
+        let body = RawObject::parse(bytes)?;
+        let model = required_model(&body)?;
+        let non_empty_array = body.get("messages").is_some_and(|m| {
+            let t = m.get().trim_start();
+            t.starts_with('[') && !t[1..].trim_start().starts_with(']')
+        });
+        if !non_empty_array {
+            return Err(RequestError::InvalidField {
+                param: "messages",
+                message: "`messages` must be a non-empty array".into(),
+            });
+        }
+        match body.decode::<u64>("max_tokens", "a positive integer")? {
+            Some(n) if n > 0 => {}
+            Some(_) => {
+                return Err(RequestError::InvalidField {
+                    param: "max_tokens",
+                    message: "`max_tokens` must be a positive integer".into(),
+                })
+            }
+            None => {
+                return Err(RequestError::InvalidField {
+                    param: "max_tokens",
+                    message: "`max_tokens` is required".into(),
+                })
+            }
+        }
+        let stream = body.decode::<bool>("stream", "a boolean")?.unwrap_or(false);
+        Ok(Self { body, model, stream })
+    }
+}
+
+/// A chat request in the dialect the caller spoke.
+#[derive(Debug)]
+pub enum Inbound<'a> {
+    /// `POST /v1/chat/completions`.
+    OpenAi(ChatRequest<'a>),
+    /// `POST /v1/messages`.
+    Anthropic(MessagesRequest<'a>),
+}
+
+impl Inbound<'_> {
+    pub fn model(&self) -> &str {
+        match self {
+            Self::OpenAi(r) => &r.model,
+            Self::Anthropic(r) => &r.model,
+        }
+    }
+
+    pub fn stream(&self) -> bool {
+        match self {
+            Self::OpenAi(r) => r.stream,
+            Self::Anthropic(r) => r.stream,
+        }
+    }
+
+    /// The caller wants usage in the stream: always in Anthropic's dialect, on request in OpenAI's.
+    pub fn include_usage(&self) -> bool {
+        match self {
+            Self::OpenAi(r) => r.include_usage,
+            Self::Anthropic(_) => true,
+        }
+    }
+}
+
 fn required_model(body: &RawObject<'_>) -> Result<String, RequestError> {
     match body.decode::<String>("model", "a string")? {
         Some(m) if !m.trim().is_empty() => Ok(m),

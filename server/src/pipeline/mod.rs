@@ -10,7 +10,6 @@ pub mod call;
 pub mod peek;
 pub mod relay;
 pub mod settle;
-pub mod sse;
 
 use std::{cell::Cell, sync::Arc, time::Instant};
 

@@ -17,12 +17,11 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{stream::LocalBoxStream, Stream};
 use tollgate_entity::{ErrorBody, ErrorDetail};
 
-use super::{
-    peek::Peek,
-    settle::Settlement,
-    sse::{event_data, SseDecoder},
+use super::{peek::Peek, settle::Settlement};
+use crate::{
+    framing::sse::{data_is_whole, event_data, SseDecoder},
+    routing::stats::AccountingGap,
 };
-use crate::routing::stats::AccountingGap;
 
 pub type UpstreamBody = LocalBoxStream<'static, Result<Bytes, String>>;
 
@@ -193,10 +192,7 @@ impl SseRelay {
 
 /// An unterminated event whose data is `[DONE]` or a complete JSON document (or which has no data: a comment).
 fn event_is_whole(event: &[u8]) -> bool {
-    match event_data(event) {
-        None => true,
-        Some(data) => &*data == b"[DONE]" || serde_json::from_slice::<serde::de::IgnoredAny>(&data).is_ok(),
-    }
+    event_data(event).is_none_or(|data| data_is_whole(&data))
 }
 
 impl Stream for SseRelay {

@@ -4,6 +4,7 @@
 //! Contract: providers build requests and interpret responses; they never send anything themselves.
 
 pub mod catalog;
+pub mod codec;
 pub mod mock;
 pub mod openai;
 

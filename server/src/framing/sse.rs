@@ -3,6 +3,8 @@
 
 use bytes::{Bytes, BytesMut};
 
+use super::Frame;
+
 #[derive(Debug, Default)]
 pub struct SseDecoder {
     buf: BytesMut,
@@ -64,6 +66,22 @@ pub fn event_data(event: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
     }
 }
 
+/// An event as a [`Frame`]: its `event:` name and its data, or `None` for comment-only or data-less events.
+pub fn frame_of(event: &[u8]) -> Option<Frame> {
+    let data = event_data(event)?;
+    let name = event
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .find_map(|l| l.strip_prefix(b"event:"))
+        .map(|n| String::from_utf8_lossy(n.strip_prefix(b" ").unwrap_or(n)).into_owned());
+    Some(Frame { event: name, data: Bytes::copy_from_slice(&data) })
+}
+
+/// Data that is `[DONE]` or a complete JSON document: an unterminated last event that is nevertheless whole.
+pub fn data_is_whole(data: &[u8]) -> bool {
+    data == b"[DONE]" || serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +130,21 @@ mod tests {
         for (event, want) in cases {
             let got = event_data(event.as_bytes()).map(|d| String::from_utf8_lossy(&d).into_owned());
             assert_eq!(got.as_deref(), *want, "{event:?}");
+        }
+    }
+
+    #[test]
+    fn frames_carry_event_names() {
+        let cases: &[(&str, Option<(Option<&str>, &str)>)] = &[
+            ("event: ping\ndata: {}\n\n", Some((Some("ping"), "{}"))),
+            ("event:message_stop\r\ndata: {\"a\":1}\r\n\r\n", Some((Some("message_stop"), "{\"a\":1}"))),
+            ("data: x\n\n", Some((None, "x"))),
+            ("event: ping\n\n", None),
+        ];
+        for (event, want) in cases {
+            let got = frame_of(event.as_bytes());
+            let got = got.as_ref().map(|f| (f.event.as_deref(), std::str::from_utf8(&f.data).unwrap_or("?")));
+            assert_eq!(got, *want, "{event:?}");
         }
     }
 }

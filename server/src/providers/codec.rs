@@ -1,0 +1,92 @@
+//! The contract between the pipeline and a provider dialect that is not spoken as raw bytes.
+//!
+//! A request crosses dialects as the canonical [`Chat`]; the provider turns it into an [`UpstreamRequest`]
+//! (URL, headers, final body, signed if the provider signs), and reads the answer back into a canonical
+//! [`Reply`] or, for streams, [`Event`]s through a [`StreamDecoder`] fed by the framing the dialect names. The
+//! caller's own dialect renders those with a [`StreamEncoder`]. Providers never send anything: the pipeline's one
+//! execute step sends every provider's request.
+
+use std::fmt::Debug;
+
+use actix_web::http::{
+    header::{HeaderMap, HeaderName, HeaderValue},
+    Uri,
+};
+use bytes::BytesMut;
+
+use crate::{
+    framing::{Frame, Framing},
+    llm::{
+        chat::{Chat, DecodeError, Event, Reply, Unsupported},
+        UpstreamError,
+    },
+};
+
+/// One HTTP request to an upstream, ready to send: `POST url` with these headers and this body. Any signature
+/// (SigV4) is already computed over exactly these bytes.
+#[derive(Debug)]
+pub struct UpstreamRequest {
+    pub url: Uri,
+    /// Besides `content-type: application/json`, which every request carries. Secret values are marked
+    /// sensitive.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Vec<u8>,
+}
+
+/// What a chat call needs to know about a request besides the canonical chat.
+#[derive(Debug, Clone, Copy)]
+pub struct CallOptions<'a> {
+    /// The deployment's model name at the provider.
+    pub upstream_model: &'a str,
+    pub stream: bool,
+    /// Parameters the provider cannot take are dropped instead of refused (`drop_params`).
+    pub drop_params: bool,
+}
+
+/// A provider spoken through the canonical types.
+pub trait Dialect: Debug + Send + Sync {
+    /// The provider's name, as in the config prefix (`anthropic`, `gemini`, ...).
+    fn provider(&self) -> &str;
+
+    fn chat_request(&self, chat: &Chat, options: CallOptions<'_>) -> Result<UpstreamRequest, Unsupported>;
+
+    /// How streamed responses are framed.
+    fn framing(&self) -> Framing;
+
+    /// A decoder for one streamed response.
+    fn stream_decoder(&self) -> Box<dyn StreamDecoder>;
+
+    /// A whole (non-streamed) response body.
+    fn decode_reply(&self, body: &[u8]) -> Result<Reply, DecodeError>;
+
+    /// An error response: status, headers and body (possibly empty or cut) as the caller's error. Never
+    /// includes the deployment's secrets in the message.
+    fn parse_error(&self, deployment: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> UpstreamError;
+
+    /// Where requests go, for `check-config` and warnings (no secrets).
+    fn endpoint(&self) -> String;
+
+    /// Whether requests carry a credential, for the plain-HTTP warning at start-up.
+    fn sends_key(&self) -> bool;
+}
+
+/// Turns the frames of one upstream stream into canonical events. Stateful: it carries what the dialect states
+/// once (ids, tool-call numbering, usage reported at the start) across frames.
+pub trait StreamDecoder {
+    fn frame(&mut self, frame: &Frame, out: &mut Vec<Event>) -> Result<(), DecodeError>;
+
+    /// The upstream's bytes ended. `Ok` if the stream ended where the dialect says a stream ends (emitting any
+    /// usage held back until now); `Err` naming what is missing if it was cut short.
+    fn end(&mut self, out: &mut Vec<Event>) -> Result<(), DecodeError>;
+}
+
+/// Renders canonical events in the caller's dialect.
+pub trait StreamEncoder {
+    fn event(&mut self, event: &Event, out: &mut BytesMut);
+
+    /// The stream ended cleanly.
+    fn end(&mut self, out: &mut BytesMut);
+
+    /// The stream broke: render an error in the caller's dialect as the stream's last event.
+    fn fail(&mut self, code: &str, message: &str, out: &mut BytesMut);
+}

@@ -6,6 +6,7 @@
 //! `scripts/check_layering.py` (run by `scripts/test.sh`).
 
 pub mod chat;
+pub mod embed;
 pub mod failure;
 pub mod request;
 pub mod usage;

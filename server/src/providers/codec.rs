@@ -18,6 +18,7 @@ use crate::{
     framing::{Frame, Framing},
     llm::{
         chat::{Chat, DecodeError, Event, Reply, Unsupported},
+        embed::{EmbedInput, Embeddings},
         UpstreamError,
     },
 };
@@ -68,6 +69,18 @@ pub trait Dialect: Debug + Send + Sync {
 
     /// Whether requests carry a credential, for the plain-HTTP warning at start-up.
     fn sends_key(&self) -> bool;
+
+    /// An embeddings request; providers without an embeddings API keep this default, an honest refusal.
+    fn embeddings_request(&self, input: &EmbedInput, upstream_model: &str) -> Result<UpstreamRequest, Unsupported> {
+        let _ = (input, upstream_model);
+        Err(Unsupported { param: "embeddings".into(), provider: "this provider" })
+    }
+
+    /// An embeddings response body.
+    fn decode_embeddings(&self, body: &[u8]) -> Result<Embeddings, DecodeError> {
+        let _ = body;
+        Err(DecodeError::new("this provider has no embeddings API"))
+    }
 }
 
 /// Turns the frames of one upstream stream into canonical events. Stateful: it carries what the dialect states

@@ -8,7 +8,10 @@ use actix_web::{http::StatusCode, HttpResponse, ResponseError};
 use tollgate_entity::{ErrorBody, ErrorDetail};
 
 pub use crate::llm::{UpstreamError, UpstreamFailure};
-use crate::{config::ConfigError, llm::RequestError};
+use crate::{
+    config::ConfigError,
+    llm::{chat::Unsupported, RequestError},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -24,6 +27,8 @@ pub enum InitError {
 pub enum ApiError {
     #[error(transparent)]
     Request(#[from] RequestError),
+    #[error(transparent)]
+    Unsupported(#[from] Unsupported),
     #[error("could not read the request body: {0}")]
     BadBody(String),
     #[error("the request body did not arrive within {secs}s")]
@@ -48,6 +53,7 @@ impl ApiError {
     pub fn kind(&self) -> &str {
         match self {
             Self::Request(_)
+            | Self::Unsupported(_)
             | Self::BadBody(_)
             | Self::BodyTimeout { .. }
             | Self::PayloadTooLarge { .. }
@@ -58,7 +64,9 @@ impl ApiError {
             Self::Upstream(u) => match (&u.kind, u.failure) {
                 (Some(kind), _) => kind,
                 (None, UpstreamFailure::Timeout) => "timeout_error",
-                (None, UpstreamFailure::Unreachable | UpstreamFailure::ErrorInBody) => "upstream_error",
+                (None, UpstreamFailure::Unreachable | UpstreamFailure::ErrorInBody | UpstreamFailure::Malformed) => {
+                    "upstream_error"
+                }
                 (None, UpstreamFailure::Status(s)) if s >= 500 => "server_error",
                 (None, UpstreamFailure::Status(_)) => "invalid_request_error",
             },
@@ -70,6 +78,7 @@ impl ApiError {
             Self::Request(RequestError::MalformedJson(_)) => Some("invalid_json"),
             Self::Request(RequestError::TooDeep) => Some("nesting_too_deep"),
             Self::Request(RequestError::InvalidField { .. }) => Some("invalid_value"),
+            Self::Unsupported(_) => Some("unsupported_parameter"),
             Self::BadBody(_) => None,
             Self::BodyTimeout { .. } => Some("request_timeout"),
             Self::PayloadTooLarge { .. } => Some("request_too_large"),
@@ -82,6 +91,7 @@ impl ApiError {
                 (None, UpstreamFailure::Timeout) => Some("upstream_timeout"),
                 (None, UpstreamFailure::Unreachable) => Some("upstream_unreachable"),
                 (None, UpstreamFailure::ErrorInBody) => Some("upstream_error_in_body"),
+                (None, UpstreamFailure::Malformed) => Some("upstream_malformed_response"),
                 (None, UpstreamFailure::Status(_)) => None,
             },
         }
@@ -90,6 +100,7 @@ impl ApiError {
     pub fn param(&self) -> Option<&str> {
         match self {
             Self::Request(RequestError::InvalidField { param, .. }) => Some(param),
+            Self::Unsupported(u) => Some(&u.param),
             Self::Upstream(u) => u.param.as_deref(),
             Self::Request(RequestError::MalformedJson(_) | RequestError::TooDeep)
             | Self::BadBody(_)
@@ -106,6 +117,7 @@ impl ApiError {
     pub fn level(&self) -> tracing::Level {
         match self {
             Self::Request(_)
+            | Self::Unsupported(_)
             | Self::BadBody(_)
             | Self::BodyTimeout { .. }
             | Self::PayloadTooLarge { .. }
@@ -142,7 +154,7 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         let code = match self {
-            Self::Request(_) | Self::BadBody(_) => 400,
+            Self::Request(_) | Self::Unsupported(_) | Self::BadBody(_) => 400,
             Self::BodyTimeout { .. } => 408,
             Self::PayloadTooLarge { .. } => 413,
             Self::Unauthorized => 401,
@@ -151,7 +163,7 @@ impl ResponseError for ApiError {
             Self::Upstream(u) => match u.failure {
                 UpstreamFailure::Status(s) => s,
                 UpstreamFailure::Timeout => 504,
-                UpstreamFailure::Unreachable | UpstreamFailure::ErrorInBody => 502,
+                UpstreamFailure::Unreachable | UpstreamFailure::ErrorInBody | UpstreamFailure::Malformed => 502,
             },
         };
         StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY)

@@ -283,6 +283,32 @@ pub async fn post(base: &str, path: &str, key: Option<&str>, body: impl Into<byt
     read_reply(req.send_body(body.into()).await.expect("request sent")).await
 }
 
+/// POSTs a JSON body with exactly these headers (besides `content-type`), reading the whole response.
+pub async fn post_with(base: &str, path: &str, headers: &[(&str, &str)], body: impl Into<bytes::Bytes>) -> Reply {
+    let mut req = client().post(format!("{base}{path}")).insert_header(("content-type", "application/json"));
+    for (name, value) in headers {
+        req = req.insert_header((*name, *value));
+    }
+    read_reply(req.send_body(body.into()).await.expect("request sent")).await
+}
+
+/// POSTs an Anthropic Messages request the way the `anthropic` SDK does (`x-api-key`, `anthropic-version`).
+pub async fn post_messages(base: &str, body: impl Into<bytes::Bytes>) -> Reply {
+    let headers = [("x-api-key", MASTER_KEY), ("anthropic-version", "2023-06-01")];
+    post_with(base, "/v1/messages", &headers, body).await
+}
+
+/// The `(event name, data as JSON)` pairs of an SSE body, in order (`""` for events without a name).
+pub fn sse_events(text: &str) -> Vec<(String, serde_json::Value)> {
+    text.split("\n\n")
+        .filter_map(|event| {
+            let name = event.lines().find_map(|l| l.strip_prefix("event: ")).unwrap_or("").to_owned();
+            let data = event.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((name, serde_json::from_str(data).unwrap_or(serde_json::Value::String(data.to_owned()))))
+        })
+        .collect()
+}
+
 pub async fn get(base: &str, path: &str, key: Option<&str>) -> Reply {
     read_reply(authorized(client().get(format!("{base}{path}")), key).send().await.expect("request sent")).await
 }

@@ -1,6 +1,7 @@
 //! HTTP surface: routes, shared state and the app factory. Only this folder (and `error.rs`, which maps errors
 //! to responses once) knows actix-web request/response types.
 
+pub mod anthropic;
 pub mod health;
 pub mod metrics;
 pub mod openai;
@@ -29,6 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     for prefix in ["/v1", ""] {
         cfg.route(&format!("{prefix}/chat/completions"), web::post().to(openai::chat_completions))
             .route(&format!("{prefix}/embeddings"), web::post().to(openai::embeddings))
+            .route(&format!("{prefix}/messages"), web::post().to(anthropic::messages))
             .route(&format!("{prefix}/models"), web::get().to(openai::models))
             // Model group names may contain `/` (`openai/gpt-4o`), hence the tail match.
             .route(&format!("{prefix}/models/{{model:.+}}"), web::get().to(openai::model));

@@ -14,12 +14,12 @@ use super::{request_id, AppState};
 use crate::{
     clock,
     error::ApiError,
-    llm::{ChatRequest, EmbeddingsRequest},
+    llm::{ChatRequest, EmbeddingsRequest, Inbound},
     pipeline::{auth, body, call, RequestCtx},
     routing::Deployment,
 };
 
-fn context(req: &HttpRequest) -> RequestCtx {
+pub(super) fn context(req: &HttpRequest) -> RequestCtx {
     RequestCtx::new(request_id::of(req))
 }
 
@@ -28,12 +28,12 @@ fn content_length(headers: &HeaderMap) -> Option<usize> {
 }
 
 /// Authenticates before reading a byte of the body, then reads it within the size limit.
-async fn authenticated_body(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Result<Bytes, ApiError> {
+pub(super) async fn authenticated_body(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Result<Bytes, ApiError> {
     auth::authenticate(req.headers(), state.master_key.as_ref())?;
     body::read(payload, content_length(req.headers()), state.max_request_bytes, state.request_body_timeout).await
 }
 
-fn pick(state: &AppState, model: &str) -> Result<Arc<Deployment>, ApiError> {
+pub(super) fn pick(state: &AppState, model: &str) -> Result<Arc<Deployment>, ApiError> {
     state.table.load().pick(model, rand::random::<f64>(), clock::monotonic_ms()).cloned()
 }
 
@@ -58,7 +58,7 @@ async fn proxy(
             Endpoint::Chat => {
                 let chat = ChatRequest::parse(&bytes)?;
                 let deployment = pick(&state, &chat.model)?;
-                call::chat(&ctx, &client, &deployment, &chat, in_flight).await
+                call::chat(&ctx, &client, &deployment, &Inbound::OpenAi(chat), None, in_flight).await
             }
             Endpoint::Embeddings => {
                 let embed = EmbeddingsRequest::parse(&bytes)?;

@@ -12,6 +12,8 @@ pub enum UpstreamFailure {
     Unreachable,
     /// A 2xx response whose body, or one of whose stream events, was an error object.
     ErrorInBody,
+    /// A 2xx response whose body the provider's dialect could not read (not the JSON it documents).
+    Malformed,
 }
 
 impl UpstreamFailure {
@@ -19,7 +21,7 @@ impl UpstreamFailure {
     pub fn counts_against_deployment(self) -> bool {
         match self {
             Self::Status(s) => s == 408 || s == 429 || s >= 500,
-            Self::Timeout | Self::Unreachable | Self::ErrorInBody => true,
+            Self::Timeout | Self::Unreachable | Self::ErrorInBody | Self::Malformed => true,
         }
     }
 }

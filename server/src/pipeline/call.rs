@@ -9,23 +9,26 @@ use actix_web::{
     HttpResponse, HttpResponseBuilder,
 };
 use awc::error::SendRequestError;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::{stream, StreamExt, TryStreamExt};
 
 use super::{
     peek::Peek,
-    relay::{idle_limited, BodyRelay, SseRelay, UpstreamBody},
+    relay::{idle_limited, BodyRelay, BodyReader, SseRelay, UpstreamBody},
     settle::Settlement,
+    translate::{PassRelay, TapRelay, TranslateRelay},
     RequestCtx,
 };
 use crate::{
     error::ApiError,
+    framing::Framer,
     lifecycle::InFlight,
-    llm::{ChatRequest, EmbeddingsRequest, UpstreamError, UpstreamFailure},
+    llm::{chat::Reply, EmbeddingsRequest, Inbound, UpstreamError, UpstreamFailure, Usage},
     providers::{
-        mock::{MockModel, MockReply},
-        openai::{self, OpenAiCompatible},
-        Provider,
+        codec::{CallOptions, Dialect, UpstreamRequest},
+        inbound,
+        mock::{self, MockModel},
+        openai, Provider,
     },
     routing::Deployment,
     upstream,
@@ -38,6 +41,8 @@ const REQUEST_ID_HEADER: header::HeaderName = header::HeaderName::from_static("x
 
 /// Upstream error bodies are read up to this size to extract their message.
 const MAX_ERROR_BODY: usize = 64 * 1024;
+/// 2xx bodies that must be translated before the caller sees them are read whole, up to this size.
+const MAX_TRANSLATED_BODY: usize = 32 * 1024 * 1024;
 /// Upstream error bodies are read for at most this long (or the deployment's timeout, if shorter): awc gives a
 /// response body no deadline of its own.
 const ERROR_BODY_DEADLINE: Duration = Duration::from_secs(10);
@@ -46,42 +51,58 @@ pub async fn chat(
     ctx: &RequestCtx,
     client: &awc::Client,
     deployment: &Arc<Deployment>,
-    req: &ChatRequest<'_>,
+    inbound: &Inbound<'_>,
+    beta: Option<&header::HeaderValue>,
     in_flight: InFlight,
 ) -> Result<HttpResponse, ApiError> {
-    let mut settle = Settlement::begin(deployment.clone(), ctx.request_id.clone(), req.stream, in_flight);
+    let stream = inbound.stream();
+    let mut settle = Settlement::begin(deployment.clone(), ctx.request_id.clone(), stream, in_flight);
     let attempts = ctx.attempt();
-    match &deployment.provider {
-        Provider::OpenAi(dialect) => {
-            let body = dialect.chat_body(req, &deployment.upstream_model);
-            let overhead = ctx.overhead_ms();
-            let timeout = if req.stream { deployment.stream_timeout } else { deployment.timeout };
-            let target = Target { dialect, url: &dialect.chat_url, timeout };
-            let upstream = send(ctx, client, target, deployment, body, &mut settle).await?;
-            let head = Head { overhead_ms: overhead, attempts };
-            Ok(respond(head, deployment, upstream, settle, req.include_usage, timeout))
+    let timeout = if stream { deployment.stream_timeout } else { deployment.timeout };
+    let dialect = match (&deployment.provider, inbound) {
+        // Same dialect on both sides: the caller's bytes, spliced, and the upstream's bytes relayed.
+        (Provider::OpenAi(openai), Inbound::OpenAi(req)) => {
+            let request = openai.splice_chat(req, &deployment.upstream_model);
+            let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
+            let errors = |s: u16, h: &header::HeaderMap, b: &[u8]| openai.parse_error(&deployment.id, s, h, b);
+            let upstream = execute(ctx, client, request, timeout, deployment, &errors, &mut settle).await?;
+            return Ok(respond(head, deployment, upstream, settle, req.include_usage, timeout));
         }
-        Provider::Mock(mock) => {
-            let overhead = ctx.overhead_ms();
-            let head = Head { overhead_ms: overhead, attempts };
+        (Provider::Mock(mock), _) => {
+            let chat = inbound::canonical(inbound)?;
+            let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
             mock_delay(mock).await;
-            let reply = mock
-                .chat(req, &ctx.request_id, &deployment.id)
-                .inspect_err(|e| settle.fail(e))
-                .map_err(ApiError::Upstream)?;
+            let reply = mock.chat(&chat, &ctx.request_id, &deployment.id).inspect_err(|e| settle.fail(e)).map_err(ApiError::Upstream)?;
             settle.headers_received();
-            Ok(match reply {
-                MockReply::Json(body) => complete_json(head, deployment, settle, body),
-                MockReply::Stream { events, chunk_delay } => {
-                    let body = mock_stream(events, chunk_delay);
-                    builder(head, deployment, StatusCode::OK)
-                        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
-                        .insert_header((header::CACHE_CONTROL, "no-cache"))
-                        .streaming(SseRelay::new(body, settle, req.include_usage))
-                }
-            })
+            return Ok(mock_response(head, deployment, inbound, reply, mock.chunk_delay(), settle));
+        }
+        (Provider::OpenAi(openai), Inbound::Anthropic(_)) => &**openai as &dyn Dialect,
+        (Provider::Native(native), _) => &**native,
+    };
+    let errors = |s: u16, h: &header::HeaderMap, b: &[u8]| dialect.parse_error(&deployment.id, s, h, b);
+    if let Inbound::Anthropic(req) = inbound {
+        if let Some(request) = dialect.splice_messages(req, &deployment.upstream_model, beta) {
+            let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
+            let upstream = execute(ctx, client, request, timeout, deployment, &errors, &mut settle).await?;
+            return Ok(tap(head, deployment, upstream, dialect, inbound, settle, timeout));
         }
     }
+    let chat = inbound::canonical(inbound)?;
+    let options = CallOptions { upstream_model: &deployment.upstream_model, stream, drop_params: deployment.drop_params };
+    let request = dialect.chat_request(&chat, options)?;
+    let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
+    let upstream = execute(ctx, client, request, timeout, deployment, &errors, &mut settle).await?;
+    if stream {
+        return Ok(translate_stream(head, deployment, upstream, dialect, inbound, settle, timeout));
+    }
+    let body = read_whole(upstream, timeout, &mut settle, deployment).await?;
+    let reply = dialect.decode_reply(&body).map_err(|e| malformed(&mut settle, deployment, &e.0))?;
+    if let Some(usage) = reply.usage {
+        settle.set_usage(usage);
+    }
+    settle.complete();
+    let out = inbound::encode_reply(inbound, &reply, unix_now());
+    Ok(builder(head, deployment, StatusCode::OK).content_type("application/json").body(out))
 }
 
 pub async fn embeddings(
@@ -93,14 +114,14 @@ pub async fn embeddings(
 ) -> Result<HttpResponse, ApiError> {
     let mut settle = Settlement::begin(deployment.clone(), ctx.request_id.clone(), false, in_flight);
     let attempts = ctx.attempt();
-    match &deployment.provider {
-        Provider::OpenAi(dialect) => {
-            let body = dialect.embeddings_body(req, &deployment.upstream_model);
-            let overhead = ctx.overhead_ms();
-            let target = Target { dialect, url: &dialect.embeddings_url, timeout: deployment.timeout };
-            let upstream = send(ctx, client, target, deployment, body, &mut settle).await?;
-            let head = Head { overhead_ms: overhead, attempts };
-            Ok(respond(head, deployment, upstream, settle, false, deployment.timeout))
+    let timeout = deployment.timeout;
+    let dialect: &dyn Dialect = match &deployment.provider {
+        Provider::OpenAi(openai) => {
+            let request = openai.splice_embeddings(req, &deployment.upstream_model);
+            let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
+            let errors = |s: u16, h: &header::HeaderMap, b: &[u8]| openai.parse_error(&deployment.id, s, h, b);
+            let upstream = execute(ctx, client, request, timeout, deployment, &errors, &mut settle).await?;
+            return Ok(respond(head, deployment, upstream, settle, false, timeout));
         }
         Provider::Mock(mock) => {
             let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
@@ -108,9 +129,23 @@ pub async fn embeddings(
             let body =
                 mock.embeddings(req, &deployment.id).inspect_err(|e| settle.fail(e)).map_err(ApiError::Upstream)?;
             settle.headers_received();
-            Ok(complete_json(head, deployment, settle, body))
+            return Ok(complete_json(head, deployment, settle, body));
         }
+        Provider::Native(native) => &**native,
+    };
+    let input = inbound::embed_input(req, dialect.provider())?;
+    let request = dialect.embeddings_request(&input, &deployment.upstream_model)?;
+    let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
+    let errors = |s: u16, h: &header::HeaderMap, b: &[u8]| dialect.parse_error(&deployment.id, s, h, b);
+    let upstream = execute(ctx, client, request, timeout, deployment, &errors, &mut settle).await?;
+    let body = read_whole(upstream, timeout, &mut settle, deployment).await?;
+    let embeddings = dialect.decode_embeddings(&body).map_err(|e| malformed(&mut settle, deployment, &e.0))?;
+    if let Some(tokens) = embeddings.prompt_tokens {
+        settle.set_usage(Usage { prompt_tokens: tokens, ..Usage::default() });
     }
+    settle.complete();
+    let out = inbound::render_embeddings(&embeddings, &req.model, inbound::wants_base64(req));
+    Ok(builder(head, deployment, StatusCode::OK).content_type("application/json").body(out))
 }
 
 type UpstreamResponse = awc::ClientResponse;
@@ -124,29 +159,24 @@ struct Head {
     attempts: u32,
 }
 
-/// One upstream request's destination and its time limit for the response headers.
-struct Target<'a> {
-    dialect: &'a OpenAiCompatible,
-    url: &'a actix_web::http::Uri,
-    timeout: Duration,
-}
-
-/// Sends one request; an error status, a timeout or a connection failure comes back as the caller's error.
-async fn send(
+/// Sends one request to its upstream: the one execute step for every provider and endpoint. An error status, a
+/// timeout or a connection failure comes back as the caller's error, read by the provider's `errors`.
+async fn execute(
     ctx: &RequestCtx,
     client: &awc::Client,
-    Target { dialect, url, timeout }: Target<'_>,
+    request: UpstreamRequest,
+    timeout: Duration,
     deployment: &Deployment,
-    body: Vec<u8>,
+    errors: &dyn Fn(u16, &header::HeaderMap, &[u8]) -> UpstreamError,
     settle: &mut Settlement,
 ) -> Result<UpstreamResponse, ApiError> {
-    let mut request = client
-        .post(url.clone())
+    let mut builder = client
+        .post(request.url)
         .timeout(timeout)
         .insert_header((header::CONTENT_TYPE, "application/json"))
         .insert_header((REQUEST_ID_HEADER, &*ctx.request_id));
-    for (name, value) in dialect.headers() {
-        request = request.insert_header((name.clone(), value.clone()));
+    for (name, value) in request.headers {
+        builder = builder.insert_header((name, value));
     }
     let fail = |settle: &mut Settlement, failure, message: String| {
         let error = UpstreamError {
@@ -161,7 +191,7 @@ async fn send(
         settle.fail(&error);
         ApiError::Upstream(Box::new(error))
     };
-    let mut response = match request.send_body(body).await {
+    let mut response = match builder.send_body(request.body).await {
         Ok(r) => r,
         Err(SendRequestError::Timeout) => {
             let secs = timeout.as_secs_f64();
@@ -181,9 +211,104 @@ async fn send(
     // An error body that does not arrive in time still leaves the status and headers to report.
     let read = actix_rt::time::timeout(ERROR_BODY_DEADLINE.min(timeout), response.body().limit(MAX_ERROR_BODY));
     let body = read.await.ok().and_then(Result::ok).unwrap_or_default();
-    let error = dialect.parse_error(&deployment.id, status.as_u16(), response.headers(), &body);
+    let error = errors(status.as_u16(), response.headers(), &body);
     settle.fail(&error);
     Err(ApiError::Upstream(Box::new(error)))
+}
+
+/// Reads a whole 2xx body that must be translated before the caller sees a byte, within the deployment's timeout
+/// and [`MAX_TRANSLATED_BODY`].
+async fn read_whole(
+    mut upstream: UpstreamResponse,
+    timeout: Duration,
+    settle: &mut Settlement,
+    deployment: &Deployment,
+) -> Result<Bytes, ApiError> {
+    let read = actix_rt::time::timeout(timeout, upstream.body().limit(MAX_TRANSLATED_BODY)).await;
+    match read {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(e)) => Err(malformed(settle, deployment, &format!("could not read the response body: {e}"))),
+        Err(_) => Err(malformed(settle, deployment, &format!("the response body did not arrive within {}s", timeout.as_secs_f64()))),
+    }
+}
+
+/// A 2xx response tollgate cannot read: a failure of the deployment, reported once, shown as 502.
+fn malformed(settle: &mut Settlement, deployment: &Deployment, why: &str) -> ApiError {
+    settle.malformed();
+    ApiError::Upstream(Box::new(UpstreamError {
+        failure: UpstreamFailure::Malformed,
+        deployment: deployment.id.clone(),
+        message: format!("deployment `{}` sent a response tollgate could not read: {why}", deployment.id),
+        kind: None,
+        code: None,
+        param: None,
+        headers: Vec::new(),
+    }))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The headers of a translated stream response.
+fn stream_builder(head: Head, deployment: &Deployment, upstream: &UpstreamResponse) -> HttpResponseBuilder {
+    let mut res = builder(head, deployment, StatusCode::OK);
+    res.insert_header((header::CONTENT_TYPE, "text/event-stream")).insert_header((header::CACHE_CONTROL, "no-cache"));
+    for (name, value) in openai::provider_rate_limit_headers(upstream.headers()) {
+        res.append_header((name, value.clone()));
+    }
+    res
+}
+
+/// A stream in the provider's dialect, translated event by event into the caller's.
+fn translate_stream(
+    head: Head,
+    deployment: &Deployment,
+    upstream: UpstreamResponse,
+    dialect: &dyn Dialect,
+    inbound: &Inbound<'_>,
+    settle: Settlement,
+    idle: Duration,
+) -> HttpResponse {
+    let mut res = stream_builder(head, deployment, &upstream);
+    let body = idle_limited(upstream.map_err(|e| e.to_string()).boxed_local(), idle);
+    let relay = TranslateRelay::new(
+        body,
+        Framer::new(dialect.framing()),
+        dialect.stream_decoder(),
+        inbound::encoder(inbound, unix_now()),
+        settle,
+    );
+    res.streaming(relay)
+}
+
+/// A response already in the caller's dialect (Anthropic to Anthropic): bytes relayed as they are, read on the
+/// side for usage and for where the stream ends.
+fn tap(
+    head: Head,
+    deployment: &Deployment,
+    upstream: UpstreamResponse,
+    dialect: &dyn Dialect,
+    inbound: &Inbound<'_>,
+    settle: Settlement,
+    idle: Duration,
+) -> HttpResponse {
+    let is_event_stream =
+        upstream.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let mut res = stream_builder(head, deployment, &upstream);
+    let body = idle_limited(upstream.map_err(|e| e.to_string()).boxed_local(), idle);
+    if is_event_stream {
+        let relay = TapRelay::new(
+            body,
+            Framer::new(dialect.framing()),
+            dialect.stream_decoder(),
+            inbound::encoder(inbound, unix_now()),
+            settle,
+        );
+        return res.streaming(relay);
+    }
+    res.insert_header((header::CONTENT_TYPE, "application/json"));
+    res.streaming(BodyRelay::new(body, settle, None, BodyReader::Dialect))
 }
 
 /// Streams a successful upstream response to the caller; the upstream may pause at most `idle` between chunks.
@@ -216,8 +341,8 @@ fn respond(
         }
         // Keeping the upstream's length (instead of chunking) lets clients see a short body as an error.
         false => match length {
-            Some(len) => res.body(SizedStream::new(len, BodyRelay::new(body, settle, Some(len)))),
-            None => res.streaming(BodyRelay::new(body, settle, None)),
+            Some(len) => res.body(SizedStream::new(len, BodyRelay::new(body, settle, Some(len), BodyReader::OpenAi))),
+            None => res.streaming(BodyRelay::new(body, settle, None, BodyReader::OpenAi)),
         },
     }
 }
@@ -238,6 +363,43 @@ fn complete_json(head: Head, deployment: &Deployment, mut settle: Settlement, bo
     }
     settle.complete();
     builder(head, deployment, StatusCode::OK).content_type("application/json").body(body)
+}
+
+/// The mock's reply in the caller's dialect: whole, or as a stream of the events a provider would send.
+fn mock_response(
+    head: Head,
+    deployment: &Deployment,
+    inbound: &Inbound<'_>,
+    reply: Reply,
+    chunk_delay: Option<Duration>,
+    mut settle: Settlement,
+) -> HttpResponse {
+    if let Some(usage) = reply.usage {
+        settle.set_usage(usage);
+    }
+    let created = unix_now();
+    if !inbound.stream() {
+        settle.complete();
+        let body = inbound::encode_reply(inbound, &reply, created);
+        return builder(head, deployment, StatusCode::OK).content_type("application/json").body(body);
+    }
+    let mut encoder = inbound::encoder(inbound, created);
+    let mut chunks: Vec<Bytes> = mock::stream_events(&reply)
+        .iter()
+        .map(|event| {
+            let mut out = BytesMut::new();
+            encoder.event(event, &mut out);
+            out.freeze()
+        })
+        .filter(|chunk| !chunk.is_empty())
+        .collect();
+    let mut last = BytesMut::new();
+    encoder.end(&mut last);
+    chunks.push(last.freeze());
+    builder(head, deployment, StatusCode::OK)
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .streaming(PassRelay::new(mock_stream(chunks, chunk_delay), settle))
 }
 
 async fn mock_delay(mock: &MockModel) {

@@ -10,6 +10,7 @@ pub mod call;
 pub mod peek;
 pub mod relay;
 pub mod settle;
+pub mod translate;
 
 use std::{cell::Cell, sync::Arc, time::Instant};
 

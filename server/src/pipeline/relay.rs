@@ -223,9 +223,19 @@ impl Stream for SseRelay {
     }
 }
 
+/// How a relayed JSON body is read for usage at its end.
+#[derive(Debug, Clone, Copy)]
+pub enum BodyReader {
+    /// OpenAI's shape, peeked at (only usage and an error object are decoded).
+    OpenAi,
+    /// The deployment's own dialect (a body relayed to a caller of the same dialect, such as Anthropic's).
+    Dialect,
+}
+
 pub struct BodyRelay {
     upstream: UpstreamBody,
     settle: Settlement,
+    reader: BodyReader,
     /// The upstream's `Content-Length`, when it sent one.
     expected_len: Option<u64>,
     /// Cheap clones (reference counts) of the chunks already forwarded, for reading usage at the end.
@@ -236,16 +246,33 @@ pub struct BodyRelay {
 }
 
 impl BodyRelay {
-    pub fn new(upstream: UpstreamBody, settle: Settlement, expected_len: Option<u64>) -> Self {
-        Self { upstream, settle, expected_len, seen: Vec::new(), seen_len: 0, finished: false }
+    pub fn new(upstream: UpstreamBody, settle: Settlement, expected_len: Option<u64>, reader: BodyReader) -> Self {
+        Self { upstream, settle, reader, expected_len, seen: Vec::new(), seen_len: 0, finished: false }
     }
 
     /// Reads usage from the complete body; `false` when the body is not a whole JSON document.
     fn read_usage(&mut self) -> bool {
-        let peek = match self.seen.as_slice() {
-            [one] => Peek::parse(one),
-            many => Peek::parse(&many.concat()),
+        let joined;
+        let body: &[u8] = match self.seen.as_slice() {
+            [one] => one,
+            many => {
+                joined = many.concat();
+                &joined
+            }
         };
+        if let BodyReader::Dialect = self.reader {
+            let Some(dialect) = self.settle.deployment().provider.dialect() else { return false };
+            return match dialect.decode_reply(body) {
+                Ok(reply) => {
+                    if let Some(usage) = reply.usage {
+                        self.settle.set_usage(usage);
+                    }
+                    true
+                }
+                Err(_) => false,
+            };
+        }
+        let peek = Peek::parse(body);
         let Some(mut peek) = peek else { return false };
         if peek.is_error() {
             self.settle.error_in_body();
@@ -418,7 +445,7 @@ mod tests {
         let body = r#"{"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#;
         let settle = Settlement::begin(d.clone(), Arc::from("rid"), false, life.enter());
         let len = Some(body.len() as u64);
-        let out = BodyRelay::new(upstream(&[&body[..20], &body[20..]], false), settle, len).collect().await;
+        let out = BodyRelay::new(upstream(&[&body[..20], &body[20..]], false), settle, len, BodyReader::OpenAi).collect().await;
         assert_eq!(text(out), body);
         assert_eq!((d.stats.prompt_tokens.load(Relaxed), d.stats.completion_tokens.load(Relaxed)), (3, 4));
 
@@ -426,7 +453,7 @@ mod tests {
         // of a cut connection). Each errors the body so actix closes the caller's connection.
         for (fail, expected_len) in [(true, None), (false, len), (false, None)] {
             let settle = Settlement::begin(d.clone(), Arc::from("rid"), false, life.enter());
-            let out: Vec<_> = BodyRelay::new(upstream(&[&body[..20]], fail), settle, expected_len).collect().await;
+            let out: Vec<_> = BodyRelay::new(upstream(&[&body[..20]], fail), settle, expected_len, BodyReader::OpenAi).collect().await;
             assert!(out.last().is_some_and(Result::is_err), "fail={fail} length {expected_len:?}");
         }
         assert_eq!(d.stats.failures.load(Relaxed), 3);

@@ -112,6 +112,12 @@ impl Settlement {
         }
     }
 
+    /// A 2xx response whose body the dialect could not read (reported before any byte reached the caller).
+    pub fn malformed(&mut self) {
+        self.outcome = Outcome::Failed(UpstreamFailure::Malformed);
+        self.report(UpstreamFailure::Malformed, None);
+    }
+
     /// The call failed before any response byte reached the caller.
     pub fn fail(&mut self, error: &UpstreamError) {
         self.responded = false;
@@ -147,6 +153,8 @@ impl Settlement {
             // Cut after the upstream started answering: it may bill for what it generated.
             (Outcome::Pending | Outcome::Broken, None, None) if self.responded => Some(AccountingGap::CutBeforeUsage),
             (Outcome::Failed(UpstreamFailure::ErrorInBody), None, None) => None,
+            // A 2xx body nobody could read: the upstream answered and may have billed.
+            (Outcome::Failed(UpstreamFailure::Malformed), None, None) => Some(AccountingGap::UsageMissing),
             // Failed or cancelled before the upstream answered: nothing was billed.
             (Outcome::Pending | Outcome::Failed(_) | Outcome::Broken, None, None) => None,
         }

@@ -56,15 +56,7 @@ pub struct SpecialHandling {
 
 /// Providers LiteLLM supports through a native (non-OpenAI) dialect that tollgate has no adapter for yet.
 const NATIVE_NOT_YET: &[&str] = &[
-    "anthropic",
-    "azure",
     "azure_ai",
-    "bedrock",
-    "bedrock_converse",
-    "cohere",
-    "cohere_chat",
-    "gemini",
-    "vertex_ai",
     "vertex_ai_beta",
     "sagemaker",
     "huggingface",
@@ -143,7 +135,7 @@ mod tests {
         for name in required {
             assert!(matches!(lookup(name), Lookup::Found(_)), "{name}");
         }
-        assert_eq!(lookup("anthropic"), Lookup::NotSupportedYet);
+        assert_eq!(lookup("sagemaker"), Lookup::NotSupportedYet);
         assert_eq!(lookup("no-such-provider"), Lookup::Unknown);
         let Lookup::Found(groq) = lookup("groq") else { unreachable!() };
         assert_eq!(groq.base_url, "https://api.groq.com/openai/v1");

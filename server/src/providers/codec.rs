@@ -19,7 +19,7 @@ use crate::{
     llm::{
         chat::{Chat, DecodeError, Event, Reply, Unsupported},
         embed::{EmbedInput, Embeddings},
-        UpstreamError,
+        MessagesRequest, UpstreamError,
     },
 };
 
@@ -63,6 +63,18 @@ pub trait Dialect: Debug + Send + Sync {
     /// An error response: status, headers and body (possibly empty or cut) as the caller's error. Never
     /// includes the deployment's secrets in the message.
     fn parse_error(&self, deployment: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> UpstreamError;
+
+    /// The caller's Anthropic body as this provider takes it (only the model replaced), for providers that
+    /// speak Anthropic's Messages API natively; `None` for the others. `beta` is the caller's `anthropic-beta`.
+    fn splice_messages(
+        &self,
+        req: &MessagesRequest<'_>,
+        upstream_model: &str,
+        beta: Option<&HeaderValue>,
+    ) -> Option<UpstreamRequest> {
+        let _ = (req, upstream_model, beta);
+        None
+    }
 
     /// Where requests go, for `check-config` and warnings (no secrets).
     fn endpoint(&self) -> String;

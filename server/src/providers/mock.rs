@@ -10,13 +10,16 @@
 //!
 //! Streams are real SSE bytes in OpenAI's chunk format and go through the same relay as upstream streams.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::llm::{ChatRequest, EmbeddingsRequest, UpstreamError, UpstreamFailure, Usage};
+use crate::llm::{
+    chat::{text_of, Chat, Event, Finish, Part, Reply, Role},
+    EmbeddingsRequest, UpstreamError, UpstreamFailure, Usage,
+};
 
 const DEFAULT_CONTENT: &str = "Hello from tollgate's mock provider! This reply is deterministic.";
 const EMBEDDING_DIMENSIONS: usize = 8;
@@ -35,16 +38,6 @@ pub struct MockModel {
     pub behaviour: Behaviour,
     pub response: Option<String>,
     pub latency: Option<Duration>,
-}
-
-/// What a mock call produces.
-pub enum MockReply {
-    Json(Bytes),
-    /// SSE events, always including the usage chunk (the relay strips it when the caller did not ask).
-    Stream {
-        events: Vec<Bytes>,
-        chunk_delay: Option<Duration>,
-    },
 }
 
 impl MockModel {
@@ -68,46 +61,29 @@ impl MockModel {
         }
     }
 
-    pub fn chat(&self, req: &ChatRequest<'_>, id: &str, deployment: &str) -> Result<MockReply, Box<UpstreamError>> {
+    /// Chunk spacing of streamed replies.
+    pub fn chunk_delay(&self) -> Option<Duration> {
+        (self.behaviour == Behaviour::Slow).then_some(Duration::from_millis(100))
+    }
+
+    /// The reply, as canonical types: the caller's dialect renders it like any provider's.
+    pub fn chat(&self, chat: &Chat, id: &str, deployment: &str) -> Result<Reply, Box<UpstreamError>> {
         self.fail_if_asked(deployment)?;
-        let messages: Vec<Value> = serde_json::from_str(req.messages.get()).unwrap_or_default();
         let content = match self.behaviour {
-            Behaviour::Echo => last_user_text(&messages),
+            Behaviour::Echo => last_user_text(chat),
             _ => self.response.clone().unwrap_or_else(|| DEFAULT_CONTENT.to_owned()),
         };
-        let usage = Usage {
-            prompt_tokens: messages.iter().map(|m| count_tokens(&message_text(m)) + 3).sum::<u64>() + 3,
-            completion_tokens: count_tokens(&content),
-            ..Usage::default()
-        };
-        let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let id = format!("chatcmpl-mock-{id}");
-        let model = format!("mock/{}", self.name);
-        if !req.stream {
-            let body = json!({
-                "id": id, "object": "chat.completion", "created": created, "model": model,
-                "system_fingerprint": "fp_tollgate_mock",
-                "choices": [{"index": 0, "finish_reason": "stop", "logprobs": null,
-                    "message": {"role": "assistant", "content": content, "refusal": null}}],
-                "usage": usage_json(usage),
-            });
-            return Ok(MockReply::Json(Bytes::from(body.to_string())));
-        }
-        let chunk = |choices: Value, usage: Value| {
-            let c = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-                "system_fingerprint": "fp_tollgate_mock", "choices": choices, "usage": usage});
-            Bytes::from(format!("data: {c}\n\n"))
-        };
-        let delta =
-            |d: Value, finish: Value| json!([{"index": 0, "delta": d, "logprobs": null, "finish_reason": finish}]);
-        let mut events =
-            vec![chunk(delta(json!({"role": "assistant", "content": "", "refusal": null}), Value::Null), Value::Null)];
-        events.extend(split_words(&content).map(|w| chunk(delta(json!({"content": w}), Value::Null), Value::Null)));
-        events.push(chunk(delta(json!({}), json!("stop")), Value::Null));
-        events.push(chunk(json!([]), usage_json(usage)));
-        events.push(Bytes::from_static(b"data: [DONE]\n\n"));
-        let chunk_delay = (self.behaviour == Behaviour::Slow).then_some(Duration::from_millis(100));
-        Ok(MockReply::Stream { events, chunk_delay })
+        let prompt = chat.system.iter().map(|s| count_tokens(s) + 3).sum::<u64>()
+            + chat.messages.iter().map(|m| count_tokens(&text_of(&m.parts)) + 3).sum::<u64>()
+            + 3;
+        let usage = Usage { prompt_tokens: prompt, completion_tokens: count_tokens(&content), ..Usage::default() };
+        Ok(Reply {
+            id: format!("chatcmpl-mock-{id}"),
+            model: format!("mock/{}", self.name),
+            parts: vec![Part::Text(content)],
+            finish: Some(Finish::Stop),
+            usage: Some(usage),
+        })
     }
 
     pub fn embeddings(&self, req: &EmbeddingsRequest<'_>, deployment: &str) -> Result<Bytes, Box<UpstreamError>> {
@@ -162,26 +138,26 @@ impl MockModel {
     }
 }
 
-fn usage_json(u: Usage) -> Value {
-    json!({"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-        "total_tokens": u.prompt_tokens + u.completion_tokens})
+fn last_user_text(chat: &Chat) -> String {
+    let last = chat.messages.iter().rev().find(|m| m.role == Role::User);
+    last.map(|m| {
+        let texts: Vec<&str> = m.parts.iter().filter_map(|p| if let Part::Text(t) = p { Some(t.as_str()) } else { None }).collect();
+        texts.join(" ")
+    })
+    .unwrap_or_default()
 }
 
-fn message_text(m: &Value) -> String {
-    match m.get("content") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts.iter().filter_map(|p| p.get("text")?.as_str()).collect::<Vec<_>>().join(" "),
-        _ => String::new(),
+/// A reply as the stream of events a provider would send: start, the text word by word, finish, usage.
+pub fn stream_events(reply: &Reply) -> Vec<Event> {
+    let mut events = vec![Event::Start { id: reply.id.clone(), model: reply.model.clone() }];
+    for part in &reply.parts {
+        if let Part::Text(text) = part {
+            events.extend(split_words(text).map(|w| Event::Text(w.to_owned())));
+        }
     }
-}
-
-fn last_user_text(messages: &[Value]) -> String {
-    messages
-        .iter()
-        .rev()
-        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-        .map(message_text)
-        .unwrap_or_default()
+    events.extend(reply.finish.clone().map(Event::Finish));
+    events.extend(reply.usage.map(Event::Usage));
+    events
 }
 
 /// A stand-in for a tokenizer: about four characters per token, at least one per word.
@@ -249,13 +225,15 @@ mod tests {
     #[test]
     fn echo_replies_with_last_user_message_and_counts_tokens() {
         let m = MockModel::new("echo", None, None);
-        let body = br#"{"model":"x","messages":[{"role":"user","content":"first"},{"role":"assistant","content":"a"},{"role":"user","content":[{"type":"text","text":"second one"}]}]}"#;
-        let req = ChatRequest::parse(body).unwrap_or_else(|e| unreachable!("{e}"));
-        let Ok(MockReply::Json(bytes)) = m.chat(&req, "rid", "d") else { unreachable!() };
-        let v: Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        assert_eq!(v["choices"][0]["message"]["content"], "second one");
-        assert_eq!(v["usage"]["completion_tokens"], 3);
-        assert_eq!(v["id"], "chatcmpl-mock-rid");
+        let user = |t: &str| crate::llm::chat::Message { role: Role::User, parts: vec![Part::Text(t.into())] };
+        let assistant = crate::llm::chat::Message { role: Role::Assistant, parts: vec![Part::Text("a".into())] };
+        let chat = Chat { messages: vec![user("first"), assistant, user("second one")], ..Chat::default() };
+        let reply = m.chat(&chat, "rid", "d").unwrap_or_else(|e| unreachable!("{e:?}"));
+        assert_eq!(reply.parts, [Part::Text("second one".into())]);
+        assert_eq!(reply.usage.map(|u| u.completion_tokens), Some(3));
+        assert_eq!(reply.id, "chatcmpl-mock-rid");
+        let events = stream_events(&reply);
+        assert_eq!(events[1..3], [Event::Text("second".into()), Event::Text(" one".into())]);
     }
 
     #[test]

@@ -3,40 +3,68 @@
 //!
 //! Contract: providers build requests and interpret responses; they never send anything themselves.
 
+pub mod anthropic;
+pub mod bare;
+pub mod bedrock;
 pub mod catalog;
+pub mod cohere;
+pub mod gemini;
 pub mod codec;
+pub mod inbound;
 pub mod mock;
 pub mod openai;
 
-use crate::config::{ConfigError, DeploymentConfig, EnvLookup};
+use crate::{
+    config::{ConfigError, DeploymentConfig, EnvLookup},
+    secret::Secret,
+};
+use codec::Dialect;
 use catalog::Lookup;
 use mock::MockModel;
 use openai::OpenAiCompatible;
 
 #[derive(Debug)]
 pub enum Provider {
-    /// Boxed: it carries URLs and headers, and deployments of both kinds sit side by side in the table.
+    /// Boxed: it carries URLs and headers, and deployments of every kind sit side by side in the table.
+    /// Spliced as raw bytes for OpenAI callers, through the canonical types for others.
     OpenAi(Box<OpenAiCompatible>),
+    /// A provider with its own wire dialect, always spoken through the canonical types.
+    Native(Box<dyn Dialect>),
     Mock(MockModel),
 }
 
 impl Provider {
-    /// Resolves `litellm_params.model` (`provider/model`) to a provider and the upstream model name.
+    /// Resolves `litellm_params.model` (`provider/model`, or a bare name the catalog knows) to a provider and
+    /// the upstream model name.
     pub fn resolve(d: &DeploymentConfig, env: &dyn EnvLookup) -> Result<(Self, String), ConfigError> {
         let path = format!("{}.litellm_params.model", d.path);
         let (prefix, upstream) = match d.model.split_once('/') {
             Some((p, m)) if !m.is_empty() => (p, m),
             Some(_) => return Err(ConfigError::invalid(path, "model name after the provider prefix is empty")),
-            // LiteLLM treats a bare model name as OpenAI's.
-            None => ("openai", d.model.as_str()),
+            None => (bare::provider_of(&d.model).map_err(|m| ConfigError::invalid(&path, m))?, d.model.as_str()),
         };
-        if prefix == "mock" {
-            let m = MockModel::new(upstream, d.mock_response.clone(), d.mock_latency);
-            return Ok((Self::Mock(m), upstream.to_owned()));
+        let native = |dialect: Result<Box<dyn Dialect>, ConfigError>| Ok((Self::Native(dialect?), upstream.to_owned()));
+        match prefix {
+            "mock" => {
+                let m = MockModel::new(upstream, d.mock_response.clone(), d.mock_latency);
+                return Ok((Self::Mock(m), upstream.to_owned()));
+            }
+            "anthropic" => return native(anthropic::AnthropicProvider::new(d, upstream, env).map(|p| Box::new(p) as _)),
+            "cohere" | "cohere_chat" => return native(cohere::CohereProvider::new(d, upstream, env).map(|p| Box::new(p) as _)),
+            "gemini" => return native(gemini::GeminiProvider::new(d, upstream, env).map(|p| Box::new(p) as _)),
+            "vertex_ai" => return native(gemini::GeminiProvider::vertex(d, upstream, env).map(|p| Box::new(p) as _)),
+            "bedrock" | "bedrock_converse" => {
+                return native(bedrock::BedrockProvider::new(d, upstream, env).map(|p| Box::new(p) as _))
+            }
+            _ => {}
         }
-        // `custom/` and `custom_openai/` are LiteLLM's names for "any OpenAI-compatible server at api_base".
-        let preset_name = if matches!(prefix, "custom" | "custom_openai") { "openai" } else { prefix };
-        if preset_name != prefix && d.api_base.is_none() {
+        // `custom/`, `custom_openai/` and `vllm/` are LiteLLM's names for "an OpenAI-compatible server at api_base".
+        let preset_name = match prefix {
+            "custom" | "custom_openai" | "azure" => "openai",
+            "vllm" => "hosted_vllm",
+            p => p,
+        };
+        if matches!(prefix, "custom" | "custom_openai" | "vllm" | "hosted_vllm") && d.api_base.is_none() {
             return Err(ConfigError::invalid(
                 format!("{}.litellm_params.api_base", d.path),
                 format!("`{prefix}/` models need an `api_base`"),
@@ -54,13 +82,26 @@ impl Provider {
                 ))
             }
         };
+        let azure = match prefix {
+            "azure" => Some(azure_settings(d, upstream, env)?),
+            _ => None,
+        };
+        let (api_base, api_key) = match &azure {
+            Some((base, _)) => {
+                let key = d.api_key.clone().or_else(|| first_env(env, &["AZURE_API_KEY", "AZURE_OPENAI_API_KEY"]).map(Secret::new));
+                (Some(base.as_str()), key)
+            }
+            None => (d.api_base.as_deref(), d.api_key.clone()),
+        };
+        let is_azure = azure.is_some();
         let settings = openai::Settings {
             provider: prefix,
             preset,
-            api_base: d.api_base.as_deref(),
-            api_key: d.api_key.clone(),
+            api_base,
+            api_key,
             organization: d.organization.as_deref(),
             extra_headers: &d.extra_headers,
+            azure: azure.map(|(_, a)| a),
         };
         let dialect = OpenAiCompatible::new(settings, env).map_err(|e| {
             let field = match e {
@@ -70,21 +111,41 @@ impl Provider {
             };
             ConfigError::invalid(format!("{}.litellm_params.{field}", d.path), e.to_string())
         })?;
+        if is_azure && !dialect.sends_key() {
+            return Err(ConfigError::invalid(
+                format!("{}.litellm_params.api_key", d.path),
+                "no Azure credential: set `api_key` (or AZURE_API_KEY), or `azure_ad_token` for Microsoft Entra ID",
+            ));
+        }
         Ok((Self::OpenAi(Box::new(dialect)), upstream.to_owned()))
+    }
+
+    /// The provider as a canonical dialect; `None` for the in-process mock.
+    pub fn dialect(&self) -> Option<&dyn Dialect> {
+        match self {
+            Self::OpenAi(o) => Some(&**o),
+            Self::Native(d) => Some(&**d),
+            Self::Mock(_) => None,
+        }
     }
 
     pub fn name(&self) -> &str {
         match self {
             Self::OpenAi(o) => &o.provider,
+            Self::Native(d) => d.provider(),
             Self::Mock(_) => "mock",
         }
     }
 
     /// The host an API key would travel to unencrypted (`http://` to a non-loopback host), if any.
-    pub fn cleartext_key_host(&self) -> Option<&str> {
+    pub fn cleartext_key_host(&self) -> Option<String> {
         match self {
-            Self::OpenAi(o) => {
-                crate::upstream::key_in_cleartext(&o.chat_url, o.sends_key()).then(|| o.chat_url.host().unwrap_or(""))
+            Self::OpenAi(o) => crate::upstream::key_in_cleartext(&o.chat_url, o.sends_key())
+                .then(|| o.chat_url.host().unwrap_or("").to_owned()),
+            Self::Native(d) => {
+                let endpoint = d.endpoint();
+                let uri = endpoint.parse::<actix_web::http::Uri>().ok()?;
+                crate::upstream::key_in_cleartext(&uri, d.sends_key()).then(|| host_of(&endpoint).to_owned())
             }
             Self::Mock(_) => None,
         }
@@ -94,7 +155,49 @@ impl Provider {
     pub fn endpoint(&self) -> String {
         match self {
             Self::OpenAi(o) => o.chat_url.to_string().trim_end_matches("/chat/completions").to_owned(),
+            Self::Native(d) => d.endpoint(),
             Self::Mock(_) => "(built-in)".to_owned(),
         }
     }
+}
+
+/// The host part of an `http(s)://host[:port]/...` URL, borrowed from it.
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+}
+
+fn first_env(env: &dyn EnvLookup, names: &[&str]) -> Option<String> {
+    names.iter().find_map(|n| env.get(n)).filter(|v| !v.is_empty())
+}
+
+/// Azure's endpoint (`api_base`, `AZURE_API_BASE`, `AZURE_OPENAI_ENDPOINT`), `api-version` (`api_version`,
+/// `AZURE_API_VERSION`, `OPENAI_API_VERSION`, else the latest GA) and Entra token (`azure_ad_token`,
+/// `AZURE_AD_TOKEN`). Entra client credentials need a token refresh tollgate does not do yet: refused by name.
+fn azure_settings<'a>(
+    d: &'a DeploymentConfig,
+    deployment: &'a str,
+    env: &dyn EnvLookup,
+) -> Result<(String, openai::Azure<'a>), ConfigError> {
+    let field = |name: &str| format!("{}.litellm_params.{name}", d.path);
+    if d.provider_params.client_secret.is_some() || d.provider_params.tenant_id.is_some() {
+        return Err(ConfigError::invalid(
+            field("client_secret"),
+            "Microsoft Entra client credentials (tenant_id/client_id/client_secret) are not supported yet; use \
+             `api_key`, or a token in `azure_ad_token`",
+        ));
+    }
+    let base = d
+        .api_base
+        .clone()
+        .or_else(|| first_env(env, &["AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"]))
+        .ok_or_else(|| ConfigError::invalid(field("api_base"), "`azure/` models need an `api_base` (or AZURE_API_BASE): https://<resource>.openai.azure.com"))?;
+    let api_version = d
+        .api_version
+        .clone()
+        .or_else(|| first_env(env, &["AZURE_API_VERSION", "OPENAI_API_VERSION"]))
+        .unwrap_or_else(|| openai::AZURE_DEFAULT_API_VERSION.to_owned());
+    let entra_token = d.provider_params.azure_ad_token.clone().or_else(|| first_env(env, &["AZURE_AD_TOKEN"]).map(Secret::new));
+    Ok((base, openai::Azure { deployment, api_version, entra_token }))
 }

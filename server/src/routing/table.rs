@@ -31,6 +31,8 @@ pub struct Deployment {
     pub timeout: Duration,
     /// `timeout` for streaming requests.
     pub stream_timeout: Duration,
+    /// Parameters the provider cannot take are dropped instead of refused.
+    pub drop_params: bool,
     pub weight: u64,
     pub pricing: Pricing,
     pub stats: Arc<DeploymentStats>,
@@ -67,7 +69,7 @@ impl RoutingTable {
             let (input, output) = match provider {
                 // The built-in mock costs nothing unless the config gives it prices (to demo spend tracking).
                 Provider::Mock(_) => (d.input_cost_per_token.or(Some(0.0)), d.output_cost_per_token.or(Some(0.0))),
-                Provider::OpenAi(_) => (d.input_cost_per_token, d.output_cost_per_token),
+                Provider::OpenAi(_) | Provider::Native(_) => (d.input_cost_per_token, d.output_cost_per_token),
             };
             let pricing = pricing::resolve(catalog, provider.name(), priced_as, input, output);
             let stats = Arc::new(DeploymentStats::default());
@@ -79,6 +81,7 @@ impl RoutingTable {
                 upstream_model,
                 timeout: d.timeout,
                 stream_timeout: d.stream_timeout,
+                drop_params: d.drop_params,
                 weight: strategy::weight_of(d.weight, d.rpm, d.tpm),
                 pricing,
                 stats,

@@ -10,7 +10,10 @@ use actix_web::http::{
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::catalog::{AuthStyle, Preset};
+use super::{
+    catalog::{AuthStyle, Preset},
+    codec::UpstreamRequest,
+};
 use crate::{
     llm::{
         request::{write_json_string, Edit},
@@ -58,8 +61,9 @@ pub struct OpenAiCompatible {
     /// Parsed once here, not per request.
     pub chat_url: Uri,
     pub embeddings_url: Uri,
-    /// Pre-built `Authorization` value, marked sensitive so it is never logged.
-    auth: Option<HeaderValue>,
+    /// Pre-built credential header (`Authorization: Bearer …`, Azure's `api-key`), marked sensitive so it is never
+    /// logged.
+    auth: Option<(HeaderName, HeaderValue)>,
     /// The key and the configured header values: never shown in an error message.
     scrubbed: Vec<Secret>,
     /// `extra_headers` and the organization, every value marked sensitive (it may hold a credential).
@@ -89,7 +93,20 @@ pub struct Settings<'a> {
     pub api_key: Option<Secret>,
     pub organization: Option<&'a str>,
     pub extra_headers: &'a std::collections::BTreeMap<String, Secret>,
+    /// Azure OpenAI's deployment URLs and `api-key` header instead of OpenAI's.
+    pub azure: Option<Azure<'a>>,
 }
+
+/// Azure OpenAI (`azure/<deployment>`): the deployment in the URL, a mandatory `api-version`, and the key in an
+/// `api-key` header, or a Microsoft Entra token as a bearer.
+pub struct Azure<'a> {
+    pub deployment: &'a str,
+    pub api_version: String,
+    pub entra_token: Option<Secret>,
+}
+
+/// Azure's latest GA inference `api-version` in providers.md; newer ones are set by `api_version`.
+pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
 
 impl OpenAiCompatible {
     pub fn new(s: Settings<'_>, env: &dyn crate::config::EnvLookup) -> Result<Self, BuildError> {
@@ -110,16 +127,35 @@ impl OpenAiCompatible {
                 return Err(BuildError::MissingKey(s.preset.api_key_env.clone().unwrap_or_else(|| "api_key".into())))
             }
         };
-        let auth = match &key {
-            Some(k) => {
-                let mut v = HeaderValue::from_str(&format!("Bearer {}", k.expose())).map_err(|_| BuildError::BadKey)?;
+        let bearer = |k: &Secret| {
+            let mut v = HeaderValue::from_str(&format!("Bearer {}", k.expose())).map_err(|_| BuildError::BadKey)?;
+            v.set_sensitive(true);
+            Ok::<_, BuildError>((actix_web::http::header::AUTHORIZATION, v))
+        };
+        let auth = match (&s.azure, &key) {
+            (Some(Azure { entra_token: Some(token), .. }), _) => Some(bearer(token)?),
+            (Some(_), Some(k)) => {
+                let mut v = HeaderValue::from_str(k.expose()).map_err(|_| BuildError::BadKey)?;
                 v.set_sensitive(true);
-                Some(v)
+                Some((HeaderName::from_static("api-key"), v))
             }
-            None => None,
+            (None, Some(k)) => Some(bearer(k)?),
+            (_, None) => None,
+        };
+        let (chat_url, embeddings_url) = match &s.azure {
+            Some(a) => {
+                let deployment = format!("openai/deployments/{}", a.deployment);
+                let query = format!("?api-version={}", a.api_version);
+                (
+                    endpoint(base, &format!("{deployment}/chat/completions{query}"))?,
+                    endpoint(base, &format!("{deployment}/embeddings{query}"))?,
+                )
+            }
+            None => (endpoint(base, "chat/completions")?, endpoint(base, "embeddings")?),
         };
         let mut extra_headers = Vec::new();
-        let mut scrubbed: Vec<Secret> = key.iter().filter(|k| !k.expose().is_empty()).cloned().collect();
+        let entra = s.azure.as_ref().and_then(|a| a.entra_token.clone());
+        let mut scrubbed: Vec<Secret> = key.iter().chain(&entra).filter(|k| !k.expose().is_empty()).cloned().collect();
         if let Some(org) = s.organization {
             let v = HeaderValue::from_str(org).map_err(|_| BuildError::BadHeader("OpenAI-Organization".into()))?;
             extra_headers.push((HeaderName::from_static("openai-organization"), v));
@@ -135,8 +171,8 @@ impl OpenAiCompatible {
         }
         Ok(Self {
             provider: s.provider.to_owned(),
-            chat_url: endpoint(base, "chat/completions")?,
-            embeddings_url: endpoint(base, "embeddings")?,
+            chat_url,
+            embeddings_url,
             auth,
             scrubbed,
             extra_headers,
@@ -153,8 +189,21 @@ impl OpenAiCompatible {
 
     /// Headers every upstream request carries (besides `content-type`).
     pub fn headers(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
-        static AUTHORIZATION: HeaderName = actix_web::http::header::AUTHORIZATION;
-        self.auth.iter().map(|v| (&AUTHORIZATION, v)).chain(self.extra_headers.iter().map(|(n, v)| (n, v)))
+        self.auth.iter().map(|(n, v)| (n, v)).chain(self.extra_headers.iter().map(|(n, v)| (n, v)))
+    }
+
+    /// The caller's OpenAI request as this deployment takes it (see [`Self::chat_body`]).
+    pub fn splice_chat(&self, req: &ChatRequest<'_>, upstream_model: &str) -> UpstreamRequest {
+        self.request(&self.chat_url, self.chat_body(req, upstream_model))
+    }
+
+    pub fn splice_embeddings(&self, req: &EmbeddingsRequest<'_>, upstream_model: &str) -> UpstreamRequest {
+        self.request(&self.embeddings_url, self.embeddings_body(req, upstream_model))
+    }
+
+    fn request(&self, url: &Uri, body: Vec<u8>) -> UpstreamRequest {
+        let headers = self.headers().map(|(n, v)| (n.clone(), v.clone())).collect();
+        UpstreamRequest { url: url.clone(), headers, body }
     }
 
     pub fn chat_body(&self, req: &ChatRequest<'_>, upstream_model: &str) -> Vec<u8> {
@@ -227,12 +276,17 @@ impl OpenAiCompatible {
             .chain(provider_rate_limit_headers(headers))
             .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
             .collect();
+        // Azure names a content-filter refusal `content_filter`; OpenAI's class for it is a content-policy error.
+        let code = match parsed.code {
+            Some(c) if c == "content_filter" => Some("content_policy_violation".to_owned()),
+            other => other,
+        };
         UpstreamError {
             failure: UpstreamFailure::Status(status),
             deployment: deployment.to_owned(),
             message,
             kind: parsed.kind,
-            code: parsed.code,
+            code,
             param: parsed.param,
             headers: passthrough,
         }
@@ -374,6 +428,8 @@ mod tests {
                 api_key: key.map(Secret::new),
                 organization: None,
                 extra_headers: &extra,
+            azure: None,
+                azure: None,
             },
             &env,
         )
@@ -398,7 +454,7 @@ mod tests {
         }
         let o = build(&bearer, None, None).unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(o.chat_url.to_string(), "https://api.example.com/v1/chat/completions");
-        assert!(o.auth.as_ref().is_some_and(HeaderValue::is_sensitive));
+        assert!(o.auth.as_ref().is_some_and(|(_, v)| v.is_sensitive()));
     }
 
     #[test]
@@ -453,6 +509,7 @@ mod tests {
             api_key: Some(Secret::new("sk-key-value-0001")),
             organization: None,
             extra_headers: &extra,
+            azure: None,
         };
         let o = OpenAiCompatible::new(settings, &env).unwrap_or_else(|e| unreachable!("{e}"));
         assert!(o.headers().all(|(_, v)| v.is_sensitive()));

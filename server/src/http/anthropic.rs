@@ -1,0 +1,53 @@
+//! Anthropic's Messages API (`POST /v1/messages`), served by any configured model: Anthropic deployments take the
+//! caller's bytes as they are, every other provider is reached through the canonical types. Errors are rendered
+//! in Anthropic's shape (`{"type":"error","error":{"type","message"}}`), so the `anthropic` SDK raises the
+//! exception class that matches the status.
+
+use actix_web::{body::BoxBody, http::StatusCode, web, HttpRequest, HttpResponse, ResponseError};
+
+use super::{
+    openai::{authenticated_body, context, pick},
+    AppState,
+};
+use crate::{
+    error::ApiError,
+    llm::{Inbound, MessagesRequest},
+    pipeline::call,
+    providers::anthropic,
+};
+
+/// An [`ApiError`] as Anthropic renders it: same status and headers, Anthropic's error body.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct AnthropicError(#[from] ApiError);
+
+impl ResponseError for AnthropicError {
+    fn status_code(&self) -> StatusCode {
+        self.0.status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let res = self.0.error_response();
+        let body = anthropic::error_body(self.status_code().as_u16(), &self.0.to_string());
+        res.set_body(BoxBody::new(body))
+    }
+}
+
+pub async fn messages(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    client: web::Data<awc::Client>,
+) -> Result<HttpResponse, AnthropicError> {
+    let ctx = context(&req);
+    let in_flight = state.lifecycle.enter();
+    let result = async {
+        let bytes = authenticated_body(&req, payload, &state).await?;
+        let messages = MessagesRequest::parse(&bytes)?;
+        let deployment = pick(&state, &messages.model)?;
+        let beta = req.headers().get("anthropic-beta");
+        call::chat(&ctx, &client, &deployment, &Inbound::Anthropic(messages), beta, in_flight).await
+    };
+    // Each error is logged once, here, at the level its variant defines.
+    Ok(result.await.inspect_err(|e| e.log(&ctx.request_id))?)
+}

@@ -37,6 +37,8 @@ MODELS = {
     "up-429": ("error-429", {}),
     "up-500": ("error-500", {}),
     "up-hang": ("hang", {"timeout": 1}),
+    # A scripted tool loop for the Claude Code test (tests/fakes/src/agent.rs).
+    "agent": ("agent", {}),
 }
 # Points at a port nobody listens on (see `dead_port`).
 DEAD_MODEL = "up-dead"

@@ -40,5 +40,14 @@ if [[ ! -f "$stamp" ]]; then
   touch "$stamp"
 fi
 
+# The real Claude Code CLI, pinned; npm's cache and the install live under .cache/ and are reused between runs.
+claude_version="2.1.332"
+claude_dir="$root/.cache/claude-code-$claude_version"
+export CLAUDE_CODE_BIN="$claude_dir/node_modules/@anthropic-ai/claude-code-linux-x64/claude"
+if [[ ! -x "$CLAUDE_CODE_BIN" ]]; then
+  command -v npm >/dev/null || { echo "tests/sdk: npm is needed to install Claude Code" >&2; exit 1; }
+  npm install --prefix "$claude_dir" --no-audit --no-fund --loglevel=error "@anthropic-ai/claude-code@$claude_version"
+fi
+
 # exec: pytest's exit code is this script's.
 exec "$venv/bin/python" -m pytest tests/sdk -q -p no:cacheprovider "$@"

@@ -15,7 +15,8 @@
 //! | `echo`        | content = the request body it received                                             |
 //! | `stream-<N>`  | `normal` with N pieces `w0 `…, one write per event, back to back (1 ≤ N ≤ 100000)   |
 //!
-//! More modes about usage, strict schemas and content types: see `accounting.rs`.
+//! More modes about usage, strict schemas and content types: see `accounting.rs`; `agent` (a scripted tool loop
+//! for Claude Code): see `agent.rs`.
 //!
 //! Embeddings honour `error-<N>`, `delay-<ms>` and `hang` too. Every chat and embeddings request is recorded
 //! (`GET /__fake/requests`, or [`FakeUpstream::requests`] in-process).
@@ -26,6 +27,7 @@
 //! actix-web would never produce (close-delimited bodies, bodies cut mid-chunk or short of their length).
 
 mod accounting;
+mod agent;
 pub mod connect_proxy;
 pub mod control;
 mod mode;

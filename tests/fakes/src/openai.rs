@@ -9,7 +9,7 @@ use futures_util::{stream, StreamExt};
 use serde_json::Value;
 
 use crate::{
-    accounting,
+    accounting, agent,
     mode::Mode,
     record::Recorder,
     sse::{self, Chunks},
@@ -129,6 +129,9 @@ async fn chat(req: HttpRequest, body: web::Bytes, rec: web::Data<Recorder>) -> H
     let seq = rec.request(req.path(), headers_json(&req), parsed.clone());
     let id = format!("chatcmpl-fake-{seq}");
     if let Some(reply) = accounting::reply(&model, &parsed, &id) {
+        return reply;
+    }
+    if let Some(reply) = agent::reply(&model, &parsed, &id) {
         return reply;
     }
     let mode = Mode::from_model(&model);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes tollgate's parsers of untrusted input with cargo-fuzz (libFuzzer):
 #   request_parser  chat and embeddings request bodies (llm/request.rs), checked against serde_json's reading
-#   sse_framer      upstream SSE streams in arbitrary chunks (pipeline/sse.rs), with the framing invariants
+#   sse_framer      upstream SSE streams in arbitrary chunks (framing/sse.rs), with the framing invariants
 #   config_loader   LiteLLM config.yaml (config/) and the routing table built from it
 #
 #   scripts/fuzz.sh [seconds-per-target] [target...]     default: 60 s each, every target

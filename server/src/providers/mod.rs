@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod codec;
+pub mod cohere;
 pub mod mock;
 pub mod openai;
 

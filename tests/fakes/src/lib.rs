@@ -17,6 +17,10 @@
 //!
 //! More modes about usage, strict schemas and content types: see `accounting.rs`.
 //!
+//! The Cohere v2 fake (`cohere.rs`) serves `POST /v2/chat` and `POST /v2/embed` on the same server, with its own
+//! modes (`normal`, `tools`, `max-tokens`, `stream-error`, `cut`, `cut-json`, `echo`, `error-<N>`,
+//! `too-many-tokens`, `blocked`, `delay-<ms>`, `hang`): see its module doc.
+//!
 //! Embeddings honour `error-<N>`, `delay-<ms>` and `hang` too. Every chat and embeddings request is recorded
 //! (`GET /__fake/requests`, or [`FakeUpstream::requests`] in-process).
 //!
@@ -26,6 +30,7 @@
 //! actix-web would never produce (close-delimited bodies, bodies cut mid-chunk or short of their length).
 
 mod accounting;
+pub mod cohere;
 pub mod connect_proxy;
 pub mod control;
 mod mode;
@@ -70,6 +75,7 @@ fn serve(
             .app_data(data.clone())
             .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
             .configure(openai::configure)
+            .configure(cohere::configure)
             .configure(control::configure)
     })
     .workers(workers.max(1))

@@ -18,6 +18,10 @@
 //! More modes about usage, strict schemas and content types: see `accounting.rs`; `agent` (a scripted tool loop
 //! for Claude Code): see `agent.rs`.
 //!
+//! The Cohere v2 fake (`cohere.rs`) serves `POST /v2/chat` and `POST /v2/embed` on the same server, with its own
+//! modes (`normal`, `tools`, `max-tokens`, `stream-error`, `cut`, `cut-json`, `echo`, `error-<N>`,
+//! `too-many-tokens`, `blocked`, `delay-<ms>`, `hang`): see its module doc.
+//!
 //! Embeddings honour `error-<N>`, `delay-<ms>` and `hang` too. Every chat and embeddings request is recorded
 //! (`GET /__fake/requests`, or [`FakeUpstream::requests`] in-process).
 //!
@@ -28,6 +32,7 @@
 
 mod accounting;
 mod agent;
+pub mod cohere;
 pub mod connect_proxy;
 pub mod control;
 mod mode;
@@ -72,6 +77,7 @@ fn serve(
             .app_data(data.clone())
             .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
             .configure(openai::configure)
+            .configure(cohere::configure)
             .configure(control::configure)
     })
     .workers(workers.max(1))

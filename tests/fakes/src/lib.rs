@@ -17,6 +17,10 @@
 //!
 //! More modes about usage, strict schemas and content types: see `accounting.rs`.
 //!
+//! The Anthropic fake (`anthropic.rs`, `POST /v1/messages` and `/v1/messages/count_tokens`) picks its behaviour
+//! the same way: `normal`, `tools`, `thinking`, `echo`, `max-tokens`, `stop-seq`, `too-long`, `error-<N>`,
+//! `stream-error`, `cut`, `cut-json`, `delay-<ms>`, `hang` (its module doc says what each does).
+//!
 //! Embeddings honour `error-<N>`, `delay-<ms>` and `hang` too. Every chat and embeddings request is recorded
 //! (`GET /__fake/requests`, or [`FakeUpstream::requests`] in-process).
 //!
@@ -26,6 +30,7 @@
 //! actix-web would never produce (close-delimited bodies, bodies cut mid-chunk or short of their length).
 
 mod accounting;
+pub mod anthropic;
 pub mod connect_proxy;
 pub mod control;
 mod mode;
@@ -70,6 +75,7 @@ fn serve(
             .app_data(data.clone())
             .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
             .configure(openai::configure)
+            .configure(anthropic::configure)
             .configure(control::configure)
     })
     .workers(workers.max(1))

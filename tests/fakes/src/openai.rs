@@ -61,7 +61,7 @@ async fn error_hang_or_delay(mode: Mode) -> Option<HttpResponse> {
     }
 }
 
-fn headers_json(req: &HttpRequest) -> Value {
+pub(crate) fn headers_json(req: &HttpRequest) -> Value {
     let mut map = serde_json::Map::new();
     for (name, value) in req.headers() {
         let value = String::from_utf8_lossy(value.as_bytes());

@@ -53,7 +53,8 @@ const TOO_LONG: &str = "prompt is too long: 250000 tokens > 200000 maximum";
 const HANG: Duration = Duration::from_secs(3600);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/messages", web::post().to(messages)).route("/v1/messages/count_tokens", web::post().to(count_tokens));
+    cfg.route("/v1/messages", web::post().to(messages))
+        .route("/v1/messages/count_tokens", web::post().to(count_tokens));
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +98,8 @@ impl Behaviour {
 
 fn error(status: u16, kind: &str, message: &str, seq: u64) -> HttpResponse {
     let http = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-    let body = json!({"type": "error", "error": {"type": kind, "message": message}, "request_id": format!("req_fake_{seq}")});
+    let body =
+        json!({"type": "error", "error": {"type": kind, "message": message}, "request_id": format!("req_fake_{seq}")});
     HttpResponse::build(http).insert_header(("request-id", format!("req_fake_{seq}"))).json(body)
 }
 
@@ -122,10 +124,7 @@ fn error_mode(status: u16, seq: u64) -> HttpResponse {
             ("anthropic-ratelimit-requests-remaining", "0"),
             ("anthropic-ratelimit-requests-reset", "2026-01-01T00:00:07Z"),
         ] {
-            headers.insert(
-                HeaderName::from_static(name),
-                HeaderValue::from_static(value),
-            );
+            headers.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
         }
     }
     response
@@ -189,16 +188,19 @@ async fn messages(req: HttpRequest, body: web::Bytes, rec: web::Data<Recorder>) 
         _ => {}
     }
     let stop_sequence = parsed["stop_sequences"][0].as_str().unwrap_or("###").to_owned();
-    let reply = Reply { id: format!("msg_fake_{seq}"), model, behaviour, echo: String::from_utf8_lossy(&body).into_owned(), stop_sequence };
+    let reply = Reply {
+        id: format!("msg_fake_{seq}"),
+        model,
+        behaviour,
+        echo: String::from_utf8_lossy(&body).into_owned(),
+        stop_sequence,
+    };
     let mut response = if stream { sse::sse(reply.events()) } else { HttpResponse::Ok().json(reply.whole()) };
     let headers = response.headers_mut();
     if let Ok(id) = HeaderValue::from_str(&format!("req_fake_{seq}")) {
         headers.insert(HeaderName::from_static("request-id"), id);
     }
-    headers.insert(
-        HeaderName::from_static("anthropic-ratelimit-requests-remaining"),
-        HeaderValue::from_static("99"),
-    );
+    headers.insert(HeaderName::from_static("anthropic-ratelimit-requests-remaining"), HeaderValue::from_static("99"));
     response
 }
 
@@ -213,7 +215,11 @@ struct Reply {
 
 /// The final usage, in Anthropic's field order (as text: `json!` would sort the keys).
 fn usage(thinking: bool) -> String {
-    let details = if thinking { format!(r#","output_tokens_details":{{"thinking_tokens":{THINKING_TOKENS}}}"#) } else { String::new() };
+    let details = if thinking {
+        format!(r#","output_tokens_details":{{"thinking_tokens":{THINKING_TOKENS}}}"#)
+    } else {
+        String::new()
+    };
     format!(
         r#"{{"input_tokens":{INPUT_TOKENS},"cache_creation_input_tokens":{CACHE_CREATION},"cache_read_input_tokens":{CACHE_READ},"output_tokens":{OUTPUT_TOKENS}{details}}}"#
     )
@@ -233,7 +239,10 @@ fn ping() -> Bytes {
 }
 
 fn block_start(index: usize, block: &str) -> Bytes {
-    event("content_block_start", &format!(r#"{{"type":"content_block_start","index":{index},"content_block":{block}}}"#))
+    event(
+        "content_block_start",
+        &format!(r#"{{"type":"content_block_start","index":{index},"content_block":{block}}}"#),
+    )
 }
 
 fn delta(index: usize, delta: &str) -> Bytes {
@@ -301,7 +310,8 @@ impl Reply {
                 events.push(block_start(0, r#"{"type":"text","text":""}"#));
                 events.push(text_delta(0, TOOL_TEXT));
                 events.push(block_stop(0));
-                events.push(block_start(1, r#"{"type":"tool_use","id":"toolu_fake_1","name":"get_weather","input":{}}"#));
+                events
+                    .push(block_start(1, r#"{"type":"tool_use","id":"toolu_fake_1","name":"get_weather","input":{}}"#));
                 for (i, piece) in WEATHER_PIECES.iter().enumerate() {
                     if i == 1 {
                         events.push(ping());

@@ -41,7 +41,13 @@ struct Details {
     error_code: Option<String>,
 }
 
-pub(super) fn parse(deployment: &str, status: u16, headers: &HeaderMap, body: &[u8], scrubbed: &[Secret]) -> UpstreamError {
+pub(super) fn parse(
+    deployment: &str,
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    scrubbed: &[Secret],
+) -> UpstreamError {
     let detail = serde_json::from_slice::<Envelope>(body.trim_ascii_start()).ok().and_then(|e| e.error);
     let (kind, message, error_code) = match detail {
         Some(d) => (d.kind, d.message, d.details.and_then(|d| d.error_code)),
@@ -113,7 +119,7 @@ pub fn error_type(status: u16) -> &'static str {
         503 | 529 => "overloaded_error",
         504 => "timeout_error",
         // Anthropic uses `invalid_request_error` for the other 4xx.
-        400..=499 => "invalid_request_error",
+        s if (400..500).contains(&s) => "invalid_request_error",
         _ => "api_error",
     }
 }
@@ -200,7 +206,11 @@ mod tests {
         for (status, body, shown, kind, code, message) in cases {
             let e = parse("d#0", status, &HeaderMap::new(), body.as_bytes(), &[]);
             assert_eq!(e.failure, UpstreamFailure::Status(shown), "{body}");
-            assert_eq!((e.kind.as_deref(), e.code.as_deref(), e.message.as_str()), (Some(kind), code, message), "{body}");
+            assert_eq!(
+                (e.kind.as_deref(), e.code.as_deref(), e.message.as_str()),
+                (Some(kind), code, message),
+                "{body}"
+            );
         }
         assert!(UpstreamFailure::Status(503).counts_against_deployment());
     }

@@ -247,18 +247,16 @@ fn tool_result(block: BlockIn<'_>, unmapped: &mut Vec<String>) -> Result<ToolRes
     let content = match block.content {
         None => Vec::new(),
         Some(raw) if raw.get().starts_with('"') => vec![Part::Text(parse(raw, "messages")?)],
-        Some(raw) => {
-            blocks(raw, "messages")?
-                .into_iter()
-                .filter_map(|b| match b.kind.as_str() {
-                    "text" | "image" => content_part(b, unmapped),
-                    other => {
-                        unmapped.push(other.to_owned());
-                        None
-                    }
-                })
-                .collect()
-        }
+        Some(raw) => blocks(raw, "messages")?
+            .into_iter()
+            .filter_map(|b| match b.kind.as_str() {
+                "text" | "image" => content_part(b, unmapped),
+                other => {
+                    unmapped.push(other.to_owned());
+                    None
+                }
+            })
+            .collect(),
     };
     Ok(ToolResult {
         call_id: block.tool_use_id.unwrap_or_default(),

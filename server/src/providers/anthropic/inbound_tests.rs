@@ -144,8 +144,14 @@ fn blocks_and_parameters_map() {
     let chat = decode(&body).unwrap_or_else(|e| unreachable!("{e}"));
     assert_eq!(chat.system, ["Be brief."]);
     assert_eq!((chat.top_p, chat.top_k, chat.stop.clone()), (Some(0.5), Some(3), vec!["END".to_owned()]));
-    assert_eq!((chat.tool_choice.clone(), chat.parallel_tool_calls), (Some(ToolChoice::Named("f".into())), Some(false)));
-    assert_eq!(chat.response_format, Some(ResponseFormat::JsonSchema { name: "response".into(), schema: json!({"type": "object"}) }));
+    assert_eq!(
+        (chat.tool_choice.clone(), chat.parallel_tool_calls),
+        (Some(ToolChoice::Named("f".into())), Some(false))
+    );
+    assert_eq!(
+        chat.response_format,
+        Some(ResponseFormat::JsonSchema { name: "response".into(), schema: json!({"type": "object"}) })
+    );
     assert!(chat.unmapped.is_empty(), "{:?}", chat.unmapped);
     let png = |data: &str| Part::Image(Image::Base64 { media_type: "image/png".into(), data: data.into() });
     assert_eq!(
@@ -156,7 +162,10 @@ fn blocks_and_parameters_map() {
                 role: Role::Tool,
                 parts: vec![Part::ToolResult(ToolResult { call_id: "t1".into(), content: vec![], is_error: false })],
             },
-            Message { role: Role::User, parts: vec![png("iVBOR"), Part::Image(Image::Url("https://example.com/a.jpg".into()))] },
+            Message {
+                role: Role::User,
+                parts: vec![png("iVBOR"), Part::Image(Image::Url("https://example.com/a.jpg".into()))]
+            },
             Message {
                 role: Role::Assistant,
                 parts: vec![Part::ToolCall(ToolCall { id: "t2".into(), name: "f".into(), arguments: "{}".into() })],
@@ -178,10 +187,22 @@ fn what_has_no_canonical_form_is_unmapped_by_name() {
     let cases: &[(Value, &[&str])] = &[
         (json!({"thinking": {"type": "enabled", "budget_tokens": 2048}}), &["thinking"]),
         (json!({"thinking": {"type": "adaptive"}}), &["thinking"]),
-        (json!({"tools": [{"type": "web_search_20250305", "name": "web_search"}, {"type": "custom", "name": "f", "input_schema": {"type": "object"}}]}), &["web_search_20250305"]),
-        (json!({"messages": [{"role": "user", "content": [{"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBER"}}]}]}), &["document"]),
-        (json!({"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "file_1"}}]}]}), &["image (file source)"]),
-        (json!({"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "search_result", "source": "s"}]}]}]}), &["search_result"]),
+        (
+            json!({"tools": [{"type": "web_search_20250305", "name": "web_search"}, {"type": "custom", "name": "f", "input_schema": {"type": "object"}}]}),
+            &["web_search_20250305"],
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": [{"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBER"}}]}]}),
+            &["document"],
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "file_1"}}]}]}),
+            &["image (file source)"],
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "search_result", "source": "s"}]}]}]}),
+            &["search_result"],
+        ),
         (json!({"output_config": {"effort": "low"}}), &["output_config.effort"]),
         (json!({"mcp_servers": [], "container": "c"}), &["container", "mcp_servers"]),
     ];

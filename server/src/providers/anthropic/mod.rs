@@ -82,20 +82,29 @@ impl AnthropicProvider {
             .unwrap_or_else(|| DEFAULT_BASE.to_owned());
         let messages_url = messages_url(&base)
             .ok_or_else(|| ConfigError::invalid(field("api_base"), format!("`{base}` is not a valid URL")))?;
-        let key = d.api_key.clone().or_else(|| env.get(KEY_ENV).map(Secret::new)).ok_or_else(|| {
-            ConfigError::invalid(field("api_key"), format!("no API key: set `api_key` or the environment variable `{KEY_ENV}`"))
-        })?;
+        // An empty key (an unset variable interpolated into the config) is no key, as in LiteLLM (`api_key or
+        // env`): the environment's is used, or the deployment is refused now rather than failing every call.
+        let present = |k: &Secret| !k.expose().trim().is_empty();
+        let key = d
+            .api_key
+            .clone()
+            .filter(present)
+            .or_else(|| env.get(KEY_ENV).map(Secret::new).filter(present))
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    field("api_key"),
+                    format!("no API key: set `api_key` or the environment variable `{KEY_ENV}`"),
+                )
+            })?;
         let mut api_key = HeaderValue::from_str(key.expose()).map_err(|_| {
             ConfigError::invalid(field("api_key"), "API key contains characters not allowed in an HTTP header")
         })?;
         api_key.set_sensitive(true);
-        let mut scrubbed: Vec<Secret> = Vec::new();
-        if !key.expose().is_empty() {
-            scrubbed.push(key);
-        }
+        let mut scrubbed = vec![key];
         let mut extra_headers = Vec::with_capacity(d.extra_headers.len());
         for (name, value) in &d.extra_headers {
-            let bad = || ConfigError::invalid(field("extra_headers"), format!("header `{name}` is not a valid HTTP header"));
+            let bad =
+                || ConfigError::invalid(field("extra_headers"), format!("header `{name}` is not a valid HTTP header"));
             let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
             let mut v = HeaderValue::from_str(value.expose()).map_err(|_| bad())?;
             v.set_sensitive(true);
@@ -217,7 +226,11 @@ mod tests {
     use super::*;
     use crate::config::ProviderParams;
 
-    pub(super) fn deployment(api_key: Option<&str>, api_base: Option<&str>, extra: &[(&str, &str)]) -> DeploymentConfig {
+    pub(super) fn deployment(
+        api_key: Option<&str>,
+        api_base: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> DeploymentConfig {
         DeploymentConfig {
             path: "model_list[0]".into(),
             id: "claude#0".into(),
@@ -269,6 +282,8 @@ mod tests {
             (None, None, &env, Ok("http://127.0.0.1:9/v1/messages")),
             (Some("k"), None, &only_api_base, Ok("https://proxy.example/v1/messages")),
             (None, None, &none, Err("`model_list[0].litellm_params.api_key`: no API key: set `api_key` or the environment variable `ANTHROPIC_API_KEY`")),
+            (Some(""), None, &env, Ok("http://127.0.0.1:9/v1/messages")),
+            (Some(" "), None, &none, Err("`model_list[0].litellm_params.api_key`: no API key: set `api_key` or the environment variable `ANTHROPIC_API_KEY`")),
             (Some("k"), Some("not a url"), &none, Err("`model_list[0].litellm_params.api_base`: `not a url` is not a valid URL")),
         ];
         for (key, base, env, want) in cases {
@@ -285,7 +300,11 @@ mod tests {
     #[test]
     fn requests_carry_key_version_and_sensitive_extra_headers() {
         let env = |_: &str| None;
-        let d = deployment(Some("sk-ant-key-value-0001"), None, &[("X-Upstream-Token", "tok-very-secret-42"), ("X-Title", "app")]);
+        let d = deployment(
+            Some("sk-ant-key-value-0001"),
+            None,
+            &[("X-Upstream-Token", "tok-very-secret-42"), ("X-Title", "app")],
+        );
         let p = AnthropicProvider::new(&d, "m", &env).unwrap_or_else(|e| unreachable!("{e}"));
         let chat = Chat {
             messages: vec![crate::llm::chat::Message {
@@ -318,7 +337,10 @@ mod tests {
         let req = MessagesRequest::parse(body.as_bytes()).unwrap_or_else(|e| unreachable!("{e}"));
         let beta = HeaderValue::from_static("interleaved-thinking-2025-05-14");
         let out = p.splice_request(&req, "claude-sonnet-4-5-20250929", Some(&beta));
-        assert_eq!(String::from_utf8_lossy(&out.body), body.replace(r#""model":"claude""#, r#""model":"claude-sonnet-4-5-20250929""#));
+        assert_eq!(
+            String::from_utf8_lossy(&out.body),
+            body.replace(r#""model":"claude""#, r#""model":"claude-sonnet-4-5-20250929""#)
+        );
         assert_eq!(header(&out.headers, "anthropic-beta"), ["ours-2025-01-01,interleaved-thinking-2025-05-14"]);
         assert_eq!(header(&out.headers, "anthropic-version"), [ANTHROPIC_VERSION]);
         let out = provider().splice_request(&req, "m", None);

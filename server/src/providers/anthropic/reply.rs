@@ -96,8 +96,9 @@ pub fn encode_reply(reply: &Reply) -> Vec<u8> {
     for part in &reply.parts {
         match part {
             Part::Text(text) if !text.is_empty() => content.push(BlockOut::Text { text }),
-            Part::Reasoning { text, signature } => content
-                .push(BlockOut::Thinking { thinking: text, signature: signature.as_deref().unwrap_or_default() }),
+            Part::Reasoning { text, signature } => {
+                content.push(BlockOut::Thinking { thinking: text, signature: signature.as_deref().unwrap_or_default() })
+            }
             Part::ToolCall(call) => content.push(BlockOut::ToolUse {
                 id: &call.id,
                 name: &call.name,
@@ -222,7 +223,11 @@ mod tests {
                 Part::Reasoning { text: "hmm".into(), signature: None },
                 Part::Text("Checking.".into()),
                 Part::Text(String::new()),
-                Part::ToolCall(ToolCall { id: "call_1".into(), name: "f".into(), arguments: r#"{"b":1,"a":2}"#.into() }),
+                Part::ToolCall(ToolCall {
+                    id: "call_1".into(),
+                    name: "f".into(),
+                    arguments: r#"{"b":1,"a":2}"#.into(),
+                }),
                 Part::ToolCall(ToolCall { id: "call_2".into(), name: "g".into(), arguments: String::new() }),
                 Part::ToolCall(ToolCall { id: "call_3".into(), name: "h".into(), arguments: "{\"cut".into() }),
             ],
@@ -249,8 +254,14 @@ mod tests {
             ..Reply::default()
         };
         let v: Value = serde_json::from_slice(&encode_reply(&stop)).unwrap_or_default();
-        assert_eq!((v["id"].clone(), v["stop_reason"].clone(), v["stop_sequence"].clone()), (json!("msg_1"), json!("stop_sequence"), json!("END")));
-        assert_eq!(v["usage"], json!({"input_tokens":0,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":0}));
+        assert_eq!(
+            (v["id"].clone(), v["stop_reason"].clone(), v["stop_sequence"].clone()),
+            (json!("msg_1"), json!("stop_sequence"), json!("END"))
+        );
+        assert_eq!(
+            v["usage"],
+            json!({"input_tokens":0,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":0})
+        );
     }
 
     #[test]

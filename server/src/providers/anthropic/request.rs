@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 
 use super::wire::{empty_object, input_object, BlockOut, SourceOut, ToolResultContent};
 use crate::{
-    llm::chat::{Chat, Image, Part, ParamCheck, ResponseFormat, Role, ToolChoice, ToolResult, Unsupported},
+    llm::chat::{Chat, Image, ParamCheck, Part, ResponseFormat, Role, ToolChoice, ToolResult, Unsupported},
     providers::codec::CallOptions,
 };
 
@@ -177,9 +177,9 @@ fn system(texts: &[String]) -> Option<System<'_>> {
     let first = non_empty.next()?;
     match non_empty.next() {
         None => Some(System::Text(first)),
-        Some(_) => Some(System::Blocks(
-            texts.iter().filter(|t| !t.is_empty()).map(|text| BlockOut::Text { text }).collect(),
-        )),
+        Some(_) => {
+            Some(System::Blocks(texts.iter().filter(|t| !t.is_empty()).map(|text| BlockOut::Text { text }).collect()))
+        }
     }
 }
 
@@ -191,7 +191,9 @@ fn tool_choice(chat: &Chat) -> Option<ToolChoiceOut<'_>> {
     }
     let disable_parallel = (chat.parallel_tool_calls == Some(false)).then_some(true);
     let (kind, name) = match &chat.tool_choice {
-        Some(ToolChoice::None) => return Some(ToolChoiceOut { kind: "none", name: None, disable_parallel_tool_use: None }),
+        Some(ToolChoice::None) => {
+            return Some(ToolChoiceOut { kind: "none", name: None, disable_parallel_tool_use: None })
+        }
         None if disable_parallel.is_none() => return None,
         None | Some(ToolChoice::Auto) => ("auto", None),
         Some(ToolChoice::Required) => ("any", None),
@@ -396,8 +398,8 @@ mod tests {
             "tool_choice":{"type":"any","disable_parallel_tool_use":true}});
         golden(chat.clone(), want);
         // The input object keeps the caller's key order and spelling.
-        let raw = encode(&chat, CallOptions { upstream_model: "m", stream: false, drop_params: false })
-            .unwrap_or_default();
+        let raw =
+            encode(&chat, CallOptions { upstream_model: "m", stream: false, drop_params: false }).unwrap_or_default();
         assert!(String::from_utf8_lossy(&raw).contains(r#""input":{"city": "Paris", "a": 1}"#));
     }
 
@@ -468,10 +470,12 @@ mod tests {
         let got = encode_json(&params, true, false);
         assert_eq!(
             got,
-            Ok(json!({"model":"claude-sonnet-4-5","messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],
+            Ok(
+                json!({"model":"claude-sonnet-4-5","messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],
                 "max_tokens":100,"stop_sequences":["END"],"temperature":0.5,"top_p":0.9,"top_k":40,
                 "metadata":{"user_id":"u-1"},"output_config":{"format":{"type":"json_schema","schema":{"type":"object"}}},
-                "stream":true}))
+                "stream":true})
+            )
         );
         let refused: Vec<(Chat, &str)> = vec![
             (Chat { temperature: Some(1.5), ..base() }, "temperature"),
@@ -483,7 +487,10 @@ mod tests {
             (Chat { unmapped: vec!["logit_bias".into()], seed: Some(1), ..base() }, "logit_bias"),
             (
                 Chat {
-                    messages: vec![user("hi"), Message { role: Role::Assistant, parts: vec![call("t", "f", "{\"a\":")] }],
+                    messages: vec![
+                        user("hi"),
+                        Message { role: Role::Assistant, parts: vec![call("t", "f", "{\"a\":")] },
+                    ],
                     ..base()
                 },
                 "tool_calls.function.arguments",
@@ -493,7 +500,8 @@ mod tests {
             assert_eq!(encode_json(&chat, false, false).map_err(|e| e.param), Err(param.to_owned()), "{param}");
             let dropped = encode_json(&chat, false, true).unwrap_or(Value::Null);
             assert!(dropped.is_object(), "{param} dropped");
-            for key in ["temperature", "seed", "presence_penalty", "frequency_penalty", "response_format", "logit_bias"] {
+            for key in ["temperature", "seed", "presence_penalty", "frequency_penalty", "response_format", "logit_bias"]
+            {
                 assert!(dropped.get(key).is_none(), "{param}: {key} dropped");
             }
             if param == "stop" {
@@ -517,7 +525,11 @@ mod tests {
             (Some(ToolChoice::Auto), None, json!({"type":"auto"})),
             (Some(ToolChoice::None), Some(false), json!({"type":"none"})),
             (Some(ToolChoice::Required), None, json!({"type":"any"})),
-            (Some(ToolChoice::Named("f".into())), Some(false), json!({"type":"tool","name":"f","disable_parallel_tool_use":true})),
+            (
+                Some(ToolChoice::Named("f".into())),
+                Some(false),
+                json!({"type":"tool","name":"f","disable_parallel_tool_use":true}),
+            ),
         ];
         for (choice, parallel, want) in cases {
             let chat = Chat {

@@ -120,7 +120,8 @@ impl StreamDecoder for EventDecoder {
             }
             "content_block_start" => {
                 self.require_start(&event.kind)?;
-                let block = event.content_block.ok_or_else(|| DecodeError::new("`content_block_start` without a block"))?;
+                let block =
+                    event.content_block.ok_or_else(|| DecodeError::new("`content_block_start` without a block"))?;
                 match block.kind.as_str() {
                     "text" => push_text(out, block.text, Event::Text),
                     "thinking" => push_text(out, block.thinking, Event::Reasoning),
@@ -293,12 +294,16 @@ struct ToolStartOut<'a> {
 struct Empty {}
 
 #[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type")]
 enum DeltaOut<'a> {
-    TextDelta { text: &'a str },
-    ThinkingDelta { thinking: &'a str },
-    SignatureDelta { signature: &'a str },
-    InputJsonDelta { partial_json: &'a str },
+    #[serde(rename = "text_delta")]
+    Text { text: &'a str },
+    #[serde(rename = "thinking_delta")]
+    Thinking { thinking: &'a str },
+    #[serde(rename = "signature_delta")]
+    Signature { signature: &'a str },
+    #[serde(rename = "input_json_delta")]
+    InputJson { partial_json: &'a str },
 }
 
 #[derive(Serialize)]
@@ -385,18 +390,18 @@ impl StreamEncoder for EventEncoder {
             Event::Text(text) if text.is_empty() => {}
             Event::Text(text) => {
                 let index = self.open(Open::Text, BlockStartOut::Block(BlockOut::Text { text: "" }), out);
-                self.delta(index, DeltaOut::TextDelta { text }, out);
+                self.delta(index, DeltaOut::Text { text }, out);
             }
             Event::Reasoning(text) if text.is_empty() => {}
             Event::Reasoning(text) => {
                 let block = BlockStartOut::Block(BlockOut::Thinking { thinking: "", signature: "" });
                 let index = self.open(Open::Thinking, block, out);
-                self.delta(index, DeltaOut::ThinkingDelta { thinking: text }, out);
+                self.delta(index, DeltaOut::Thinking { thinking: text }, out);
             }
             Event::ReasoningSignature(signature) => {
                 let block = BlockStartOut::Block(BlockOut::Thinking { thinking: "", signature: "" });
                 let index = self.open(Open::Thinking, block, out);
-                self.delta(index, DeltaOut::SignatureDelta { signature }, out);
+                self.delta(index, DeltaOut::Signature { signature }, out);
             }
             Event::ToolStart { index: tool, id, name } => {
                 self.called_tools = true;
@@ -410,7 +415,7 @@ impl StreamEncoder for EventEncoder {
             Event::ToolArgs { index: tool, fragment } => {
                 // Arguments of a call that never started have no block to go to.
                 let Some(&index) = self.tool_blocks.get(tool) else { return };
-                self.delta(index, DeltaOut::InputJsonDelta { partial_json: fragment }, out);
+                self.delta(index, DeltaOut::InputJson { partial_json: fragment }, out);
             }
             Event::Finish(finish) => self.finish = Some(finish.clone()),
             Event::Usage(usage) => self.usage = Some(*usage),
@@ -458,8 +463,15 @@ impl EventEncoder {
 /// `api_error` (or `overloaded_error` for OpenAI-style server overload).
 fn anthropic_error_type(kind: &str) -> &str {
     match kind {
-        "invalid_request_error" | "authentication_error" | "billing_error" | "permission_error"
-        | "not_found_error" | "rate_limit_error" | "timeout_error" | "api_error" | "overloaded_error"
+        "invalid_request_error"
+        | "authentication_error"
+        | "billing_error"
+        | "permission_error"
+        | "not_found_error"
+        | "rate_limit_error"
+        | "timeout_error"
+        | "api_error"
+        | "overloaded_error"
         | "request_too_large" => kind,
         "overloaded" | "server_overloaded" | "service_unavailable" => "overloaded_error",
         _ => "api_error",

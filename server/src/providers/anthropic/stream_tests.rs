@@ -166,7 +166,8 @@ fn malformed_or_out_of_order_frames_are_errors() {
     assert!(decode(&after_stop).1.is_err());
     // A ping after the end, or an event type from a future API version, is not.
     let mut ping_after = TEXT.to_vec();
-    ping_after.extend_from_slice(b"event: ping\ndata: {\"type\":\"ping\"}\n\nevent: future\ndata: {\"type\":\"ping\"}\n\n");
+    ping_after
+        .extend_from_slice(b"event: ping\ndata: {\"type\":\"ping\"}\n\nevent: future\ndata: {\"type\":\"ping\"}\n\n");
     assert_eq!(decode(&ping_after).1, Ok(()));
 }
 
@@ -291,7 +292,8 @@ fn expected_round_trip(fixture: &[u8]) -> Vec<(String, Value)> {
                 tool_args_seen = Some(true);
             }
             ("content_block_stop", _, _) => {
-                if tool_args_seen.take() == Some(false) {
+                let argumentless_tool = tool_args_seen.take() == Some(false);
+                if argumentless_tool {
                     let index = data["index"].clone();
                     want.push((
                         "content_block_delta".to_owned(),
@@ -410,14 +412,21 @@ fn failures_end_the_stream_with_an_error_event() {
     assert_eq!(names, ["message_start", "content_block_start", "content_block_delta", "error"]);
     assert_eq!(got[3].1, json!({"type":"error","error":{"type":"overloaded_error","message":"upstream overloaded"}}));
 
-    let cases: &[(&str, &str)] = &[("timeout", "api_error"), ("upstream_error", "api_error"), ("529", "overloaded_error")];
+    let cases: &[(&str, &str)] =
+        &[("timeout", "api_error"), ("upstream_error", "api_error"), ("529", "overloaded_error")];
     for (code, kind) in cases {
         let mut out = BytesMut::new();
         EventEncoder::default().fail(code, "m", &mut out);
-        assert_eq!(pairs(&out), vec![("error".to_owned(), json!({"type":"error","error":{"type":kind,"message":"m"}}))]);
+        assert_eq!(
+            pairs(&out),
+            vec![("error".to_owned(), json!({"type":"error","error":{"type":kind,"message":"m"}}))]
+        );
     }
-    let upstream_errors: &[(&str, &str)] =
-        &[("overloaded_error", "overloaded_error"), ("rate_limit_error", "rate_limit_error"), ("server_error", "api_error")];
+    let upstream_errors: &[(&str, &str)] = &[
+        ("overloaded_error", "overloaded_error"),
+        ("rate_limit_error", "rate_limit_error"),
+        ("server_error", "api_error"),
+    ];
     for (upstream, kind) in upstream_errors {
         let error = Event::Error(StreamError { kind: (*upstream).into(), message: "m".into() });
         let got = pairs(&encode(&[error, text("after")], true));

@@ -327,14 +327,18 @@ mod tests {
             r#"{"input_tokens":21,"output_tokens":1,"cache_creation_input_tokens":3,"cache_read_input_tokens":5}"#,
         )
         .unwrap_or_default();
-        let delta: UsageIn =
-            serde_json::from_str(r#"{"output_tokens":9,"input_tokens":null,"output_tokens_details":{"thinking_tokens":4}}"#)
-                .unwrap_or_default();
+        let delta: UsageIn = serde_json::from_str(
+            r#"{"output_tokens":9,"input_tokens":null,"output_tokens_details":{"thinking_tokens":4}}"#,
+        )
+        .unwrap_or_default();
         start.merge(&delta);
         let u = start.canonical();
         assert_eq!((u.prompt_tokens, u.completion_tokens, u.cache_read_tokens, u.cache_write_tokens), (29, 9, 5, 3));
         assert_eq!(u.reasoning_tokens, 4);
         let out = UsageOut::of(&u);
-        assert_eq!((out.input_tokens, out.cache_creation_input_tokens, out.cache_read_input_tokens, out.output_tokens), (21, 3, 5, 9));
+        assert_eq!(
+            (out.input_tokens, out.cache_creation_input_tokens, out.cache_read_input_tokens, out.output_tokens),
+            (21, 3, 5, 9)
+        );
     }
 }

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use super::{
     error::typed_error_body,
@@ -25,12 +26,15 @@ use crate::{
 
 /// One event's data, wide: `type` decides which fields mean something.
 #[derive(Deserialize)]
-struct EventIn {
+struct EventIn<'a> {
     #[serde(rename = "type")]
     kind: String,
     message: Option<MessageIn>,
     index: Option<u64>,
-    content_block: Option<BlockStart>,
+    /// Read as a [`BlockStart`] only for the block types tollgate knows: others may use the same field names
+    /// with other types.
+    #[serde(borrow)]
+    content_block: Option<&'a RawValue>,
     delta: Option<DeltaIn>,
     usage: Option<UsageIn>,
     error: Option<ErrorIn>,
@@ -46,9 +50,13 @@ struct MessageIn {
 }
 
 #[derive(Deserialize)]
+struct BlockKind<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
 struct BlockStart {
-    #[serde(rename = "type")]
-    kind: String,
     id: Option<String>,
     name: Option<String>,
     text: Option<String>,
@@ -102,10 +110,11 @@ impl EventDecoder {
 
 impl StreamDecoder for EventDecoder {
     fn frame(&mut self, frame: &Frame, out: &mut Vec<Event>) -> Result<(), DecodeError> {
-        let event: EventIn = serde_json::from_slice(&frame.data).map_err(|e| {
+        let invalid = |e: serde_json::Error| {
             let name = frame.event.as_deref().unwrap_or("unnamed");
-            DecodeError::new(format!("Anthropic stream event `{name}` is not valid JSON: {e}"))
-        })?;
+            DecodeError::new(format!("Anthropic stream event `{name}` is not valid: {e}"))
+        };
+        let event: EventIn<'_> = serde_json::from_slice(&frame.data).map_err(invalid)?;
         if self.stopped && event.kind != "ping" {
             return Err(DecodeError::new(format!("Anthropic stream sent `{}` after `message_stop`", event.kind)));
         }
@@ -120,9 +129,15 @@ impl StreamDecoder for EventDecoder {
             }
             "content_block_start" => {
                 self.require_start(&event.kind)?;
-                let block =
+                let raw =
                     event.content_block.ok_or_else(|| DecodeError::new("`content_block_start` without a block"))?;
-                match block.kind.as_str() {
+                let BlockKind { kind } = serde_json::from_str(raw.get()).map_err(invalid)?;
+                if !matches!(kind.as_ref(), "text" | "thinking" | "tool_use") {
+                    // Server tools, redacted thinking, blocks of future API versions: nothing canonical.
+                    return Ok(());
+                }
+                let block: BlockStart = serde_json::from_str(raw.get()).map_err(invalid)?;
+                match kind.as_ref() {
                     "text" => push_text(out, block.text, Event::Text),
                     "thinking" => push_text(out, block.thinking, Event::Reasoning),
                     "tool_use" => {
@@ -135,7 +150,6 @@ impl StreamDecoder for EventDecoder {
                             name: block.name.unwrap_or_default(),
                         });
                     }
-                    // Server tools, redacted thinking, blocks of future API versions: nothing canonical.
                     _ => {}
                 }
             }

@@ -22,6 +22,10 @@
 //! modes (`normal`, `tools`, `max-tokens`, `stream-error`, `cut`, `cut-json`, `echo`, `error-<N>`,
 //! `too-many-tokens`, `blocked`, `delay-<ms>`, `hang`): see its module doc.
 //!
+//! The Anthropic fake (`anthropic.rs`, `POST /v1/messages` and `/v1/messages/count_tokens`) picks its behaviour
+//! the same way: `normal`, `tools`, `thinking`, `echo`, `max-tokens`, `stop-seq`, `too-long`, `error-<N>`,
+//! `stream-error`, `cut`, `cut-json`, `delay-<ms>`, `hang` (its module doc says what each does).
+//!
 //! Embeddings honour `error-<N>`, `delay-<ms>` and `hang` too. Every chat and embeddings request is recorded
 //! (`GET /__fake/requests`, or [`FakeUpstream::requests`] in-process).
 //!
@@ -33,6 +37,7 @@
 mod accounting;
 mod agent;
 pub mod cohere;
+pub mod anthropic;
 pub mod connect_proxy;
 pub mod control;
 mod mode;
@@ -78,6 +83,7 @@ fn serve(
             .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
             .configure(openai::configure)
             .configure(cohere::configure)
+            .configure(anthropic::configure)
             .configure(control::configure)
     })
     .workers(workers.max(1))

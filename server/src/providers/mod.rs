@@ -5,10 +5,8 @@
 
 pub mod anthropic;
 pub mod bare;
-pub mod bedrock;
 pub mod catalog;
 pub mod cohere;
-pub mod gemini;
 pub mod codec;
 pub mod inbound;
 pub mod mock;
@@ -51,11 +49,7 @@ impl Provider {
             }
             "anthropic" => return native(anthropic::AnthropicProvider::new(d, upstream, env).map(|p| Box::new(p) as _)),
             "cohere" | "cohere_chat" => return native(cohere::CohereProvider::new(d, upstream, env).map(|p| Box::new(p) as _)),
-            "gemini" => return native(gemini::GeminiProvider::new(d, upstream, env).map(|p| Box::new(p) as _)),
-            "vertex_ai" => return native(gemini::GeminiProvider::vertex(d, upstream, env).map(|p| Box::new(p) as _)),
-            "bedrock" | "bedrock_converse" => {
-                return native(bedrock::BedrockProvider::new(d, upstream, env).map(|p| Box::new(p) as _))
-            }
+            // GEMINI_VERTEX_BEDROCK_PENDING
             _ => {}
         }
         // `custom/`, `custom_openai/` and `vllm/` are LiteLLM's names for "an OpenAI-compatible server at api_base".

@@ -189,6 +189,15 @@ impl Dialect for AnthropicProvider {
         "anthropic"
     }
 
+    fn splice_messages(
+        &self,
+        req: &MessagesRequest<'_>,
+        upstream_model: &str,
+        beta: Option<&HeaderValue>,
+    ) -> Option<UpstreamRequest> {
+        Some(self.splice_request(req, upstream_model, beta))
+    }
+
     fn chat_request(&self, chat: &Chat, options: CallOptions<'_>) -> Result<UpstreamRequest, Unsupported> {
         let body = request::encode(chat, options)?;
         Ok(UpstreamRequest { url: self.messages_url.clone(), headers: self.headers(None), body })

@@ -10,6 +10,11 @@ use actix_web::http::{
 use serde::Deserialize;
 use serde_json::Value;
 
+mod dialect;
+pub mod reply;
+pub mod request;
+pub mod stream;
+
 use super::catalog::{AuthStyle, Preset};
 use crate::{
     llm::{

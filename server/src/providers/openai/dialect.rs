@@ -1,0 +1,171 @@
+//! `OpenAiCompatible` spoken through the canonical types: the path for callers who did not speak OpenAI (the
+//! caller's own OpenAI bytes take the splice in `mod.rs` instead), and for embeddings asked for in canonical form.
+//! The preset's quirks (renamed parameters, text-only content) apply to canonical requests as to spliced ones.
+
+use actix_web::http::header::HeaderMap;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{flatten_text_content, OpenAiCompatible};
+use crate::{
+    framing::Framing,
+    llm::{
+        chat::{Chat, DecodeError, ParamCheck, Reply, Unsupported},
+        embed::{EmbedInput, Embeddings},
+        request::{Edit, RawObject},
+        UpstreamError,
+    },
+    providers::{
+        catalog,
+        codec::{CallOptions, Dialect, StreamDecoder, UpstreamRequest},
+    },
+};
+
+impl OpenAiCompatible {
+    /// The preset's renames (`max_completion_tokens` → `max_tokens`, Mistral's `seed` → `random_seed`) and
+    /// text-only content, applied to a body this module encoded.
+    fn apply_preset(&self, body: Vec<u8>) -> Vec<u8> {
+        if self.param_mappings.is_empty() && !self.content_list_to_string {
+            return body;
+        }
+        let Ok(object) = RawObject::parse(&body) else {
+            return body;
+        };
+        object.write(
+            body.len(),
+            |key| {
+                if key == "messages" && self.content_list_to_string {
+                    let flat = object.get(key).and_then(|m| flatten_text_content(m.get()));
+                    if let Some(flat) = flat {
+                        return Edit::Replace(flat);
+                    }
+                }
+                match self.param_mappings.iter().find(|(from, _)| from == key) {
+                    Some((_, to)) => Edit::Rename(to),
+                    None => Edit::Keep,
+                }
+            },
+            &[],
+        )
+    }
+
+    /// The provider's name for `Unsupported` errors; `custom/` servers are "openai" (their preset's name).
+    fn static_provider(&self) -> &'static str {
+        catalog::static_name(&self.provider).unwrap_or("openai")
+    }
+
+    fn upstream_request(&self, url: &actix_web::http::Uri, body: Vec<u8>) -> UpstreamRequest {
+        UpstreamRequest {
+            url: url.clone(),
+            headers: self.headers().map(|(n, v)| (n.clone(), v.clone())).collect(),
+            body,
+        }
+    }
+}
+
+impl Dialect for OpenAiCompatible {
+    fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    fn chat_request(&self, chat: &Chat, options: CallOptions<'_>) -> Result<UpstreamRequest, Unsupported> {
+        let mut check = ParamCheck::new(self.static_provider(), options.drop_params, chat);
+        let body = super::request::encode_request(chat, options, self.stream_usage, &mut check);
+        check.finish()?;
+        Ok(self.upstream_request(&self.chat_url, self.apply_preset(body)))
+    }
+
+    fn framing(&self) -> Framing {
+        Framing::Sse
+    }
+
+    fn stream_decoder(&self) -> Box<dyn StreamDecoder> {
+        Box::new(super::stream::ChunkDecoder::default())
+    }
+
+    fn decode_reply(&self, body: &[u8]) -> Result<Reply, DecodeError> {
+        super::reply::decode_reply(body)
+    }
+
+    fn parse_error(&self, deployment: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> UpstreamError {
+        // The inherent method (it takes precedence over this trait method of the same name).
+        OpenAiCompatible::parse_error(self, deployment, status, headers, body)
+    }
+
+    fn endpoint(&self) -> String {
+        self.chat_url.to_string().trim_end_matches("/chat/completions").to_owned()
+    }
+
+    fn sends_key(&self) -> bool {
+        OpenAiCompatible::sends_key(self)
+    }
+
+    fn embeddings_request(&self, input: &EmbedInput, upstream_model: &str) -> Result<UpstreamRequest, Unsupported> {
+        let mut body = json!({"model": upstream_model, "input": input.texts, "encoding_format": "float"});
+        if let (Some(d), Some(o)) = (input.dimensions, body.as_object_mut()) {
+            o.insert("dimensions".into(), d.into());
+        }
+        // Serialising a `Value` cannot fail.
+        Ok(self.upstream_request(&self.embeddings_url, serde_json::to_vec(&body).unwrap_or_default()))
+    }
+
+    fn decode_embeddings(&self, body: &[u8]) -> Result<Embeddings, DecodeError> {
+        decode_embeddings(body)
+    }
+}
+
+#[derive(Deserialize)]
+struct WireEmbeddings {
+    data: Vec<WireEmbedding>,
+    #[serde(default)]
+    usage: Option<WireEmbedUsage>,
+}
+
+#[derive(Deserialize)]
+struct WireEmbedding {
+    #[serde(default)]
+    index: Option<usize>,
+    embedding: Value,
+}
+
+#[derive(Deserialize)]
+struct WireEmbedUsage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+}
+
+/// OpenAI's embeddings list, in input order (`index`), whether the server sent floats as asked or base64 anyway.
+fn decode_embeddings(body: &[u8]) -> Result<Embeddings, DecodeError> {
+    let wire: WireEmbeddings = serde_json::from_slice(body.trim_ascii_start())
+        .map_err(|e| DecodeError::new(format!("embeddings response is not valid: {e}")))?;
+    let mut data: Vec<(usize, Vec<f32>)> = Vec::with_capacity(wire.data.len());
+    for (position, item) in wire.data.into_iter().enumerate() {
+        let vector = match item.embedding {
+            Value::Array(numbers) => numbers
+                .iter()
+                .map(|n| n.as_f64().map(|f| f as f32))
+                .collect::<Option<Vec<f32>>>()
+                .ok_or_else(|| DecodeError::new("embedding holds a value that is not a number"))?,
+            Value::String(b64) => floats_of_base64(&b64)?,
+            _ => return Err(DecodeError::new("embedding is neither a list of numbers nor base64")),
+        };
+        data.push((item.index.unwrap_or(position), vector));
+    }
+    data.sort_by_key(|(index, _)| *index);
+    Ok(Embeddings {
+        vectors: data.into_iter().map(|(_, v)| v).collect(),
+        prompt_tokens: wire.usage.and_then(|u| u.prompt_tokens),
+    })
+}
+
+/// OpenAI's base64 encoding: little-endian f32s.
+fn floats_of_base64(b64: &str) -> Result<Vec<f32>, DecodeError> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| DecodeError::new(format!("embedding is not valid base64: {e}")))?;
+    if bytes.len() % 4 != 0 {
+        return Err(DecodeError::new("base64 embedding is not a whole number of floats"));
+    }
+    Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+}

@@ -169,3 +169,123 @@ fn floats_of_base64(b64: &str) -> Result<Vec<f32>, DecodeError> {
     }
     Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashMap};
+
+    use base64::Engine;
+
+    use super::*;
+    use crate::{
+        llm::chat::{Message, Part, Role},
+        providers::{
+            catalog::{AuthStyle, Preset, SpecialHandling},
+            openai::Settings,
+        },
+        secret::Secret,
+    };
+
+    fn provider(name: &str, mappings: &[(&str, &str)], flatten: bool, stream_usage: bool) -> OpenAiCompatible {
+        let preset = Preset {
+            base_url: "https://api.example.com/v1".into(),
+            api_key_env: None,
+            api_base_env: None,
+            auth: AuthStyle::Bearer,
+            param_mappings: mappings.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<HashMap<_, _>>(),
+            special_handling: SpecialHandling { convert_content_list_to_string: flatten },
+            stream_usage,
+        };
+        let extra = BTreeMap::new();
+        let settings = Settings {
+            provider: name,
+            preset: &preset,
+            api_base: None,
+            api_key: Some(Secret::new("sk-test-key-123")),
+            organization: None,
+            extra_headers: &extra,
+        };
+        OpenAiCompatible::new(settings, &|_: &str| None).unwrap_or_else(|e| unreachable!("{e}"))
+    }
+
+    fn chat() -> Chat {
+        Chat {
+            messages: vec![Message { role: Role::User, parts: vec![Part::Text("a".into()), Part::Text("b".into())] }],
+            max_tokens: Some(8),
+            seed: Some(1),
+            ..Chat::default()
+        }
+    }
+
+    fn body_of(req: &UpstreamRequest) -> Value {
+        serde_json::from_slice(&req.body).unwrap_or_default()
+    }
+
+    #[test]
+    fn chat_requests_follow_the_preset() {
+        let options = CallOptions { upstream_model: "up", stream: true, drop_params: false };
+        let plain = provider("openai", &[], false, true);
+        let req = plain.chat_request(&chat(), options).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(req.url.to_string(), "https://api.example.com/v1/chat/completions");
+        assert!(req.headers.iter().any(|(n, v)| n == "authorization" && v.is_sensitive()));
+        assert_eq!(
+            body_of(&req),
+            json!({"model": "up", "messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}], "max_completion_tokens": 8,
+                "seed": 1, "stream": true, "stream_options": {"include_usage": true}})
+        );
+        let mistral =
+            provider("mistral", &[("max_completion_tokens", "max_tokens"), ("seed", "random_seed")], true, false);
+        let req = mistral.chat_request(&chat(), options).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(
+            body_of(&req),
+            json!({"model": "up", "messages": [{"role": "user", "content": "a\nb"}], "max_tokens": 8,
+                "random_seed": 1, "stream": true})
+        );
+        assert_eq!(mistral.endpoint(), "https://api.example.com/v1");
+        assert!(Dialect::sends_key(&mistral));
+        assert_eq!(Dialect::provider(&mistral), "mistral");
+    }
+
+    #[test]
+    fn unsupported_parameters_are_refused_or_dropped() {
+        let groq = provider("groq", &[], false, true);
+        let chat = Chat { top_k: Some(3), ..chat() };
+        let strict = CallOptions { upstream_model: "up", stream: false, drop_params: false };
+        let err = groq.chat_request(&chat, strict).err().unwrap_or_else(|| unreachable!("top_k is refused"));
+        assert_eq!((err.param.as_str(), err.provider), ("top_k", "groq"));
+        let custom = provider("custom", &[], false, true);
+        let err = custom.chat_request(&chat, strict).err().unwrap_or_else(|| unreachable!("top_k is refused"));
+        assert_eq!(err.provider, "openai");
+        let lenient = CallOptions { drop_params: true, ..strict };
+        let req = groq.chat_request(&chat, lenient).unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(body_of(&req).get("top_k").is_none());
+    }
+
+    #[test]
+    fn embeddings_both_ways() {
+        let o = provider("openai", &[], false, true);
+        let input = EmbedInput { texts: vec!["a".into(), "b".into()], dimensions: Some(2) };
+        let req = o.embeddings_request(&input, "text-embedding-3-small").unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(req.url.to_string(), "https://api.example.com/v1/embeddings");
+        assert_eq!(
+            body_of(&req),
+            json!({"model": "text-embedding-3-small", "input": ["a", "b"], "encoding_format": "float", "dimensions": 2})
+        );
+        let b64 = base64::engine::general_purpose::STANDARD
+            .encode([0.5f32, -1.0].iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>());
+        let body = json!({"object": "list", "model": "m", "data": [
+            {"object": "embedding", "index": 1, "embedding": b64},
+            {"object": "embedding", "index": 0, "embedding": [0.25, 2]}],
+            "usage": {"prompt_tokens": 4, "total_tokens": 4}});
+        let got = o.decode_embeddings(body.to_string().as_bytes()).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(got, Embeddings { vectors: vec![vec![0.25, 2.0], vec![0.5, -1.0]], prompt_tokens: Some(4) });
+        for bad in [
+            r#"{"data":[{"embedding":"!!"}]}"#,
+            r#"{"data":[{"embedding":["x"]}]}"#,
+            r#"{"data":[{"embedding":"AAA="}]}"#,
+            "{}",
+        ] {
+            assert!(o.decode_embeddings(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+}

@@ -2,6 +2,15 @@
 //!
 //! Requests are the caller's bytes with the model swapped in, parameters renamed as the preset says, and usage
 //! always requested on streams. Nothing here does I/O: the pipeline sends what these functions build.
+//!
+//! Requests that cross dialects take the canonical path instead: `request.rs` (OpenAI body <-> `Chat`),
+//! `reply.rs` and `stream.rs` (OpenAI replies and chunks <-> canonical replies and events, both ways), and
+//! `dialect.rs` (`impl Dialect`, embeddings).
+
+mod dialect;
+pub mod reply;
+pub mod request;
+pub mod stream;
 
 use actix_web::http::{
     header::{HeaderMap, HeaderName, HeaderValue},
@@ -9,11 +18,6 @@ use actix_web::http::{
 };
 use serde::Deserialize;
 use serde_json::Value;
-
-mod dialect;
-pub mod reply;
-pub mod request;
-pub mod stream;
 
 use super::catalog::{AuthStyle, Preset};
 use crate::{

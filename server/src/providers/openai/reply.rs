@@ -233,11 +233,8 @@ pub fn decode_reply(body: &[u8]) -> Result<Reply, DecodeError> {
     }
     let id = wire.id.unwrap_or_default();
     let choice = wire.choices.unwrap_or_default().into_iter().find(|c| c.index.unwrap_or(0) == 0);
-    let mut reply = Reply {
-        model: wire.model.unwrap_or_default(),
-        usage: wire.usage.map(Usage::from),
-        ..Reply::default()
-    };
+    let mut reply =
+        Reply { model: wire.model.unwrap_or_default(), usage: wire.usage.map(Usage::from), ..Reply::default() };
     let Some(choice) = choice else {
         return Err(DecodeError::new("chat completion has no choices"));
     };
@@ -534,7 +531,11 @@ mod tests {
                 vec![Part::Text("ab".into())],
                 Some(usage(9, 1, 0, 2, 0)),
             ),
-            (json!({"choices":[{"message":{"content":null,"refusal":"I can't."}}]}), vec![Part::Text("I can't.".into())], None),
+            (
+                json!({"choices":[{"message":{"content":null,"refusal":"I can't."}}]}),
+                vec![Part::Text("I can't.".into())],
+                None,
+            ),
             (json!({"choices":[{"message":{"content":""}}]}), vec![], None),
         ];
         for (body, parts, usage) in cases {
@@ -623,7 +624,13 @@ mod tests {
                 finish: Some(Finish::Length),
                 usage: None,
             },
-            Reply { id: "d".into(), model: "m".into(), parts: vec![], finish: Some(Finish::ContentFilter), usage: None },
+            Reply {
+                id: "d".into(),
+                model: "m".into(),
+                parts: vec![],
+                finish: Some(Finish::ContentFilter),
+                usage: None,
+            },
         ];
         for reply in replies {
             let back = decode_reply(&encode_reply(&reply, 1)).unwrap_or_else(|e| unreachable!("{e}"));

@@ -165,9 +165,11 @@ fn tool_choice(raw: &RawValue, chat: &mut Chat) -> Result<(), RequestError> {
         },
         Value::Object(o) => match o.get("type").and_then(Value::as_str) {
             Some("function") => {
-                let name = o.get("function").and_then(|f| f.get("name")).and_then(Value::as_str).ok_or_else(|| {
-                    invalid("tool_choice", "`tool_choice.function.name` must be a string")
-                })?;
+                let name = o
+                    .get("function")
+                    .and_then(|f| f.get("name"))
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| invalid("tool_choice", "`tool_choice.function.name` must be a string"))?;
                 ToolChoice::Named(name.to_owned())
             }
             // `allowed_tools` and `custom` choices have no canonical form.
@@ -196,7 +198,8 @@ fn messages(raw: &RawValue, chat: &mut Chat) -> Result<(), RequestError> {
         let content = m.get("content").filter(|c| !c.is_null());
         match role {
             "system" | "developer" => {
-                let content = content.ok_or_else(|| invalid("messages", format!("`messages[{i}].content` is required")))?;
+                let content =
+                    content.ok_or_else(|| invalid("messages", format!("`messages[{i}].content` is required")))?;
                 for part in content_parts(content, i, chat)? {
                     match part {
                         Part::Text(t) => chat.system.push(t),
@@ -207,7 +210,8 @@ fn messages(raw: &RawValue, chat: &mut Chat) -> Result<(), RequestError> {
                 }
             }
             "user" => {
-                let content = content.ok_or_else(|| invalid("messages", format!("`messages[{i}].content` is required")))?;
+                let content =
+                    content.ok_or_else(|| invalid("messages", format!("`messages[{i}].content` is required")))?;
                 let parts = content_parts(content, i, chat)?;
                 chat.messages.push(Message { role: Role::User, parts });
             }
@@ -305,7 +309,9 @@ fn assistant_parts(
         }
     }
     if let Some(content) = content {
-        parts.extend(content_parts(content, i, chat)?.into_iter().filter(|p| !matches!(p, Part::Text(t) if t.is_empty())));
+        parts.extend(
+            content_parts(content, i, chat)?.into_iter().filter(|p| !matches!(p, Part::Text(t) if t.is_empty())),
+        );
     }
     if m.get("function_call").is_some_and(|f| !f.is_null()) {
         unmapped(chat, "function_call");
@@ -404,14 +410,15 @@ fn encode_messages(chat: &Chat) -> Vec<Value> {
         for part in &m.parts {
             match part {
                 Part::ToolResult(r) => {
-                    out.push(json!({"role": "tool", "tool_call_id": r.call_id, "content": content_json(&r.content)}))
+                    out.push(json!({"role": "tool", "tool_call_id": r.call_id, "content": tool_content(r)}))
                 }
                 other => rest.push(other),
             }
         }
         match m.role {
             Role::Assistant => {
-                let text: String = rest.iter().filter_map(|p| if let Part::Text(t) = p { Some(t.as_str()) } else { None }).collect();
+                let text: String =
+                    rest.iter().filter_map(|p| if let Part::Text(t) = p { Some(t.as_str()) } else { None }).collect();
                 let calls: Vec<Value> = rest
                     .iter()
                     .filter_map(|p| match p {
@@ -432,9 +439,17 @@ fn encode_messages(chat: &Chat) -> Vec<Value> {
                 out.push(msg);
             }
             Role::User | Role::Tool => {
-                let parts: Vec<Part> = rest.into_iter().filter(|p| matches!(p, Part::Text(_) | Part::Image(_))).cloned().collect();
+                let parts: Vec<Part> =
+                    rest.into_iter().filter(|p| matches!(p, Part::Text(_) | Part::Image(_))).cloned().collect();
                 if !parts.is_empty() || m.role == Role::User && m.parts.is_empty() {
-                    out.push(json!({"role": "user", "content": content_json(&parts)}));
+                    // One text part is a string; several stay parts, so their boundaries survive (presets of
+                    // text-only servers join them with newlines).
+                    let content = match parts.as_slice() {
+                        [] => Value::from(""),
+                        [Part::Text(t)] => Value::from(t.as_str()),
+                        _ => parts_json(&parts),
+                    };
+                    out.push(json!({"role": "user", "content": content}));
                 }
             }
         }
@@ -442,11 +457,15 @@ fn encode_messages(chat: &Chat) -> Vec<Value> {
     out
 }
 
-/// Text-only content as a string (what every compatible server takes), anything else as parts.
-fn content_json(parts: &[Part]) -> Value {
-    if parts.iter().all(|p| matches!(p, Part::Text(_))) {
-        return Value::from(crate::llm::chat::text_of(parts));
+/// A tool result's content: a string if it is only text (what every compatible server takes), else parts.
+fn tool_content(r: &ToolResult) -> Value {
+    if r.content.iter().all(|p| matches!(p, Part::Text(_))) {
+        return Value::from(r.text());
     }
+    parts_json(&r.content)
+}
+
+fn parts_json(parts: &[Part]) -> Value {
     let items = parts.iter().filter_map(|p| match p {
         Part::Text(t) => Some(json!({"type": "text", "text": t})),
         Part::Image(image) => Some(json!({"type": "image_url", "image_url": {"url": image.to_url()}})),
@@ -552,7 +571,11 @@ mod tests {
                     description: Some("Weather now".into()),
                     parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}}),
                 },
-                Tool { name: "time".into(), description: None, parameters: json!({"type": "object", "properties": {}}) },
+                Tool {
+                    name: "time".into(),
+                    description: None,
+                    parameters: json!({"type": "object", "properties": {}}),
+                },
             ],
             tool_choice: Some(ToolChoice::Named("weather".into())),
             parallel_tool_calls: Some(false),
@@ -605,16 +628,27 @@ mod tests {
                 json!({"logit_bias": {"1": 2}, "logprobs": true, "top_logprobs": 2, "n": 2, "audio": {}, "modalities": ["text"], "reasoning_effort": "low", "temperature": null}),
                 Chat {
                     // In the body's order (`json!` sorts keys).
-                    unmapped: ["audio", "logit_bias", "logprobs", "modalities", "n", "reasoning_effort", "top_logprobs"]
-                        .map(String::from)
-                        .to_vec(),
+                    unmapped: [
+                        "audio",
+                        "logit_bias",
+                        "logprobs",
+                        "modalities",
+                        "n",
+                        "reasoning_effort",
+                        "top_logprobs",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
                     ..Chat::default()
                 },
             ),
             (
                 json!({"functions": [], "function_call": "auto", "tools": [{"type": "custom", "custom": {"name": "x"}}],
                     "tool_choice": {"type": "allowed_tools", "allowed_tools": {}}}),
-                Chat { unmapped: ["function_call", "functions", "tool_choice", "tools"].map(String::from).to_vec(), ..Chat::default() },
+                Chat {
+                    unmapped: ["function_call", "functions", "tool_choice", "tools"].map(String::from).to_vec(),
+                    ..Chat::default()
+                },
             ),
         ];
         for (extra, mut want) in cases {
@@ -690,9 +724,15 @@ mod tests {
             (json!({"messages": [{"role": "user", "content": 5}]}), "messages"),
             (json!({"messages": [{"role": "user", "content": [{"type": "video"}]}]}), "messages"),
             (json!({"messages": [{"role": "user", "content": [{"text": "x"}]}]}), "messages"),
-            (json!({"messages": [{"role": "system", "content": [{"type": "image_url", "image_url": {"url": "u"}}]}]}), "messages"),
+            (
+                json!({"messages": [{"role": "system", "content": [{"type": "image_url", "image_url": {"url": "u"}}]}]}),
+                "messages",
+            ),
             (json!({"messages": [{"role": "tool", "content": "x"}]}), "messages"),
-            (json!({"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f"}}]}]}), "messages"),
+            (
+                json!({"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f"}}]}]}),
+                "messages",
+            ),
             (json!({"messages": [{"role": "assistant", "tool_calls": {}}]}), "messages"),
         ];
         for (extra, param) in cases {
@@ -807,6 +847,10 @@ mod tests {
             "response_format": {"type": "json_schema", "json_schema": {"name": "o", "schema": {"type": "object"}}},
         });
         let simple = Chat { messages: vec![text(Role::User, "hi")], ..Chat::default() };
+        let two_texts = Chat {
+            messages: vec![Message { role: Role::User, parts: vec![Part::Text("a".into()), Part::Text("b".into())] }],
+            ..Chat::default()
+        };
         let cases: Vec<(&Chat, bool, bool, Value)> = vec![
             (&tools_chat, false, true, want_tools),
             (&params_chat, false, true, want_params),
@@ -817,7 +861,18 @@ mod tests {
                 json!({"model": "up", "messages": [{"role": "user", "content": "hi"}], "stream": true,
                     "stream_options": {"include_usage": true}}),
             ),
-            (&simple, true, false, json!({"model": "up", "messages": [{"role": "user", "content": "hi"}], "stream": true})),
+            (
+                &simple,
+                true,
+                false,
+                json!({"model": "up", "messages": [{"role": "user", "content": "hi"}], "stream": true}),
+            ),
+            (
+                &two_texts,
+                false,
+                true,
+                json!({"model": "up", "messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]}),
+            ),
         ];
         for (chat, stream, stream_usage, want) in cases {
             let (got, check) = encode(chat, stream, stream_usage);

@@ -70,7 +70,7 @@ impl Dialect for OpenAiCompatible {
 
     fn chat_request(&self, chat: &Chat, options: CallOptions<'_>) -> Result<UpstreamRequest, Unsupported> {
         let mut check = ParamCheck::new(self.static_provider(), options.drop_params, chat);
-        let body = super::request::encode_request(chat, options, self.stream_usage, &mut check);
+        let body = super::encode::encode_request(chat, options, self.stream_usage, &mut check);
         check.finish()?;
         Ok(self.upstream_request(&self.chat_url, self.apply_preset(body)))
     }

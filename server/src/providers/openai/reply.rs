@@ -132,7 +132,7 @@ pub(super) fn text_value(v: Option<Value>) -> Option<String> {
 }
 
 /// A tool call id for servers that send none: unique within the reply, stable across decoders of the same reply.
-pub(super) fn synthetic_call_id(reply_id: &str, index: usize) -> String {
+pub(super) fn synthetic_call_id(reply_id: &str, index: impl std::fmt::Display) -> String {
     format!("call_{reply_id}_{index}")
 }
 

@@ -2,7 +2,10 @@
 //! [`ChunkDecoder`] reads an OpenAI-compatible upstream's stream into canonical events, and [`ChunkEncoder`]
 //! renders canonical events from any upstream as exactly what OpenAI would have sent the caller.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::{
+    collections::HashMap,
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 use bytes::{BufMut, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -74,9 +77,11 @@ struct WireDelta {
 pub struct ChunkDecoder {
     started: bool,
     id: String,
-    /// The upstream's tool `index` of each call, in order of first appearance: the position is the canonical index.
-    /// `None` for calls sent whole without an index (Mistral, Ollama), which no later fragment can continue.
-    tools: Vec<Option<u32>>,
+    /// Canonical index of each upstream tool `index`: calls are numbered in order of first appearance.
+    tools: HashMap<u32, u32>,
+    /// Tool calls so far, counting those sent whole without an `index` (Mistral, Ollama), which no later fragment
+    /// can continue.
+    tool_count: u32,
     /// `data: [DONE]` arrived.
     done: bool,
     /// A `finish_reason` arrived: some servers end there without `[DONE]`.
@@ -100,27 +105,25 @@ impl ChunkDecoder {
                 Some(f) => (f.name, text_value(f.arguments).unwrap_or_default()),
                 None => (None, String::new()),
             };
-            let known = call.index.and_then(|upstream| self.tools.iter().position(|&t| t == Some(upstream)));
+            let known = call.index.and_then(|upstream| self.tools.get(&upstream).copied());
             let index = match known {
                 Some(i) => i,
                 None => {
-                    let i = self.tools.len();
-                    self.tools.push(call.index);
+                    let i = self.tool_count;
+                    self.tool_count = self.tool_count.saturating_add(1);
+                    if let Some(upstream) = call.index {
+                        self.tools.insert(upstream, i);
+                    }
                     let id = call.id.filter(|id| !id.is_empty()).unwrap_or_else(|| synthetic_call_id(&self.id, i));
-                    out.push(Event::ToolStart { index: canonical(i), id, name: name.unwrap_or_default() });
+                    out.push(Event::ToolStart { index: i, id, name: name.unwrap_or_default() });
                     i
                 }
             };
             if !arguments.is_empty() {
-                out.push(Event::ToolArgs { index: canonical(index), fragment: arguments });
+                out.push(Event::ToolArgs { index, fragment: arguments });
             }
         }
     }
-}
-
-/// A position in the tool list as the canonical `u32` index (a reply with 2^32 tool calls is not a reply).
-fn canonical(i: usize) -> u32 {
-    u32::try_from(i).unwrap_or(u32::MAX)
 }
 
 impl StreamDecoder for ChunkDecoder {

@@ -262,6 +262,30 @@ mod tests {
     }
 
     #[test]
+    fn replies_streams_and_errors_through_the_trait() {
+        let o = provider("openai", &[], false, true);
+        let d: &dyn Dialect = &o;
+        assert_eq!(d.framing(), Framing::Sse);
+        let reply = d
+            .decode_reply(br#"{"id":"c","model":"m","choices":[{"message":{"content":"hi"},"finish_reason":"stop"}]}"#);
+        assert_eq!(reply.map(|r| r.parts), Ok(vec![Part::Text("hi".into())]));
+        let mut decoder = d.stream_decoder();
+        let mut events = Vec::new();
+        let frame = crate::framing::Frame { event: None, data: bytes::Bytes::from_static(b"[DONE]") };
+        assert_eq!(decoder.frame(&frame, &mut events), Ok(()));
+        assert_eq!(decoder.end(&mut events), Ok(()));
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            actix_web::http::header::HeaderName::from_static("retry-after"),
+            actix_web::http::header::HeaderValue::from_static("3"),
+        );
+        let body = br#"{"error":{"message":"bad key sk-test-key-123","type":"invalid_request_error","code":"invalid_api_key"}}"#;
+        let e = d.parse_error("d#0", 401, &headers, body);
+        assert_eq!((e.message.as_str(), e.code.as_deref()), ("bad key ****", Some("invalid_api_key")));
+        assert_eq!(e.retry_after(), Some(std::time::Duration::from_secs(3)));
+    }
+
+    #[test]
     fn embeddings_both_ways() {
         let o = provider("openai", &[], false, true);
         let input = EmbedInput { texts: vec!["a".into(), "b".into()], dimensions: Some(2) };

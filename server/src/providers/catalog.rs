@@ -81,6 +81,11 @@ pub fn lookup(provider: &str) -> Lookup<'static> {
     }
 }
 
+/// The provider's name with the table's lifetime, for errors that must name it (`Unsupported::provider`).
+pub fn static_name(provider: &str) -> Option<&'static str> {
+    presets().get_key_value(provider).map(|(name, _)| name.as_str())
+}
+
 impl PartialEq for Preset {
     fn eq(&self, other: &Self) -> bool {
         self.base_url == other.base_url

@@ -2,6 +2,16 @@
 //!
 //! Requests are the caller's bytes with the model swapped in, parameters renamed as the preset says, and usage
 //! always requested on streams. Nothing here does I/O: the pipeline sends what these functions build.
+//!
+//! Requests that cross dialects take the canonical path instead: `request.rs` and `encode.rs` (OpenAI body to
+//! `Chat` and back), `reply.rs` and `stream.rs` (OpenAI replies and chunks to canonical replies and events and
+//! back), and `dialect.rs` (`impl Dialect`, embeddings).
+
+mod dialect;
+pub mod encode;
+pub mod reply;
+pub mod request;
+pub mod stream;
 
 use actix_web::http::{
     header::{HeaderMap, HeaderName, HeaderValue},

@@ -327,25 +327,10 @@ pub enum Inbound<'a> {
 }
 
 impl Inbound<'_> {
-    pub fn model(&self) -> &str {
-        match self {
-            Self::OpenAi(r) => &r.model,
-            Self::Anthropic(r) => &r.model,
-        }
-    }
-
     pub fn stream(&self) -> bool {
         match self {
             Self::OpenAi(r) => r.stream,
             Self::Anthropic(r) => r.stream,
-        }
-    }
-
-    /// The caller wants usage in the stream: always in Anthropic's dialect, on request in OpenAI's.
-    pub fn include_usage(&self) -> bool {
-        match self {
-            Self::OpenAi(r) => r.include_usage,
-            Self::Anthropic(_) => true,
         }
     }
 }

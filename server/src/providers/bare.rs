@@ -84,7 +84,9 @@ mod tests {
             ("claude-sonnet-4-5", Ok("anthropic")),
             ("command", Ok("cohere")),
             ("command-r-08-2024", Ok("cohere")),
-            ("gemini-2.5-pro", Ok("gemini")),
+            // The catalog lists bare Gemini names under Vertex AI, and LiteLLM routes them there too.
+            ("gemini-2.5-pro", Ok("vertex_ai")),
+            ("gemini-9-future", Ok("gemini")),
             ("text-embedding-3-small", Ok("openai")),
         ];
         for (name, want) in cases {

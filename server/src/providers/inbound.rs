@@ -14,7 +14,7 @@ use crate::llm::{
 /// The caller's request as a canonical chat.
 pub fn canonical(inbound: &Inbound<'_>) -> Result<Chat, RequestError> {
     match inbound {
-        Inbound::OpenAi(req) => openai::codec::decode_request(req),
+        Inbound::OpenAi(req) => openai::request::decode_request(req),
         Inbound::Anthropic(req) => anthropic::decode_request(req),
     }
 }

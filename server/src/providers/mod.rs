@@ -80,22 +80,23 @@ impl Provider {
             "azure" => Some(azure_settings(d, upstream, env)?),
             _ => None,
         };
-        let (api_base, api_key) = match &azure {
-            Some((base, _)) => {
-                let key = d.api_key.clone().or_else(|| first_env(env, &["AZURE_API_KEY", "AZURE_OPENAI_API_KEY"]).map(Secret::new));
-                (Some(base.as_str()), key)
-            }
-            None => (d.api_base.as_deref(), d.api_key.clone()),
+        let (azure_base, azure) = match azure {
+            Some((base, a)) => (Some(base), Some(a)),
+            None => (None, None),
+        };
+        let api_key = match &azure {
+            Some(_) => d.api_key.clone().or_else(|| first_env(env, &["AZURE_API_KEY", "AZURE_OPENAI_API_KEY"]).map(Secret::new)),
+            None => d.api_key.clone(),
         };
         let is_azure = azure.is_some();
         let settings = openai::Settings {
             provider: prefix,
             preset,
-            api_base,
+            api_base: azure_base.as_deref().or(d.api_base.as_deref()),
             api_key,
             organization: d.organization.as_deref(),
             extra_headers: &d.extra_headers,
-            azure: azure.map(|(_, a)| a),
+            azure,
         };
         let dialect = OpenAiCompatible::new(settings, env).map_err(|e| {
             let field = match e {

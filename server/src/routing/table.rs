@@ -195,7 +195,8 @@ mod tests {
     fn unsupported_and_unknown_providers_fail_with_the_path() {
         let env = |_: &str| None;
         for (model, want) in [
-            ("anthropic/claude", "not supported yet"),
+            ("sagemaker/x", "not supported yet"),
+            ("anthropic/claude", "ANTHROPIC_API_KEY"),
             ("nope/x", "unknown provider `nope`"),
             ("openai/gpt-4o", "OPENAI_API_KEY"),
             ("custom/x", "api_base"),

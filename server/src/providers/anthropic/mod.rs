@@ -25,9 +25,9 @@ use actix_web::http::{
 };
 
 pub use self::{
-    error::{error_body, error_type},
+    error::error_body,
     inbound::decode_request,
-    reply::{encode_reply, reply_usage},
+    reply::encode_reply,
     stream::{EventDecoder, EventEncoder},
 };
 use super::codec::{CallOptions, Dialect, StreamDecoder, UpstreamRequest};

@@ -13,10 +13,7 @@ use super::wire::{
     compact_json, empty_object, finish_of, input_object, message_id, stop_reason_of, BlockIn, BlockOut, UsageIn,
     UsageOut,
 };
-use crate::llm::{
-    chat::{DecodeError, Part, Reply, ToolCall},
-    Usage,
-};
+use crate::llm::chat::{DecodeError, Part, Reply, ToolCall};
 
 #[derive(Deserialize)]
 struct ReplyIn<'a> {
@@ -68,11 +65,6 @@ pub(super) fn decode(body: &[u8]) -> Result<Reply, DecodeError> {
         finish: reply.stop_reason.as_deref().map(|r| finish_of(r, reply.stop_sequence.as_deref())),
         usage: reply.usage.map(|u| u.canonical()),
     })
-}
-
-/// The usage of an Anthropic reply body, for relays that pass the body through untouched.
-pub fn reply_usage(body: &[u8]) -> Result<Option<Usage>, DecodeError> {
-    decode(body).map(|r| r.usage)
 }
 
 #[derive(Serialize)]
@@ -127,7 +119,7 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::llm::chat::Finish;
+    use crate::llm::{chat::Finish, Usage};
 
     fn reply_body(content: Value, stop_reason: Value, stop_sequence: Value) -> Vec<u8> {
         json!({"id":"msg_01X","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929",
@@ -173,7 +165,6 @@ mod tests {
             reasoning_tokens: 4,
         };
         assert_eq!(reply.usage, Some(usage));
-        assert_eq!(reply_usage(body), Ok(Some(usage)));
     }
 
     #[test]

@@ -204,6 +204,7 @@ mod tests {
             api_key: Some(Secret::new("sk-test-key-123")),
             organization: None,
             extra_headers: &extra,
+            azure: None,
         };
         OpenAiCompatible::new(settings, &|_: &str| None).unwrap_or_else(|e| unreachable!("{e}"))
     }

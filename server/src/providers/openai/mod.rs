@@ -438,7 +438,6 @@ mod tests {
                 api_key: key.map(Secret::new),
                 organization: None,
                 extra_headers: &extra,
-            azure: None,
                 azure: None,
             },
             &env,

@@ -3,6 +3,7 @@
 //!
 //! Contract: providers build requests and interpret responses; they never send anything themselves.
 
+pub mod bedrock;
 pub mod catalog;
 pub mod codec;
 pub mod mock;

@@ -20,12 +20,19 @@
 //! Embeddings honour `error-<N>`, `delay-<ms>` and `hang` too. Every chat and embeddings request is recorded
 //! (`GET /__fake/requests`, or [`FakeUpstream::requests`] in-process).
 //!
+//! Other providers' fakes, at their real paths, with their own mode tables:
+//!
+//! | module       | paths                                                                                 |
+//! |--------------|---------------------------------------------------------------------------------------|
+//! | [`bedrock`]  | `/model/{id}/converse`, `/model/{id}/converse-stream` (AWS eventstream), `/model/{id}/invoke`; SigV4 checked |
+//!
 //! [`FakeUpstream::start_tls`] serves the same over HTTPS with a certificate from a [`TestCa`] made at test time;
 //! [`ConnectProxy`] is an HTTP `CONNECT` proxy to put in front of it.
 //! [`raw::RawUpstream`] is the other fake: plain TCP with scripted bytes per connection, for HTTP framing that
 //! actix-web would never produce (close-delimited bodies, bodies cut mid-chunk or short of their length).
 
 mod accounting;
+pub mod bedrock;
 pub mod connect_proxy;
 pub mod control;
 mod mode;
@@ -70,6 +77,7 @@ fn serve(
             .app_data(data.clone())
             .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
             .configure(openai::configure)
+            .configure(bedrock::configure)
             .configure(control::configure)
     })
     .workers(workers.max(1))

@@ -90,7 +90,7 @@ impl EventStreamDecoder {
         if crc32(&self.buf[0..8]) != prelude_crc {
             return Err(FrameError("eventstream prelude CRC mismatch".into()));
         }
-        if total < MIN_MESSAGE_LEN || total > MAX_MESSAGE_LEN {
+        if !(MIN_MESSAGE_LEN..=MAX_MESSAGE_LEN).contains(&total) {
             return Err(FrameError(format!("eventstream message length {total} is out of range")));
         }
         if headers_len > MAX_HEADERS_LEN || headers_len > total - MIN_MESSAGE_LEN {

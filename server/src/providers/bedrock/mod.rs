@@ -361,7 +361,8 @@ mod tests {
     #[test]
     fn region_credentials_and_endpoint_resolution() {
         let region = "      aws_region_name: eu-west-3\n";
-        let cases: &[(&str, String, &[(&str, &str)], Result<(&str, &str), &str>)] = &[
+        type Case<'a> = (&'a str, String, &'a [(&'a str, &'a str)], Result<(&'a str, &'a str), &'a str>);
+        let cases: &[Case<'_>] = &[
             (CLAUDE, format!("{KEYS}{region}"), &[], Ok(("https://bedrock-runtime.eu-west-3.amazonaws.com", "sigv4"))),
             (
                 CLAUDE,

@@ -157,21 +157,21 @@ fn error_mode(status: u16) -> HttpResponse {
 }
 
 /// Checks `Authorization`; `Ok(true)` when the SigV4 signature was verified in full.
-fn check_auth(req: &HttpRequest, body: &[u8]) -> Result<bool, HttpResponse> {
+fn check_auth(req: &HttpRequest, body: &[u8]) -> Result<bool, Box<HttpResponse>> {
     let Some(value) = req.headers().get("authorization").and_then(|v| v.to_str().ok()) else {
-        return Err(aws_error(403, "MissingAuthenticationTokenException", "Missing Authentication Token"));
+        return Err(Box::new(aws_error(403, "MissingAuthenticationTokenException", "Missing Authentication Token")));
     };
     if value.starts_with("Bearer ") && value.len() > "Bearer ".len() {
         return Ok(false);
     }
     let Some(auth) = sigv4::parse_authorization(value) else {
-        return Err(aws_error(
+        return Err(Box::new(aws_error(
             403,
             "IncompleteSignatureException",
             "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders'.",
-        ));
+        )));
     };
-    let invalid = |why: &str| aws_error(403, "InvalidSignatureException", why);
+    let invalid = |why: &str| Box::new(aws_error(403, "InvalidSignatureException", why));
     if auth.scope.split('/').nth(2) != Some("bedrock") {
         return Err(invalid("Credential should be scoped to correct service: 'bedrock'."));
     }
@@ -210,19 +210,21 @@ fn check_auth(req: &HttpRequest, body: &[u8]) -> Result<bool, HttpResponse> {
 }
 
 /// Records the request, checks its auth, and runs the modes every endpoint shares; `Err` is the answer.
-async fn admit(req: &HttpRequest, body: &[u8], rec: &Recorder) -> Result<(Mode, Value), HttpResponse> {
+async fn admit(req: &HttpRequest, body: &[u8], rec: &Recorder) -> Result<(Mode, Value), Box<HttpResponse>> {
     let parsed = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
     let seq = rec.request(req.path(), headers_json(req), parsed.clone());
     if check_auth(req, body)? {
         rec.event(format!("sigv4_verified:{seq}"));
     }
     if parsed.is_null() {
-        return Err(aws_error(400, "ValidationException", "Malformed input request: body is not valid JSON"));
+        return Err(Box::new(aws_error(400, "ValidationException", "Malformed input request: body is not valid JSON")));
     }
     let mode = Mode::from_model(&model_id(req));
     match mode {
-        Mode::Error(status) => Err(error_mode(status)),
-        Mode::ContextTooLong => Err(aws_error(400, "ValidationException", "Input is too long for requested model.")),
+        Mode::Error(status) => Err(Box::new(error_mode(status))),
+        Mode::ContextTooLong => {
+            Err(Box::new(aws_error(400, "ValidationException", "Input is too long for requested model.")))
+        }
         Mode::Delay(ms) => {
             actix_rt::time::sleep(Duration::from_millis(ms)).await;
             Ok((Mode::Normal, parsed))
@@ -238,7 +240,7 @@ fn usage() -> Value {
 async fn converse(req: HttpRequest, body: web::Bytes, rec: web::Data<Recorder>) -> HttpResponse {
     let mode = match admit(&req, &body, &rec).await {
         Ok((mode, _)) => mode,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let (content, stop) = match mode {
         Mode::Tools => (
@@ -345,7 +347,7 @@ fn stream_messages(mode: Mode, body: &[u8]) -> Vec<Vec<u8>> {
 async fn converse_stream(req: HttpRequest, body: web::Bytes, rec: web::Data<Recorder>) -> HttpResponse {
     let mode = match admit(&req, &body, &rec).await {
         Ok((mode, _)) => mode,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let messages = stream_messages(mode, &body);
     HttpResponse::Ok()
@@ -357,7 +359,7 @@ async fn converse_stream(req: HttpRequest, body: web::Bytes, rec: web::Data<Reco
 async fn invoke(req: HttpRequest, body: web::Bytes, rec: web::Data<Recorder>) -> HttpResponse {
     let parsed = match admit(&req, &body, &rec).await {
         Ok((_, parsed)) => parsed,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let tokens = |text: &str| text.split_whitespace().count().max(1) as u64;
     if model_id(&req).contains("cohere.embed") {

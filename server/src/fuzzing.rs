@@ -583,7 +583,7 @@ mod tests {
                 assert_eq!(eventstream_frames(&chunks), Ok(()), "{stream:?} in chunks of {size}");
             }
         }
-        let whole = eventstream_framed(std::iter::once(&stream[..])).unwrap_or_else(|e| unreachable!("{e}"));
+        let whole = eventstream_framed(std::iter::once(stream)).unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!((whole.0.len(), whole.1), (6, None), "the seed is a whole stream of six messages");
     }
 

@@ -173,6 +173,7 @@ impl BedrockProvider {
                 };
                 let scope = sigv4::Scope { region: &self.region, service: SERVICE, time };
                 let signed = sigv4::sign(&req, credentials, &scope);
+                // Every part was checked to fit a header when the deployment was loaded.
                 let value = |s: &str| {
                     HeaderValue::from_str(s).map_err(|_| Unsupported { param: "model".into(), provider: PROVIDER })
                 };
@@ -237,9 +238,21 @@ fn credentials(d: &DeploymentConfig, env: &dyn EnvLookup) -> Result<(Auth, Vec<S
         let scrubbed = [Some(&id), Some(&secret), token.as_ref()].into_iter().flatten().cloned().collect();
         (Auth::SigV4(Credentials { access_key_id: id, secret_access_key: secret, session_token: token }), scrubbed)
     };
+    // The key id and the token travel in headers: refuse values no header can carry now, not at request time.
+    let header_safe = |value: &Secret, name: &str| match HeaderValue::from_str(value.expose()) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(ConfigError::invalid(field(name), "contains characters not allowed in an HTTP header")),
+    };
     let nonempty = |s: &Option<Secret>| s.clone().filter(|s| !s.expose().is_empty());
     match (nonempty(&p.aws_access_key_id), nonempty(&p.aws_secret_access_key)) {
-        (Some(id), Some(secret)) => return Ok(sigv4(id, secret, nonempty(&p.aws_session_token))),
+        (Some(id), Some(secret)) => {
+            let token = nonempty(&p.aws_session_token);
+            header_safe(&id, "aws_access_key_id")?;
+            if let Some(t) = &token {
+                header_safe(t, "aws_session_token")?;
+            }
+            return Ok(sigv4(id, secret, token));
+        }
         (Some(_), None) => {
             return Err(ConfigError::invalid(
                 field("aws_secret_access_key"),
@@ -259,7 +272,14 @@ fn credentials(d: &DeploymentConfig, env: &dyn EnvLookup) -> Result<(Auth, Vec<S
     }
     let from_env = |name: &str| var(env, name).map(Secret::new);
     match (from_env("AWS_ACCESS_KEY_ID"), from_env("AWS_SECRET_ACCESS_KEY")) {
-        (Some(id), Some(secret)) => Ok(sigv4(id, secret, from_env("AWS_SESSION_TOKEN"))),
+        (Some(id), Some(secret)) => {
+            let token = from_env("AWS_SESSION_TOKEN");
+            header_safe(&id, "aws_access_key_id")?;
+            if let Some(t) = &token {
+                header_safe(t, "aws_session_token")?;
+            }
+            Ok(sigv4(id, secret, token))
+        }
         _ => Err(ConfigError::invalid(
             field("aws_access_key_id"),
             "no AWS credentials: set `aws_access_key_id` and `aws_secret_access_key` (or the environment variables \
@@ -446,6 +466,12 @@ mod tests {
                 format!("{KEYS}{region}"),
                 &[("AWS_BEDROCK_RUNTIME_ENDPOINT", "ftp://x")],
                 Err("`model_list[0].litellm_params.api_base`: `ftp://x` is not a valid http(s) URL"),
+            ),
+            (
+                CLAUDE,
+                format!("{KEYS}{region}      aws_session_token: \"tok\\nen\"\n"),
+                &[],
+                Err("`model_list[0].litellm_params.aws_session_token`: contains characters not allowed"),
             ),
             (
                 "invoke/anthropic.claude-v2",

@@ -3,6 +3,7 @@
 #   request_parser  chat and embeddings request bodies (llm/request.rs), checked against serde_json's reading
 #   sse_framer      upstream SSE streams in arbitrary chunks (framing/sse.rs), with the framing invariants
 #   config_loader   LiteLLM config.yaml (config/) and the routing table built from it
+#   eventstream_framer  upstream AWS eventstreams (Bedrock) in chunks (framing/eventstream.rs), CRCs and lengths
 #
 #   scripts/fuzz.sh [seconds-per-target] [target...]     default: 60 s each, every target
 #
@@ -27,7 +28,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CARGO_FUZZ_VERSION=0.13.2
-ALL_TARGETS=(request_parser sse_framer config_loader)
+ALL_TARGETS=(request_parser sse_framer config_loader eventstream_framer)
 
 seconds="${1:-60}"
 if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
@@ -50,7 +51,7 @@ done
 max_len() {
   case "$1" in
     request_parser) echo 1048576 ;;
-    sse_framer) echo 262144 ;;
+    sse_framer | eventstream_framer) echo 262144 ;;
     *) echo 65536 ;;
   esac
 }

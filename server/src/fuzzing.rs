@@ -12,7 +12,11 @@ use serde_json::{Map, Value};
 
 use crate::{
     config::Config,
-    framing::sse::{event_data, SseDecoder},
+    framing::{
+        eventstream::EventStreamDecoder,
+        sse::{event_data, SseDecoder},
+        Frame,
+    },
     llm::{
         request::{Edit, RawObject, MAX_DEPTH},
         ChatRequest, EmbeddingsRequest, RequestError,
@@ -305,6 +309,80 @@ pub fn sse_frames(chunks: &[&[u8]]) -> Result<(), String> {
     }
 }
 
+/// Frames an AWS eventstream (Bedrock's ConverseStream) arriving in `chunks` as a stream relay does (feed each
+/// chunk, take every whole message, then `finish` until it is done) and checks:
+/// - the frames and the outcome (a clean end, or the framing error) are the same however the bytes are chunked
+///   (as given, whole, byte by byte);
+/// - a broken framer stays broken: after an error, every later call errs too;
+/// - a clean end means the input is exactly a run of messages: walking the input by each prelude's total length
+///   lands on its end after as many messages as there are frames.
+pub fn eventstream_frames(chunks: &[&[u8]]) -> Result<(), String> {
+    let input = chunks.concat();
+    let framed = eventstream_framed(chunks.iter().copied())?;
+    if eventstream_framed(std::iter::once(input.as_slice()))? != framed {
+        return Err("framing the stream whole differs from framing it in the given chunks".into());
+    }
+    if eventstream_framed(input.chunks(1))? != framed {
+        return Err("framing the stream byte by byte differs from framing it in the given chunks".into());
+    }
+    let (frames, error) = framed;
+    let mut at = 0usize;
+    let mut messages = 0usize;
+    while let Some(prelude) = input.get(at..at + 4) {
+        let total = u32::from_be_bytes([prelude[0], prelude[1], prelude[2], prelude[3]]) as usize;
+        if total < 16 {
+            break;
+        }
+        at = at.saturating_add(total);
+        messages += 1;
+    }
+    match error {
+        None if at != input.len() || messages != frames.len() => Err(format!(
+            "a clean end after {} frames, but the input walks as {messages} messages ending at {at} of {}",
+            frames.len(),
+            input.len()
+        )),
+        None => Ok(()),
+        Some(_) if frames.len() > messages => {
+            Err(format!("{} frames from an input holding at most {messages} messages", frames.len()))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+type EventStreamFramed = (Vec<Frame>, Option<String>);
+
+fn eventstream_framed<'a>(chunks: impl Iterator<Item = &'a [u8]>) -> Result<EventStreamFramed, String> {
+    let mut decoder = EventStreamDecoder::default();
+    let mut frames = Vec::new();
+    let mut error = None;
+    'feeding: for chunk in chunks {
+        decoder.feed(chunk);
+        loop {
+            match decoder.next_frame() {
+                Ok(Some(frame)) => frames.push(frame),
+                Ok(None) => break,
+                Err(e) => {
+                    error = Some(e.0);
+                    break 'feeding;
+                }
+            }
+        }
+    }
+    while error.is_none() {
+        match decoder.finish() {
+            Ok(Some(frame)) => frames.push(frame),
+            Ok(None) => return Ok((frames, None)),
+            Err(e) => error = Some(e.0),
+        }
+    }
+    decoder.feed(b"\0\0\0\x10");
+    if decoder.next_frame().is_ok() || decoder.finish().is_ok() {
+        return Err("the framer recovered after an error".into());
+    }
+    Ok((frames, error))
+}
+
 type Framed = (Vec<Vec<u8>>, Option<Vec<u8>>);
 
 fn frame<'a>(chunks: impl Iterator<Item = &'a [u8]>) -> Framed {
@@ -490,6 +568,23 @@ mod tests {
                 assert_eq!(sse_frames(&chunks), Ok(()), "{:?} in chunks of {size}", String::from_utf8_lossy(stream));
             }
         }
+    }
+
+    #[test]
+    fn eventstream_seeds_and_edge_cases_hold_in_any_chunking() {
+        let seed = include_bytes!("../../fuzz/corpus/eventstream_framer/seed-converse-stream.bin");
+        let stream = &seed[1..];
+        let mut broken = stream.to_vec();
+        broken[40] ^= 1;
+        let streams: &[&[u8]] = &[stream, &stream[..stream.len() - 5], &broken, &[0, 0, 0, 16], b""];
+        for stream in streams {
+            for size in [1, 2, 3, 7, 64] {
+                let chunks: Vec<&[u8]> = stream.chunks(size).collect();
+                assert_eq!(eventstream_frames(&chunks), Ok(()), "{stream:?} in chunks of {size}");
+            }
+        }
+        let whole = eventstream_framed(std::iter::once(stream)).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!((whole.0.len(), whole.1), (6, None), "the seed is a whole stream of six messages");
     }
 
     #[test]

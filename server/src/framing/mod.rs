@@ -1,10 +1,11 @@
 //! Wire framings of streamed responses: Server-Sent Events (`sse.rs`), JSON lines (`jsonl.rs`), and AWS
-//! eventstream. Each turns a byte stream, cut anywhere, into whole [`Frame`]s, and tells a clean end from a
-//! truncated one.
+//! eventstream (`eventstream.rs`, binary, with CRCs). Each turns a byte stream, cut anywhere, into whole
+//! [`Frame`]s, and tells a clean end from a truncated one.
 //!
 //! Contract: pure and incremental (no I/O, no clock, no runtime types); imports no other module of the crate
 //! (`scripts/check_layering.py`). Work is linear in the bytes fed: a frame is scanned once.
 
+pub mod eventstream;
 pub mod jsonl;
 pub mod sse;
 
@@ -27,6 +28,8 @@ pub struct FrameError(pub String);
 pub enum Framing {
     Sse,
     JsonLines,
+    /// AWS `application/vnd.amazon.eventstream` (Bedrock).
+    EventStream,
 }
 
 /// A framer for one stream.
@@ -34,6 +37,7 @@ pub enum Framing {
 pub enum Framer {
     Sse(sse::SseDecoder),
     JsonLines(jsonl::LineDecoder),
+    EventStream(eventstream::EventStreamDecoder),
 }
 
 impl Framer {
@@ -41,6 +45,7 @@ impl Framer {
         match framing {
             Framing::Sse => Self::Sse(sse::SseDecoder::default()),
             Framing::JsonLines => Self::JsonLines(jsonl::LineDecoder::default()),
+            Framing::EventStream => Self::EventStream(eventstream::EventStreamDecoder::default()),
         }
     }
 
@@ -48,6 +53,7 @@ impl Framer {
         match self {
             Self::Sse(d) => d.feed(bytes),
             Self::JsonLines(d) => d.feed(bytes),
+            Self::EventStream(d) => d.feed(bytes),
         }
     }
 
@@ -61,6 +67,7 @@ impl Framer {
                 }
             },
             Self::JsonLines(d) => Ok(d.next_line().map(|data| Frame { event: None, data })),
+            Self::EventStream(d) => d.next_frame(),
         }
     }
 
@@ -82,6 +89,7 @@ impl Framer {
                 Some(rest) if sse::data_is_whole(&rest) => Ok(Some(Frame { event: None, data: rest })),
                 Some(_) => Err(FrameError("the stream ended in the middle of a line".into())),
             },
+            Self::EventStream(d) => d.finish(),
         }
     }
 }

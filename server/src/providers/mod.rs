@@ -5,6 +5,7 @@
 
 pub mod anthropic;
 pub mod bare;
+pub mod bedrock;
 pub mod catalog;
 pub mod cohere;
 pub mod codec;
@@ -49,7 +50,10 @@ impl Provider {
             }
             "anthropic" => return native(anthropic::AnthropicProvider::new(d, upstream, env).map(|p| Box::new(p) as _)),
             "cohere" | "cohere_chat" => return native(cohere::CohereProvider::new(d, upstream, env).map(|p| Box::new(p) as _)),
-            // GEMINI_VERTEX_BEDROCK_PENDING
+            "bedrock" | "bedrock_converse" => {
+                return native(bedrock::BedrockProvider::new(d, upstream, env).map(|p| Box::new(p) as _))
+            }
+            // GEMINI_VERTEX_PENDING
             _ => {}
         }
         // `custom/`, `custom_openai/` and `vllm/` are LiteLLM's names for "an OpenAI-compatible server at api_base".

@@ -29,6 +29,12 @@
 //! Embeddings honour `error-<N>`, `delay-<ms>` and `hang` too. Every chat and embeddings request is recorded
 //! (`GET /__fake/requests`, or [`FakeUpstream::requests`] in-process).
 //!
+//! Other providers' fakes, at their real paths, with their own mode tables:
+//!
+//! | module       | paths                                                                                 |
+//! |--------------|---------------------------------------------------------------------------------------|
+//! | [`bedrock`]  | `/model/{id}/converse`, `/model/{id}/converse-stream` (AWS eventstream), `/model/{id}/invoke`; SigV4 checked |
+//!
 //! [`FakeUpstream::start_tls`] serves the same over HTTPS with a certificate from a [`TestCa`] made at test time;
 //! [`ConnectProxy`] is an HTTP `CONNECT` proxy to put in front of it.
 //! [`raw::RawUpstream`] is the other fake: plain TCP with scripted bytes per connection, for HTTP framing that
@@ -38,6 +44,7 @@ mod accounting;
 mod agent;
 pub mod cohere;
 pub mod anthropic;
+pub mod bedrock;
 pub mod connect_proxy;
 pub mod control;
 mod mode;
@@ -84,6 +91,7 @@ fn serve(
             .configure(openai::configure)
             .configure(cohere::configure)
             .configure(anthropic::configure)
+            .configure(bedrock::configure)
             .configure(control::configure)
     })
     .workers(workers.max(1))

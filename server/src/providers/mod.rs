@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod codec;
+pub mod gemini;
 pub mod mock;
 pub mod openai;
 

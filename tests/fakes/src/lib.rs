@@ -17,6 +17,12 @@
 //!
 //! More modes about usage, strict schemas and content types: see `accounting.rs`.
 //!
+//! Other providers' fakes live at their own paths on the same server, each with its own table of modes:
+//! - `gemini.rs`: Gemini API `/v1beta/models/{model}:{method}`, Vertex AI
+//!   `/v1/projects/{p}/locations/{l}/publishers/google/models/{model}:{method}` and the OAuth `/token` endpoint
+//!   (normal, thinking, tools, max-tokens, safety, blocked, error-N, error-context, stream-error, cut, cut-json,
+//!   echo, delay-MS, hang).
+//!
 //! Embeddings honour `error-<N>`, `delay-<ms>` and `hang` too. Every chat and embeddings request is recorded
 //! (`GET /__fake/requests`, or [`FakeUpstream::requests`] in-process).
 //!
@@ -28,6 +34,7 @@
 mod accounting;
 pub mod connect_proxy;
 pub mod control;
+pub mod gemini;
 mod mode;
 pub mod openai;
 pub mod raw;
@@ -70,6 +77,7 @@ fn serve(
             .app_data(data.clone())
             .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
             .configure(openai::configure)
+            .configure(gemini::configure)
             .configure(control::configure)
     })
     .workers(workers.max(1))

@@ -61,7 +61,7 @@ async fn error_hang_or_delay(mode: Mode) -> Option<HttpResponse> {
     }
 }
 
-fn headers_json(req: &HttpRequest) -> Value {
+pub(crate) fn headers_json(req: &HttpRequest) -> Value {
     let mut map = serde_json::Map::new();
     for (name, value) in req.headers() {
         let value = String::from_utf8_lossy(value.as_bytes());
@@ -318,7 +318,7 @@ fn embedding_inputs(input: &Value) -> Option<Vec<String>> {
 
 /// Eight deterministic values in [-1, 1] with four decimals, derived from the text (FNV-1a, then splitmix64 per
 /// dimension).
-fn embed(text: &str) -> [f64; 8] {
+pub(crate) fn embed(text: &str) -> [f64; 8] {
     let seed = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
     std::array::from_fn(|dim| {
         let mut z = seed.wrapping_add((dim as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));

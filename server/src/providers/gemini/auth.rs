@@ -69,8 +69,14 @@ pub enum TokenError {
 
 /// Parsed credentials.
 pub(super) enum Credentials {
-    ServiceAccount(ServiceAccount),
-    AuthorizedUser { client_id: String, client_secret: Secret, refresh_token: Secret, token_url: Uri },
+    /// Boxed: the RSA key is large and the other variant small.
+    ServiceAccount(Box<ServiceAccount>),
+    AuthorizedUser {
+        client_id: String,
+        client_secret: Secret,
+        refresh_token: Secret,
+        token_url: Uri,
+    },
 }
 
 pub(super) struct ServiceAccount {
@@ -126,7 +132,7 @@ impl Credentials {
                 let pem = file.private_key.ok_or(CredentialsError::Missing("private_key"))?;
                 let key = rsa_key(&pem).ok_or(CredentialsError::BadKey)?;
                 let sa = ServiceAccount { client_email, key_id: file.private_key_id, key, token_uri, token_url };
-                Ok((Self::ServiceAccount(sa), file.project_id))
+                Ok((Self::ServiceAccount(Box::new(sa)), file.project_id))
             }
             "authorized_user" => {
                 let creds = Self::AuthorizedUser {
@@ -244,7 +250,8 @@ impl TokenCell {
             let detail = a.error_description.map(|d| format!("{error}: {d}")).unwrap_or(error);
             return Err(TokenError::Refused(detail));
         }
-        let token = a.access_token.filter(|t| !t.is_empty()).ok_or_else(|| TokenError::Malformed("no access_token".into()))?;
+        let token =
+            a.access_token.filter(|t| !t.is_empty()).ok_or_else(|| TokenError::Malformed("no access_token".into()))?;
         if let Some(kind) = a.token_type.filter(|k| !k.eq_ignore_ascii_case("bearer")) {
             return Err(TokenError::NotBearer(kind));
         }
@@ -335,7 +342,12 @@ pub(super) mod tests {
         let req = creds.token_request(0).unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(req.url.to_string(), DEFAULT_TOKEN_URI);
         let fields = form(&req.body);
-        let want = [("grant_type", "refresh_token"), ("client_id", "cid.apps"), ("client_secret", "s3cr&t"), ("refresh_token", "1//rt")];
+        let want = [
+            ("grant_type", "refresh_token"),
+            ("client_id", "cid.apps"),
+            ("client_secret", "s3cr&t"),
+            ("refresh_token", "1//rt"),
+        ];
         let want: Vec<(String, String)> = want.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         assert_eq!(fields, want);
         assert!(!format!("{creds:?}").contains("s3cr"));
@@ -370,7 +382,10 @@ pub(super) mod tests {
         let cases: &[(&[u8], Result<Duration, TokenError>)] = &[
             (br#"{"access_token":"t2","expires_in":120}"#, Ok(Duration::from_secs(60))),
             (br#"{"access_token":"t3","expires_in":0,"token_type":"bearer"}"#, Ok(Duration::from_secs(1))),
-            (br#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#, Err(TokenError::Refused("invalid_grant: Invalid JWT Signature.".into()))),
+            (
+                br#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#,
+                Err(TokenError::Refused("invalid_grant: Invalid JWT Signature.".into())),
+            ),
             (br#"{"access_token":"t","token_type":"MAC"}"#, Err(TokenError::NotBearer("MAC".into()))),
             (br#"{"expires_in":5}"#, Err(TokenError::Malformed("no access_token".into()))),
             (b"<html>", Err(TokenError::Malformed("expected value at line 1 column 1".into()))),

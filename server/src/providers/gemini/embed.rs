@@ -83,8 +83,8 @@ pub(super) fn decode_vertex(body: &[u8]) -> Result<Embeddings, DecodeError> {
         // A JSON number that Vertex writes as `7` or `7.0`.
         token_count: Option<f64>,
     }
-    let p: Predict = serde_json::from_slice(body)
-        .map_err(|e| DecodeError::new(format!("not a Vertex AI predict response: {e}")))?;
+    let p: Predict =
+        serde_json::from_slice(body).map_err(|e| DecodeError::new(format!("not a Vertex AI predict response: {e}")))?;
     let mut tokens = Some(0u64);
     let mut vectors = Vec::with_capacity(p.predictions.len());
     for prediction in p.predictions {
@@ -123,9 +123,13 @@ mod tests {
         assert_eq!(got, Ok(Embeddings { vectors: vec![vec![0.5, -1.0], vec![0.25]], prompt_tokens: None }));
         let got = decode_gemini(br#"{"embeddings":[{"values":[1]}],"usageMetadata":{"promptTokenCount":3}}"#);
         assert_eq!(got.map(|e| e.prompt_tokens), Ok(Some(3)));
-        let vertex = br#"{"predictions":[{"embeddings":{"values":[0.1],"statistics":{"token_count":2,"truncated":false}}},
+        let vertex =
+            br#"{"predictions":[{"embeddings":{"values":[0.1],"statistics":{"token_count":2,"truncated":false}}},
                                          {"embeddings":{"values":[0.2],"statistics":{"token_count":5.0}}}]}"#;
-        assert_eq!(decode_vertex(vertex), Ok(Embeddings { vectors: vec![vec![0.1], vec![0.2]], prompt_tokens: Some(7) }));
+        assert_eq!(
+            decode_vertex(vertex),
+            Ok(Embeddings { vectors: vec![vec![0.1], vec![0.2]], prompt_tokens: Some(7) })
+        );
         // One instance without a count: the total is unknown, not a guess.
         let partial = br#"{"predictions":[{"embeddings":{"values":[0.1],"statistics":{"token_count":2}}},{"embeddings":{"values":[0.2]}}]}"#;
         assert_eq!(decode_vertex(partial).map(|e| e.prompt_tokens), Ok(None));

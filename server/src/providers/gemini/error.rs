@@ -98,7 +98,13 @@ fn classify(http: u16, e: &GoogleError, message: &str) -> (u16, Option<&'static 
 
 /// An error response as the caller's error, with `scrubbed` values (the key, header values, the current token)
 /// masked in the message.
-pub(super) fn parse(deployment: &str, status: u16, headers: &HeaderMap, body: &[u8], scrubbed: &[Secret]) -> UpstreamError {
+pub(super) fn parse(
+    deployment: &str,
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    scrubbed: &[Secret],
+) -> UpstreamError {
     let error = google_error(body);
     let mut message = match error.as_ref().and_then(|e| e.message.clone()) {
         Some(m) => m,
@@ -155,28 +161,30 @@ mod tests {
 
     #[test]
     fn statuses_map_to_the_callers_status_type_and_code() {
-        let key_invalid =
-            r#"{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}"#;
+        let key = r#"{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID"}"#;
         let retry = r#"{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"16.2s"}"#;
-        let cases: &[(u16, String, u16, Option<&str>, Option<&str>, Option<&str>)] = &[
-            (400, body(400, "INVALID_ARGUMENT", "Invalid value at 'contents'", ""), 400, Some("invalid_request_error"), Some("INVALID_ARGUMENT"), None),
-            (400, body(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", key_invalid), 401, Some("authentication_error"), Some("invalid_api_key"), None),
-            (400, body(400, "FAILED_PRECONDITION", "User location is not supported", ""), 400, Some("invalid_request_error"), Some("FAILED_PRECONDITION"), None),
-            (401, body(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.", ""), 401, Some("authentication_error"), Some("UNAUTHENTICATED"), None),
-            (403, body(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers", ""), 403, Some("permission_error"), Some("PERMISSION_DENIED"), None),
-            (404, body(404, "NOT_FOUND", "models/nope is not found for API version v1beta", ""), 404, Some("not_found_error"), Some("NOT_FOUND"), None),
-            (429, body(429, "RESOURCE_EXHAUSTED", "You exceeded your current quota", retry), 429, Some("rate_limit_error"), Some("rate_limit_exceeded"), Some("17")),
-            (500, body(500, "INTERNAL", "An internal error has occurred.", ""), 500, Some("server_error"), Some("INTERNAL"), None),
-            (503, body(503, "UNAVAILABLE", "The model is overloaded. Please try again later.", ""), 503, Some("server_error"), Some("UNAVAILABLE"), None),
-            (504, body(504, "DEADLINE_EXCEEDED", "Deadline exceeded", ""), 504, Some("timeout_error"), Some("DEADLINE_EXCEEDED"), None),
-            (409, body(409, "ABORTED", "aborted", ""), 409, None, Some("ABORTED"), None),
+        // HTTP, Google status, details; then what the caller sees: status, type, code, retry-after ("" = none).
+        let cases = [
+            (400, "INVALID_ARGUMENT", "", 400, "invalid_request_error", "INVALID_ARGUMENT", ""),
+            (400, "INVALID_ARGUMENT", key, 401, "authentication_error", "invalid_api_key", ""),
+            (400, "FAILED_PRECONDITION", "", 400, "invalid_request_error", "FAILED_PRECONDITION", ""),
+            (401, "UNAUTHENTICATED", "", 401, "authentication_error", "UNAUTHENTICATED", ""),
+            (403, "PERMISSION_DENIED", "", 403, "permission_error", "PERMISSION_DENIED", ""),
+            (404, "NOT_FOUND", "", 404, "not_found_error", "NOT_FOUND", ""),
+            (429, "RESOURCE_EXHAUSTED", retry, 429, "rate_limit_error", "rate_limit_exceeded", "17"),
+            (500, "INTERNAL", "", 500, "server_error", "INTERNAL", ""),
+            (503, "UNAVAILABLE", "", 503, "server_error", "UNAVAILABLE", ""),
+            (504, "DEADLINE_EXCEEDED", "", 504, "timeout_error", "DEADLINE_EXCEEDED", ""),
+            (409, "ABORTED", "", 409, "", "ABORTED", ""),
         ];
-        for (http, text, want_status, kind, code, retry_after) in cases {
-            let e = parse("d#0", *http, &HeaderMap::new(), text.as_bytes(), &[]);
+        let some = |s: &'static str| (!s.is_empty()).then_some(s);
+        for (http, status, details, want_status, kind, code, retry_after) in cases {
+            let text = body(http, status, "upstream words", details);
+            let e = parse("d#0", http, &HeaderMap::new(), text.as_bytes(), &[]);
             let got_retry = e.headers.iter().find(|(n, _)| n == "retry-after").map(|(_, v)| v.as_str());
             assert_eq!(
-                (e.failure, e.kind.as_deref(), e.code.as_deref(), got_retry),
-                (UpstreamFailure::Status(*want_status), *kind, *code, *retry_after),
+                (e.failure, e.kind.as_deref(), e.code.as_deref(), got_retry, e.message.as_str()),
+                (UpstreamFailure::Status(want_status), some(kind), some(code), some(retry_after), "upstream words"),
                 "{text}"
             );
         }
@@ -205,11 +213,23 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(HeaderName::from_static("retry-after"), HeaderValue::from_static("3"));
         let cases: &[(&str, &str, Option<&str>)] = &[
-            (r#"[{"error":{"code":503,"message":"overloaded","status":"UNAVAILABLE"}}]"#, "overloaded", Some("server_error")),
-            (r#"{"error":{"code":400,"message":"API key AIzaSyFAKE-key-0123456789 is bad","status":"INVALID_ARGUMENT"}}"#, "API key **** is bad", Some("invalid_request_error")),
+            (
+                r#"[{"error":{"code":503,"message":"overloaded","status":"UNAVAILABLE"}}]"#,
+                "overloaded",
+                Some("server_error"),
+            ),
+            (
+                r#"{"error":{"code":400,"message":"API key AIzaSyFAKE-key-0123456789 is bad","status":"INVALID_ARGUMENT"}}"#,
+                "API key **** is bad",
+                Some("invalid_request_error"),
+            ),
             ("<html>502 Bad Gateway</html>", "<html>502 Bad Gateway</html>", None),
             ("", "upstream returned HTTP 502", None),
-            (r#"{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","details":[{"retryDelay":"30s"}]}}"#, r#"{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","details":[{"retryDelay":"30s"}]}}"#, Some("rate_limit_error")),
+            (
+                r#"{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","details":[{"retryDelay":"30s"}]}}"#,
+                r#"{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","details":[{"retryDelay":"30s"}]}}"#,
+                Some("rate_limit_error"),
+            ),
         ];
         for (text, message, kind) in cases {
             let e = parse("d", 502, &headers, text.as_bytes(), &secrets);

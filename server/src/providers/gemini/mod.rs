@@ -75,7 +75,10 @@ struct Urls {
 enum Auth {
     /// `x-goog-api-key`, sensitive; `None` when an `api_base` proxy needs no key.
     ApiKey(Option<HeaderValue>),
-    Vertex { credentials: auth::Credentials, token: auth::TokenCell },
+    Vertex {
+        credentials: auth::Credentials,
+        token: auth::TokenCell,
+    },
 }
 
 impl GeminiProvider {
@@ -84,7 +87,8 @@ impl GeminiProvider {
     pub fn new(d: &DeploymentConfig, upstream_model: &str, env: &dyn EnvLookup) -> Result<Self, ConfigError> {
         let var = |name: &str| env.get(name).filter(|v| !v.is_empty());
         let base = d.api_base.clone().or_else(|| var("GEMINI_API_BASE")).unwrap_or_else(|| GEMINI_BASE.to_owned());
-        let key = d.api_key.clone().or_else(|| var("GEMINI_API_KEY").or_else(|| var("GOOGLE_API_KEY")).map(Secret::new));
+        let key =
+            d.api_key.clone().or_else(|| var("GEMINI_API_KEY").or_else(|| var("GOOGLE_API_KEY")).map(Secret::new));
         let key = match key {
             Some(key) => {
                 let mut v = HeaderValue::from_str(key.expose()).map_err(|_| {
@@ -119,20 +123,19 @@ impl GeminiProvider {
     pub fn new_vertex(d: &DeploymentConfig, upstream_model: &str, env: &dyn EnvLookup) -> Result<Self, ConfigError> {
         let var = |name: &str| env.get(name).filter(|v| !v.is_empty());
         let p = &d.provider_params;
-        let json = match (&p.vertex_credentials, var("GOOGLE_APPLICATION_CREDENTIALS")) {
-            (Some(c), _) if c.expose().trim_start().starts_with('{') => c.expose().to_owned(),
-            (Some(path), _) => read_credentials(d, path.expose(), "`vertex_credentials`")?,
-            (None, Some(path)) => read_credentials(d, &path, "GOOGLE_APPLICATION_CREDENTIALS")?,
-            (None, None) => {
-                return Err(invalid(
+        let json =
+            match (&p.vertex_credentials, var("GOOGLE_APPLICATION_CREDENTIALS")) {
+                (Some(c), _) if c.expose().trim_start().starts_with('{') => c.expose().to_owned(),
+                (Some(path), _) => read_credentials(d, path.expose(), "`vertex_credentials`")?,
+                (None, Some(path)) => read_credentials(d, &path, "GOOGLE_APPLICATION_CREDENTIALS")?,
+                (None, None) => return Err(invalid(
                     d,
                     "vertex_credentials",
                     "no Vertex AI credentials: set `vertex_credentials` (service-account JSON or its file path) or \
                      the environment variable GOOGLE_APPLICATION_CREDENTIALS; credentials from the metadata server \
                      are not supported",
-                ))
-            }
-        };
+                )),
+            };
         let (credentials, file_project) =
             auth::Credentials::parse(&json).map_err(|e| invalid(d, "vertex_credentials", e.to_string()))?;
         let project = p
@@ -143,7 +146,9 @@ impl GeminiProvider {
             .ok_or_else(|| invalid(d, "vertex_project", "no project: set `vertex_project` or VERTEXAI_PROJECT"))?;
         let location =
             p.vertex_location.clone().or_else(|| var("VERTEXAI_LOCATION")).unwrap_or_else(|| DEFAULT_LOCATION.into());
-        for (field, what, value) in [("vertex_project", "project", &project), ("vertex_location", "location", &location)] {
+        for (field, what, value) in
+            [("vertex_project", "project", &project), ("vertex_location", "location", &location)]
+        {
             // Both go into the URL's path and host.
             if value.is_empty() || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
                 return Err(invalid(d, field, format!("`{value}` is not a valid Google Cloud {what}")));
@@ -255,11 +260,7 @@ impl Urls {
     fn new(provider: &str, models_base: &str, model: &str) -> Option<Self> {
         let at = |method: &str| Uri::try_from(format!("{models_base}/{model}:{method}")).ok();
         let embed = if provider == "vertex_ai" { "predict" } else { "batchEmbedContents" };
-        Some(Self {
-            generate: at("generateContent")?,
-            stream: at("streamGenerateContent?alt=sse")?,
-            embed: at(embed)?,
-        })
+        Some(Self { generate: at("generateContent")?, stream: at("streamGenerateContent?alt=sse")?, embed: at(embed)? })
     }
 }
 
@@ -269,8 +270,9 @@ fn invalid(d: &DeploymentConfig, field: &str, message: impl Into<String>) -> Con
 
 /// The credentials file at `path` (named by `source` in errors; the path is shown, the content never).
 fn read_credentials(d: &DeploymentConfig, path: &str, source: &str) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| invalid(d, "vertex_credentials", format!("cannot read the credentials file {path} ({source}): {e}")))
+    std::fs::read_to_string(path).map_err(|e| {
+        invalid(d, "vertex_credentials", format!("cannot read the credentials file {path} ({source}): {e}"))
+    })
 }
 
 impl Dialect for GeminiProvider {

@@ -118,7 +118,8 @@ impl CallIds {
     /// Ids for the reply `response_id` (only its letters and digits are used, so the id stays a plain token and
     /// never contains the separator).
     pub fn new(response_id: Option<&str>) -> Self {
-        let rid: String = response_id.unwrap_or_default().chars().filter(char::is_ascii_alphanumeric).take(32).collect();
+        let rid: String =
+            response_id.unwrap_or_default().chars().filter(char::is_ascii_alphanumeric).take(32).collect();
         let prefix = if rid.is_empty() { "call_".to_owned() } else { format!("call_{rid}_") };
         Self { prefix, next: 0 }
     }
@@ -152,9 +153,22 @@ pub(super) fn finish(reason: &str, has_tool_calls: bool) -> Finish {
     match reason {
         "STOP" if has_tool_calls => Finish::ToolCalls,
         "MAX_TOKENS" | "CONTINUATION" => Finish::Length,
-        "SAFETY" | "RECITATION" | "LANGUAGE" | "OTHER" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII"
-        | "IMAGE_SAFETY" | "IMAGE_PROHIBITED_CONTENT" | "IMAGE_RECITATION" | "IMAGE_OTHER" | "NO_IMAGE"
-        | "ESCALATION" | "PUP_LIMITED_DISABLED" | "MODEL_ARMOR" | "JAILBREAK" => Finish::ContentFilter,
+        "SAFETY"
+        | "RECITATION"
+        | "LANGUAGE"
+        | "OTHER"
+        | "BLOCKLIST"
+        | "PROHIBITED_CONTENT"
+        | "SPII"
+        | "IMAGE_SAFETY"
+        | "IMAGE_PROHIBITED_CONTENT"
+        | "IMAGE_RECITATION"
+        | "IMAGE_OTHER"
+        | "NO_IMAGE"
+        | "ESCALATION"
+        | "PUP_LIMITED_DISABLED"
+        | "MODEL_ARMOR"
+        | "JAILBREAK" => Finish::ContentFilter,
         // STOP, FINISH_REASON_UNSPECIFIED, MALFORMED_FUNCTION_CALL, UNEXPECTED_TOOL_CALL, TOO_MANY_TOOL_CALLS,
         // MALFORMED_RESPONSE, MISSING_THOUGHT_SIGNATURE and values newer than this table.
         _ => Finish::Stop,

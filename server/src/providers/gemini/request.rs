@@ -120,7 +120,9 @@ fn contents(messages: &[Message], check: &mut ParamCheck) -> Vec<Value> {
                     let own = call.id.split_once(THOUGHT_SEPARATOR).map(|(_, sig)| sig).filter(|s| !s.is_empty());
                     let sig = own.or(signature.take());
                     match function_args(&call.arguments) {
-                        Some(args) => parts.push(signed(json!({"functionCall": {"name": call.name, "args": args}}), sig)),
+                        Some(args) => {
+                            parts.push(signed(json!({"functionCall": {"name": call.name, "args": args}}), sig))
+                        }
                         None => check.unsupported("tool_calls[].function.arguments (not a JSON object)"),
                     }
                 }
@@ -247,7 +249,11 @@ mod tests {
             parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
                                "additionalProperties": false, "$schema": "x"}),
         };
-        let clock = Tool { name: "get_time".into(), description: None, parameters: json!({"type": "object", "properties": {}}) };
+        let clock = Tool {
+            name: "get_time".into(),
+            description: None,
+            parameters: json!({"type": "object", "properties": {}}),
+        };
         let cases: Vec<(&str, Chat, Value)> = vec![
             (
                 "text and system",
@@ -281,7 +287,11 @@ mod tests {
             ),
             (
                 "json object",
-                Chat { messages: vec![user("Hi")], response_format: Some(ResponseFormat::JsonObject), ..Chat::default() },
+                Chat {
+                    messages: vec![user("Hi")],
+                    response_format: Some(ResponseFormat::JsonObject),
+                    ..Chat::default()
+                },
                 json!({"contents": [{"role": "user", "parts": [{"text": "Hi"}]}],
                        "generationConfig": {"responseMimeType": "application/json"}}),
             ),
@@ -379,7 +389,11 @@ mod tests {
 
     #[test]
     fn tool_choice_modes() {
-        let tool = Tool { name: "f".into(), description: None, parameters: json!({"type": "object", "properties": {"a": {}}}) };
+        let tool = Tool {
+            name: "f".into(),
+            description: None,
+            parameters: json!({"type": "object", "properties": {"a": {}}}),
+        };
         let cases = [
             (ToolChoice::Auto, json!({"mode": "AUTO"})),
             (ToolChoice::None, json!({"mode": "NONE"})),
@@ -387,7 +401,12 @@ mod tests {
             (ToolChoice::Named("f".into()), json!({"mode": "ANY", "allowedFunctionNames": ["f"]})),
         ];
         for (choice, want) in cases {
-            let chat = Chat { messages: vec![user("x")], tools: vec![tool.clone()], tool_choice: Some(choice), ..Chat::default() };
+            let chat = Chat {
+                messages: vec![user("x")],
+                tools: vec![tool.clone()],
+                tool_choice: Some(choice),
+                ..Chat::default()
+            };
             assert_eq!(encoded(&chat).0["toolConfig"]["functionCallingConfig"], want);
         }
     }
@@ -402,7 +421,9 @@ mod tests {
         assert_eq!(with(|c| c.user = Some("u1".into())), Err("user".into()));
         assert_eq!(with(|c| c.parallel_tool_calls = Some(false)), Err("parallel_tool_calls".into()));
         assert_eq!(with(|c| c.unmapped = vec!["logit_bias".into()]), Err("logit_bias".into()));
-        let err = with(|c| c.messages.push(Message { role: Role::User, parts: vec![Part::Image(Image::Url("https://x/img".into()))] }));
+        let err = with(|c| {
+            c.messages.push(Message { role: Role::User, parts: vec![Part::Image(Image::Url("https://x/img".into()))] })
+        });
         assert!(err.is_err_and(|p| p.starts_with("image_url")));
         let err = with(|c| c.messages.push(result("call_missing", "x", false)));
         assert!(err.is_err_and(|p| p.starts_with("tool_call_id")));

@@ -126,7 +126,8 @@ impl<'a> Converter<'a> {
                                 out.insert(key.clone(), (*one).clone());
                             }
                             many => {
-                                let any = many.iter().map(|t| Value::Object(Map::from_iter([("type".into(), (*t).clone())])));
+                                let any =
+                                    many.iter().map(|t| Value::Object(Map::from_iter([("type".into(), (*t).clone())])));
                                 out.insert("anyOf".into(), Value::Array(any.collect()));
                             }
                         }
@@ -236,7 +237,10 @@ mod tests {
         let mut defs = Map::new();
         for i in 0..40 {
             let next = format!("#/$defs/d{}", i + 1);
-            defs.insert(format!("d{i}"), json!({"type": "object", "properties": {"a": {"$ref": next}, "b": {"$ref": next}}}));
+            defs.insert(
+                format!("d{i}"),
+                json!({"type": "object", "properties": {"a": {"$ref": next}, "b": {"$ref": next}}}),
+            );
         }
         defs.insert("d40".into(), json!({"type": "string"}));
         let schema = json!({"$defs": defs, "type": "object", "properties": {"root": {"$ref": "#/$defs/d0"}}});

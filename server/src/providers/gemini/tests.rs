@@ -65,7 +65,10 @@ fn gemini_base_and_key_come_from_config_then_environment() {
         (
             json!({"model": "gemini/gemini-2.5-flash", "api_key": "AIza-config-key"}),
             &no_env,
-            Ok(("https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent", Some("AIza-config-key"))),
+            Ok((
+                "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent",
+                Some("AIza-config-key"),
+            )),
         ),
         (
             json!({"model": "gemini/gemini-2.5-flash"}),
@@ -75,7 +78,10 @@ fn gemini_base_and_key_come_from_config_then_environment() {
         (
             json!({"model": "gemini/gemini-2.5-flash"}),
             &google_only,
-            Ok(("https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent", Some("AIza-google-only"))),
+            Ok((
+                "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent",
+                Some("AIza-google-only"),
+            )),
         ),
         (
             json!({"model": "gemini/gemini-2.5-flash", "api_base": "http://127.0.0.1:9/v1beta"}),
@@ -95,7 +101,9 @@ fn gemini_base_and_key_come_from_config_then_environment() {
             Ok((req.url.to_string(), key))
         });
         match (got, want) {
-            (Ok((url, key)), Ok((want_url, want_key))) => assert_eq!((url.as_str(), key.as_deref()), (want_url, want_key)),
+            (Ok((url, key)), Ok((want_url, want_key))) => {
+                assert_eq!((url.as_str(), key.as_deref()), (want_url, want_key))
+            }
             (Err(e), Err(path)) => assert!(error_text(e).contains(path), "{params}"),
             (got, want) => unreachable!("{params}: got {got:?}, want {want:?}"),
         }
@@ -176,10 +184,26 @@ fn vertex_placement_from_config_environment_and_credentials() {
             &no_env,
             "https://europe-west4-aiplatform.googleapis.com/v1/projects/p1/locations/europe-west4",
         ),
-        (json!({}), &env, "https://asia-northeast1-aiplatform.googleapis.com/v1/projects/env-proj/locations/asia-northeast1"),
-        (json!({}), &no_env, "https://us-central1-aiplatform.googleapis.com/v1/projects/proj-from-file/locations/us-central1"),
-        (json!({"vertex_location": "global"}), &no_env, "https://aiplatform.googleapis.com/v1/projects/proj-from-file/locations/global"),
-        (json!({"vertex_location": "eu"}), &no_env, "https://aiplatform.eu.rep.googleapis.com/v1/projects/proj-from-file/locations/eu"),
+        (
+            json!({}),
+            &env,
+            "https://asia-northeast1-aiplatform.googleapis.com/v1/projects/env-proj/locations/asia-northeast1",
+        ),
+        (
+            json!({}),
+            &no_env,
+            "https://us-central1-aiplatform.googleapis.com/v1/projects/proj-from-file/locations/us-central1",
+        ),
+        (
+            json!({"vertex_location": "global"}),
+            &no_env,
+            "https://aiplatform.googleapis.com/v1/projects/proj-from-file/locations/global",
+        ),
+        (
+            json!({"vertex_location": "eu"}),
+            &no_env,
+            "https://aiplatform.eu.rep.googleapis.com/v1/projects/proj-from-file/locations/eu",
+        ),
         (
             json!({"vertex_location": "us-east5", "api_base": "http://127.0.0.1:9/"}),
             &no_env,
@@ -210,8 +234,14 @@ fn vertex_credentials_from_a_file_or_the_environment_and_errors() {
     assert!(vertex(json!({"model": model}), &adc).is_ok());
     let cases: Vec<(Value, &str)> = vec![
         (json!({"model": model}), "litellm_params.vertex_credentials`: no Vertex AI credentials"),
-        (json!({"model": model, "vertex_credentials": "/nonexistent/sa.json"}), "cannot read the credentials file /nonexistent/sa.json"),
-        (json!({"model": model, "vertex_credentials": "{\"type\":\"service_account\"}"}), "credentials lack `client_email`"),
+        (
+            json!({"model": model, "vertex_credentials": "/nonexistent/sa.json"}),
+            "cannot read the credentials file /nonexistent/sa.json",
+        ),
+        (
+            json!({"model": model, "vertex_credentials": "{\"type\":\"service_account\"}"}),
+            "credentials lack `client_email`",
+        ),
         (
             json!({"model": model, "vertex_credentials": r#"{"type":"authorized_user","client_id":"c","client_secret":"s","refresh_token":"r"}"#}),
             "litellm_params.vertex_project`: no project",
@@ -242,10 +272,15 @@ fn vertex_requests_wait_for_a_token_then_carry_it() {
     assert_eq!((p.provider(), p.sends_key(), p.token_expires_at()), ("vertex_ai", true, None));
     let err = p.chat_request(&hi(), options).err();
     assert_eq!(err.map(|e| e.param), Some("vertex_credentials (token not yet fetched)".to_owned()));
-    let refresh = p.token_refresh(1_700_000_000).and_then(Result::ok).unwrap_or_else(|| unreachable!("a token request"));
+    let refresh =
+        p.token_refresh(1_700_000_000).and_then(Result::ok).unwrap_or_else(|| unreachable!("a token request"));
     assert_eq!(refresh.url.to_string(), "https://oauth2.googleapis.com/token");
-    assert!(String::from_utf8_lossy(&refresh.body).starts_with("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=ey"));
-    let renew = p.install_token(br#"{"access_token":"ya29.token-value-1","expires_in":3599,"token_type":"Bearer"}"#, 1_700_000_000);
+    assert!(String::from_utf8_lossy(&refresh.body)
+        .starts_with("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=ey"));
+    let renew = p.install_token(
+        br#"{"access_token":"ya29.token-value-1","expires_in":3599,"token_type":"Bearer"}"#,
+        1_700_000_000,
+    );
     assert_eq!(renew, Ok(Duration::from_secs(3299)));
     assert_eq!(p.token_expires_at(), Some(1_700_003_599));
     let req = p.chat_request(&hi(), options).unwrap_or_else(|e| unreachable!("{e}"));
@@ -253,12 +288,20 @@ fn vertex_requests_wait_for_a_token_then_carry_it() {
     assert_eq!((auth.to_str().ok(), auth.is_sensitive()), (Some("Bearer ya29.token-value-1"), true));
     assert!(header(&req, "x-goog-api-key").is_none());
     assert!(!format!("{p:?}").contains("ya29"));
-    let e = p.parse_error("v#0", 401, &HeaderMap::new(), br#"{"error":{"code":401,"message":"bad ya29.token-value-1","status":"UNAUTHENTICATED"}}"#);
+    let e = p.parse_error(
+        "v#0",
+        401,
+        &HeaderMap::new(),
+        br#"{"error":{"code":401,"message":"bad ya29.token-value-1","status":"UNAUTHENTICATED"}}"#,
+    );
     assert_eq!((e.message.as_str(), e.kind.as_deref()), ("bad ****", Some("authentication_error")));
     // Embeddings go to `:predict`.
     let input = EmbedInput { texts: vec!["a".into()], dimensions: Some(4) };
     let req = p.embeddings_request(&input, "text-embedding-005").unwrap_or_else(|e| unreachable!("{e}"));
-    assert_eq!(req.url.path(), "/v1/projects/p1/locations/us-central1/publishers/google/models/text-embedding-005:predict");
+    assert_eq!(
+        req.url.path(),
+        "/v1/projects/p1/locations/us-central1/publishers/google/models/text-embedding-005:predict"
+    );
     let body: Value = serde_json::from_slice(&req.body).unwrap_or_default();
     assert_eq!(body, json!({"instances": [{"content": "a"}], "parameters": {"outputDimensionality": 4}}));
     let got = p.decode_embeddings(br#"{"predictions":[{"embeddings":{"values":[1],"statistics":{"token_count":1}}}]}"#);
@@ -321,7 +364,11 @@ fn replies_decode_parts_finish_reasons_and_usage() {
         ),
         (
             candidate_reply(r#"[{"functionCall":{"name":"f","args":{"a":1}}}]"#, "MAX_TOKENS"),
-            vec![Part::ToolCall(ToolCall { id: "call_resp1_0".into(), name: "f".into(), arguments: r#"{"a":1}"#.into() })],
+            vec![Part::ToolCall(ToolCall {
+                id: "call_resp1_0".into(),
+                name: "f".into(),
+                arguments: r#"{"a":1}"#.into(),
+            })],
             Some(Finish::Length),
         ),
     ];
@@ -345,7 +392,9 @@ fn blocked_prompts_odd_usage_and_bad_bodies() {
     // Tool-use prompt tokens are input.
     let tool_use = br#"{"candidates":[{"content":{"parts":[{"text":"x"}]},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":10,"toolUsePromptTokenCount":4,"candidatesTokenCount":2}}"#;
     assert_eq!(reply::decode(tool_use, "m").map(|r| r.usage), Ok(Some(usage(14, 2, 0, 0))));
-    for bad in [&b"{"[..], b"[]", br#"{"candidates":[]}"#, br#"{"error":{"code":500,"message":"boom","status":"INTERNAL"}}"#] {
+    for bad in
+        [&b"{"[..], b"[]", br#"{"candidates":[]}"#, br#"{"error":{"code":500,"message":"boom","status":"INTERNAL"}}"#]
+    {
         assert!(reply::decode(bad, "m").is_err(), "{}", String::from_utf8_lossy(bad));
     }
 }
@@ -482,7 +531,9 @@ fn stream_fixtures_decode_to_canonical_events() {
         ),
         (
             "blocked prompt",
-            sse(&[r#"{"promptFeedback": {"blockReason": "SAFETY"},"usageMetadata": {"promptTokenCount": 4},"responseId": "r-4"}"#]),
+            sse(&[
+                r#"{"promptFeedback": {"blockReason": "SAFETY"},"usageMetadata": {"promptTokenCount": 4},"responseId": "r-4"}"#,
+            ]),
             vec![start("r-4", "dep-model"), Event::Finish(Finish::ContentFilter), Event::Usage(usage(4, 0, 0, 0))],
             Ok(()),
         ),

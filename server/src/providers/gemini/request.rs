@@ -24,6 +24,11 @@ pub(super) fn encode(chat: &Chat, check: &mut ParamCheck) -> Value {
         }
     }
     body.insert("contents".into(), Value::Array(contents(&chat.messages, check)));
+    let response_schema = match &chat.response_format {
+        Some(ResponseFormat::JsonSchema { schema, .. }) => Some(schema),
+        _ => None,
+    };
+    let mut budget = schema::budget(chat.tools.iter().map(|t| &t.parameters).chain(response_schema));
     if !chat.tools.is_empty() {
         let declarations: Vec<Value> = chat
             .tools
@@ -34,7 +39,7 @@ pub(super) fn encode(chat: &Chat, check: &mut ParamCheck) -> Value {
                 if let Some(desc) = t.description.as_ref().filter(|d| !d.is_empty()) {
                     d.insert("description".into(), Value::String(desc.clone()));
                 }
-                if let Some(p) = schema::parameters(&t.parameters) {
+                if let Some(p) = schema::parameters(&t.parameters, &mut budget) {
                     d.insert("parameters".into(), p);
                 }
                 Value::Object(d)
@@ -59,14 +64,14 @@ pub(super) fn encode(chat: &Chat, check: &mut ParamCheck) -> Value {
     if chat.user.is_some() {
         check.unsupported("user");
     }
-    let config = generation_config(chat);
+    let config = generation_config(chat, &mut budget);
     if !config.is_empty() {
         body.insert("generationConfig".into(), Value::Object(config));
     }
     Value::Object(body)
 }
 
-fn generation_config(chat: &Chat) -> Map<String, Value> {
+fn generation_config(chat: &Chat, budget: &mut usize) -> Map<String, Value> {
     let mut c = Map::new();
     let mut put = |key: &str, value: Option<Value>| {
         if let Some(v) = value {
@@ -86,7 +91,7 @@ fn generation_config(chat: &Chat) -> Map<String, Value> {
         Some(ResponseFormat::JsonObject) => put("responseMimeType", Some("application/json".into())),
         Some(ResponseFormat::JsonSchema { schema, .. }) => {
             put("responseMimeType", Some("application/json".into()));
-            put("responseSchema", Some(schema::convert(schema)));
+            put("responseSchema", Some(schema::convert(schema, budget)));
         }
     }
     c
@@ -459,6 +464,26 @@ mod tests {
             .map(|r| &r["name"])
             .collect();
         assert_eq!(names, [&json!("first"), &json!("second")]);
+    }
+
+    #[test]
+    fn many_tools_share_one_schema_budget() {
+        // Every tool's parameters fan out to 2^12 leaves: small to send, huge if each tool got its own budget.
+        let mut defs = Map::new();
+        for i in 0..12 {
+            let next = format!("#/$defs/d{}", i + 1);
+            defs.insert(
+                format!("d{i}"),
+                json!({"type": "object", "properties": {"a": {"$ref": next}, "b": {"$ref": next}}}),
+            );
+        }
+        defs.insert("d12".into(), json!({"type": "string", "description": "x".repeat(100)}));
+        let parameters = json!({"$defs": defs, "type": "object", "properties": {"r": {"$ref": "#/$defs/d0"}}});
+        let tool = |i: usize| Tool { name: format!("t{i}"), description: None, parameters: parameters.clone() };
+        let chat = Chat { messages: vec![user("x")], tools: (0..200).map(tool).collect(), ..Chat::default() };
+        let input: usize = chat.tools.iter().map(|t| t.parameters.to_string().len()).sum();
+        let out = encoded(&chat).0.to_string().len();
+        assert!(out < 8 * input + 1_000_000, "{out} bytes from {input}");
     }
 
     #[test]

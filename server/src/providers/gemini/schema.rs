@@ -2,8 +2,8 @@
 //! `Schema` accepts. Gemini answers 400 "Invalid JSON payload received. Unknown name ..." for keys outside the
 //! subset (`$schema`, `additionalProperties`, `$ref`, `strict`, ...), so only known keys are kept; local `$ref`s
 //! are inlined; `type: [T, "null"]` and `anyOf` with a `null` member become `nullable`; a string `const` becomes a
-//! one-value `enum`. Work is bounded by [`NODE_BUDGET`], so a schema whose references fan out cannot make the
-//! request size explode.
+//! one-value `enum`. The output is bounded ([`BUDGET`], [`MAX_NESTING`]), so a caller's schema whose references
+//! fan out or recurse cannot make the request, the work or the recursion explode.
 
 use serde_json::{Map, Value};
 
@@ -36,15 +36,19 @@ const KEPT: &[&str] = &[
 /// The `format`s Gemini knows; others (`uri`, `email`, ...) are dropped rather than refused.
 const FORMATS: &[&str] = &["enum", "date-time", "int32", "int64", "float", "double"];
 
-/// Most schema nodes one conversion writes, references inlined included.
-const NODE_BUDGET: usize = 10_000;
+/// What the conversions of one request may write beyond twice their input, in nodes plus string bytes
+/// (references inlined included); past it, the rest of a schema is `{"type": "object"}`. Shared by all the
+/// schemas of a request, so many small schemas that fan out cannot add up.
+const BUDGET: usize = 1 << 16;
 /// Deepest chain of inlined references (a recursive schema stops here).
 const MAX_REF_DEPTH: usize = 16;
+/// Deepest nesting of schemas in the output (the converter recurses once per level).
+const MAX_NESTING: usize = 64;
 
 /// A tool's `parameters`, or `None` when it takes no arguments: Gemini rejects an `OBJECT` schema with empty
 /// `properties`, and a declaration without `parameters` means "no arguments".
-pub(super) fn parameters(schema: &Value) -> Option<Value> {
-    let converted = convert(schema);
+pub(super) fn parameters(schema: &Value, budget: &mut usize) -> Option<Value> {
+    let converted = convert(schema, budget);
     let takes_nothing = converted.get("properties").is_none()
         && converted.get("anyOf").is_none()
         && matches!(converted.get("type").and_then(Value::as_str), None | Some("object"));
@@ -52,9 +56,16 @@ pub(super) fn parameters(schema: &Value) -> Option<Value> {
 }
 
 /// Any schema (`response_format.json_schema.schema`).
-pub(super) fn convert(schema: &Value) -> Value {
-    let mut c = Converter { root: schema, budget: NODE_BUDGET };
-    c.node(schema, 0)
+pub(super) fn convert(schema: &Value, budget: &mut usize) -> Value {
+    let mut c = Converter { root: schema, budget: *budget };
+    let out = c.node(schema, 0, 0);
+    *budget = c.budget;
+    out
+}
+
+/// The budget for converting `schemas`, all the schemas of one request.
+pub(super) fn budget<'a>(schemas: impl Iterator<Item = &'a Value>) -> usize {
+    schemas.fold(BUDGET, |b, s| b.saturating_add(weight(s).saturating_mul(2)))
 }
 
 struct Converter<'a> {
@@ -63,19 +74,21 @@ struct Converter<'a> {
 }
 
 impl<'a> Converter<'a> {
-    fn node(&mut self, schema: &Value, ref_depth: usize) -> Value {
+    /// `schema` converted; `refs` references were followed to reach it, at `nesting` levels deep.
+    fn node(&mut self, schema: &Value, refs: usize, nesting: usize) -> Value {
         let Value::Object(obj) = schema else {
             // `true` / `{}`-like schemas: anything.
             return Value::Object(Map::new());
         };
-        if self.budget == 0 {
+        if self.budget == 0 || nesting >= MAX_NESTING {
             return object_type();
         }
         self.budget -= 1;
+        let below = nesting + 1;
         if let Some(Value::String(r)) = obj.get("$ref") {
             return match self.resolve(r) {
-                Some(target) if ref_depth < MAX_REF_DEPTH => {
-                    let mut inlined = self.node(target, ref_depth + 1);
+                Some(target) if refs < MAX_REF_DEPTH => {
+                    let mut inlined = self.node(target, refs + 1, nesting);
                     // A description beside the `$ref` describes this use of the referenced schema.
                     if let (Some(d), Value::Object(m)) = (obj.get("description"), &mut inlined) {
                         m.insert("description".into(), d.clone());
@@ -90,17 +103,22 @@ impl<'a> Converter<'a> {
             if !KEPT.contains(&key.as_str()) {
                 continue;
             }
+            self.budget = self.budget.saturating_sub(key.len() + 1);
             match key.as_str() {
                 "properties" => {
                     let Value::Object(props) = value else { continue };
                     if props.is_empty() {
                         continue;
                     }
-                    let props = props.iter().map(|(name, s)| (name.clone(), self.node(s, ref_depth))).collect();
-                    out.insert(key.clone(), Value::Object(props));
+                    let mut converted = Map::new();
+                    for (name, s) in props {
+                        self.budget = self.budget.saturating_sub(name.len() + 1);
+                        converted.insert(name.clone(), self.node(s, refs, below));
+                    }
+                    out.insert(key.clone(), Value::Object(converted));
                 }
                 "items" => {
-                    out.insert(key.clone(), self.node(value, ref_depth));
+                    out.insert(key.clone(), self.node(value, refs, below));
                 }
                 "anyOf" => {
                     let Value::Array(list) = value else { continue };
@@ -109,7 +127,7 @@ impl<'a> Converter<'a> {
                         if member.get("type").and_then(Value::as_str) == Some("null") {
                             out.insert("nullable".into(), Value::Bool(true));
                         } else {
-                            members.push(self.node(member, ref_depth));
+                            members.push(self.node(member, refs, below));
                         }
                     }
                     out.insert(key.clone(), Value::Array(members));
@@ -133,7 +151,7 @@ impl<'a> Converter<'a> {
                         }
                     }
                     other => {
-                        out.insert(key.clone(), other.clone());
+                        out.insert(key.clone(), self.charge(other));
                     }
                 },
                 "format" => {
@@ -142,7 +160,7 @@ impl<'a> Converter<'a> {
                     }
                 }
                 _ => {
-                    out.insert(key.clone(), value.clone());
+                    out.insert(key.clone(), self.charge(value));
                 }
             }
         }
@@ -165,6 +183,12 @@ impl<'a> Converter<'a> {
         Value::Object(out)
     }
 
+    /// A copy of `value`, paid for from the budget (an `enum` of a referenced schema is copied once per use).
+    fn charge(&mut self, value: &Value) -> Value {
+        self.budget = self.budget.saturating_sub(weight(value));
+        value.clone()
+    }
+
     /// A local reference (`#/$defs/Name`, `#/definitions/Name`, any `#/` JSON pointer into the root).
     fn resolve(&self, reference: &str) -> Option<&'a Value> {
         let root: &'a Value = self.root;
@@ -173,6 +197,16 @@ impl<'a> Converter<'a> {
             return Some(root);
         }
         root.pointer(pointer)
+    }
+}
+
+/// Size of a value in nodes plus string bytes (linear; values parsed by serde_json are at most 128 deep).
+fn weight(v: &Value) -> usize {
+    match v {
+        Value::String(s) => 1 + s.len(),
+        Value::Array(a) => a.iter().fold(1, |n, v| n.saturating_add(weight(v))),
+        Value::Object(o) => o.iter().fold(1, |n, (k, v)| n.saturating_add(k.len()).saturating_add(weight(v))),
+        _ => 1,
     }
 }
 
@@ -227,24 +261,40 @@ mod tests {
             ),
         ];
         for (input, want) in cases {
-            assert_eq!(parameters(&input), want, "{input}");
+            assert_eq!(parameters(&input, &mut budget([&input].into_iter())), want, "{input}");
         }
     }
 
     #[test]
     fn fan_out_of_references_is_bounded() {
-        // Each level refers to the next twice: 2^40 nodes if inlined naively.
+        // Each level refers to the next twice, down to a 100 KB enum: 2^12 copies of it if inlined naively.
         let mut defs = Map::new();
-        for i in 0..40 {
+        for i in 0..12 {
             let next = format!("#/$defs/d{}", i + 1);
-            defs.insert(
-                format!("d{i}"),
-                json!({"type": "object", "properties": {"a": {"$ref": next}, "b": {"$ref": next}}}),
-            );
+            let def = json!({"type": "object", "properties": {"a": {"$ref": next}, "b": {"$ref": next}}});
+            defs.insert(format!("d{i}"), def);
         }
-        defs.insert("d40".into(), json!({"type": "string"}));
+        let big: Vec<String> = (0..10_000).map(|i| format!("value-{i:04}")).collect();
+        defs.insert("d12".into(), json!({"type": "string", "enum": big}));
         let schema = json!({"$defs": defs, "type": "object", "properties": {"root": {"$ref": "#/$defs/d0"}}});
-        let out = convert(&schema).to_string();
-        assert!(out.len() < 2_000_000, "{} bytes", out.len());
+        let input = schema.to_string().len();
+        let out = convert(&schema, &mut budget([&schema].into_iter())).to_string().len();
+        assert!(out < 4 * input + 4 * BUDGET, "{out} bytes from {input}");
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let mut deep = json!({"type": "string"});
+        for _ in 0..100 {
+            deep = json!({"type": "array", "items": deep});
+        }
+        let out = convert(&deep, &mut budget([&deep].into_iter()));
+        let mut levels = 0;
+        let mut at = &out;
+        while let Some(items) = at.get("items") {
+            levels += 1;
+            at = items;
+        }
+        assert_eq!((levels, at), (MAX_NESTING, &json!({"type": "object"})));
     }
 }

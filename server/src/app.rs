@@ -57,7 +57,7 @@ pub fn start(config: Config, listener: TcpListener, options: &ServeOptions) -> R
     for line in upstream.describe() {
         tracing::info!("{line}");
     }
-    let (router, table) = Router::start(&config)?;
+    let (router, table) = Router::start(&config, &upstream)?;
     let lifecycle = Arc::new(Lifecycle::default());
     let state = web::Data::new(AppState {
         table,

@@ -471,7 +471,7 @@ pub fn load_config(yaml: &str) -> Result<(), String> {
     };
     check_config(&config)?;
     let _ = format!("{config:?}");
-    let Ok(table) = RoutingTable::build(&config, &env, pricing::vendored(), |_, _| None) else {
+    let Ok(table) = RoutingTable::build(&config, &env, pricing::vendored(), |_, _, _| None) else {
         return Ok(());
     };
     for name in table.model_names() {
@@ -608,7 +608,7 @@ mod tests {
         for yaml in seeds {
             // Seeds that load all the way reach the routing table and the picks.
             let config = Config::load_str(yaml, &fuzz_env).unwrap_or_else(|e| unreachable!("{e}"));
-            let table = RoutingTable::build(&config, &fuzz_env, pricing::vendored(), |_, _| None);
+            let table = RoutingTable::build(&config, &fuzz_env, pricing::vendored(), |_, _, _| None);
             assert!(table.as_ref().is_ok(), "{:?}", table.err());
         }
         for yaml in seeds.into_iter().chain([

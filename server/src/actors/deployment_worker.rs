@@ -4,18 +4,32 @@
 //!
 //! The request path tells it about failures with `try_send` on a bounded mailbox and never waits for it; a
 //! success needs no message at all, so the common case costs nothing here.
+//!
+//! For providers whose credential is an access token (Vertex AI's service account), the worker also fetches the
+//! token at start and refreshes it before it expires; the provider publishes it to the request path through an
+//! atomic pointer, so requests never wait for the worker.
 
 use std::{
     sync::{atomic::Ordering::Relaxed, Arc},
     time::{Duration, Instant},
 };
 
-use actix::{Actor, ActorContext, Context, Handler, Message, Supervised};
+use actix::{fut::wrap_future, Actor, ActorContext, AsyncContext, Context, Handler, Message, Supervised};
+use awc::http::header;
 
 use crate::{
     clock::monotonic_ms,
+    providers::codec::{Dialect, TokenRequest},
     routing::stats::{DeploymentStats, ReportFailure},
+    upstream::Upstream,
 };
+
+/// A token endpoint gets this long to answer, and its answer is read up to this size.
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
+const MAX_TOKEN_BODY: usize = 64 * 1024;
+/// Retries of a failed token fetch back off from the first delay to the last.
+const TOKEN_RETRY_FIRST: Duration = Duration::from_secs(1);
+const TOKEN_RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// Room for failure reports between two worker turns; reports beyond it are dropped and counted.
 pub const MAILBOX_CAPACITY: usize = 256;
@@ -29,6 +43,8 @@ pub struct Retire;
 pub struct DeploymentWorker {
     id: String,
     stats: Arc<DeploymentStats>,
+    /// The provider and the way to reach its token endpoint, for deployments with tokens to refresh.
+    credentials: Option<(Arc<dyn Dialect>, Upstream)>,
     allowed_fails: u32,
     cooldown: Duration,
     failures_in_window: u32,
@@ -37,8 +53,73 @@ pub struct DeploymentWorker {
 
 impl DeploymentWorker {
     pub fn new(id: String, stats: Arc<DeploymentStats>, allowed_fails: u32, cooldown: Duration) -> Self {
-        Self { id, stats, allowed_fails, cooldown, failures_in_window: 0, window_started: Instant::now() }
+        Self {
+            id,
+            stats,
+            credentials: None,
+            allowed_fails,
+            cooldown,
+            failures_in_window: 0,
+            window_started: Instant::now(),
+        }
     }
+
+    pub fn with_credentials(mut self, credentials: Option<(Arc<dyn Dialect>, Upstream)>) -> Self {
+        self.credentials = credentials;
+        self
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Fetches the provider's token, installs it, and sleeps until the provider says to refresh; failures retry with
+/// backoff. Runs as long as the worker does (a retired worker's loop is dropped with it).
+async fn refresh_tokens(id: String, dialect: Arc<dyn Dialect>, upstream: Upstream) {
+    let client = upstream.client();
+    let mut retry = TOKEN_RETRY_FIRST;
+    loop {
+        let Some(request) = dialect.token_request(unix_now()) else { return };
+        let outcome = match request {
+            Ok(request) => fetch_token(&client, request, dialect.as_ref()).await,
+            Err(e) => Err(format!("cannot build the token request: {e}")),
+        };
+        let wait = match outcome {
+            Ok(refresh_in) => {
+                tracing::info!(deployment = %id, refresh_in_secs = refresh_in.as_secs(), "access token installed");
+                retry = TOKEN_RETRY_FIRST;
+                refresh_in
+            }
+            Err(error) => {
+                tracing::warn!(deployment = %id, %error, retry_in_secs = retry.as_secs(), "access token fetch failed");
+                let wait = retry;
+                retry = (retry * 2).min(TOKEN_RETRY_MAX);
+                wait
+            }
+        };
+        actix_rt::time::sleep(wait).await;
+    }
+}
+
+async fn fetch_token(client: &awc::Client, request: TokenRequest, dialect: &dyn Dialect) -> Result<Duration, String> {
+    let mut response = client
+        .post(request.url)
+        .timeout(TOKEN_TIMEOUT)
+        .insert_header((header::CONTENT_TYPE, TokenRequest::CONTENT_TYPE))
+        .send_body(request.body)
+        .await
+        .map_err(|e| format!("token endpoint unreachable: {e}"))?;
+    let status = response.status();
+    let body = actix_rt::time::timeout(TOKEN_TIMEOUT, response.body().limit(MAX_TOKEN_BODY))
+        .await
+        .map_err(|_| "token endpoint did not send its answer in time".to_owned())?
+        .map_err(|e| format!("token endpoint answer unreadable: {e}"))?;
+    if !status.is_success() {
+        // The endpoint's error body is OAuth's `{"error","error_description"}`: no secret in it.
+        return Err(format!("token endpoint answered {status}: {}", String::from_utf8_lossy(&body)));
+    }
+    dialect.install_token(&body, unix_now())
 }
 
 impl Actor for DeploymentWorker {
@@ -47,6 +128,9 @@ impl Actor for DeploymentWorker {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
         tracing::debug!(deployment = %self.id, "deployment worker started");
+        if let Some((dialect, upstream)) = self.credentials.clone() {
+            ctx.spawn(wrap_future(refresh_tokens(self.id.clone(), dialect, upstream)));
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use crate::{
     config::{Config, ConfigError},
     pricing,
     routing::RoutingTable,
+    upstream::Upstream,
 };
 
 /// Replace the routing table with one built from this config.
@@ -23,26 +24,34 @@ pub struct Reload(pub Config);
 pub struct Router {
     table: Arc<ArcSwap<RoutingTable>>,
     workers: Vec<Addr<DeploymentWorker>>,
+    /// How workers reach token endpoints (the same TLS trust and proxy as upstream calls).
+    upstream: Upstream,
 }
 
 impl Router {
     /// Builds the first table and starts the workers. Must run inside an actix system.
-    pub fn start(config: &Config) -> Result<(Addr<Self>, Arc<ArcSwap<RoutingTable>>), ConfigError> {
-        let (table, workers) = build(config)?;
+    pub fn start(
+        config: &Config,
+        upstream: &Upstream,
+    ) -> Result<(Addr<Self>, Arc<ArcSwap<RoutingTable>>), ConfigError> {
+        let (table, workers) = build(config, upstream)?;
         let table = Arc::new(ArcSwap::from_pointee(table));
-        let addr = Self { table: table.clone(), workers }.start();
+        let addr = Self { table: table.clone(), workers, upstream: upstream.clone() }.start();
         Ok((addr, table))
     }
 }
 
-fn build(config: &Config) -> Result<(RoutingTable, Vec<Addr<DeploymentWorker>>), ConfigError> {
+fn build(config: &Config, upstream: &Upstream) -> Result<(RoutingTable, Vec<Addr<DeploymentWorker>>), ConfigError> {
     let mut workers = Vec::new();
     let env = |name: &str| std::env::var(name).ok();
     let (allowed_fails, cooldown) = (config.router.allowed_fails, config.router.cooldown_time);
     let catalog = pricing::configured(config.price_catalog.as_deref())?;
-    let table = RoutingTable::build(config, &env, &catalog, |id, stats| {
+    let table = RoutingTable::build(config, &env, &catalog, |id, stats, provider| {
         let (id, stats) = (id.to_owned(), stats.clone());
-        let addr = Supervisor::start(move |_| DeploymentWorker::new(id, stats, allowed_fails, cooldown));
+        let credentials = provider.needs_worker().map(|dialect| (dialect, upstream.clone()));
+        let addr = Supervisor::start(move |_| {
+            DeploymentWorker::new(id, stats, allowed_fails, cooldown).with_credentials(credentials)
+        });
         let recipient = addr.clone().recipient();
         workers.push(addr);
         Some(recipient)
@@ -94,7 +103,7 @@ impl Handler<Reload> for Router {
     type Result = Result<usize, ConfigError>;
 
     fn handle(&mut self, Reload(config): Reload, _: &mut Self::Context) -> Self::Result {
-        let (table, workers) = build(&config)?;
+        let (table, workers) = build(&config, &self.upstream)?;
         let count = workers.len();
         self.table.store(Arc::new(table));
         // Off the hot path and bounded by the number of deployments, so do_send is fine here.

@@ -28,7 +28,11 @@ fn content_length(headers: &HeaderMap) -> Option<usize> {
 }
 
 /// Authenticates before reading a byte of the body, then reads it within the size limit.
-pub(super) async fn authenticated_body(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Result<Bytes, ApiError> {
+pub(super) async fn authenticated_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<Bytes, ApiError> {
     auth::authenticate(req.headers(), state.master_key.as_ref())?;
     body::read(payload, content_length(req.headers()), state.max_request_bytes, state.request_body_timeout).await
 }

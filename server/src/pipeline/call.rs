@@ -14,7 +14,7 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 
 use super::{
     peek::Peek,
-    relay::{idle_limited, BodyRelay, BodyReader, SseRelay, UpstreamBody},
+    relay::{idle_limited, BodyReader, BodyRelay, SseRelay, UpstreamBody},
     settle::Settlement,
     translate::{PassRelay, TapRelay, TranslateRelay},
     RequestCtx,
@@ -72,7 +72,10 @@ pub async fn chat(
             let chat = inbound::canonical(inbound)?;
             let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
             mock_delay(mock).await;
-            let reply = mock.chat(&chat, &ctx.request_id, &deployment.id).inspect_err(|e| settle.fail(e)).map_err(ApiError::Upstream)?;
+            let reply = mock
+                .chat(&chat, &ctx.request_id, &deployment.id)
+                .inspect_err(|e| settle.fail(e))
+                .map_err(ApiError::Upstream)?;
             settle.headers_received();
             return Ok(mock_response(head, deployment, inbound, reply, mock.chunk_delay(), settle));
         }
@@ -88,7 +91,8 @@ pub async fn chat(
         }
     }
     let chat = inbound::canonical(inbound)?;
-    let options = CallOptions { upstream_model: &deployment.upstream_model, stream, drop_params: deployment.drop_params };
+    let options =
+        CallOptions { upstream_model: &deployment.upstream_model, stream, drop_params: deployment.drop_params };
     let request = dialect.chat_request(&chat, options)?;
     let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
     let upstream = execute(ctx, client, request, timeout, deployment, &errors, &mut settle).await?;
@@ -133,6 +137,9 @@ pub async fn embeddings(
         }
         Provider::Native(native) => &**native,
     };
+    if let Some(why) = dialect.not_ready() {
+        return Err(not_ready(&mut settle, deployment, &why));
+    }
     let input = inbound::embed_input(req, dialect.provider())?;
     let request = dialect.embeddings_request(&input, &deployment.upstream_model)?;
     let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
@@ -228,7 +235,11 @@ async fn read_whole(
     match read {
         Ok(Ok(body)) => Ok(body),
         Ok(Err(e)) => Err(malformed(settle, deployment, &format!("could not read the response body: {e}"))),
-        Err(_) => Err(malformed(settle, deployment, &format!("the response body did not arrive within {}s", timeout.as_secs_f64()))),
+        Err(_) => Err(malformed(
+            settle,
+            deployment,
+            &format!("the response body did not arrive within {}s", timeout.as_secs_f64()),
+        )),
     }
 }
 
@@ -244,6 +255,22 @@ fn malformed(settle: &mut Settlement, deployment: &Deployment, why: &str) -> Api
         param: None,
         headers: Vec::new(),
     }))
+}
+
+/// The provider cannot take requests yet (its access token is still being fetched): 503, without blaming the
+/// deployment's health.
+fn not_ready(settle: &mut Settlement, deployment: &Deployment, why: &str) -> ApiError {
+    let error = UpstreamError {
+        failure: UpstreamFailure::Status(503),
+        deployment: deployment.id.clone(),
+        message: format!("deployment `{}` is not ready: {why}", deployment.id),
+        kind: Some("service_unavailable".into()),
+        code: Some("deployment_not_ready".into()),
+        param: None,
+        headers: vec![("retry-after".into(), "1".into())],
+    };
+    settle.fail(&error);
+    ApiError::Upstream(Box::new(error))
 }
 
 fn unix_now() -> u64 {

@@ -353,7 +353,7 @@ mod tests {
         let env = |_: &str| None;
         let yaml = "model_list:\n  - {model_name: m, litellm_params: {model: mock/m, input_cost_per_token: 0.000001, output_cost_per_token: 0.000002}}\n";
         let config = Config::load_str(yaml, &env).unwrap_or_else(|e| unreachable!("{e}"));
-        let table = RoutingTable::build(&config, &env, crate::pricing::vendored(), |_, _| None)
+        let table = RoutingTable::build(&config, &env, crate::pricing::vendored(), |_, _, _| None)
             .unwrap_or_else(|e| unreachable!("{e}"));
         let first = table.deployments().next().cloned();
         first.unwrap_or_else(|| unreachable!())
@@ -445,7 +445,9 @@ mod tests {
         let body = r#"{"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#;
         let settle = Settlement::begin(d.clone(), Arc::from("rid"), false, life.enter());
         let len = Some(body.len() as u64);
-        let out = BodyRelay::new(upstream(&[&body[..20], &body[20..]], false), settle, len, BodyReader::OpenAi).collect().await;
+        let out = BodyRelay::new(upstream(&[&body[..20], &body[20..]], false), settle, len, BodyReader::OpenAi)
+            .collect()
+            .await;
         assert_eq!(text(out), body);
         assert_eq!((d.stats.prompt_tokens.load(Relaxed), d.stats.completion_tokens.load(Relaxed)), (3, 4));
 
@@ -453,7 +455,9 @@ mod tests {
         // of a cut connection). Each errors the body so actix closes the caller's connection.
         for (fail, expected_len) in [(true, None), (false, len), (false, None)] {
             let settle = Settlement::begin(d.clone(), Arc::from("rid"), false, life.enter());
-            let out: Vec<_> = BodyRelay::new(upstream(&[&body[..20]], fail), settle, expected_len, BodyReader::OpenAi).collect().await;
+            let out: Vec<_> = BodyRelay::new(upstream(&[&body[..20]], fail), settle, expected_len, BodyReader::OpenAi)
+                .collect()
+                .await;
             assert!(out.last().is_some_and(Result::is_err), "fail={fail} length {expected_len:?}");
         }
         assert_eq!(d.stats.failures.load(Relaxed), 3);

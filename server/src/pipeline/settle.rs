@@ -259,7 +259,7 @@ mod tests {
         let worker = DeploymentWorker::new("m#0".into(), stats, 0, Duration::from_secs(1)).start();
         let _ = worker.send(Retire).await;
         actix_rt::time::sleep(Duration::from_millis(20)).await;
-        let table = RoutingTable::build(&config, &env, pricing::vendored(), |_, _| Some(worker.clone().recipient()))
+        let table = RoutingTable::build(&config, &env, pricing::vendored(), |_, _, _| Some(worker.clone().recipient()))
             .unwrap_or_else(|e| unreachable!("{e}"));
         let d = table.deployments().next().cloned().unwrap_or_else(|| unreachable!());
         let life = Arc::new(Lifecycle::default());

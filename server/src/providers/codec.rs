@@ -34,6 +34,18 @@ pub struct UpstreamRequest {
     pub body: Vec<u8>,
 }
 
+/// One OAuth token request, ready to send: `POST url` with `content-type: application/x-www-form-urlencoded`.
+#[derive(Debug)]
+pub struct TokenRequest {
+    pub url: Uri,
+    /// The form body; it holds a credential (a signed assertion or a refresh token), so it is never logged.
+    pub body: Vec<u8>,
+}
+
+impl TokenRequest {
+    pub const CONTENT_TYPE: &'static str = "application/x-www-form-urlencoded";
+}
+
 /// What a chat call needs to know about a request besides the canonical chat.
 #[derive(Debug, Clone, Copy)]
 pub struct CallOptions<'a> {
@@ -81,6 +93,25 @@ pub trait Dialect: Debug + Send + Sync {
 
     /// Whether requests carry a credential, for the plain-HTTP warning at start-up.
     fn sends_key(&self) -> bool;
+
+    /// Why the provider cannot take requests yet (an access token not fetched yet), if so. Requests get a 503.
+    fn not_ready(&self) -> Option<String> {
+        None
+    }
+
+    /// For providers whose credential is an access token fetched and refreshed by the deployment's worker (Vertex
+    /// AI's service-account flow): the token request to send now, at `now_unix`. `None`: nothing to fetch.
+    fn token_request(&self, now_unix: u64) -> Option<Result<TokenRequest, String>> {
+        let _ = now_unix;
+        None
+    }
+
+    /// Installs the token endpoint's answer, published to the request path without locks; returns how soon to
+    /// refresh. A refusal keeps the previous token.
+    fn install_token(&self, body: &[u8], now_unix: u64) -> Result<std::time::Duration, String> {
+        let _ = (body, now_unix);
+        Err("this provider fetches no access token".into())
+    }
 
     /// An embeddings request; providers without an embeddings API keep this default, an honest refusal.
     fn embeddings_request(&self, input: &EmbedInput, upstream_model: &str) -> Result<UpstreamRequest, Unsupported> {

@@ -40,9 +40,10 @@ pub fn embed_input(req: &EmbeddingsRequest<'_>, provider: &str) -> Result<EmbedI
     let token_arrays = || Unsupported { param: "input (token arrays)".into(), provider: provider_name(provider) };
     let texts = match serde_json::from_str::<Value>(req.input.get()) {
         Ok(Value::String(s)) => vec![s],
-        Ok(Value::Array(items)) => {
-            items.into_iter().map(|v| if let Value::String(s) = v { Ok(s) } else { Err(token_arrays()) }).collect::<Result<_, _>>()?
-        }
+        Ok(Value::Array(items)) => items
+            .into_iter()
+            .map(|v| if let Value::String(s) = v { Ok(s) } else { Err(token_arrays()) })
+            .collect::<Result<_, _>>()?,
         _ => return Err(token_arrays()),
     };
     let dimensions = req.body.get("dimensions").and_then(|v| v.get().parse::<u32>().ok());
@@ -51,7 +52,10 @@ pub fn embed_input(req: &EmbeddingsRequest<'_>, provider: &str) -> Result<EmbedI
 
 /// `Unsupported` names providers by `&'static str`; the built-in dialects' names are static.
 fn provider_name(provider: &str) -> &'static str {
-    ["anthropic", "gemini", "vertex_ai", "bedrock", "cohere", "azure"].into_iter().find(|p| *p == provider).unwrap_or("this provider")
+    ["anthropic", "gemini", "vertex_ai", "bedrock", "cohere", "azure"]
+        .into_iter()
+        .find(|p| *p == provider)
+        .unwrap_or("this provider")
 }
 
 /// The caller asked for base64 vectors (what the OpenAI Python SDK asks for by default).

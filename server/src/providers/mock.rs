@@ -141,7 +141,8 @@ impl MockModel {
 fn last_user_text(chat: &Chat) -> String {
     let last = chat.messages.iter().rev().find(|m| m.role == Role::User);
     last.map(|m| {
-        let texts: Vec<&str> = m.parts.iter().filter_map(|p| if let Part::Text(t) = p { Some(t.as_str()) } else { None }).collect();
+        let texts: Vec<&str> =
+            m.parts.iter().filter_map(|p| if let Part::Text(t) = p { Some(t.as_str()) } else { None }).collect();
         texts.join(" ")
     })
     .unwrap_or_default()

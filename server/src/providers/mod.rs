@@ -7,18 +7,21 @@ pub mod anthropic;
 pub mod bare;
 pub mod bedrock;
 pub mod catalog;
-pub mod cohere;
 pub mod codec;
+pub mod cohere;
+pub mod gemini;
 pub mod inbound;
 pub mod mock;
 pub mod openai;
+
+use std::sync::Arc;
 
 use crate::{
     config::{ConfigError, DeploymentConfig, EnvLookup},
     secret::Secret,
 };
-use codec::Dialect;
 use catalog::Lookup;
+use codec::Dialect;
 use mock::MockModel;
 use openai::OpenAiCompatible;
 
@@ -28,7 +31,7 @@ pub enum Provider {
     /// Spliced as raw bytes for OpenAI callers, through the canonical types for others.
     OpenAi(Box<OpenAiCompatible>),
     /// A provider with its own wire dialect, always spoken through the canonical types.
-    Native(Box<dyn Dialect>),
+    Native(Arc<dyn Dialect>),
     Mock(MockModel),
 }
 
@@ -42,18 +45,25 @@ impl Provider {
             Some(_) => return Err(ConfigError::invalid(path, "model name after the provider prefix is empty")),
             None => (bare::provider_of(&d.model).map_err(|m| ConfigError::invalid(&path, m))?, d.model.as_str()),
         };
-        let native = |dialect: Result<Box<dyn Dialect>, ConfigError>| Ok((Self::Native(dialect?), upstream.to_owned()));
+        let native = |dialect: Result<Arc<dyn Dialect>, ConfigError>| Ok((Self::Native(dialect?), upstream.to_owned()));
         match prefix {
             "mock" => {
                 let m = MockModel::new(upstream, d.mock_response.clone(), d.mock_latency);
                 return Ok((Self::Mock(m), upstream.to_owned()));
             }
-            "anthropic" => return native(anthropic::AnthropicProvider::new(d, upstream, env).map(|p| Box::new(p) as _)),
-            "cohere" | "cohere_chat" => return native(cohere::CohereProvider::new(d, upstream, env).map(|p| Box::new(p) as _)),
-            "bedrock" | "bedrock_converse" => {
-                return native(bedrock::BedrockProvider::new(d, upstream, env).map(|p| Box::new(p) as _))
+            "anthropic" => {
+                return native(anthropic::AnthropicProvider::new(d, upstream, env).map(|p| Arc::new(p) as _))
             }
-            // GEMINI_VERTEX_PENDING
+            "cohere" | "cohere_chat" => {
+                return native(cohere::CohereProvider::new(d, upstream, env).map(|p| Arc::new(p) as _))
+            }
+            "bedrock" | "bedrock_converse" => {
+                return native(bedrock::BedrockProvider::new(d, upstream, env).map(|p| Arc::new(p) as _))
+            }
+            "gemini" => return native(gemini::GeminiProvider::new(d, upstream, env).map(|p| Arc::new(p) as _)),
+            "vertex_ai" => {
+                return native(gemini::GeminiProvider::new_vertex(d, upstream, env).map(|p| Arc::new(p) as _))
+            }
             _ => {}
         }
         // `custom/`, `custom_openai/` and `vllm/` are LiteLLM's names for "an OpenAI-compatible server at api_base".
@@ -89,7 +99,10 @@ impl Provider {
             None => (None, None),
         };
         let api_key = match &azure {
-            Some(_) => d.api_key.clone().or_else(|| first_env(env, &["AZURE_API_KEY", "AZURE_OPENAI_API_KEY"]).map(Secret::new)),
+            Some(_) => d
+                .api_key
+                .clone()
+                .or_else(|| first_env(env, &["AZURE_API_KEY", "AZURE_OPENAI_API_KEY"]).map(Secret::new)),
             None => d.api_key.clone(),
         };
         let is_azure = azure.is_some();
@@ -117,6 +130,14 @@ impl Provider {
             ));
         }
         Ok((Self::OpenAi(Box::new(dialect)), upstream.to_owned()))
+    }
+
+    /// The provider's dialect when its worker has something to do for it (fetch and refresh an access token).
+    pub fn needs_worker(&self) -> Option<Arc<dyn Dialect>> {
+        match self {
+            Self::Native(d) if d.token_request(0).is_some() => Some(d.clone()),
+            _ => None,
+        }
     }
 
     /// The provider as a canonical dialect; `None` for the in-process mock.
@@ -187,16 +208,20 @@ fn azure_settings<'a>(
              `api_key`, or a token in `azure_ad_token`",
         ));
     }
-    let base = d
-        .api_base
-        .clone()
-        .or_else(|| first_env(env, &["AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"]))
-        .ok_or_else(|| ConfigError::invalid(field("api_base"), "`azure/` models need an `api_base` (or AZURE_API_BASE): https://<resource>.openai.azure.com"))?;
+    let base = d.api_base.clone().or_else(|| first_env(env, &["AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"])).ok_or_else(
+        || {
+            ConfigError::invalid(
+                field("api_base"),
+                "`azure/` models need an `api_base` (or AZURE_API_BASE): https://<resource>.openai.azure.com",
+            )
+        },
+    )?;
     let api_version = d
         .api_version
         .clone()
         .or_else(|| first_env(env, &["AZURE_API_VERSION", "OPENAI_API_VERSION"]))
         .unwrap_or_else(|| openai::AZURE_DEFAULT_API_VERSION.to_owned());
-    let entra_token = d.provider_params.azure_ad_token.clone().or_else(|| first_env(env, &["AZURE_AD_TOKEN"]).map(Secret::new));
+    let entra_token =
+        d.provider_params.azure_ad_token.clone().or_else(|| first_env(env, &["AZURE_AD_TOKEN"]).map(Secret::new));
     Ok((base, openai::Azure { deployment, api_version, entra_token }))
 }

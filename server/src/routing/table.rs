@@ -55,12 +55,12 @@ pub struct RoutingTable {
 
 impl RoutingTable {
     /// Resolves every deployment against `catalog`; `attach` gives each one its live stats and worker (the
-    /// router starts workers).
+    /// router starts workers, handing a worker the provider when it has credentials to refresh).
     pub fn build(
         config: &Config,
         env: &dyn EnvLookup,
         catalog: &Catalog,
-        mut attach: impl FnMut(&str, &Arc<DeploymentStats>) -> Option<Recipient<ReportFailure>>,
+        mut attach: impl FnMut(&str, &Arc<DeploymentStats>, &Provider) -> Option<Recipient<ReportFailure>>,
     ) -> Result<Self, ConfigError> {
         let mut table = Self::default();
         for d in &config.deployments {
@@ -73,7 +73,7 @@ impl RoutingTable {
             };
             let pricing = pricing::resolve(catalog, provider.name(), priced_as, input, output);
             let stats = Arc::new(DeploymentStats::default());
-            let worker = attach(&d.id, &stats);
+            let worker = attach(&d.id, &stats, &provider);
             let deployment = Deployment {
                 id: d.id.clone(),
                 model_group: d.model_name.clone(),
@@ -159,7 +159,7 @@ mod tests {
     fn table(yaml: &str) -> RoutingTable {
         let env = |_: &str| None;
         let config = Config::load_str(yaml, &env).unwrap_or_else(|e| unreachable!("{e}"));
-        RoutingTable::build(&config, &env, pricing::vendored(), |_, _| None).unwrap_or_else(|e| unreachable!("{e}"))
+        RoutingTable::build(&config, &env, pricing::vendored(), |_, _, _| None).unwrap_or_else(|e| unreachable!("{e}"))
     }
 
     const NOW: u64 = 1_000_000;
@@ -203,7 +203,7 @@ mod tests {
         ] {
             let yaml = format!("model_list:\n  - {{model_name: a, litellm_params: {{model: {model}}}}}\n");
             let config = Config::load_str(&yaml, &env).unwrap_or_else(|e| unreachable!("{e}"));
-            let err = RoutingTable::build(&config, &env, pricing::vendored(), |_, _| None)
+            let err = RoutingTable::build(&config, &env, pricing::vendored(), |_, _, _| None)
                 .err()
                 .map(|e| e.to_string())
                 .unwrap_or_default();

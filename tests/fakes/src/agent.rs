@@ -23,9 +23,9 @@ pub(crate) fn reply(model: &str, request: &Value, id: &str) -> Option<HttpRespon
         return None;
     }
     let messages = request["messages"].as_array().cloned().unwrap_or_default();
-    let offers_read = request["tools"].as_array().is_some_and(|tools| {
-        tools.iter().any(|t| t["function"]["name"] == "Read" || t["name"] == "Read")
-    });
+    let offers_read = request["tools"]
+        .as_array()
+        .is_some_and(|tools| tools.iter().any(|t| t["function"]["name"] == "Read" || t["name"] == "Read"));
     let result = messages.iter().rev().find(|m| m["role"] == "tool").map(text_of);
     let usage = Usage { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 };
     let stream = request["stream"].as_bool() == Some(true);
@@ -33,7 +33,10 @@ pub(crate) fn reply(model: &str, request: &Value, id: &str) -> Option<HttpRespon
     let answer = match (&result, offers_read) {
         (Some(result), _) => Answer::Text(format!(
             "The secret word is {}.",
-            result.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).find(|w| w.starts_with("ZEBRA-")).unwrap_or("missing")
+            result
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                .find(|w| w.starts_with("ZEBRA-"))
+                .unwrap_or("missing")
         )),
         (None, true) => {
             let user = messages.iter().rev().find(|m| m["role"] == "user").map(text_of).unwrap_or_default();
@@ -50,7 +53,12 @@ pub(crate) fn reply(model: &str, request: &Value, id: &str) -> Option<HttpRespon
             HttpResponse::Ok().json(Completion::new(id, &model, message, "stop", usage))
         }
         (Answer::Read(args), false) => {
-            let call = ToolCall { index: None, id: Some(TOOL_CALL_ID), kind: Some("function"), function: Function { name: Some("Read"), arguments: &args } };
+            let call = ToolCall {
+                index: None,
+                id: Some(TOOL_CALL_ID),
+                kind: Some("function"),
+                function: Function { name: Some("Read"), arguments: &args },
+            };
             let message = Message { role: "assistant", content: None, refusal: None, tool_calls: Some([call]) };
             HttpResponse::Ok().json(Completion::new(id, &model, message, "tool_calls", usage))
         }
@@ -62,9 +70,16 @@ pub(crate) fn reply(model: &str, request: &Value, id: &str) -> Option<HttpRespon
         }
         (Answer::Read(args), true) => {
             let chunks = Chunks::new(id.to_owned(), model, include_usage);
-            let header = ToolCall { index: Some(0), id: Some(TOOL_CALL_ID), kind: Some("function"), function: Function { name: Some("Read"), arguments: "" } };
-            let body = ToolCall { index: Some(0), id: None, kind: None, function: Function { name: None, arguments: &args } };
-            let mut events = vec![chunks.role(None), chunks.tool_call(header), chunks.tool_call(body), chunks.finish("tool_calls")];
+            let header = ToolCall {
+                index: Some(0),
+                id: Some(TOOL_CALL_ID),
+                kind: Some("function"),
+                function: Function { name: Some("Read"), arguments: "" },
+            };
+            let body =
+                ToolCall { index: Some(0), id: None, kind: None, function: Function { name: None, arguments: &args } };
+            let mut events =
+                vec![chunks.role(None), chunks.tool_call(header), chunks.tool_call(body), chunks.finish("tool_calls")];
             events.extend(chunks.tail(usage));
             sse::sse(events)
         }

@@ -26,6 +26,12 @@
 //! the same way: `normal`, `tools`, `thinking`, `echo`, `max-tokens`, `stop-seq`, `too-long`, `error-<N>`,
 //! `stream-error`, `cut`, `cut-json`, `delay-<ms>`, `hang` (its module doc says what each does).
 //!
+//! Other providers' fakes live at their own paths on the same server, each with its own table of modes:
+//! - `gemini.rs`: Gemini API `/v1beta/models/{model}:{method}`, Vertex AI
+//!   `/v1/projects/{p}/locations/{l}/publishers/google/models/{model}:{method}` and the OAuth `/token` endpoint
+//!   (normal, thinking, tools, max-tokens, safety, blocked, error-N, error-context, stream-error, cut, cut-json,
+//!   echo, delay-MS, hang).
+//!
 //! Embeddings honour `error-<N>`, `delay-<ms>` and `hang` too. Every chat and embeddings request is recorded
 //! (`GET /__fake/requests`, or [`FakeUpstream::requests`] in-process).
 //!
@@ -42,11 +48,12 @@
 
 mod accounting;
 mod agent;
-pub mod cohere;
 pub mod anthropic;
 pub mod bedrock;
+pub mod cohere;
 pub mod connect_proxy;
 pub mod control;
+pub mod gemini;
 mod mode;
 pub mod openai;
 pub mod raw;
@@ -92,6 +99,7 @@ fn serve(
             .configure(cohere::configure)
             .configure(anthropic::configure)
             .configure(bedrock::configure)
+            .configure(gemini::configure)
             .configure(control::configure)
     })
     .workers(workers.max(1))

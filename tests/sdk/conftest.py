@@ -40,11 +40,19 @@ MODELS = {
     # A scripted tool loop for the Claude Code test (tests/fakes/src/agent.rs).
     "agent": ("agent", {}),
 }
+# Public model name -> `litellm_params.model` of a native-dialect deployment served by the same fake upstream
+# (its Anthropic, Gemini, Cohere and Bedrock endpoints), whose mode is the part after the provider prefix.
+NATIVE_MODELS = {
+    "claude-native": "anthropic/normal",
+    "claude-tools": "anthropic/tools",
+    "claude-overloaded": "anthropic/error-529",
+    "claude-cut": "anthropic/cut",
+}
 # Points at a port nobody listens on (see `dead_port`).
 DEAD_MODEL = "up-dead"
 # tollgate's built-in mock provider, no upstream at all.
 MOCK_MODELS = {"mock-echo": "mock/echo", "mock-embed": "mock/text-embedding-3-small"}
-PUBLIC_MODELS = [*MODELS, DEAD_MODEL, *MOCK_MODELS]
+PUBLIC_MODELS = [*MODELS, DEAD_MODEL, *MOCK_MODELS, *NATIVE_MODELS]
 
 
 def binary(env: str, name: str) -> str:
@@ -101,6 +109,10 @@ def gateway_config(upstream_url: str) -> str:
     entries = [model_entry(name, mode, api_base, extra) for name, (mode, extra) in MODELS.items()]
     entries.append(model_entry(DEAD_MODEL, "normal", f"http://127.0.0.1:{dead_port()}/v1", {"timeout": 2}))
     entries += [f"  - model_name: {name}\n    litellm_params:\n      model: {model}" for name, model in MOCK_MODELS.items()]
+    entries += [
+        f"  - model_name: {name}\n    litellm_params:\n      model: {model}\n      api_base: {upstream_url}\n      api_key: {UPSTREAM_KEY}"
+        for name, model in NATIVE_MODELS.items()
+    ]
     return "model_list:\n" + "\n".join(entries) + f"\ngeneral_settings:\n  master_key: {MASTER_KEY}\n"
 
 

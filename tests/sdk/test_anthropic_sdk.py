@@ -79,3 +79,41 @@ def test_a_broken_upstream_stream_raises_in_the_sdk(claude):
         with claude.messages.stream(model="broken-stream", max_tokens=10, messages=HI) as stream:
             for _ in stream:
                 pass
+
+
+# --- Anthropic upstream: the caller's bytes pass through, usage read on the side -----------------------------
+
+
+def test_text_passes_through_from_an_anthropic_upstream(claude, upstream_requests):
+    message = claude.messages.create(model="claude-native", max_tokens=100, messages=HI)
+    assert message.content[0].text == FAKE_TEXT
+    assert message.stop_reason == "end_turn"
+    u = message.usage
+    assert (u.input_tokens, u.output_tokens, u.cache_read_input_tokens, u.cache_creation_input_tokens) == (21, 9, 5, 3)
+    (seen,) = upstream_requests()
+    assert seen["path"] == "/v1/messages"
+    assert seen["body"]["model"] == "normal", "only the model is replaced"
+    assert seen["headers"]["x-api-key"] == "sk-fake-upstream-key-123456"
+
+
+def test_streamed_tools_pass_through_from_an_anthropic_upstream(claude):
+    with claude.messages.stream(model="claude-tools", max_tokens=100, tools=[WEATHER_TOOL], messages=HI) as stream:
+        final = stream.get_final_message()
+    assert final.stop_reason == "tool_use"
+    tools = [(b.name, b.input) for b in final.content if b.type == "tool_use"]
+    assert tools == [("get_weather", {"city": "Paris"}), ("get_time", {})]
+    assert (final.usage.input_tokens, final.usage.output_tokens) == (21, 9)
+
+
+def test_an_overloaded_anthropic_upstream_is_a_retryable_503(claude):
+    with pytest.raises(anthropic.APIStatusError) as raised:
+        claude.messages.create(model="claude-overloaded", max_tokens=10, messages=HI)
+    assert raised.value.status_code == 503
+    assert raised.value.body["error"]["type"] == "overloaded_error"
+
+
+def test_a_cut_anthropic_stream_ends_with_an_error_event(claude):
+    with pytest.raises(anthropic.APIError):
+        with claude.messages.stream(model="claude-cut", max_tokens=10, messages=HI) as stream:
+            for _ in stream:
+                pass

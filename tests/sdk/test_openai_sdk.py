@@ -256,3 +256,33 @@ def test_gateway_healthy_after_errors(client, gateway):
     for path in ["/health/liveliness", "/health/readiness"]:
         with urllib.request.urlopen(f"{gateway}{path}", timeout=5) as r:
             assert r.status == 200, path
+
+
+# --- an Anthropic upstream behind the OpenAI API -------------------------------------------------------------
+
+
+def test_openai_sdk_through_an_anthropic_upstream(client, upstream_requests):
+    completion = client.chat.completions.create(model="claude-native", messages=[{"role": "system", "content": "terse"}, *HI])
+    assert completion.choices[0].message.content == FAKE_TEXT
+    assert completion.choices[0].finish_reason == "stop"
+    u = completion.usage
+    # Anthropic's additive counts become OpenAI's inclusive ones: 21 + 5 cached + 3 written.
+    assert (u.prompt_tokens, u.completion_tokens, u.prompt_tokens_details.cached_tokens) == (29, 9, 5)
+    (seen,) = upstream_requests()
+    assert seen["path"] == "/v1/messages"
+    assert seen["body"]["system"] == "terse" and seen["body"]["max_tokens"] == 4096
+
+
+def test_openai_sdk_streams_tool_calls_from_an_anthropic_upstream(client):
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+    stream = client.chat.completions.create(
+        model="claude-tools", messages=HI, tools=tools, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    calls, finish = collect_tool_calls(iter(chunks))
+    assert finish == "tool_calls"
+    assert [(c["name"], json.loads(c["arguments"])) for _, c in sorted(calls.items())] == [
+        ("get_weather", {"city": "Paris"}),
+        ("get_time", {}),
+    ]
+    assert chunks[-1].usage.completion_tokens == 9

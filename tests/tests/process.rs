@@ -72,7 +72,7 @@ fn check_config_prints_groups_masks_secrets_and_fails_on_errors() {
     let cases = [
         ("model_list:\n  - model_name: a\n    litellm_params: {model: mock/a, rpm: many}\n", "model_list[0].litellm_params.rpm"),
         ("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, api_key: os.environ/TOLLGATE_TEST_UNSET_VAR}\n", "TOLLGATE_TEST_UNSET_VAR"),
-        ("model_list:\n  - model_name: a\n    litellm_params: {model: anthropic/claude}\n", "not supported yet"),
+        ("model_list:\n  - model_name: a\n    litellm_params: {model: sagemaker/x}\n", "not supported yet"),
     ];
     for (i, (yaml, want)) in cases.iter().enumerate() {
         let bad = temp_config(&format!("bad{i}"), yaml);

@@ -56,13 +56,16 @@ pub async fn chat(
     in_flight: InFlight,
 ) -> Result<HttpResponse, ApiError> {
     let stream = inbound.stream();
-    let mut settle = Settlement::begin(deployment.clone(), ctx.request_id.clone(), stream, in_flight);
     let attempts = ctx.attempt();
     let timeout = if stream { deployment.stream_timeout } else { deployment.timeout };
+    // The settlement begins only once the request is sure to go upstream: a request refused here (a field the
+    // provider cannot take) was never a call.
+    let begin = |in_flight| Settlement::begin(deployment.clone(), ctx.request_id.clone(), stream, in_flight);
     let dialect = match (&deployment.provider, inbound) {
         // Same dialect on both sides: the caller's bytes, spliced, and the upstream's bytes relayed.
         (Provider::OpenAi(openai), Inbound::OpenAi(req)) => {
             let request = openai.splice_chat(req, &deployment.upstream_model);
+            let mut settle = begin(in_flight);
             let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
             let errors = |s: u16, h: &header::HeaderMap, b: &[u8]| openai.parse_error(&deployment.id, s, h, b);
             let upstream = execute(ctx, client, request, timeout, deployment, &errors, &mut settle).await?;
@@ -70,6 +73,7 @@ pub async fn chat(
         }
         (Provider::Mock(mock), _) => {
             let chat = inbound::canonical(inbound)?;
+            let mut settle = begin(in_flight);
             let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
             mock_delay(mock).await;
             let reply = mock
@@ -83,8 +87,12 @@ pub async fn chat(
         (Provider::Native(native), _) => &**native,
     };
     let errors = |s: u16, h: &header::HeaderMap, b: &[u8]| dialect.parse_error(&deployment.id, s, h, b);
+    if let Some(why) = dialect.not_ready() {
+        return Err(not_ready(deployment, &why));
+    }
     if let Inbound::Anthropic(req) = inbound {
         if let Some(request) = dialect.splice_messages(req, &deployment.upstream_model, beta) {
+            let mut settle = begin(in_flight);
             let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
             let upstream = execute(ctx, client, request, timeout, deployment, &errors, &mut settle).await?;
             return Ok(tap(head, deployment, upstream, dialect, inbound, settle, timeout));
@@ -94,6 +102,7 @@ pub async fn chat(
     let options =
         CallOptions { upstream_model: &deployment.upstream_model, stream, drop_params: deployment.drop_params };
     let request = dialect.chat_request(&chat, options)?;
+    let mut settle = begin(in_flight);
     let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
     let upstream = execute(ctx, client, request, timeout, deployment, &errors, &mut settle).await?;
     if stream {
@@ -116,18 +125,20 @@ pub async fn embeddings(
     req: &EmbeddingsRequest<'_>,
     in_flight: InFlight,
 ) -> Result<HttpResponse, ApiError> {
-    let mut settle = Settlement::begin(deployment.clone(), ctx.request_id.clone(), false, in_flight);
     let attempts = ctx.attempt();
     let timeout = deployment.timeout;
+    let begin = |in_flight| Settlement::begin(deployment.clone(), ctx.request_id.clone(), false, in_flight);
     let dialect: &dyn Dialect = match &deployment.provider {
         Provider::OpenAi(openai) => {
             let request = openai.splice_embeddings(req, &deployment.upstream_model);
+            let mut settle = begin(in_flight);
             let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
             let errors = |s: u16, h: &header::HeaderMap, b: &[u8]| openai.parse_error(&deployment.id, s, h, b);
             let upstream = execute(ctx, client, request, timeout, deployment, &errors, &mut settle).await?;
             return Ok(respond(head, deployment, upstream, settle, false, timeout));
         }
         Provider::Mock(mock) => {
+            let mut settle = begin(in_flight);
             let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
             mock_delay(mock).await;
             let body =
@@ -138,10 +149,11 @@ pub async fn embeddings(
         Provider::Native(native) => &**native,
     };
     if let Some(why) = dialect.not_ready() {
-        return Err(not_ready(&mut settle, deployment, &why));
+        return Err(not_ready(deployment, &why));
     }
     let input = inbound::embed_input(req, dialect.provider())?;
     let request = dialect.embeddings_request(&input, &deployment.upstream_model)?;
+    let mut settle = begin(in_flight);
     let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
     let errors = |s: u16, h: &header::HeaderMap, b: &[u8]| dialect.parse_error(&deployment.id, s, h, b);
     let upstream = execute(ctx, client, request, timeout, deployment, &errors, &mut settle).await?;
@@ -257,9 +269,9 @@ fn malformed(settle: &mut Settlement, deployment: &Deployment, why: &str) -> Api
     }))
 }
 
-/// The provider cannot take requests yet (its access token is still being fetched): 503, without blaming the
-/// deployment's health.
-fn not_ready(settle: &mut Settlement, deployment: &Deployment, why: &str) -> ApiError {
+/// The provider cannot take requests yet (its access token is still being fetched): 503, before any call, so
+/// the deployment's health is not blamed.
+fn not_ready(deployment: &Deployment, why: &str) -> ApiError {
     let error = UpstreamError {
         failure: UpstreamFailure::Status(503),
         deployment: deployment.id.clone(),
@@ -269,7 +281,6 @@ fn not_ready(settle: &mut Settlement, deployment: &Deployment, why: &str) -> Api
         param: None,
         headers: vec![("retry-after".into(), "1".into())],
     };
-    settle.fail(&error);
     ApiError::Upstream(Box::new(error))
 }
 

@@ -6,10 +6,14 @@
 //! - `tool_use.input` becomes the arguments' JSON text as the caller wrote it (compacted, key order kept).
 //! - `thinking` blocks become reasoning with their signature; `redacted_thinking` is opaque data only Anthropic
 //!   can read, so it is dropped (an Anthropic upstream gets the caller's bytes, spliced, and loses nothing).
-//! - `cache_control` has no canonical meaning and is dropped silently: it only makes prompts cheaper.
+//! - `system`-role messages (the API's newer form, which Claude Code sends) join the system texts in order.
+//! - `cache_control` has no canonical meaning and is dropped silently: it only makes prompts cheaper. So are the
+//!   reasoning hints `thinking` and `output_config.effort` and the server-side `context_management`: they steer
+//!   how much a model thinks or what Anthropic's servers keep, not what the answer must satisfy, and every
+//!   Claude Code request carries them (an Anthropic upstream gets the caller's bytes, spliced, and loses nothing).
 //! - What the canonical chat cannot carry is listed in `unmapped` by its Anthropic name, and the encoder refuses
 //!   the request naming it unless `drop_params`: server tools (`tools[].type` other than `custom`), `document`
-//!   and other block types, image `file` sources, `thinking` when enabled, unknown top-level fields.
+//!   and other block types, image `file` sources, unknown top-level fields.
 
 use serde::Deserialize;
 use serde_json::{json, value::RawValue, Value};
@@ -22,7 +26,7 @@ use crate::llm::{
 
 /// Top-level fields with no effect outside Anthropic that are dropped silently: `service_tier` only asks
 /// Anthropic for a capacity tier.
-const IGNORED: &[&str] = &["model", "stream", "service_tier"];
+const IGNORED: &[&str] = &["model", "stream", "service_tier", "context_management", "thinking"];
 
 #[derive(Deserialize)]
 struct MessageIn<'a> {
@@ -51,12 +55,6 @@ struct ToolChoiceIn {
 #[derive(Deserialize)]
 struct MetadataIn {
     user_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ThinkingIn {
-    #[serde(rename = "type")]
-    kind: String,
 }
 
 #[derive(Deserialize)]
@@ -96,7 +94,8 @@ pub fn decode_request(req: &MessagesRequest<'_>) -> Result<Chat, RequestError> {
                     push_message(message, &mut chat)?;
                 }
             }
-            "system" => chat.system = system(raw)?,
+            // Before any `system`-role messages, wherever the key sits in the body.
+            "system" => drop(chat.system.splice(0..0, system(raw)?)),
             "max_tokens" => chat.max_tokens = Some(parse(raw, "max_tokens")?),
             "temperature" => chat.temperature = Some(parse(raw, "temperature")?),
             "top_p" => chat.top_p = Some(parse(raw, "top_p")?),
@@ -133,11 +132,6 @@ pub fn decode_request(req: &MessagesRequest<'_>) -> Result<Chat, RequestError> {
                     chat.parallel_tool_calls = Some(false);
                 }
             }
-            "thinking" => {
-                if parse::<ThinkingIn>(raw, "thinking")?.kind != "disabled" {
-                    chat.unmapped.push("thinking".into());
-                }
-            }
             "output_config" => {
                 let config: OutputConfigIn = parse(raw, "output_config")?;
                 match config.format {
@@ -147,7 +141,8 @@ pub fn decode_request(req: &MessagesRequest<'_>) -> Result<Chat, RequestError> {
                     Some(_) => chat.unmapped.push("output_config.format".into()),
                     None => {}
                 }
-                chat.unmapped.extend(config.other.keys().map(|k| format!("output_config.{k}")));
+                let unmapped = config.other.keys().filter(|k| *k != "effort");
+                chat.unmapped.extend(unmapped.map(|k| format!("output_config.{k}")));
             }
             other => chat.unmapped.push(other.to_owned()),
         }
@@ -174,10 +169,14 @@ fn push_message(message: &MessageIn<'_>, chat: &mut Chat) -> Result<(), RequestE
     let role = match message.role.as_str() {
         "user" => Role::User,
         "assistant" => Role::Assistant,
+        "system" => {
+            chat.system.extend(system(message.content)?);
+            return Ok(());
+        }
         _ => {
             return Err(RequestError::InvalidField {
                 param: "messages",
-                message: "`messages[].role` must be \"user\" or \"assistant\"".into(),
+                message: "`messages[].role` must be \"user\", \"assistant\" or \"system\"".into(),
             })
         }
     };

@@ -185,8 +185,7 @@ fn blocks_and_parameters_map() {
 #[test]
 fn what_has_no_canonical_form_is_unmapped_by_name() {
     let cases: &[(Value, &[&str])] = &[
-        (json!({"thinking": {"type": "enabled", "budget_tokens": 2048}}), &["thinking"]),
-        (json!({"thinking": {"type": "adaptive"}}), &["thinking"]),
+        (json!({"thinking": {"type": "enabled", "budget_tokens": 2048}}), &[]),
         (
             json!({"tools": [{"type": "web_search_20250305", "name": "web_search"}, {"type": "custom", "name": "f", "input_schema": {"type": "object"}}]}),
             &["web_search_20250305"],
@@ -203,7 +202,11 @@ fn what_has_no_canonical_form_is_unmapped_by_name() {
             json!({"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "search_result", "source": "s"}]}]}]}),
             &["search_result"],
         ),
-        (json!({"output_config": {"effort": "low"}}), &["output_config.effort"]),
+        // Reasoning hints and server-side context management are dropped, never refused (see inbound.rs).
+        (json!({"output_config": {"effort": "low"}, "context_management": {"edits": []}}), &[]),
+        (json!({"thinking": {"type": "adaptive", "display": "omitted"}}), &[]),
+        (json!({"messages": [{"role": "system", "content": "x"}, {"role": "user", "content": "hi"}]}), &[]),
+        (json!({"output_config": {"task_budget": 5}}), &["output_config.task_budget"]),
         (json!({"mcp_servers": [], "container": "c"}), &["container", "mcp_servers"]),
     ];
     for (extra, want) in cases {
@@ -219,7 +222,7 @@ fn what_has_no_canonical_form_is_unmapped_by_name() {
 #[test]
 fn malformed_fields_are_refused_by_name() {
     let cases: &[(Value, &str)] = &[
-        (json!({"messages": [{"role": "system", "content": "x"}]}), "messages"),
+        (json!({"messages": [{"role": "tool", "content": "x"}]}), "messages"),
         (json!({"messages": [{"role": "user", "content": 5}]}), "messages"),
         (json!({"system": [{"type": "image", "source": {}}]}), "system"),
         (json!({"tools": [{"description": "no name"}]}), "tools"),
@@ -251,4 +254,16 @@ fn an_openai_reply_reads_as_a_messages_response() {
     };
     let v: Value = serde_json::from_slice(&crate::providers::anthropic::encode_reply(&reply)).unwrap_or_default();
     assert_eq!((v["id"].as_str(), v["stop_reason"].as_str()), (Some("msg_chatcmpl-1"), Some("max_tokens")));
+}
+
+#[test]
+fn system_role_messages_join_the_top_level_system_in_order() {
+    // The newer API (and Claude Code) put system messages inside `messages`; the top-level `system` comes first
+    // wherever its key sits in the body.
+    let body = json!({"model": "m", "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hi"}, {"role": "system", "content": [{"type": "text", "text": "b"}]}],
+        "system": "a"});
+    let chat = decode(&body).unwrap_or_else(|e| unreachable!("{e}"));
+    assert_eq!(chat.system, ["a", "b"]);
+    assert_eq!(chat.messages.len(), 1);
 }

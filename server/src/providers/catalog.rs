@@ -29,6 +29,9 @@ pub struct Preset {
     pub base_url: String,
     pub api_key_env: Option<String>,
     pub api_base_env: Option<String>,
+    /// More variables that move the base URL, read after `api_base_env` (the OpenAI SDK's `OPENAI_BASE_URL`).
+    #[serde(default)]
+    pub api_base_env_also: Vec<String>,
     #[serde(default)]
     pub auth: AuthStyle,
     /// OpenAI parameter name -> the provider's name for it (e.g. `max_completion_tokens` -> `max_tokens`).

@@ -72,7 +72,13 @@ impl Provider {
             "vllm" => "hosted_vllm",
             p => p,
         };
-        if matches!(prefix, "custom" | "custom_openai" | "vllm" | "hosted_vllm") && d.api_base.is_none() {
+        let vllm_base = || env.get("HOSTED_VLLM_API_BASE").is_some();
+        let needs_base = match prefix {
+            "custom" | "custom_openai" => true,
+            "vllm" | "hosted_vllm" => !vllm_base(),
+            _ => false,
+        };
+        if needs_base && d.api_base.is_none() {
             return Err(ConfigError::invalid(
                 format!("{}.litellm_params.api_base", d.path),
                 format!("`{prefix}/` models need an `api_base`"),

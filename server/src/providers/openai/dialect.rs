@@ -191,6 +191,7 @@ mod tests {
             base_url: "https://api.example.com/v1".into(),
             api_key_env: None,
             api_base_env: None,
+            api_base_env_also: Vec::new(),
             auth: AuthStyle::Bearer,
             param_mappings: mappings.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<HashMap<_, _>>(),
             special_handling: SpecialHandling { convert_content_list_to_string: flatten },

@@ -123,7 +123,7 @@ impl OpenAiCompatible {
         let base = s
             .api_base
             .map(str::to_owned)
-            .or_else(|| s.preset.api_base_env.as_deref().and_then(|v| env.get(v)))
+            .or_else(|| s.preset.api_base_env.iter().chain(&s.preset.api_base_env_also).find_map(|v| env.get(v)))
             .unwrap_or_else(|| s.preset.base_url.clone());
         let base = base.trim_end_matches('/');
         let key = s.api_key.or_else(|| s.preset.api_key_env.as_deref().and_then(|v| env.get(v)).map(Secret::new));
@@ -420,6 +420,7 @@ mod tests {
             base_url: "https://api.example.com/v1/".into(),
             api_key_env: Some("EXAMPLE_KEY".into()),
             api_base_env: None,
+            api_base_env_also: Vec::new(),
             auth,
             param_mappings: mappings.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<HashMap<_, _>>(),
             special_handling: SpecialHandling { convert_content_list_to_string: flatten },

@@ -28,6 +28,9 @@ MIN_RPS_VS_NGINX = 0.8
 # delayed ACK (issue 12); through tollgate on a reused connection at most this share of streams may.
 STALL_MS = 30.0
 MAX_STALLED = 0.01
+# Translating a stream across dialects (OpenAI in, Anthropic out) may cost at most this much CPU per request more
+# than passing the same stream through.
+MAX_TRANSLATION_US = 50.0
 # A measurement during which other processes (or the hypervisor) took more than this share of the machine's CPU
 # (the estimate itself wanders by a few percent on a quiet machine: tick accounting)
 # is flagged as unreliable.
@@ -185,6 +188,27 @@ def build_streams(out):
     return header, rows, verdict, busiest, problems
 
 
+def build_translation(out):
+    """The translated-stream table and its verdict, or Nones when run.sh did not measure it (TRANSLATE=0)."""
+    rounds = rounds_of(out)
+    if not os.path.exists(os.path.join(rounds[0], "translate-passthrough.txt")):
+        return None, None, None, 0
+    header = ["tollgate stream (c=50)", "RPS", "p50 ms", "p99 ms", "CPU µs/req", "other CPU", "errors"]
+    r = {k: median_of_rounds(rounds, f"translate-{k}.txt") for k in ("passthrough", "anthropic")}
+    names = {"passthrough": "OpenAI → OpenAI (pass-through)", "anthropic": "OpenAI in → Anthropic out (translated)"}
+    rows = [[names[k], f"{v['rps']:,.0f}", f"{v['p50']:.3f}", f"{v['p99']:.3f}",
+             "" if v["cpu_us"] is None else f"{v['cpu_us']:.1f}", "" if v["other"] is None else f"{v['other']:.0%}",
+             str(v["errors"])] for k, v in r.items()]
+    verdict = None
+    if r["passthrough"]["cpu_us"] is not None and r["anthropic"]["cpu_us"] is not None:
+        extra = r["anthropic"]["cpu_us"] - r["passthrough"]["cpu_us"]
+        verdict = (f"translating a stream (OpenAI in, Anthropic out) costs ≤ {MAX_TRANSLATION_US:g} CPU µs per request "
+                   "beyond pass-through", f"{extra:+.1f} µs", extra <= MAX_TRANSLATION_US)
+    busiest = max(v["other_max"] or 0.0 for v in r.values())
+    errors = sum(v["errors"] for v in r.values())
+    return header, rows, verdict, (busiest, errors)
+
+
 def alloc_text(alloc):
     """Sentences on mimalloc against the system allocator, or a note that it was not measured."""
     if not alloc:
@@ -243,6 +267,12 @@ def main():
     busiest = max(busiest, s_busiest)
     if s_verdict:
         verdicts.append(s_verdict)
+    t_header, t_rows, t_verdict, t_stats = build_translation(out)
+    if t_rows:
+        busiest = max(busiest, t_stats[0])
+        errors += t_stats[1]
+    if t_verdict:
+        verdicts.append(t_verdict)
     rev, dirty = commit()
     if dirty:
         rev += " + uncommitted changes"
@@ -265,6 +295,9 @@ def main():
     print()
     if s_rows:
         print(text_table(s_header, s_rows))
+        print()
+    if t_rows:
+        print(text_table(t_header, t_rows))
         print()
     print("\n".join(verdict_text))
     if not doc:
@@ -299,6 +332,16 @@ unmeasured ones; percentiles over all {len(rounds_of(out)) * streams} requests o
 {md_table(s_header, s_rows)}"""
     else:
         streaming_md = "Not measured in this run (`STREAMS=0`)."
+    if t_rows:
+        translation_md = f"""The same {pieces}-piece stream through tollgate at concurrency 50 (wrk reads each chunked body to its end):
+passed through from the OpenAI fake's `stream-{pieces}`, and translated from the Anthropic fake's `stream-{pieces}`
+(named events: `message_start`, {pieces} `content_block_delta`s, `message_delta`, `message_stop`) into OpenAI
+chunks by the canonical path (SSE framer, Anthropic decoder, OpenAI chunk encoder, accounting on the canonical
+events). The difference in CPU µs per request is what translation costs.
+
+{md_table(t_header, t_rows)}"""
+    else:
+        translation_md = "Not measured in this run (`TRANSLATE=0`)."
     log_lines, log_bytes = int(os.environ.get("LOG_LINES", "0")), int(os.environ.get("LOG_BYTES", "0"))
     log_md = (f" In this run it wrote {log_lines:,} such lines ({log_bytes / log_lines:.0f} bytes each on average)."
               if log_lines else "")
@@ -331,6 +374,10 @@ Written by `tests/bench/run.sh`; do not edit the figures by hand, run it again.
 ## Streaming
 
 {streaming_md}
+
+## Translated streams
+
+{translation_md}
 
 ## Method
 

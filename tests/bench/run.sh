@@ -17,6 +17,8 @@
 #                        a fourth target (default 1)
 #   STREAMS=N            streaming requests per target and connection kind in each round (default 200; 0 skips
 #                        the streaming section)
+#   TRANSLATE=1|0        also measure streams translated across dialects (OpenAI in, Anthropic out) against the
+#                        same streams passed through (default 1)
 #   DOC=path             where the markdown goes (default docs/benchmarks.md; DOC= to skip writing it)
 # A default run takes about 8 minutes on the 2-vCPU VM once the binaries are built (per round 8 wrk measurements
 # of WARMUP + DURATION seconds and ~15 s of streams, plus the bookkeeping between them), and a few minutes more to
@@ -39,6 +41,7 @@ export ROUNDS="${ROUNDS:-3}"
 export LAYOUT="${LAYOUT:-shared}"
 export ALLOC="${ALLOC:-1}"
 export STREAMS="${STREAMS:-200}"
+export TRANSLATE="${TRANSLATE:-1}"
 export STREAM_PIECES=20
 DOC="${DOC-docs/benchmarks.md}"
 case "$LAYOUT" in
@@ -197,6 +200,11 @@ model_list:
       model: openai/stream-$STREAM_PIECES
       api_base: $upstream/v1
       api_key: sk-bench
+  - model_name: bench-stream-anthropic
+    litellm_params:
+      model: anthropic/stream-$STREAM_PIECES
+      api_base: $upstream
+      api_key: sk-bench
 general_settings:
   master_key: sk-bench-master
 CONF
@@ -318,6 +326,17 @@ if ((STREAMS)); then
       die "streaming sanity check failed via $t"
   done
 fi
+# The translation section: the same 20-piece stream through tollgate, passed through from the OpenAI fake and
+# translated from the Anthropic fake into OpenAI chunks, at concurrency 50 (wrk reads each chunked body to its end).
+stream_body() { echo "{\"model\":\"$1\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"; }
+if ((TRANSLATE)); then
+  for m in bench-stream bench-stream-anthropic; do
+    check="$(curl -s -m 5 "http://127.0.0.1:$tollgate_port/v1/chat/completions" -H "Authorization: Bearer sk-bench-master" \
+      -H 'Content-Type: application/json' -d "$(stream_body "$m")" || true)"
+    [[ "$check" == *"data: [DONE]"* && "$check" == *"w$((STREAM_PIECES - 1)) "* ]] ||
+      die "translated-stream sanity check failed for $m: ${check:0:300}"
+  done
+fi
 echo "layout $LAYOUT: wrk and the streaming client on CPU $cpu_load, fake-upstream on CPU $cpu_upstream," \
   "nginx/tollgate on CPU $cpu_proxy" >&2
 
@@ -333,6 +352,18 @@ for round in $(seq 1 "$ROUNDS"); do
       alive || die "a server died while measuring $t at concurrency $c"
     done
   done
+  if ((TRANSLATE)); then
+    for kind in passthrough anthropic; do
+      m=bench-stream
+      [[ $kind == anthropic ]] && m=bench-stream-anthropic
+      url="http://127.0.0.1:$tollgate_port/v1/chat/completions"
+      if ((WARMUP > 0)); then wrk_run "$url" "$(stream_body "$m")" sk-bench-master 50 "$WARMUP" >/dev/null; fi
+      echo "round $round/$ROUNDS: measuring tollgate streams ($kind) at concurrency 50 for ${DURATION}s" >&2
+      measured "$dir/translate-$kind.txt" "$tollgate_pid" wrk_run "$url" "$(stream_body "$m")" sk-bench-master 50 \
+        "$DURATION"
+      alive || die "a server died while measuring translated streams ($kind)"
+    done
+  fi
   ((STREAMS)) || continue
   for conn in reused fresh; do
     for t in direct nginx tollgate; do

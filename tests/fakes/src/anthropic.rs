@@ -36,7 +36,12 @@ use actix_web::{
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::{mode::Mode, openai::headers_json, record::Recorder, sse};
+use crate::{
+    mode::Mode,
+    openai::{headers_json, pieces},
+    record::Recorder,
+    sse,
+};
 
 const TEXT_PIECES: [&str; 4] = ["Hello", " from", " fake", " upstream"];
 const INPUT_TOKENS: u64 = 21;
@@ -72,6 +77,9 @@ enum Behaviour {
     CutJson,
     Delay(u64),
     Hang,
+    /// `stream-<N>`: N text pieces (`w0 `, `w1 `, …), streamed one write per event, as the OpenAI fake's
+    /// `stream-<N>`: the benchmark's translated-stream row compares the two.
+    Pieces(u32),
 }
 
 impl Behaviour {
@@ -90,6 +98,7 @@ impl Behaviour {
                 Mode::Error(status) => Behaviour::Error(status),
                 Mode::Delay(ms) => Behaviour::Delay(ms),
                 Mode::Hang => Behaviour::Hang,
+                Mode::Pieces(n) => Behaviour::Pieces(n),
                 _ => Behaviour::Normal,
             },
         }
@@ -195,7 +204,11 @@ async fn messages(req: HttpRequest, body: web::Bytes, rec: web::Data<Recorder>) 
         echo: String::from_utf8_lossy(&body).into_owned(),
         stop_sequence,
     };
-    let mut response = if stream { sse::sse(reply.events()) } else { HttpResponse::Ok().json(reply.whole()) };
+    let mut response = match (stream, reply.behaviour) {
+        (true, Behaviour::Pieces(_)) => sse::sse_flushed(reply.events()),
+        (true, _) => sse::sse(reply.events()),
+        (false, _) => HttpResponse::Ok().json(reply.whole()),
+    };
     let headers = response.headers_mut();
     if let Ok(id) = HeaderValue::from_str(&format!("req_fake_{seq}")) {
         headers.insert(HeaderName::from_static("request-id"), id);
@@ -271,6 +284,7 @@ impl Reply {
     fn text(&self) -> String {
         match self.behaviour {
             Behaviour::Echo => self.echo.clone(),
+            Behaviour::Pieces(n) => pieces(n).concat(),
             _ => TEXT_PIECES.concat(),
         }
     }
@@ -356,6 +370,11 @@ impl Reply {
                 events.push(text_delta(0, &self.echo));
                 events.push(block_stop(0));
             }
+            Behaviour::Pieces(n) => {
+                events.push(block_start(0, r#"{"type":"text","text":""}"#));
+                events.extend(pieces(n).iter().map(|piece| text_delta(0, piece)));
+                events.push(block_stop(0));
+            }
             _ => {
                 events.push(block_start(0, r#"{"type":"text","text":""}"#));
                 events.push(ping());
@@ -402,6 +421,7 @@ mod tests {
             ("cut-json", Behaviour::CutJson),
             ("delay-5", Behaviour::Delay(5)),
             ("hang", Behaviour::Hang),
+            ("stream-3", Behaviour::Pieces(3)),
         ];
         for (model, want) in cases {
             assert_eq!(Behaviour::of(model), want, "{model}");

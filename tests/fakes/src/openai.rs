@@ -269,7 +269,7 @@ fn streamed(mode: Mode, chunks: Chunks, usage: Usage, body: &[u8], rec: &Recorde
 }
 
 /// The content pieces of `stream-<n>`: `w0 `, `w1 `, ….
-fn pieces(n: u32) -> Vec<String> {
+pub(crate) fn pieces(n: u32) -> Vec<String> {
     (0..n).map(|i| format!("w{i} ")).collect()
 }
 

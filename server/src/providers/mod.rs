@@ -12,6 +12,7 @@ pub mod cohere;
 pub mod gemini;
 pub mod inbound;
 pub mod mock;
+pub mod oauth;
 pub mod openai;
 
 use std::sync::Arc;

@@ -7,10 +7,7 @@
 //! response into a [`TokenCell`] that request building reads without a lock; who sends the request and when
 //! (before the token expires) is the caller's business.
 
-use std::{sync::Arc, time::Duration};
-
-use actix_web::http::{header::HeaderValue, Uri};
-use arc_swap::ArcSwapOption;
+use actix_web::http::Uri;
 use base64::{
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
     Engine as _,
@@ -26,10 +23,11 @@ pub const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 /// A JWT assertion's lifetime: Google accepts at most an hour.
 const ASSERTION_LIFETIME_SECS: u64 = 3600;
-/// Renew this long before expiry (when the token lives long enough for that to leave most of its life).
-const REFRESH_MARGIN_SECS: u64 = 300;
 
-pub use crate::providers::codec::TokenRequest;
+pub use crate::providers::{
+    codec::TokenRequest,
+    oauth::{TokenCell, TokenError},
+};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CredentialsError {
@@ -45,17 +43,6 @@ pub enum CredentialsError {
     BadTokenUri,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum TokenError {
-    #[error("signing the token assertion failed")]
-    Sign,
-    #[error("the token response is not JSON with an `access_token`: {0}")]
-    Malformed(String),
-    #[error("the token endpoint refused: {0}")]
-    Refused(String),
-    #[error("the token type is `{0}`, not Bearer")]
-    NotBearer(String),
-}
 
 /// Parsed credentials.
 pub(super) enum Credentials {
@@ -199,69 +186,10 @@ fn rsa_key(pem: &str) -> Option<RsaKeyPair> {
     }
 }
 
-/// The current access token, replaced whole by each refresh and read without a lock.
-#[derive(Default)]
-pub(super) struct TokenCell {
-    current: ArcSwapOption<Token>,
-}
-
-pub(super) struct Token {
-    /// `Bearer <token>`, marked sensitive.
-    pub header: HeaderValue,
-    /// The bare token, to scrub from error messages.
-    pub secret: Secret,
-    pub expires_at_unix: u64,
-}
-
-impl std::fmt::Debug for TokenCell {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let expires = self.current.load().as_ref().map(|t| t.expires_at_unix);
-        f.debug_struct("TokenCell").field("expires_at_unix", &expires).finish_non_exhaustive()
-    }
-}
-
-impl TokenCell {
-    pub fn get(&self) -> Option<Arc<Token>> {
-        self.current.load_full()
-    }
-
-    /// Reads a token endpoint's answer and installs the token; returns how long until it should be renewed.
-    pub fn install(&self, body: &[u8], now_unix: u64) -> Result<Duration, TokenError> {
-        #[derive(Deserialize)]
-        struct Answer {
-            access_token: Option<String>,
-            expires_in: Option<u64>,
-            token_type: Option<String>,
-            error: Option<String>,
-            error_description: Option<String>,
-        }
-        let a: Answer = serde_json::from_slice(body).map_err(|e| TokenError::Malformed(e.to_string()))?;
-        if let Some(error) = a.error {
-            let detail = a.error_description.map(|d| format!("{error}: {d}")).unwrap_or(error);
-            return Err(TokenError::Refused(detail));
-        }
-        let token =
-            a.access_token.filter(|t| !t.is_empty()).ok_or_else(|| TokenError::Malformed("no access_token".into()))?;
-        if let Some(kind) = a.token_type.filter(|k| !k.eq_ignore_ascii_case("bearer")) {
-            return Err(TokenError::NotBearer(kind));
-        }
-        let mut header = HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|_| TokenError::Malformed("access_token is not a valid header value".into()))?;
-        header.set_sensitive(true);
-        // RFC 6749 5.1 makes `expires_in` optional; Google always sends it. Without it, assume the usual hour.
-        let lifetime = a.expires_in.unwrap_or(ASSERTION_LIFETIME_SECS);
-        self.current.store(Some(Arc::new(Token {
-            header,
-            secret: Secret::new(token),
-            expires_at_unix: now_unix.saturating_add(lifetime),
-        })));
-        let refresh_in = if lifetime > 2 * REFRESH_MARGIN_SECS { lifetime - REFRESH_MARGIN_SECS } else { lifetime / 2 };
-        Ok(Duration::from_secs(refresh_in.max(1)))
-    }
-}
-
 #[cfg(test)]
 pub(super) mod tests {
+    use std::time::Duration;
+
     use ring::signature::{UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
     use serde_json::Value;
 

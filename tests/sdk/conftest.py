@@ -52,7 +52,37 @@ NATIVE_MODELS = {
 DEAD_MODEL = "up-dead"
 # tollgate's built-in mock provider, no upstream at all.
 MOCK_MODELS = {"mock-echo": "mock/echo", "mock-embed": "mock/text-embedding-3-small"}
-PUBLIC_MODELS = [*MODELS, DEAD_MODEL, *MOCK_MODELS, *NATIVE_MODELS]
+
+# Every dialect tollgate speaks upstream -> its provider prefix. Each gets the deployments `<dialect>-<role>`, whose
+# fake mode (the upstream model after the prefix) is DIALECT_ROLES[role], all served by the one fake upstream at
+# the provider's real paths; `dialect_params` says how each is addressed and authenticated.
+DIALECTS = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "gemini": "gemini",
+    "vertex": "vertex_ai",
+    "bedrock": "bedrock",
+    "cohere": "cohere",
+    "azure": "azure",
+}
+DIALECT_ROLES = {"chat": "normal", "tools": "tools", "429": "error-429"}
+DIALECT_MODELS = {
+    f"{dialect}-{role}": f"{prefix}/{mode}"
+    for dialect, prefix in DIALECTS.items()
+    for role, mode in DIALECT_ROLES.items()
+}
+# Bedrock picks the embeddings body by the model family in the id; the fake answers any id but `cohere.embed`
+# as Titan.
+DIALECT_MODELS["bedrock-titan"] = "bedrock/amazon.titan-embed-text-v2:0"
+VERTEX_PROJECT = "tollgate-test"
+VERTEX_LOCATION = "us-central1"
+AZURE_API_VERSION = "2024-10-21"
+# The key pair the Bedrock fake verifies SigV4 signatures with (tests/fakes/src/bedrock/sigv4.rs).
+AWS_ACCESS_KEY_ID = "AKIDFAKEBEDROCK"
+AWS_SECRET_ACCESS_KEY = "fake/bedrock+secret/access/key/0000000000"
+# tollgate fetches the Vertex AI token in the background at start-up; until then Vertex deployments answer 503.
+VERTEX_TOKEN_SECONDS = 5
+PUBLIC_MODELS = [*MODELS, DEAD_MODEL, *MOCK_MODELS, *NATIVE_MODELS, *DIALECT_MODELS]
 
 
 def binary(env: str, name: str) -> str:
@@ -92,28 +122,72 @@ def tail(path: str, chars: int = 4000) -> str:
         return f"(no log: {e})"
 
 
-def model_entry(name: str, upstream_model: str, api_base: str, extra: dict) -> str:
-    lines = [
-        f"  - model_name: {name}",
-        "    litellm_params:",
-        f"      model: openai/{upstream_model}",
-        f"      api_base: {api_base}",
-        f"      api_key: {UPSTREAM_KEY}",
-    ]
-    lines += [f"      {k}: {v}" for k, v in extra.items()]
+def model_entry(name: str, params: dict) -> str:
+    """One `model_list` entry; values are written as JSON, which YAML reads as the same scalars."""
+    lines = [f"  - model_name: {name}", "    litellm_params:"]
+    lines += [f"      {k}: {json.dumps(v)}" for k, v in params.items()]
     return "\n".join(lines)
 
 
-def gateway_config(upstream_url: str) -> str:
-    api_base = f"{upstream_url}/v1"
-    entries = [model_entry(name, mode, api_base, extra) for name, (mode, extra) in MODELS.items()]
-    entries.append(model_entry(DEAD_MODEL, "normal", f"http://127.0.0.1:{dead_port()}/v1", {"timeout": 2}))
-    entries += [f"  - model_name: {name}\n    litellm_params:\n      model: {model}" for name, model in MOCK_MODELS.items()]
+def dialect_params(prefix: str, upstream_url: str, vertex_credentials: str) -> dict:
+    """The `litellm_params` besides `model` of a `prefix/` deployment served by the fake upstream (each provider
+    reads `api_base` as its own base URL, see its `new` in server/src/providers/)."""
+    key = {"api_key": UPSTREAM_KEY}
+    return {
+        "openai": {"api_base": f"{upstream_url}/v1", **key},
+        "anthropic": {"api_base": upstream_url, **key},
+        "gemini": {"api_base": f"{upstream_url}/v1beta", **key},
+        "vertex_ai": {
+            "api_base": upstream_url,
+            "vertex_project": VERTEX_PROJECT,
+            "vertex_location": VERTEX_LOCATION,
+            "vertex_credentials": vertex_credentials,
+        },
+        "bedrock": {
+            "api_base": upstream_url,
+            "aws_access_key_id": AWS_ACCESS_KEY_ID,
+            "aws_secret_access_key": AWS_SECRET_ACCESS_KEY,
+            "aws_region_name": "us-east-1",
+        },
+        "cohere": {"api_base": upstream_url, **key},
+        "azure": {"api_base": upstream_url, "api_version": AZURE_API_VERSION, **key},
+    }[prefix]
+
+
+def gateway_config(upstream_url: str, vertex_credentials: str) -> str:
+    def params(prefix: str) -> dict:
+        return dialect_params(prefix, upstream_url, vertex_credentials)
+
+    openai_upstream = params("openai")
+    entries = [
+        model_entry(name, {"model": f"openai/{mode}", **openai_upstream, **extra}) for name, (mode, extra) in MODELS.items()
+    ]
+    dead_base = f"http://127.0.0.1:{dead_port()}/v1"
+    entries.append(model_entry(DEAD_MODEL, {"model": "openai/normal", "api_base": dead_base, "api_key": UPSTREAM_KEY, "timeout": 2}))
+    entries += [model_entry(name, {"model": model}) for name, model in MOCK_MODELS.items()]
     entries += [
-        f"  - model_name: {name}\n    litellm_params:\n      model: {model}\n      api_base: {upstream_url}\n      api_key: {UPSTREAM_KEY}"
-        for name, model in NATIVE_MODELS.items()
+        model_entry(name, {"model": model, **params(model.split("/")[0])})
+        for name, model in {**NATIVE_MODELS, **DIALECT_MODELS}.items()
     ]
     return "model_list:\n" + "\n".join(entries) + f"\ngeneral_settings:\n  master_key: {MASTER_KEY}\n"
+
+
+def write_vertex_credentials(upstream_url: str, workdir: str) -> str:
+    """Writes a service-account file whose `token_uri` is the fake's `/token` and whose key is the Gemini
+    provider's test key (tollgate signs its token requests with it); returns its path."""
+    path = os.path.join(workdir, "vertex-service-account.json")
+    credentials = {
+        "type": "service_account",
+        "project_id": VERTEX_PROJECT,
+        "private_key_id": "kid-sdk-tests",
+        "private_key": (ROOT / "server/src/providers/gemini/test_key.pem").read_text(),
+        "client_email": f"gateway@{VERTEX_PROJECT}.iam.gserviceaccount.com",
+        "client_id": "123",
+        "token_uri": f"{upstream_url}/token",
+    }
+    with open(path, "w") as f:
+        json.dump(credentials, f)
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -152,7 +226,7 @@ def gateway(fake_upstream, workdir):
     """Base URL of tollgate, e.g. http://127.0.0.1:PORT, serving `gateway_config`."""
     config_path = os.path.join(workdir, "config.yaml")
     with open(config_path, "w") as f:
-        f.write(gateway_config(fake_upstream))
+        f.write(gateway_config(fake_upstream, write_vertex_credentials(fake_upstream, workdir)))
     log_path = os.path.join(workdir, "tollgate.log")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -190,6 +264,24 @@ def wait_ready(url: str, proc: subprocess.Popen) -> str | None:
             last = str(e)
         time.sleep(0.05)
     return f"not ready after {STARTUP_SECONDS} s (last readiness probe: {last})"
+
+
+@pytest.fixture(scope="session")
+def vertex_ready(gateway):
+    """Waits until tollgate has its Vertex AI token (a chat on `vertex-chat` succeeds), at most
+    VERTEX_TOKEN_SECONDS; before that, Vertex deployments answer 503 `deployment_not_ready`."""
+    client = openai.OpenAI(base_url=f"{gateway}/v1", api_key=MASTER_KEY, max_retries=0, timeout=10)
+    deadline = time.monotonic() + VERTEX_TOKEN_SECONDS
+    while True:
+        try:
+            client.chat.completions.create(model="vertex-chat", messages=[{"role": "user", "content": "hi"}])
+            return
+        except openai.APIStatusError as e:
+            waited_too_long = time.monotonic() > deadline
+            if e.code != "deployment_not_ready" or waited_too_long:
+                why = f"still not ready after {VERTEX_TOKEN_SECONDS} s" if waited_too_long else "failed"
+                pytest.fail(f"vertex-chat {why}: {e.status_code} {e.message}", pytrace=False)
+        time.sleep(0.05)
 
 
 @pytest.fixture

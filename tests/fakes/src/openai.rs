@@ -1,5 +1,6 @@
-//! The fake OpenAI-compatible endpoints: chat completions, embeddings and models. The request's `model` picks
-//! the behaviour (see [`crate::mode`]), so one server serves every mode; bodies follow OpenAI's wire format.
+//! The fake OpenAI-compatible endpoints: chat completions, embeddings and models, also at Azure OpenAI's
+//! deployment paths (`/openai/deployments/{d}/...`). The request's `model` picks the behaviour (see
+//! [`crate::mode`]), so one server serves every mode; bodies follow OpenAI's wire format.
 
 use std::time::Duration;
 
@@ -35,7 +36,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/chat/completions", web::post().to(chat))
         .route("/v1/embeddings", web::post().to(embeddings))
         .route("/embeddings", web::post().to(embeddings))
-        .route("/v1/models", web::get().to(models));
+        .route("/v1/models", web::get().to(models))
+        // Azure OpenAI: the deployment in the path and `?api-version=` in the query; the body's `model` still
+        // picks the mode (tollgate sends the deployment name there).
+        .route("/openai/deployments/{deployment}/chat/completions", web::post().to(chat))
+        .route("/openai/deployments/{deployment}/embeddings", web::post().to(embeddings));
 }
 
 /// The request's headers as a JSON object with lower-case names (repeated headers joined with `, `).

@@ -38,7 +38,7 @@ impl Gateway {
     pub fn start_with_env(yaml: &str, env: &[(&str, &str)]) -> Gateway {
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        Self::start_config(Config::load_str(yaml, &lookup).expect("valid test config"))
+        Self::start_config(Config::load_str_shared(yaml, std::sync::Arc::new(lookup)).expect("valid test config"))
     }
 
     fn start_config(config: Config) -> Gateway {

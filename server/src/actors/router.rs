@@ -43,7 +43,7 @@ impl Router {
 
 fn build(config: &Config, upstream: &Upstream) -> Result<(RoutingTable, Vec<Addr<DeploymentWorker>>), ConfigError> {
     let mut workers = Vec::new();
-    let env = |name: &str| std::env::var(name).ok();
+    let env = config.env.clone();
     let (allowed_fails, cooldown) = (config.router.allowed_fails, config.router.cooldown_time);
     let catalog = pricing::configured(config.price_catalog.as_deref())?;
     let table = RoutingTable::build(config, &env, &catalog, |id, stats, provider| {

@@ -9,7 +9,7 @@ mod interpolate;
 mod raw;
 mod upstream;
 
-use std::{collections::BTreeMap, path::Path, time::Duration};
+use std::{collections::BTreeMap, path::Path, sync::Arc, time::Duration};
 
 use serde_yaml::Value;
 
@@ -46,10 +46,40 @@ impl ConfigError {
     }
 }
 
+/// The environment providers resolve their keys, base URLs and regions against, when the routing table is built:
+/// the config's `environment_variables` first (LiteLLM puts them in the process environment), then the lookup the
+/// config was loaded with ([`Config::load_str_shared`]), else the process environment.
+#[derive(Clone, Default)]
+pub struct Env {
+    local: Arc<BTreeMap<String, String>>,
+    outer: Option<Arc<dyn EnvLookup + Send + Sync>>,
+}
+
+impl EnvLookup for Env {
+    fn get(&self, name: &str) -> Option<String> {
+        if let Some(v) = self.local.get(name) {
+            return Some(v.clone());
+        }
+        match &self.outer {
+            Some(outer) => outer.get(name),
+            None => std::env::var(name).ok(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Values may be secrets: names only.
+        f.debug_struct("Env").field("local", &self.local.keys().collect::<Vec<_>>()).finish_non_exhaustive()
+    }
+}
+
 /// The validated configuration the gateway runs on.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub deployments: Vec<DeploymentConfig>,
+    /// What providers read from the environment (see [`Env`]).
+    pub env: Env,
     pub master_key: Option<Secret>,
     pub max_request_bytes: usize,
     pub router: RouterSettings,
@@ -127,6 +157,13 @@ impl Config {
         Self::load_str(&text, &|name: &str| std::env::var(name).ok())
     }
 
+    /// Like [`Config::load_str`], and providers resolve against `env` too (instead of the process environment).
+    pub fn load_str_shared(text: &str, env: Arc<dyn EnvLookup + Send + Sync>) -> Result<Self, ConfigError> {
+        let mut config = Self::load_str(text, &*env)?;
+        config.env.outer = Some(env);
+        Ok(config)
+    }
+
     pub fn load_str(text: &str, env: &dyn EnvLookup) -> Result<Self, ConfigError> {
         let mut tree: Value = serde_yaml::from_str(text)?;
         if tree.is_null() {
@@ -144,6 +181,7 @@ impl Config {
             ConfigError::invalid(path, e.into_inner().to_string())
         })?;
         let mut config = validate(raw, &lookup)?;
+        config.env.local = Arc::new(local_env.clone());
         let mut warnings: Vec<String> = ignored.iter().map(|p| unknown_key_warning(&bracket_indices(p))).collect();
         warnings.append(&mut config.warnings);
         config.warnings = warnings;
@@ -312,6 +350,7 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
     }
     Ok(Config {
         deployments,
+        env: Env::default(),
         master_key,
         max_request_bytes: (mb * 1024.0 * 1024.0) as usize,
         router: RouterSettings {
@@ -418,6 +457,17 @@ fn deployment(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn providers_see_environment_variables_then_the_loaders_environment() {
+        let yaml = "model_list: []\nenvironment_variables: {ANTHROPIC_API_KEY: from-config}\n";
+        let outer = |name: &str| (name == "ANTHROPIC_API_KEY" || name == "OTHER").then(|| format!("outer-{name}"));
+        let config = Config::load_str_shared(yaml, Arc::new(outer)).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(config.env.get("ANTHROPIC_API_KEY").as_deref(), Some("from-config"));
+        assert_eq!(config.env.get("OTHER").as_deref(), Some("outer-OTHER"));
+        assert_eq!(config.env.get("TOLLGATE_SURELY_UNSET_VARIABLE"), None);
+        assert!(!format!("{:?}", config.env).contains("from-config"), "values may be secrets");
+    }
 
     fn env(name: &str) -> Option<String> {
         (name == "OPENAI_API_KEY").then(|| "sk-test-0123456789abcdef".to_owned())

@@ -64,6 +64,9 @@ pub async fn chat(
     let dialect = match (&deployment.provider, inbound) {
         // Same dialect on both sides: the caller's bytes, spliced, and the upstream's bytes relayed.
         (Provider::OpenAi(openai), Inbound::OpenAi(req)) => {
+            if let Some(why) = openai.not_ready() {
+                return Err(not_ready(deployment, &why));
+            }
             let request = openai.splice_chat(req, &deployment.upstream_model);
             let mut settle = begin(in_flight);
             let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
@@ -130,6 +133,9 @@ pub async fn embeddings(
     let begin = |in_flight| Settlement::begin(deployment.clone(), ctx.request_id.clone(), false, in_flight);
     let dialect: &dyn Dialect = match &deployment.provider {
         Provider::OpenAi(openai) => {
+            if let Some(why) = openai.not_ready() {
+                return Err(not_ready(deployment, &why));
+            }
             let request = openai.splice_embeddings(req, &deployment.upstream_model);
             let mut settle = begin(in_flight);
             let head = Head { overhead_ms: ctx.overhead_ms(), attempts };

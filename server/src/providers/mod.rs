@@ -30,7 +30,7 @@ use openai::OpenAiCompatible;
 pub enum Provider {
     /// Boxed: it carries URLs and headers, and deployments of every kind sit side by side in the table.
     /// Spliced as raw bytes for OpenAI callers, through the canonical types for others.
-    OpenAi(Box<OpenAiCompatible>),
+    OpenAi(Arc<OpenAiCompatible>),
     /// A provider with its own wire dialect, always spoken through the canonical types.
     Native(Arc<dyn Dialect>),
     Mock(MockModel),
@@ -133,16 +133,18 @@ impl Provider {
         if is_azure && !dialect.sends_key() {
             return Err(ConfigError::invalid(
                 format!("{}.litellm_params.api_key", d.path),
-                "no Azure credential: set `api_key` (or AZURE_API_KEY), or `azure_ad_token` for Microsoft Entra ID",
+                "no Azure credential: set `api_key` (or AZURE_API_KEY), `azure_ad_token`, or Microsoft Entra client \
+                 credentials (`tenant_id`, `client_id`, `client_secret`)",
             ));
         }
-        Ok((Self::OpenAi(Box::new(dialect)), upstream.to_owned()))
+        Ok((Self::OpenAi(Arc::new(dialect)), upstream.to_owned()))
     }
 
     /// The provider's dialect when its worker has something to do for it (fetch and refresh an access token).
     pub fn needs_worker(&self) -> Option<Arc<dyn Dialect>> {
         match self {
             Self::Native(d) if d.token_request(0).is_some() => Some(d.clone()),
+            Self::OpenAi(o) if o.token_request(0).is_some() => Some(o.clone()),
             _ => None,
         }
     }
@@ -208,13 +210,28 @@ fn azure_settings<'a>(
     env: &dyn EnvLookup,
 ) -> Result<(String, openai::Azure<'a>), ConfigError> {
     let field = |name: &str| format!("{}.litellm_params.{name}", d.path);
-    if d.provider_params.client_secret.is_some() || d.provider_params.tenant_id.is_some() {
-        return Err(ConfigError::invalid(
-            field("client_secret"),
-            "Microsoft Entra client credentials (tenant_id/client_id/client_secret) are not supported yet; use \
-             `api_key`, or a token in `azure_ad_token`",
-        ));
-    }
+    let p = &d.provider_params;
+    let client_credentials = match (&p.tenant_id, &p.client_id, &p.client_secret) {
+        (None, None, None) => None,
+        (Some(tenant), Some(client_id), Some(secret)) => {
+            // The Azure SDKs' variable moves the authority (sovereign clouds, tests).
+            let authority = first_env(env, &["AZURE_AUTHORITY_HOST"]).unwrap_or_else(|| AZURE_AUTHORITY.to_owned());
+            let token_url = format!("{}/{tenant}/oauth2/v2.0/token", authority.trim_end_matches('/'));
+            let form = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("grant_type", "client_credentials")
+                .append_pair("client_id", client_id)
+                .append_pair("client_secret", secret.expose())
+                .append_pair("scope", AZURE_SCOPE)
+                .finish();
+            Some(openai::Entra::ClientCredentials { token_url, form: Secret::new(form) })
+        }
+        _ => {
+            return Err(ConfigError::invalid(
+                field("tenant_id"),
+                "Microsoft Entra client credentials need all of `tenant_id`, `client_id` and `client_secret`",
+            ))
+        }
+    };
     let base = d.api_base.clone().or_else(|| first_env(env, &["AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"])).ok_or_else(
         || {
             ConfigError::invalid(
@@ -228,7 +245,11 @@ fn azure_settings<'a>(
         .clone()
         .or_else(|| first_env(env, &["AZURE_API_VERSION", "OPENAI_API_VERSION"]))
         .unwrap_or_else(|| openai::AZURE_DEFAULT_API_VERSION.to_owned());
-    let entra_token =
+    let token =
         d.provider_params.azure_ad_token.clone().or_else(|| first_env(env, &["AZURE_AD_TOKEN"]).map(Secret::new));
-    Ok((base, openai::Azure { deployment, api_version, entra_token }))
+    let entra = token.map(openai::Entra::Token).or(client_credentials);
+    Ok((base, openai::Azure { deployment, api_version, entra }))
 }
+
+const AZURE_AUTHORITY: &str = "https://login.microsoftonline.com";
+const AZURE_SCOPE: &str = "https://cognitiveservices.azure.com/.default";

@@ -86,4 +86,3 @@ impl TokenCell {
         Ok(Duration::from_secs(refresh_in.max(1)))
     }
 }
-

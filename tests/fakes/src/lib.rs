@@ -53,6 +53,7 @@ pub mod bedrock;
 pub mod cohere;
 pub mod connect_proxy;
 pub mod control;
+pub mod entra;
 pub mod gemini;
 mod mode;
 pub mod openai;
@@ -100,6 +101,7 @@ fn serve(
             .configure(anthropic::configure)
             .configure(bedrock::configure)
             .configure(gemini::configure)
+            .configure(entra::configure)
             .configure(control::configure)
     })
     .workers(workers.max(1))

@@ -43,7 +43,6 @@ pub enum CredentialsError {
     BadTokenUri,
 }
 
-
 /// Parsed credentials.
 pub(super) enum Credentials {
     /// Boxed: the RSA key is large and the other variant small.

@@ -17,7 +17,7 @@ use crate::{
     },
     providers::{
         catalog,
-        codec::{CallOptions, Dialect, StreamDecoder, UpstreamRequest},
+        codec::{CallOptions, Dialect, StreamDecoder, TokenRequest, UpstreamRequest},
     },
 };
 
@@ -55,17 +55,30 @@ impl OpenAiCompatible {
     }
 
     fn upstream_request(&self, url: &actix_web::http::Uri, body: Vec<u8>) -> UpstreamRequest {
-        UpstreamRequest {
-            url: url.clone(),
-            headers: self.headers().map(|(n, v)| (n.clone(), v.clone())).collect(),
-            body,
-        }
+        UpstreamRequest { url: url.clone(), headers: self.headers(), body }
     }
 }
 
 impl Dialect for OpenAiCompatible {
     fn provider(&self) -> &str {
         &self.provider
+    }
+
+    fn not_ready(&self) -> Option<String> {
+        let waiting = self.entra_client.as_ref().is_some_and(|e| e.token.get().is_none());
+        waiting.then(|| "waiting for a Microsoft Entra token (the deployment's worker fetches it)".into())
+    }
+
+    fn token_request(&self, _now_unix: u64) -> Option<Result<TokenRequest, String>> {
+        let e = self.entra_client.as_ref()?;
+        Some(Ok(TokenRequest { url: e.token_url.clone(), body: e.form.expose().as_bytes().to_vec() }))
+    }
+
+    fn install_token(&self, body: &[u8], now_unix: u64) -> Result<std::time::Duration, String> {
+        match &self.entra_client {
+            Some(e) => e.token.install(body, now_unix).map_err(|e| e.to_string()),
+            None => Err("this deployment fetches no access token".into()),
+        }
     }
 
     fn chat_request(&self, chat: &Chat, options: CallOptions<'_>) -> Result<UpstreamRequest, Unsupported> {

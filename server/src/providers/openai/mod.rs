@@ -23,6 +23,7 @@ use serde_json::Value;
 use super::{
     catalog::{AuthStyle, Preset},
     codec::UpstreamRequest,
+    oauth::TokenCell,
 };
 use crate::{
     llm::{
@@ -74,6 +75,8 @@ pub struct OpenAiCompatible {
     /// Pre-built credential header (`Authorization: Bearer …`, Azure's `api-key`), marked sensitive so it is never
     /// logged.
     auth: Option<(HeaderName, HeaderValue)>,
+    /// Azure with Entra client credentials: the token comes from here, fetched by the deployment's worker.
+    pub(super) entra_client: Option<Box<EntraClient>>,
     /// The key and the configured header values: never shown in an error message.
     scrubbed: Vec<Secret>,
     /// `extra_headers` and the organization, every value marked sensitive (it may hold a credential).
@@ -112,7 +115,25 @@ pub struct Settings<'a> {
 pub struct Azure<'a> {
     pub deployment: &'a str,
     pub api_version: String,
-    pub entra_token: Option<Secret>,
+    pub entra: Option<Entra>,
+}
+
+/// How an Azure deployment gets a Microsoft Entra ID token.
+pub enum Entra {
+    /// A token given in the config (`azure_ad_token`), used as it is.
+    Token(Secret),
+    /// An app's client credentials: the deployment's worker posts `form` to `token_url` for a token (scope
+    /// `https://cognitiveservices.azure.com/.default`) and refreshes it before it expires.
+    ClientCredentials { token_url: String, form: Secret },
+}
+
+/// A client-credentials token source and its current token.
+#[derive(Debug)]
+pub(super) struct EntraClient {
+    pub token_url: Uri,
+    /// The form body: it holds the client secret.
+    pub form: Secret,
+    pub token: TokenCell,
 }
 
 /// Azure's latest GA inference `api-version` in providers.md; newer ones are set by `api_version`.
@@ -142,8 +163,17 @@ impl OpenAiCompatible {
             v.set_sensitive(true);
             Ok::<_, BuildError>((actix_web::http::header::AUTHORIZATION, v))
         };
+        let entra_client = match s.azure.as_ref().and_then(|a| a.entra.as_ref()) {
+            Some(Entra::ClientCredentials { token_url, form }) => Some(Box::new(EntraClient {
+                token_url: Uri::try_from(token_url.as_str()).map_err(|_| BuildError::BadUrl(token_url.clone()))?,
+                form: form.clone(),
+                token: TokenCell::default(),
+            })),
+            _ => None,
+        };
         let auth = match (&s.azure, &key) {
-            (Some(Azure { entra_token: Some(token), .. }), _) => Some(bearer(token)?),
+            (Some(Azure { entra: Some(Entra::Token(token)), .. }), _) => Some(bearer(token)?),
+            (Some(Azure { entra: Some(Entra::ClientCredentials { .. }), .. }), _) => None,
             (Some(_), Some(k)) => {
                 let mut v = HeaderValue::from_str(k.expose()).map_err(|_| BuildError::BadKey)?;
                 v.set_sensitive(true);
@@ -164,7 +194,10 @@ impl OpenAiCompatible {
             None => (endpoint(base, "chat/completions")?, endpoint(base, "embeddings")?),
         };
         let mut extra_headers = Vec::new();
-        let entra = s.azure.as_ref().and_then(|a| a.entra_token.clone());
+        let entra = match s.azure.as_ref().and_then(|a| a.entra.as_ref()) {
+            Some(Entra::Token(token)) => Some(token.clone()),
+            _ => None,
+        };
         let mut scrubbed: Vec<Secret> = key.iter().chain(&entra).filter(|k| !k.expose().is_empty()).cloned().collect();
         if let Some(org) = s.organization {
             let v = HeaderValue::from_str(org).map_err(|_| BuildError::BadHeader("OpenAI-Organization".into()))?;
@@ -184,6 +217,7 @@ impl OpenAiCompatible {
             chat_url,
             embeddings_url,
             auth,
+            entra_client,
             scrubbed,
             extra_headers,
             param_mappings: s.preset.param_mappings.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
@@ -194,12 +228,15 @@ impl OpenAiCompatible {
 
     /// Whether requests carry an API key (`Authorization`), for the plain-HTTP check at start-up.
     pub fn sends_key(&self) -> bool {
-        self.auth.is_some()
+        self.auth.is_some() || self.entra_client.is_some()
     }
 
-    /// Headers every upstream request carries (besides `content-type`).
-    pub fn headers(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
-        self.auth.iter().map(|(n, v)| (n, v)).chain(self.extra_headers.iter().map(|(n, v)| (n, v)))
+    /// Headers every upstream request carries (besides `content-type`): the credential (a fetched Entra token
+    /// as it is now) and the extra headers.
+    pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
+        let fetched = self.entra_client.as_ref().and_then(|e| e.token.get());
+        let fetched = fetched.map(|t| (actix_web::http::header::AUTHORIZATION, t.header.clone()));
+        self.auth.iter().cloned().chain(fetched).chain(self.extra_headers.iter().cloned()).collect()
     }
 
     /// The caller's OpenAI request as this deployment takes it (see [`Self::chat_body`]).
@@ -212,8 +249,7 @@ impl OpenAiCompatible {
     }
 
     fn request(&self, url: &Uri, body: Vec<u8>) -> UpstreamRequest {
-        let headers = self.headers().map(|(n, v)| (n.clone(), v.clone())).collect();
-        UpstreamRequest { url: url.clone(), headers, body }
+        UpstreamRequest { url: url.clone(), headers: self.headers(), body }
     }
 
     pub fn chat_body(&self, req: &ChatRequest<'_>, upstream_model: &str) -> Vec<u8> {
@@ -275,7 +311,8 @@ impl OpenAiCompatible {
                 text.chars().take(500).collect()
             }
         });
-        for secret in &self.scrubbed {
+        let fetched = self.entra_client.as_ref().and_then(|e| e.token.get());
+        for secret in self.scrubbed.iter().chain(fetched.as_ref().map(|t| &t.secret)) {
             if message.contains(secret.expose()) {
                 message = message.replace(secret.expose(), "****");
             }
@@ -522,7 +559,7 @@ mod tests {
             azure: None,
         };
         let o = OpenAiCompatible::new(settings, &env).unwrap_or_else(|e| unreachable!("{e}"));
-        assert!(o.headers().all(|(_, v)| v.is_sensitive()));
+        assert!(o.headers().iter().all(|(_, v)| v.is_sensitive()));
         let debug = format!("{o:?}");
         assert!(!debug.contains("tok-very-secret-42") && !debug.contains("sk-key-value-0001"), "{debug}");
         let body = r#"{"error":{"message":"bad token tok-very-secret-42 for key sk-key-value-0001 in app"}}"#;

@@ -1,17 +1,21 @@
 //! Shared by the dialect tests of Gemini, Vertex AI and Bedrock (`tests/tests/dialect_{gemini,vertex,bedrock}.rs`):
 //! deployments pointing at the fakes of `tollgate-fakes`, the requests the tests send, and the checks every file
-//! repeats (what the caller's stream says, what the settlement line books, what an embedding decodes to).
+//! repeats. A dialect under test is a [`Target`]; the checks of an OpenAI caller ([`text`], [`streams`],
+//! [`tools`], [`finishes`], [`errors`], [`broken_streams`]) run over it with the dialect's own tables of cases.
+//! What Gemini and Vertex AI share is in [`google`].
 //!
-//! Prices are per deployment ([`PRICES`]), so every call is priced exactly and `cost_usd` can be checked against
+//! Every deployment is priced ([`INPUT_PRICE`], [`OUTPUT_PRICE`]), so `cost_usd` is checked against
 //! [`Tokens::cost`].
 
-use base64::{engine::general_purpose::STANDARD, Engine as _};
 use serde_json::{json, Value};
 use tollgate_fakes::bedrock::sigv4;
 
-pub mod google;
+use crate::{logs, post, post_messages, sse_data, FakeUpstream, Gateway, Reply, MASTER_KEY};
 
-use crate::{logs, post, post_messages, sse_data, sse_events, FakeUpstream, Gateway, Reply, MASTER_KEY};
+pub mod google;
+mod read;
+
+pub use read::{answer, assert_ends_with_error, assert_messages_end_with_error, fake_vector, message, usages, vectors};
 
 /// Per-token prices of every deployment made here (USD).
 pub const INPUT_PRICE: f64 = 0.000_001;
@@ -182,112 +186,6 @@ pub async fn within<T>(call: impl std::future::Future<Output = T>) -> T {
     actix_rt::time::timeout(std::time::Duration::from_secs(10), call).await.expect("the response ended in time")
 }
 
-/// The JSON chunks of an OpenAI stream (`[DONE]` left out).
-pub fn chunks(r: &Reply) -> Vec<Value> {
-    sse_data(&r.text).iter().filter(|d| *d != "[DONE]").map(|d| serde_json::from_str(d).unwrap_or(Value::Null)).collect()
-}
-
-fn is_stream(r: &Reply) -> bool {
-    r.header("content-type").is_some_and(|t| t.starts_with("text/event-stream"))
-}
-
-/// What an OpenAI chat reply says, whole or streamed alike: `{"content", "tool_calls": [[name, arguments]],
-/// "finish_reason"}`, with the content deltas and the argument fragments of a stream joined. A whole reply's
-/// `null` content reads as `""`.
-pub fn answer(r: &Reply) -> Value {
-    assert_eq!(r.status, 200, "{}", r.text);
-    if !is_stream(r) {
-        let choice = &r.json["choices"][0];
-        let calls = choice["message"]["tool_calls"].as_array().cloned().unwrap_or_default();
-        let calls: Vec<Value> = calls.iter().map(|c| json!([c["function"]["name"], c["function"]["arguments"]])).collect();
-        let content = choice["message"]["content"].as_str().unwrap_or_default();
-        return json!({"content": content, "tool_calls": calls, "finish_reason": choice["finish_reason"]});
-    }
-    let mut content = String::new();
-    let mut calls: Vec<(String, String)> = Vec::new();
-    let mut finish = Value::Null;
-    for chunk in chunks(r) {
-        let choice = &chunk["choices"][0];
-        content.push_str(choice["delta"]["content"].as_str().unwrap_or_default());
-        for call in choice["delta"]["tool_calls"].as_array().into_iter().flatten() {
-            let index = call["index"].as_u64().and_then(|i| usize::try_from(i).ok()).unwrap_or(usize::MAX);
-            if index == calls.len() {
-                calls.push(Default::default());
-            }
-            let Some((name, args)) = calls.get_mut(index) else { panic!("tool call {index} out of order: {}", r.text) };
-            name.push_str(call["function"]["name"].as_str().unwrap_or_default());
-            args.push_str(call["function"]["arguments"].as_str().unwrap_or_default());
-        }
-        if !choice["finish_reason"].is_null() {
-            finish = choice["finish_reason"].clone();
-        }
-    }
-    json!({"content": content, "tool_calls": calls, "finish_reason": finish})
-}
-
-/// The tool call ids of a whole OpenAI reply.
-pub fn tool_call_ids(r: &Reply) -> Vec<String> {
-    let calls = r.json["choices"][0]["message"]["tool_calls"].as_array().cloned().unwrap_or_default();
-    calls.iter().map(|c| c["id"].as_str().unwrap_or_default().to_owned()).collect()
-}
-
-/// The usage objects of an OpenAI stream's chunks (at most one is expected), or of a whole reply.
-pub fn usages(r: &Reply) -> Vec<Value> {
-    if !is_stream(r) {
-        return vec![r.json["usage"].clone()];
-    }
-    chunks(r).into_iter().filter_map(|c| c.get("usage").filter(|u| !u.is_null()).cloned()).collect()
-}
-
-/// What an Anthropic Messages reply says, whole or streamed alike: `{"content": [blocks], "stop_reason",
-/// "usage"}`, a stream's blocks assembled from their deltas. Tool ids are left out (Gemini's are made per reply);
-/// each must be present.
-pub fn message(r: &Reply) -> Value {
-    assert_eq!(r.status, 200, "{}", r.text);
-    let mut content: Vec<Value>;
-    let (stop_reason, usage);
-    if is_stream(r) {
-        content = Vec::new();
-        let mut partial: Vec<String> = Vec::new();
-        let mut delta = Value::Null;
-        for (name, data) in sse_events(&r.text) {
-            match name.as_str() {
-                "content_block_start" => {
-                    content.push(data["content_block"].clone());
-                    partial.push(String::new());
-                }
-                "content_block_delta" => {
-                    let (Some(block), Some(json)) = (content.last_mut(), partial.last_mut()) else { continue };
-                    match data["delta"]["type"].as_str() {
-                        Some("text_delta") => {
-                            let text = format!("{}{}", block["text"].as_str().unwrap_or_default(), data["delta"]["text"].as_str().unwrap_or_default());
-                            block["text"] = json!(text);
-                        }
-                        Some("input_json_delta") => json.push_str(data["delta"]["partial_json"].as_str().unwrap_or_default()),
-                        _ => {}
-                    }
-                }
-                "message_delta" => delta = data,
-                _ => {}
-            }
-        }
-        for (block, json) in content.iter_mut().zip(partial) {
-            if !json.is_empty() {
-                block["input"] = serde_json::from_str(&json).unwrap_or(Value::Null);
-            }
-        }
-        (stop_reason, usage) = (delta["delta"]["stop_reason"].clone(), delta["usage"].clone());
-    } else {
-        content = r.json["content"].as_array().cloned().unwrap_or_default();
-        (stop_reason, usage) = (r.json["stop_reason"].clone(), r.json["usage"].clone());
-    }
-    for block in content.iter_mut().filter(|b| b["type"] == "tool_use") {
-        let id = block.as_object_mut().and_then(|b| b.remove("id"));
-        assert!(id.as_ref().and_then(Value::as_str).is_some_and(|id| !id.is_empty()), "tool_use without an id: {}", r.text);
-    }
-    json!({"content": content, "stop_reason": stop_reason, "usage": usage})
-}
-
 /// An Anthropic caller's request, whole and then streamed: both replies say `want` (see [`message`]).
 pub async fn assert_messages(gw: &Gateway, body: &Value, want: &Value) {
     for stream in [false, true] {
@@ -296,28 +194,6 @@ pub async fn assert_messages(gw: &Gateway, body: &Value, want: &Value) {
         let r = messages(gw, &body).await;
         assert_eq!(&message(&r), want, "stream {stream}: {}", r.text);
     }
-}
-
-/// An OpenAI stream that ended as a stream must not: its last event is an error chunk, and there is no `[DONE]`.
-/// Returns the error object.
-pub fn assert_ends_with_error(r: &Reply) -> Value {
-    assert_eq!(r.status, 200, "{}", r.text);
-    let data = sse_data(&r.text);
-    assert!(!data.iter().any(|d| d == "[DONE]"), "no [DONE] after a broken stream: {}", r.text);
-    let last: Value = data.last().and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default();
-    assert!(last["error"]["message"].is_string(), "the last event is an error: {}", r.text);
-    last["error"].clone()
-}
-
-/// An Anthropic stream that ended as a stream must not: `event: error` last, no `message_stop`. Returns the
-/// error event's data.
-pub fn assert_messages_end_with_error(r: &Reply) -> Value {
-    assert_eq!(r.status, 200, "{}", r.text);
-    let events = sse_events(&r.text);
-    assert!(!events.iter().any(|(name, _)| name == "message_stop"), "{}", r.text);
-    let (name, data) = events.last().cloned().unwrap_or_default();
-    assert_eq!((name.as_str(), data["type"].as_str()), ("error", Some("error")), "{}", r.text);
-    data
 }
 
 /// Token counts as the settlement books them (OpenAI's inclusive form).
@@ -331,21 +207,19 @@ pub struct Tokens {
 }
 
 impl Tokens {
+    pub const NONE: Tokens = Tokens { prompt: 0, completion: 0, cache_read: 0, cache_write: 0, reasoning: 0 };
+
+    /// Only prompt tokens (embeddings).
+    pub fn prompt(prompt: u64) -> Tokens {
+        Tokens { prompt, ..Tokens::NONE }
+    }
+
     /// The cost at [`INPUT_PRICE`] and [`OUTPUT_PRICE`], as the log line prints it. With only these two prices
     /// configured, cache tokens cost the input price and reasoning tokens the output price.
     pub fn cost(&self) -> String {
         let usd = self.prompt as f64 * INPUT_PRICE + self.completion as f64 * OUTPUT_PRICE;
         let nanos = (usd * 1e9).round();
         format!("{}", nanos / 1e9)
-    }
-
-    /// This usage in OpenAI's `usage` object.
-    pub fn openai_usage(&self) -> Value {
-        json!({
-            "prompt_tokens": self.prompt,
-            "completion_tokens": self.completion,
-            "total_tokens": self.prompt + self.completion,
-        })
     }
 }
 
@@ -358,6 +232,17 @@ pub fn settlement(r: &Reply) -> Value {
 
 /// The settlement of `r` booked `tokens` at exactly the configured prices, and ended as `outcome`.
 pub fn assert_booked(r: &Reply, tokens: Tokens, outcome: &str) {
+    assert_settled(r, tokens, outcome, "exact", &tokens.cost());
+}
+
+/// The settlement of `r` booked no tokens, ended as `outcome`, and says why its cost is what it is
+/// (`accounting`: `exact` for a call nobody bills, else the gap's cause, with `cost_usd` "unknown").
+pub fn assert_unbooked(r: &Reply, outcome: &str, accounting: &str) {
+    let cost = if accounting == "exact" { "0" } else { "unknown" };
+    assert_settled(r, Tokens::NONE, outcome, accounting, cost);
+}
+
+fn assert_settled(r: &Reply, tokens: Tokens, outcome: &str, accounting: &str, cost: &str) {
     let line = settlement(r);
     let got = Tokens {
         prompt: line["prompt_tokens"].as_u64().unwrap_or(u64::MAX),
@@ -368,24 +253,201 @@ pub fn assert_booked(r: &Reply, tokens: Tokens, outcome: &str) {
     };
     assert_eq!(got, tokens, "{line}");
     let booked = (line["outcome"].as_str(), line["accounting"].as_str(), line["cost_usd"].as_str());
-    assert_eq!(booked, (Some(outcome), Some("exact"), Some(tokens.cost().as_str())), "{line}");
+    assert_eq!(booked, (Some(outcome), Some(accounting), Some(cost)), "{line}");
 }
 
-/// The vectors of an OpenAI embeddings response, floats or base64 (little-endian f32s) alike.
-pub fn vectors(r: &Reply) -> Vec<Vec<f32>> {
-    let data = r.json["data"].as_array().cloned().unwrap_or_default();
-    data.iter()
-        .map(|d| match &d["embedding"] {
-            Value::String(b64) => {
-                let bytes = STANDARD.decode(b64).unwrap_or_default();
-                bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+/// How a dialect authenticates, as the fake must see it.
+pub enum Auth {
+    /// This header's value starts with `prefix`; the header `not_sent` is absent.
+    Header { name: &'static str, prefix: String, not_sent: &'static str },
+    /// SigV4 with the fake's test access key, verified by the fake in full (`sigv4_verified:<seq>`).
+    SigV4,
+}
+
+/// A dialect under test: a gateway whose deployments `<prefix><mode>` point at the fake's modes, and what that
+/// dialect's fake receives and answers.
+pub struct Target<'a> {
+    pub gw: &'a Gateway,
+    pub fake: &'a FakeUpstream,
+    pub prefix: &'a str,
+    /// The fake's path for a mode, whole or streamed.
+    pub path: fn(&str, bool) -> String,
+    pub auth: Auth,
+    /// What the `normal` mode says.
+    pub text: &'a str,
+    /// The fake's usage in OpenAI's `usage`, and as the books count it.
+    pub usage: Value,
+    pub tokens: Tokens,
+    /// [`golden_chat`] in the dialect.
+    pub golden_body: Value,
+}
+
+impl Target<'_> {
+    pub fn model(&self, mode: &str) -> String {
+        format!("{}{mode}", self.prefix)
+    }
+
+    /// [`golden_chat`] to the `mode` deployment, whole or streamed (without `include_usage`).
+    pub fn request(&self, mode: &str, stream: bool) -> Value {
+        let body = golden_chat(&self.model(mode));
+        if stream {
+            streamed(&body, false)
+        } else {
+            body
+        }
+    }
+
+    /// The one request the fake received for `mode` (whole or streamed), its credential checked.
+    pub fn received(&self, mode: &str, stream: bool) -> Value {
+        self.received_at(&(self.path)(mode, stream))
+    }
+
+    /// The one request the fake received at `path`, its credential checked.
+    pub fn received_at(&self, path: &str) -> Value {
+        let request = received(self.fake, path);
+        let headers = &request["headers"];
+        match &self.auth {
+            Auth::Header { name, prefix, not_sent } => {
+                let sent = headers[name].as_str().unwrap_or_default();
+                assert!(sent.starts_with(prefix.as_str()), "`{name}: {sent}` should start with {prefix}: {request}");
+                assert!(headers.get(not_sent).is_none(), "{request}");
             }
-            floats => floats.as_array().into_iter().flatten().map(|x| x.as_f64().unwrap_or(f64::NAN) as f32).collect(),
-        })
-        .collect()
+            Auth::SigV4 => {
+                let auth = headers["authorization"].as_str().unwrap_or_default();
+                let credential = format!("AWS4-HMAC-SHA256 Credential={}/", sigv4::ACCESS_KEY_ID);
+                assert!(auth.starts_with(&credential), "{request}");
+                let scope = "/us-east-1/bedrock/aws4_request, SignedHeaders=host;x-amz-date, Signature=";
+                assert!(auth.contains(scope), "{auth}");
+                let date = headers["x-amz-date"].as_str().unwrap_or_default();
+                assert!(date.len() == 16 && date.ends_with('Z'), "{request}");
+                let verified = format!("sigv4_verified:{}", request["seq"]);
+                assert!(self.fake.events().contains(&verified), "{verified} not in {:?}", self.fake.events());
+            }
+        }
+        request
+    }
+
+    fn says(&self, text: &str) -> Value {
+        json!({"content": text, "tool_calls": [], "finish_reason": "stop"})
+    }
 }
 
-/// The vector the fakes give `text` (every fake derives it the same way), as f32s.
-pub fn fake_vector(text: &str) -> Vec<f32> {
-    tollgate_fakes::openai::embed(text).iter().map(|x| *x as f32).collect()
+/// A text request, whole: the path, credential and exact body the fake received; the answer, its usage, and the
+/// settlement at the configured prices.
+pub async fn text(t: &Target<'_>) {
+    let r = chat(t.gw, &t.request("normal", false)).await;
+    assert_eq!(answer(&r), t.says(t.text));
+    assert_eq!(r.json["object"], "chat.completion");
+    assert_eq!(usages(&r), std::slice::from_ref(&t.usage));
+    assert_eq!(t.received("normal", false)["body"], t.golden_body);
+    assert_booked(&r, t.tokens, "completed");
+}
+
+/// A text request, streamed with and without `include_usage`: the same body at the streaming path, the pieces
+/// joined, `[DONE]` last, a usage chunk only when asked for, and the books exact either way.
+pub async fn streams(t: &Target<'_>) {
+    for include_usage in [false, true] {
+        t.fake.clear();
+        let r = chat(t.gw, &streamed(&golden_chat(&t.model("normal")), include_usage)).await;
+        assert_eq!(answer(&r), t.says(t.text));
+        assert_eq!(sse_data(&r.text).last().map(String::as_str), Some("[DONE]"), "{}", r.text);
+        let want = if include_usage { vec![t.usage.clone()] } else { vec![] };
+        assert_eq!(usages(&r), want, "include_usage {include_usage}: {}", r.text);
+        assert_eq!(t.received("normal", true)["body"], t.golden_body);
+        assert_booked(&r, t.tokens, "completed");
+    }
+}
+
+/// [`tool_chat`] to the `tools` mode, whole and streamed: the fake received `sent` both times, and both answers
+/// are `want` (see [`answer`]). Returns the whole reply.
+pub async fn tools(t: &Target<'_>, sent: &Value, want: &Value) -> Reply {
+    let r = chat(t.gw, &streamed(&tool_chat(&t.model("tools")), false)).await;
+    assert_eq!(&answer(&r), want, "streamed: {}", r.text);
+    assert_eq!(&t.received("tools", true)["body"], sent, "streamed");
+    let r = chat(t.gw, &tool_chat(&t.model("tools"))).await;
+    assert_eq!(&answer(&r), want, "{}", r.text);
+    assert_eq!(&t.received("tools", false)["body"], sent);
+    r
+}
+
+/// Each `(mode, streamed, content, finish_reason)`.
+pub async fn finishes(t: &Target<'_>, cases: &[(&str, bool, &str, &str)]) {
+    for &(mode, stream, content, finish) in cases {
+        let r = chat(t.gw, &t.request(mode, stream)).await;
+        let want = json!({"content": content, "tool_calls": [], "finish_reason": finish});
+        assert_eq!(answer(&r), want, "{mode} stream {stream}: {}", r.text);
+    }
+}
+
+/// An upstream error as the caller sees it: `(mode, status, error.type, error.code, retry-after)`.
+pub type ErrorCase<'a> = (&'a str, u16, &'a str, Option<&'a str>, Option<&'a str>);
+
+/// Each upstream error, whole and streamed (a stream that fails before its first byte is a plain error).
+pub async fn errors(t: &Target<'_>, cases: &[ErrorCase<'_>]) {
+    for (&(mode, status, kind, code, retry_after), stream) in cases.iter().flat_map(|c| [(c, false), (c, true)]) {
+        let r = chat(t.gw, &t.request(mode, stream)).await;
+        let got = (r.status, r.error_type(), r.json["error"]["code"].as_str(), r.header("retry-after"));
+        assert_eq!(got, (status, kind, code, retry_after), "{mode} stream {stream}: {}", r.text);
+    }
+}
+
+/// What the books hold after a call.
+#[derive(Debug, Clone, Copy)]
+pub enum Books<'a> {
+    /// These counts at the configured prices.
+    Exact(Tokens),
+    /// No tokens, and this `accounting` (`exact` for a call nobody bills, else the gap's cause).
+    Nothing(&'a str),
+}
+
+/// A stream that ends as its dialect says it must not.
+pub struct BrokenCase<'a> {
+    pub mode: &'a str,
+    /// The text the caller got before the error.
+    pub text: &'a str,
+    /// The error chunk's `code`, and a part of its message.
+    pub code: Option<&'a str>,
+    pub message: &'a str,
+    /// The settlement's outcome: `broken`, or `failed` when the upstream reported the error itself.
+    pub outcome: &'a str,
+    pub books: Books<'a>,
+}
+
+/// Each broken stream (asked with `include_usage`) ends the caller's stream with an error chunk and no `[DONE]`,
+/// in time, after the text that came first; its settlement says what happened and what it cost.
+pub async fn broken_streams(t: &Target<'_>, cases: &[BrokenCase<'_>]) {
+    for case in cases {
+        let mode = case.mode;
+        let r = within(chat(t.gw, &streamed(&golden_chat(&t.model(mode)), true))).await;
+        let error = assert_ends_with_error(&r);
+        assert_eq!(answer(&r)["content"], case.text, "{mode}: {}", r.text);
+        assert_eq!(error["code"].as_str(), case.code, "{mode}: {error}");
+        assert!(error["message"].as_str().is_some_and(|m| m.contains(case.message)), "{mode}: {error}");
+        match case.books {
+            Books::Exact(tokens) => assert_booked(&r, tokens, case.outcome),
+            Books::Nothing(accounting) => assert_unbooked(&r, case.outcome, accounting),
+        }
+    }
+}
+
+/// `inputs` embedded by the deployment `model`, as floats and as base64: both decode to the fake's vectors; the
+/// fake received `sent` at `path` each time; the usage and the books are `books` (a prompt count, or none).
+pub async fn embed_both_ways(t: &Target<'_>, model: &str, inputs: &[&str], path: &str, sent: &Value, books: Books<'_>) {
+    let tokens = match books {
+        Books::Exact(tokens) => tokens.prompt,
+        Books::Nothing(_) => 0,
+    };
+    for format in ["float", "base64"] {
+        t.fake.clear();
+        let r = embeddings(t.gw, &json!({"model": model, "input": inputs, "encoding_format": format})).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let want: Vec<Vec<f32>> = inputs.iter().map(|text| fake_vector(text)).collect();
+        assert_eq!(vectors(&r), want, "{model} {format}: {}", r.text);
+        assert_eq!(r.json["usage"], json!({"prompt_tokens": tokens, "total_tokens": tokens}), "{}", r.text);
+        assert_eq!(&t.received_at(path)["body"], sent, "{model} {format}");
+        match books {
+            Books::Exact(tokens) => assert_booked(&r, tokens, "completed"),
+            Books::Nothing(accounting) => assert_unbooked(&r, "completed", accounting),
+        }
+    }
 }

@@ -11,9 +11,10 @@ use serde_json::{json, Value};
 use tollgate_tests::{
     dead_port,
     dialect_b::{
-        answer, assert_booked, chat, embeddings, fake_vector, gateway, golden_chat,
-        google::{self, Google},
-        received, streamed, vectors, vertex_model, Tokens, VERTEX_CLIENT_EMAIL, VERTEX_LOCATION, VERTEX_PROJECT,
+        self, answer, chat, embed_both_ways, embeddings, gateway, golden_chat,
+        google::{self, method},
+        received, streamed, vertex_model, Auth, Books, Target, Tokens, VERTEX_CLIENT_EMAIL, VERTEX_LOCATION,
+        VERTEX_PROJECT,
     },
     FakeUpstream, Gateway, Reply,
 };
@@ -57,15 +58,9 @@ async fn setup() -> (FakeUpstream, Gateway) {
     (fake, gw)
 }
 
-fn target<'a>(gw: &'a Gateway, fake: &'a FakeUpstream) -> Google<'a> {
-    Google {
-        gw,
-        fake,
-        prefix: "v-",
-        models_path: models_path(),
-        auth: ("authorization", "Bearer ya29.fake-".into()),
-        not_sent: "x-goog-api-key",
-    }
+fn target<'a>(gw: &'a Gateway, fake: &'a FakeUpstream) -> Target<'a> {
+    let auth = Auth::Header { name: "authorization", prefix: "Bearer ya29.fake-".into(), not_sent: "x-goog-api-key" };
+    google::target(gw, fake, "v-", |mode, stream| format!("{}{}", models_path(), method(mode, stream)), auth)
 }
 
 /// The JSON of one base64url segment of a JWT.
@@ -103,7 +98,7 @@ async fn the_first_request_waits_for_the_service_account_token_then_carries_it()
     // the gateway.
     let call = received(&fake, &format!("{}normal:generateContent", models_path()));
     assert_eq!(call["headers"]["authorization"], format!("Bearer ya29.fake-{}", token["seq"]));
-    assert_eq!(call["body"], google::golden_body());
+    assert_eq!(call["body"], target(&gw, &fake).golden_body);
     assert_eq!(fake.requests().len(), 2, "{waits} waits, then one token request and one call");
 }
 
@@ -126,13 +121,13 @@ async fn without_a_token_the_deployment_answers_503_and_calls_nothing() {
 #[actix_rt::test]
 async fn a_text_request_is_translated_exactly_and_booked_at_the_configured_prices() {
     let (fake, gw) = setup().await;
-    google::text(&target(&gw, &fake)).await;
+    dialect_b::text(&target(&gw, &fake)).await;
 }
 
 #[actix_rt::test]
 async fn streamed_text_arrives_whole_with_usage_only_when_asked() {
     let (fake, gw) = setup().await;
-    google::streams(&target(&gw, &fake)).await;
+    dialect_b::streams(&target(&gw, &fake)).await;
 }
 
 #[actix_rt::test]
@@ -144,36 +139,27 @@ async fn tool_results_are_named_by_their_call_and_tool_calls_come_back() {
 #[actix_rt::test]
 async fn finish_reasons_map_to_openais() {
     let (fake, gw) = setup().await;
-    google::finishes(&target(&gw, &fake)).await;
+    dialect_b::finishes(&target(&gw, &fake), google::FINISHES).await;
 }
 
 #[actix_rt::test]
 async fn upstream_errors_keep_their_meaning() {
     let (fake, gw) = setup().await;
-    google::errors(&target(&gw, &fake)).await;
+    dialect_b::errors(&target(&gw, &fake), google::ERRORS).await;
 }
 
 #[actix_rt::test]
 async fn broken_streams_end_with_an_error_chunk() {
     let (fake, gw) = setup().await;
-    google::broken_streams(&target(&gw, &fake)).await;
+    dialect_b::broken_streams(&target(&gw, &fake), google::BROKEN).await;
 }
 
 #[actix_rt::test]
 async fn embeddings_go_through_predict_as_floats_or_base64_and_are_booked() {
     let (fake, gw) = setup().await;
     let inputs = ["hello world", "second text"];
-    for format in ["float", "base64"] {
-        let body = json!({"model": "v-embed", "input": inputs, "encoding_format": format});
-        let r = embeddings(&gw, &body).await;
-        assert_eq!(r.status, 200, "{}", r.text);
-        assert_eq!(vectors(&r), inputs.map(fake_vector), "{format}: {}", r.text);
-        // The fake counts a token a word: 2 + 2.
-        assert_eq!(r.json["usage"], json!({"prompt_tokens": 4, "total_tokens": 4}));
-        assert_booked(&r, Tokens { prompt: 4, completion: 0, cache_read: 0, cache_write: 0, reasoning: 0 }, "completed");
-    }
+    let sent = json!({"instances": inputs.map(|text| json!({"content": text}))});
     let path = format!("{}{EMBEDDING_MODEL}:predict", models_path());
-    let sent: Vec<Value> = fake.requests().into_iter().filter(|r| r["path"] == path).map(|r| r["body"].clone()).collect();
-    let want = json!({"instances": inputs.map(|text| json!({"content": text}))});
-    assert_eq!(sent, [want.clone(), want]);
+    // The fake counts a token a word: 2 + 2.
+    embed_both_ways(&target(&gw, &fake), "v-embed", &inputs, &path, &sent, Books::Exact(Tokens::prompt(4))).await;
 }

@@ -53,7 +53,8 @@ pub fn vertex_model(name: &str, mode: &str, fake: &FakeUpstream, token_uri: &str
     // A JSON string is a valid YAML double-quoted scalar.
     let credentials = Value::String(credentials.to_string());
     let params = format!(
-        "      vertex_project: {VERTEX_PROJECT}\n      vertex_location: {VERTEX_LOCATION}\n      vertex_credentials: {credentials}\n"
+        "      vertex_project: {VERTEX_PROJECT}\n      vertex_location: {VERTEX_LOCATION}\n      \
+         vertex_credentials: {credentials}\n"
     );
     entry(name, &format!("vertex_ai/{mode}"), &fake.url, &params)
 }
@@ -71,7 +72,8 @@ pub fn bedrock_model(name: &str, model_id: &str, fake: &FakeUpstream) -> String 
 
 fn entry(name: &str, model: &str, api_base: &str, params: &str) -> String {
     format!(
-        "  - model_name: {name}\n    litellm_params:\n      model: {model}\n      api_base: {api_base}\n{params}{PRICES}"
+        "  - model_name: {name}\n    litellm_params:\n      model: {model}\n      api_base: {api_base}\n{params}\
+             {PRICES}"
     )
 }
 
@@ -105,7 +107,8 @@ pub fn tool_chat(model: &str) -> Value {
         "messages": [
             {"role": "user", "content": "Weather in Rome, and the time?"},
             {"role": "assistant", "content": null, "tool_calls": [
-                {"id": "call_w1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Rome\"}"}},
+                {"id": "call_w1", "type": "function",
+                 "function": {"name": "get_weather", "arguments": "{\"city\":\"Rome\"}"}},
                 {"id": "call_t1", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}]},
             {"role": "tool", "tool_call_id": "call_t1", "content": "12:00"},
             {"role": "tool", "tool_call_id": "call_w1", "content": "21C"},

@@ -26,7 +26,8 @@ fn models_path() -> String {
 }
 
 /// Sends `golden_chat(model)` until the deployment has its token (at most 5 s); every answer before that must be
-/// 503 `deployment_not_ready` with `retry-after: 1`. Returns the first other answer (whatever the upstream said) and how many waits it took.
+/// 503 `deployment_not_ready` with `retry-after: 1`. Returns the first other answer (whatever the upstream said)
+/// and how many waits it took.
 async fn first_ready_answer(gw: &Gateway, model: &str) -> (Reply, usize) {
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut waits = 0;

@@ -17,6 +17,7 @@ use tollgate::{
 };
 pub use tollgate_fakes::{raw, ConnectProxy, FakeUpstream, SeenConnect, TestCa};
 
+pub mod dialect_b;
 pub mod logs;
 
 pub const MASTER_KEY: &str = "sk-test-master";

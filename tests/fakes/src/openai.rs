@@ -326,7 +326,7 @@ fn embedding_inputs(input: &Value) -> Option<Vec<String>> {
 
 /// Eight deterministic values in [-1, 1] with four decimals, derived from the text (FNV-1a, then splitmix64 per
 /// dimension).
-pub(crate) fn embed(text: &str) -> [f64; 8] {
+pub fn embed(text: &str) -> [f64; 8] {
     let seed = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
     std::array::from_fn(|dim| {
         let mut z = seed.wrapping_add((dim as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));

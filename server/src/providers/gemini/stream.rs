@@ -8,7 +8,8 @@
 //! - `finishReason` may repeat on every event (some model versions), and function calls may come in an event
 //!   before the one with the reason, so the reason is kept and `Finish` is emitted when the body ends, with `STOP`
 //!   read as `tool_calls` if any call was seen.
-//! - `usageMetadata` is cumulative and repeats; the last one seen is the call's usage, emitted at the end, and an
+//! - `usageMetadata` is cumulative and repeats: each new count is a `Usage` as it arrives (a later one replaces an
+//!   earlier one), so a stream that breaks anywhere, even mid-event, still books what Google counted so far; an
 //!   event without it never resets it.
 //! - An `error` object is an `Error` event (Google then closes the stream).
 //!
@@ -76,8 +77,11 @@ impl StreamDecoder for Decoder {
             }));
             return Ok(());
         }
-        if let Some(u) = &resp.usage_metadata {
-            self.usage = Some(u.canonical());
+        if let Some(u) = resp.usage_metadata.as_ref().map(|u| u.canonical()) {
+            if self.usage != Some(u) {
+                self.usage = Some(u);
+                out.push(Event::Usage(u));
+            }
         }
         if resp.blocked() {
             self.blocked = true;
@@ -127,10 +131,6 @@ impl StreamDecoder for Decoder {
         let complete = finish.is_some() || self.errored;
         if let Some(f) = finish {
             out.push(Event::Finish(f));
-        }
-        // The upstream's own counts so far, also for a cut stream: what was generated was billed.
-        if let Some(u) = self.usage.take() {
-            out.push(Event::Usage(u));
         }
         if complete {
             Ok(())

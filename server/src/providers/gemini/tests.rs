@@ -481,11 +481,12 @@ fn stream_fixtures_decode_to_canonical_events() {
             text_stream(),
             vec![
                 start("r-1", "gemini-2.5-flash"),
+                Event::Usage(usage(21, 1, 8, 0)),
                 Event::Text("Hello".into()),
                 Event::Text(" wörld".into()),
+                Event::Usage(usage(21, 12, 8, 5)),
                 Event::Text("!".into()),
                 Event::Finish(Finish::Stop),
-                Event::Usage(usage(21, 12, 8, 5)),
             ],
             Ok(()),
         ),
@@ -494,13 +495,14 @@ fn stream_fixtures_decode_to_canonical_events() {
             tools_stream(),
             vec![
                 start("r-2", "gemini-2.5-pro"),
+                Event::Usage(usage(30, 0, 0, 0)),
                 Event::Reasoning("Weighing it.".into()),
                 Event::ToolStart { index: 0, id: "call_r2_0__thought__c2ln".into(), name: "get_weather".into() },
                 Event::ToolArgs { index: 0, fragment: r#"{"city":"Paris"}"#.into() },
                 Event::ToolStart { index: 1, id: "call_r2_1".into(), name: "get_time".into() },
                 Event::ToolArgs { index: 1, fragment: "{}".into() },
-                Event::Finish(Finish::ToolCalls),
                 Event::Usage(usage(30, 52, 0, 40)),
+                Event::Finish(Finish::ToolCalls),
             ],
             Ok(()),
         ),
@@ -509,12 +511,12 @@ fn stream_fixtures_decode_to_canonical_events() {
             error_stream(),
             vec![
                 start("r-3", "gemini-2.5-flash"),
+                Event::Usage(usage(5, 1, 0, 0)),
                 Event::Text("Hel".into()),
                 Event::Error(StreamError {
                     kind: "UNAVAILABLE".into(),
                     message: "The model is overloaded. Please try again later.".into(),
                 }),
-                Event::Usage(usage(5, 1, 0, 0)),
             ],
             Ok(()),
         ),
@@ -523,9 +525,9 @@ fn stream_fixtures_decode_to_canonical_events() {
             cut_stream(),
             vec![
                 start("r-1", "gemini-2.5-flash"),
+                Event::Usage(usage(21, 1, 8, 0)),
                 Event::Text("Hello".into()),
                 Event::Text(" wörld".into()),
-                Event::Usage(usage(21, 1, 8, 0)),
             ],
             Err("the Gemini stream ended before a finishReason".into()),
         ),
@@ -534,7 +536,7 @@ fn stream_fixtures_decode_to_canonical_events() {
             sse(&[
                 r#"{"promptFeedback": {"blockReason": "SAFETY"},"usageMetadata": {"promptTokenCount": 4},"responseId": "r-4"}"#,
             ]),
-            vec![start("r-4", "dep-model"), Event::Finish(Finish::ContentFilter), Event::Usage(usage(4, 0, 0, 0))],
+            vec![start("r-4", "dep-model"), Event::Usage(usage(4, 0, 0, 0)), Event::Finish(Finish::ContentFilter)],
             Ok(()),
         ),
         (
@@ -560,6 +562,9 @@ fn a_stream_cut_mid_json_or_malformed_is_an_error() {
     let (events, end) = run(&[cut]);
     assert!(end.is_err(), "{events:?}");
     assert!(!events.iter().any(|e| matches!(e, Event::Finish(_))), "a cut stream never finishes: {events:?}");
+    // The counts Google sent before the cut are still read: the pipeline books them whichever way it broke.
+    let last_usage = events.iter().rev().find_map(|e| if let Event::Usage(u) = e { Some(*u) } else { None });
+    assert_eq!(last_usage, Some(usage(21, 1, 8, 0)), "{events:?}");
     let (_, end) = run(&[b"data: {\"candidates\": [\n\n"]);
     assert!(end.is_err_and(|e| e.contains("not a Gemini GenerateContentResponse")));
     let (_, end) = run(&[b"data: [1, 2]\n\n"]);

@@ -63,7 +63,6 @@ const NATIVE_NOT_YET: &[&str] = &[
     "replicate",
     "watsonx",
     "ollama_chat",
-    "text-completion-openai",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -68,7 +68,7 @@ impl Provider {
         }
         // `custom/`, `custom_openai/` and `vllm/` are LiteLLM's names for "an OpenAI-compatible server at api_base".
         let preset_name = match prefix {
-            "custom" | "custom_openai" | "azure" => "openai",
+            "custom" | "custom_openai" | "azure" | "text-completion-openai" => "openai",
             "vllm" => "hosted_vllm",
             p => p,
         };
@@ -128,6 +128,10 @@ impl Provider {
                 format!("{}.litellm_params.api_key", d.path),
                 "no Azure credential: set `api_key` (or AZURE_API_KEY), or `azure_ad_token` for Microsoft Entra ID",
             ));
+        }
+        if prefix == "text-completion-openai" {
+            // Its API is `/completions`: chat callers cross dialects to reach it.
+            return Ok((Self::Native(Arc::new(openai::TextCompletion(dialect))), upstream.to_owned()));
         }
         Ok((Self::OpenAi(Box::new(dialect)), upstream.to_owned()))
     }

@@ -7,11 +7,13 @@
 //! `Chat` and back), `reply.rs` and `stream.rs` (OpenAI replies and chunks to canonical replies and events and
 //! back), and `dialect.rs` (`impl Dialect`, embeddings).
 
+pub mod completions;
 mod dialect;
 pub mod encode;
 pub mod reply;
 pub mod request;
 pub mod stream;
+mod text_completion;
 
 use actix_web::http::{
     header::{HeaderMap, HeaderName, HeaderValue},
@@ -26,11 +28,12 @@ use super::{
 };
 use crate::{
     llm::{
-        request::{write_json_string, Edit},
-        ChatRequest, EmbeddingsRequest, UpstreamError, UpstreamFailure,
+        request::{write_json_string, Edit, RawObject},
+        ChatRequest, CompletionRequest, EmbeddingsRequest, UpstreamError, UpstreamFailure,
     },
     secret::Secret,
 };
+pub use text_completion::TextCompletion;
 
 /// Headers of an upstream error response that the caller needs to back off correctly.
 const PASSTHROUGH_ERROR_HEADERS: &[&str] = &["retry-after", "retry-after-ms"];
@@ -71,6 +74,8 @@ pub struct OpenAiCompatible {
     /// Parsed once here, not per request.
     pub chat_url: Uri,
     pub embeddings_url: Uri,
+    /// OpenAI's legacy text completions (`/completions`), which `text-completion-openai/` deployments speak.
+    pub completions_url: Uri,
     /// Pre-built credential header (`Authorization: Bearer …`, Azure's `api-key`), marked sensitive so it is never
     /// logged.
     auth: Option<(HeaderName, HeaderValue)>,
@@ -152,17 +157,11 @@ impl OpenAiCompatible {
             (None, Some(k)) => Some(bearer(k)?),
             (_, None) => None,
         };
-        let (chat_url, embeddings_url) = match &s.azure {
-            Some(a) => {
-                let deployment = format!("openai/deployments/{}", a.deployment);
-                let query = format!("?api-version={}", a.api_version);
-                (
-                    endpoint(base, &format!("{deployment}/chat/completions{query}"))?,
-                    endpoint(base, &format!("{deployment}/embeddings{query}"))?,
-                )
-            }
-            None => (endpoint(base, "chat/completions")?, endpoint(base, "embeddings")?),
+        let url = |path: &str| match &s.azure {
+            Some(a) => endpoint(base, &format!("openai/deployments/{}/{path}?api-version={}", a.deployment, a.api_version)),
+            None => endpoint(base, path),
         };
+        let (chat_url, embeddings_url, completions_url) = (url("chat/completions")?, url("embeddings")?, url("completions")?);
         let mut extra_headers = Vec::new();
         let entra = s.azure.as_ref().and_then(|a| a.entra_token.clone());
         let mut scrubbed: Vec<Secret> = key.iter().chain(&entra).filter(|k| !k.expose().is_empty()).cloned().collect();
@@ -183,6 +182,7 @@ impl OpenAiCompatible {
             provider: s.provider.to_owned(),
             chat_url,
             embeddings_url,
+            completions_url,
             auth,
             scrubbed,
             extra_headers,
@@ -216,21 +216,33 @@ impl OpenAiCompatible {
         UpstreamRequest { url: url.clone(), headers, body }
     }
 
+    /// The caller's text-completions request for this deployment's `/completions` (see [`Self::splice_body`]).
+    pub fn splice_completions(&self, req: &CompletionRequest<'_>, upstream_model: &str) -> UpstreamRequest {
+        self.request(&self.completions_url, self.splice_body(&req.body, req.stream, upstream_model, None))
+    }
+
     pub fn chat_body(&self, req: &ChatRequest<'_>, upstream_model: &str) -> Vec<u8> {
+        self.splice_body(&req.body, req.stream, upstream_model, Some(req.messages.get()))
+    }
+
+    /// The caller's body with the upstream model spliced in, parameters renamed as the preset says, usage asked
+    /// for on streams (if the server takes `stream_options`), and `messages` (chat only) flattened to text for
+    /// text-only servers.
+    fn splice_body(&self, body: &RawObject<'_>, stream: bool, upstream_model: &str, messages: Option<&str>) -> Vec<u8> {
         let model = json_string(upstream_model);
         let mut has_stream_options = false;
-        let out = req.body.write(
-            req.body.fields.len() * 32,
+        let out = body.write(
+            body.fields.len() * 32,
             |key| {
                 if key == "model" {
                     return Edit::Replace(model.clone());
                 }
-                if key == "stream_options" && req.stream && self.stream_usage {
+                if key == "stream_options" && stream && self.stream_usage {
                     has_stream_options = true;
-                    return Edit::Replace(with_usage(req.body.get(key).map(|v| v.get())));
+                    return Edit::Replace(with_usage(body.get(key).map(|v| v.get())));
                 }
                 if key == "messages" && self.content_list_to_string {
-                    if let Some(flat) = flatten_text_content(req.messages.get()) {
+                    if let Some(flat) = messages.and_then(flatten_text_content) {
                         return Edit::Replace(flat);
                     }
                 }
@@ -241,7 +253,7 @@ impl OpenAiCompatible {
             },
             &[],
         );
-        if req.stream && self.stream_usage && !has_stream_options {
+        if stream && self.stream_usage && !has_stream_options {
             return append_field(out, "stream_options", r#"{"include_usage":true}"#);
         }
         out

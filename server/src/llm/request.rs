@@ -556,8 +556,10 @@ mod tests {
         for (body, want) in cases {
             assert_eq!(&prompts(body), want, "{body}");
         }
-        let r = CompletionRequest::parse(br#"{"model":"m","prompt":"a","stream":true,"stream_options":{"include_usage":true}}"#)
-            .unwrap_or_else(|e| unreachable!("{e}"));
+        let r = CompletionRequest::parse(
+            br#"{"model":"m","prompt":"a","stream":true,"stream_options":{"include_usage":true}}"#,
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
         assert!(r.stream && r.include_usage);
     }
 
@@ -565,12 +567,12 @@ mod tests {
     fn count_tokens_bodies_need_no_max_tokens() {
         let body = br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
         assert!(MessagesRequest::parse_count(body).is_ok());
-        assert!(matches!(
-            MessagesRequest::parse(body),
-            Err(RequestError::InvalidField { param: "max_tokens", .. })
-        ));
+        assert!(matches!(MessagesRequest::parse(body), Err(RequestError::InvalidField { param: "max_tokens", .. })));
         let empty = br#"{"model":"m","messages":[]}"#;
-        assert!(matches!(MessagesRequest::parse_count(empty), Err(RequestError::InvalidField { param: "messages", .. })));
+        assert!(matches!(
+            MessagesRequest::parse_count(empty),
+            Err(RequestError::InvalidField { param: "messages", .. })
+        ));
     }
 
     #[test]

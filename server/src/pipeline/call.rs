@@ -24,8 +24,7 @@ use crate::{
     framing::Framer,
     lifecycle::InFlight,
     llm::{
-        chat::Reply, EmbeddingsRequest, Inbound, MessagesRequest, RequestError, UpstreamError, UpstreamFailure,
-        Usage,
+        chat::Reply, EmbeddingsRequest, Inbound, MessagesRequest, RequestError, UpstreamError, UpstreamFailure, Usage,
     },
     providers::{
         anthropic,

@@ -73,11 +73,8 @@ impl MockModel {
             Behaviour::Echo => last_user_text(chat),
             _ => self.response.clone().unwrap_or_else(|| DEFAULT_CONTENT.to_owned()),
         };
-        let usage = Usage {
-            prompt_tokens: prompt_tokens(chat),
-            completion_tokens: count_tokens(&content),
-            ..Usage::default()
-        };
+        let usage =
+            Usage { prompt_tokens: prompt_tokens(chat), completion_tokens: count_tokens(&content), ..Usage::default() };
         Ok(Reply {
             id: format!("chatcmpl-mock-{id}"),
             model: format!("mock/{}", self.name),

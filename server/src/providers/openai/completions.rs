@@ -145,14 +145,8 @@ impl CompletionEncoder {
 
     fn chunk(&mut self, choices: &[ChoiceJson<'_>], usage: Option<UsageJson>, out: &mut BytesMut) {
         let id = self.id.get_or_insert_with(|| completion_id(""));
-        let json = CompletionJson {
-            id,
-            object: "text_completion",
-            created: self.created,
-            model: &self.model,
-            choices,
-            usage,
-        };
+        let json =
+            CompletionJson { id, object: "text_completion", created: self.created, model: &self.model, choices, usage };
         put_data(out, &json);
     }
 
@@ -173,11 +167,9 @@ impl StreamEncoder for CompletionEncoder {
             return;
         }
         match event {
-            Event::Start { id, model } => {
-                if self.id.is_none() {
-                    self.id = Some(completion_id(id));
-                    self.model.clone_from(model);
-                }
+            Event::Start { id, model } if self.id.is_none() => {
+                self.id = Some(completion_id(id));
+                self.model.clone_from(model);
             }
             Event::Text(t) if !t.is_empty() => self.text(t, None, out),
             Event::Finish(f) => self.text("", Some(f.openai()), out),
@@ -239,12 +231,15 @@ mod tests {
         let unmapped = |body: &str| decode(body).map(|c| c.unmapped);
         let cases: &[(&str, Result<Vec<String>, RequestError>)] = &[
             (r#"{"model":"m","prompt":"a","echo":true,"logprobs":0}"#, Ok(vec!["echo".into(), "logprobs".into()])),
-            (r#"{"model":"m","prompt":"a","suffix":"end","best_of":3,"n":2}"#, Ok(vec!["suffix".into(), "best_of".into(), "n".into()])),
-            (r#"{"model":"m","prompt":"a","logit_bias":{"50256":-100},"logit_bias_2":1}"#, Ok(vec!["logit_bias".into(), "logit_bias_2".into()])),
             (
-                r#"{"model":"m","prompt":"a","echo":"yes"}"#,
-                Err(invalid("echo", "`echo` must be a boolean")),
+                r#"{"model":"m","prompt":"a","suffix":"end","best_of":3,"n":2}"#,
+                Ok(vec!["suffix".into(), "best_of".into(), "n".into()]),
             ),
+            (
+                r#"{"model":"m","prompt":"a","logit_bias":{"50256":-100},"logit_bias_2":1}"#,
+                Ok(vec!["logit_bias".into(), "logit_bias_2".into()]),
+            ),
+            (r#"{"model":"m","prompt":"a","echo":"yes"}"#, Err(invalid("echo", "`echo` must be a boolean"))),
             (
                 r#"{"model":"m","prompt":"a","logprobs":true}"#,
                 Err(invalid("logprobs", "`logprobs` must be an integer from 0 to 5")),
@@ -338,6 +333,9 @@ mod tests {
         assert_eq!(got.len(), 2, "{got:?}");
         assert_eq!(got[0]["choices"][0]["text"], "a");
         assert!(got[0]["id"].as_str().is_some_and(|id| id.starts_with("cmpl-tollgate-")));
-        assert_eq!(got[1], json!({"error": {"message": "busy", "type": "overloaded_error", "param": null, "code": null}}));
+        assert_eq!(
+            got[1],
+            json!({"error": {"message": "busy", "type": "overloaded_error", "param": null, "code": null}})
+        );
     }
 }

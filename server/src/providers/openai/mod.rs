@@ -5,7 +5,9 @@
 //!
 //! Requests that cross dialects take the canonical path instead: `request.rs` and `encode.rs` (OpenAI body to
 //! `Chat` and back), `reply.rs` and `stream.rs` (OpenAI replies and chunks to canonical replies and events and
-//! back), and `dialect.rs` (`impl Dialect`, embeddings).
+//! back, `text_completion` ones included), and `dialect.rs` (`impl Dialect`, embeddings). OpenAI's legacy text
+//! completions: `completions.rs` serves `/v1/completions` callers from any chat model, and `text_completion.rs` is
+//! the `text-completion-openai/` dialect, a server whose API is `/completions`.
 
 pub mod completions;
 mod dialect;
@@ -158,10 +160,13 @@ impl OpenAiCompatible {
             (_, None) => None,
         };
         let url = |path: &str| match &s.azure {
-            Some(a) => endpoint(base, &format!("openai/deployments/{}/{path}?api-version={}", a.deployment, a.api_version)),
+            Some(a) => {
+                endpoint(base, &format!("openai/deployments/{}/{path}?api-version={}", a.deployment, a.api_version))
+            }
             None => endpoint(base, path),
         };
-        let (chat_url, embeddings_url, completions_url) = (url("chat/completions")?, url("embeddings")?, url("completions")?);
+        let (chat_url, embeddings_url, completions_url) =
+            (url("chat/completions")?, url("embeddings")?, url("completions")?);
         let mut extra_headers = Vec::new();
         let entra = s.azure.as_ref().and_then(|a| a.entra_token.clone());
         let mut scrubbed: Vec<Secret> = key.iter().chain(&entra).filter(|k| !k.expose().is_empty()).cloned().collect();

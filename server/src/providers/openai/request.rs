@@ -35,7 +35,11 @@ pub(super) fn invalid(param: &'static str, message: impl Into<String>) -> Reques
 }
 
 /// One top-level field as `T`, or a 400 naming it.
-pub(super) fn field<T: DeserializeOwned>(raw: &RawValue, param: &'static str, expected: &str) -> Result<T, RequestError> {
+pub(super) fn field<T: DeserializeOwned>(
+    raw: &RawValue,
+    param: &'static str,
+    expected: &str,
+) -> Result<T, RequestError> {
     serde_json::from_str(raw.get()).map_err(|_| invalid(param, format!("`{param}` must be {expected}")))
 }
 

@@ -233,7 +233,10 @@ mod tests {
             ..Chat::default()
         };
         let call = ToolCall { id: "t1".into(), name: "f".into(), arguments: "{}".into() };
-        let with_call = Chat { messages: vec![Message { role: Role::Assistant, parts: vec![Part::ToolCall(call)] }], ..Chat::default() };
+        let with_call = Chat {
+            messages: vec![Message { role: Role::Assistant, parts: vec![Part::ToolCall(call)] }],
+            ..Chat::default()
+        };
         let cases: &[(&Chat, &str, Result<(), &str>)] = &[
             (&lone, "Say hi", Ok(())),
             (&transcript, "System: Be terse.\n\nUser: a\nb\n\nAssistant: c\n\nUser: d\n\nAssistant:", Ok(())),

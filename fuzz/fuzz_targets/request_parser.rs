@@ -1,6 +1,6 @@
-//! Request bodies of `POST /v1/chat/completions` and `POST /v1/embeddings`: no panic, the property checks of
-//! `tollgate::fuzzing::parse_chat` / `parse_embeddings`, and (through libFuzzer's `-timeout`) no input that takes
-//! seconds, so parsing stays linear in the body.
+//! Request bodies of `POST /v1/chat/completions`, `POST /v1/embeddings` and `POST /v1/completions`: no panic, the
+//! property checks of `tollgate::fuzzing::parse_chat` / `parse_embeddings` / `parse_completion`, and (through
+//! libFuzzer's `-timeout`) no input that takes seconds, so parsing stays linear in the body.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -11,5 +11,8 @@ fuzz_target!(|body: &[u8]| {
     }
     if let Err(broken) = tollgate::fuzzing::parse_embeddings(body) {
         panic!("embeddings request parser: {broken}\nbody: {}", String::from_utf8_lossy(body));
+    }
+    if let Err(broken) = tollgate::fuzzing::parse_completion(body) {
+        panic!("completions request parser: {broken}\nbody: {}", String::from_utf8_lossy(body));
     }
 });

@@ -19,7 +19,7 @@ use crate::{
     },
     llm::{
         request::{Edit, RawObject, MAX_DEPTH},
-        ChatRequest, EmbeddingsRequest, RequestError,
+        ChatRequest, CompletionRequest, EmbeddingsRequest, RequestError,
     },
     pipeline::peek::Peek,
     pricing,
@@ -87,6 +87,50 @@ pub fn parse_embeddings(body: &[u8]) -> Result<(), String> {
         }
         (Err(other), Ok(_)) => Err(format!("EmbeddingsRequest refused a body RawObject accepted with {other:?}")),
     }
+}
+
+/// Parses `body` as `POST /v1/completions` does; the same checks as [`parse_chat`] for the body, and the decoded
+/// `model`, `stream`, `include_usage` and prompts agree with serde_json's reading. A refusal of `prompt` is of a
+/// prompt that is missing, or neither a string nor a non-empty array of strings.
+pub fn parse_completion(body: &[u8]) -> Result<(), String> {
+    let (reading, raw) = read_checked(body)?;
+    let object = reading.object();
+    match (CompletionRequest::parse(body), raw) {
+        (Err(e), Err(raw)) if e != raw => Err(format!("CompletionRequest refused with {e:?}, RawObject with {raw:?}")),
+        (Err(_), Err(_)) => Ok(()),
+        (Ok(_), Err(raw)) => Err(format!("CompletionRequest accepted a body RawObject refused ({raw:?})")),
+        (Ok(request), Ok(_)) => object.map_or(Ok(()), |object| check_accepted_completion(&request, object)),
+        (Err(RequestError::InvalidField { param: "prompt", message }), Ok(_)) => match object.map(prompts_of) {
+            Some(Some(prompts)) => Err(format!("refused `prompt` ({message}) although the body's is {prompts:?}")),
+            _ => Ok(()),
+        },
+        (Err(RequestError::InvalidField { param, message }), Ok(_)) => {
+            object.map_or(Ok(()), |object| check_refused_field(object, param, &message))
+        }
+        (Err(other), Ok(_)) => Err(format!("CompletionRequest refused a body RawObject accepted with {other:?}")),
+    }
+}
+
+/// A completions `prompt` as the gateway takes it: a string, or a non-empty array of strings.
+fn prompts_of(object: &Map<String, Value>) -> Option<Vec<String>> {
+    match object.get("prompt")? {
+        Value::String(s) => Some(vec![s.clone()]),
+        Value::Array(items) if !items.is_empty() => items.iter().map(|i| i.as_str().map(str::to_owned)).collect(),
+        _ => None,
+    }
+}
+
+fn check_accepted_completion(request: &CompletionRequest<'_>, object: &Map<String, Value>) -> Result<(), String> {
+    if !is_model(object.get("model")) || object.get("model").and_then(Value::as_str) != Some(request.model.as_str()) {
+        return Err(format!("decoded model {:?}, body has {:?}", request.model, object.get("model")));
+    }
+    if prompts_of(object).as_ref() != Some(&request.prompts) {
+        return Err(format!("decoded prompts {:?}, body has {:?}", request.prompts, object.get("prompt")));
+    }
+    if stream_flag(object) != Some(request.stream) || (request.include_usage && !request.stream) {
+        return Err(format!("decoded stream {}, body has {:?}", request.stream, object.get("stream")));
+    }
+    Ok(())
 }
 
 /// serde_json's own reading of a body, the reference the parser is checked against.
@@ -543,11 +587,16 @@ mod tests {
             nested(MAX_DEPTH - 2).into_bytes(),
             nested(MAX_DEPTH - 1).into_bytes(),
             nested(200).into_bytes(),
+            include_bytes!("../../fuzz/corpus/request_parser/seed-completion.json").to_vec(),
+            br#"{"model":"m","prompt":["a",[1,2]],"stream":true}"#.to_vec(),
+            br#"{"model":"m","prompt":"\ud800"}"#.to_vec(),
+            br#"{"model":"m","prompt":[]}"#.to_vec(),
         ];
         for body in &bodies {
             let shown = String::from_utf8_lossy(body);
             assert_eq!(parse_chat(body), Ok(()), "{shown}");
             assert_eq!(parse_embeddings(body), Ok(()), "{shown}");
+            assert_eq!(parse_completion(body), Ok(()), "{shown}");
         }
     }
 

@@ -51,10 +51,12 @@ pub enum Pricing {
 }
 
 impl Pricing {
-    /// `None` when unpriced.
+    /// `None` when unpriced, unless there is nothing to price: no tokens cost nothing at any price (a
+    /// `count_tokens` call).
     pub fn cost_nanos(&self, u: Usage) -> Option<u64> {
         match self {
             Self::Priced(p) => Some(p.cost_nanos(u)),
+            Self::Unpriced if u == Usage::default() => Some(0),
             Self::Unpriced => None,
         }
     }
@@ -189,6 +191,8 @@ mod tests {
             (p.input_cost_per_token, p.output_cost_per_token, p.cache_read_input_token_cost),
             (1e-6, 6e-7, None)
         );
+        assert_eq!(Pricing::Unpriced.cost_nanos(usage(0, 0, 0, 0, 0)), Some(0), "no tokens cost nothing");
+        assert_eq!(Pricing::Unpriced.cost_nanos(usage(0, 1, 0, 0, 0)), None);
         let cases = [
             (None, None, Pricing::Unpriced),
             (Some(1e-6), None, Pricing::Unpriced),

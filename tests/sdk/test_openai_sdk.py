@@ -158,6 +158,40 @@ def test_mock_provider_streams_and_embeds(client):
     assert abs(sum(x * x for x in vector) - 1.0) < 1e-4
 
 
+# --- legacy text completions (`client.completions`) ---------------------------------------------------------
+
+
+def test_text_completions_from_the_mock(client):
+    completion = client.completions.create(model="mock-echo", prompt="echo me back")
+    assert completion.object == "text_completion" and completion.id.startswith("cmpl-")
+    assert (completion.choices[0].text, completion.choices[0].finish_reason) == ("echo me back", "stop")
+    # The mock's counts: "echo me back" is 3 tokens; 3 more for the message and 3 for the reply.
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (9, 3)
+    chunks = list(
+        client.completions.create(
+            model="mock-echo", prompt="echo me back", stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert all(c.object == "text_completion" for c in chunks)
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == "echo me back"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert (chunks[-1].choices, chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == ([], 9, 3)
+
+
+def test_text_completions_from_an_anthropic_upstream(client, upstream_requests):
+    completion = client.completions.create(model="claude-native", prompt="Say hi", max_tokens=20)
+    assert (completion.choices[0].text, completion.choices[0].finish_reason) == (FAKE_TEXT, "stop")
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (29, 9)
+    text = "".join(
+        c.choices[0].text for c in client.completions.create(model="claude-native", prompt="Say hi", stream=True)
+    )
+    assert text == FAKE_TEXT
+    whole, streamed = upstream_requests()
+    assert whole["path"] == "/v1/messages"
+    assert whole["body"]["messages"] == [{"role": "user", "content": [{"type": "text", "text": "Say hi"}]}]
+    assert (whole["body"]["max_tokens"], streamed["body"]["stream"]) == (20, True)
+
+
 # --- errors as SDK exceptions (each error group is called at most 3 times by the whole suite) ----------------
 
 

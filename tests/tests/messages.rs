@@ -182,3 +182,98 @@ async fn an_openai_stream_that_breaks_ends_with_an_anthropic_error_event() {
     assert_eq!(last.1["type"], "error");
     assert!(last.1["error"]["message"].as_str().is_some_and(|m| m.contains("broke")), "{}", r.text);
 }
+
+/// POSTs to `/v1/messages/count_tokens` as the `anthropic` SDK does, with these headers besides `content-type`.
+async fn count(gw: &Gateway, headers: &[(&str, &str)], body: &Value) -> tollgate_tests::Reply {
+    post_with(&gw.url, "/v1/messages/count_tokens", headers, body.to_string()).await
+}
+
+const SDK_HEADERS: [(&str, &str); 2] = [("x-api-key", MASTER_KEY), ("anthropic-version", "2023-06-01")];
+
+#[actix_rt::test]
+async fn the_mock_counts_tokens_as_its_replies_do() {
+    let gw = Gateway::with_models("  - {model_name: claude-mock, litellm_params: {model: mock/echo}}\n");
+    let body =
+        json!({"model": "claude-mock", "system": "be terse", "messages": [{"role": "user", "content": "hi there"}]});
+    let r = count(&gw, &SDK_HEADERS, &body).await;
+    assert_eq!((r.status, r.header("content-type")), (200, Some("application/json")), "{}", r.text);
+    // "be terse" and "hi there" are 3 tokens each, 3 more per text and 3 for the reply: 15.
+    assert_eq!(r.json, json!({"input_tokens": 15}));
+    // The same body, sent to be answered, reports the same input count.
+    let mut messages = body.clone();
+    messages["max_tokens"] = json!(16);
+    let answered = post_messages(&gw.url, messages.to_string()).await;
+    assert_eq!(answered.json["usage"]["input_tokens"], 15, "{}", answered.text);
+}
+
+#[actix_rt::test]
+async fn anthropic_deployments_count_at_the_upstream() {
+    let fake = FakeUpstream::start();
+    let entry = format!(
+        "  - model_name: claude\n    litellm_params:\n      model: anthropic/normal\n      api_base: {}\n      api_key: sk-ant-upstream-key-0001\n",
+        fake.url
+    );
+    let gw = Gateway::with_models(&entry);
+    // A whole Messages body, as some clients send it: the fields only generation takes are left out upstream.
+    let body = json!({"model": "claude", "max_tokens": 100, "stream": true, "temperature": 0.3,
+        "system": [{"type": "text", "text": "be terse", "cache_control": {"type": "ephemeral"}}],
+        "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
+        "messages": [{"role": "user", "content": "hi there"}]});
+    let beta = ("anthropic-beta", "token-efficient-tools-2025-02-19");
+    let r = count(&gw, &[SDK_HEADERS[0], SDK_HEADERS[1], beta], &body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json, json!({"input_tokens": 21}));
+    let sent = &fake.requests()[0];
+    assert_eq!(sent["path"], "/v1/messages/count_tokens");
+    assert_eq!(
+        sent["body"],
+        json!({"model": "normal", "system": body["system"], "tools": body["tools"], "messages": body["messages"]})
+    );
+    let headers = ["x-api-key", "anthropic-version", "anthropic-beta"].map(|h| sent["headers"][h].clone());
+    assert_eq!(headers, [json!("sk-ant-upstream-key-0001"), json!("2023-06-01"), json!(beta.1)]);
+    // Counting is free: the call is in the books with no tokens, exactly.
+    let line = logs::finished_call("request_id", r.header("x-tollgate-request-id").unwrap_or_default());
+    let books = ["prompt_tokens", "completion_tokens", "accounting", "cost_usd", "outcome"].map(|f| line[f].clone());
+    assert_eq!(books, [json!(0), json!(0), json!("exact"), json!("0"), json!("completed")]);
+}
+
+#[actix_rt::test]
+async fn count_tokens_elsewhere_is_refused_and_needs_the_key() {
+    let fake = FakeUpstream::start();
+    let gw = Gateway::with_models(&fake_model("gpt", "normal", &fake, ""));
+    let body = json!({"model": "gpt", "messages": [{"role": "user", "content": "hi"}]});
+    let cases: [(&[(&str, &str)], u16, Value); 4] = [
+        (
+            &SDK_HEADERS,
+            400,
+            json!({"type": "error", "error": {"type": "invalid_request_error",
+                "message": "count_tokens is not supported for provider `openai` yet"}}),
+        ),
+        (
+            &[("anthropic-version", "2023-06-01")],
+            401,
+            json!({"type": "error", "error": {"type": "authentication_error",
+                "message": "missing or invalid API key; pass it as `Authorization: Bearer <key>`"}}),
+        ),
+        (
+            &[("x-api-key", "sk-wrong")],
+            401,
+            json!({"type": "error", "error": {"type": "authentication_error",
+                "message": "missing or invalid API key; pass it as `Authorization: Bearer <key>`"}}),
+        ),
+        (
+            &[("authorization", "Bearer sk-test-master")],
+            400,
+            json!({"type": "error", "error": {"type": "invalid_request_error",
+                "message": "count_tokens is not supported for provider `openai` yet"}}),
+        ),
+    ];
+    for (headers, status, want) in cases {
+        let r = count(&gw, headers, &body).await;
+        assert_eq!((r.status, &r.json), (status, &want), "{headers:?}: {}", r.text);
+    }
+    let unknown =
+        count(&gw, &SDK_HEADERS, &json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]})).await;
+    assert_eq!((unknown.status, unknown.json["error"]["type"].as_str()), (404, Some("not_found_error")));
+    assert!(fake.requests().is_empty(), "nothing reached the upstream");
+}

@@ -1,4 +1,5 @@
-//! Anthropic's Messages API (`POST /v1/messages`), served by any configured model: Anthropic deployments take the
+//! Anthropic's Messages API (`POST /v1/messages`, and `POST /v1/messages/count_tokens` where the provider can
+//! count), served by any configured model: Anthropic deployments take the
 //! caller's bytes as they are, every other provider is reached through the canonical types. Errors are rendered
 //! in Anthropic's shape (`{"type":"error","error":{"type","message"}}`), so the `anthropic` SDK raises the
 //! exception class that matches the status.
@@ -33,7 +34,14 @@ impl ResponseError for AnthropicError {
     }
 }
 
-pub async fn messages(
+/// The two Anthropic routes differ only in how the body is read and which call they make.
+enum Endpoint {
+    Messages,
+    CountTokens,
+}
+
+async fn serve(
+    endpoint: Endpoint,
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
@@ -43,11 +51,40 @@ pub async fn messages(
     let in_flight = state.lifecycle.enter();
     let result = async {
         let bytes = authenticated_body(&req, payload, &state).await?;
-        let messages = MessagesRequest::parse(&bytes)?;
-        let deployment = pick(&state, &messages.model)?;
         let beta = req.headers().get("anthropic-beta");
-        call::chat(&ctx, &client, &deployment, &Inbound::Anthropic(messages), beta, in_flight).await
+        match endpoint {
+            Endpoint::Messages => {
+                let messages = MessagesRequest::parse(&bytes)?;
+                let deployment = pick(&state, &messages.model)?;
+                call::chat(&ctx, &client, &deployment, &Inbound::Anthropic(messages), beta, in_flight).await
+            }
+            Endpoint::CountTokens => {
+                let count = MessagesRequest::parse_count(&bytes)?;
+                let deployment = pick(&state, &count.model)?;
+                call::count_tokens(&ctx, &client, &deployment, &count, beta, in_flight).await
+            }
+        }
     };
     // Each error is logged once, here, at the level its variant defines.
     Ok(result.await.inspect_err(|e| e.log(&ctx.request_id))?)
+}
+
+pub async fn messages(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    client: web::Data<awc::Client>,
+) -> Result<HttpResponse, AnthropicError> {
+    serve(Endpoint::Messages, req, payload, state, client).await
+}
+
+/// `POST /v1/messages/count_tokens`: the input tokens of a Messages body, where the deployment's provider can count
+/// them (Anthropic's own endpoint, or the mock's tokenizer); any other provider is a 400 that says so.
+pub async fn count_tokens(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    client: web::Data<awc::Client>,
+) -> Result<HttpResponse, AnthropicError> {
+    serve(Endpoint::CountTokens, req, payload, state, client).await
 }

@@ -29,8 +29,10 @@ pub struct AppState {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for prefix in ["/v1", ""] {
         cfg.route(&format!("{prefix}/chat/completions"), web::post().to(openai::chat_completions))
+            .route(&format!("{prefix}/completions"), web::post().to(openai::completions))
             .route(&format!("{prefix}/embeddings"), web::post().to(openai::embeddings))
             .route(&format!("{prefix}/messages"), web::post().to(anthropic::messages))
+            .route(&format!("{prefix}/messages/count_tokens"), web::post().to(anthropic::count_tokens))
             .route(&format!("{prefix}/models"), web::get().to(openai::models))
             // Model group names may contain `/` (`openai/gpt-4o`), hence the tail match.
             .route(&format!("{prefix}/models/{{model:.+}}"), web::get().to(openai::model));

@@ -1,4 +1,4 @@
-//! OpenAI-compatible routes: chat completions, embeddings, models. Handlers only wire the pipeline stages
+//! OpenAI-compatible routes: chat completions, legacy text completions, embeddings, models. Handlers only wire the pipeline stages
 //! together; every decision lives in `pipeline/` and `routing/`.
 
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use super::{request_id, AppState};
 use crate::{
     clock,
     error::ApiError,
-    llm::{ChatRequest, EmbeddingsRequest, Inbound},
+    llm::{ChatRequest, CompletionRequest, EmbeddingsRequest, Inbound},
     pipeline::{auth, body, call, RequestCtx},
     routing::Deployment,
 };
@@ -41,9 +41,11 @@ pub(super) fn pick(state: &AppState, model: &str) -> Result<Arc<Deployment>, Api
     state.table.load().pick(model, rand::random::<f64>(), clock::monotonic_ms()).cloned()
 }
 
-/// The two proxied OpenAI routes differ only in how the body is read and which call they make.
+/// The proxied OpenAI routes differ only in how the body is read and which call they make.
 enum Endpoint {
     Chat,
+    /// OpenAI's legacy text completions, served by any model (`call::chat` translates where needed).
+    Completions,
     Embeddings,
 }
 
@@ -64,6 +66,11 @@ async fn proxy(
                 let deployment = pick(&state, &chat.model)?;
                 call::chat(&ctx, &client, &deployment, &Inbound::OpenAi(chat), None, in_flight).await
             }
+            Endpoint::Completions => {
+                let completion = CompletionRequest::parse(&bytes)?;
+                let deployment = pick(&state, &completion.model)?;
+                call::chat(&ctx, &client, &deployment, &Inbound::Completions(completion), None, in_flight).await
+            }
             Endpoint::Embeddings => {
                 let embed = EmbeddingsRequest::parse(&bytes)?;
                 let deployment = pick(&state, &embed.model)?;
@@ -82,6 +89,15 @@ pub async fn chat_completions(
     client: web::Data<awc::Client>,
 ) -> Result<HttpResponse, ApiError> {
     proxy(Endpoint::Chat, req, payload, state, client).await
+}
+
+pub async fn completions(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    client: web::Data<awc::Client>,
+) -> Result<HttpResponse, ApiError> {
+    proxy(Endpoint::Completions, req, payload, state, client).await
 }
 
 pub async fn embeddings(

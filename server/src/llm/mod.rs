@@ -12,5 +12,5 @@ pub mod request;
 pub mod usage;
 
 pub use failure::{UpstreamError, UpstreamFailure};
-pub use request::{ChatRequest, EmbeddingsRequest, Inbound, MessagesRequest, RequestError};
+pub use request::{ChatRequest, CompletionRequest, EmbeddingsRequest, Inbound, MessagesRequest, RequestError};
 pub use usage::Usage;

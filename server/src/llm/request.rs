@@ -236,16 +236,74 @@ impl<'a> ChatRequest<'a> {
                 message: "`messages` must contain at least one message".into(),
             });
         }
-        let stream = body.decode::<bool>("stream", "a boolean")?.unwrap_or(false);
-        let options = body.decode::<StreamOptions>("stream_options", "an object")?;
-        if options.is_some() && !stream {
-            return Err(RequestError::InvalidField {
-                param: "stream_options",
-                message: "`stream_options` is only allowed when `stream` is true".into(),
-            });
-        }
-        Ok(Self { include_usage: options.is_some_and(|o| o.include_usage), body, model, stream, messages })
+        let (stream, include_usage) = stream_flags(&body)?;
+        Ok(Self { include_usage, body, model, stream, messages })
     }
+}
+
+/// `stream` and `stream_options.include_usage`, as OpenAI's chat and text completions both take them.
+fn stream_flags(body: &RawObject<'_>) -> Result<(bool, bool), RequestError> {
+    let stream = body.decode::<bool>("stream", "a boolean")?.unwrap_or(false);
+    let options = body.decode::<StreamOptions>("stream_options", "an object")?;
+    if options.is_some() && !stream {
+        return Err(RequestError::InvalidField {
+            param: "stream_options",
+            message: "`stream_options` is only allowed when `stream` is true".into(),
+        });
+    }
+    Ok((stream, options.is_some_and(|o| o.include_usage)))
+}
+
+/// `POST /v1/completions` (OpenAI's legacy text completions), decoded as far as the gateway needs: like
+/// [`ChatRequest`], plus the prompts, which any provider but an OpenAI `/completions` server needs as a chat.
+#[derive(Debug)]
+pub struct CompletionRequest<'a> {
+    pub body: RawObject<'a>,
+    pub model: String,
+    pub stream: bool,
+    /// The caller asked for the final usage chunk (see [`ChatRequest::include_usage`]).
+    pub include_usage: bool,
+    /// `prompt`: one string, or an array of strings (one completion each). Token-id prompts are refused: only
+    /// OpenAI's own tokenizer could read them, and no other provider takes them.
+    pub prompts: Vec<String>,
+}
+
+impl<'a> CompletionRequest<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, RequestError> {
+        let body = RawObject::parse(bytes)?;
+        let model = required_model(&body)?;
+        let prompts = prompts(body.get("prompt"))?;
+        let (stream, include_usage) = stream_flags(&body)?;
+        Ok(Self { body, model, stream, include_usage, prompts })
+    }
+}
+
+/// A completions `prompt`: a string or a non-empty array of strings.
+fn prompts(raw: Option<&RawValue>) -> Result<Vec<String>, RequestError> {
+    let invalid = |message: &str| RequestError::InvalidField { param: "prompt", message: message.into() };
+    let shape = || invalid("`prompt` must be a string or an array of strings");
+    let tokens = || {
+        invalid(
+            "`prompt` as token ids is not supported: send the text, as a string or an array of strings (token ids \
+             mean something only to the tokenizer of one model)",
+        )
+    };
+    let raw = raw.filter(|v| v.get() != "null").ok_or_else(|| invalid("`prompt` is required"))?;
+    let text = |item: &RawValue| match item.get().trim_start().as_bytes().first() {
+        Some(b'"') => serde_json::from_str::<String>(item.get()).map_err(|_| shape()),
+        Some(b'[' | b'-' | b'0'..=b'9') => Err(tokens()),
+        _ => Err(shape()),
+    };
+    match raw.get().trim_start().as_bytes().first() {
+        Some(b'[') => {}
+        Some(b'"') => return Ok(vec![text(raw)?]),
+        _ => return Err(shape()),
+    }
+    let items: Vec<&RawValue> = serde_json::from_str(raw.get()).map_err(|_| shape())?;
+    if items.is_empty() {
+        return Err(invalid("`prompt` must contain at least one string"));
+    }
+    items.into_iter().map(text).collect()
 }
 
 /// `POST /v1/embeddings`.
@@ -285,6 +343,15 @@ pub struct MessagesRequest<'a> {
 
 impl<'a> MessagesRequest<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, RequestError> {
+        Self::parse_with(bytes, true)
+    }
+
+    /// `POST /v1/messages/count_tokens`: the same body, where `max_tokens` is not required (nothing is generated).
+    pub fn parse_count(bytes: &'a [u8]) -> Result<Self, RequestError> {
+        Self::parse_with(bytes, false)
+    }
+
+    fn parse_with(bytes: &'a [u8], max_tokens_required: bool) -> Result<Self, RequestError> {
         let body = RawObject::parse(bytes)?;
         let model = required_model(&body)?;
         let non_empty_array = body.get("messages").is_some_and(|m| {
@@ -299,6 +366,7 @@ impl<'a> MessagesRequest<'a> {
         }
         match body.decode::<u64>("max_tokens", "a positive integer")? {
             Some(n) if n > 0 => {}
+            None if !max_tokens_required => {}
             Some(_) => {
                 return Err(RequestError::InvalidField {
                     param: "max_tokens",
@@ -324,6 +392,8 @@ pub enum Inbound<'a> {
     OpenAi(ChatRequest<'a>),
     /// `POST /v1/messages`.
     Anthropic(MessagesRequest<'a>),
+    /// `POST /v1/completions` (OpenAI's legacy text completions).
+    Completions(CompletionRequest<'a>),
 }
 
 impl Inbound<'_> {
@@ -331,6 +401,7 @@ impl Inbound<'_> {
         match self {
             Self::OpenAi(r) => r.stream,
             Self::Anthropic(r) => r.stream,
+            Self::Completions(r) => r.stream,
         }
     }
 }
@@ -452,6 +523,56 @@ mod tests {
             String::from_utf8_lossy(&out),
             r#"{"model":"upstream","messages":[{"role":"user","content":"h\u00e9"}],"x_custom":{"a":[1,2]},"max_tokens":5,"stream_options":{"include_usage":true}}"#
         );
+    }
+
+    #[test]
+    fn completion_prompts_are_strings() {
+        let prompts = |body: &str| CompletionRequest::parse(body.as_bytes()).map(|r| r.prompts);
+        let invalid = |param: &'static str, message: &str| {
+            Err::<Vec<String>, _>(RequestError::InvalidField { param, message: message.into() })
+        };
+        let tokens = "`prompt` as token ids is not supported: send the text, as a string or an array of strings \
+                      (token ids mean something only to the tokenizer of one model)";
+        let shape = "`prompt` must be a string or an array of strings";
+        let cases: &[(&str, Result<Vec<String>, RequestError>)] = &[
+            (r#"{"model":"m","prompt":"Say \"hi\""}"#, Ok(vec!["Say \"hi\"".into()])),
+            (r#"{"model":"m","prompt":["a","b"]}"#, Ok(vec!["a".into(), "b".into()])),
+            (r#"{"model":"m","prompt":""}"#, Ok(vec![String::new()])),
+            (r#"{"model":"m"}"#, invalid("prompt", "`prompt` is required")),
+            (r#"{"model":"m","prompt":null}"#, invalid("prompt", "`prompt` is required")),
+            (r#"{"model":"m","prompt":[]}"#, invalid("prompt", "`prompt` must contain at least one string")),
+            (r#"{"model":"m","prompt":[1,2,3]}"#, invalid("prompt", tokens)),
+            (r#"{"model":"m","prompt":[[1,2],[3]]}"#, invalid("prompt", tokens)),
+            (r#"{"model":"m","prompt":["a",[1]]}"#, invalid("prompt", tokens)),
+            (r#"{"model":"m","prompt":5}"#, invalid("prompt", shape)),
+            (r#"{"model":"m","prompt":{"text":"a"}}"#, invalid("prompt", shape)),
+            (r#"{"model":"m","prompt":[true]}"#, invalid("prompt", shape)),
+            (r#"{"prompt":"a"}"#, invalid("model", "`model` is required")),
+            (
+                r#"{"model":"m","prompt":"a","stream_options":{"include_usage":true}}"#,
+                invalid("stream_options", "`stream_options` is only allowed when `stream` is true"),
+            ),
+        ];
+        for (body, want) in cases {
+            assert_eq!(&prompts(body), want, "{body}");
+        }
+        let r = CompletionRequest::parse(
+            br#"{"model":"m","prompt":"a","stream":true,"stream_options":{"include_usage":true}}"#,
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(r.stream && r.include_usage);
+    }
+
+    #[test]
+    fn count_tokens_bodies_need_no_max_tokens() {
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+        assert!(MessagesRequest::parse_count(body).is_ok());
+        assert!(matches!(MessagesRequest::parse(body), Err(RequestError::InvalidField { param: "max_tokens", .. })));
+        let empty = br#"{"model":"m","messages":[]}"#;
+        assert!(matches!(
+            MessagesRequest::parse_count(empty),
+            Err(RequestError::InvalidField { param: "messages", .. })
+        ));
     }
 
     #[test]

@@ -23,8 +23,11 @@ use crate::{
     error::ApiError,
     framing::Framer,
     lifecycle::InFlight,
-    llm::{chat::Reply, EmbeddingsRequest, Inbound, UpstreamError, UpstreamFailure, Usage},
+    llm::{
+        chat::Reply, EmbeddingsRequest, Inbound, MessagesRequest, RequestError, UpstreamError, UpstreamFailure, Usage,
+    },
     providers::{
+        anthropic,
         codec::{CallOptions, Dialect, UpstreamRequest},
         inbound,
         mock::{self, MockModel},
@@ -86,7 +89,7 @@ pub async fn chat(
             settle.headers_received();
             return Ok(mock_response(head, deployment, inbound, reply, mock.chunk_delay(), settle));
         }
-        (Provider::OpenAi(openai), Inbound::Anthropic(_)) => &**openai as &dyn Dialect,
+        (Provider::OpenAi(openai), Inbound::Anthropic(_) | Inbound::Completions(_)) => &**openai as &dyn Dialect,
         (Provider::Native(native), _) => &**native,
     };
     let errors = |s: u16, h: &header::HeaderMap, b: &[u8]| dialect.parse_error(&deployment.id, s, h, b);
@@ -99,6 +102,14 @@ pub async fn chat(
             let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
             let upstream = execute(ctx, client, request, timeout, deployment, &errors, &mut settle).await?;
             return Ok(tap(head, deployment, upstream, dialect, inbound, settle, timeout));
+        }
+    }
+    if let Inbound::Completions(req) = inbound {
+        if let Some(request) = dialect.splice_completions(req, &deployment.upstream_model) {
+            let mut settle = begin(in_flight);
+            let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
+            let upstream = execute(ctx, client, request, timeout, deployment, &errors, &mut settle).await?;
+            return Ok(respond(head, deployment, upstream, settle, req.include_usage, timeout));
         }
     }
     let chat = inbound::canonical(inbound)?;
@@ -171,6 +182,47 @@ pub async fn embeddings(
     settle.complete();
     let out = inbound::render_embeddings(&embeddings, &req.model, inbound::wants_base64(req));
     Ok(builder(head, deployment, StatusCode::OK).content_type("application/json").body(out))
+}
+
+/// `POST /v1/messages/count_tokens`: counted by the provider's own endpoint (Anthropic), by the mock's tokenizer,
+/// or refused naming the provider. Counting is free, so the call settles with zero tokens.
+pub async fn count_tokens(
+    ctx: &RequestCtx,
+    client: &awc::Client,
+    deployment: &Arc<Deployment>,
+    req: &MessagesRequest<'_>,
+    beta: Option<&header::HeaderValue>,
+    in_flight: InFlight,
+) -> Result<HttpResponse, ApiError> {
+    let attempts = ctx.attempt();
+    let head = || Head { overhead_ms: ctx.overhead_ms(), attempts };
+    let dialect: &dyn Dialect = match &deployment.provider {
+        Provider::Mock(mock) => {
+            let chat = anthropic::decode_request(req)?;
+            let tokens = mock.count_tokens(&chat, &deployment.id).map_err(ApiError::Upstream)?;
+            let body = anthropic::count_tokens_body(tokens);
+            return Ok(builder(head(), deployment, StatusCode::OK).content_type("application/json").body(body));
+        }
+        Provider::OpenAi(openai) => &**openai,
+        Provider::Native(native) => &**native,
+    };
+    if let Some(why) = dialect.not_ready() {
+        return Err(not_ready(deployment, &why));
+    }
+    let Some(request) = dialect.count_tokens_request(req, &deployment.upstream_model, beta) else {
+        return Err(ApiError::Request(RequestError::InvalidField {
+            param: "model",
+            message: format!("count_tokens is not supported for provider `{}` yet", dialect.provider()),
+        }));
+    };
+    let mut settle = Settlement::begin(deployment.clone(), ctx.request_id.clone(), false, in_flight);
+    let errors = |s: u16, h: &header::HeaderMap, b: &[u8]| dialect.parse_error(&deployment.id, s, h, b);
+    let upstream = execute(ctx, client, request, deployment.timeout, deployment, &errors, &mut settle).await?;
+    let body = read_whole(upstream, deployment.timeout, &mut settle, deployment).await?;
+    anthropic::decode_count_tokens(&body).map_err(|e| malformed(&mut settle, deployment, &e.0))?;
+    settle.set_usage(Usage::default());
+    settle.complete();
+    Ok(builder(head(), deployment, StatusCode::OK).content_type("application/json").body(body))
 }
 
 type UpstreamResponse = awc::ClientResponse;

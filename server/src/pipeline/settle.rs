@@ -146,7 +146,10 @@ impl Settlement {
     /// The gap this call leaves in the books, if any, once it is over.
     fn final_gap(&self) -> Option<AccountingGap> {
         match (self.outcome, self.usage, self.gap) {
-            (_, Some(_), _) if self.deployment.pricing == Pricing::Unpriced => Some(AccountingGap::Unpriced),
+            // No tokens cost nothing, priced or not.
+            (_, Some(u), _) if self.deployment.pricing == Pricing::Unpriced && u != Usage::default() => {
+                Some(AccountingGap::Unpriced)
+            }
             (_, Some(_), _) => None,
             (_, None, Some(gap)) => Some(gap),
             (Outcome::Completed, None, None) => Some(AccountingGap::UsageMissing),
@@ -277,5 +280,25 @@ mod tests {
         drop(settle);
         assert_eq!(d.stats.dropped_reports.load(Relaxed), 1);
         assert_eq!(d.stats.failures.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn a_call_of_no_tokens_is_exact_even_unpriced() {
+        let env = |_: &str| None;
+        let yaml = "model_list: [{model_name: m, litellm_params: {model: openai/unknown, api_base: 'http://127.0.0.1:9/v1'}}]\n";
+        let config = Config::load_str(yaml, &env).unwrap_or_else(|e| unreachable!("{e}"));
+        let table = RoutingTable::build(&config, &env, pricing::vendored(), |_, _, _| None)
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let d = table.deployments().next().cloned().unwrap_or_else(|| unreachable!());
+        assert_eq!(d.pricing, Pricing::Unpriced);
+        let life = Arc::new(Lifecycle::default());
+        let settle_with = |usage: Usage| {
+            let mut settle = Settlement::begin(d.clone(), Arc::from("rid"), false, life.enter());
+            settle.set_usage(usage);
+            settle.complete();
+            settle.final_gap()
+        };
+        assert_eq!(settle_with(Usage::default()), None);
+        assert_eq!(settle_with(Usage { prompt_tokens: 1, ..Usage::default() }), Some(AccountingGap::Unpriced));
     }
 }

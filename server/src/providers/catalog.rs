@@ -58,16 +58,8 @@ pub struct SpecialHandling {
 }
 
 /// Providers LiteLLM supports through a native (non-OpenAI) dialect that tollgate has no adapter for yet.
-const NATIVE_NOT_YET: &[&str] = &[
-    "azure_ai",
-    "vertex_ai_beta",
-    "sagemaker",
-    "huggingface",
-    "replicate",
-    "watsonx",
-    "ollama_chat",
-    "text-completion-openai",
-];
+const NATIVE_NOT_YET: &[&str] =
+    &["azure_ai", "vertex_ai_beta", "sagemaker", "huggingface", "replicate", "watsonx", "ollama_chat"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup<'a> {

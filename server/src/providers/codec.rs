@@ -19,7 +19,7 @@ use crate::{
     llm::{
         chat::{Chat, DecodeError, Event, Reply, Unsupported},
         embed::{EmbedInput, Embeddings},
-        MessagesRequest, UpstreamError,
+        CompletionRequest, MessagesRequest, UpstreamError,
     },
 };
 
@@ -79,6 +79,27 @@ pub trait Dialect: Debug + Send + Sync {
     /// The caller's Anthropic body as this provider takes it (only the model replaced), for providers that
     /// speak Anthropic's Messages API natively; `None` for the others. `beta` is the caller's `anthropic-beta`.
     fn splice_messages(
+        &self,
+        req: &MessagesRequest<'_>,
+        upstream_model: &str,
+        beta: Option<&HeaderValue>,
+    ) -> Option<UpstreamRequest> {
+        let _ = (req, upstream_model, beta);
+        None
+    }
+
+    /// The caller's OpenAI text-completions body as this provider takes it (model replaced, usage asked for on
+    /// streams), for providers whose API is OpenAI's `/completions` (`text-completion-openai/`); `None` for the
+    /// others, which get the prompt as a chat.
+    fn splice_completions(&self, req: &CompletionRequest<'_>, upstream_model: &str) -> Option<UpstreamRequest> {
+        let _ = (req, upstream_model);
+        None
+    }
+
+    /// The caller's Anthropic `count_tokens` body as this provider's token-counting endpoint takes it, for
+    /// providers that have one; `None` for the others (the caller is told counting is not supported).
+    /// `beta` is the caller's `anthropic-beta`, which the body (tools, thinking) may depend on.
+    fn count_tokens_request(
         &self,
         req: &MessagesRequest<'_>,
         upstream_model: &str,

@@ -1,5 +1,6 @@
 //! The caller's side of a translated call: reading the caller's request into the canonical chat, and rendering
-//! replies, streams and embeddings back in the dialect the caller spoke (OpenAI or Anthropic).
+//! replies, streams and embeddings back in the dialect the caller spoke (OpenAI chat, OpenAI's legacy text
+//! completions, or Anthropic).
 
 use base64::Engine;
 use serde_json::{json, Value};
@@ -16,6 +17,7 @@ pub fn canonical(inbound: &Inbound<'_>) -> Result<Chat, RequestError> {
     match inbound {
         Inbound::OpenAi(req) => openai::request::decode_request(req),
         Inbound::Anthropic(req) => anthropic::decode_request(req),
+        Inbound::Completions(req) => openai::completions::decode_request(req),
     }
 }
 
@@ -24,6 +26,7 @@ pub fn encoder(inbound: &Inbound<'_>, created: u64) -> Box<dyn StreamEncoder> {
     match inbound {
         Inbound::OpenAi(req) => Box::new(openai::stream::ChunkEncoder::new(req.include_usage, created)),
         Inbound::Anthropic(_) => Box::new(anthropic::EventEncoder::default()),
+        Inbound::Completions(req) => Box::new(openai::completions::CompletionEncoder::new(req.include_usage, created)),
     }
 }
 
@@ -32,6 +35,7 @@ pub fn encode_reply(inbound: &Inbound<'_>, reply: &Reply, created: u64) -> Vec<u
     match inbound {
         Inbound::OpenAi(_) => openai::reply::encode_reply(reply, created),
         Inbound::Anthropic(_) => anthropic::encode_reply(reply),
+        Inbound::Completions(_) => openai::completions::encode_reply(reply, created),
     }
 }
 

@@ -73,10 +73,8 @@ impl MockModel {
             Behaviour::Echo => last_user_text(chat),
             _ => self.response.clone().unwrap_or_else(|| DEFAULT_CONTENT.to_owned()),
         };
-        let prompt = chat.system.iter().map(|s| count_tokens(s) + 3).sum::<u64>()
-            + chat.messages.iter().map(|m| count_tokens(&text_of(&m.parts)) + 3).sum::<u64>()
-            + 3;
-        let usage = Usage { prompt_tokens: prompt, completion_tokens: count_tokens(&content), ..Usage::default() };
+        let usage =
+            Usage { prompt_tokens: prompt_tokens(chat), completion_tokens: count_tokens(&content), ..Usage::default() };
         Ok(Reply {
             id: format!("chatcmpl-mock-{id}"),
             model: format!("mock/{}", self.name),
@@ -84,6 +82,12 @@ impl MockModel {
             finish: Some(Finish::Stop),
             usage: Some(usage),
         })
+    }
+
+    /// The chat's input tokens as this mock counts them in its replies' usage (`count_tokens`).
+    pub fn count_tokens(&self, chat: &Chat, deployment: &str) -> Result<u64, Box<UpstreamError>> {
+        self.fail_if_asked(deployment)?;
+        Ok(prompt_tokens(chat))
     }
 
     pub fn embeddings(&self, req: &EmbeddingsRequest<'_>, deployment: &str) -> Result<Bytes, Box<UpstreamError>> {
@@ -164,6 +168,13 @@ pub fn stream_events(reply: &Reply) -> Vec<Event> {
 /// A stand-in for a tokenizer: about four characters per token, at least one per word.
 pub fn count_tokens(text: &str) -> u64 {
     text.split_whitespace().map(|w| (w.chars().count() as u64).div_ceil(4).max(1)).sum()
+}
+
+/// A chat's input tokens: each system text and message, three tokens of framing each, and three for the reply's.
+fn prompt_tokens(chat: &Chat) -> u64 {
+    chat.system.iter().map(|s| count_tokens(s) + 3).sum::<u64>()
+        + chat.messages.iter().map(|m| count_tokens(&text_of(&m.parts)) + 3).sum::<u64>()
+        + 3
 }
 
 /// Splits text into stream pieces that concatenate back to the original exactly.

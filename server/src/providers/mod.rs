@@ -69,7 +69,7 @@ impl Provider {
         }
         // `custom/`, `custom_openai/` and `vllm/` are LiteLLM's names for "an OpenAI-compatible server at api_base".
         let preset_name = match prefix {
-            "custom" | "custom_openai" | "azure" => "openai",
+            "custom" | "custom_openai" | "azure" | "text-completion-openai" => "openai",
             "vllm" => "hosted_vllm",
             p => p,
         };
@@ -136,6 +136,10 @@ impl Provider {
                 "no Azure credential: set `api_key` (or AZURE_API_KEY), `azure_ad_token`, or Microsoft Entra client \
                  credentials (`tenant_id`, `client_id`, `client_secret`)",
             ));
+        }
+        if prefix == "text-completion-openai" {
+            // Its API is `/completions`: chat callers cross dialects to reach it.
+            return Ok((Self::Native(Arc::new(openai::TextCompletion(dialect))), upstream.to_owned()));
         }
         Ok((Self::OpenAi(Arc::new(dialect)), upstream.to_owned()))
     }

@@ -192,6 +192,24 @@ mod tests {
     }
 
     #[test]
+    fn text_completion_models_resolve_to_their_dialect_and_price() {
+        let env = |name: &str| (name == "OPENAI_API_KEY").then(|| "sk-test".to_owned());
+        for model in ["gpt-3.5-turbo-instruct", "text-completion-openai/gpt-3.5-turbo-instruct"] {
+            let yaml = format!("model_list:\n  - {{model_name: a, litellm_params: {{model: {model}}}}}\n");
+            let config = Config::load_str(&yaml, &env).unwrap_or_else(|e| unreachable!("{e}"));
+            let t = RoutingTable::build(&config, &env, pricing::vendored(), |_, _, _| None)
+                .unwrap_or_else(|e| unreachable!("{model}: {e}"));
+            let d = t.deployments().next().cloned().unwrap_or_else(|| unreachable!());
+            assert_eq!(
+                (d.provider.name(), d.upstream_model.as_str()),
+                ("text-completion-openai", "gpt-3.5-turbo-instruct")
+            );
+            assert_eq!(d.provider.endpoint(), "https://api.openai.com/v1", "{model}");
+            assert!(matches!(d.pricing, Pricing::Priced(p) if p.input_cost_per_token == 1.5e-6), "{model}");
+        }
+    }
+
+    #[test]
     fn unsupported_and_unknown_providers_fail_with_the_path() {
         let env = |_: &str| None;
         for (model, want) in [

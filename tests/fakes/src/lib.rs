@@ -15,6 +15,9 @@
 //! | `echo`        | content = the request body it received                                             |
 //! | `stream-<N>`  | `normal` with N pieces `w0 `…, one write per event, back to back (1 ≤ N ≤ 100000)   |
 //!
+//! `POST /v1/completions` (OpenAI's legacy text completions, `completions.rs`) answers `normal`/other, `error-<N>`,
+//! `delay-<ms>` and `hang` the same way, with one choice per prompt and `text` instead of a message.
+//!
 //! More modes about usage, strict schemas and content types: see `accounting.rs`; `agent` (a scripted tool loop
 //! for Claude Code): see `agent.rs`.
 //!
@@ -51,6 +54,7 @@ mod agent;
 pub mod anthropic;
 pub mod bedrock;
 pub mod cohere;
+mod completions;
 pub mod connect_proxy;
 pub mod control;
 pub mod entra;

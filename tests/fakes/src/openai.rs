@@ -1,6 +1,7 @@
 //! The fake OpenAI-compatible endpoints: chat completions, embeddings and models, also at Azure OpenAI's
-//! deployment paths (`/openai/deployments/{d}/...`). The request's `model` picks the behaviour (see
-//! [`crate::mode`]), so one server serves every mode; bodies follow OpenAI's wire format.
+//! deployment paths (`/openai/deployments/{d}/...`); legacy text completions are in `completions.rs`. The request's
+//! `model` picks the behaviour (see [`crate::mode`]), so one server serves every mode; bodies follow OpenAI's wire
+//! format.
 
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use futures_util::{stream, StreamExt};
 use serde_json::Value;
 
 use crate::{
-    accounting, agent,
+    accounting, agent, completions,
     mode::Mode,
     record::Recorder,
     sse::{self, Chunks},
@@ -20,7 +21,7 @@ use crate::{
     },
 };
 
-const CONTENT_PIECES: [&str; 4] = ["Hello", " from", " fake", " upstream"];
+pub(crate) const CONTENT_PIECES: [&str; 4] = ["Hello", " from", " fake", " upstream"];
 const CONTENT: &str = "Hello from fake upstream";
 const TOOL_ARGS_PIECES: [&str; 3] = ["{\"city\"", ":\"Par", "is\"}"];
 const TOOL_ARGS: &str = "{\"city\":\"Paris\"}";
@@ -34,6 +35,8 @@ const HANG: Duration = Duration::from_secs(3600);
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/chat/completions", web::post().to(chat))
         .route("/chat/completions", web::post().to(chat))
+        .route("/v1/completions", web::post().to(completions::completions))
+        .route("/completions", web::post().to(completions::completions))
         .route("/v1/embeddings", web::post().to(embeddings))
         .route("/embeddings", web::post().to(embeddings))
         .route("/v1/models", web::get().to(models))
@@ -46,7 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// The request's headers as a JSON object with lower-case names (repeated headers joined with `, `).
 /// The modes chat and embeddings share: an error answers at once, a hang never ends, a delay waits and then
 /// lets the caller answer normally (`None`).
-async fn error_hang_or_delay(mode: Mode) -> Option<HttpResponse> {
+pub(crate) async fn error_hang_or_delay(mode: Mode) -> Option<HttpResponse> {
     match mode {
         Mode::Error(status) => Some(error_mode(status)),
         Mode::Hang => {
@@ -118,7 +121,7 @@ fn error_mode(status: u16) -> HttpResponse {
     }
 }
 
-fn bad_request(what: &str) -> HttpResponse {
+pub(crate) fn bad_request(what: &str) -> HttpResponse {
     error(StatusCode::BAD_REQUEST, &format!("fake upstream 400: {what}"), "invalid_request_error", None)
 }
 

@@ -124,6 +124,28 @@ pub(crate) struct Delta<'a> {
     pub tool_calls: Option<[ToolCall<'a>; 1]>,
 }
 
+/// A `text_completion` (OpenAI's legacy completions): a whole answer, or one stream chunk. `usage` is left out
+/// of chunks unless the client asked for usage, in which case it is `null` on every chunk but the last one.
+#[derive(Serialize)]
+pub(crate) struct TextCompletion<'a> {
+    pub id: &'a str,
+    pub object: &'static str,
+    pub created: u64,
+    pub model: &'a str,
+    pub system_fingerprint: &'static str,
+    pub choices: Vec<TextChoice<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Option<Usage>>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct TextChoice<'a> {
+    pub text: &'a str,
+    pub index: usize,
+    pub logprobs: Option<()>,
+    pub finish_reason: Option<&'a str>,
+}
+
 /// `{"error":{"message","type","param","code"}}`.
 #[derive(Serialize)]
 pub(crate) struct ErrorBody<'a> {

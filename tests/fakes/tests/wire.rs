@@ -362,3 +362,54 @@ fn requests_are_recorded_and_cleared() {
     fake.clear();
     assert!(fake.requests().is_empty());
 }
+
+#[test]
+fn text_completions_are_exact() {
+    let fake = FakeUpstream::start();
+    let completion = |extra: Value| {
+        let mut body = json!({"model": "gpt-3.5-turbo-instruct", "prompt": "Say hi"});
+        if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
+            body.extend(extra);
+        }
+        post(&fake.url, "/v1/completions", &body.to_string())
+    };
+    let head = r#"{"id":"cmpl-fake-SEQ","object":"text_completion","created":1700000000,"model":"gpt-3.5-turbo-instruct","system_fingerprint":"fp_fake","choices":["#;
+    let head = |seq: u32| head.replace("SEQ", &seq.to_string());
+    let r = completion(json!({}));
+    assert_eq!((r.status, r.header("content-type")), (200, Some("application/json")));
+    assert_eq!(
+        r.text(),
+        head(1)
+            + r#"{"text":"Hello from fake upstream","index":0,"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}"#
+    );
+    let r = completion(json!({"prompt": ["a", "b"]}));
+    let indexes: Vec<Value> =
+        r.json()["choices"].as_array().into_iter().flatten().map(|c| c["index"].clone()).collect();
+    assert_eq!((indexes, r.json()["usage"]["total_tokens"].clone()), (vec![json!(0), json!(1)], json!(30)));
+
+    let event = |seq: u32, choices: &str, usage: &str| format!("data: {}{choices}]{usage}}}\n\n", head(seq));
+    let choice =
+        |text: &str, finish: &str| format!(r#"{{"text":"{text}","index":0,"logprobs":null,"finish_reason":{finish}}}"#);
+    let stream = |seq: u32, usage: &str| {
+        let mut want: String =
+            ["Hello", " from", " fake", " upstream"].iter().map(|p| event(seq, &choice(p, "null"), usage)).collect();
+        want += &event(seq, &choice("", "\"stop\""), usage);
+        want
+    };
+    let r = completion(json!({"stream": true}));
+    assert_eq!((r.status, r.header("content-type")), (200, Some("text/event-stream")));
+    assert_eq!(r.text(), stream(3, "") + DONE);
+    let r = completion(json!({"stream": true, "stream_options": {"include_usage": true}}));
+    let usage = event(4, "", r#","usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}"#);
+    assert_eq!(r.text(), stream(4, r#","usage":null"#) + &usage + DONE);
+
+    let r = post(&fake.url, "/completions", &json!({"model": "error-429", "prompt": "x"}).to_string());
+    assert_eq!((r.status, r.header("retry-after")), (429, Some("7")));
+    let r = completion(json!({"prompt": 5}));
+    assert_eq!(r.status, 400);
+    let seen = fake.requests();
+    assert_eq!(
+        (seen.len(), seen[0]["path"].as_str(), seen[4]["path"].as_str()),
+        (6, Some("/v1/completions"), Some("/completions"))
+    );
+}

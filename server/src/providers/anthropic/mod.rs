@@ -52,6 +52,10 @@ pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 /// Header values shorter than this are not scrubbed from error messages (same rule as `openai/mod.rs`).
 const MIN_SCRUBBED_LEN: usize = 8;
 const MESSAGES_PATH: &str = "/v1/messages";
+/// Fields of a Messages body that only steer generation: `count_tokens` takes the rest of the body and refuses
+/// these ("Extra inputs are not permitted"), so a caller may send its whole `/v1/messages` body to be counted.
+const GENERATION_ONLY: &[&str] =
+    &["max_tokens", "stream", "temperature", "top_p", "top_k", "stop_sequences", "metadata", "service_tier"];
 
 static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 static VERSION_HEADER: HeaderName = HeaderName::from_static("anthropic-version");
@@ -61,6 +65,8 @@ static BETA_HEADER: HeaderName = HeaderName::from_static("anthropic-beta");
 pub struct AnthropicProvider {
     /// `<base>/v1/messages`, parsed once.
     pub messages_url: Uri,
+    /// `<base>/v1/messages/count_tokens`, parsed once.
+    pub count_tokens_url: Uri,
     /// `x-api-key`, marked sensitive.
     api_key: HeaderValue,
     /// `extra_headers`, every value marked sensitive (it may hold a credential).
@@ -80,8 +86,9 @@ impl AnthropicProvider {
             .clone()
             .or_else(|| BASE_ENV.iter().find_map(|v| env.get(v).filter(|b| !b.trim().is_empty())))
             .unwrap_or_else(|| DEFAULT_BASE.to_owned());
-        let messages_url = messages_url(&base)
-            .ok_or_else(|| ConfigError::invalid(field("api_base"), format!("`{base}` is not a valid URL")))?;
+        let bad_base = || ConfigError::invalid(field("api_base"), format!("`{base}` is not a valid URL"));
+        let messages_url = messages_url(&base).ok_or_else(bad_base)?;
+        let count_tokens_url = Uri::try_from(format!("{messages_url}/count_tokens")).map_err(|_| bad_base())?;
         // An empty key (an unset variable interpolated into the config) is no key, as in LiteLLM (`api_key or
         // env`): the environment's is used, or the deployment is refused now rather than failing every call.
         let present = |k: &Secret| !k.expose().trim().is_empty();
@@ -113,7 +120,7 @@ impl AnthropicProvider {
                 scrubbed.push(value.clone());
             }
         }
-        Ok(Self { messages_url, api_key, extra_headers, scrubbed })
+        Ok(Self { messages_url, count_tokens_url, api_key, extra_headers, scrubbed })
     }
 
     /// Headers every request carries besides `content-type`: the key, the pinned version, `extra_headers`
@@ -157,16 +164,53 @@ impl AnthropicProvider {
         upstream_model: &str,
         beta: Option<&HeaderValue>,
     ) -> UpstreamRequest {
-        let mut model = Vec::with_capacity(upstream_model.len() + 2);
-        write_json_string(&mut model, upstream_model);
-        let model = String::from_utf8(model).unwrap_or_default();
-        let body = req.body.write(
-            req.body.fields.iter().map(|(_, v)| v.get().len() + 8).sum(),
-            |key| if key == "model" { Edit::Replace(model.clone()) } else { Edit::Keep },
-            &[],
-        );
+        let body = spliced(req, upstream_model, &[]);
         UpstreamRequest { url: self.messages_url.clone(), headers: self.headers(beta), body }
     }
+
+    /// A caller's `count_tokens` body (or whole Messages body) for Anthropic's `count_tokens`: the caller's bytes,
+    /// `model` replaced and the [`GENERATION_ONLY`] fields left out.
+    pub fn count_tokens_request(
+        &self,
+        req: &MessagesRequest<'_>,
+        upstream_model: &str,
+        beta: Option<&HeaderValue>,
+    ) -> UpstreamRequest {
+        let body = spliced(req, upstream_model, GENERATION_ONLY);
+        UpstreamRequest { url: self.count_tokens_url.clone(), headers: self.headers(beta), body }
+    }
+}
+
+/// The caller's body with `model` replaced and the `dropped` fields left out; every other byte as it came.
+fn spliced(req: &MessagesRequest<'_>, upstream_model: &str, dropped: &[&str]) -> Vec<u8> {
+    let mut model = Vec::with_capacity(upstream_model.len() + 2);
+    write_json_string(&mut model, upstream_model);
+    let model = String::from_utf8(model).unwrap_or_default();
+    req.body.write(
+        req.body.fields.iter().map(|(_, v)| v.get().len() + 8).sum(),
+        |key| match key {
+            "model" => Edit::Replace(model.clone()),
+            k if dropped.contains(&k) => Edit::Drop,
+            _ => Edit::Keep,
+        },
+        &[],
+    )
+}
+
+/// `count_tokens`' answer, `{"input_tokens": N}`.
+pub fn count_tokens_body(input_tokens: u64) -> Vec<u8> {
+    format!(r#"{{"input_tokens":{input_tokens}}}"#).into_bytes()
+}
+
+/// The count in an upstream's `count_tokens` answer; an answer without one is not a count.
+pub fn decode_count_tokens(body: &[u8]) -> Result<u64, DecodeError> {
+    #[derive(serde::Deserialize)]
+    struct Count {
+        input_tokens: u64,
+    }
+    serde_json::from_slice::<Count>(body)
+        .map(|c| c.input_tokens)
+        .map_err(|e| DecodeError::new(format!("count_tokens answer without `input_tokens`: {e}")))
 }
 
 /// `<base>/v1/messages`. Like LiteLLM, a base that already ends in `/v1/messages` is taken as it is; a base ending
@@ -196,6 +240,15 @@ impl Dialect for AnthropicProvider {
         beta: Option<&HeaderValue>,
     ) -> Option<UpstreamRequest> {
         Some(self.splice_request(req, upstream_model, beta))
+    }
+
+    fn count_tokens_request(
+        &self,
+        req: &MessagesRequest<'_>,
+        upstream_model: &str,
+        beta: Option<&HeaderValue>,
+    ) -> Option<UpstreamRequest> {
+        Some(AnthropicProvider::count_tokens_request(self, req, upstream_model, beta))
     }
 
     fn chat_request(&self, chat: &Chat, options: CallOptions<'_>) -> Result<UpstreamRequest, Unsupported> {
@@ -356,5 +409,23 @@ mod tests {
         assert!(header(&out.headers, "anthropic-beta").is_empty());
         let out = provider().splice_request(&req, "m", Some(&beta));
         assert_eq!(header(&out.headers, "anthropic-beta"), ["interleaved-thinking-2025-05-14"]);
+    }
+
+    #[test]
+    fn count_tokens_takes_the_body_without_generation_fields() {
+        let body = r#"{"model":"claude","max_tokens":10,"stream":true,"temperature":0.2,"system":"s","messages":[{"role":"user","content":"hi"}],"tools":[],"future_field":1}"#;
+        let req = MessagesRequest::parse_count(body.as_bytes()).unwrap_or_else(|e| unreachable!("{e}"));
+        let beta = HeaderValue::from_static("token-counting-2024-11-01");
+        let out = provider().count_tokens_request(&req, "claude-sonnet-4-5", Some(&beta));
+        assert_eq!(out.url.to_string(), "https://api.anthropic.com/v1/messages/count_tokens");
+        assert_eq!(
+            String::from_utf8_lossy(&out.body),
+            r#"{"model":"claude-sonnet-4-5","system":"s","messages":[{"role":"user","content":"hi"}],"tools":[],"future_field":1}"#
+        );
+        assert_eq!(header(&out.headers, "anthropic-beta"), ["token-counting-2024-11-01"]);
+        assert_eq!(header(&out.headers, "x-api-key"), ["sk-ant-test-key-0001"]);
+        assert_eq!(decode_count_tokens(br#"{"input_tokens":21}"#), Ok(21));
+        assert!(decode_count_tokens(br#"{"tokens":21}"#).is_err());
+        assert_eq!(count_tokens_body(7), br#"{"input_tokens":7}"#);
     }
 }

@@ -5,13 +5,17 @@
 //!
 //! Requests that cross dialects take the canonical path instead: `request.rs` and `encode.rs` (OpenAI body to
 //! `Chat` and back), `reply.rs` and `stream.rs` (OpenAI replies and chunks to canonical replies and events and
-//! back), and `dialect.rs` (`impl Dialect`, embeddings).
+//! back, `text_completion` ones included), and `dialect.rs` (`impl Dialect`, embeddings). OpenAI's legacy text
+//! completions: `completions.rs` serves `/v1/completions` callers from any chat model, and `text_completion.rs` is
+//! the `text-completion-openai/` dialect, a server whose API is `/completions`.
 
+pub mod completions;
 mod dialect;
 pub mod encode;
 pub mod reply;
 pub mod request;
 pub mod stream;
+mod text_completion;
 
 use actix_web::http::{
     header::{HeaderMap, HeaderName, HeaderValue},
@@ -27,11 +31,12 @@ use super::{
 };
 use crate::{
     llm::{
-        request::{write_json_string, Edit},
-        ChatRequest, EmbeddingsRequest, UpstreamError, UpstreamFailure,
+        request::{write_json_string, Edit, RawObject},
+        ChatRequest, CompletionRequest, EmbeddingsRequest, UpstreamError, UpstreamFailure,
     },
     secret::Secret,
 };
+pub use text_completion::TextCompletion;
 
 /// Headers of an upstream error response that the caller needs to back off correctly.
 const PASSTHROUGH_ERROR_HEADERS: &[&str] = &["retry-after", "retry-after-ms"];
@@ -72,6 +77,8 @@ pub struct OpenAiCompatible {
     /// Parsed once here, not per request.
     pub chat_url: Uri,
     pub embeddings_url: Uri,
+    /// OpenAI's legacy text completions (`/completions`), which `text-completion-openai/` deployments speak.
+    pub completions_url: Uri,
     /// Pre-built credential header (`Authorization: Bearer …`, Azure's `api-key`), marked sensitive so it is never
     /// logged.
     auth: Option<(HeaderName, HeaderValue)>,
@@ -182,17 +189,14 @@ impl OpenAiCompatible {
             (None, Some(k)) => Some(bearer(k)?),
             (_, None) => None,
         };
-        let (chat_url, embeddings_url) = match &s.azure {
+        let url = |path: &str| match &s.azure {
             Some(a) => {
-                let deployment = format!("openai/deployments/{}", a.deployment);
-                let query = format!("?api-version={}", a.api_version);
-                (
-                    endpoint(base, &format!("{deployment}/chat/completions{query}"))?,
-                    endpoint(base, &format!("{deployment}/embeddings{query}"))?,
-                )
+                endpoint(base, &format!("openai/deployments/{}/{path}?api-version={}", a.deployment, a.api_version))
             }
-            None => (endpoint(base, "chat/completions")?, endpoint(base, "embeddings")?),
+            None => endpoint(base, path),
         };
+        let (chat_url, embeddings_url, completions_url) =
+            (url("chat/completions")?, url("embeddings")?, url("completions")?);
         let mut extra_headers = Vec::new();
         let entra = match s.azure.as_ref().and_then(|a| a.entra.as_ref()) {
             Some(Entra::Token(token)) => Some(token.clone()),
@@ -216,6 +220,7 @@ impl OpenAiCompatible {
             provider: s.provider.to_owned(),
             chat_url,
             embeddings_url,
+            completions_url,
             auth,
             entra_client,
             scrubbed,
@@ -252,21 +257,33 @@ impl OpenAiCompatible {
         UpstreamRequest { url: url.clone(), headers: self.headers(), body }
     }
 
+    /// The caller's text-completions request for this deployment's `/completions` (see [`Self::splice_body`]).
+    pub fn splice_completions(&self, req: &CompletionRequest<'_>, upstream_model: &str) -> UpstreamRequest {
+        self.request(&self.completions_url, self.splice_body(&req.body, req.stream, upstream_model, None))
+    }
+
     pub fn chat_body(&self, req: &ChatRequest<'_>, upstream_model: &str) -> Vec<u8> {
+        self.splice_body(&req.body, req.stream, upstream_model, Some(req.messages.get()))
+    }
+
+    /// The caller's body with the upstream model spliced in, parameters renamed as the preset says, usage asked
+    /// for on streams (if the server takes `stream_options`), and `messages` (chat only) flattened to text for
+    /// text-only servers.
+    fn splice_body(&self, body: &RawObject<'_>, stream: bool, upstream_model: &str, messages: Option<&str>) -> Vec<u8> {
         let model = json_string(upstream_model);
         let mut has_stream_options = false;
-        let out = req.body.write(
-            req.body.fields.len() * 32,
+        let out = body.write(
+            body.fields.len() * 32,
             |key| {
                 if key == "model" {
                     return Edit::Replace(model.clone());
                 }
-                if key == "stream_options" && req.stream && self.stream_usage {
+                if key == "stream_options" && stream && self.stream_usage {
                     has_stream_options = true;
-                    return Edit::Replace(with_usage(req.body.get(key).map(|v| v.get())));
+                    return Edit::Replace(with_usage(body.get(key).map(|v| v.get())));
                 }
                 if key == "messages" && self.content_list_to_string {
-                    if let Some(flat) = flatten_text_content(req.messages.get()) {
+                    if let Some(flat) = messages.and_then(flatten_text_content) {
                         return Edit::Replace(flat);
                     }
                 }
@@ -277,7 +294,7 @@ impl OpenAiCompatible {
             },
             &[],
         );
-        if req.stream && self.stream_usage && !has_stream_options {
+        if stream && self.stream_usage && !has_stream_options {
             return append_field(out, "stream_options", r#"{"include_usage":true}"#);
         }
         out

@@ -201,6 +201,9 @@ struct WireChoice {
     index: Option<u32>,
     #[serde(default)]
     message: Option<WireMessage>,
+    /// A `text_completion`'s text (OpenAI's legacy completions), where a chat completion has `message`.
+    #[serde(default)]
+    text: Option<Value>,
     #[serde(default)]
     finish_reason: Option<String>,
 }
@@ -248,6 +251,9 @@ pub fn decode_reply(body: &[u8]) -> Result<Reply, DecodeError> {
     }
     if let Some(m) = choice.message {
         reply.parts = message_parts(m, &id)?;
+    }
+    if let Some(text) = text_value(choice.text).filter(|t| !t.is_empty()) {
+        reply.parts.push(Part::Text(text));
     }
     reply.id = id;
     Ok(reply)

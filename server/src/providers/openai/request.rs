@@ -30,18 +30,22 @@ const HARMLESS: &[&str] = &[
     "prompt_cache_retention",
 ];
 
-fn invalid(param: &'static str, message: impl Into<String>) -> RequestError {
+pub(super) fn invalid(param: &'static str, message: impl Into<String>) -> RequestError {
     RequestError::InvalidField { param, message: message.into() }
 }
 
 /// One top-level field as `T`, or a 400 naming it.
-fn field<T: DeserializeOwned>(raw: &RawValue, param: &'static str, expected: &str) -> Result<T, RequestError> {
+pub(super) fn field<T: DeserializeOwned>(
+    raw: &RawValue,
+    param: &'static str,
+    expected: &str,
+) -> Result<T, RequestError> {
     serde_json::from_str(raw.get()).map_err(|_| invalid(param, format!("`{param}` must be {expected}")))
 }
 
 /// A field the chat cannot carry. Names repeat (one per audio part, say) until `decode_request` dedupes them once:
 /// a scan per push would be quadratic in a body of many unknown keys.
-fn unmapped(chat: &mut Chat, name: &str) {
+pub(super) fn unmapped(chat: &mut Chat, name: &str) {
     chat.unmapped.push(name.to_owned());
 }
 
@@ -59,40 +63,57 @@ pub fn decode_request(req: &ChatRequest<'_>) -> Result<Chat, RequestError> {
                 max_completion_tokens = Some(field(raw, "max_completion_tokens", "a non-negative integer")?)
             }
             "max_tokens" => max_tokens = Some(field(raw, "max_tokens", "a non-negative integer")?),
-            "temperature" => chat.temperature = Some(field(raw, "temperature", "a number")?),
-            "top_p" => chat.top_p = Some(field(raw, "top_p", "a number")?),
-            // Not OpenAI's, but vLLM, Together and others take it, and the canonical chat carries it.
-            "top_k" => chat.top_k = Some(field(raw, "top_k", "a non-negative integer")?),
-            "stop" => chat.stop = stop(raw)?,
-            "seed" => chat.seed = Some(field(raw, "seed", "an integer")?),
-            "presence_penalty" => chat.presence_penalty = Some(field(raw, "presence_penalty", "a number")?),
-            "frequency_penalty" => chat.frequency_penalty = Some(field(raw, "frequency_penalty", "a number")?),
-            "user" => chat.user = Some(field(raw, "user", "a string")?),
             // OpenAI's successor of `user`, used only when `user` is absent.
             "safety_identifier" => safety_identifier = Some(field(raw, "safety_identifier", "a string")?),
             "parallel_tool_calls" => chat.parallel_tool_calls = Some(field(raw, "parallel_tool_calls", "a boolean")?),
             "response_format" => chat.response_format = Some(response_format(raw)?),
             "tools" => tools(raw, &mut chat)?,
             "tool_choice" => tool_choice(raw, &mut chat)?,
-            "n" => {
-                if field::<u64>(raw, "n", "a positive integer")? != 1 {
-                    unmapped(&mut chat, "n");
-                }
-            }
             "logprobs" => {
                 if field::<bool>(raw, "logprobs", "a boolean")? {
                     unmapped(&mut chat, "logprobs");
                 }
             }
-            other => unmapped(&mut chat, other),
+            other => {
+                if !sampling_field(&mut chat, other, raw)? {
+                    unmapped(&mut chat, other);
+                }
+            }
         }
     }
     chat.max_tokens = max_completion_tokens.or(max_tokens);
     chat.user = chat.user.or(safety_identifier);
     messages(req.messages, &mut chat)?;
+    dedupe_unmapped(&mut chat);
+    Ok(chat)
+}
+
+/// The fields OpenAI's chat and text completions share, read into `chat`; `Ok(false)` if `key` is none of them.
+pub(super) fn sampling_field(chat: &mut Chat, key: &str, raw: &RawValue) -> Result<bool, RequestError> {
+    match key {
+        "temperature" => chat.temperature = Some(field(raw, "temperature", "a number")?),
+        "top_p" => chat.top_p = Some(field(raw, "top_p", "a number")?),
+        // Not OpenAI's, but vLLM, Together and others take it, and the canonical chat carries it.
+        "top_k" => chat.top_k = Some(field(raw, "top_k", "a non-negative integer")?),
+        "stop" => chat.stop = stop(raw)?,
+        "seed" => chat.seed = Some(field(raw, "seed", "an integer")?),
+        "presence_penalty" => chat.presence_penalty = Some(field(raw, "presence_penalty", "a number")?),
+        "frequency_penalty" => chat.frequency_penalty = Some(field(raw, "frequency_penalty", "a number")?),
+        "user" => chat.user = Some(field(raw, "user", "a string")?),
+        "n" => {
+            if field::<u64>(raw, "n", "a positive integer")? != 1 {
+                unmapped(chat, "n");
+            }
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// Each unmapped name once, in order of first appearance (one pass with a set: linear in the body).
+pub(super) fn dedupe_unmapped(chat: &mut Chat) {
     let mut seen = HashSet::with_capacity(chat.unmapped.len());
     chat.unmapped.retain(|name| seen.insert(name.clone()));
-    Ok(chat)
 }
 
 fn stop(raw: &RawValue) -> Result<Vec<String>, RequestError> {

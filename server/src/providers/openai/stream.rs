@@ -53,6 +53,9 @@ struct WireChoice {
     index: Option<u32>,
     #[serde(default)]
     delta: Option<WireDelta>,
+    /// A `text_completion` chunk's text (OpenAI's legacy completions), where a chat chunk has `delta`.
+    #[serde(default)]
+    text: Option<Value>,
     #[serde(default)]
     finish_reason: Option<String>,
 }
@@ -167,6 +170,9 @@ impl StreamDecoder for ChunkDecoder {
                 }
                 self.tool_deltas(delta.tool_calls.unwrap_or_default(), out);
             }
+            if let Some(text) = text_value(choice.text).filter(|t| !t.is_empty()) {
+                out.push(Event::Text(text));
+            }
             if let Some(raw) = choice.finish_reason.as_deref() {
                 self.finished = true;
                 match finish_reason(raw) {
@@ -197,7 +203,7 @@ impl StreamDecoder for ChunkDecoder {
 }
 
 /// Ids of streams whose upstream never said its own.
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+pub(super) static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Renders canonical events as OpenAI's chunks, for a caller speaking OpenAI to another dialect: the role chunk
 /// first, one chunk per event, the finish chunk, the usage chunk (if the caller asked, `include_usage`), and
@@ -285,20 +291,20 @@ struct ArgsJson<'a> {
 struct EmptyDelta {}
 
 #[derive(Serialize)]
-struct ErrorJson<'a> {
-    error: ErrorBody<'a>,
+pub(super) struct ErrorJson<'a> {
+    pub(super) error: ErrorBody<'a>,
 }
 
 #[derive(Serialize)]
-struct ErrorBody<'a> {
-    message: &'a str,
+pub(super) struct ErrorBody<'a> {
+    pub(super) message: &'a str,
     #[serde(rename = "type")]
-    kind: &'a str,
-    param: (),
-    code: Option<&'a str>,
+    pub(super) kind: &'a str,
+    pub(super) param: (),
+    pub(super) code: Option<&'a str>,
 }
 
-fn put_data(out: &mut BytesMut, json: &impl Serialize) {
+pub(super) fn put_data(out: &mut BytesMut, json: &impl Serialize) {
     out.put_slice(b"data: ");
     // Serialising these plain structs into a buffer cannot fail.
     let _ = serde_json::to_writer((&mut *out).writer(), json);

@@ -63,9 +63,8 @@ pub enum Command {
 
 /// The report `check-config` prints: every model group with its deployments, then warnings.
 pub fn check_config_report(config: &Config) -> Result<String, ConfigError> {
-    let env = |name: &str| std::env::var(name).ok();
     let catalog = crate::pricing::configured(config.price_catalog.as_deref())?;
-    let table = RoutingTable::build(config, &env, &catalog, |_, _, _| None)?;
+    let table = RoutingTable::build(config, &config.environment, &catalog, |_, _, _| None)?;
     let upstream = Upstream::from_config(&config.upstream)?;
     let mut out = String::new();
     let _ = writeln!(

@@ -43,10 +43,10 @@ impl Router {
 
 fn build(config: &Config, upstream: &Upstream) -> Result<(RoutingTable, Vec<Addr<DeploymentWorker>>), ConfigError> {
     let mut workers = Vec::new();
-    let env = |name: &str| std::env::var(name).ok();
+    let env = &config.environment;
     let (allowed_fails, cooldown) = (config.router.allowed_fails, config.router.cooldown_time);
     let catalog = pricing::configured(config.price_catalog.as_deref())?;
-    let table = RoutingTable::build(config, &env, &catalog, |id, stats, provider| {
+    let table = RoutingTable::build(config, env, &catalog, |id, stats, provider| {
         let (id, stats) = (id.to_owned(), stats.clone());
         let credentials = provider.needs_worker().map(|dialect| (dialect, upstream.clone()));
         let addr = Supervisor::start(move |_| {

@@ -5,16 +5,18 @@
 //! silently dropped; secrets are wrapped in [`Secret`] the moment they are read. This module does no I/O besides
 //! reading the file and the environment, and knows nothing of providers or HTTP.
 
+mod environment;
 mod interpolate;
 mod raw;
 mod upstream;
 
-use std::{collections::BTreeMap, path::Path, time::Duration};
+use std::{collections::BTreeMap, path::Path, sync::Arc, time::Duration};
 
 use serde_yaml::Value;
 
 use self::raw::{RawConfig, RawModelEntry, NOT_YET_SUPPORTED};
 pub use self::{
+    environment::Environment,
     interpolate::EnvLookup,
     upstream::{TlsTrust, UpstreamConfig},
 };
@@ -61,6 +63,8 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     /// Human-readable warnings gathered while loading (unknown keys, unsupported settings), each naming a path.
     pub warnings: Vec<String>,
+    /// The environment the config was loaded with, for providers' variables read when the routing table is built.
+    pub environment: Environment,
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +151,18 @@ impl Config {
         let mut warnings: Vec<String> = ignored.iter().map(|p| unknown_key_warning(&bracket_indices(p))).collect();
         warnings.append(&mut config.warnings);
         config.warnings = warnings;
+        config.environment = Environment::new(local_env);
+        Ok(config)
+    }
+
+    /// Like [`Config::load_str`], with exactly these environment variables and none of the process's, both
+    /// while loading and afterwards (providers' variables): for tests, which must not touch the process
+    /// environment.
+    pub fn load_str_with_vars(text: &str, vars: BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let vars = Arc::new(vars);
+        let lookup = |name: &str| vars.get(name).cloned();
+        let mut config = Self::load_str(text, &lookup)?;
+        config.environment = std::mem::take(&mut config.environment).over(vars);
         Ok(config)
     }
 
@@ -335,6 +351,7 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
         price_catalog: raw.tollgate.price_catalog,
         upstream,
         warnings,
+        environment: Environment::default(),
     })
 }
 

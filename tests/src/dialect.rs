@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::{logs, post, sse_data, Reply, MASTER_KEY};
+use crate::{logs, post, sse_data, FakeUpstream, Gateway, Reply, MASTER_KEY};
 
 /// USD per prompt token of every [`deployment`], in nano-dollars (`input_cost_per_token: 0.000001`).
 const INPUT_NANOS: u64 = 1_000;
@@ -13,17 +13,33 @@ const INPUT_NANOS: u64 = 1_000;
 const OUTPUT_NANOS: u64 = 2_000;
 
 /// A `model_list` entry for public model `name` at `litellm_params.model: <model>` (`anthropic/normal`), with
-/// `api_base` (none when empty), a key and exact prices, plus `extra` lines (6-space indented `litellm_params`).
-pub fn deployment(name: &str, model: &str, api_base: &str, extra: &str) -> String {
-    let base = if api_base.is_empty() { String::new() } else { format!("      api_base: {api_base}\n") };
+/// `api_base`, a key and exact prices.
+pub fn deployment(name: &str, model: &str, api_base: &str) -> String {
     format!(
-        "  - model_name: {name}\n    litellm_params:\n      model: {model}\n{base}      api_key: {UPSTREAM_KEY}\n      \
-         input_cost_per_token: 0.000001\n      output_cost_per_token: 0.000002\n{extra}"
+        "  - model_name: {name}\n    litellm_params:\n      model: {model}\n      api_base: {api_base}\n      \
+         api_key: {UPSTREAM_KEY}\n      input_cost_per_token: 0.000001\n      output_cost_per_token: 0.000002\n"
     )
 }
 
 /// The key every [`deployment`] sends upstream.
 pub const UPSTREAM_KEY: &str = "sk-fake-upstream-key-123456";
+
+/// The public name of `provider`'s deployment of the fake's `mode` in [`gateway`]: `<provider>-<mode>`.
+pub fn model(provider: &str, mode: &str) -> String {
+    format!("{provider}-{mode}")
+}
+
+/// A gateway with one priced deployment per mode: [`model`]`(provider, mode)` is `<provider>/<mode>` at the fake.
+pub fn gateway(fake: &FakeUpstream, provider: &str, modes: &[&str]) -> Gateway {
+    let entries: String =
+        modes.iter().map(|m| deployment(&model(provider, m), &format!("{provider}/{m}"), &fake.url)).collect();
+    Gateway::with_models(&entries)
+}
+
+/// The last request the fake received.
+pub fn last_request(fake: &FakeUpstream) -> Value {
+    fake.requests().into_iter().next_back().unwrap_or_default()
+}
 
 /// `POST /v1/chat/completions` with the master key.
 pub async fn chat(base: &str, body: &Value) -> Reply {
@@ -37,6 +53,11 @@ pub fn with(body: &Value, more: Value) -> Value {
         obj.extend(more);
     }
     out
+}
+
+/// `body` as a stream, with `stream_options.include_usage` as given.
+pub fn streamed(body: &Value, include_usage: bool) -> Value {
+    with(body, json!({"stream": true, "stream_options": {"include_usage": include_usage}}))
 }
 
 /// The request every dialect's golden test sends: a system and a user message, temperature, max_tokens, stop.
@@ -125,8 +146,8 @@ pub fn read_stream(text: &str) -> Streamed {
     out
 }
 
-/// `(id, name, arguments as JSON)` of OpenAI tool calls, for comparing arguments by meaning.
-pub fn calls(tool_calls: &Value) -> Vec<(String, String, Value)> {
+/// The [`Call`]s of OpenAI tool calls, for comparing arguments by meaning.
+pub fn calls(tool_calls: &Value) -> Vec<Call> {
     tool_calls
         .as_array()
         .into_iter()
@@ -214,7 +235,7 @@ pub fn assert_openai_error(reply: &Reply, status: u16, code: Option<&str>, retry
 }
 
 /// `(prompt_tokens, completion_tokens, total_tokens, prompt_tokens_details.cached_tokens)` of an OpenAI usage.
-pub fn usage_numbers(usage: &Value) -> (Option<u64>, Option<u64>, Option<u64>, Option<u64>) {
+pub fn usage_numbers(usage: &Value) -> UsageNumbers {
     (
         usage["prompt_tokens"].as_u64(),
         usage["completion_tokens"].as_u64(),
@@ -236,4 +257,86 @@ pub fn vectors(list: &Value) -> Vec<Vec<f32>> {
         other => other.as_array().into_iter().flatten().map(|x| x.as_f64().unwrap_or(f64::NAN) as f32).collect(),
     };
     list["data"].as_array().into_iter().flatten().map(|item| vector(&item["embedding"])).collect()
+}
+
+/// `(prompt, completion, total, cached)` of an OpenAI usage, see [`usage_numbers`].
+pub type UsageNumbers = (Option<u64>, Option<u64>, Option<u64>, Option<u64>);
+
+/// Streams [`golden_request`] to `model` without and with `include_usage`: the text arrives whole, the stream
+/// ends with `finish_reason: stop` and `[DONE]`, the usage chunk (equal to `usage`) comes only when asked, and the
+/// books hold `tokens` either way.
+pub async fn assert_text_streams(base: &str, model: &str, text: &str, usage: UsageNumbers, tokens: Tokens) {
+    for include_usage in [false, true] {
+        let r = chat(base, &streamed(&golden_request(model), include_usage)).await;
+        assert_eq!((r.status, r.header("content-type")), (200, Some("text/event-stream")), "{}", r.text);
+        let s = read_stream(&r.text);
+        assert_eq!(s.text, text, "{}", r.text);
+        assert_eq!((s.finish_reason.as_deref(), s.last.as_str()), (Some("stop"), "[DONE]"), "{}", r.text);
+        let seen: Vec<_> = s.usage_chunks.iter().map(usage_numbers).collect();
+        let want = if include_usage { vec![usage] } else { vec![] };
+        assert_eq!(seen, want, "include_usage {include_usage}: {}", r.text);
+        assert_settled(&r, "completed", tokens);
+    }
+}
+
+/// Asserts `model`'s `finish_reason` is `want`, whole and streamed; returns both replies.
+pub async fn assert_finish_reason(base: &str, model: &str, want: &str) -> [Reply; 2] {
+    let whole = chat(base, &golden_request(model)).await;
+    assert_eq!(whole.json["choices"][0]["finish_reason"], want, "{model}: {}", whole.text);
+    let stream = chat(base, &streamed(&golden_request(model), false)).await;
+    assert_eq!(read_stream(&stream.text).finish_reason.as_deref(), Some(want), "{model}: {}", stream.text);
+    [whole, stream]
+}
+
+/// One upstream error mode and what the OpenAI caller must get: `(mode, status, error.type, error.code,
+/// retry-after)`.
+pub type ErrorCase<'a> = (&'a str, u16, &'a str, Option<&'a str>, Option<&'a str>);
+
+/// Calls each error mode of `provider`'s [`gateway`] and checks the OpenAI error the caller got.
+pub async fn assert_errors(base: &str, provider: &str, cases: &[ErrorCase<'_>]) {
+    for (mode, status, kind, code, retry_after) in cases {
+        let r = chat(base, &golden_request(&model(provider, mode))).await;
+        assert_openai_error(&r, *status, *code, *retry_after);
+        assert_eq!(r.error_type(), *kind, "{mode}");
+    }
+}
+
+/// The fakes' modes that break a stream after its first text piece ("Hello"): the connection closes
+/// mid-stream (`cut`), or in the middle of an event's JSON (`cut-json`).
+pub const BROKEN_MODES: [&str; 2] = ["cut", "cut-json"];
+
+/// Streams each of [`BROKEN_MODES`] of `provider`'s [`gateway`]: "Hello" arrives, then an error chunk ends the
+/// stream (no `[DONE]`), and the call is logged broken.
+pub async fn assert_broken_streams(base: &str, provider: &str) {
+    for mode in BROKEN_MODES {
+        let r = chat(base, &streamed(&golden_request(&model(provider, mode)), true)).await;
+        assert_broken_stream(&r);
+        assert_eq!(read_stream(&r.text).text, "Hello", "{mode}: what arrived before the break is delivered");
+    }
+}
+
+/// A tool call as compared: `(id, name, arguments as JSON)`.
+pub type Call = (String, String, Value);
+
+/// `(id, name, arguments)` as a [`Call`].
+pub fn call(id: &str, name: &str, arguments: Value) -> Call {
+    (id.to_owned(), name.to_owned(), arguments)
+}
+
+/// Sends `request` whole and streamed: both replies carry exactly `want` (typed `function`; streamed ones
+/// assembled by index as a client does) and finish with `tool_calls`. Returns both replies.
+pub async fn assert_tool_calls(base: &str, request: &Value, want: &[Call]) -> [Reply; 2] {
+    let whole = chat(base, request).await;
+    assert_eq!(whole.status, 200, "{}", whole.text);
+    let message = &whole.json["choices"][0]["message"];
+    assert_eq!(calls(&message["tool_calls"]), want, "{}", whole.text);
+    assert!(message["tool_calls"].as_array().into_iter().flatten().all(|c| c["type"] == "function"));
+    assert_eq!(whole.json["choices"][0]["finish_reason"], "tool_calls", "{}", whole.text);
+
+    let stream = chat(base, &streamed(request, false)).await;
+    let s = read_stream(&stream.text);
+    assert_eq!(calls(&Value::Array(s.tool_calls.clone())), want, "{}", stream.text);
+    assert!(s.tool_calls.iter().all(|c| c["type"] == "function"), "{:?}", s.tool_calls);
+    assert_eq!((s.finish_reason.as_deref(), s.last.as_str()), (Some("tool_calls"), "[DONE]"), "{}", stream.text);
+    [whole, stream]
 }

@@ -6,50 +6,45 @@
 use serde_json::{json, Value};
 use tollgate_tests::{
     dialect::{
-        assert_broken_settlement, assert_broken_stream, assert_openai_error, assert_settled, calls, chat, deployment,
-        golden_request, read_stream, tools_request, usage_numbers, with, Tokens, UPSTREAM_KEY,
+        assert_broken_settlement, assert_broken_streams, assert_errors, assert_finish_reason, assert_settled,
+        assert_text_streams, assert_tool_calls, call, chat, gateway, golden_request, last_request, model, read_stream,
+        tools_request, usage_numbers, with, ErrorCase, Tokens, UsageNumbers, BROKEN_MODES, UPSTREAM_KEY,
     },
-    post_with, sse_events, FakeUpstream, Gateway, MASTER_KEY,
+    post_with, sse_events, FakeUpstream, MASTER_KEY,
 };
 
+const PROVIDER: &str = "anthropic";
 /// The fake's usage in OpenAI's inclusive form: 21 + 3 + 5 prompt tokens, of which 5 read from the cache.
 const USAGE: Tokens = Tokens { prompt: 29, completion: 9, cache_read: 5, cache_write: 3 };
 /// `(prompt, completion, total, cached)` as an OpenAI client reads them.
-const OPENAI_USAGE: (Option<u64>, Option<u64>, Option<u64>, Option<u64>) = (Some(29), Some(9), Some(38), Some(5));
+const OPENAI_USAGE: UsageNumbers = (Some(29), Some(9), Some(38), Some(5));
 
-/// A gateway where model `claude-<mode>` is `anthropic/<mode>` at the fake.
-fn gateway(fake: &FakeUpstream, modes: &[&str]) -> Gateway {
-    let models: String =
-        modes.iter().map(|m| deployment(&format!("claude-{m}"), &format!("anthropic/{m}"), &fake.url, "")).collect();
-    Gateway::with_models(&models)
-}
-
-fn streamed(body: &Value, include_usage: bool) -> Value {
-    with(body, json!({"stream": true, "stream_options": {"include_usage": include_usage}}))
-}
-
-#[actix_rt::test]
-async fn openai_text_is_translated_to_messages_and_back() {
-    let fake = FakeUpstream::start();
-    let gw = gateway(&fake, &["normal"]);
-    let r = chat(&gw.url, &golden_request("claude-normal")).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-
-    let seen = &fake.requests()[0];
-    assert_eq!(seen["path"], "/v1/messages");
-    let headers = &seen["headers"];
-    assert_eq!(headers["x-api-key"], UPSTREAM_KEY);
-    assert_eq!(headers["anthropic-version"], "2023-06-01");
-    assert_eq!(headers.get("authorization"), None, "the key travels in x-api-key only");
-    let want = json!({
+/// What [`golden_request`] becomes; `max_tokens` is the caller's, `stop` a list.
+fn golden_body() -> Value {
+    json!({
         "model": "normal",
         "system": "You are terse.",
         "messages": [{"role": "user", "content": [{"type": "text", "text": "Weather?"}]}],
         "max_tokens": 100,
         "stop_sequences": ["END"],
         "temperature": 0.5,
-    });
-    assert_eq!(seen["body"], want);
+    })
+}
+
+#[actix_rt::test]
+async fn openai_text_is_translated_to_messages_and_back() {
+    let fake = FakeUpstream::start();
+    let gw = gateway(&fake, PROVIDER, &["normal"]);
+    let r = chat(&gw.url, &golden_request(&model(PROVIDER, "normal"))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let seen = last_request(&fake);
+    assert_eq!(seen["path"], "/v1/messages");
+    let headers = &seen["headers"];
+    assert_eq!(headers["x-api-key"], UPSTREAM_KEY);
+    assert_eq!(headers["anthropic-version"], "2023-06-01");
+    assert_eq!(headers.get("authorization"), None, "the key travels in x-api-key only");
+    assert_eq!(seen["body"], golden_body());
 
     assert_eq!(r.json["object"], "chat.completion");
     let choice = &r.json["choices"][0];
@@ -63,41 +58,25 @@ async fn openai_text_is_translated_to_messages_and_back() {
 #[actix_rt::test]
 async fn openai_streams_end_with_done_and_carry_usage_only_when_asked() {
     let fake = FakeUpstream::start();
-    let gw = gateway(&fake, &["normal"]);
-    for include_usage in [false, true] {
-        let r = chat(&gw.url, &streamed(&golden_request("claude-normal"), include_usage)).await;
-        assert_eq!((r.status, r.header("content-type")), (200, Some("text/event-stream")), "{}", r.text);
-        let s = read_stream(&r.text);
-        assert_eq!(s.text, "Hello from fake upstream");
-        assert_eq!(s.finish_reason.as_deref(), Some("stop"));
-        assert_eq!(s.last, "[DONE]");
-        let usage: Vec<_> = s.usage_chunks.iter().map(usage_numbers).collect();
-        let want = if include_usage { vec![OPENAI_USAGE] } else { vec![] };
-        assert_eq!(usage, want, "include_usage {include_usage}: {}", r.text);
-        // Usage reaches the books whether or not the caller asked to see it.
-        assert_settled(&r, "completed", USAGE);
-    }
-    let sent = fake.requests().into_iter().map(|r| r["body"].clone()).next_back().unwrap_or_default();
-    let want = json!({
-        "model": "normal",
-        "system": "You are terse.",
-        "messages": [{"role": "user", "content": [{"type": "text", "text": "Weather?"}]}],
-        "max_tokens": 100,
-        "stop_sequences": ["END"],
-        "temperature": 0.5,
-        "stream": true,
-    });
-    assert_eq!(sent, want, "no stream_options: Anthropic streams always carry usage");
+    let gw = gateway(&fake, PROVIDER, &["normal"]);
+    assert_text_streams(&gw.url, &model(PROVIDER, "normal"), "Hello from fake upstream", OPENAI_USAGE, USAGE).await;
+    let want = with(&golden_body(), json!({"stream": true}));
+    assert_eq!(last_request(&fake)["body"], want, "no stream_options: Anthropic streams always carry usage");
 }
 
 #[actix_rt::test]
 async fn tool_calls_and_results_travel_both_ways() {
     let fake = FakeUpstream::start();
-    let gw = gateway(&fake, &["tools"]);
-    let request = tools_request("claude-tools");
-    let r = chat(&gw.url, &request).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let want = json!({
+    let gw = gateway(&fake, PROVIDER, &["tools"]);
+    // The second call streams an empty argument fragment: a client must still assemble `{}`.
+    let want =
+        [call("toolu_fake_1", "get_weather", json!({"city": "Paris"})), call("toolu_fake_2", "get_time", json!({}))];
+    let [whole, stream] = assert_tool_calls(&gw.url, &tools_request(&model(PROVIDER, "tools")), &want).await;
+    assert_eq!(whole.json["choices"][0]["message"]["content"], "Let me check.");
+    assert_eq!(read_stream(&stream.text).text, "Let me check.");
+    assert_settled(&stream, "completed", USAGE);
+
+    let sent = json!({
         "model": "tools",
         "messages": [
             {"role": "user", "content": [{"type": "text", "text": "Weather in Rome?"}]},
@@ -111,68 +90,36 @@ async fn tool_calls_and_results_travel_both_ways() {
         "tools": [{"name": "get_weather", "description": "Weather by city", "input_schema":
             {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}],
     });
-    assert_eq!(fake.requests()[0]["body"], want);
-
-    let want_calls = vec![
-        ("toolu_fake_1".to_owned(), "get_weather".to_owned(), json!({"city": "Paris"})),
-        ("toolu_fake_2".to_owned(), "get_time".to_owned(), json!({})),
-    ];
-    let message = &r.json["choices"][0]["message"];
-    assert_eq!(message["content"], "Let me check.");
-    assert_eq!(calls(&message["tool_calls"]), want_calls, "{}", r.text);
-    assert!(message["tool_calls"].as_array().into_iter().flatten().all(|c| c["type"] == "function"));
-    assert_eq!(r.json["choices"][0]["finish_reason"], "tool_calls");
-
-    let r = chat(&gw.url, &streamed(&request, false)).await;
-    let s = read_stream(&r.text);
-    assert_eq!(s.text, "Let me check.");
-    // The second call streams an empty argument fragment: a client must still assemble `{}`.
-    assert_eq!(calls(&Value::Array(s.tool_calls.clone())), want_calls, "{}", r.text);
-    assert!(s.tool_calls.iter().all(|c| c["type"] == "function"), "{:?}", s.tool_calls);
-    assert_eq!((s.finish_reason.as_deref(), s.last.as_str()), (Some("tool_calls"), "[DONE]"));
-    assert_settled(&r, "completed", USAGE);
+    assert_eq!(fake.requests()[0]["body"], sent);
 }
 
 #[actix_rt::test]
 async fn stop_reasons_become_openai_finish_reasons() {
     let fake = FakeUpstream::start();
     let cases = [("normal", "stop"), ("max-tokens", "length"), ("stop-seq", "stop"), ("tools", "tool_calls")];
-    let gw = gateway(&fake, &cases.map(|(mode, _)| mode));
+    let gw = gateway(&fake, PROVIDER, &cases.map(|(mode, _)| mode));
     for (mode, want) in cases {
-        let body = golden_request(&format!("claude-{mode}"));
-        let whole = chat(&gw.url, &body).await;
-        assert_eq!(whole.json["choices"][0]["finish_reason"], want, "{mode}: {}", whole.text);
-        let stream = chat(&gw.url, &streamed(&body, false)).await;
-        assert_eq!(read_stream(&stream.text).finish_reason.as_deref(), Some(want), "{mode}: {}", stream.text);
+        assert_finish_reason(&gw.url, &model(PROVIDER, mode), want).await;
     }
 }
 
 #[actix_rt::test]
 async fn upstream_errors_become_openai_errors() {
     let fake = FakeUpstream::start();
-    // (mode, status, type, code, retry-after)
-    let cases = [
+    let cases: [ErrorCase; 3] = [
         ("error-429", 429, "rate_limit_error", None, Some("7")),
         ("error-529", 503, "overloaded_error", Some("overloaded"), None),
         ("too-long", 400, "invalid_request_error", Some("context_length_exceeded"), None),
     ];
-    let gw = gateway(&fake, &cases.map(|c| c.0));
-    for (mode, status, kind, code, retry_after) in cases {
-        let r = chat(&gw.url, &golden_request(&format!("claude-{mode}"))).await;
-        assert_openai_error(&r, status, code, retry_after);
-        assert_eq!(r.error_type(), kind, "{mode}");
-    }
+    let gw = gateway(&fake, PROVIDER, &cases.map(|c| c.0));
+    assert_errors(&gw.url, PROVIDER, &cases).await;
 }
 
 #[actix_rt::test]
 async fn a_broken_stream_ends_with_an_openai_error_chunk() {
     let fake = FakeUpstream::start();
-    let gw = gateway(&fake, &["cut", "cut-json"]);
-    for mode in ["cut", "cut-json"] {
-        let r = chat(&gw.url, &streamed(&golden_request(&format!("claude-{mode}")), true)).await;
-        assert_broken_stream(&r);
-        assert_eq!(read_stream(&r.text).text, "Hello", "{mode}: what arrived before the break is delivered");
-    }
+    let gw = gateway(&fake, PROVIDER, &BROKEN_MODES);
+    assert_broken_streams(&gw.url, PROVIDER).await;
 }
 
 /// The headers the `anthropic` SDK sends, with betas.
@@ -188,7 +135,7 @@ async fn post_anthropic(url: &str, key: &str, body: &Value) -> tollgate_tests::R
 async fn direct_bytes(fake: &FakeUpstream, body: &Value, via_gateway: &Value) -> String {
     let direct = post_anthropic(&fake.url, "sk-direct", body).await;
     let seq = |r: &Value| r["seq"].as_u64().unwrap_or_default();
-    let last = fake.requests().into_iter().next_back().unwrap_or_default();
+    let last = last_request(fake);
     direct.text.replace(&format!("msg_fake_{}", seq(&last)), &format!("msg_fake_{}", seq(via_gateway)))
 }
 
@@ -207,12 +154,12 @@ fn messages_request(model: &str) -> Value {
 #[actix_rt::test]
 async fn anthropic_callers_are_spliced_through_byte_for_byte() {
     let fake = FakeUpstream::start();
-    let gw = gateway(&fake, &["normal"]);
+    let gw = gateway(&fake, PROVIDER, &["normal"]);
     for stream in [false, true] {
-        let body = with(&messages_request("claude-normal"), json!({"stream": stream}));
+        let body = with(&messages_request(&model(PROVIDER, "normal")), json!({"stream": stream}));
         let r = post_anthropic(&gw.url, MASTER_KEY, &body).await;
         assert_eq!(r.status, 200, "{}", r.text);
-        let seen = fake.requests().into_iter().next_back().unwrap_or_default();
+        let seen = last_request(&fake);
         assert_eq!(seen["body"], with(&body, json!({"model": "normal"})), "only the model changes");
         assert_eq!(seen["headers"]["anthropic-beta"], BETA);
         assert_eq!(seen["headers"]["x-api-key"], UPSTREAM_KEY);
@@ -227,9 +174,9 @@ async fn anthropic_callers_are_spliced_through_byte_for_byte() {
 #[actix_rt::test]
 async fn a_broken_anthropic_stream_ends_with_an_anthropic_error_event() {
     let fake = FakeUpstream::start();
-    let gw = gateway(&fake, &["cut", "cut-json"]);
-    for mode in ["cut", "cut-json"] {
-        let body = with(&messages_request(&format!("claude-{mode}")), json!({"stream": true}));
+    let gw = gateway(&fake, PROVIDER, &BROKEN_MODES);
+    for mode in BROKEN_MODES {
+        let body = with(&messages_request(&model(PROVIDER, mode)), json!({"stream": true}));
         let r = post_anthropic(&gw.url, MASTER_KEY, &body).await;
         assert_eq!(r.status, 200, "{}", r.text);
         let events = sse_events(&r.text);

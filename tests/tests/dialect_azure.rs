@@ -3,47 +3,34 @@
 //! Azure's paths (it refuses a request without `api-version`, as Azure does), with its own usage: 10 prompt tokens
 //! a message, 5 completion tokens.
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tollgate_tests::{
     dialect::{
-        assert_broken_stream, assert_openai_error, assert_settled, calls, chat, deployment, golden_request,
-        read_stream, tools_request, usage_numbers, vectors, with, Tokens, UPSTREAM_KEY,
+        assert_broken_streams, assert_errors, assert_settled, assert_text_streams, assert_tool_calls, call, chat,
+        deployment, gateway, golden_request, last_request, model, tools_request, usage_numbers, vectors, with,
+        ErrorCase, Tokens, UsageNumbers, BROKEN_MODES, UPSTREAM_KEY,
     },
     post, FakeUpstream, Gateway, MASTER_KEY,
 };
 
+const PROVIDER: &str = "azure";
 /// Two messages in the golden request: 20 prompt tokens, 5 completion tokens.
 const USAGE: Tokens = Tokens { prompt: 20, completion: 5, cache_read: 0, cache_write: 0 };
-
-/// A gateway where model `az-<mode>` is `azure/<mode>` (the deployment name picks the fake's mode).
-fn gateway(fake: &FakeUpstream, modes: &[&str]) -> Gateway {
-    let models: String =
-        modes.iter().map(|m| deployment(&format!("az-{m}"), &format!("azure/{m}"), &fake.url, "")).collect();
-    Gateway::with_models(&models)
-}
-
-fn streamed(body: &Value, include_usage: bool) -> Value {
-    with(body, json!({"stream": true, "stream_options": {"include_usage": include_usage}}))
-}
+const OPENAI_USAGE: UsageNumbers = (Some(20), Some(5), Some(25), None);
 
 fn chat_path(deployment: &str, api_version: &str) -> String {
     format!("/openai/deployments/{deployment}/chat/completions?api-version={api_version}")
 }
 
-/// The last request the fake received.
-fn last_seen(fake: &FakeUpstream) -> Value {
-    fake.requests().into_iter().next_back().unwrap_or_default()
-}
-
 #[actix_rt::test]
 async fn openai_requests_reach_the_deployment_url_with_an_api_key() {
     let fake = FakeUpstream::start();
-    let gw = gateway(&fake, &["normal"]);
-    let request = golden_request("az-normal");
+    let gw = gateway(&fake, PROVIDER, &["normal"]);
+    let request = golden_request(&model(PROVIDER, "normal"));
     let r = chat(&gw.url, &request).await;
     assert_eq!(r.status, 200, "{}", r.text);
 
-    let seen = last_seen(&fake);
+    let seen = last_request(&fake);
     assert_eq!(seen["path"], chat_path("normal", "2024-10-21"));
     assert_eq!(seen["headers"]["api-key"], UPSTREAM_KEY);
     assert_eq!(seen["headers"].get("authorization"), None, "Azure keys travel in api-key only");
@@ -52,76 +39,51 @@ async fn openai_requests_reach_the_deployment_url_with_an_api_key() {
     let choice = &r.json["choices"][0];
     assert_eq!(choice["message"]["content"], "Hello from fake upstream");
     assert_eq!(choice["finish_reason"], "stop");
-    assert_eq!(usage_numbers(&r.json["usage"]), (Some(20), Some(5), Some(25), None), "{}", r.text);
+    assert_eq!(usage_numbers(&r.json["usage"]), OPENAI_USAGE, "{}", r.text);
     assert_settled(&r, "completed", USAGE);
 }
 
 #[actix_rt::test]
 async fn streams_end_with_done_and_carry_usage_only_when_asked() {
     let fake = FakeUpstream::start();
-    let gw = gateway(&fake, &["normal"]);
-    for include_usage in [false, true] {
-        let r = chat(&gw.url, &streamed(&golden_request("az-normal"), include_usage)).await;
-        assert_eq!((r.status, r.header("content-type")), (200, Some("text/event-stream")), "{}", r.text);
-        // tollgate always asks for usage, for the books, and strips it when the caller did not.
-        assert_eq!(last_seen(&fake)["body"]["stream_options"], json!({"include_usage": true}));
-        let s = read_stream(&r.text);
-        assert_eq!(s.text, "Hello from fake upstream");
-        assert_eq!((s.finish_reason.as_deref(), s.last.as_str()), (Some("stop"), "[DONE]"));
-        let usage: Vec<_> = s.usage_chunks.iter().map(usage_numbers).collect();
-        let want = if include_usage { vec![(Some(20), Some(5), Some(25), None)] } else { vec![] };
-        assert_eq!(usage, want, "include_usage {include_usage}: {}", r.text);
-        assert_settled(&r, "completed", USAGE);
-    }
+    let gw = gateway(&fake, PROVIDER, &["normal"]);
+    assert_text_streams(&gw.url, &model(PROVIDER, "normal"), "Hello from fake upstream", OPENAI_USAGE, USAGE).await;
+    // tollgate always asks for usage, for the books, and strips it when the caller did not.
+    assert_eq!(last_request(&fake)["body"]["stream_options"], json!({"include_usage": true}));
 }
 
 #[actix_rt::test]
 async fn tool_calls_pass_through_whole_and_streamed() {
     let fake = FakeUpstream::start();
-    let gw = gateway(&fake, &["tools"]);
-    let request = tools_request("az-tools");
-    let want = vec![("call_fake_1".to_owned(), "get_weather".to_owned(), json!({"city": "Paris"}))];
-
-    let r = chat(&gw.url, &request).await;
-    assert_eq!(last_seen(&fake)["body"], with(&request, json!({"model": "tools"})));
-    assert_eq!(calls(&r.json["choices"][0]["message"]["tool_calls"]), want, "{}", r.text);
-    assert_eq!(r.json["choices"][0]["finish_reason"], "tool_calls");
-
-    let r = chat(&gw.url, &streamed(&request, false)).await;
-    let s = read_stream(&r.text);
-    assert_eq!(calls(&Value::Array(s.tool_calls.clone())), want, "{}", r.text);
-    assert_eq!((s.finish_reason.as_deref(), s.last.as_str()), (Some("tool_calls"), "[DONE]"));
+    let gw = gateway(&fake, PROVIDER, &["tools"]);
+    let request = tools_request(&model(PROVIDER, "tools"));
+    let want = [call("call_fake_1", "get_weather", json!({"city": "Paris"}))];
+    let [_, stream] = assert_tool_calls(&gw.url, &request, &want).await;
+    // The caller's tool history and tools, untouched (and the stream's usage asked for).
+    let sent = with(&request, json!({"model": "tools", "stream": true, "stream_options": {"include_usage": true}}));
+    assert_eq!(last_request(&fake)["body"], sent);
     // Four messages at 10 tokens each.
-    assert_settled(&r, "completed", Tokens { prompt: 40, ..USAGE });
+    assert_settled(&stream, "completed", Tokens { prompt: 40, ..USAGE });
 }
 
 #[actix_rt::test]
 async fn upstream_errors_become_openai_errors() {
     let fake = FakeUpstream::start();
-    // (mode, status, type, code, retry-after)
-    let cases = [
-        ("error-429", 429, "requests", "rate_limit_exceeded", Some("7")),
-        ("context-length", 400, "invalid_request_error", "context_length_exceeded", None),
+    let cases: [ErrorCase; 3] = [
+        ("error-429", 429, "requests", Some("rate_limit_exceeded"), Some("7")),
+        ("context-length", 400, "invalid_request_error", Some("context_length_exceeded"), None),
         // Azure's `content_filter` is OpenAI's content-policy class.
-        ("content-filter", 400, "invalid_request_error", "content_policy_violation", None),
+        ("content-filter", 400, "invalid_request_error", Some("content_policy_violation"), None),
     ];
-    let gw = gateway(&fake, &cases.map(|c| c.0));
-    for (mode, status, kind, code, retry_after) in cases {
-        let r = chat(&gw.url, &golden_request(&format!("az-{mode}"))).await;
-        assert_openai_error(&r, status, Some(code), retry_after);
-        assert_eq!(r.error_type(), kind, "{mode}");
-    }
+    let gw = gateway(&fake, PROVIDER, &cases.map(|c| c.0));
+    assert_errors(&gw.url, PROVIDER, &cases).await;
 }
 
 #[actix_rt::test]
 async fn a_broken_stream_ends_with_an_openai_error_chunk() {
     let fake = FakeUpstream::start();
-    let gw = gateway(&fake, &["cut", "cut-json"]);
-    for mode in ["cut", "cut-json"] {
-        let r = chat(&gw.url, &streamed(&golden_request(&format!("az-{mode}")), true)).await;
-        assert_broken_stream(&r);
-        assert_eq!(read_stream(&r.text).text, "Hello", "{mode}: what arrived before the break is delivered");
-    }
+    let gw = gateway(&fake, PROVIDER, &BROKEN_MODES);
+    assert_broken_streams(&gw.url, PROVIDER).await;
 }
 
 #[actix_rt::test]
@@ -162,7 +124,7 @@ async fn endpoint_version_and_credential_come_from_config_or_environment() {
         let gw = Gateway::start_with_env(&yaml, env);
         let r = chat(&gw.url, &golden_request("az")).await;
         assert_eq!(r.status, 200, "{params}: {}", r.text);
-        let seen = last_seen(&fake);
+        let seen = last_request(&fake);
         assert_eq!(seen["path"], chat_path("my-gpt4o", version), "{params}");
         assert_eq!(seen["headers"][header], value, "{params}");
         assert_eq!(seen["headers"].get(absent), None, "{params}");
@@ -172,11 +134,11 @@ async fn endpoint_version_and_credential_come_from_config_or_environment() {
 #[actix_rt::test]
 async fn embeddings_reach_the_deployments_embeddings_url() {
     let fake = FakeUpstream::start();
-    let gw = Gateway::with_models(&deployment("az-embed", "azure/text-embedding-3-small", &fake.url, ""));
+    let gw = Gateway::with_models(&deployment("az-embed", "azure/text-embedding-3-small", &fake.url));
     let body = json!({"model": "az-embed", "input": ["first text here", "second"]});
     let r = post(&gw.url, "/v1/embeddings", Some(MASTER_KEY), body.to_string()).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let seen = last_seen(&fake);
+    let seen = last_request(&fake);
     let path = "/openai/deployments/text-embedding-3-small/embeddings?api-version=2024-10-21";
     assert_eq!(seen["path"], path);
     assert_eq!(seen["headers"]["api-key"], UPSTREAM_KEY);

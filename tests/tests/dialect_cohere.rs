@@ -6,29 +6,23 @@
 use serde_json::{json, Value};
 use tollgate_tests::{
     dialect::{
-        assert_broken_stream, assert_openai_error, assert_settled, calls, chat, deployment, golden_request,
-        read_stream, tools_request, usage_numbers, vectors, with, Tokens, UPSTREAM_KEY,
+        assert_broken_streams, assert_errors, assert_finish_reason, assert_settled, assert_text_streams,
+        assert_tool_calls, call, chat, deployment, gateway, golden_request, last_request, model, read_stream, streamed,
+        tools_request, usage_numbers, vectors, ErrorCase, Tokens, UsageNumbers, BROKEN_MODES, UPSTREAM_KEY,
     },
     post, FakeUpstream, Gateway, MASTER_KEY,
 };
+
+const PROVIDER: &str = "cohere";
+/// `normal`'s billed units as an OpenAI client reads them: `(prompt, completion, total, cached)`.
+const OPENAI_USAGE: UsageNumbers = (Some(13), Some(7), Some(20), Some(5));
 
 /// Billed units in OpenAI's form: Cohere's cached count is part of the billed input.
 fn usage(completion: u64) -> Tokens {
     Tokens { prompt: 13, completion, cache_read: 5, cache_write: 0 }
 }
 
-/// A gateway where model `co-<mode>` is `cohere/<mode>` at the fake.
-fn gateway(fake: &FakeUpstream, modes: &[&str]) -> Gateway {
-    let models: String =
-        modes.iter().map(|m| deployment(&format!("co-{m}"), &format!("cohere/{m}"), &fake.url, "")).collect();
-    Gateway::with_models(&models)
-}
-
-fn streamed(body: &Value, include_usage: bool) -> Value {
-    with(body, json!({"stream": true, "stream_options": {"include_usage": include_usage}}))
-}
-
-/// The golden request's translation; `stream` is always stated (v2 streams only when asked).
+/// What [`golden_request`] becomes; `stream` is always stated (v2 streams only when asked).
 fn golden_body(stream: bool) -> Value {
     json!({
         "model": "normal",
@@ -43,11 +37,11 @@ fn golden_body(stream: bool) -> Value {
 #[actix_rt::test]
 async fn openai_text_is_translated_to_v2_chat_and_back() {
     let fake = FakeUpstream::start();
-    let gw = gateway(&fake, &["normal"]);
-    let r = chat(&gw.url, &golden_request("co-normal")).await;
+    let gw = gateway(&fake, PROVIDER, &["normal"]);
+    let r = chat(&gw.url, &golden_request(&model(PROVIDER, "normal"))).await;
     assert_eq!(r.status, 200, "{}", r.text);
 
-    let seen = &fake.requests()[0];
+    let seen = last_request(&fake);
     assert_eq!(seen["path"], "/v2/chat");
     assert_eq!(seen["headers"]["authorization"], format!("Bearer {UPSTREAM_KEY}"));
     assert_eq!(seen["body"], golden_body(false));
@@ -56,37 +50,33 @@ async fn openai_text_is_translated_to_v2_chat_and_back() {
     let choice = &r.json["choices"][0];
     assert_eq!(choice["message"]["content"], "Hello from fake cohere");
     assert_eq!(choice["finish_reason"], "stop");
-    assert_eq!(usage_numbers(&r.json["usage"]), (Some(13), Some(7), Some(20), Some(5)), "billed units: {}", r.text);
+    assert_eq!(usage_numbers(&r.json["usage"]), OPENAI_USAGE, "billed units, not processed tokens: {}", r.text);
     assert_settled(&r, "completed", usage(7));
 }
 
 #[actix_rt::test]
 async fn openai_streams_end_with_done_and_carry_usage_only_when_asked() {
     let fake = FakeUpstream::start();
-    let gw = gateway(&fake, &["normal"]);
-    for include_usage in [false, true] {
-        let r = chat(&gw.url, &streamed(&golden_request("co-normal"), include_usage)).await;
-        assert_eq!((r.status, r.header("content-type")), (200, Some("text/event-stream")), "{}", r.text);
-        let s = read_stream(&r.text);
-        assert_eq!(s.text, "Hello from fake cohere");
-        assert_eq!((s.finish_reason.as_deref(), s.last.as_str()), (Some("stop"), "[DONE]"));
-        let usage_seen: Vec<_> = s.usage_chunks.iter().map(usage_numbers).collect();
-        let want = if include_usage { vec![(Some(13), Some(7), Some(20), Some(5))] } else { vec![] };
-        assert_eq!(usage_seen, want, "include_usage {include_usage}: {}", r.text);
-        assert_settled(&r, "completed", usage(7));
-    }
-    let sent = fake.requests().into_iter().map(|r| r["body"].clone()).next_back().unwrap_or_default();
+    let gw = gateway(&fake, PROVIDER, &["normal"]);
+    assert_text_streams(&gw.url, &model(PROVIDER, "normal"), "Hello from fake cohere", OPENAI_USAGE, usage(7)).await;
+    let sent = last_request(&fake)["body"].clone();
     assert_eq!(sent, golden_body(true), "no stream_options: v2 always reports usage at message-end");
 }
 
 #[actix_rt::test]
 async fn tool_calls_and_results_travel_as_v2_tool_messages() {
     let fake = FakeUpstream::start();
-    let gw = gateway(&fake, &["tools"]);
-    let request = tools_request("co-tools");
-    let r = chat(&gw.url, &request).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let want = json!({
+    let gw = gateway(&fake, PROVIDER, &["tools"]);
+    // The second call streams no argument fragment at all: a client must still assemble `{}`.
+    let want = [
+        call("get_weather_fake1", "get_weather", json!({"city": "Paris"})),
+        call("get_time_fake2", "get_time", json!({})),
+    ];
+    let replies = assert_tool_calls(&gw.url, &tools_request(&model(PROVIDER, "tools")), &want).await;
+    for r in &replies {
+        assert_settled(r, "completed", usage(21));
+    }
+    let sent = json!({
         "model": "tools",
         "messages": [
             {"role": "user", "content": "Weather in Rome?"},
@@ -99,24 +89,7 @@ async fn tool_calls_and_results_travel_as_v2_tool_messages() {
             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}],
         "stream": false,
     });
-    assert_eq!(fake.requests()[0]["body"], want);
-
-    let want_calls = vec![
-        ("get_weather_fake1".to_owned(), "get_weather".to_owned(), json!({"city": "Paris"})),
-        ("get_time_fake2".to_owned(), "get_time".to_owned(), json!({})),
-    ];
-    let message = &r.json["choices"][0]["message"];
-    assert_eq!(calls(&message["tool_calls"]), want_calls, "{}", r.text);
-    assert_eq!(r.json["choices"][0]["finish_reason"], "tool_calls");
-    assert_settled(&r, "completed", usage(21));
-
-    let r = chat(&gw.url, &streamed(&request, false)).await;
-    let s = read_stream(&r.text);
-    // The second call streams no argument fragment at all: a client must still assemble `{}`.
-    assert_eq!(calls(&Value::Array(s.tool_calls.clone())), want_calls, "{}", r.text);
-    assert!(s.tool_calls.iter().all(|c| c["type"] == "function"), "{:?}", s.tool_calls);
-    assert_eq!((s.finish_reason.as_deref(), s.last.as_str()), (Some("tool_calls"), "[DONE]"));
-    assert_settled(&r, "completed", usage(21));
+    assert_eq!(fake.requests()[0]["body"], sent);
 }
 
 /// LiteLLM maps `MAX_TOKENS` to `stop` and drops `TOOL_CALL`; OpenAI clients need `length` and `tool_calls`.
@@ -125,51 +98,38 @@ async fn finish_reasons_become_openai_finish_reasons() {
     let fake = FakeUpstream::start();
     // (mode, finish_reason, billed output tokens)
     let cases = [("normal", "stop", 7), ("max-tokens", "length", 2), ("tools", "tool_calls", 21)];
-    let gw = gateway(&fake, &cases.map(|c| c.0));
+    let gw = gateway(&fake, PROVIDER, &cases.map(|c| c.0));
     for (mode, want, completion) in cases {
-        let body = golden_request(&format!("co-{mode}"));
-        let whole = chat(&gw.url, &body).await;
-        assert_eq!(whole.json["choices"][0]["finish_reason"], want, "{mode}: {}", whole.text);
-        assert_settled(&whole, "completed", usage(completion));
-        let stream = chat(&gw.url, &streamed(&body, false)).await;
-        assert_eq!(read_stream(&stream.text).finish_reason.as_deref(), Some(want), "{mode}: {}", stream.text);
-        assert_settled(&stream, "completed", usage(completion));
+        for r in assert_finish_reason(&gw.url, &model(PROVIDER, mode), want).await {
+            assert_settled(&r, "completed", usage(completion));
+        }
     }
 }
 
 #[actix_rt::test]
 async fn upstream_errors_become_openai_errors() {
     let fake = FakeUpstream::start();
-    // (mode, status, type, code, retry-after)
-    let cases = [
+    let cases: [ErrorCase; 3] = [
         ("error-429", 429, "rate_limit_error", Some("rate_limit_exceeded"), Some("7")),
         ("too-many-tokens", 400, "invalid_request_error", Some("context_length_exceeded"), None),
         ("blocked", 400, "invalid_request_error", Some("content_policy_violation"), None),
     ];
-    let gw = gateway(&fake, &cases.map(|c| c.0));
-    for (mode, status, kind, code, retry_after) in cases {
-        let r = chat(&gw.url, &golden_request(&format!("co-{mode}"))).await;
-        assert_openai_error(&r, status, code, retry_after);
-        assert_eq!(r.error_type(), kind, "{mode}");
-    }
+    let gw = gateway(&fake, PROVIDER, &cases.map(|c| c.0));
+    assert_errors(&gw.url, PROVIDER, &cases).await;
 }
 
 #[actix_rt::test]
 async fn a_broken_stream_ends_with_an_openai_error_chunk() {
     let fake = FakeUpstream::start();
-    let gw = gateway(&fake, &["cut", "cut-json"]);
-    for mode in ["cut", "cut-json"] {
-        let r = chat(&gw.url, &streamed(&golden_request(&format!("co-{mode}")), true)).await;
-        assert_broken_stream(&r);
-        assert_eq!(read_stream(&r.text).text, "Hello", "{mode}: what arrived before the break is delivered");
-    }
+    let gw = gateway(&fake, PROVIDER, &BROKEN_MODES);
+    assert_broken_streams(&gw.url, PROVIDER).await;
 }
 
 #[actix_rt::test]
 async fn an_error_at_message_end_is_an_error_chunk_not_a_stop() {
     let fake = FakeUpstream::start();
-    let gw = gateway(&fake, &["stream-error"]);
-    let r = chat(&gw.url, &streamed(&golden_request("co-stream-error"), true)).await;
+    let gw = gateway(&fake, PROVIDER, &["stream-error"]);
+    let r = chat(&gw.url, &streamed(&golden_request(&model(PROVIDER, "stream-error")), true)).await;
     let s = read_stream(&r.text);
     assert_eq!(s.text, "Hel");
     let message = s.error.as_ref().and_then(|e| e["message"].as_str()).unwrap_or_default();
@@ -183,7 +143,7 @@ async fn an_error_at_message_end_is_an_error_chunk_not_a_stop() {
 #[actix_rt::test]
 async fn embeddings_come_back_as_the_fakes_vectors_in_either_encoding() {
     let fake = FakeUpstream::start();
-    let gw = Gateway::with_models(&deployment("co-embed", "cohere/embed-english-v3.0", &fake.url, ""));
+    let gw = Gateway::with_models(&deployment("co-embed", "cohere/embed-english-v3.0", &fake.url));
     let texts = ["first text here", "second"];
     let direct = post(&fake.url, "/v2/embed", None, json!({"model": "x", "texts": texts}).to_string()).await;
     let want: Vec<Vec<f32>> = direct.json["embeddings"]["float"]
@@ -198,7 +158,7 @@ async fn embeddings_come_back_as_the_fakes_vectors_in_either_encoding() {
         let body = json!({"model": "co-embed", "input": texts, "encoding_format": encoding});
         let r = post(&gw.url, "/v1/embeddings", Some(MASTER_KEY), body.to_string()).await;
         assert_eq!(r.status, 200, "{}", r.text);
-        let seen = fake.requests().into_iter().next_back().unwrap_or_default();
+        let seen = last_request(&fake);
         assert_eq!(seen["path"], "/v2/embed");
         let sent = json!({"model": "embed-english-v3.0", "texts": texts, "input_type": "search_document",
             "embedding_types": ["float"]});

@@ -17,6 +17,7 @@ use tollgate::{
 };
 pub use tollgate_fakes::{raw, ConnectProxy, FakeUpstream, SeenConnect, TestCa};
 
+pub mod dialect;
 pub mod dialect_b;
 pub mod logs;
 
@@ -35,7 +36,8 @@ impl Gateway {
     }
 
     /// Like [`Gateway::start`], but the config sees only `env` as its environment (`SSL_CERT_FILE`, `HTTPS_PROXY`,
-    /// ...), so tests can vary it in parallel without touching the process environment.
+    /// providers' `AZURE_API_BASE`, `ANTHROPIC_API_KEY`, ...), so tests can vary it in parallel without touching
+    /// the process environment.
     pub fn start_with_env(yaml: &str, env: &[(&str, &str)]) -> Gateway {
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());

@@ -5,6 +5,7 @@
 //! silently dropped; secrets are wrapped in [`Secret`] the moment they are read. This module does no I/O besides
 //! reading the file and the environment, and knows nothing of providers or HTTP.
 
+mod environment;
 mod interpolate;
 mod raw;
 mod upstream;
@@ -15,6 +16,7 @@ use serde_yaml::Value;
 
 use self::raw::{RawConfig, RawModelEntry, NOT_YET_SUPPORTED};
 pub use self::{
+    environment::Env,
     interpolate::EnvLookup,
     upstream::{TlsTrust, UpstreamConfig},
 };
@@ -43,34 +45,6 @@ pub enum ConfigError {
 impl ConfigError {
     pub fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Invalid { path: path.into(), message: message.into() }
-    }
-}
-
-/// The environment providers resolve their keys, base URLs and regions against, when the routing table is built:
-/// the config's `environment_variables` first (LiteLLM puts them in the process environment), then the lookup the
-/// config was loaded with ([`Config::load_str_shared`]), else the process environment.
-#[derive(Clone, Default)]
-pub struct Env {
-    local: Arc<BTreeMap<String, String>>,
-    outer: Option<Arc<dyn EnvLookup + Send + Sync>>,
-}
-
-impl EnvLookup for Env {
-    fn get(&self, name: &str) -> Option<String> {
-        if let Some(v) = self.local.get(name) {
-            return Some(v.clone());
-        }
-        match &self.outer {
-            Some(outer) => outer.get(name),
-            None => std::env::var(name).ok(),
-        }
-    }
-}
-
-impl std::fmt::Debug for Env {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Values may be secrets: names only.
-        f.debug_struct("Env").field("local", &self.local.keys().collect::<Vec<_>>()).finish_non_exhaustive()
     }
 }
 
@@ -160,7 +134,7 @@ impl Config {
     /// Like [`Config::load_str`], and providers resolve against `env` too (instead of the process environment).
     pub fn load_str_shared(text: &str, env: Arc<dyn EnvLookup + Send + Sync>) -> Result<Self, ConfigError> {
         let mut config = Self::load_str(text, &*env)?;
-        config.env.outer = Some(env);
+        config.env = config.env.over(env);
         Ok(config)
     }
 
@@ -181,7 +155,7 @@ impl Config {
             ConfigError::invalid(path, e.into_inner().to_string())
         })?;
         let mut config = validate(raw, &lookup)?;
-        config.env.local = Arc::new(local_env.clone());
+        config.env = config.env.with_local(local_env);
         let mut warnings: Vec<String> = ignored.iter().map(|p| unknown_key_warning(&bracket_indices(p))).collect();
         warnings.append(&mut config.warnings);
         config.warnings = warnings;

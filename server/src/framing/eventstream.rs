@@ -41,6 +41,11 @@ pub struct EventStreamDecoder {
 }
 
 impl EventStreamDecoder {
+    /// Bytes fed that no whole frame has taken yet.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     pub fn feed(&mut self, bytes: &[u8]) {
         if self.broken.is_none() {
             self.buf.extend_from_slice(bytes);

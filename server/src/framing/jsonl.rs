@@ -10,6 +10,11 @@ pub struct LineDecoder {
 }
 
 impl LineDecoder {
+    /// Bytes fed that no whole frame has taken yet.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     pub fn feed(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }

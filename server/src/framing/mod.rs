@@ -71,6 +71,17 @@ impl Framer {
         }
     }
 
+    /// How many of the bytes fed are not part of a whole frame yet (the start of the next one): a relay that
+    /// forwards the upstream's bytes as they are holds these back, so a stream cut mid-frame never passes half a
+    /// frame on.
+    pub fn buffered(&self) -> usize {
+        match self {
+            Self::Sse(d) => d.buffered(),
+            Self::JsonLines(d) => d.buffered(),
+            Self::EventStream(d) => d.buffered(),
+        }
+    }
+
     /// The stream ended: the last frame if it was whole but unterminated, or an error if bytes of an incomplete
     /// frame are left.
     pub fn finish(&mut self) -> Result<Option<Frame>, FrameError> {

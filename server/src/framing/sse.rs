@@ -13,6 +13,11 @@ pub struct SseDecoder {
 }
 
 impl SseDecoder {
+    /// Bytes fed that no whole frame has taken yet.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     pub fn feed(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }

@@ -172,6 +172,9 @@ pub struct TapRelay {
     /// Only for the error event that ends a broken stream.
     encoder: Box<dyn StreamEncoder>,
     settle: Settlement,
+    /// Upstream bytes of a frame that is not whole yet, held back until it is: a stream cut mid-event must not
+    /// pass half an event on, or the caller's parser fails on it before it reads the error event that follows.
+    held: BytesMut,
     finished: bool,
 }
 
@@ -183,7 +186,8 @@ impl TapRelay {
         encoder: Box<dyn StreamEncoder>,
         settle: Settlement,
     ) -> Self {
-        Self { upstream, reader: Reader::new(framer, decoder), encoder, settle, finished: false }
+        let reader = Reader::new(framer, decoder);
+        Self { upstream, reader, encoder, settle, held: BytesMut::new(), finished: false }
     }
 
     fn account(&mut self) {
@@ -192,11 +196,26 @@ impl TapRelay {
         }
     }
 
-    fn fail(&mut self, why: &str) -> Bytes {
+    /// The bytes of whole frames among those held and `chunk` (already fed to the reader); the rest stays held.
+    /// A chunk that ends where a frame ends, the usual case, goes through without a copy.
+    fn whole_frames(&mut self, chunk: Bytes) -> Bytes {
+        let incomplete = self.reader.framer.buffered();
+        if self.held.is_empty() {
+            let end = chunk.len().saturating_sub(incomplete);
+            self.held.extend_from_slice(&chunk[end..]);
+            return chunk.slice(..end);
+        }
+        self.held.extend_from_slice(&chunk);
+        let end = self.held.len().saturating_sub(incomplete);
+        self.held.split_to(end).freeze()
+    }
+
+    /// Ends the stream with an error event; an incomplete frame held back is dropped.
+    fn fail(&mut self, why: &str, mut out: BytesMut) -> Bytes {
         self.finished = true;
+        self.held.clear();
         self.account();
         let message = broke(&mut self.settle, why);
-        let mut out = BytesMut::new();
         self.encoder.fail("upstream_stream_broken", &message, &mut out);
         out.freeze()
     }
@@ -207,31 +226,39 @@ impl Stream for TapRelay {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if this.finished {
-            return Poll::Ready(None);
-        }
-        match this.upstream.as_mut().poll_next(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(chunk))) => {
-                // A stream that stopped making sense is still the caller's to read; the books say it broke.
-                if let Err(why) = this.reader.feed(&chunk) {
-                    let mut out = BytesMut::from(&chunk[..]);
-                    out.extend_from_slice(&this.fail(&why));
-                    return Poll::Ready(Some(Ok(out.freeze())));
-                }
-                this.account();
-                Poll::Ready(Some(Ok(chunk)))
+        loop {
+            if this.finished {
+                return Poll::Ready(None);
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Ok(this.fail(&e)))),
-            Poll::Ready(None) => match this.reader.end() {
-                End::Clean => {
-                    this.finished = true;
+            match this.upstream.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => {
+                    let fed = this.reader.feed(&chunk);
+                    let whole = this.whole_frames(chunk);
+                    // A stream that stopped making sense is still the caller's to read; the books say it broke.
+                    if let Err(why) = fed {
+                        return Poll::Ready(Some(Ok(this.fail(&why, BytesMut::from(&whole[..])))));
+                    }
                     this.account();
-                    this.settle.complete();
-                    Poll::Ready(None)
+                    if !whole.is_empty() {
+                        return Poll::Ready(Some(Ok(whole)));
+                    }
                 }
-                End::Broken(why) => Poll::Ready(Some(Ok(this.fail(&why)))),
-            },
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Ok(this.fail(&e, BytesMut::new())))),
+                Poll::Ready(None) => {
+                    return match this.reader.end() {
+                        End::Clean => {
+                            this.finished = true;
+                            this.account();
+                            this.settle.complete();
+                            // A last frame the upstream did not terminate, but whole.
+                            let rest = this.held.split().freeze();
+                            Poll::Ready((!rest.is_empty()).then_some(Ok(rest)))
+                        }
+                        End::Broken(why) => Poll::Ready(Some(Ok(this.fail(&why, BytesMut::new())))),
+                    };
+                }
+            }
         }
     }
 }
@@ -259,6 +286,80 @@ impl Stream for PassRelay {
             }
             Poll::Ready(Some(item)) => Poll::Ready(Some(Ok(item.unwrap_or_default()))),
             Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures_util::{stream, StreamExt};
+
+    use super::*;
+    use crate::{
+        config::Config,
+        framing::Framing,
+        lifecycle::Lifecycle,
+        providers::anthropic::{EventDecoder, EventEncoder},
+        routing::RoutingTable,
+    };
+
+    const EVENTS: [&str; 6] = [
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"m\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}\n\n",
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":2}}\n\n",
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+    ];
+
+    /// What a [`TapRelay`] passes on of `bytes`, cut into chunks of `size` (then a connection error if `reset`).
+    async fn tap(bytes: &str, size: usize, reset: bool) -> String {
+        let env = |_: &str| None;
+        let yaml = "model_list:\n  - {model_name: c, litellm_params: {model: anthropic/m, api_key: sk-ant-test}}\n";
+        let config = Config::load_str(yaml, &env).unwrap_or_else(|e| unreachable!("{e}"));
+        let table = RoutingTable::build(&config, &env, crate::pricing::vendored(), |_, _, _| None)
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let d = table.deployments().next().cloned().unwrap_or_else(|| unreachable!());
+        let life = Arc::new(Lifecycle::default());
+        let mut items: Vec<Result<Bytes, String>> =
+            bytes.as_bytes().chunks(size).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        if reset {
+            items.push(Err("connection reset".into()));
+        }
+        let settle = Settlement::begin(d, Arc::from("rid"), true, life.enter());
+        let relay = TapRelay::new(
+            stream::iter(items).boxed_local(),
+            Framer::new(Framing::Sse),
+            Box::new(EventDecoder::default()),
+            Box::new(EventEncoder::default()),
+            settle,
+        );
+        let out: Vec<_> = relay.collect().await;
+        out.into_iter().map(|r| r.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()).collect()
+    }
+
+    #[actix_rt::test]
+    async fn a_whole_stream_passes_as_it_is_however_it_is_chunked() {
+        let whole = EVENTS.concat();
+        for size in [1, 7, 64, whole.len()] {
+            assert_eq!(tap(&whole, size, false).await, whole, "chunks of {size}");
+        }
+        // A last event the upstream did not terminate is passed on at the end.
+        let unterminated = whole.trim_end();
+        assert_eq!(tap(unterminated, 16, false).await, unterminated);
+    }
+
+    #[actix_rt::test]
+    async fn a_stream_cut_mid_event_passes_whole_events_then_an_error_event() {
+        let head = EVENTS[..3].concat();
+        let cut = format!("{head}{}", &EVENTS[3][..20]);
+        for (size, reset) in [(1, false), (13, false), (cut.len(), false), (13, true)] {
+            let out = tap(&cut, size, reset).await;
+            let rest = out.strip_prefix(&head).unwrap_or_else(|| unreachable!("chunks of {size}: {out}"));
+            assert!(rest.starts_with("event: error\ndata: {\"type\":\"error\""), "chunks of {size}: {out}");
+            assert_eq!(rest.matches("\n\n").count(), 1, "one event, nothing of the cut one: {out}");
         }
     }
 }

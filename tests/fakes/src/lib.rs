@@ -14,6 +14,13 @@
 //! | `stall`       | streams two chunks, then sends nothing more (records `stream_dropped` if cut)      |
 //! | `echo`        | content = the request body it received                                             |
 //! | `stream-<N>`  | `normal` with N pieces `w0 `…, one write per event, back to back (1 ≤ N ≤ 100000)   |
+//! | `context-length` | HTTP 400 `context_length_exceeded` ("This model's maximum context length is …")     |
+//! | `content-filter` | HTTP 400 `content_filter` with Azure's `innererror` (a prompt Azure's filter blocked) |
+//! | `cut`         | streams the role chunk and "Hello", then the body ends (no finish, no `[DONE]`)     |
+//! | `cut-json`    | as `cut`, then half of the next chunk's JSON, then the body ends                    |
+//!
+//! Azure OpenAI's `/openai/deployments/{d}/chat/completions` and `/embeddings` answer the same way, and refuse a
+//! request without `?api-version=` with a 400 as Azure does (see `openai.rs`).
 //!
 //! `POST /v1/completions` (OpenAI's legacy text completions, `completions.rs`) answers `normal`/other, `error-<N>`,
 //! `delay-<ms>` and `hang` the same way, with one choice per prompt and `text` instead of a message.

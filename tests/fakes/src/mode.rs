@@ -25,6 +25,14 @@ pub(crate) enum Mode {
     Reset,
     /// Answers with the raw request body as the message content.
     Echo,
+    /// HTTP 400 `context_length_exceeded`, OpenAI's (and Azure's) context-window overflow.
+    ContextLength,
+    /// HTTP 400 `content_filter`: Azure OpenAI's refusal of a prompt its content filter blocked.
+    ContentFilter,
+    /// Streams the role chunk and one content chunk, then ends the body (no finish, no `[DONE]`).
+    Cut,
+    /// As `Cut`, then half of the next chunk's JSON line, and the body ends.
+    CutJson,
     /// Like `Normal` but with this many content pieces (`w0 `, `w1 `, …), streamed one write per event, back to
     /// back: a long stream from a fast upstream that flushes every event, for the benchmark's streaming section.
     Pieces(u32),
@@ -51,6 +59,10 @@ impl Mode {
             "stall" => Mode::Stall,
             "reset" => Mode::Reset,
             "echo" => Mode::Echo,
+            "context-length" => Mode::ContextLength,
+            "content-filter" => Mode::ContentFilter,
+            "cut" => Mode::Cut,
+            "cut-json" => Mode::CutJson,
             _ => Mode::Normal,
         }
     }
@@ -77,6 +89,10 @@ mod tests {
             ("stall", Mode::Stall),
             ("reset", Mode::Reset),
             ("echo", Mode::Echo),
+            ("context-length", Mode::ContextLength),
+            ("content-filter", Mode::ContentFilter),
+            ("cut", Mode::Cut),
+            ("cut-json", Mode::CutJson),
             ("stream-20", Mode::Pieces(20)),
             ("stream-1", Mode::Pieces(1)),
             ("stream-0", Mode::Normal),

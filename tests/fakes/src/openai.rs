@@ -1,7 +1,10 @@
-//! The fake OpenAI-compatible endpoints: chat completions, embeddings and models, also at Azure OpenAI's
-//! deployment paths (`/openai/deployments/{d}/...`); legacy text completions are in `completions.rs`. The request's
-//! `model` picks the behaviour (see [`crate::mode`]), so one server serves every mode; bodies follow OpenAI's wire
-//! format.
+//! The fake OpenAI-compatible endpoints: chat completions, embeddings and models (legacy text
+//! completions are in `completions.rs`). The request's `model` picks the behaviour (see [`crate::mode`]), so one server serves every mode; bodies follow OpenAI's wire format.
+//!
+//! Azure OpenAI's paths are served too: `/openai/deployments/{deployment}/chat/completions` and
+//! `/openai/deployments/{deployment}/embeddings`, which answer like the OpenAI paths (the body's `model` still
+//! picks the mode) but, like Azure, refuse a request without the `api-version` query parameter with a 400.
+//! Requests are recorded with their query string in `path`.
 
 use std::time::Duration;
 
@@ -31,6 +34,11 @@ const TOOL_NAME: &str = "get_weather";
 const TICK_INTERVAL: Duration = Duration::from_millis(50);
 const TICKS: u32 = 1200;
 const HANG: Duration = Duration::from_secs(3600);
+const CONTEXT_LENGTH: &str =
+    "This model's maximum context length is 128000 tokens. However, your messages resulted in \
+                              250000 tokens. Please reduce the length of the messages.";
+const CONTENT_FILTERED: &str = "The response was filtered due to the prompt triggering Azure OpenAI's content \
+                                management policy. Please modify your prompt and retry.";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/chat/completions", web::post().to(chat))
@@ -40,10 +48,39 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/v1/embeddings", web::post().to(embeddings))
         .route("/embeddings", web::post().to(embeddings))
         .route("/v1/models", web::get().to(models))
-        // Azure OpenAI: the deployment in the path and `?api-version=` in the query; the body's `model` still
-        // picks the mode (tollgate sends the deployment name there).
-        .route("/openai/deployments/{deployment}/chat/completions", web::post().to(chat))
-        .route("/openai/deployments/{deployment}/embeddings", web::post().to(embeddings));
+        .route("/openai/deployments/{deployment}/chat/completions", web::post().to(azure_chat))
+        .route("/openai/deployments/{deployment}/embeddings", web::post().to(azure_embeddings));
+}
+
+/// The request's path with its query string, as recorded.
+fn target(req: &HttpRequest) -> &str {
+    req.uri().path_and_query().map_or(req.path(), |pq| pq.as_str())
+}
+
+/// Azure's answer to a request without `api-version` (recorded like any other request); `None` when it has one.
+fn refuse_without_api_version(req: &HttpRequest, rec: &Recorder) -> Option<HttpResponse> {
+    let has_version =
+        req.query_string().split('&').any(|pair| pair.strip_prefix("api-version=").is_some_and(|v| !v.is_empty()));
+    if has_version {
+        return None;
+    }
+    rec.request(target(req), headers_json(req), Value::Null);
+    Some(HttpResponse::BadRequest().json(serde_json::json!({"error": {"code": "BadRequest",
+        "message": "Missing required query parameter: api-version"}})))
+}
+
+async fn azure_chat(req: HttpRequest, body: web::Bytes, rec: web::Data<Recorder>) -> HttpResponse {
+    match refuse_without_api_version(&req, &rec) {
+        Some(refused) => refused,
+        None => chat(req, body, rec).await,
+    }
+}
+
+async fn azure_embeddings(req: HttpRequest, body: web::Bytes, rec: web::Data<Recorder>) -> HttpResponse {
+    match refuse_without_api_version(&req, &rec) {
+        Some(refused) => refused,
+        None => embeddings(req, body, rec).await,
+    }
 }
 
 /// The request's headers as a JSON object with lower-case names (repeated headers joined with `, `).
@@ -52,6 +89,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub(crate) async fn error_hang_or_delay(mode: Mode) -> Option<HttpResponse> {
     match mode {
         Mode::Error(status) => Some(error_mode(status)),
+        Mode::ContextLength => Some(error(
+            StatusCode::BAD_REQUEST,
+            CONTEXT_LENGTH,
+            "invalid_request_error",
+            Some("context_length_exceeded"),
+        )),
+        Mode::ContentFilter => Some(HttpResponse::BadRequest().json(serde_json::json!({"error": {
+            "message": CONTENT_FILTERED, "type": null, "param": "prompt", "code": "content_filter", "status": 400,
+            "innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result": {
+                "hate": {"filtered": true, "severity": "high"}, "self_harm": {"filtered": false, "severity": "safe"},
+                "sexual": {"filtered": false, "severity": "safe"}, "violence": {"filtered": false, "severity": "safe"}}}}}))),
         Mode::Hang => {
             actix_rt::time::sleep(HANG).await;
             Some(HttpResponse::GatewayTimeout().finish())
@@ -127,14 +175,14 @@ pub(crate) fn bad_request(what: &str) -> HttpResponse {
 
 async fn chat(req: HttpRequest, body: web::Bytes, rec: web::Data<Recorder>) -> HttpResponse {
     let Ok(parsed) = serde_json::from_slice::<Value>(&body) else {
-        rec.request(req.path(), headers_json(&req), Value::Null);
+        rec.request(target(&req), headers_json(&req), Value::Null);
         return bad_request("body is not valid JSON");
     };
     let model = parsed["model"].as_str().unwrap_or_default().to_owned();
     let stream = parsed["stream"].as_bool() == Some(true);
     let include_usage = parsed["stream_options"]["include_usage"].as_bool() == Some(true);
     let mut usage = Usage::for_messages(parsed["messages"].as_array().map_or(0, Vec::len) as u64);
-    let seq = rec.request(req.path(), headers_json(&req), parsed.clone());
+    let seq = rec.request(target(&req), headers_json(&req), parsed.clone());
     let id = format!("chatcmpl-fake-{seq}");
     if let Some(reply) = accounting::reply(&model, &parsed, &id) {
         return reply;
@@ -263,6 +311,14 @@ fn streamed(mode: Mode, chunks: Chunks, usage: Usage, body: &[u8], rec: &Recorde
             events.extend(chunks.tail(usage));
             sse::sse_flushed(events)
         }
+        Mode::Cut | Mode::CutJson => {
+            let mut events = vec![chunks.role(Some("")), chunks.content(CONTENT_PIECES[0])];
+            if mode == Mode::CutJson {
+                let next = chunks.content(CONTENT_PIECES[1]);
+                events.push(next.slice(..next.len() / 2));
+            }
+            sse::sse(events)
+        }
         Mode::Reset => HttpResponse::Ok()
             .content_type("text/event-stream")
             .body(sse::broken_after(vec![chunks.role(Some("")), chunks.content("Hello")])),
@@ -283,12 +339,12 @@ pub(crate) fn pieces(n: u32) -> Vec<String> {
 
 async fn embeddings(req: HttpRequest, body: web::Bytes, rec: web::Data<Recorder>) -> HttpResponse {
     let Ok(parsed) = serde_json::from_slice::<Value>(&body) else {
-        rec.request(req.path(), headers_json(&req), Value::Null);
+        rec.request(target(&req), headers_json(&req), Value::Null);
         return bad_request("body is not valid JSON");
     };
     let model = parsed["model"].as_str().unwrap_or_default().to_owned();
     let inputs = embedding_inputs(&parsed["input"]);
-    rec.request(req.path(), headers_json(&req), parsed);
+    rec.request(target(&req), headers_json(&req), parsed);
     if let Some(early) = error_hang_or_delay(Mode::from_model(&model)).await {
         return early;
     }

@@ -364,6 +364,75 @@ fn requests_are_recorded_and_cleared() {
 }
 
 #[test]
+fn cut_and_cut_json_end_the_stream_early() {
+    let fake = FakeUpstream::start();
+    let head = |model: &str| {
+        chunk(model, &delta(ROLE, "null"), "") + &chunk(model, &delta(r#"{"content":"Hello"}"#, "null"), "")
+    };
+    let r = post(&fake.url, CHAT, &chat("cut", json!({"stream": true})));
+    assert!(r.complete, "the body ends cleanly, only too early");
+    assert_eq!(r.text(), head("cut"));
+
+    // A fresh fake, so the chunk ids are `chatcmpl-fake-1` again.
+    let fake = FakeUpstream::start();
+    let r = post(&fake.url, CHAT, &chat("cut-json", json!({"stream": true})));
+    assert!(r.complete);
+    let next = chunk("cut-json", &delta(r#"{"content":" from"}"#, "null"), "");
+    let want = head("cut-json") + &next[..next.len() / 2];
+    assert_eq!(r.text(), want, "ends half-way through a chunk's JSON");
+}
+
+#[test]
+fn context_length_and_content_filter_errors() {
+    let fake = FakeUpstream::start();
+    let r = post(&fake.url, CHAT, &chat("context-length", json!({})));
+    assert_eq!(r.status, 400);
+    let e = &r.json()["error"];
+    assert_eq!(
+        (e["type"].as_str(), e["code"].as_str()),
+        (Some("invalid_request_error"), Some("context_length_exceeded"))
+    );
+    assert!(e["message"].as_str().is_some_and(|m| m.starts_with("This model's maximum context length is 128000")));
+
+    let r = post(&fake.url, CHAT, &chat("content-filter", json!({})));
+    assert_eq!(r.status, 400);
+    let e = &r.json()["error"];
+    assert_eq!(
+        (e["code"].as_str(), e["param"].as_str(), &e["type"]),
+        (Some("content_filter"), Some("prompt"), &Value::Null)
+    );
+    assert_eq!(e["innererror"]["code"], "ResponsibleAIPolicyViolation");
+}
+
+#[test]
+fn azure_paths_need_an_api_version_and_are_recorded_with_it() {
+    let fake = FakeUpstream::start();
+    let chat_path = "/openai/deployments/dep-1/chat/completions";
+    let r = post(&fake.url, &format!("{chat_path}?api-version=2024-10-21"), &chat("normal", json!({})));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["choices"][0]["message"]["content"], "Hello from fake upstream");
+    let embed_path = "/openai/deployments/dep-1/embeddings?api-version=2024-10-21";
+    let r = post(&fake.url, embed_path, &json!({"model": "e", "input": "x"}).to_string());
+    assert_eq!(r.json()["data"][0]["embedding"].as_array().map(Vec::len), Some(8));
+    for path in [chat_path.to_owned(), format!("{chat_path}?api-version="), format!("{chat_path}?other=1")] {
+        let r = post(&fake.url, &path, &chat("normal", json!({})));
+        assert_eq!(r.status, 400, "{path}");
+        assert_eq!(r.json()["error"]["message"], "Missing required query parameter: api-version");
+    }
+    let paths: Vec<Value> = fake.requests().iter().map(|r| r["path"].clone()).collect();
+    assert_eq!(
+        paths,
+        [
+            json!(format!("{chat_path}?api-version=2024-10-21")),
+            json!(embed_path),
+            json!(chat_path),
+            json!(format!("{chat_path}?api-version=")),
+            json!(format!("{chat_path}?other=1")),
+        ]
+    );
+}
+
+#[test]
 fn text_completions_are_exact() {
     let fake = FakeUpstream::start();
     let completion = |extra: Value| {

@@ -99,7 +99,8 @@ DIALECT_TABLE = {
         UPSTREAM_TEXT,
         (10, 5, 15, 0, 0, 0),
         ONE_CALL,
-        "/openai/deployments/normal/chat/completions",
+        # Recorded with its query string, as Azure needs `api-version`.
+        "/openai/deployments/normal/chat/completions?api-version=2024-10-21",
         ("api-key", UPSTREAM_KEY),
         "7",
         "azure-chat",

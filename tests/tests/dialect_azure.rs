@@ -3,14 +3,14 @@
 //! Azure's paths (it refuses a request without `api-version`, as Azure does), with its own usage: 10 prompt tokens
 //! a message, 5 completion tokens.
 
-use serde_json::json;
+use serde_json::{json, Value};
 use tollgate_tests::{
     dialect::{
         assert_broken_streams, assert_errors, assert_settled, assert_text_streams, assert_tool_calls, call, chat,
         deployment, gateway, golden_request, last_request, model, tools_request, usage_numbers, vectors, with,
         ErrorCase, Tokens, UsageNumbers, BROKEN_MODES, UPSTREAM_KEY,
     },
-    post, FakeUpstream, Gateway, MASTER_KEY,
+    dialect_b, post, FakeUpstream, Gateway, MASTER_KEY,
 };
 
 const PROVIDER: &str = "azure";
@@ -151,4 +151,23 @@ async fn embeddings_reach_the_deployments_embeddings_url() {
     // The fake bills a token a word: 3 + 1.
     assert_eq!(r.json["usage"]["prompt_tokens"], 4, "{}", r.text);
     assert_settled(&r, "completed", Tokens { prompt: 4, completion: 0, cache_read: 0, cache_write: 0 });
+}
+
+#[actix_rt::test]
+async fn anthropic_callers_get_text_and_tool_calls() {
+    let fake = FakeUpstream::start();
+    let gw = gateway(&fake, PROVIDER, &["normal", "tools"]);
+    let usage = json!({"input_tokens": 10, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+                       "output_tokens": 5});
+    let want = json!({"content": [{"type": "text", "text": "Hello from fake upstream"}], "stop_reason": "end_turn", "usage": usage});
+    dialect_b::assert_messages(&gw, &dialect_b::hello_messages(&model(PROVIDER, "normal")), &want).await;
+    let tool = json!({"type": "tool_use", "name": "get_weather", "input": {"city": "Paris"}});
+    let mut usage = usage;
+    // The fake counts 10 tokens a message: system, user, assistant and two tool results.
+    usage["input_tokens"] = json!(50);
+    let want = json!({"content": [tool], "stop_reason": "tool_use", "usage": usage});
+    dialect_b::assert_messages(&gw, &dialect_b::tool_messages(&model(PROVIDER, "tools")), &want).await;
+    let seen = last_request(&fake);
+    assert!(seen["path"].as_str().is_some_and(|p| p.starts_with("/openai/deployments/tools/chat/completions?")));
+    assert_eq!(seen["body"]["messages"][0], json!({"role": "system", "content": "You check weather."}));
 }

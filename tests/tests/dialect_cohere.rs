@@ -10,7 +10,7 @@ use tollgate_tests::{
         assert_tool_calls, call, chat, deployment, gateway, golden_request, last_request, model, read_stream, streamed,
         tools_request, usage_numbers, vectors, ErrorCase, Tokens, UsageNumbers, BROKEN_MODES, UPSTREAM_KEY,
     },
-    post, FakeUpstream, Gateway, MASTER_KEY,
+    dialect_b, post, FakeUpstream, Gateway, MASTER_KEY,
 };
 
 const PROVIDER: &str = "cohere";
@@ -170,4 +170,27 @@ async fn embeddings_come_back_as_the_fakes_vectors_in_either_encoding() {
         assert_eq!(r.json["usage"], json!({"prompt_tokens": 4, "total_tokens": 4}), "{}", r.text);
         assert_settled(&r, "completed", Tokens { prompt: 4, completion: 0, cache_read: 0, cache_write: 0 });
     }
+}
+
+#[actix_rt::test]
+async fn anthropic_callers_get_text_tool_calls_stop_reasons_and_usage() {
+    let fake = FakeUpstream::start();
+    let gw = gateway(&fake, PROVIDER, &["normal", "max-tokens", "tools"]);
+    // Billed units 13 in (5 of them cached: Anthropic's input count leaves cache reads out), 7 out.
+    let usage = |output: u64| json!({"input_tokens": 8, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 5, "output_tokens": output});
+    let cases = [("normal", "Hello from fake cohere", "end_turn", 7), ("max-tokens", "Hello from", "max_tokens", 2)];
+    for (mode, text, stop_reason, output) in cases {
+        let want =
+            json!({"content": [{"type": "text", "text": text}], "stop_reason": stop_reason, "usage": usage(output)});
+        dialect_b::assert_messages(&gw, &dialect_b::hello_messages(&model(PROVIDER, mode)), &want).await;
+    }
+    let tool_use = |name: &str, input: Value| json!({"type": "tool_use", "name": name, "input": input});
+    // Cohere's tool plan is the model's reasoning: a thinking block (unsigned: Cohere signs nothing).
+    let content = [
+        json!({"type": "thinking", "thinking": "I will check the weather.", "signature": ""}),
+        tool_use("get_weather", json!({"city": "Paris"})),
+        tool_use("get_time", json!({})),
+    ];
+    let want = json!({"content": content, "stop_reason": "tool_use", "usage": usage(21)});
+    dialect_b::assert_messages(&gw, &dialect_b::tool_messages(&model(PROVIDER, "tools")), &want).await;
 }

@@ -164,3 +164,18 @@ async fn embeddings_go_through_predict_as_floats_or_base64_and_are_booked() {
     // The fake counts a token a word: 2 + 2.
     embed_both_ways(&target(&gw, &fake), "v-embed", &inputs, &path, &sent, Books::Exact(Tokens::prompt(4))).await;
 }
+
+#[actix_rt::test]
+async fn anthropic_callers_get_text_and_tool_calls() {
+    let (_fake, gw) = setup().await;
+    // As the Gemini API's: 21 prompt tokens, 8 of them cached (left out of Anthropic's input count), 12 out.
+    let usage = json!({"input_tokens": 13, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 8,
+                       "output_tokens": 12});
+    let want = json!({"content": [{"type": "text", "text": "Hello from fake gemini"}], "stop_reason": "end_turn",
+                      "usage": usage});
+    dialect_b::assert_messages(&gw, &dialect_b::hello_messages("v-normal"), &want).await;
+    let tool_use = |name: &str, input: Value| json!({"type": "tool_use", "name": name, "input": input});
+    let content = [tool_use("get_weather", json!({"city": "Paris"})), tool_use("get_time", json!({}))];
+    let want = json!({"content": content, "stop_reason": "tool_use", "usage": usage});
+    dialect_b::assert_messages(&gw, &dialect_b::tool_messages("v-tools"), &want).await;
+}

@@ -81,15 +81,23 @@ pub fn message(r: &Reply) -> Value {
                 }
                 "content_block_delta" => {
                     let (Some(block), Some(json)) = (content.last_mut(), partial.last_mut()) else { continue };
+                    // Text and thinking deltas append to their block's field; a signature replaces it.
+                    let appended = match data["delta"]["type"].as_str() {
+                        Some("text_delta") => Some(("text", "text")),
+                        Some("thinking_delta") => Some(("thinking", "thinking")),
+                        _ => None,
+                    };
+                    if let Some((field, key)) = appended {
+                        let joined = format!(
+                            "{}{}",
+                            block[field].as_str().unwrap_or_default(),
+                            data["delta"][key].as_str().unwrap_or_default()
+                        );
+                        block[field] = json!(joined);
+                        continue;
+                    }
                     match data["delta"]["type"].as_str() {
-                        Some("text_delta") => {
-                            let text = format!(
-                                "{}{}",
-                                block["text"].as_str().unwrap_or_default(),
-                                data["delta"]["text"].as_str().unwrap_or_default()
-                            );
-                            block["text"] = json!(text);
-                        }
+                        Some("signature_delta") => block["signature"] = data["delta"]["signature"].clone(),
                         Some("input_json_delta") => {
                             json.push_str(data["delta"]["partial_json"].as_str().unwrap_or_default())
                         }

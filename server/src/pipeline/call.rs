@@ -29,9 +29,9 @@ use crate::{
     providers::{
         anthropic,
         codec::{CallOptions, Dialect, UpstreamRequest},
-        inbound,
+        errors, inbound,
         mock::{self, MockModel},
-        openai, Provider,
+        Provider,
     },
     routing::Deployment,
     upstream,
@@ -350,7 +350,7 @@ fn unix_now() -> u64 {
 fn stream_builder(head: Head, deployment: &Deployment, upstream: &UpstreamResponse) -> HttpResponseBuilder {
     let mut res = builder(head, deployment, StatusCode::OK);
     res.insert_header((header::CONTENT_TYPE, "text/event-stream")).insert_header((header::CACHE_CONTROL, "no-cache"));
-    for (name, value) in openai::provider_rate_limit_headers(upstream.headers()) {
+    for (name, value) in errors::provider_rate_limit_headers(upstream.headers()) {
         res.append_header((name, value.clone()));
     }
     res
@@ -427,7 +427,7 @@ fn respond(
     let length = upstream.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let mut res = builder(head, deployment, upstream.status());
     res.insert_header((header::CONTENT_TYPE, content_type));
-    for (name, value) in openai::provider_rate_limit_headers(upstream.headers()) {
+    for (name, value) in errors::provider_rate_limit_headers(upstream.headers()) {
         res.append_header((name, value.clone()));
     }
     let body = idle_limited(upstream.map_err(|e| e.to_string()).boxed_local(), idle);

@@ -9,6 +9,7 @@ pub mod bedrock;
 pub mod catalog;
 pub mod codec;
 pub mod cohere;
+pub mod errors;
 pub mod gemini;
 pub mod inbound;
 pub mod mock;

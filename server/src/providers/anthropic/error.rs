@@ -5,6 +5,7 @@
 //! thing only: a 400 whose message starts with Anthropic's fixed phrase "prompt is too long" is
 //! `context_length_exceeded` (the code context-window fallbacks look for).
 
+use crate::providers::errors;
 use actix_web::http::header::HeaderMap;
 use serde::{Deserialize, Serialize};
 
@@ -13,10 +14,6 @@ use crate::{
     secret::Secret,
 };
 
-/// Headers of an error response the caller needs to back off correctly.
-const PASSTHROUGH: &[&str] = &["retry-after", "retry-after-ms"];
-/// Anthropic's rate-limit headers, passed on renamed so they cannot be mistaken for tollgate's own limits.
-const RATE_LIMIT_PREFIX: &str = "anthropic-ratelimit-";
 /// Anthropic's "overloaded": shown as 503, which callers and tollgate's cooldown both know as retryable.
 const OVERLOADED: u16 = 529;
 /// Anthropic's phrase for a prompt over the context window ("prompt is too long: 250000 tokens > 200000
@@ -53,20 +50,7 @@ pub(super) fn parse(
         Some(d) => (d.kind, d.message, d.details.and_then(|d| d.error_code)),
         None => (None, None, None),
     };
-    let mut message = message.unwrap_or_else(|| {
-        let text = String::from_utf8_lossy(body);
-        let text = text.trim();
-        if text.is_empty() {
-            format!("upstream returned HTTP {status}")
-        } else {
-            text.chars().take(500).collect()
-        }
-    });
-    for secret in scrubbed {
-        if message.contains(secret.expose()) {
-            message = message.replace(secret.expose(), "****");
-        }
-    }
+    let message = errors::message(message, status, body, scrubbed);
     let kind = kind.unwrap_or_else(|| error_type(status).to_owned());
     let code = if status == OVERLOADED || kind == "overloaded_error" {
         Some("overloaded".to_owned())
@@ -75,20 +59,7 @@ pub(super) fn parse(
     } else {
         error_code
     };
-    let passthrough = headers
-        .iter()
-        .filter_map(|(name, value)| {
-            let name = name.as_str();
-            let shown = if PASSTHROUGH.contains(&name) {
-                name.to_owned()
-            } else if name.starts_with(RATE_LIMIT_PREFIX) {
-                format!("llm_provider-{name}")
-            } else {
-                return None;
-            };
-            Some((shown, value.to_str().ok()?.to_owned()))
-        })
-        .collect();
+    let passthrough = errors::passthrough(headers);
     UpstreamError {
         failure: UpstreamFailure::Status(if status == OVERLOADED { 503 } else { status }),
         deployment: deployment.to_owned(),

@@ -7,6 +7,7 @@
 //! context window (a few narrow phrases, tested negatively too) gets `code: context_length_exceeded`, which
 //! context-window fallbacks look for.
 
+use crate::providers::errors;
 use actix_web::http::header::HeaderMap;
 use serde::Deserialize;
 
@@ -14,9 +15,6 @@ use crate::{
     llm::{UpstreamError, UpstreamFailure},
     secret::Secret,
 };
-
-/// Headers of an upstream error response that the caller needs to back off correctly.
-const PASSTHROUGH_HEADERS: &[&str] = &["retry-after", "retry-after-ms"];
 
 /// Phrases Bedrock and its models use for an input over the context window, lower-cased.
 const CONTEXT_WINDOW_PHRASES: &[&str] = &["input is too long", "too many input tokens", "prompt is too long"];
@@ -86,26 +84,9 @@ pub(super) fn parse(
     let body_type =
         parsed.as_ref().and_then(|b| b.kind.as_deref()).map(|t| t.rsplit('#').next().unwrap_or(t).to_owned());
     let aws_type = header_type.filter(|t| !t.is_empty()).or(body_type).unwrap_or_default();
-    let mut message = parsed.and_then(|b| b.message).unwrap_or_else(|| {
-        let text = String::from_utf8_lossy(body);
-        let text = text.trim();
-        if text.is_empty() {
-            format!("upstream returned HTTP {status}")
-        } else {
-            text.chars().take(500).collect()
-        }
-    });
-    for secret in scrubbed {
-        if !secret.expose().is_empty() && message.contains(secret.expose()) {
-            message = message.replace(secret.expose(), "****");
-        }
-    }
+    let message = errors::message(parsed.and_then(|b| b.message), status, body, scrubbed);
     let (status, kind, code) = classify(&aws_type, status, &message);
-    let passthrough = headers
-        .iter()
-        .filter(|(name, _)| PASSTHROUGH_HEADERS.contains(&name.as_str()))
-        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
-        .collect();
+    let passthrough = errors::passthrough(headers);
     UpstreamError {
         failure: UpstreamFailure::Status(status),
         deployment: deployment.to_owned(),

@@ -5,19 +5,14 @@
 //! that is tested against near misses: a context-window overflow (`too many tokens: ...` on a 400) and a safety
 //! block (`blocked input: ...` / `blocked output: ...`).
 
+use crate::providers::errors;
 use actix_web::http::header::HeaderMap;
 use serde::Deserialize;
 
 use crate::{
     llm::{UpstreamError, UpstreamFailure},
-    providers::openai::provider_rate_limit_headers,
     secret::Secret,
 };
-
-/// Headers of an error response that the caller needs to back off correctly (429s carry `retry-after`).
-const BACKOFF_HEADERS: [&str; 2] = ["retry-after", "retry-after-ms"];
-/// How much of a non-JSON error body becomes the message.
-const MAX_RAW_MESSAGE: usize = 500;
 
 #[derive(Deserialize)]
 struct WireError {
@@ -60,18 +55,7 @@ pub(super) fn parse_error(
         serde_json::Value::Null => None,
         other => Some(other.to_string()),
     });
-    let mut message = parsed.unwrap_or_else(|| {
-        let text = String::from_utf8_lossy(body);
-        match text.trim() {
-            "" => format!("upstream returned HTTP {status}"),
-            text => text.chars().take(MAX_RAW_MESSAGE).collect(),
-        }
-    });
-    for secret in scrubbed {
-        if !secret.expose().is_empty() && message.contains(secret.expose()) {
-            message = message.replace(secret.expose(), "****");
-        }
-    }
+    let message = errors::message(parsed, status, body, scrubbed);
     let said = classify(status, &message);
     let status = match (status, said) {
         (_, Said::Blocked) => 400,
@@ -93,12 +77,7 @@ pub(super) fn parse_error(
         (s, _) if s >= 500 => ("server_error", None),
         _ => ("invalid_request_error", None),
     };
-    let backoff = headers.iter().filter(|(name, _)| BACKOFF_HEADERS.contains(&name.as_str()));
-    let passthrough = backoff
-        .map(|(name, value)| (name.clone(), value))
-        .chain(provider_rate_limit_headers(headers))
-        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
-        .collect();
+    let passthrough = errors::passthrough(headers);
     UpstreamError {
         failure: UpstreamFailure::Status(status),
         deployment: deployment.to_owned(),
@@ -201,7 +180,7 @@ mod tests {
             assert_eq!(parse(503, body).message, message, "{body}");
         }
         let long = "x".repeat(2000);
-        assert_eq!(parse(500, &long).message.len(), MAX_RAW_MESSAGE);
+        assert_eq!(parse(500, &long).message.len(), 500);
     }
 
     #[test]

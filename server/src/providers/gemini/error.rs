@@ -5,6 +5,7 @@
 //! the context-window case, which Google gives no code of its own, with a pattern narrow enough to be tested
 //! against near misses (quota messages that name input tokens).
 
+use crate::providers::errors;
 use actix_web::http::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::Value;
@@ -13,9 +14,6 @@ use crate::{
     llm::{UpstreamError, UpstreamFailure},
     secret::Secret,
 };
-
-/// Headers of an upstream error response that the caller needs to back off correctly.
-const PASSTHROUGH_ERROR_HEADERS: &[&str] = &["retry-after", "retry-after-ms"];
 
 /// The `error` member of a Google error body (its numeric `code` repeats the HTTP status and is not read).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -106,32 +104,12 @@ pub(super) fn parse(
     scrubbed: &[Secret],
 ) -> UpstreamError {
     let error = google_error(body);
-    let mut message = match error.as_ref().and_then(|e| e.message.clone()) {
-        Some(m) => m,
-        None => {
-            let text = String::from_utf8_lossy(body);
-            let text = text.trim();
-            if text.is_empty() {
-                format!("upstream returned HTTP {status}")
-            } else {
-                text.chars().take(500).collect()
-            }
-        }
-    };
-    for secret in scrubbed {
-        if !secret.expose().is_empty() && message.contains(secret.expose()) {
-            message = message.replace(secret.expose(), "****");
-        }
-    }
+    let message = errors::message(error.as_ref().and_then(|e| e.message.clone()), status, body, scrubbed);
     let (seen, kind, code) = match &error {
         Some(e) => classify(status, e, &message),
         None => (status, None, None),
     };
-    let mut passthrough: Vec<(String, String)> = headers
-        .iter()
-        .filter(|(name, _)| PASSTHROUGH_ERROR_HEADERS.contains(&name.as_str()))
-        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
-        .collect();
+    let mut passthrough = errors::passthrough(headers);
     // Google states its back-off in the body (RetryInfo), not in a header; the caller reads `retry-after`.
     if !passthrough.iter().any(|(n, _)| n == "retry-after") {
         if let Some(secs) = error.as_ref().and_then(GoogleError::retry_delay_secs) {

@@ -17,6 +17,7 @@ pub mod request;
 pub mod stream;
 mod text_completion;
 
+use crate::providers::errors;
 use actix_web::http::{
     header::{HeaderMap, HeaderName, HeaderValue},
     Uri,
@@ -38,37 +39,9 @@ use crate::{
 };
 pub use text_completion::TextCompletion;
 
-/// Headers of an upstream error response that the caller needs to back off correctly.
-const PASSTHROUGH_ERROR_HEADERS: &[&str] = &["retry-after", "retry-after-ms"];
 /// Header values shorter than this are not scrubbed from error messages: they are not secrets (`X-Title: app`),
 /// and replacing short strings everywhere would garble the message.
 const MIN_SCRUBBED_LEN: usize = 8;
-
-/// The provider's own rate-limit headers (`x-ratelimit-*`), renamed with LiteLLM's `llm_provider-` prefix so
-/// they cannot be mistaken for tollgate's limits, on successes and errors alike.
-pub fn provider_rate_limit_headers(headers: &HeaderMap) -> impl Iterator<Item = (HeaderName, &HeaderValue)> {
-    headers.iter().filter_map(|(name, value)| {
-        let name = name.as_str();
-        if !name.starts_with("x-ratelimit-") {
-            return None;
-        }
-        // OpenAI's six names are renamed without an allocation; other providers' names are built once per response.
-        let renamed = match KNOWN_RATE_LIMIT_HEADERS.iter().find(|(raw, _)| *raw == name) {
-            Some((_, renamed)) => renamed.clone(),
-            None => HeaderName::try_from(format!("llm_provider-{name}")).ok()?,
-        };
-        Some((renamed, value))
-    })
-}
-
-const KNOWN_RATE_LIMIT_HEADERS: [(&str, HeaderName); 6] = [
-    ("x-ratelimit-limit-requests", HeaderName::from_static("llm_provider-x-ratelimit-limit-requests")),
-    ("x-ratelimit-limit-tokens", HeaderName::from_static("llm_provider-x-ratelimit-limit-tokens")),
-    ("x-ratelimit-remaining-requests", HeaderName::from_static("llm_provider-x-ratelimit-remaining-requests")),
-    ("x-ratelimit-remaining-tokens", HeaderName::from_static("llm_provider-x-ratelimit-remaining-tokens")),
-    ("x-ratelimit-reset-requests", HeaderName::from_static("llm_provider-x-ratelimit-reset-requests")),
-    ("x-ratelimit-reset-tokens", HeaderName::from_static("llm_provider-x-ratelimit-reset-tokens")),
-];
 
 #[derive(Debug)]
 pub struct OpenAiCompatible {
@@ -319,27 +292,10 @@ impl OpenAiCompatible {
     /// never the deployment's key (some providers echo part of it).
     pub fn parse_error(&self, deployment: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> UpstreamError {
         let parsed = parse_error_body(body);
-        let mut message = parsed.message.unwrap_or_else(|| {
-            let text = String::from_utf8_lossy(body);
-            let text = text.trim();
-            if text.is_empty() {
-                format!("upstream returned HTTP {status}")
-            } else {
-                text.chars().take(500).collect()
-            }
-        });
         let fetched = self.entra_client.as_ref().and_then(|e| e.token.get());
-        for secret in self.scrubbed.iter().chain(fetched.as_ref().map(|t| &t.secret)) {
-            if message.contains(secret.expose()) {
-                message = message.replace(secret.expose(), "****");
-            }
-        }
-        let backoff = headers.iter().filter(|(name, _)| PASSTHROUGH_ERROR_HEADERS.contains(&name.as_str()));
-        let passthrough = backoff
-            .map(|(name, value)| (name.clone(), value))
-            .chain(provider_rate_limit_headers(headers))
-            .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
-            .collect();
+        let secrets = self.scrubbed.iter().chain(fetched.as_ref().map(|t| &t.secret));
+        let message = errors::message(parsed.message, status, body, secrets);
+        let passthrough = errors::passthrough(headers);
         // Azure names a content-filter refusal `content_filter`; OpenAI's class for it is a content-policy error.
         let code = match parsed.code {
             Some(c) if c == "content_filter" => Some("content_policy_violation".to_owned()),
@@ -553,7 +509,8 @@ mod tests {
         {
             headers.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
         }
-        let mut renamed: Vec<String> = provider_rate_limit_headers(&headers).map(|(n, _)| n.to_string()).collect();
+        let mut renamed: Vec<String> =
+            errors::provider_rate_limit_headers(&headers).map(|(n, _)| n.to_string()).collect();
         renamed.sort();
         assert_eq!(renamed, ["llm_provider-x-ratelimit-custom", "llm_provider-x-ratelimit-remaining-tokens"]);
     }

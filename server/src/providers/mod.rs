@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod codec;
 pub mod cohere;
 pub mod errors;
+pub mod extra_headers;
 pub mod gemini;
 pub mod inbound;
 pub mod mock;

@@ -49,8 +49,6 @@ const KEY_ENV: &str = "ANTHROPIC_API_KEY";
 /// The API version every outbound request pins: the request and response shapes in this module are this
 /// version's. (The 2.x SDK sends a newer value; spliced requests keep whatever the caller's body means.)
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
-/// Header values shorter than this are not scrubbed from error messages (same rule as `openai/mod.rs`).
-const MIN_SCRUBBED_LEN: usize = 8;
 const MESSAGES_PATH: &str = "/v1/messages";
 /// Fields of a Messages body that only steer generation: `count_tokens` takes the rest of the body and refuses
 /// these ("Extra inputs are not permitted"), so a caller may send its whole `/v1/messages` body to be counted.
@@ -108,18 +106,7 @@ impl AnthropicProvider {
         })?;
         api_key.set_sensitive(true);
         let mut scrubbed = vec![key];
-        let mut extra_headers = Vec::with_capacity(d.extra_headers.len());
-        for (name, value) in &d.extra_headers {
-            let bad =
-                || ConfigError::invalid(field("extra_headers"), format!("header `{name}` is not a valid HTTP header"));
-            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
-            let mut v = HeaderValue::from_str(value.expose()).map_err(|_| bad())?;
-            v.set_sensitive(true);
-            extra_headers.push((n, v));
-            if value.expose().len() >= MIN_SCRUBBED_LEN {
-                scrubbed.push(value.clone());
-            }
-        }
+        let extra_headers = super::extra_headers::sensitive(d, &mut scrubbed)?;
         Ok(Self { messages_url, count_tokens_url, api_key, extra_headers, scrubbed })
     }
 

@@ -46,8 +46,6 @@ use sigv4::Credentials;
 
 const PROVIDER: &str = "bedrock";
 const SERVICE: &str = "bedrock";
-/// Header values shorter than this are not scrubbed from error messages (see `providers::openai`).
-const MIN_SCRUBBED_LEN: usize = 8;
 
 #[derive(Debug)]
 enum Auth {
@@ -140,18 +138,7 @@ impl BedrockProvider {
         };
         let host = HeaderValue::from_str(&host).map_err(|_| bad_base())?;
 
-        let mut extra_headers = Vec::new();
-        for (name, value) in &d.extra_headers {
-            let bad =
-                || ConfigError::invalid(field("extra_headers"), format!("header `{name}` is not a valid HTTP header"));
-            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
-            let mut v = HeaderValue::from_str(value.expose()).map_err(|_| bad())?;
-            v.set_sensitive(true);
-            extra_headers.push((n, v));
-            if value.expose().len() >= MIN_SCRUBBED_LEN {
-                scrubbed.push(value.clone());
-            }
-        }
+        let extra_headers = super::extra_headers::sensitive(d, &mut scrubbed)?;
         Ok(Self { base, host, region, model: model.to_owned(), auth, scrubbed, extra_headers })
     }
 

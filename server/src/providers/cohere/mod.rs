@@ -35,9 +35,6 @@ const PROVIDER: &str = "cohere";
 const DEFAULT_BASE: &str = "https://api.cohere.com";
 const KEY_VARS: [&str; 2] = ["COHERE_API_KEY", "CO_API_KEY"];
 const BASE_VARS: [&str; 2] = ["COHERE_API_BASE", "CO_API_URL"];
-/// Header values shorter than this are not scrubbed from error messages: they are not secrets (`X-Title: app`),
-/// and replacing short strings everywhere would garble the message (as in `providers::openai`).
-const MIN_SCRUBBED_LEN: usize = 8;
 
 #[derive(Debug)]
 pub struct CohereProvider {
@@ -93,17 +90,7 @@ impl CohereProvider {
             }
         };
         let mut scrubbed: Vec<Secret> = key.into_iter().collect();
-        let mut extra_headers = Vec::with_capacity(d.extra_headers.len());
-        for (name, value) in &d.extra_headers {
-            let bad = || ConfigError::invalid(field("extra_headers"), format!("`{name}` is not a valid HTTP header"));
-            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
-            let mut v = HeaderValue::from_str(value.expose()).map_err(|_| bad())?;
-            v.set_sensitive(true);
-            extra_headers.push((n, v));
-            if value.expose().len() >= MIN_SCRUBBED_LEN {
-                scrubbed.push(value.clone());
-            }
-        }
+        let extra_headers = super::extra_headers::sensitive(d, &mut scrubbed)?;
         Ok(Self { upstream_model: upstream_model.to_owned(), base, chat_url, embed_url, auth, extra_headers, scrubbed })
     }
 

@@ -44,8 +44,6 @@ use crate::{
 const GEMINI_BASE: &str = "https://generativelanguage.googleapis.com/v1beta";
 /// LiteLLM's default Vertex location.
 const DEFAULT_LOCATION: &str = "us-central1";
-/// Header values shorter than this are not scrubbed from error messages (as in the OpenAI provider).
-const MIN_SCRUBBED_LEN: usize = 8;
 static API_KEY_HEADER: HeaderName = HeaderName::from_static("x-goog-api-key");
 
 #[derive(Debug)]
@@ -176,18 +174,8 @@ impl GeminiProvider {
             let field = if d.api_base.is_some() { "api_base" } else { "model" };
             invalid(d, field, format!("`{models_base}/{model}` is not a valid URL"))
         })?;
-        let mut extra_headers = Vec::new();
         let mut scrubbed = Vec::new();
-        for (name, value) in &d.extra_headers {
-            let bad = || invalid(d, "extra_headers", format!("header `{name}` is not a valid HTTP header"));
-            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
-            let mut v = HeaderValue::from_str(value.expose()).map_err(|_| bad())?;
-            v.set_sensitive(true);
-            extra_headers.push((n, v));
-            if value.expose().len() >= MIN_SCRUBBED_LEN {
-                scrubbed.push(value.clone());
-            }
-        }
+        let extra_headers = super::extra_headers::sensitive(d, &mut scrubbed)?;
         Ok(Self { provider, model: model.to_owned(), models_base, urls, auth, scrubbed, extra_headers })
     }
 

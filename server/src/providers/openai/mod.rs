@@ -39,10 +39,6 @@ use crate::{
 };
 pub use text_completion::TextCompletion;
 
-/// Header values shorter than this are not scrubbed from error messages: they are not secrets (`X-Title: app`),
-/// and replacing short strings everywhere would garble the message.
-const MIN_SCRUBBED_LEN: usize = 8;
-
 #[derive(Debug)]
 pub struct OpenAiCompatible {
     /// Provider name from the config prefix (`openai`, `groq`, ...).
@@ -185,7 +181,7 @@ impl OpenAiCompatible {
             let mut v = HeaderValue::from_str(value.expose()).map_err(|_| BuildError::BadHeader(name.clone()))?;
             v.set_sensitive(true);
             extra_headers.push((n, v));
-            if value.expose().len() >= MIN_SCRUBBED_LEN {
+            if value.expose().len() >= super::extra_headers::MIN_SCRUBBED_LEN {
                 scrubbed.push(value.clone());
             }
         }

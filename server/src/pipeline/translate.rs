@@ -23,53 +23,8 @@ use super::{relay::UpstreamBody, settle::Settlement};
 use crate::{
     framing::Framer,
     llm::chat::Event,
-    providers::codec::{StreamDecoder, StreamEncoder},
+    providers::codec::{StreamDecoder, StreamEncoder, StreamReader},
 };
-
-/// The canonical events of one stream, read by a decoder, with the settlement told what they mean.
-struct Reader {
-    framer: Framer,
-    decoder: Box<dyn StreamDecoder>,
-    events: Vec<Event>,
-}
-
-/// How a stream ended, as its dialect sees it.
-enum End {
-    Clean,
-    Broken(String),
-}
-
-impl Reader {
-    fn new(framer: Framer, decoder: Box<dyn StreamDecoder>) -> Self {
-        Self { framer, decoder, events: Vec::new() }
-    }
-
-    /// Feeds upstream bytes; the events they complete are left in `self.events`. `Err` when the bytes cannot be
-    /// a stream of this dialect.
-    fn feed(&mut self, chunk: &[u8]) -> Result<(), String> {
-        self.framer.feed(chunk);
-        loop {
-            match self.framer.next_frame() {
-                Ok(Some(frame)) => self.decoder.frame(&frame, &mut self.events).map_err(|e| e.0)?,
-                Ok(None) => return Ok(()),
-                Err(e) => return Err(e.0),
-            }
-        }
-    }
-
-    /// The upstream's bytes ended: the last unterminated frame, then the decoder's verdict.
-    fn end(&mut self) -> End {
-        let last = match self.framer.finish() {
-            Ok(Some(frame)) => self.decoder.frame(&frame, &mut self.events).map_err(|e| e.0),
-            Ok(None) => Ok(()),
-            Err(e) => Err(e.0),
-        };
-        match last.and_then(|()| self.decoder.end(&mut self.events).map_err(|e| e.0)) {
-            Ok(()) => End::Clean,
-            Err(why) => End::Broken(why),
-        }
-    }
-}
 
 /// What the books take from each event.
 fn account(settle: &mut Settlement, event: &Event) {
@@ -89,7 +44,7 @@ fn broke(settle: &mut Settlement, why: &str) -> String {
 
 pub struct TranslateRelay {
     upstream: UpstreamBody,
-    reader: Reader,
+    reader: StreamReader,
     encoder: Box<dyn StreamEncoder>,
     settle: Settlement,
     finished: bool,
@@ -103,7 +58,7 @@ impl TranslateRelay {
         encoder: Box<dyn StreamEncoder>,
         settle: Settlement,
     ) -> Self {
-        Self { upstream, reader: Reader::new(framer, decoder), encoder, settle, finished: false }
+        Self { upstream, reader: StreamReader::new(framer, decoder), encoder, settle, finished: false }
     }
 
     /// Encodes the events read so far.
@@ -126,13 +81,13 @@ impl TranslateRelay {
         self.finished = true;
         let mut out = BytesMut::new();
         match self.reader.end() {
-            End::Clean => {
+            Ok(()) => {
                 self.drain(&mut out);
                 self.encoder.end(&mut out);
                 self.settle.complete();
                 out.freeze()
             }
-            End::Broken(why) => self.fail(&why, out),
+            Err(why) => self.fail(&why, out),
         }
     }
 }
@@ -168,7 +123,7 @@ impl Stream for TranslateRelay {
 
 pub struct TapRelay {
     upstream: UpstreamBody,
-    reader: Reader,
+    reader: StreamReader,
     /// Only for the error event that ends a broken stream.
     encoder: Box<dyn StreamEncoder>,
     settle: Settlement,
@@ -186,7 +141,7 @@ impl TapRelay {
         encoder: Box<dyn StreamEncoder>,
         settle: Settlement,
     ) -> Self {
-        let reader = Reader::new(framer, decoder);
+        let reader = StreamReader::new(framer, decoder);
         Self { upstream, reader, encoder, settle, held: BytesMut::new(), finished: false }
     }
 
@@ -199,7 +154,7 @@ impl TapRelay {
     /// The bytes of whole frames among those held and `chunk` (already fed to the reader); the rest stays held.
     /// A chunk that ends where a frame ends, the usual case, goes through without a copy.
     fn whole_frames(&mut self, chunk: Bytes) -> Bytes {
-        let incomplete = self.reader.framer.buffered();
+        let incomplete = self.reader.buffered();
         if self.held.is_empty() {
             let end = chunk.len().saturating_sub(incomplete);
             self.held.extend_from_slice(&chunk[end..]);
@@ -247,7 +202,7 @@ impl Stream for TapRelay {
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Ok(this.fail(&e, BytesMut::new())))),
                 Poll::Ready(None) => {
                     return match this.reader.end() {
-                        End::Clean => {
+                        Ok(()) => {
                             this.finished = true;
                             this.account();
                             this.settle.complete();
@@ -255,7 +210,7 @@ impl Stream for TapRelay {
                             let rest = this.held.split().freeze();
                             Poll::Ready((!rest.is_empty()).then_some(Ok(rest)))
                         }
-                        End::Broken(why) => Poll::Ready(Some(Ok(this.fail(&why, BytesMut::new())))),
+                        Err(why) => Poll::Ready(Some(Ok(this.fail(&why, BytesMut::new())))),
                     };
                 }
             }

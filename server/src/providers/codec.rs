@@ -15,7 +15,7 @@ use actix_web::http::{
 use bytes::BytesMut;
 
 use crate::{
-    framing::{Frame, Framing},
+    framing::{Frame, Framer, Framing},
     llm::{
         chat::{Chat, DecodeError, Event, Reply, Unsupported},
         embed::{EmbedInput, Embeddings},
@@ -166,4 +166,65 @@ pub trait StreamEncoder {
 
     /// The stream broke: render an error in the caller's dialect as the stream's last event.
     fn fail(&mut self, code: &str, message: &str, out: &mut BytesMut);
+}
+
+/// The canonical events of one upstream stream: its framing's framer feeding the dialect's decoder. The relays
+/// drive one per stream; tests and fuzzing decode whole inputs with [`StreamReader::decode`].
+pub struct StreamReader {
+    framer: Framer,
+    decoder: Box<dyn StreamDecoder>,
+    /// Events decoded and not yet taken.
+    pub events: Vec<Event>,
+}
+
+impl StreamReader {
+    pub fn new(framer: Framer, decoder: Box<dyn StreamDecoder>) -> Self {
+        Self { framer, decoder, events: Vec::new() }
+    }
+
+    /// Feeds upstream bytes; the events they complete are added to `events`. `Err` when the bytes cannot be a
+    /// stream of this dialect.
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<(), String> {
+        self.framer.feed(chunk);
+        loop {
+            match self.framer.next_frame() {
+                Ok(Some(frame)) => self.decoder.frame(&frame, &mut self.events).map_err(|e| e.0)?,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(e.0),
+            }
+        }
+    }
+
+    /// The upstream's bytes ended: the last unterminated frame, then the decoder's verdict (`Err` naming what a
+    /// cut stream lacks).
+    pub fn end(&mut self) -> Result<(), String> {
+        match self.framer.finish() {
+            Ok(Some(frame)) => self.decoder.frame(&frame, &mut self.events).map_err(|e| e.0)?,
+            Ok(None) => {}
+            Err(e) => return Err(e.0),
+        }
+        self.decoder.end(&mut self.events).map_err(|e| e.0)
+    }
+
+    /// Bytes held for a frame not yet whole.
+    pub fn buffered(&self) -> usize {
+        self.framer.buffered()
+    }
+
+    /// Decodes a whole stream delivered in `chunks`: its events, and how it ended.
+    #[cfg(test)]
+    pub fn decode<'a>(
+        framing: Framing,
+        decoder: Box<dyn StreamDecoder>,
+        chunks: impl IntoIterator<Item = &'a [u8]>,
+    ) -> (Vec<Event>, Result<(), String>) {
+        let mut reader = Self::new(Framer::new(framing), decoder);
+        for chunk in chunks {
+            if let Err(e) = reader.feed(chunk) {
+                return (reader.events, Err(e));
+            }
+        }
+        let end = reader.end();
+        (reader.events, end)
+    }
 }

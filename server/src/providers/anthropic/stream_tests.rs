@@ -2,7 +2,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::framing::{Framer, Framing};
+use crate::{framing::Framing, providers::codec::StreamReader};
 
 // Recorded-shape streams; the fake Anthropic server sends exactly these (`tests/fakes/tests/anthropic.rs`).
 const TEXT: &[u8] = include_bytes!("../../../../tests/fixtures/anthropic/text.sse");
@@ -16,34 +16,7 @@ type Outcome = (Vec<Event>, Result<(), String>);
 
 /// Feeds `chunks` through the SSE framer and a decoder, as the pipeline does.
 fn decode_chunks<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Outcome {
-    let mut framer = Framer::new(Framing::Sse);
-    let mut decoder = EventDecoder::default();
-    let mut events = Vec::new();
-    for chunk in chunks {
-        framer.feed(chunk);
-        loop {
-            match framer.next_frame() {
-                Ok(Some(frame)) => {
-                    if let Err(e) = decoder.frame(&frame, &mut events) {
-                        return (events, Err(e.0));
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => return (events, Err(e.0)),
-            }
-        }
-    }
-    match framer.finish() {
-        Ok(Some(frame)) => {
-            if let Err(e) = decoder.frame(&frame, &mut events) {
-                return (events, Err(e.0));
-            }
-        }
-        Ok(None) => {}
-        Err(e) => return (events, Err(e.0)),
-    }
-    let end = decoder.end(&mut events).map_err(|e| e.0);
-    (events, end)
+    StreamReader::decode(Framing::Sse, Box::new(EventDecoder::default()), chunks)
 }
 
 fn decode(bytes: &[u8]) -> Outcome {

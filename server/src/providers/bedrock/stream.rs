@@ -223,6 +223,7 @@ mod tests {
             Framer, Framing,
         },
         llm::{chat::Finish, Usage},
+        providers::codec::StreamReader,
     };
 
     const USAGE: &str = r#"{"usage":{"inputTokens":11,"outputTokens":7,"totalTokens":26,"cacheReadInputTokens":5,"cacheWriteInputTokens":3},"metrics":{"latencyMs":80}}"#;
@@ -244,34 +245,9 @@ mod tests {
     /// What frames and decoder make of `chunks`: events, then `Err` text if the framing or the decoder failed or
     /// the stream was cut.
     fn run(chunks: &[&[u8]]) -> (Vec<Event>, Option<String>) {
-        let mut framer = Framer::new(Framing::EventStream);
-        let mut d = ConverseStreamDecoder::new("chatcmpl-test".into(), "anthropic.claude".into());
-        let mut out = Vec::new();
-        for chunk in chunks {
-            framer.feed(chunk);
-            loop {
-                match framer.next_frame() {
-                    Ok(Some(frame)) => {
-                        if let Err(e) = d.frame(&frame, &mut out) {
-                            return (out, Some(e.to_string()));
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => return (out, Some(e.to_string())),
-                }
-            }
-        }
-        match framer.finish() {
-            Ok(Some(frame)) => {
-                if let Err(e) = d.frame(&frame, &mut out) {
-                    return (out, Some(e.to_string()));
-                }
-            }
-            Ok(None) => {}
-            Err(e) => return (out, Some(e.to_string())),
-        }
-        let end = d.end(&mut out).err().map(|e| e.to_string());
-        (out, end)
+        let decoder = ConverseStreamDecoder::new("chatcmpl-test".into(), "anthropic.claude".into());
+        let (events, end) = StreamReader::decode(Framing::EventStream, Box::new(decoder), chunks.iter().copied());
+        (events, end.err())
     }
 
     fn text_fixture() -> Vec<u8> {

@@ -237,8 +237,9 @@ mod tests {
 
     use super::*;
     use crate::{
-        framing::{Framer, Framing},
+        framing::Framing,
         llm::{chat::Finish, Usage},
+        providers::codec::StreamReader,
     };
 
     /// One v2 SSE event as the API sends it: `event:` line, `data:` line, blank line.
@@ -306,35 +307,9 @@ mod tests {
 
     /// Feeds `chunks` through the SSE framer and a fresh decoder: every event, then how the stream ended.
     fn run(chunks: &[&[u8]]) -> (Vec<Event>, Result<(), DecodeError>) {
-        let mut framer = Framer::new(Framing::Sse);
-        let mut decoder = CohereStream::new("command-a");
-        let mut out = Vec::new();
-        let step = |frame: Frame, decoder: &mut CohereStream, out: &mut Vec<Event>| decoder.frame(&frame, out);
-        for chunk in chunks {
-            framer.feed(chunk);
-            loop {
-                match framer.next_frame() {
-                    Ok(Some(frame)) => {
-                        if let Err(e) = step(frame, &mut decoder, &mut out) {
-                            return (out, Err(e));
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => return (out, Err(DecodeError::new(e.0))),
-                }
-            }
-        }
-        match framer.finish() {
-            Ok(Some(frame)) => {
-                if let Err(e) = step(frame, &mut decoder, &mut out) {
-                    return (out, Err(e));
-                }
-            }
-            Ok(None) => {}
-            Err(e) => return (out, Err(DecodeError::new(e.0))),
-        }
-        let end = decoder.end(&mut out);
-        (out, end)
+        let decoder = Box::new(CohereStream::new("command-a"));
+        let (events, end) = StreamReader::decode(Framing::Sse, decoder, chunks.iter().copied());
+        (events, end.map_err(DecodeError))
     }
 
     fn whole(s: &str) -> (Vec<Event>, Result<(), DecodeError>) {

@@ -6,11 +6,11 @@ use serde_json::{json, Value};
 use super::*;
 use crate::{
     config::Config,
-    framing::Framer,
     llm::{
         chat::{Event, Finish, Message, Part, Role, StreamError, ToolCall},
         Usage,
     },
+    providers::codec::StreamReader,
 };
 
 fn deployment(params: Value, env: &dyn EnvLookup) -> Result<DeploymentConfig, ConfigError> {
@@ -439,34 +439,7 @@ fn cut_stream() -> Vec<u8> {
 
 /// Framer and decoder over `chunks`, as the pipeline runs them: events, then the end (or the first failure).
 fn run(chunks: &[&[u8]]) -> (Vec<Event>, Result<(), String>) {
-    let mut framer = Framer::new(Framing::Sse);
-    let mut decoder = stream::Decoder::new("dep-model");
-    let mut events = Vec::new();
-    for chunk in chunks {
-        framer.feed(chunk);
-        loop {
-            match framer.next_frame() {
-                Ok(Some(frame)) => {
-                    if let Err(e) = decoder.frame(&frame, &mut events) {
-                        return (events, Err(e.0));
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => return (events, Err(e.0)),
-            }
-        }
-    }
-    match framer.finish() {
-        Ok(Some(frame)) => {
-            if let Err(e) = decoder.frame(&frame, &mut events) {
-                return (events, Err(e.0));
-            }
-        }
-        Ok(None) => {}
-        Err(e) => return (events, Err(e.0)),
-    }
-    let end = decoder.end(&mut events).map_err(|e| e.0);
-    (events, end)
+    StreamReader::decode(Framing::Sse, Box::new(stream::Decoder::new("dep-model")), chunks.iter().copied())
 }
 
 fn start(id: &str, model: &str) -> Event {

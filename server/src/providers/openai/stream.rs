@@ -437,41 +437,11 @@ mod tests {
     use rand::{rngs::StdRng, Rng, SeedableRng};
 
     use super::*;
-    use crate::{
-        framing::{Framer, Framing},
-        llm::chat::Finish,
-    };
+    use crate::{framing::Framing, llm::chat::Finish, providers::codec::StreamReader};
 
     /// Feeds `pieces` through the SSE framer and a fresh decoder: the events, and how the stream ended.
     fn decode(pieces: &[&[u8]]) -> (Vec<Event>, Result<(), String>) {
-        let mut framer = Framer::new(Framing::Sse);
-        let mut decoder = ChunkDecoder::default();
-        let mut events = Vec::new();
-        for piece in pieces {
-            framer.feed(piece);
-            loop {
-                match framer.next_frame() {
-                    Ok(Some(frame)) => {
-                        if let Err(e) = decoder.frame(&frame, &mut events) {
-                            return (events, Err(e.0));
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => return (events, Err(e.0)),
-                }
-            }
-        }
-        match framer.finish() {
-            Ok(Some(frame)) => {
-                if let Err(e) = decoder.frame(&frame, &mut events) {
-                    return (events, Err(e.0));
-                }
-            }
-            Ok(None) => {}
-            Err(e) => return (events, Err(e.0)),
-        }
-        let end = decoder.end(&mut events).map_err(|e| e.0);
-        (events, end)
+        StreamReader::decode(Framing::Sse, Box::new(ChunkDecoder::default()), pieces.iter().copied())
     }
 
     fn usage(prompt: u64, completion: u64, read: u64, write: u64, reasoning: u64) -> Usage {

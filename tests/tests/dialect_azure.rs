@@ -3,7 +3,7 @@
 //! Azure's paths (it refuses a request without `api-version`, as Azure does), with its own usage: 10 prompt tokens
 //! a message, 5 completion tokens.
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tollgate_tests::{
     dialect::{
         assert_broken_streams, assert_errors, assert_settled, assert_text_streams, assert_tool_calls, call, chat,

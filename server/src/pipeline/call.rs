@@ -24,7 +24,8 @@ use crate::{
     framing::Framer,
     lifecycle::InFlight,
     llm::{
-        chat::Reply, EmbeddingsRequest, Inbound, MessagesRequest, RequestError, UpstreamError, UpstreamFailure, Usage,
+        chat::{DecodeError, Reply},
+        EmbeddingsRequest, Inbound, MessagesRequest, RequestError, UpstreamError, UpstreamFailure, Usage,
     },
     providers::{
         anthropic,
@@ -50,6 +51,108 @@ const MAX_TRANSLATED_BODY: usize = 32 * 1024 * 1024;
 /// response body no deadline of its own.
 const ERROR_BODY_DEADLINE: Duration = Duration::from_secs(10);
 
+/// One call of a request to one deployment: what every send, read and answer of the stage shares.
+struct Call<'a> {
+    ctx: &'a RequestCtx,
+    client: &'a awc::Client,
+    deployment: &'a Arc<Deployment>,
+    /// Time the upstream may keep us waiting for headers, and then between body chunks.
+    timeout: Duration,
+    stream: bool,
+    attempts: u32,
+}
+
+impl<'a> Call<'a> {
+    fn new(ctx: &'a RequestCtx, client: &'a awc::Client, deployment: &'a Arc<Deployment>, stream: bool) -> Self {
+        let timeout = if stream { deployment.stream_timeout } else { deployment.timeout };
+        Self { ctx, client, deployment, timeout, stream, attempts: ctx.attempt() }
+    }
+
+    fn head(&self) -> Head {
+        Head { overhead_ms: self.ctx.overhead_ms(), attempts: self.attempts }
+    }
+
+    /// The settlement begins only once the request is sure to go upstream: a request refused before (a field the
+    /// provider cannot take) was never a call.
+    fn begin(&self, in_flight: InFlight) -> Settlement {
+        Settlement::begin(self.deployment.clone(), self.ctx.request_id.clone(), self.stream, in_flight)
+    }
+
+    /// Begins the settlement and sends `request`; an error answer is read by `dialect`.
+    async fn send(
+        &self,
+        request: UpstreamRequest,
+        dialect: &dyn Dialect,
+        in_flight: InFlight,
+    ) -> Result<(Head, Settlement, UpstreamResponse), ApiError> {
+        let mut settle = self.begin(in_flight);
+        let head = self.head();
+        let upstream = execute(self, request, dialect, &mut settle).await?;
+        Ok((head, settle, upstream))
+    }
+
+    /// A whole 2xx body, read (within the timeout and [`MAX_TRANSLATED_BODY`]) and decoded before the caller sees
+    /// a byte; a body that cannot be read or decoded is the deployment's failure.
+    async fn decode<T>(
+        &self,
+        mut upstream: UpstreamResponse,
+        settle: &mut Settlement,
+        decode: impl FnOnce(&[u8]) -> Result<T, DecodeError>,
+    ) -> Result<(T, Bytes), ApiError> {
+        let read = actix_rt::time::timeout(self.timeout, upstream.body().limit(MAX_TRANSLATED_BODY)).await;
+        let body = match read {
+            Ok(Ok(body)) => body,
+            Ok(Err(e)) => return Err(self.malformed(settle, &format!("could not read the response body: {e}"))),
+            Err(_) => {
+                let why = format!("the response body did not arrive within {}s", self.timeout.as_secs_f64());
+                return Err(self.malformed(settle, &why));
+            }
+        };
+        let decoded = decode(&body).map_err(|e| self.malformed(settle, &e.0))?;
+        Ok((decoded, body))
+    }
+
+    /// A 2xx response tollgate cannot read: a failure of the deployment, reported once, shown as 502.
+    fn malformed(&self, settle: &mut Settlement, why: &str) -> ApiError {
+        settle.malformed();
+        let id = &self.deployment.id;
+        ApiError::Upstream(Box::new(UpstreamError {
+            failure: UpstreamFailure::Malformed,
+            deployment: id.clone(),
+            message: format!("deployment `{id}` sent a response tollgate could not read: {why}"),
+            kind: None,
+            code: None,
+            param: None,
+            headers: Vec::new(),
+        }))
+    }
+
+    /// A whole JSON answer, the call settled with `usage`.
+    fn json(&self, head: Head, mut settle: Settlement, usage: Option<Usage>, body: impl Into<Bytes>) -> HttpResponse {
+        if let Some(usage) = usage {
+            settle.set_usage(usage);
+        }
+        settle.complete();
+        builder(head, self.deployment, StatusCode::OK).content_type("application/json").body(body.into())
+    }
+
+    /// The provider cannot take requests yet (its access token is still being fetched): 503, before any call, so
+    /// the deployment's health is not blamed.
+    fn ready(&self, dialect: &dyn Dialect) -> Result<(), ApiError> {
+        let Some(why) = dialect.not_ready() else { return Ok(()) };
+        let id = &self.deployment.id;
+        Err(ApiError::Upstream(Box::new(UpstreamError {
+            failure: UpstreamFailure::Status(503),
+            deployment: id.clone(),
+            message: format!("deployment `{id}` is not ready: {why}"),
+            kind: Some("service_unavailable".into()),
+            code: Some("deployment_not_ready".into()),
+            param: None,
+            headers: vec![("retry-after".into(), "1".into())],
+        })))
+    }
+}
+
 pub async fn chat(
     ctx: &RequestCtx,
     client: &awc::Client,
@@ -58,29 +161,19 @@ pub async fn chat(
     beta: Option<&header::HeaderValue>,
     in_flight: InFlight,
 ) -> Result<HttpResponse, ApiError> {
-    let stream = inbound.stream();
-    let attempts = ctx.attempt();
-    let timeout = if stream { deployment.stream_timeout } else { deployment.timeout };
-    // The settlement begins only once the request is sure to go upstream: a request refused here (a field the
-    // provider cannot take) was never a call.
-    let begin = |in_flight| Settlement::begin(deployment.clone(), ctx.request_id.clone(), stream, in_flight);
+    let call = Call::new(ctx, client, deployment, inbound.stream());
     let dialect = match (&deployment.provider, inbound) {
         // Same dialect on both sides: the caller's bytes, spliced, and the upstream's bytes relayed.
         (Provider::OpenAi(openai), Inbound::OpenAi(req)) => {
-            if let Some(why) = openai.not_ready() {
-                return Err(not_ready(deployment, &why));
-            }
+            call.ready(&**openai)?;
             let request = openai.splice_chat(req, &deployment.upstream_model);
-            let mut settle = begin(in_flight);
-            let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
-            let errors = |s: u16, h: &header::HeaderMap, b: &[u8]| openai.parse_error(&deployment.id, s, h, b);
-            let upstream = execute(ctx, client, request, timeout, deployment, &errors, &mut settle).await?;
-            return Ok(respond(head, deployment, upstream, settle, req.include_usage, timeout));
+            let (head, settle, upstream) = call.send(request, &**openai, in_flight).await?;
+            return Ok(respond(head, deployment, upstream, settle, req.include_usage, call.timeout));
         }
         (Provider::Mock(mock), _) => {
             let chat = inbound::canonical(inbound)?;
-            let mut settle = begin(in_flight);
-            let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
+            let mut settle = call.begin(in_flight);
+            let head = call.head();
             mock_delay(mock).await;
             let reply = mock
                 .chat(&chat, &ctx.request_id, &deployment.id)
@@ -92,44 +185,32 @@ pub async fn chat(
         (Provider::OpenAi(openai), Inbound::Anthropic(_) | Inbound::Completions(_)) => &**openai as &dyn Dialect,
         (Provider::Native(native), _) => &**native,
     };
-    let errors = |s: u16, h: &header::HeaderMap, b: &[u8]| dialect.parse_error(&deployment.id, s, h, b);
-    if let Some(why) = dialect.not_ready() {
-        return Err(not_ready(deployment, &why));
-    }
+    call.ready(dialect)?;
     if let Inbound::Anthropic(req) = inbound {
         if let Some(request) = dialect.splice_messages(req, &deployment.upstream_model, beta) {
-            let mut settle = begin(in_flight);
-            let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
-            let upstream = execute(ctx, client, request, timeout, deployment, &errors, &mut settle).await?;
-            return Ok(tap(head, deployment, upstream, dialect, inbound, settle, timeout));
+            let (head, settle, upstream) = call.send(request, dialect, in_flight).await?;
+            return Ok(tap(head, deployment, upstream, dialect, inbound, settle, call.timeout));
         }
     }
     if let Inbound::Completions(req) = inbound {
         if let Some(request) = dialect.splice_completions(req, &deployment.upstream_model) {
-            let mut settle = begin(in_flight);
-            let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
-            let upstream = execute(ctx, client, request, timeout, deployment, &errors, &mut settle).await?;
-            return Ok(respond(head, deployment, upstream, settle, req.include_usage, timeout));
+            let (head, settle, upstream) = call.send(request, dialect, in_flight).await?;
+            return Ok(respond(head, deployment, upstream, settle, req.include_usage, call.timeout));
         }
     }
     let chat = inbound::canonical(inbound)?;
-    let options =
-        CallOptions { upstream_model: &deployment.upstream_model, stream, drop_params: deployment.drop_params };
+    let options = CallOptions {
+        upstream_model: &deployment.upstream_model,
+        stream: call.stream,
+        drop_params: deployment.drop_params,
+    };
     let request = dialect.chat_request(&chat, options)?;
-    let mut settle = begin(in_flight);
-    let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
-    let upstream = execute(ctx, client, request, timeout, deployment, &errors, &mut settle).await?;
-    if stream {
-        return Ok(translate_stream(head, deployment, upstream, dialect, inbound, settle, timeout));
+    let (head, mut settle, upstream) = call.send(request, dialect, in_flight).await?;
+    if call.stream {
+        return Ok(translate_stream(head, deployment, upstream, dialect, inbound, settle, call.timeout));
     }
-    let body = read_whole(upstream, timeout, &mut settle, deployment).await?;
-    let reply = dialect.decode_reply(&body).map_err(|e| malformed(&mut settle, deployment, &e.0))?;
-    if let Some(usage) = reply.usage {
-        settle.set_usage(usage);
-    }
-    settle.complete();
-    let out = inbound::encode_reply(inbound, &reply, unix_now());
-    Ok(builder(head, deployment, StatusCode::OK).content_type("application/json").body(out))
+    let (reply, _) = call.decode(upstream, &mut settle, |body| dialect.decode_reply(body)).await?;
+    Ok(call.json(head, settle, reply.usage, inbound::encode_reply(inbound, &reply, unix_now())))
 }
 
 pub async fn embeddings(
@@ -139,24 +220,17 @@ pub async fn embeddings(
     req: &EmbeddingsRequest<'_>,
     in_flight: InFlight,
 ) -> Result<HttpResponse, ApiError> {
-    let attempts = ctx.attempt();
-    let timeout = deployment.timeout;
-    let begin = |in_flight| Settlement::begin(deployment.clone(), ctx.request_id.clone(), false, in_flight);
+    let call = Call::new(ctx, client, deployment, false);
     let dialect: &dyn Dialect = match &deployment.provider {
         Provider::OpenAi(openai) => {
-            if let Some(why) = openai.not_ready() {
-                return Err(not_ready(deployment, &why));
-            }
+            call.ready(&**openai)?;
             let request = openai.splice_embeddings(req, &deployment.upstream_model);
-            let mut settle = begin(in_flight);
-            let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
-            let errors = |s: u16, h: &header::HeaderMap, b: &[u8]| openai.parse_error(&deployment.id, s, h, b);
-            let upstream = execute(ctx, client, request, timeout, deployment, &errors, &mut settle).await?;
-            return Ok(respond(head, deployment, upstream, settle, false, timeout));
+            let (head, settle, upstream) = call.send(request, &**openai, in_flight).await?;
+            return Ok(respond(head, deployment, upstream, settle, false, call.timeout));
         }
         Provider::Mock(mock) => {
-            let mut settle = begin(in_flight);
-            let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
+            let mut settle = call.begin(in_flight);
+            let head = call.head();
             mock_delay(mock).await;
             let body =
                 mock.embeddings(req, &deployment.id).inspect_err(|e| settle.fail(e)).map_err(ApiError::Upstream)?;
@@ -165,23 +239,14 @@ pub async fn embeddings(
         }
         Provider::Native(native) => &**native,
     };
-    if let Some(why) = dialect.not_ready() {
-        return Err(not_ready(deployment, &why));
-    }
+    call.ready(dialect)?;
     let input = inbound::embed_input(req, dialect.provider())?;
     let request = dialect.embeddings_request(&input, &deployment.upstream_model)?;
-    let mut settle = begin(in_flight);
-    let head = Head { overhead_ms: ctx.overhead_ms(), attempts };
-    let errors = |s: u16, h: &header::HeaderMap, b: &[u8]| dialect.parse_error(&deployment.id, s, h, b);
-    let upstream = execute(ctx, client, request, timeout, deployment, &errors, &mut settle).await?;
-    let body = read_whole(upstream, timeout, &mut settle, deployment).await?;
-    let embeddings = dialect.decode_embeddings(&body).map_err(|e| malformed(&mut settle, deployment, &e.0))?;
-    if let Some(tokens) = embeddings.prompt_tokens {
-        settle.set_usage(Usage { prompt_tokens: tokens, ..Usage::default() });
-    }
-    settle.complete();
+    let (head, mut settle, upstream) = call.send(request, dialect, in_flight).await?;
+    let (embeddings, _) = call.decode(upstream, &mut settle, |body| dialect.decode_embeddings(body)).await?;
+    let usage = embeddings.prompt_tokens.map(|tokens| Usage { prompt_tokens: tokens, ..Usage::default() });
     let out = inbound::render_embeddings(&embeddings, &req.model, inbound::wants_base64(req));
-    Ok(builder(head, deployment, StatusCode::OK).content_type("application/json").body(out))
+    Ok(call.json(head, settle, usage, out))
 }
 
 /// `POST /v1/messages/count_tokens`: counted by the provider's own endpoint (Anthropic), by the mock's tokenizer,
@@ -194,35 +259,27 @@ pub async fn count_tokens(
     beta: Option<&header::HeaderValue>,
     in_flight: InFlight,
 ) -> Result<HttpResponse, ApiError> {
-    let attempts = ctx.attempt();
-    let head = || Head { overhead_ms: ctx.overhead_ms(), attempts };
+    let call = Call::new(ctx, client, deployment, false);
     let dialect: &dyn Dialect = match &deployment.provider {
         Provider::Mock(mock) => {
             let chat = anthropic::decode_request(req)?;
             let tokens = mock.count_tokens(&chat, &deployment.id).map_err(ApiError::Upstream)?;
             let body = anthropic::count_tokens_body(tokens);
-            return Ok(builder(head(), deployment, StatusCode::OK).content_type("application/json").body(body));
+            return Ok(builder(call.head(), deployment, StatusCode::OK).content_type("application/json").body(body));
         }
         Provider::OpenAi(openai) => &**openai,
         Provider::Native(native) => &**native,
     };
-    if let Some(why) = dialect.not_ready() {
-        return Err(not_ready(deployment, &why));
-    }
+    call.ready(dialect)?;
     let Some(request) = dialect.count_tokens_request(req, &deployment.upstream_model, beta) else {
         return Err(ApiError::Request(RequestError::InvalidField {
             param: "model",
             message: format!("count_tokens is not supported for provider `{}` yet", dialect.provider()),
         }));
     };
-    let mut settle = Settlement::begin(deployment.clone(), ctx.request_id.clone(), false, in_flight);
-    let errors = |s: u16, h: &header::HeaderMap, b: &[u8]| dialect.parse_error(&deployment.id, s, h, b);
-    let upstream = execute(ctx, client, request, deployment.timeout, deployment, &errors, &mut settle).await?;
-    let body = read_whole(upstream, deployment.timeout, &mut settle, deployment).await?;
-    anthropic::decode_count_tokens(&body).map_err(|e| malformed(&mut settle, deployment, &e.0))?;
-    settle.set_usage(Usage::default());
-    settle.complete();
-    Ok(builder(head(), deployment, StatusCode::OK).content_type("application/json").body(body))
+    let (head, mut settle, upstream) = call.send(request, dialect, in_flight).await?;
+    let (_, body) = call.decode(upstream, &mut settle, anthropic::decode_count_tokens).await?;
+    Ok(call.json(head, settle, Some(Usage::default()), body))
 }
 
 type UpstreamResponse = awc::ClientResponse;
@@ -237,21 +294,21 @@ struct Head {
 }
 
 /// Sends one request to its upstream: the one execute step for every provider and endpoint. An error status, a
-/// timeout or a connection failure comes back as the caller's error, read by the provider's `errors`.
+/// timeout or a connection failure comes back as the caller's error, an error answer read by the provider's
+/// dialect.
 async fn execute(
-    ctx: &RequestCtx,
-    client: &awc::Client,
+    call: &Call<'_>,
     request: UpstreamRequest,
-    timeout: Duration,
-    deployment: &Deployment,
-    errors: &dyn Fn(u16, &header::HeaderMap, &[u8]) -> UpstreamError,
+    dialect: &dyn Dialect,
     settle: &mut Settlement,
 ) -> Result<UpstreamResponse, ApiError> {
-    let mut builder = client
+    let (deployment, timeout) = (call.deployment, call.timeout);
+    let mut builder = call
+        .client
         .post(request.url)
         .timeout(timeout)
         .insert_header((header::CONTENT_TYPE, "application/json"))
-        .insert_header((REQUEST_ID_HEADER, &*ctx.request_id));
+        .insert_header((REQUEST_ID_HEADER, &*call.ctx.request_id));
     for (name, value) in request.headers {
         builder = builder.insert_header((name, value));
     }
@@ -288,58 +345,9 @@ async fn execute(
     // An error body that does not arrive in time still leaves the status and headers to report.
     let read = actix_rt::time::timeout(ERROR_BODY_DEADLINE.min(timeout), response.body().limit(MAX_ERROR_BODY));
     let body = read.await.ok().and_then(Result::ok).unwrap_or_default();
-    let error = errors(status.as_u16(), response.headers(), &body);
+    let error = dialect.parse_error(&deployment.id, status.as_u16(), response.headers(), &body);
     settle.fail(&error);
     Err(ApiError::Upstream(Box::new(error)))
-}
-
-/// Reads a whole 2xx body that must be translated before the caller sees a byte, within the deployment's timeout
-/// and [`MAX_TRANSLATED_BODY`].
-async fn read_whole(
-    mut upstream: UpstreamResponse,
-    timeout: Duration,
-    settle: &mut Settlement,
-    deployment: &Deployment,
-) -> Result<Bytes, ApiError> {
-    let read = actix_rt::time::timeout(timeout, upstream.body().limit(MAX_TRANSLATED_BODY)).await;
-    match read {
-        Ok(Ok(body)) => Ok(body),
-        Ok(Err(e)) => Err(malformed(settle, deployment, &format!("could not read the response body: {e}"))),
-        Err(_) => Err(malformed(
-            settle,
-            deployment,
-            &format!("the response body did not arrive within {}s", timeout.as_secs_f64()),
-        )),
-    }
-}
-
-/// A 2xx response tollgate cannot read: a failure of the deployment, reported once, shown as 502.
-fn malformed(settle: &mut Settlement, deployment: &Deployment, why: &str) -> ApiError {
-    settle.malformed();
-    ApiError::Upstream(Box::new(UpstreamError {
-        failure: UpstreamFailure::Malformed,
-        deployment: deployment.id.clone(),
-        message: format!("deployment `{}` sent a response tollgate could not read: {why}", deployment.id),
-        kind: None,
-        code: None,
-        param: None,
-        headers: Vec::new(),
-    }))
-}
-
-/// The provider cannot take requests yet (its access token is still being fetched): 503, before any call, so
-/// the deployment's health is not blamed.
-fn not_ready(deployment: &Deployment, why: &str) -> ApiError {
-    let error = UpstreamError {
-        failure: UpstreamFailure::Status(503),
-        deployment: deployment.id.clone(),
-        message: format!("deployment `{}` is not ready: {why}", deployment.id),
-        kind: Some("service_unavailable".into()),
-        code: Some("deployment_not_ready".into()),
-        param: None,
-        headers: vec![("retry-after".into(), "1".into())],
-    };
-    ApiError::Upstream(Box::new(error))
 }
 
 fn unix_now() -> u64 {

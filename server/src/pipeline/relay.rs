@@ -74,13 +74,67 @@ impl Stream for IdleLimited {
     }
 }
 
+/// What a relay of an event stream does with the upstream's bytes; [`Relayed`] drives it as the caller's body.
+pub trait StreamRelay {
+    /// The caller's bytes for one upstream chunk (empty: nothing to send yet), or the stream's last bytes.
+    fn chunk(&mut self, chunk: Bytes) -> Step;
+    /// The upstream broke (a read error, an idle timeout): the stream's last bytes.
+    fn broke(&mut self, why: &str) -> Bytes;
+    /// The upstream's body ended: the stream's last bytes, if any.
+    fn end(&mut self) -> Option<Bytes>;
+}
+
+/// What one upstream chunk gives the caller.
+pub enum Step {
+    Send(Bytes),
+    /// The stream is over after these bytes (it stopped making sense, and they end it with an error event).
+    Last(Bytes),
+}
+
+/// An upstream body relayed through a [`StreamRelay`]; fused once the relay has said its last.
+pub struct Relayed<R> {
+    upstream: UpstreamBody,
+    relay: R,
+    finished: bool,
+}
+
+impl<R> Relayed<R> {
+    pub fn new(upstream: UpstreamBody, relay: R) -> Self {
+        Self { upstream, relay, finished: false }
+    }
+}
+
+impl<R: StreamRelay + Unpin> Stream for Relayed<R> {
+    type Item = Result<Bytes, actix_web::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if this.finished {
+                return Poll::Ready(None);
+            }
+            let last = match this.upstream.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => match this.relay.chunk(chunk) {
+                    Step::Send(out) if out.is_empty() => continue,
+                    Step::Send(out) => return Poll::Ready(Some(Ok(out))),
+                    Step::Last(out) => Some(out),
+                },
+                Poll::Ready(Some(Err(e))) => Some(this.relay.broke(&e)),
+                Poll::Ready(None) => this.relay.end(),
+            };
+            this.finished = true;
+            return Poll::Ready(last.filter(|b| !b.is_empty()).map(Ok));
+        }
+    }
+}
+
 const DONE: &[u8] = b"data: [DONE]\n\n";
 /// Non-streaming bodies larger than this are still forwarded, but not parsed for usage (counted as
 /// [`AccountingGap::BodyTooLargeForUsage`]).
 const MAX_USAGE_SCAN_BYTES: usize = 8 * 1024 * 1024;
 
 pub struct SseRelay {
-    upstream: UpstreamBody,
     decoder: SseDecoder,
     settle: Settlement,
     include_usage: bool,
@@ -90,21 +144,19 @@ pub struct SseRelay {
     finish_seen: bool,
     /// A chunk carried usage.
     usage_seen: bool,
-    finished: bool,
 }
 
 impl SseRelay {
-    pub fn new(upstream: UpstreamBody, settle: Settlement, include_usage: bool) -> Self {
-        Self {
-            upstream,
+    pub fn new(upstream: UpstreamBody, settle: Settlement, include_usage: bool) -> Relayed<Self> {
+        let relay = Self {
             decoder: SseDecoder::default(),
             settle,
             include_usage,
             done: false,
             finish_seen: false,
             usage_seen: false,
-            finished: false,
-        }
+        };
+        Relayed::new(upstream, relay)
     }
 
     fn forward(&mut self, event: Bytes, out: &mut BytesMut) {
@@ -139,8 +191,7 @@ impl SseRelay {
     }
 
     /// Records the break and returns the OpenAI error event that tells the caller.
-    fn broke(&mut self, cause: &dyn std::fmt::Display) -> Bytes {
-        self.finished = true;
+    fn broke_with(&mut self, cause: &dyn std::fmt::Display) -> Bytes {
         self.settle.broken();
         let d = self.settle.deployment();
         tracing::error!(request_id = self.settle.request_id(), deployment = %d.id, error = %cause, "upstream stream broke");
@@ -157,8 +208,7 @@ impl SseRelay {
         Bytes::from(format!("data: {json}\n\n"))
     }
 
-    fn end(&mut self) -> Bytes {
-        self.finished = true;
+    fn finish(&mut self) -> Bytes {
         let mut out = BytesMut::new();
         if let Some(rest) = self.decoder.finish() {
             // A whole event the upstream did not terminate (`data: [DONE]` at EOF) is forwarded with its blank
@@ -174,7 +224,7 @@ impl SseRelay {
         // Why: awc reports a connection closed mid-body as a clean end of the body, so a stream that stops
         // before `[DONE]` and before any choice finished is taken as cut short, not as complete.
         if !self.done && !self.finish_seen {
-            out.extend_from_slice(&self.broke(&"the connection closed before the stream finished"));
+            out.extend_from_slice(&self.broke_with(&"the connection closed before the stream finished"));
             return out.freeze();
         }
         if !self.done {
@@ -195,31 +245,22 @@ fn event_is_whole(event: &[u8]) -> bool {
     event_data(event).is_none_or(|data| data_is_whole(&data))
 }
 
-impl Stream for SseRelay {
-    type Item = Result<Bytes, actix_web::Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        loop {
-            if this.finished {
-                return Poll::Ready(None);
-            }
-            match this.upstream.as_mut().poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(chunk))) => {
-                    this.decoder.feed(&chunk);
-                    let mut out = BytesMut::new();
-                    while let Some(event) = this.decoder.next_event() {
-                        this.forward(event, &mut out);
-                    }
-                    if !out.is_empty() {
-                        return Poll::Ready(Some(Ok(out.freeze())));
-                    }
-                }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Ok(this.broke(&e)))),
-                Poll::Ready(None) => return Poll::Ready(Some(Ok(this.end()))),
-            }
+impl StreamRelay for SseRelay {
+    fn chunk(&mut self, chunk: Bytes) -> Step {
+        self.decoder.feed(&chunk);
+        let mut out = BytesMut::new();
+        while let Some(event) = self.decoder.next_event() {
+            self.forward(event, &mut out);
         }
+        Step::Send(out.freeze())
+    }
+
+    fn broke(&mut self, why: &str) -> Bytes {
+        self.broke_with(&why)
+    }
+
+    fn end(&mut self) -> Option<Bytes> {
+        Some(self.finish())
     }
 }
 

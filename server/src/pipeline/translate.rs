@@ -19,7 +19,10 @@ use std::{
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 
-use super::{relay::UpstreamBody, settle::Settlement};
+use super::{
+    relay::{Relayed, Step, StreamRelay, UpstreamBody},
+    settle::Settlement,
+};
 use crate::{
     framing::Framer,
     llm::chat::Event,
@@ -43,11 +46,9 @@ fn broke(settle: &mut Settlement, why: &str) -> String {
 }
 
 pub struct TranslateRelay {
-    upstream: UpstreamBody,
     reader: StreamReader,
     encoder: Box<dyn StreamEncoder>,
     settle: Settlement,
-    finished: bool,
 }
 
 impl TranslateRelay {
@@ -57,8 +58,8 @@ impl TranslateRelay {
         decoder: Box<dyn StreamDecoder>,
         encoder: Box<dyn StreamEncoder>,
         settle: Settlement,
-    ) -> Self {
-        Self { upstream, reader: StreamReader::new(framer, decoder), encoder, settle, finished: false }
+    ) -> Relayed<Self> {
+        Relayed::new(upstream, Self { reader: StreamReader::new(framer, decoder), encoder, settle })
     }
 
     /// Encodes the events read so far.
@@ -70,15 +71,13 @@ impl TranslateRelay {
     }
 
     fn fail(&mut self, why: &str, mut out: BytesMut) -> Bytes {
-        self.finished = true;
         self.drain(&mut out);
         let message = broke(&mut self.settle, why);
         self.encoder.fail("upstream_stream_broken", &message, &mut out);
         out.freeze()
     }
 
-    fn end(&mut self) -> Bytes {
-        self.finished = true;
+    fn finish(&mut self) -> Bytes {
         let mut out = BytesMut::new();
         match self.reader.end() {
             Ok(()) => {
@@ -92,37 +91,27 @@ impl TranslateRelay {
     }
 }
 
-impl Stream for TranslateRelay {
-    type Item = Result<Bytes, actix_web::Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        loop {
-            if this.finished {
-                return Poll::Ready(None);
-            }
-            match this.upstream.as_mut().poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(chunk))) => {
-                    let fed = this.reader.feed(&chunk);
-                    let mut out = BytesMut::new();
-                    if let Err(why) = fed {
-                        return Poll::Ready(Some(Ok(this.fail(&why, out))));
-                    }
-                    this.drain(&mut out);
-                    if !out.is_empty() {
-                        return Poll::Ready(Some(Ok(out.freeze())));
-                    }
-                }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Ok(this.fail(&e, BytesMut::new())))),
-                Poll::Ready(None) => return Poll::Ready(Some(Ok(this.end()))),
-            }
+impl StreamRelay for TranslateRelay {
+    fn chunk(&mut self, chunk: Bytes) -> Step {
+        let fed = self.reader.feed(&chunk);
+        let mut out = BytesMut::new();
+        if let Err(why) = fed {
+            return Step::Last(self.fail(&why, out));
         }
+        self.drain(&mut out);
+        Step::Send(out.freeze())
+    }
+
+    fn broke(&mut self, why: &str) -> Bytes {
+        self.fail(why, BytesMut::new())
+    }
+
+    fn end(&mut self) -> Option<Bytes> {
+        Some(self.finish())
     }
 }
 
 pub struct TapRelay {
-    upstream: UpstreamBody,
     reader: StreamReader,
     /// Only for the error event that ends a broken stream.
     encoder: Box<dyn StreamEncoder>,
@@ -130,7 +119,6 @@ pub struct TapRelay {
     /// Upstream bytes of a frame that is not whole yet, held back until it is: a stream cut mid-event must not
     /// pass half an event on, or the caller's parser fails on it before it reads the error event that follows.
     held: BytesMut,
-    finished: bool,
 }
 
 impl TapRelay {
@@ -140,9 +128,9 @@ impl TapRelay {
         decoder: Box<dyn StreamDecoder>,
         encoder: Box<dyn StreamEncoder>,
         settle: Settlement,
-    ) -> Self {
+    ) -> Relayed<Self> {
         let reader = StreamReader::new(framer, decoder);
-        Self { upstream, reader, encoder, settle, held: BytesMut::new(), finished: false }
+        Relayed::new(upstream, Self { reader, encoder, settle, held: BytesMut::new() })
     }
 
     fn account(&mut self) {
@@ -167,7 +155,6 @@ impl TapRelay {
 
     /// Ends the stream with an error event; an incomplete frame held back is dropped.
     fn fail(&mut self, why: &str, mut out: BytesMut) -> Bytes {
-        self.finished = true;
         self.held.clear();
         self.account();
         let message = broke(&mut self.settle, why);
@@ -176,44 +163,31 @@ impl TapRelay {
     }
 }
 
-impl Stream for TapRelay {
-    type Item = Result<Bytes, actix_web::Error>;
+impl StreamRelay for TapRelay {
+    fn chunk(&mut self, chunk: Bytes) -> Step {
+        let fed = self.reader.feed(&chunk);
+        let whole = self.whole_frames(chunk);
+        // A stream that stopped making sense is still the caller's to read; the books say it broke.
+        if let Err(why) = fed {
+            return Step::Last(self.fail(&why, BytesMut::from(&whole[..])));
+        }
+        self.account();
+        Step::Send(whole)
+    }
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        loop {
-            if this.finished {
-                return Poll::Ready(None);
+    fn broke(&mut self, why: &str) -> Bytes {
+        self.fail(why, BytesMut::new())
+    }
+
+    fn end(&mut self) -> Option<Bytes> {
+        match self.reader.end() {
+            Ok(()) => {
+                self.account();
+                self.settle.complete();
+                // A last frame the upstream did not terminate, but whole.
+                Some(self.held.split().freeze())
             }
-            match this.upstream.as_mut().poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(chunk))) => {
-                    let fed = this.reader.feed(&chunk);
-                    let whole = this.whole_frames(chunk);
-                    // A stream that stopped making sense is still the caller's to read; the books say it broke.
-                    if let Err(why) = fed {
-                        return Poll::Ready(Some(Ok(this.fail(&why, BytesMut::from(&whole[..])))));
-                    }
-                    this.account();
-                    if !whole.is_empty() {
-                        return Poll::Ready(Some(Ok(whole)));
-                    }
-                }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Ok(this.fail(&e, BytesMut::new())))),
-                Poll::Ready(None) => {
-                    return match this.reader.end() {
-                        Ok(()) => {
-                            this.finished = true;
-                            this.account();
-                            this.settle.complete();
-                            // A last frame the upstream did not terminate, but whole.
-                            let rest = this.held.split().freeze();
-                            Poll::Ready((!rest.is_empty()).then_some(Ok(rest)))
-                        }
-                        Err(why) => Poll::Ready(Some(Ok(this.fail(&why, BytesMut::new())))),
-                    };
-                }
-            }
+            Err(why) => Some(self.fail(&why, BytesMut::new())),
         }
     }
 }

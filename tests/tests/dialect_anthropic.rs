@@ -10,7 +10,7 @@ use tollgate_tests::{
         assert_text_streams, assert_tool_calls, call, chat, gateway, golden_request, last_request, model, read_stream,
         tools_request, usage_numbers, with, ErrorCase, Tokens, UsageNumbers, BROKEN_MODES, UPSTREAM_KEY,
     },
-    post_with, sse_events, FakeUpstream, MASTER_KEY,
+    post_with, sse_events, FakeUpstream, Gateway, MASTER_KEY,
 };
 
 const PROVIDER: &str = "anthropic";
@@ -189,4 +189,35 @@ async fn a_broken_anthropic_stream_ends_with_an_anthropic_error_event() {
         assert!(events.iter().all(|(_, d)| d.is_object()), "{mode}: no event is cut: {}", r.text);
         assert_broken_settlement(&r);
     }
+}
+
+#[actix_rt::test]
+async fn a_parameter_anthropic_cannot_take_is_refused_by_name_unless_dropped() {
+    let fake = FakeUpstream::start();
+    let entry = |name: &str, extra: &str| {
+        format!(
+            "  - model_name: {name}\n    litellm_params:\n      model: anthropic/normal\n      api_base: {}\n      \
+             api_key: {UPSTREAM_KEY}\n{extra}",
+            fake.url
+        )
+    };
+    let strict = Gateway::with_models(&[entry("strict", ""), entry("lenient", "      drop_params: true\n")].concat());
+    let body = |model: &str| json!({"model": model, "seed": 7, "messages": [{"role": "user", "content": "hi"}]});
+    let r = chat(&strict.url, &body("strict")).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(
+        (r.json["error"]["param"].as_str(), r.json["error"]["code"].as_str()),
+        (Some("seed"), Some("unsupported_parameter"))
+    );
+    assert!(fake.requests().is_empty(), "a refused request never reaches the upstream");
+    let r = chat(&strict.url, &body("lenient")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(last_request(&fake)["body"].get("seed").is_none(), "dropped, not sent");
+    // The global setting (LiteLLM's `litellm_settings.drop_params`) applies to every deployment.
+    let global = Gateway::start(&format!(
+        "model_list:\n{}litellm_settings:\n  drop_params: true\ngeneral_settings:\n  master_key: {MASTER_KEY}\n",
+        entry("strict", "")
+    ));
+    let r = chat(&global.url, &body("strict")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
 }

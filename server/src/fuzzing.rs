@@ -520,7 +520,7 @@ pub fn load_config(yaml: &str) -> Result<(), String> {
     };
     for name in table.model_names() {
         for roll in [0.0, 0.5, 0.999_999] {
-            if let Ok(picked) = table.pick(name, roll, 0) {
+            if let Ok(picked) = table.pick(name, roll, 0, &[]) {
                 if &picked.model_group != name {
                     return Err(format!("picked `{}` of group `{}` for `{name}`", picked.id, picked.model_group));
                 }

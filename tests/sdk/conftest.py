@@ -169,7 +169,12 @@ def gateway_config(upstream_url: str, vertex_credentials: str) -> str:
         model_entry(name, {"model": model, **params(model.split("/")[0])})
         for name, model in {**NATIVE_MODELS, **DIALECT_MODELS}.items()
     ]
-    return "model_list:\n" + "\n".join(entries) + f"\ngeneral_settings:\n  master_key: {MASTER_KEY}\n"
+    # No retries: these tests see each upstream answer as it is (tests/tests/routing.rs covers retries).
+    return (
+        "model_list:\n"
+        + "\n".join(entries)
+        + f"\ngeneral_settings:\n  master_key: {MASTER_KEY}\nrouter_settings:\n  num_retries: 0\n"
+    )
 
 
 def write_vertex_credentials(upstream_url: str, workdir: str) -> str:

@@ -10,7 +10,7 @@ use tollgate_tests::{chat_body, fake_model, post, FakeUpstream, Gateway, MASTER_
 async fn failing_deployment_cools_down_and_traffic_moves_to_the_healthy_one() {
     let fake = FakeUpstream::start();
     let gw = Gateway::start(&format!(
-        "model_list:\n{}{}{}router_settings:\n  allowed_fails: 2\n  cooldown_time: 30\ngeneral_settings:\n  master_key: {MASTER_KEY}\n",
+        "model_list:\n{}{}{}router_settings:\n  allowed_fails: 2\n  cooldown_time: 30\n  num_retries: 0\ngeneral_settings:\n  master_key: {MASTER_KEY}\n",
         fake_model("pair", "error-500", &fake, ""),
         fake_model("pair", "normal", &fake, ""),
         fake_model("alone", "error-503", &fake, ""),

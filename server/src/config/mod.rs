@@ -14,7 +14,7 @@ use std::{collections::BTreeMap, path::Path, sync::Arc, time::Duration};
 
 use serde_yaml::Value;
 
-use self::raw::{RawConfig, RawModelEntry, NOT_YET_SUPPORTED};
+use self::raw::{RawConfig, RawLitellmSettings, RawModelEntry, RawRouterSettings, NOT_YET_SUPPORTED};
 pub use self::{
     environment::Env,
     interpolate::EnvLookup,
@@ -71,6 +71,22 @@ pub struct Config {
 pub struct RouterSettings {
     pub allowed_fails: u32,
     pub cooldown_time: Duration,
+    /// Retries and fallbacks (`router_settings`, else `litellm_settings`, as LiteLLM reads them).
+    pub retries: RetrySettings,
+}
+
+/// How a request recovers from failed calls.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RetrySettings {
+    pub num_retries: u32,
+    /// The least wait before a retry.
+    pub retry_after: Duration,
+    /// Model group → groups to fall back to, in order.
+    pub fallbacks: BTreeMap<String, Vec<String>>,
+    pub default_fallbacks: Vec<String>,
+    pub context_window_fallbacks: BTreeMap<String, Vec<String>>,
+    pub content_policy_fallbacks: BTreeMap<String, Vec<String>>,
+    pub max_fallbacks: u32,
 }
 
 /// One `model_list` entry: a deployment of a model group.
@@ -278,8 +294,47 @@ fn seconds(path: &str, value: Option<f64>, default: f64) -> Result<Duration, Con
         .ok_or_else(|| ConfigError::invalid(path, format!("must be a positive number of seconds, got {v}")))
 }
 
+/// LiteLLM's default for `num_retries` (the OpenAI SDK's too).
+const DEFAULT_NUM_RETRIES: u32 = 2;
+const DEFAULT_MAX_FALLBACKS: u32 = 5;
+
+fn retry_settings(router: &RawRouterSettings, litellm: &RawLitellmSettings) -> Result<RetrySettings, ConfigError> {
+    // `[{"a": ["b"]}, {"c": ["d"]}]`, LiteLLM's list of one-key maps, as one map.
+    let merge = |list: &Option<Vec<BTreeMap<String, Vec<String>>>>| -> BTreeMap<String, Vec<String>> {
+        list.iter().flatten().flat_map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone()))).collect()
+    };
+    let retry_after = match router.retry_after {
+        None => Duration::ZERO,
+        Some(v) => Duration::try_from_secs_f64(v).map_err(|_| {
+            ConfigError::invalid("router_settings.retry_after", format!("must be seconds, 0 or more, got {v}"))
+        })?,
+    };
+    Ok(RetrySettings {
+        num_retries: router.num_retries.or(litellm.num_retries).unwrap_or(DEFAULT_NUM_RETRIES),
+        retry_after,
+        fallbacks: merge(if router.fallbacks.is_some() { &router.fallbacks } else { &litellm.fallbacks }),
+        default_fallbacks: router
+            .default_fallbacks
+            .clone()
+            .or_else(|| litellm.default_fallbacks.clone())
+            .unwrap_or_default(),
+        context_window_fallbacks: merge(if router.context_window_fallbacks.is_some() {
+            &router.context_window_fallbacks
+        } else {
+            &litellm.context_window_fallbacks
+        }),
+        content_policy_fallbacks: merge(if router.content_policy_fallbacks.is_some() {
+            &router.content_policy_fallbacks
+        } else {
+            &litellm.content_policy_fallbacks
+        }),
+        max_fallbacks: router.max_fallbacks.unwrap_or(DEFAULT_MAX_FALLBACKS),
+    })
+}
+
 fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> {
     let mut warnings = Vec::new();
+    let retries = retry_settings(&raw.router_settings, &raw.litellm_settings)?;
     let upstream = upstream::resolve(raw.litellm_settings.ssl_verify, env, &mut warnings)?;
     let default_timeout = seconds(
         "router_settings.timeout",
@@ -334,6 +389,7 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
                 raw.router_settings.cooldown_time,
                 DEFAULT_COOLDOWN_SECS,
             )?,
+            retries,
         },
         shutdown_grace: seconds(
             "tollgate.shutdown_grace_period_seconds",
@@ -506,7 +562,7 @@ router_settings: {allowed_fails: 1, cooldown_time: 2.5}
     #[test]
     fn unknown_and_unsupported_keys_are_warned_by_path() {
         let cfg = load(
-            "model_list:\n  - model_name: a\n    litellm_params: {model: mock/a, colour: red, order: 1}\nrouter_settings: {num_retries: 2}\nmystery: 1\n",
+            "model_list:\n  - model_name: a\n    litellm_params: {model: mock/a, colour: red, order: 1}\nrouter_settings: {num_retries: 2, redis_host: r}\nmystery: 1\n",
         )
         .unwrap_or_else(|e| unreachable!("{e}"));
         let all = cfg.warnings.join("\n");
@@ -515,7 +571,8 @@ router_settings: {allowed_fails: 1, cooldown_time: 2.5}
             all.contains("`model_list[0].litellm_params.order` is a LiteLLM setting tollgate does not support yet"),
             "{all}"
         );
-        assert!(all.contains("`router_settings.num_retries` is a LiteLLM setting"), "{all}");
+        assert!(all.contains("`router_settings.redis_host` is a LiteLLM setting"), "{all}");
+        assert!(!all.contains("num_retries"), "retries are supported: {all}");
         assert!(all.contains("`mystery` is not a known config key"), "{all}");
     }
 

@@ -117,6 +117,20 @@ pub struct RawRouterSettings {
     pub allowed_fails: Option<u32>,
     /// Seconds a deployment sits out after too many failures.
     pub cooldown_time: Option<f64>,
+    /// Retries of a failed call within a request, each preferring a deployment not yet tried.
+    pub num_retries: Option<u32>,
+    /// Seconds to wait at least before a retry.
+    pub retry_after: Option<f64>,
+    /// `[{"model-a": ["model-b", ...]}, ...]`: groups to try, in order, when a group's deployments all failed.
+    pub fallbacks: Option<Vec<BTreeMap<String, Vec<String>>>>,
+    /// Groups to try for any model without fallbacks of its own.
+    pub default_fallbacks: Option<Vec<String>>,
+    /// Like `fallbacks`, for prompts too long for the model's context window.
+    pub context_window_fallbacks: Option<Vec<BTreeMap<String, Vec<String>>>>,
+    /// Like `fallbacks`, for requests the provider's content policy refused.
+    pub content_policy_fallbacks: Option<Vec<BTreeMap<String, Vec<String>>>>,
+    /// At most this many fallback groups per request.
+    pub max_fallbacks: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,6 +142,12 @@ pub struct RawLitellmSettings {
     pub ssl_verify: Option<RawSslVerify>,
     /// Drop parameters a provider cannot take instead of refusing the request with a 400 naming them.
     pub drop_params: Option<bool>,
+    // LiteLLM also reads these here; `router_settings` wins where both are set.
+    pub num_retries: Option<u32>,
+    pub fallbacks: Option<Vec<BTreeMap<String, Vec<String>>>>,
+    pub default_fallbacks: Option<Vec<String>>,
+    pub context_window_fallbacks: Option<Vec<BTreeMap<String, Vec<String>>>>,
+    pub content_policy_fallbacks: Option<Vec<BTreeMap<String, Vec<String>>>>,
 }
 
 /// `ssl_verify` as LiteLLM accepts it: a boolean, or a string that is `"true"`/`"false"` (as interpolation from
@@ -155,17 +175,12 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "general_settings.alerting",
     "general_settings.store_model_in_db",
     "general_settings.disable_spend_logs",
-    "router_settings.num_retries",
-    "router_settings.retry_after",
-    "router_settings.fallbacks",
-    "router_settings.context_window_fallbacks",
     "router_settings.model_group_alias",
     "router_settings.enable_pre_call_checks",
     "router_settings.redis_host",
     "router_settings.redis_port",
     "router_settings.redis_password",
     "router_settings.redis_url",
-    "litellm_settings.num_retries",
     "litellm_settings.json_logs",
     "litellm_settings.set_verbose",
     "litellm_settings.success_callback",
@@ -175,9 +190,6 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "litellm_settings.cache_params",
     "litellm_settings.max_budget",
     "litellm_settings.budget_duration",
-    "litellm_settings.fallbacks",
-    "litellm_settings.default_fallbacks",
-    "litellm_settings.context_window_fallbacks",
     "litellm_settings.ssl_certificate",
     "litellm_settings.ssl_security_level",
     "litellm_settings.ssl_ecdh_curve",

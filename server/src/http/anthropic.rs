@@ -7,13 +7,16 @@
 use actix_web::{body::BoxBody, http::StatusCode, web, HttpRequest, HttpResponse, ResponseError};
 
 use super::{
-    openai::{authenticated_body, context, pick},
+    openai::{authenticated_body, context},
     AppState,
 };
 use crate::{
     error::ApiError,
     llm::{Inbound, MessagesRequest},
-    pipeline::call,
+    pipeline::{
+        call,
+        route::{self, Asked},
+    },
     providers::anthropic,
 };
 
@@ -48,20 +51,30 @@ async fn serve(
     client: web::Data<awc::Client>,
 ) -> Result<HttpResponse, AnthropicError> {
     let ctx = context(&req);
-    let in_flight = state.lifecycle.enter();
+    let _in_flight = state.lifecycle.enter();
+    let table = state.table.load_full();
+    let life = &state.lifecycle;
+    // The calls borrow what the request owns: `async move` closures below move only these references.
+    let (ctx, client) = (&ctx, &client);
     let result = async {
         let bytes = authenticated_body(&req, payload, &state).await?;
         let beta = req.headers().get("anthropic-beta");
         match endpoint {
             Endpoint::Messages => {
                 let messages = MessagesRequest::parse(&bytes)?;
-                let deployment = pick(&state, &messages.model)?;
-                call::chat(&ctx, &client, &deployment, &Inbound::Anthropic(messages), beta, in_flight).await
+                let model = messages.model.clone();
+                let inbound = &Inbound::Anthropic(messages);
+                route::serve(ctx, &table, &model, Asked::default(), |d| async move {
+                    call::chat(ctx, client, &d, inbound, beta, life).await
+                })
+                .await
             }
             Endpoint::CountTokens => {
-                let count = MessagesRequest::parse_count(&bytes)?;
-                let deployment = pick(&state, &count.model)?;
-                call::count_tokens(&ctx, &client, &deployment, &count, beta, in_flight).await
+                let count = &MessagesRequest::parse_count(&bytes)?;
+                route::serve(ctx, &table, &count.model, Asked::default(), |d| async move {
+                    call::count_tokens(ctx, client, &d, count, beta, life).await
+                })
+                .await
             }
         }
     };

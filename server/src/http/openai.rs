@@ -1,8 +1,6 @@
 //! OpenAI-compatible routes: chat completions, legacy text completions, embeddings, models. Handlers only wire the pipeline stages
 //! together; every decision lives in `pipeline/` and `routing/`.
 
-use std::sync::Arc;
-
 use actix_web::{
     http::header::{HeaderMap, CONTENT_LENGTH},
     web, HttpRequest, HttpResponse,
@@ -12,11 +10,13 @@ use tollgate_entity::{ModelCard, ModelList};
 
 use super::{request_id, AppState};
 use crate::{
-    clock,
     error::ApiError,
     llm::{ChatRequest, CompletionRequest, EmbeddingsRequest, Inbound},
-    pipeline::{auth, body, call, RequestCtx},
-    routing::Deployment,
+    pipeline::{
+        auth, body, call,
+        route::{self, Asked},
+        RequestCtx,
+    },
 };
 
 pub(super) fn context(req: &HttpRequest) -> RequestCtx {
@@ -37,10 +37,6 @@ pub(super) async fn authenticated_body(
     body::read(payload, content_length(req.headers()), state.max_request_bytes, state.request_body_timeout).await
 }
 
-pub(super) fn pick(state: &AppState, model: &str) -> Result<Arc<Deployment>, ApiError> {
-    state.table.load().pick(model, rand::random::<f64>(), clock::monotonic_ms()).cloned()
-}
-
 /// The proxied OpenAI routes differ only in how the body is read and which call they make.
 enum Endpoint {
     Chat,
@@ -57,24 +53,41 @@ async fn proxy(
     client: web::Data<awc::Client>,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = context(&req);
-    let in_flight = state.lifecycle.enter();
+    // The request counts as in flight while it is routed (and each call while it streams).
+    let _in_flight = state.lifecycle.enter();
+    let table = state.table.load_full();
+    let life = &state.lifecycle;
+    // The calls borrow what the request owns: `async move` closures below move only these references.
+    let (ctx, client) = (&ctx, &client);
     let result = async {
         let bytes = authenticated_body(&req, payload, &state).await?;
         match endpoint {
             Endpoint::Chat => {
-                let chat = ChatRequest::parse(&bytes)?;
-                let deployment = pick(&state, &chat.model)?;
-                call::chat(&ctx, &client, &deployment, &Inbound::OpenAi(chat), None, in_flight).await
+                let mut chat = ChatRequest::parse(&bytes)?;
+                let fallbacks = chat.fallbacks.take();
+                let asked = Asked { fallbacks: fallbacks.as_deref(), disable_fallbacks: chat.disable_fallbacks };
+                let model = chat.model.clone();
+                let inbound = &Inbound::OpenAi(chat);
+                route::serve(ctx, &table, &model, asked, |d| async move {
+                    call::chat(ctx, client, &d, inbound, None, life).await
+                })
+                .await
             }
             Endpoint::Completions => {
                 let completion = CompletionRequest::parse(&bytes)?;
-                let deployment = pick(&state, &completion.model)?;
-                call::chat(&ctx, &client, &deployment, &Inbound::Completions(completion), None, in_flight).await
+                let model = completion.model.clone();
+                let inbound = &Inbound::Completions(completion);
+                route::serve(ctx, &table, &model, Asked::default(), |d| async move {
+                    call::chat(ctx, client, &d, inbound, None, life).await
+                })
+                .await
             }
             Endpoint::Embeddings => {
-                let embed = EmbeddingsRequest::parse(&bytes)?;
-                let deployment = pick(&state, &embed.model)?;
-                call::embeddings(&ctx, &client, &deployment, &embed, in_flight).await
+                let embed = &EmbeddingsRequest::parse(&bytes)?;
+                route::serve(ctx, &table, &embed.model, Asked::default(), |d| async move {
+                    call::embeddings(ctx, client, &d, embed, life).await
+                })
+                .await
             }
         }
     };

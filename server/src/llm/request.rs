@@ -214,7 +214,14 @@ pub struct ChatRequest<'a> {
     /// and cost) and strips that chunk again when the caller did not ask.
     pub include_usage: bool,
     pub messages: &'a RawValue,
+    /// LiteLLM's request-level routing fields: groups to fall back to, or none at all. Read by tollgate, never sent
+    /// upstream ([`ROUTING_FIELDS`]).
+    pub fallbacks: Option<Vec<String>>,
+    pub disable_fallbacks: bool,
 }
+
+/// Fields of an OpenAI request that are for the gateway, not the provider.
+pub const ROUTING_FIELDS: [&str; 2] = ["fallbacks", "disable_fallbacks"];
 
 impl<'a> ChatRequest<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, RequestError> {
@@ -237,7 +244,9 @@ impl<'a> ChatRequest<'a> {
             });
         }
         let (stream, include_usage) = stream_flags(&body)?;
-        Ok(Self { include_usage, body, model, stream, messages })
+        let fallbacks = body.decode::<Vec<String>>("fallbacks", "an array of model names")?;
+        let disable_fallbacks = body.decode::<bool>("disable_fallbacks", "a boolean")?.unwrap_or(false);
+        Ok(Self { include_usage, body, model, stream, messages, fallbacks, disable_fallbacks })
     }
 }
 

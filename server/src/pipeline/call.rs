@@ -22,7 +22,7 @@ use super::{
 use crate::{
     error::ApiError,
     framing::Framer,
-    lifecycle::InFlight,
+    lifecycle::Lifecycle,
     llm::{
         chat::{DecodeError, Reply},
         EmbeddingsRequest, Inbound, MessagesRequest, RequestError, UpstreamError, UpstreamFailure, Usage,
@@ -41,6 +41,7 @@ use crate::{
 const DEPLOYMENT_HEADER: header::HeaderName = header::HeaderName::from_static("x-tollgate-deployment");
 const ATTEMPTS_HEADER: header::HeaderName = header::HeaderName::from_static("x-tollgate-attempts");
 const OVERHEAD_HEADER: header::HeaderName = header::HeaderName::from_static("x-tollgate-overhead-ms");
+const FALLBACK_HEADER: header::HeaderName = header::HeaderName::from_static("x-tollgate-fallback");
 const REQUEST_ID_HEADER: header::HeaderName = header::HeaderName::from_static("x-request-id");
 
 /// Upstream error bodies are read up to this size to extract their message.
@@ -69,13 +70,13 @@ impl<'a> Call<'a> {
     }
 
     fn head(&self) -> Head {
-        Head { overhead_ms: self.ctx.overhead_ms(), attempts: self.attempts }
+        Head { overhead_ms: self.ctx.overhead_ms(), attempts: self.attempts, fallback: self.ctx.fallback() }
     }
 
     /// The settlement begins only once the request is sure to go upstream: a request refused before (a field the
     /// provider cannot take) was never a call.
-    fn begin(&self, in_flight: InFlight) -> Settlement {
-        Settlement::begin(self.deployment.clone(), self.ctx.request_id.clone(), self.stream, in_flight)
+    fn begin(&self, lifecycle: &Arc<Lifecycle>) -> Settlement {
+        Settlement::begin(self.deployment.clone(), self.ctx.request_id.clone(), self.stream, lifecycle.enter())
     }
 
     /// Begins the settlement and sends `request`; an error answer is read by `dialect`.
@@ -83,9 +84,9 @@ impl<'a> Call<'a> {
         &self,
         request: UpstreamRequest,
         dialect: &dyn Dialect,
-        in_flight: InFlight,
+        lifecycle: &Arc<Lifecycle>,
     ) -> Result<(Head, Settlement, UpstreamResponse), ApiError> {
-        let mut settle = self.begin(in_flight);
+        let mut settle = self.begin(lifecycle);
         let head = self.head();
         let upstream = execute(self, request, dialect, &mut settle).await?;
         Ok((head, settle, upstream))
@@ -159,7 +160,7 @@ pub async fn chat(
     deployment: &Arc<Deployment>,
     inbound: &Inbound<'_>,
     beta: Option<&header::HeaderValue>,
-    in_flight: InFlight,
+    lifecycle: &Arc<Lifecycle>,
 ) -> Result<HttpResponse, ApiError> {
     let call = Call::new(ctx, client, deployment, inbound.stream());
     let dialect = match (&deployment.provider, inbound) {
@@ -167,12 +168,12 @@ pub async fn chat(
         (Provider::OpenAi(openai), Inbound::OpenAi(req)) => {
             call.ready(&**openai)?;
             let request = openai.splice_chat(req, &deployment.upstream_model);
-            let (head, settle, upstream) = call.send(request, &**openai, in_flight).await?;
+            let (head, settle, upstream) = call.send(request, &**openai, lifecycle).await?;
             return Ok(respond(head, deployment, upstream, settle, req.include_usage, call.timeout));
         }
         (Provider::Mock(mock), _) => {
             let chat = inbound::canonical(inbound)?;
-            let mut settle = call.begin(in_flight);
+            let mut settle = call.begin(lifecycle);
             let head = call.head();
             mock_delay(mock).await;
             let reply = mock
@@ -188,13 +189,13 @@ pub async fn chat(
     call.ready(dialect)?;
     if let Inbound::Anthropic(req) = inbound {
         if let Some(request) = dialect.splice_messages(req, &deployment.upstream_model, beta) {
-            let (head, settle, upstream) = call.send(request, dialect, in_flight).await?;
+            let (head, settle, upstream) = call.send(request, dialect, lifecycle).await?;
             return Ok(tap(head, deployment, upstream, dialect, inbound, settle, call.timeout));
         }
     }
     if let Inbound::Completions(req) = inbound {
         if let Some(request) = dialect.splice_completions(req, &deployment.upstream_model) {
-            let (head, settle, upstream) = call.send(request, dialect, in_flight).await?;
+            let (head, settle, upstream) = call.send(request, dialect, lifecycle).await?;
             return Ok(respond(head, deployment, upstream, settle, req.include_usage, call.timeout));
         }
     }
@@ -205,7 +206,7 @@ pub async fn chat(
         drop_params: deployment.drop_params,
     };
     let request = dialect.chat_request(&chat, options)?;
-    let (head, mut settle, upstream) = call.send(request, dialect, in_flight).await?;
+    let (head, mut settle, upstream) = call.send(request, dialect, lifecycle).await?;
     if call.stream {
         return Ok(translate_stream(head, deployment, upstream, dialect, inbound, settle, call.timeout));
     }
@@ -218,18 +219,18 @@ pub async fn embeddings(
     client: &awc::Client,
     deployment: &Arc<Deployment>,
     req: &EmbeddingsRequest<'_>,
-    in_flight: InFlight,
+    lifecycle: &Arc<Lifecycle>,
 ) -> Result<HttpResponse, ApiError> {
     let call = Call::new(ctx, client, deployment, false);
     let dialect: &dyn Dialect = match &deployment.provider {
         Provider::OpenAi(openai) => {
             call.ready(&**openai)?;
             let request = openai.splice_embeddings(req, &deployment.upstream_model);
-            let (head, settle, upstream) = call.send(request, &**openai, in_flight).await?;
+            let (head, settle, upstream) = call.send(request, &**openai, lifecycle).await?;
             return Ok(respond(head, deployment, upstream, settle, false, call.timeout));
         }
         Provider::Mock(mock) => {
-            let mut settle = call.begin(in_flight);
+            let mut settle = call.begin(lifecycle);
             let head = call.head();
             mock_delay(mock).await;
             let body =
@@ -242,7 +243,7 @@ pub async fn embeddings(
     call.ready(dialect)?;
     let input = inbound::embed_input(req, dialect.provider())?;
     let request = dialect.embeddings_request(&input, &deployment.upstream_model)?;
-    let (head, mut settle, upstream) = call.send(request, dialect, in_flight).await?;
+    let (head, mut settle, upstream) = call.send(request, dialect, lifecycle).await?;
     let (embeddings, _) = call.decode(upstream, &mut settle, |body| dialect.decode_embeddings(body)).await?;
     let usage = embeddings.prompt_tokens.map(|tokens| Usage { prompt_tokens: tokens, ..Usage::default() });
     let out = inbound::render_embeddings(&embeddings, &req.model, inbound::wants_base64(req));
@@ -257,7 +258,7 @@ pub async fn count_tokens(
     deployment: &Arc<Deployment>,
     req: &MessagesRequest<'_>,
     beta: Option<&header::HeaderValue>,
-    in_flight: InFlight,
+    lifecycle: &Arc<Lifecycle>,
 ) -> Result<HttpResponse, ApiError> {
     let call = Call::new(ctx, client, deployment, false);
     let dialect: &dyn Dialect = match &deployment.provider {
@@ -277,7 +278,7 @@ pub async fn count_tokens(
             message: format!("count_tokens is not supported for provider `{}` yet", dialect.provider()),
         }));
     };
-    let (head, mut settle, upstream) = call.send(request, dialect, in_flight).await?;
+    let (head, mut settle, upstream) = call.send(request, dialect, lifecycle).await?;
     let (_, body) = call.decode(upstream, &mut settle, anthropic::decode_count_tokens).await?;
     Ok(call.json(head, settle, Some(Usage::default()), body))
 }
@@ -285,12 +286,14 @@ pub async fn count_tokens(
 type UpstreamResponse = awc::ClientResponse;
 
 /// What the response headers report about the request as a whole.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Head {
     /// tollgate's own time before the upstream call.
     overhead_ms: f64,
     /// Upstream calls this request has made, this one included.
     attempts: u32,
+    /// The fallback group serving the request, when it is not the one asked for.
+    fallback: Option<Arc<str>>,
 }
 
 /// Sends one request to its upstream: the one execute step for every provider and endpoint. An error status, a
@@ -457,6 +460,9 @@ fn builder(head: Head, deployment: &Deployment, status: StatusCode) -> HttpRespo
     res.insert_header((DEPLOYMENT_HEADER, deployment.id.as_str()))
         .insert_header((ATTEMPTS_HEADER, head.attempts))
         .insert_header((OVERHEAD_HEADER, format!("{:.3}", head.overhead_ms)));
+    if let Some(group) = &head.fallback {
+        res.insert_header((FALLBACK_HEADER, &**group));
+    }
     res
 }
 

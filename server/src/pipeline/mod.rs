@@ -9,10 +9,15 @@ pub mod body;
 pub mod call;
 pub mod peek;
 pub mod relay;
+pub mod route;
 pub mod settle;
 pub mod translate;
 
-use std::{cell::Cell, sync::Arc, time::Instant};
+use std::{
+    cell::{Cell, RefCell},
+    sync::Arc,
+    time::Instant,
+};
 
 /// Per-request context created once by the handler and passed through the stages.
 #[derive(Debug)]
@@ -22,11 +27,13 @@ pub struct RequestCtx {
     pub started: Instant,
     /// Upstream calls made so far (`x-tollgate-attempts`). A `Cell`: the request's stages run on one thread.
     attempts: Cell<u32>,
+    /// The model group serving the request when it is a fallback (`x-tollgate-fallback`).
+    fallback: RefCell<Option<Arc<str>>>,
 }
 
 impl RequestCtx {
     pub fn new(request_id: Arc<str>) -> Self {
-        Self { request_id, started: Instant::now(), attempts: Cell::new(0) }
+        Self { request_id, started: Instant::now(), attempts: Cell::new(0), fallback: RefCell::new(None) }
     }
 
     /// Counts one more upstream call and returns the count so far.
@@ -34,6 +41,16 @@ impl RequestCtx {
         let n = self.attempts.get() + 1;
         self.attempts.set(n);
         n
+    }
+
+    /// The request moved on to the fallback group `group`.
+    pub fn set_fallback(&self, group: &str) {
+        *self.fallback.borrow_mut() = Some(Arc::from(group));
+    }
+
+    /// The fallback group serving the request, if it is not the one asked for.
+    pub fn fallback(&self) -> Option<Arc<str>> {
+        self.fallback.borrow().clone()
     }
 
     /// Time spent in tollgate so far, in milliseconds.

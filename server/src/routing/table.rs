@@ -13,7 +13,7 @@ use super::{
     strategy,
 };
 use crate::{
-    config::{Config, ConfigError, EnvLookup},
+    config::{Config, ConfigError, EnvLookup, RetrySettings},
     error::ApiError,
     pricing::{self, Catalog, Pricing},
     providers::Provider,
@@ -49,6 +49,8 @@ pub struct ModelGroup {
 #[derive(Debug, Default)]
 pub struct RoutingTable {
     groups: HashMap<String, ModelGroup>,
+    /// Retries and fallbacks, part of the snapshot so a reload changes them with the deployments.
+    pub retries: RetrySettings,
     /// Group names in config order, for `/v1/models`.
     names: Vec<String>,
 }
@@ -62,7 +64,7 @@ impl RoutingTable {
         catalog: &Catalog,
         mut attach: impl FnMut(&str, &Arc<DeploymentStats>, &Provider) -> Option<Recipient<ReportFailure>>,
     ) -> Result<Self, ConfigError> {
-        let mut table = Self::default();
+        let mut table = Self { retries: config.router.retries.clone(), ..Self::default() };
         for d in &config.deployments {
             let (provider, upstream_model) = Provider::resolve(d, env)?;
             let priced_as = d.base_model.as_deref().unwrap_or(&upstream_model);
@@ -129,12 +131,15 @@ impl RoutingTable {
             .collect()
     }
 
-    /// Picks a deployment of `model`, skipping those cooling down at `now` (`clock::monotonic_ms`). `roll` is
-    /// uniform in `[0, 1)`.
-    pub fn pick(&self, model: &str, roll: f64, now: u64) -> Result<&Arc<Deployment>, ApiError> {
+    /// Picks a deployment of `model`, skipping those cooling down at `now` (`clock::monotonic_ms`) and, while
+    /// any other is available, those already `tried` by this request (ids). `roll` is uniform in `[0, 1)`.
+    pub fn pick(&self, model: &str, roll: f64, now: u64, tried: &[String]) -> Result<&Arc<Deployment>, ApiError> {
         let group = self.groups.get(model).ok_or_else(|| ApiError::ModelNotFound(model.to_owned()))?;
-        let available = |i: usize| !group.deployments[i].stats.is_cooling_down(now);
-        match strategy::weighted_pick(&group.weights, available, roll) {
+        let healthy = |i: usize| !group.deployments[i].stats.is_cooling_down(now);
+        let untried = |i: usize| healthy(i) && !tried.contains(&group.deployments[i].id);
+        let pick = strategy::weighted_pick(&group.weights, untried, roll)
+            .or_else(|| strategy::weighted_pick(&group.weights, healthy, roll));
+        match pick {
             Some(i) => Ok(&group.deployments[i]),
             None => Err(ApiError::NoHealthyDeployment {
                 model: model.to_owned(),
@@ -172,8 +177,8 @@ mod tests {
         assert_eq!(t.model_names(), ["b", "a"]);
         assert_eq!(t.group("b").map(|g| g.deployments.len()), Some(2));
         assert_eq!(t.group("a").map(|g| g.weights.clone()), Some(vec![3]));
-        assert!(matches!(t.pick("nope", 0.0, NOW), Err(ApiError::ModelNotFound(_))));
-        assert_eq!(t.pick("b", 0.9, NOW).map(|d| d.id.as_str()).ok(), Some("b#2"));
+        assert!(matches!(t.pick("nope", 0.0, NOW, &[]), Err(ApiError::ModelNotFound(_))));
+        assert_eq!(t.pick("b", 0.9, NOW, &[]).map(|d| d.id.as_str()).ok(), Some("b#2"));
     }
 
     #[test]
@@ -182,13 +187,24 @@ mod tests {
         let group = t.group("a").map(|g| g.deployments.clone()).unwrap_or_default();
         group[0].stats.cooldown_until_ms.store(NOW + 60_000, Ordering::Relaxed);
         for roll in [0.0, 0.3, 0.99] {
-            assert_eq!(t.pick("a", roll, NOW).map(|d| d.id.as_str()).ok(), Some("a#1"));
+            assert_eq!(t.pick("a", roll, NOW, &[]).map(|d| d.id.as_str()).ok(), Some("a#1"));
         }
         group[1].stats.cooldown_until_ms.store(NOW + 3_000, Ordering::Relaxed);
-        match t.pick("a", 0.5, NOW) {
+        match t.pick("a", 0.5, NOW, &[]) {
             Err(ApiError::NoHealthyDeployment { retry_after_secs, .. }) => assert_eq!(retry_after_secs, 3),
             other => unreachable!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn prefers_deployments_the_request_has_not_tried() {
+        let t = table("model_list:\n  - {model_name: a, litellm_params: {model: mock/x}}\n  - {model_name: a, litellm_params: {model: mock/y}}\n");
+        let tried = ["a#0".to_owned()];
+        for roll in [0.0, 0.3, 0.99] {
+            assert_eq!(t.pick("a", roll, NOW, &tried).map(|d| d.id.as_str()).ok(), Some("a#1"));
+        }
+        let both = ["a#0".to_owned(), "a#1".to_owned()];
+        assert_eq!(t.pick("a", 0.0, NOW, &both).map(|d| d.id.as_str()).ok(), Some("a#0"), "all tried: any healthy one");
     }
 
     #[test]

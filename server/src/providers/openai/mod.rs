@@ -32,7 +32,7 @@ use super::{
 };
 use crate::{
     llm::{
-        request::{write_json_string, Edit, RawObject},
+        request::{write_json_string, Edit, RawObject, ROUTING_FIELDS},
         ChatRequest, CompletionRequest, EmbeddingsRequest, UpstreamError, UpstreamFailure,
     },
     secret::Secret,
@@ -246,6 +246,10 @@ impl OpenAiCompatible {
             |key| {
                 if key == "model" {
                     return Edit::Replace(model.clone());
+                }
+                // The caller's routing fields are for tollgate: providers would refuse them as unknown.
+                if ROUTING_FIELDS.contains(&key) {
+                    return Edit::Drop;
                 }
                 if key == "stream_options" && stream && self.stream_usage {
                     has_stream_options = true;

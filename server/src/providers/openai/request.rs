@@ -16,13 +16,16 @@ use crate::llm::{
     ChatRequest, RequestError,
 };
 
-/// Fields read elsewhere (`model`, `messages`, `stream`, `stream_options`) or that only tune OpenAI's own service
-/// (stored completions, priority tier, prompt-cache routing): dropping them changes nothing about the answer.
+/// Fields read elsewhere (`model`, `messages`, `stream`, `stream_options`, and tollgate's routing fields) or that only
+/// tune OpenAI's own service (stored completions, priority tier, prompt-cache routing): dropping them changes
+/// nothing about the answer.
 const HARMLESS: &[&str] = &[
     "model",
     "messages",
     "stream",
     "stream_options",
+    "fallbacks",
+    "disable_fallbacks",
     "metadata",
     "store",
     "service_tier",

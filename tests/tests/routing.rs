@@ -1,0 +1,115 @@
+//! Retries and fallbacks over HTTP: failed calls are retried on other deployments of the group, then other groups
+//! serve, as `router_settings` says; requests the caller got wrong are never retried.
+
+use serde_json::{json, Value};
+use tollgate_tests::{chat_body, fake_model, post, sse_data, FakeUpstream, Gateway, MASTER_KEY};
+
+fn gateway(models: &[String], router: &str) -> Gateway {
+    Gateway::start(&format!(
+        "model_list:\n{}router_settings:\n  allowed_fails: 1000\n{router}general_settings:\n  master_key: {MASTER_KEY}\n",
+        models.concat()
+    ))
+}
+
+/// The upstream models the fake was asked for, in order.
+fn asked(fake: &FakeUpstream) -> Vec<String> {
+    fake.requests().iter().map(|r| r["body"]["model"].as_str().unwrap_or_default().to_owned()).collect()
+}
+
+#[actix_rt::test]
+async fn failed_calls_are_retried_on_the_groups_other_deployments() {
+    for failing in ["error-500", "error-429", "reset-before-headers"] {
+        let fake = FakeUpstream::start();
+        let bad = if failing == "reset-before-headers" {
+            // Nobody listens: the connection is refused.
+            format!("  - model_name: g\n    litellm_params:\n      model: openai/x\n      api_base: http://127.0.0.1:{}/v1\n      api_key: k\n", tollgate_tests::dead_port())
+        } else {
+            fake_model("g", failing, &fake, "")
+        };
+        let gw = gateway(&[bad, fake_model("g", "normal", &fake, "")], "");
+        for _ in 0..50 {
+            let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("g", json!({}))).await;
+            assert_eq!(r.status, 200, "{failing}: {}", r.text);
+            let attempts: u32 = r.header("x-tollgate-attempts").and_then(|a| a.parse().ok()).unwrap_or(0);
+            assert!((1..=2).contains(&attempts), "{failing}: {attempts}");
+            assert_eq!(r.header("x-tollgate-deployment"), Some("g#1"));
+            assert!(r.header("x-tollgate-fallback").is_none());
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn a_lone_failing_deployment_is_retried_num_retries_times_then_its_error_returns() {
+    let fake = FakeUpstream::start();
+    let gw = gateway(&[fake_model("g", "error-503", &fake, "")], "  num_retries: 2\n");
+    let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("g", json!({}))).await;
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert_eq!(asked(&fake), ["error-503", "error-503", "error-503"], "the first call and two retries");
+}
+
+#[actix_rt::test]
+async fn the_callers_mistakes_are_never_retried() {
+    let fake = FakeUpstream::start();
+    let gw = gateway(
+        &[fake_model("g", "error-400", &fake, ""), fake_model("g", "error-400", &fake, "")],
+        "  fallbacks: [{g: [h]}]\n",
+    );
+    let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("g", json!({}))).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(fake.requests().len(), 1);
+}
+
+#[actix_rt::test]
+async fn a_failing_group_falls_back_to_the_next_streamed_or_not() {
+    let fake = FakeUpstream::start();
+    let models = [
+        fake_model("a", "error-500", &fake, ""),
+        fake_model("b", "error-502", &fake, ""),
+        fake_model("c", "normal", &fake, ""),
+    ];
+    let gw = gateway(&models, "  num_retries: 1\n  fallbacks: [{a: [b, c]}]\n");
+    for stream in [false, true] {
+        fake.clear();
+        let r =
+            post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("a", json!({"stream": stream}))).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.header("x-tollgate-fallback"), Some("c"));
+        assert_eq!(r.header("x-tollgate-attempts"), Some("5"), "a twice, b twice, then c");
+        assert_eq!(asked(&fake), ["error-500", "error-500", "error-502", "error-502", "normal"]);
+        if stream {
+            assert_eq!(sse_data(&r.text).last().map(String::as_str), Some("[DONE]"));
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn default_context_window_and_request_fallbacks() {
+    let fake = FakeUpstream::start();
+    let models = [
+        fake_model("small", "context-length", &fake, ""),
+        fake_model("long", "normal", &fake, ""),
+        fake_model("spare", "normal", &fake, ""),
+        fake_model("down", "error-500", &fake, ""),
+    ];
+    let router = "  num_retries: 0\n  context_window_fallbacks: [{small: [long]}]\n  default_fallbacks: [spare]\n";
+    let gw = gateway(&models, router);
+    // (model asked, extra body fields, status, the group that served)
+    let cases: [(&str, Value, u16, Option<&str>); 4] = [
+        ("small", json!({}), 200, Some("long")),
+        ("down", json!({}), 200, Some("spare")),
+        ("down", json!({"fallbacks": ["long"]}), 200, Some("long")),
+        ("down", json!({"disable_fallbacks": true}), 500, None),
+    ];
+    for (model, extra, status, served) in cases {
+        fake.clear();
+        let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body(model, extra.clone())).await;
+        assert_eq!(r.status, status, "{model} {extra}: {}", r.text);
+        assert_eq!(r.header("x-tollgate-fallback"), served, "{model} {extra}");
+        for seen in fake.requests() {
+            assert!(
+                seen["body"].get("fallbacks").is_none() && seen["body"].get("disable_fallbacks").is_none(),
+                "routing fields never go upstream"
+            );
+        }
+    }
+}

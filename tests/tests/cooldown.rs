@@ -60,3 +60,40 @@ async fn slow_upstream_within_its_timeout_succeeds() {
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert!(r.text.ends_with("data: [DONE]\n\n"));
 }
+
+#[actix_rt::test]
+async fn a_rate_limited_deployment_sits_out_for_its_retry_after_then_serves_again() {
+    let fake = FakeUpstream::start();
+    let gw = Gateway::start(&format!(
+        "model_list:\n{}{}router_settings:\n  allowed_fails: 100\n  num_retries: 0\ngeneral_settings:\n  master_key: {MASTER_KEY}\n",
+        fake_model("g", "rate-limited-1", &fake, ""),
+        fake_model("g", "normal", &fake, ""),
+    ));
+    let send = || post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("g", json!({})));
+    // Until a call meets the rate limit (each deployment is picked half the time).
+    let mut limited_at = None;
+    for _ in 0..50 {
+        let r = send().await;
+        if r.status == 429 {
+            assert_eq!(r.header("retry-after"), Some("1"));
+            limited_at = Some(Instant::now());
+            break;
+        }
+    }
+    let limited_at = limited_at.expect("one of 50 calls went to the rate-limited deployment");
+    // The first 429 takes it out at once (allowed_fails notwithstanding), for the second it asked.
+    while limited_at.elapsed() < Duration::from_millis(800) {
+        let r = send().await;
+        assert_eq!((r.status, r.header("x-tollgate-deployment")), (200, Some("g#1")), "{}", r.text);
+    }
+    actix_rt::time::sleep(Duration::from_millis(1200).saturating_sub(limited_at.elapsed())).await;
+    let mut back = false;
+    for _ in 0..30 {
+        // The deployment answers 429 again (its errors name no deployment header).
+        if send().await.status == 429 {
+            back = true;
+            break;
+        }
+    }
+    assert!(back, "after its retry-after the deployment gets traffic again");
+}

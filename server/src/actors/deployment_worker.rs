@@ -19,6 +19,7 @@ use awc::http::header;
 
 use crate::{
     clock::monotonic_ms,
+    llm::UpstreamFailure,
     providers::codec::{Dialect, TokenRequest},
     routing::stats::{DeploymentStats, ReportFailure},
     upstream::Upstream,
@@ -45,6 +46,9 @@ pub struct DeploymentWorker {
     stats: Arc<DeploymentStats>,
     /// The provider and the way to reach its token endpoint, for deployments with tokens to refresh.
     credentials: Option<(Arc<dyn Dialect>, Upstream)>,
+    /// The only deployment of its group: a rate limit does not take it out (there is nowhere else to go; the
+    /// caller gets the 429 and its `retry-after` instead of a 503), as in LiteLLM.
+    alone: bool,
     allowed_fails: u32,
     cooldown: Duration,
     failures_in_window: u32,
@@ -57,6 +61,7 @@ impl DeploymentWorker {
             id,
             stats,
             credentials: None,
+            alone: false,
             allowed_fails,
             cooldown,
             failures_in_window: 0,
@@ -66,6 +71,11 @@ impl DeploymentWorker {
 
     pub fn with_credentials(mut self, credentials: Option<(Arc<dyn Dialect>, Upstream)>) -> Self {
         self.credentials = credentials;
+        self
+    }
+
+    pub fn alone(mut self, alone: bool) -> Self {
+        self.alone = alone;
         self
     }
 }
@@ -148,16 +158,24 @@ impl Handler<ReportFailure> for DeploymentWorker {
         if !msg.failure.counts_against_deployment() {
             return;
         }
-        // The window restarts lazily on the first failure after it expired: no timer needed.
-        if self.window_started.elapsed() >= FAILURE_WINDOW {
-            self.window_started = Instant::now();
-            self.failures_in_window = 0;
+        // A rate limit takes the deployment out at once, for as long as the upstream asked (`cooldown_time` when it
+        // did not say): more calls now would only be refused too, and the group has others to serve them.
+        let rate_limited = msg.failure == UpstreamFailure::Status(429) && !self.alone;
+        if !rate_limited {
+            // The window restarts lazily on the first failure after it expired: no timer needed.
+            if self.window_started.elapsed() >= FAILURE_WINDOW {
+                self.window_started = Instant::now();
+                self.failures_in_window = 0;
+            }
+            self.failures_in_window += 1;
+            if self.failures_in_window <= self.allowed_fails {
+                return;
+            }
         }
-        self.failures_in_window += 1;
-        if self.failures_in_window <= self.allowed_fails {
-            return;
-        }
-        let cooldown = msg.retry_after.map_or(self.cooldown, |r| r.max(self.cooldown));
+        let cooldown = match (rate_limited, msg.retry_after) {
+            (true, Some(asked)) => asked,
+            (_, asked) => asked.map_or(self.cooldown, |r| r.max(self.cooldown)),
+        };
         let until = monotonic_ms() + cooldown.as_millis() as u64;
         self.stats.cooldown_until_ms.fetch_max(until, Relaxed);
         self.failures_in_window = 0;
@@ -181,7 +199,6 @@ impl Handler<Retire> for DeploymentWorker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::UpstreamFailure;
 
     #[actix_rt::test]
     async fn cools_down_after_more_than_allowed_fails() {
@@ -203,5 +220,23 @@ mod tests {
         assert!(stats.is_cooling_down(monotonic_ms()));
         let left = stats.cooldown_left_secs(monotonic_ms());
         assert!((29..=30).contains(&left), "retry-after outlasts cooldown_time: {left}");
+    }
+
+    #[actix_rt::test]
+    async fn a_rate_limit_cools_down_at_once_for_as_long_as_asked() {
+        let stats = Arc::new(DeploymentStats::default());
+        let addr = DeploymentWorker::new("d".into(), stats.clone(), 3, Duration::from_secs(5)).start();
+        let limited = |retry_after| ReportFailure { failure: UpstreamFailure::Status(429), retry_after };
+        let _ = addr.send(limited(Some(Duration::from_secs(2)))).await;
+        assert!(stats.is_cooling_down(monotonic_ms()), "the first 429, allowed_fails notwithstanding");
+        assert_eq!(stats.cooldown_left_secs(monotonic_ms()), 2, "the upstream's retry-after, even below cooldown_time");
+        let stats = Arc::new(DeploymentStats::default());
+        let addr = DeploymentWorker::new("e".into(), stats.clone(), 3, Duration::from_secs(5)).start();
+        let _ = addr.send(limited(None)).await;
+        assert_eq!(stats.cooldown_left_secs(monotonic_ms()), 5, "cooldown_time when the upstream did not say");
+        let stats = Arc::new(DeploymentStats::default());
+        let addr = DeploymentWorker::new("f".into(), stats.clone(), 3, Duration::from_secs(5)).alone(true).start();
+        let _ = addr.send(limited(Some(Duration::from_secs(2)))).await;
+        assert!(!stats.is_cooling_down(monotonic_ms()), "a group's only deployment stays: the caller gets the 429");
     }
 }

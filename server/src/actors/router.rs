@@ -46,11 +46,15 @@ fn build(config: &Config, upstream: &Upstream) -> Result<(RoutingTable, Vec<Addr
     let env = config.env.clone();
     let (allowed_fails, cooldown) = (config.router.allowed_fails, config.router.cooldown_time);
     let catalog = pricing::configured(config.price_catalog.as_deref())?;
+    let group_of = |id: &str| config.deployments.iter().find(|d| d.id == id).map(|d| d.model_name.as_str());
+    let alone =
+        |id: &str| config.deployments.iter().filter(|d| Some(d.model_name.as_str()) == group_of(id)).count() == 1;
     let table = RoutingTable::build(config, &env, &catalog, |id, stats, provider| {
+        let alone = alone(id);
         let (id, stats) = (id.to_owned(), stats.clone());
         let credentials = provider.needs_worker().map(|dialect| (dialect, upstream.clone()));
         let addr = Supervisor::start(move |_| {
-            DeploymentWorker::new(id, stats, allowed_fails, cooldown).with_credentials(credentials)
+            DeploymentWorker::new(id, stats, allowed_fails, cooldown).with_credentials(credentials).alone(alone)
         });
         let recipient = addr.clone().recipient();
         workers.push(addr);

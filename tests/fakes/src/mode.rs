@@ -11,6 +11,8 @@ pub(crate) enum Mode {
     Tools,
     /// HTTP `status` with an OpenAI error body.
     Error(u16),
+    /// `rate-limited-<secs>`: HTTP 429 with `retry-after: <secs>`.
+    RateLimited(u64),
     /// Waits this many milliseconds, then answers like `Normal`.
     Delay(u64),
     /// Never answers.
@@ -42,6 +44,9 @@ impl Mode {
     pub(crate) fn from_model(model: &str) -> Mode {
         if let Some(status) = model.strip_prefix("error-").and_then(|s| s.parse().ok()) {
             return Mode::Error(status);
+        }
+        if let Some(secs) = model.strip_prefix("rate-limited-").and_then(|s| s.parse().ok()) {
+            return Mode::RateLimited(secs);
         }
         if let Some(ms) = model.strip_prefix("delay-").and_then(|s| s.parse().ok()) {
             return Mode::Delay(ms);
@@ -82,6 +87,7 @@ mod tests {
             ("delay-", Mode::Normal),
             ("tools", Mode::Tools),
             ("error-429", Mode::Error(429)),
+            ("rate-limited-2", Mode::RateLimited(2)),
             ("delay-300", Mode::Delay(300)),
             ("hang", Mode::Hang),
             ("stalled-error", Mode::StalledError),

@@ -89,6 +89,18 @@ async fn azure_embeddings(req: HttpRequest, body: web::Bytes, rec: web::Data<Rec
 pub(crate) async fn error_hang_or_delay(mode: Mode) -> Option<HttpResponse> {
     match mode {
         Mode::Error(status) => Some(error_mode(status)),
+        Mode::RateLimited(secs) => Some(
+            HttpResponse::TooManyRequests()
+                .insert_header(("retry-after", secs.to_string()))
+                .json(ErrorBody {
+                    error: ErrorDetail {
+                        message: "fake upstream 429: rate limit reached",
+                        kind: "requests",
+                        param: None,
+                        code: Some("rate_limit_exceeded"),
+                    },
+                }),
+        ),
         Mode::ContextLength => Some(error(
             StatusCode::BAD_REQUEST,
             CONTEXT_LENGTH,

@@ -176,6 +176,8 @@ impl ResponseError for ApiError {
                 for (name, value) in &u.headers {
                     res.insert_header((name.as_str(), value.as_str()));
                 }
+                // Which deployment failed (the last call's, after retries): an id from the config, no secret.
+                res.insert_header(("x-tollgate-deployment", u.deployment.as_str()));
             }
             Self::NoHealthyDeployment { retry_after_secs, .. } => {
                 res.insert_header(("retry-after", retry_after_secs.to_string()));

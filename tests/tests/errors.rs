@@ -108,6 +108,10 @@ async fn upstream_errors_pass_through_with_message_and_retry_after() {
         let message = r.json["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(&format!("fake upstream {status}")), "{model}: upstream message kept: {message}");
         assert!(!r.text.contains("sk-fake-upstream-key"), "{model}: no provider key in the error: {}", r.text);
+        assert!(
+            r.header("x-tollgate-deployment").is_some_and(|d| d.starts_with(model)),
+            "{model}: failing deployment named"
+        );
     }
     let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("up-429", json!({}))).await;
     assert_eq!(r.header("retry-after"), Some("7"), "retry-after passed through");

@@ -10,7 +10,8 @@ pub use crate::config::RoutingStrategy as Strategy;
 pub struct Candidate {
     /// Cooling down, over its rpm/tpm cap, or excluded by the caller: never chosen.
     pub available: bool,
-    /// `litellm_params.order`: lower tiers first; `None` sorts after every tier.
+    /// `litellm_params.order`: lower tiers first; `None` sorts after every tier (LiteLLM takes the lowest order
+    /// among the deployments that declare one, so an undeclared one serves only when none of those can).
     pub order: Option<u32>,
     pub weight: u64,
     pub in_flight: u64,

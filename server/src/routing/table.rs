@@ -248,6 +248,30 @@ mod tests {
     }
 
     #[test]
+    fn the_strategy_reads_each_deployments_price_caps_and_order() {
+        let t = table(
+            "router_settings: {routing_strategy: cost-based-routing}\nmodel_list:\n  - {model_name: a, litellm_params: {model: mock/x, order: 1, input_cost_per_token: 0.002, output_cost_per_token: 0.002}}\n  - {model_name: a, litellm_params: {model: mock/y, order: 1, rpm: 2, input_cost_per_token: 0.001, output_cost_per_token: 0.001}}\n  - {model_name: a, litellm_params: {model: mock/z, order: 2, input_cost_per_token: 0.5, output_cost_per_token: 0.5}}\n",
+        );
+        let pick = |now| t.pick("a", 0.5, now, &[]).map(|d| d.id.clone()).unwrap_or_default();
+        let group = t.group("a").map(|g| g.deployments.clone()).unwrap_or_default();
+        assert_eq!(group[2].order, Some(2));
+        assert_eq!(pick(NOW), "a#1", "the cheapest of order 1");
+        group[1].stats.count_minute_request(NOW);
+        group[1].stats.count_minute_request(NOW);
+        assert_eq!(pick(NOW), "a#0", "the cheapest is at its rpm for this minute");
+        assert_eq!(pick(NOW + 60_000), "a#1", "a new minute");
+        group[0].stats.cooldown_until_ms.store(NOW + 60_000, Ordering::Relaxed);
+        assert_eq!(pick(NOW), "a#2", "only the higher order is left");
+        group[2].stats.cooldown_until_ms.store(NOW + 60_000, Ordering::Relaxed);
+        match t.pick("a", 0.5, NOW, &[]) {
+            Err(ApiError::NoHealthyDeployment { retry_after_secs, .. }) => {
+                assert_eq!(retry_after_secs, (60_000 - NOW % 60_000).div_ceil(1000), "the rest of the minute");
+            }
+            other => unreachable!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn text_completion_models_resolve_to_their_dialect_and_price() {
         let env = |name: &str| (name == "OPENAI_API_KEY").then(|| "sk-test".to_owned());
         for model in ["gpt-3.5-turbo-instruct", "text-completion-openai/gpt-3.5-turbo-instruct"] {

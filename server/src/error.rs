@@ -41,7 +41,7 @@ pub enum ApiError {
     ModelNotFound(String),
     #[error("{0}")]
     RouteNotFound(String),
-    #[error("every deployment of model `{model}` is cooling down after failures; retry in {retry_after_secs}s")]
+    #[error("every deployment of model `{model}` is cooling down after failures or at its rpm/tpm limit for this minute; retry in {retry_after_secs}s")]
     NoHealthyDeployment { model: String, retry_after_secs: u64 },
     #[error("{}", .0.message)]
     /// Boxed: upstream errors carry headers and texts, and `Result<_, ApiError>` is on every hot-path call.

@@ -48,6 +48,46 @@ impl ConfigError {
     }
 }
 
+/// LiteLLM's `router_settings.routing_strategy` values; `routing::strategy::choose` acts on them.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum RoutingStrategy {
+    /// Weighted random (`simple-shuffle`, the default).
+    #[default]
+    SimpleShuffle,
+    /// Fewest calls in flight (`least-busy`).
+    LeastBusy,
+    /// Lowest moving average of time to response headers (`latency-based-routing`); deployments within
+    /// `buffer` (a fraction of the best, LiteLLM's `lowest_latency_buffer`) of the best share the load.
+    LatencyBased { buffer: f64 },
+    /// Fewest tokens used in the current minute (`usage-based-routing`, also spelled `usage-based-routing-v2`).
+    UsageBased,
+    /// Cheapest input plus output price per token (`cost-based-routing`).
+    CostBased,
+}
+
+impl RoutingStrategy {
+    /// The names `router_settings.routing_strategy` accepts.
+    pub const NAMES: &[&str] = &[
+        "simple-shuffle",
+        "least-busy",
+        "latency-based-routing",
+        "usage-based-routing",
+        "usage-based-routing-v2",
+        "cost-based-routing",
+    ];
+
+    pub fn from_name(name: &str, latency_buffer: f64) -> Option<Self> {
+        Some(match name {
+            "simple-shuffle" => Self::SimpleShuffle,
+            "least-busy" => Self::LeastBusy,
+            "latency-based-routing" => Self::LatencyBased { buffer: latency_buffer },
+            "usage-based-routing" | "usage-based-routing-v2" => Self::UsageBased,
+            "cost-based-routing" => Self::CostBased,
+            _ => return None,
+        })
+    }
+}
+
 /// The validated configuration the gateway runs on.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -69,6 +109,11 @@ pub struct Config {
 
 #[derive(Debug, Clone)]
 pub struct RouterSettings {
+    /// `routing_strategy` (default `simple-shuffle`), with `routing_strategy_args.lowest_latency_buffer`.
+    pub strategy: RoutingStrategy,
+    /// Deployment id → `litellm_params.order`: deployments of the lowest order serve while any of them is
+    /// available. (Kept here, beside the strategy, rather than in `DeploymentConfig`, which provider tests build.)
+    pub order: BTreeMap<String, u32>,
     pub allowed_fails: u32,
     pub cooldown_time: Duration,
     /// Retries and fallbacks (`router_settings`, else `litellm_settings`, as LiteLLM reads them).
@@ -107,6 +152,7 @@ pub struct DeploymentConfig {
     /// `timeout` for streaming requests.
     pub stream_timeout: Duration,
     pub weight: Option<u32>,
+    /// Calls and tokens per minute this deployment may take; at the cap it is unavailable until the next minute.
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
     pub input_cost_per_token: Option<f64>,
@@ -332,6 +378,23 @@ fn retry_settings(router: &RawRouterSettings, litellm: &RawLitellmSettings) -> R
     })
 }
 
+fn routing_strategy(router: &RawRouterSettings) -> Result<RoutingStrategy, ConfigError> {
+    let buffer = router.routing_strategy_args.lowest_latency_buffer.unwrap_or(0.0);
+    if !(buffer.is_finite() && buffer >= 0.0) {
+        return Err(ConfigError::invalid(
+            "router_settings.routing_strategy_args.lowest_latency_buffer",
+            format!("must be a non-negative number, got {buffer}"),
+        ));
+    }
+    let Some(name) = router.routing_strategy.as_deref() else { return Ok(RoutingStrategy::default()) };
+    RoutingStrategy::from_name(name, buffer).ok_or_else(|| {
+        ConfigError::invalid(
+            "router_settings.routing_strategy",
+            format!("unknown strategy `{name}`; accepted: {}", RoutingStrategy::NAMES.join(", ")),
+        )
+    })
+}
+
 fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> {
     let mut warnings = Vec::new();
     let retries = retry_settings(&raw.router_settings, &raw.litellm_settings)?;
@@ -341,13 +404,7 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
         raw.router_settings.timeout.or(raw.litellm_settings.request_timeout),
         DEFAULT_TIMEOUT_SECS,
     )?;
-    if let Some(strategy) = raw.router_settings.routing_strategy.as_deref() {
-        if strategy != "simple-shuffle" {
-            warnings.push(format!(
-                "`router_settings.routing_strategy`: `{strategy}` is not supported yet; using simple-shuffle"
-            ));
-        }
-    }
+    let strategy = routing_strategy(&raw.router_settings)?;
     let mb = raw.general_settings.max_request_size_mb.unwrap_or(DEFAULT_MAX_REQUEST_MB);
     if !(mb.is_finite() && mb > 0.0) {
         return Err(ConfigError::invalid(
@@ -362,6 +419,7 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
         other => other.map(Secret::new),
     };
     let drop_params = raw.litellm_settings.drop_params.unwrap_or(false);
+    let orders: Vec<Option<u32>> = raw.model_list.iter().map(|e| e.litellm_params.order).collect();
     let deployments = raw
         .model_list
         .into_iter()
@@ -377,12 +435,15 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
             ));
         }
     }
+    let order = deployments.iter().zip(orders).filter_map(|(d, order)| Some((d.id.clone(), order?))).collect();
     Ok(Config {
         deployments,
         env: Env::default(),
         master_key,
         max_request_bytes: (mb * 1024.0 * 1024.0) as usize,
         router: RouterSettings {
+            strategy,
+            order,
             allowed_fails: raw.router_settings.allowed_fails.unwrap_or(DEFAULT_ALLOWED_FAILS),
             cooldown_time: seconds(
                 "router_settings.cooldown_time",
@@ -562,13 +623,15 @@ router_settings: {allowed_fails: 1, cooldown_time: 2.5}
     #[test]
     fn unknown_and_unsupported_keys_are_warned_by_path() {
         let cfg = load(
-            "model_list:\n  - model_name: a\n    litellm_params: {model: mock/a, colour: red, order: 1}\nrouter_settings: {num_retries: 2, redis_host: r}\nmystery: 1\n",
+            "model_list:\n  - model_name: a\n    litellm_params: {model: mock/a, colour: red, max_parallel_requests: 1}\nrouter_settings: {num_retries: 2, redis_host: r}\nmystery: 1\n",
         )
         .unwrap_or_else(|e| unreachable!("{e}"));
         let all = cfg.warnings.join("\n");
         assert!(all.contains("`model_list[0].litellm_params.colour` is not a known config key"), "{all}");
         assert!(
-            all.contains("`model_list[0].litellm_params.order` is a LiteLLM setting tollgate does not support yet"),
+            all.contains(
+                "`model_list[0].litellm_params.max_parallel_requests` is a LiteLLM setting tollgate does not support yet"
+            ),
             "{all}"
         );
         assert!(all.contains("`router_settings.redis_host` is a LiteLLM setting"), "{all}");
@@ -592,6 +655,29 @@ router_settings: {allowed_fails: 1, cooldown_time: 2.5}
             let err = load(yaml).err().unwrap_or_default();
             assert!(err.contains(want), "yaml {yaml:?}: error {err:?} should name {want}");
         }
+    }
+
+    #[test]
+    fn routing_strategy_takes_litellms_names_and_refuses_others() {
+        for name in RoutingStrategy::NAMES {
+            let cfg = load(&format!("router_settings: {{routing_strategy: {name}}}\n"))
+                .unwrap_or_else(|e| unreachable!("{e}"));
+            assert_eq!(RoutingStrategy::from_name(name, 0.0), Some(cfg.router.strategy), "{name}");
+        }
+        let cfg = load("router_settings: {routing_strategy: latency-based-routing, routing_strategy_args: {lowest_latency_buffer: 0.5}}\n")
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(cfg.router.strategy, RoutingStrategy::LatencyBased { buffer: 0.5 });
+        assert_eq!(load("model_list: []\n").map(|c| c.router.strategy).ok(), Some(RoutingStrategy::SimpleShuffle));
+        let err = load("router_settings: {routing_strategy: round-robin}\n").err().unwrap_or_default();
+        assert!(err.contains("router_settings.routing_strategy"), "{err}");
+        assert!(err.contains("round-robin") && err.contains("least-busy, latency-based-routing"), "{err}");
+        let err =
+            load("router_settings: {routing_strategy_args: {lowest_latency_buffer: -1}}\n").err().unwrap_or_default();
+        assert!(err.contains("lowest_latency_buffer"), "{err}");
+        let cfg = load("model_list:\n  - model_name: a\n    litellm_params: {model: mock/a, order: 2}\n")
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(cfg.router.order.get("a#0"), Some(&2));
+        assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
     }
 
     #[test]

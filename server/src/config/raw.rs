@@ -50,6 +50,8 @@ pub struct RawLitellmParams {
     /// Like `timeout`, for streaming requests (defaults to `timeout`).
     pub stream_timeout: Option<f64>,
     pub weight: Option<u32>,
+    /// Priority tier: deployments of the lowest order serve while any of them is available.
+    pub order: Option<u32>,
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
     pub input_cost_per_token: Option<f64>,
@@ -109,8 +111,11 @@ pub struct RawGeneralSettings {
 
 #[derive(Debug, Default, Deserialize)]
 pub struct RawRouterSettings {
-    /// Only `simple-shuffle` (weighted random) exists yet.
+    /// `simple-shuffle` (default), `least-busy`, `latency-based-routing`, `usage-based-routing` or
+    /// `cost-based-routing`.
     pub routing_strategy: Option<String>,
+    #[serde(default)]
+    pub routing_strategy_args: RawRoutingStrategyArgs,
     /// Seconds; default upstream timeout for deployments without their own.
     pub timeout: Option<f64>,
     /// Failures (429, 5xx, timeouts, connection errors) per minute a deployment may have before it cools down.
@@ -131,6 +136,12 @@ pub struct RawRouterSettings {
     pub content_policy_fallbacks: Option<Vec<BTreeMap<String, Vec<String>>>>,
     /// At most this many fallback groups per request.
     pub max_fallbacks: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRoutingStrategyArgs {
+    /// `latency-based-routing`: deployments within this fraction of the fastest share the load (default 0).
+    pub lowest_latency_buffer: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -193,7 +204,6 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "litellm_settings.ssl_certificate",
     "litellm_settings.ssl_security_level",
     "litellm_settings.ssl_ecdh_curve",
-    "model_list[].litellm_params.order",
     "model_list[].litellm_params.max_parallel_requests",
     "model_list[].litellm_params.max_retries",
     // One TLS set-up serves every deployment (the global `litellm_settings.ssl_verify`); per-deployment trust

@@ -90,8 +90,26 @@ const FAMILIES: &[Family] = &[
     Family {
         name: "tollgate_deployment_latency_ewma_seconds",
         kind: "gauge",
-        help: "Moving average of time to response headers.",
-        samples: |s, _, emit| emit("", count(&s.latency_ewma_us) / 1e6),
+        help: "Moving average of time to response headers of successful calls (0 before the first).",
+        samples: |s, _, emit| emit("", s.latency().unwrap_or(0.0)),
+    },
+    Family {
+        name: "tollgate_deployment_latency_samples_total",
+        kind: "counter",
+        help: "Successful calls whose time to response headers is in the moving average.",
+        samples: |s, _, emit| emit("", count(&s.latency_samples)),
+    },
+    Family {
+        name: "tollgate_deployment_minute_requests",
+        kind: "gauge",
+        help: "Upstream calls started in the current minute, counted against the deployment's rpm.",
+        samples: |s, now, emit| emit("", s.minute_usage(now).0 as f64),
+    },
+    Family {
+        name: "tollgate_deployment_minute_tokens",
+        kind: "gauge",
+        help: "Tokens used in the current minute, counted against the deployment's tpm.",
+        samples: |s, now, emit| emit("", s.minute_usage(now).1 as f64),
     },
     Family {
         name: "tollgate_deployment_cooling_down",

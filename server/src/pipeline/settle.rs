@@ -13,6 +13,7 @@ use std::{
 };
 
 use crate::{
+    clock,
     lifecycle::InFlight,
     llm::{UpstreamError, UpstreamFailure, Usage},
     pricing::Pricing,
@@ -40,6 +41,8 @@ pub struct Settlement {
     gap: Option<AccountingGap>,
     /// The upstream answered (2xx headers, or a mock reply): from here on it may bill for tokens.
     responded: bool,
+    /// Time to the upstream's response headers; folded into the deployment's latency only if the call succeeds.
+    header_latency: Option<std::time::Duration>,
     outcome: Outcome,
     stream: bool,
     _in_flight: InFlight,
@@ -49,6 +52,7 @@ impl Settlement {
     pub fn begin(deployment: Arc<Deployment>, request_id: Arc<str>, stream: bool, in_flight: InFlight) -> Self {
         deployment.stats.in_flight.fetch_add(1, Relaxed);
         deployment.stats.requests.fetch_add(1, Relaxed);
+        deployment.stats.count_minute_request(clock::monotonic_ms());
         Self {
             deployment,
             request_id,
@@ -56,6 +60,7 @@ impl Settlement {
             usage: None,
             gap: None,
             responded: false,
+            header_latency: None,
             outcome: Outcome::Pending,
             stream,
             _in_flight: in_flight,
@@ -73,7 +78,7 @@ impl Settlement {
     /// The upstream's response headers arrived.
     pub fn headers_received(&mut self) {
         self.responded = true;
-        self.deployment.stats.record_latency(self.started.elapsed());
+        self.header_latency = Some(self.started.elapsed());
     }
 
     pub fn set_usage(&mut self, usage: Usage) {
@@ -199,6 +204,11 @@ impl Drop for Settlement {
         };
         if let Some(usage) = self.usage {
             d.stats.record_usage(usage, cost);
+            d.stats.count_minute_tokens(clock::monotonic_ms(), usage.prompt_tokens + usage.completion_tokens);
+        }
+        // Latency of failures (an error status arrives fast, a timeout never) would mislead latency routing.
+        if let (Outcome::Completed, Some(latency)) = (self.outcome, self.header_latency) {
+            d.stats.record_latency(latency);
         }
         if let Some(gap) = gap {
             if d.stats.record_gap(gap) {

@@ -74,8 +74,15 @@ pub struct DeploymentStats {
     pub cache_write_tokens: AtomicU64,
     pub reasoning_tokens: AtomicU64,
     pub spend_nanos: AtomicU64,
-    /// Exponentially weighted moving average of time to response headers, in microseconds.
-    pub latency_ewma_us: AtomicU64,
+    /// Exponentially weighted moving average of time to response headers of successful calls, in seconds, as
+    /// `f64` bits (lock-free); meaningful once `latency_samples` is above 0.
+    latency_ewma_bits: AtomicU64,
+    pub latency_samples: AtomicU64,
+    /// The minute (`now_ms / 60_000` on the monotonic clock) `minute_requests` and `minute_tokens` count; they
+    /// restart lazily when a call arrives in a later minute.
+    minute: AtomicU64,
+    minute_requests: AtomicU64,
+    minute_tokens: AtomicU64,
     /// Monotonic milliseconds (`clock::monotonic_ms`) until which the deployment sits out; 0 when healthy.
     /// Written only by its worker.
     pub cooldown_until_ms: AtomicU64,
@@ -95,12 +102,52 @@ impl DeploymentStats {
         self.cooldown_until_ms.load(Relaxed).saturating_sub(now_ms).div_ceil(1000)
     }
 
+    /// Folds in the time to response headers of a successful call (weight 1/8; the first sample is taken whole).
     pub fn record_latency(&self, latency: Duration) {
-        let sample = latency.as_micros().min(u128::from(u64::MAX)) as u64;
+        let sample = latency.as_secs_f64();
         // Races between two updaters lose one sample at worst; an average does not need more.
-        let old = self.latency_ewma_us.load(Relaxed);
-        let new = if old == 0 { sample } else { (old * 7 + sample) / 8 };
-        self.latency_ewma_us.store(new, Relaxed);
+        let new = match self.latency() {
+            Some(old) => old + (sample - old) / 8.0,
+            None => sample,
+        };
+        self.latency_ewma_bits.store(new.to_bits(), Relaxed);
+        self.latency_samples.fetch_add(1, Relaxed);
+    }
+
+    /// The moving average of time to response headers in seconds; `None` before the first successful call.
+    pub fn latency(&self) -> Option<f64> {
+        (self.latency_samples.load(Relaxed) > 0).then(|| f64::from_bits(self.latency_ewma_bits.load(Relaxed)))
+    }
+
+    /// Counts a call started at `now_ms` against this minute's requests.
+    pub fn count_minute_request(&self, now_ms: u64) {
+        self.enter_minute(now_ms);
+        self.minute_requests.fetch_add(1, Relaxed);
+    }
+
+    /// Counts tokens a call used, at `now_ms`, against this minute's tokens.
+    pub fn count_minute_tokens(&self, now_ms: u64, tokens: u64) {
+        self.enter_minute(now_ms);
+        self.minute_tokens.fetch_add(tokens, Relaxed);
+    }
+
+    /// Requests and tokens counted in the minute of `now_ms` (zero when nothing was counted in it yet).
+    pub fn minute_usage(&self, now_ms: u64) -> (u64, u64) {
+        if self.minute.load(Relaxed) != now_ms / 60_000 {
+            return (0, 0);
+        }
+        (self.minute_requests.load(Relaxed), self.minute_tokens.load(Relaxed))
+    }
+
+    /// Restarts the counts when `now_ms` is in a later minute than the one they count. The caller that moves the
+    /// window resets it; a count racing the reset may land in either minute, which a per-minute cap tolerates.
+    fn enter_minute(&self, now_ms: u64) {
+        let minute = now_ms / 60_000;
+        let current = self.minute.load(Relaxed);
+        if current < minute && self.minute.compare_exchange(current, minute, Relaxed, Relaxed).is_ok() {
+            self.minute_requests.store(0, Relaxed);
+            self.minute_tokens.store(0, Relaxed);
+        }
     }
 
     /// Tokens always; spend only when the call was priced.
@@ -123,5 +170,36 @@ impl DeploymentStats {
 
     pub fn gaps(&self, gap: AccountingGap) -> u64 {
         self.gaps[gap.index()].load(Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_is_a_moving_average_of_successful_calls() {
+        let s = DeploymentStats::default();
+        assert_eq!(s.latency(), None);
+        s.record_latency(Duration::from_millis(500));
+        assert_eq!(s.latency(), Some(0.5));
+        s.record_latency(Duration::from_millis(1300));
+        assert_eq!(s.latency(), Some(0.6));
+        assert_eq!(s.latency_samples.load(Relaxed), 2);
+    }
+
+    #[test]
+    fn minute_counts_restart_when_the_minute_changes() {
+        let s = DeploymentStats::default();
+        assert_eq!(s.minute_usage(1_000), (0, 0));
+        s.count_minute_request(1_000);
+        s.count_minute_request(59_999);
+        s.count_minute_tokens(30_000, 40);
+        assert_eq!(s.minute_usage(59_999), (2, 40));
+        assert_eq!(s.minute_usage(60_000), (0, 0), "a new minute starts empty before anything is counted");
+        s.count_minute_tokens(61_000, 5);
+        assert_eq!(s.minute_usage(61_000), (0, 5));
+        s.count_minute_request(30_000);
+        assert_eq!(s.minute_usage(61_000), (1, 5), "a late count from the old minute lands in the current one");
     }
 }

@@ -4,13 +4,17 @@
 //! Contract: no I/O and no clock reads. The price catalog arrives loaded, the environment through `EnvLookup`,
 //! and the time through `now_ms` arguments.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{atomic::Ordering::Relaxed, Arc},
+    time::Duration,
+};
 
 use actix::Recipient;
 
 use super::{
     stats::{DeploymentStats, ReportFailure},
-    strategy,
+    strategy::{self, Candidate, Strategy},
 };
 use crate::{
     config::{Config, ConfigError, EnvLookup, RetrySettings},
@@ -34,6 +38,11 @@ pub struct Deployment {
     /// Parameters the provider cannot take are dropped instead of refused.
     pub drop_params: bool,
     pub weight: u64,
+    /// `litellm_params.order`: the priority tier (lowest first).
+    pub order: Option<u32>,
+    /// Calls and tokens per minute; at either cap the deployment is unavailable until the next minute.
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
     pub pricing: Pricing,
     pub stats: Arc<DeploymentStats>,
     /// The deployment's worker; `None` only in tables built for `check-config`.
@@ -43,7 +52,6 @@ pub struct Deployment {
 #[derive(Debug, Default)]
 pub struct ModelGroup {
     pub deployments: Vec<Arc<Deployment>>,
-    weights: Vec<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -51,6 +59,8 @@ pub struct RoutingTable {
     groups: HashMap<String, ModelGroup>,
     /// Retries and fallbacks, part of the snapshot so a reload changes them with the deployments.
     pub retries: RetrySettings,
+    /// `router_settings.routing_strategy`.
+    pub strategy: Strategy,
     /// Group names in config order, for `/v1/models`.
     names: Vec<String>,
 }
@@ -64,7 +74,8 @@ impl RoutingTable {
         catalog: &Catalog,
         mut attach: impl FnMut(&str, &Arc<DeploymentStats>, &Provider) -> Option<Recipient<ReportFailure>>,
     ) -> Result<Self, ConfigError> {
-        let mut table = Self { retries: config.router.retries.clone(), ..Self::default() };
+        let mut table =
+            Self { retries: config.router.retries.clone(), strategy: config.router.strategy, ..Self::default() };
         for d in &config.deployments {
             let (provider, upstream_model) = Provider::resolve(d, env)?;
             let priced_as = d.base_model.as_deref().unwrap_or(&upstream_model);
@@ -85,6 +96,9 @@ impl RoutingTable {
                 stream_timeout: d.stream_timeout,
                 drop_params: d.drop_params,
                 weight: strategy::weight_of(d.weight, d.rpm, d.tpm),
+                order: config.router.order.get(&d.id).copied(),
+                rpm: d.rpm,
+                tpm: d.tpm,
                 pricing,
                 stats,
                 worker,
@@ -93,7 +107,6 @@ impl RoutingTable {
                 table.names.push(d.model_name.clone());
             }
             let group = table.groups.entry(d.model_name.clone()).or_default();
-            group.weights.push(deployment.weight);
             group.deployments.push(Arc::new(deployment));
         }
         Ok(table)
@@ -131,28 +144,55 @@ impl RoutingTable {
             .collect()
     }
 
-    /// Picks a deployment of `model`, skipping those cooling down at `now` (`clock::monotonic_ms`) and, while
-    /// any other is available, those already `tried` by this request (ids). `roll` is uniform in `[0, 1)`.
+    /// Picks a deployment of `model` by the table's strategy, skipping those cooling down or at their rpm/tpm cap
+    /// at `now` (`clock::monotonic_ms`) and, while any other is available, those already `tried` by this request
+    /// (ids). `roll` is uniform in `[0, 1)`.
     pub fn pick(&self, model: &str, roll: f64, now: u64, tried: &[String]) -> Result<&Arc<Deployment>, ApiError> {
         let group = self.groups.get(model).ok_or_else(|| ApiError::ModelNotFound(model.to_owned()))?;
-        let healthy = |i: usize| !group.deployments[i].stats.is_cooling_down(now);
-        let untried = |i: usize| healthy(i) && !tried.contains(&group.deployments[i].id);
-        let pick = strategy::weighted_pick(&group.weights, untried, roll)
-            .or_else(|| strategy::weighted_pick(&group.weights, healthy, roll));
+        let mut candidates: Vec<Candidate> = group.deployments.iter().map(|d| candidate(d, now)).collect();
+        let healthy: Vec<bool> = candidates.iter().map(|c| c.available).collect();
+        for (c, d) in candidates.iter_mut().zip(&group.deployments) {
+            c.available &= !tried.contains(&d.id);
+        }
+        let pick = strategy::choose(self.strategy, &candidates, roll).or_else(|| {
+            for (c, healthy) in candidates.iter_mut().zip(healthy) {
+                c.available = healthy;
+            }
+            strategy::choose(self.strategy, &candidates, roll)
+        });
         match pick {
             Some(i) => Ok(&group.deployments[i]),
             None => Err(ApiError::NoHealthyDeployment {
                 model: model.to_owned(),
-                retry_after_secs: group
-                    .deployments
-                    .iter()
-                    .map(|d| d.stats.cooldown_left_secs(now))
-                    .min()
-                    .unwrap_or(1)
-                    .max(1),
+                retry_after_secs: group.deployments.iter().map(|d| wait_secs(d, now)).min().unwrap_or(1).max(1),
             }),
         }
     }
+}
+
+/// What the strategies know of `d` at `now`, read from its atomics.
+fn candidate(d: &Deployment, now: u64) -> Candidate {
+    let (minute_requests, minute_tokens) = d.stats.minute_usage(now);
+    Candidate {
+        available: !d.stats.is_cooling_down(now) && strategy::under_caps(d.rpm, d.tpm, minute_requests, minute_tokens),
+        order: d.order,
+        weight: d.weight,
+        in_flight: d.stats.in_flight.load(Relaxed),
+        latency: d.stats.latency(),
+        minute_tokens,
+        cost_per_token: match d.pricing {
+            Pricing::Priced(p) => Some(p.input_cost_per_token + p.output_cost_per_token),
+            Pricing::Unpriced => None,
+        },
+    }
+}
+
+/// Seconds until `d` may serve again: the rest of its cooldown, or of the minute when it is at a cap.
+fn wait_secs(d: &Deployment, now: u64) -> u64 {
+    let (requests, tokens) = d.stats.minute_usage(now);
+    let cap_wait =
+        if strategy::under_caps(d.rpm, d.tpm, requests, tokens) { 0 } else { (60_000 - now % 60_000).div_ceil(1000) };
+    d.stats.cooldown_left_secs(now).max(cap_wait)
 }
 
 #[cfg(test)]
@@ -176,7 +216,7 @@ mod tests {
         );
         assert_eq!(t.model_names(), ["b", "a"]);
         assert_eq!(t.group("b").map(|g| g.deployments.len()), Some(2));
-        assert_eq!(t.group("a").map(|g| g.weights.clone()), Some(vec![3]));
+        assert_eq!(t.group("a").map(|g| g.deployments[0].weight), Some(3));
         assert!(matches!(t.pick("nope", 0.0, NOW, &[]), Err(ApiError::ModelNotFound(_))));
         assert_eq!(t.pick("b", 0.9, NOW, &[]).map(|d| d.id.as_str()).ok(), Some("b#2"));
     }
@@ -205,6 +245,30 @@ mod tests {
         }
         let both = ["a#0".to_owned(), "a#1".to_owned()];
         assert_eq!(t.pick("a", 0.0, NOW, &both).map(|d| d.id.as_str()).ok(), Some("a#0"), "all tried: any healthy one");
+    }
+
+    #[test]
+    fn the_strategy_reads_each_deployments_price_caps_and_order() {
+        let t = table(
+            "router_settings: {routing_strategy: cost-based-routing}\nmodel_list:\n  - {model_name: a, litellm_params: {model: mock/x, order: 1, input_cost_per_token: 0.002, output_cost_per_token: 0.002}}\n  - {model_name: a, litellm_params: {model: mock/y, order: 1, rpm: 2, input_cost_per_token: 0.001, output_cost_per_token: 0.001}}\n  - {model_name: a, litellm_params: {model: mock/z, order: 2, input_cost_per_token: 0.5, output_cost_per_token: 0.5}}\n",
+        );
+        let pick = |now| t.pick("a", 0.5, now, &[]).map(|d| d.id.clone()).unwrap_or_default();
+        let group = t.group("a").map(|g| g.deployments.clone()).unwrap_or_default();
+        assert_eq!(group[2].order, Some(2));
+        assert_eq!(pick(NOW), "a#1", "the cheapest of order 1");
+        group[1].stats.count_minute_request(NOW);
+        group[1].stats.count_minute_request(NOW);
+        assert_eq!(pick(NOW), "a#0", "the cheapest is at its rpm for this minute");
+        assert_eq!(pick(NOW + 60_000), "a#1", "a new minute");
+        group[0].stats.cooldown_until_ms.store(NOW + 60_000, Ordering::Relaxed);
+        assert_eq!(pick(NOW), "a#2", "only the higher order is left");
+        group[2].stats.cooldown_until_ms.store(NOW + 60_000, Ordering::Relaxed);
+        match t.pick("a", 0.5, NOW, &[]) {
+            Err(ApiError::NoHealthyDeployment { retry_after_secs, .. }) => {
+                assert_eq!(retry_after_secs, (60_000 - NOW % 60_000).div_ceil(1000), "the rest of the minute");
+            }
+            other => unreachable!("{other:?}"),
+        }
     }
 
     #[test]

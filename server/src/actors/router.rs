@@ -34,14 +34,18 @@ impl Router {
         config: &Config,
         upstream: &Upstream,
     ) -> Result<(Addr<Self>, Arc<ArcSwap<RoutingTable>>), ConfigError> {
-        let (table, workers) = build(config, upstream)?;
+        let (table, workers) = build(config, upstream, None)?;
         let table = Arc::new(ArcSwap::from_pointee(table));
         let addr = Self { table: table.clone(), workers, upstream: upstream.clone() }.start();
         Ok((addr, table))
     }
 }
 
-fn build(config: &Config, upstream: &Upstream) -> Result<(RoutingTable, Vec<Addr<DeploymentWorker>>), ConfigError> {
+fn build(
+    config: &Config,
+    upstream: &Upstream,
+    previous: Option<&RoutingTable>,
+) -> Result<(RoutingTable, Vec<Addr<DeploymentWorker>>), ConfigError> {
     let mut workers = Vec::new();
     let env = config.env.clone();
     let (allowed_fails, cooldown) = (config.router.allowed_fails, config.router.cooldown_time);
@@ -49,7 +53,7 @@ fn build(config: &Config, upstream: &Upstream) -> Result<(RoutingTable, Vec<Addr
     let group_of = |id: &str| config.deployments.iter().find(|d| d.id == id).map(|d| d.model_name.as_str());
     let alone =
         |id: &str| config.deployments.iter().filter(|d| Some(d.model_name.as_str()) == group_of(id)).count() == 1;
-    let table = RoutingTable::build(config, &env, &catalog, |id, stats, provider| {
+    let table = RoutingTable::rebuild(config, &env, &catalog, previous, |id, stats, provider| {
         let alone = alone(id);
         let (id, stats) = (id.to_owned(), stats.clone());
         let credentials = provider.needs_worker().map(|dialect| (dialect, upstream.clone()));
@@ -107,7 +111,9 @@ impl Handler<Reload> for Router {
     type Result = Result<usize, ConfigError>;
 
     fn handle(&mut self, Reload(config): Reload, _: &mut Self::Context) -> Self::Result {
-        let (table, workers) = build(&config, &self.upstream)?;
+        // Unchanged deployments keep their stats and cooldown across the reload.
+        let previous = self.table.load_full();
+        let (table, workers) = build(&config, &self.upstream, Some(&previous))?;
         let count = workers.len();
         self.table.store(Arc::new(table));
         // Off the hot path and bounded by the number of deployments, so do_send is fine here.

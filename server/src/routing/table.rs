@@ -72,6 +72,19 @@ impl RoutingTable {
         config: &Config,
         env: &dyn EnvLookup,
         catalog: &Catalog,
+        attach: impl FnMut(&str, &Arc<DeploymentStats>, &Provider) -> Option<Recipient<ReportFailure>>,
+    ) -> Result<Self, ConfigError> {
+        Self::rebuild(config, env, catalog, None, attach)
+    }
+
+    /// Like [`RoutingTable::build`], keeping the live stats (latency, counters, cooldown) of every deployment of
+    /// `previous` that is unchanged: same id, provider, upstream model and endpoint. A reload then neither forgets
+    /// a deployment's cooldown nor resets its counters.
+    pub fn rebuild(
+        config: &Config,
+        env: &dyn EnvLookup,
+        catalog: &Catalog,
+        previous: Option<&RoutingTable>,
         mut attach: impl FnMut(&str, &Arc<DeploymentStats>, &Provider) -> Option<Recipient<ReportFailure>>,
     ) -> Result<Self, ConfigError> {
         let mut table =
@@ -85,7 +98,12 @@ impl RoutingTable {
                 Provider::OpenAi(_) | Provider::Native(_) => (d.input_cost_per_token, d.output_cost_per_token),
             };
             let pricing = pricing::resolve(catalog, provider.name(), priced_as, input, output);
-            let stats = Arc::new(DeploymentStats::default());
+            let kept = previous.and_then(|p| p.deployments().find(|old| old.id == d.id)).filter(|old| {
+                old.provider.name() == provider.name()
+                    && old.upstream_model == upstream_model
+                    && old.provider.endpoint() == provider.endpoint()
+            });
+            let stats = kept.map_or_else(Arc::default, |old| old.stats.clone());
             let worker = attach(&d.id, &stats, &provider);
             let deployment = Deployment {
                 id: d.id.clone(),
@@ -234,6 +252,30 @@ mod tests {
             Err(ApiError::NoHealthyDeployment { retry_after_secs, .. }) => assert_eq!(retry_after_secs, 3),
             other => unreachable!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_rebuild_keeps_the_stats_of_unchanged_deployments_only() {
+        let env = |_: &str| None;
+        let load = |yaml: &str| Config::load_str(yaml, &env).unwrap_or_else(|e| unreachable!("{e}"));
+        let before = load("model_list:\n  - {model_name: a, litellm_params: {model: mock/x}}\n  - {model_name: b, litellm_params: {model: mock/y}}\n");
+        let old = RoutingTable::build(&before, &env, pricing::vendored(), |_, _, _| None)
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        if let Some(g) = old.group("a") {
+            g.deployments[0].stats.cooldown_until_ms.store(NOW + 5_000, Ordering::Relaxed);
+        }
+        // `a` unchanged, `b` now a different model, `c` new.
+        let after = load("model_list:\n  - {model_name: a, litellm_params: {model: mock/x}}\n  - {model_name: b, litellm_params: {model: mock/z}}\n  - {model_name: c, litellm_params: {model: mock/x}}\n");
+        let new = RoutingTable::rebuild(&after, &env, pricing::vendored(), Some(&old), |_, _, _| None)
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let stats = |t: &RoutingTable, g: &str| t.group(g).map(|g| g.deployments[0].stats.clone());
+        let same = |g: &str| match (stats(&old, g), stats(&new, g)) {
+            (Some(a), Some(b)) => Arc::ptr_eq(&a, &b),
+            _ => false,
+        };
+        assert!(same("a") && !same("b"), "kept only for the unchanged deployment");
+        assert!(new.group("a").is_some_and(|g| g.deployments[0].stats.is_cooling_down(NOW)), "its cooldown too");
+        assert!(!new.group("c").is_some_and(|g| g.deployments[0].stats.is_cooling_down(NOW)));
     }
 
     #[test]

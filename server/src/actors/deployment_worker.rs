@@ -10,7 +10,10 @@
 //! atomic pointer, so requests never wait for the worker.
 
 use std::{
-    sync::{atomic::Ordering::Relaxed, Arc},
+    sync::{
+        atomic::Ordering::{Relaxed, Release},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 
@@ -21,7 +24,7 @@ use crate::{
     clock::monotonic_ms,
     llm::UpstreamFailure,
     providers::codec::{Dialect, TokenRequest},
-    routing::stats::{DeploymentStats, ReportFailure},
+    routing::stats::{DeploymentStats, ReportFailure, PROBE_DUE},
     upstream::Upstream,
 };
 
@@ -161,7 +164,9 @@ impl Handler<ReportFailure> for DeploymentWorker {
         // A rate limit takes the deployment out at once, for as long as the upstream asked (`cooldown_time` when it
         // did not say): more calls now would only be refused too, and the group has others to serve them.
         let rate_limited = msg.failure == UpstreamFailure::Status(429) && !self.alone;
-        if !rate_limited {
+        // A failed probe (the call after a cooldown) reopens the circuit at once.
+        let probe_failed = self.stats.probe.load(Relaxed) != 0;
+        if !rate_limited && !probe_failed {
             // The window restarts lazily on the first failure after it expired: no timer needed.
             if self.window_started.elapsed() >= FAILURE_WINDOW {
                 self.window_started = Instant::now();
@@ -178,6 +183,8 @@ impl Handler<ReportFailure> for DeploymentWorker {
         };
         let until = monotonic_ms() + cooldown.as_millis() as u64;
         self.stats.cooldown_until_ms.fetch_max(until, Relaxed);
+        // After the cooldown, one call probes before traffic returns.
+        self.stats.probe.store(PROBE_DUE, Release);
         self.failures_in_window = 0;
         tracing::warn!(
             deployment = %self.id,

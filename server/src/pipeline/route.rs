@@ -97,7 +97,7 @@ where
         retry += 1;
         // The next pick repeats a deployment only when every healthy one was tried.
         let now = clock::monotonic_ms();
-        let same = table.pick(group, 0.0, now, &tried).is_ok_and(|d| tried.contains(&d.id));
+        let same = table.repeats(group, now, &tried);
         let upstream_wait = match &error {
             ApiError::Upstream(u) => UpstreamError::retry_after(u),
             _ => None,

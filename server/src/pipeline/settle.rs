@@ -8,7 +8,10 @@
 
 use std::{
     fmt,
-    sync::{atomic::Ordering::Relaxed, Arc},
+    sync::{
+        atomic::Ordering::{Acquire, Relaxed},
+        Arc,
+    },
     time::Instant,
 };
 
@@ -18,7 +21,7 @@ use crate::{
     llm::{UpstreamError, UpstreamFailure, Usage},
     pricing::Pricing,
     routing::{
-        stats::{AccountingGap, ReportFailure},
+        stats::{AccountingGap, ReportFailure, PROBE_RUNNING},
         Deployment,
     },
 };
@@ -45,6 +48,8 @@ pub struct Settlement {
     header_latency: Option<std::time::Duration>,
     outcome: Outcome,
     stream: bool,
+    /// This call is the probe of a deployment back from a cooldown: its outcome opens or closes the circuit.
+    probe: bool,
     _in_flight: InFlight,
 }
 
@@ -53,7 +58,10 @@ impl Settlement {
         deployment.stats.in_flight.fetch_add(1, Relaxed);
         deployment.stats.requests.fetch_add(1, Relaxed);
         deployment.stats.count_minute_request(clock::monotonic_ms());
+        // Only the probe begins while a probe runs: the picker sends no other call there meanwhile.
+        let probe = deployment.stats.probe.load(Acquire) == PROBE_RUNNING;
         Self {
+            probe,
             deployment,
             request_id,
             started: Instant::now(),
@@ -195,6 +203,9 @@ impl Drop for Settlement {
     fn drop(&mut self) {
         let d = &self.deployment;
         d.stats.in_flight.fetch_sub(1, Relaxed);
+        if self.probe {
+            d.stats.probe_done(self.outcome == Outcome::Completed);
+        }
         let gap = self.final_gap();
         let cost = match self.usage {
             Some(usage) => d.pricing.cost_nanos(usage),

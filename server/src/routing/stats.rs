@@ -4,7 +4,10 @@
 //! Every counter here is exported by `http/metrics.rs`; a counter nobody reads does not belong here.
 
 use std::{
-    sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
+    sync::atomic::{
+        AtomicBool, AtomicU64, AtomicU8,
+        Ordering::{AcqRel, Acquire, Relaxed},
+    },
     time::Duration,
 };
 
@@ -86,15 +89,45 @@ pub struct DeploymentStats {
     /// Monotonic milliseconds (`clock::monotonic_ms`) until which the deployment sits out; 0 when healthy.
     /// Written only by its worker.
     pub cooldown_until_ms: AtomicU64,
+    /// Half-open circuit after a cooldown ([`PROBE_DUE`], [`PROBE_RUNNING`], or 0): the first call after the
+    /// cooldown is a probe, and no other call is sent until it has answered.
+    pub probe: AtomicU8,
     /// Failure reports the worker's mailbox had no room for.
     pub dropped_reports: AtomicU64,
     gaps: [AtomicU64; AccountingGap::ALL.len()],
     gap_logged: [AtomicBool; AccountingGap::ALL.len()],
 }
 
+/// The deployment sat out a cooldown: its next call is a probe.
+pub const PROBE_DUE: u8 = 1;
+/// The probe is in flight: the deployment takes no other call until it answers.
+pub const PROBE_RUNNING: u8 = 2;
+
 impl DeploymentStats {
     pub fn is_cooling_down(&self, now_ms: u64) -> bool {
         self.cooldown_until_ms.load(Relaxed) > now_ms
+    }
+
+    /// Whether a new call may go here at `now_ms`: not cooling down, and no probe in flight.
+    pub fn admits(&self, now_ms: u64) -> bool {
+        !self.is_cooling_down(now_ms) && self.probe.load(Acquire) != PROBE_RUNNING
+    }
+
+    /// Takes a call about to be sent: `false` when it may not go (another call just became the probe). When a
+    /// probe is due, this call becomes it.
+    pub fn claim(&self) -> bool {
+        match self.probe.load(Acquire) {
+            PROBE_DUE => self.probe.compare_exchange(PROBE_DUE, PROBE_RUNNING, AcqRel, Acquire).is_ok(),
+            PROBE_RUNNING => false,
+            _ => true,
+        }
+    }
+
+    /// The probe answered: healthy closes the circuit; otherwise the worker cools the deployment down again, or
+    /// (the probe was cancelled) the next call probes.
+    pub fn probe_done(&self, healthy: bool) {
+        let next = if healthy { 0 } else { PROBE_DUE };
+        let _ = self.probe.compare_exchange(PROBE_RUNNING, next, AcqRel, Acquire);
     }
 
     /// Time left in the cooldown, rounded up to whole seconds (for `retry-after`).

@@ -168,16 +168,34 @@ impl RoutingTable {
     pub fn pick(&self, model: &str, roll: f64, now: u64, tried: &[String]) -> Result<&Arc<Deployment>, ApiError> {
         let group = self.groups.get(model).ok_or_else(|| ApiError::ModelNotFound(model.to_owned()))?;
         let mut candidates: Vec<Candidate> = group.deployments.iter().map(|d| candidate(d, now)).collect();
-        let healthy: Vec<bool> = candidates.iter().map(|c| c.available).collect();
+        let mut healthy: Vec<bool> = candidates.iter().map(|c| c.available).collect();
         for (c, d) in candidates.iter_mut().zip(&group.deployments) {
             c.available &= !tried.contains(&d.id);
         }
-        let pick = strategy::choose(self.strategy, &candidates, roll).or_else(|| {
-            for (c, healthy) in candidates.iter_mut().zip(healthy) {
-                c.available = healthy;
+        // A deployment whose probe another request claimed in the meantime is passed over; each pass claims or
+        // excludes one, so this ends.
+        let mut pick = None;
+        for _ in 0..=candidates.len() {
+            let chosen = strategy::choose(self.strategy, &candidates, roll).or_else(|| {
+                // Every healthy deployment was tried: any healthy one.
+                for (c, healthy) in candidates.iter_mut().zip(&healthy) {
+                    c.available = *healthy;
+                }
+                strategy::choose(self.strategy, &candidates, roll)
+            });
+            match chosen {
+                Some(i) if !group.deployments[i].stats.claim() => {
+                    candidates[i].available = false;
+                    if let Some(h) = healthy.get_mut(i) {
+                        *h = false;
+                    }
+                }
+                other => {
+                    pick = other;
+                    break;
+                }
             }
-            strategy::choose(self.strategy, &candidates, roll)
-        });
+        }
         match pick {
             Some(i) => Ok(&group.deployments[i]),
             None => Err(ApiError::NoHealthyDeployment {
@@ -188,11 +206,21 @@ impl RoutingTable {
     }
 }
 
+impl RoutingTable {
+    /// Whether the next pick for a request that `tried` these deployments must repeat one (no healthy deployment
+    /// of `model` is left untried). Claims nothing.
+    pub fn repeats(&self, model: &str, now: u64, tried: &[String]) -> bool {
+        self.groups
+            .get(model)
+            .is_none_or(|g| !g.deployments.iter().any(|d| !tried.contains(&d.id) && candidate(d, now).available))
+    }
+}
+
 /// What the strategies know of `d` at `now`, read from its atomics.
 fn candidate(d: &Deployment, now: u64) -> Candidate {
     let (minute_requests, minute_tokens) = d.stats.minute_usage(now);
     Candidate {
-        available: !d.stats.is_cooling_down(now) && strategy::under_caps(d.rpm, d.tpm, minute_requests, minute_tokens),
+        available: d.stats.admits(now) && strategy::under_caps(d.rpm, d.tpm, minute_requests, minute_tokens),
         order: d.order,
         weight: d.weight,
         in_flight: d.stats.in_flight.load(Relaxed),
@@ -276,6 +304,31 @@ mod tests {
         assert!(same("a") && !same("b"), "kept only for the unchanged deployment");
         assert!(new.group("a").is_some_and(|g| g.deployments[0].stats.is_cooling_down(NOW)), "its cooldown too");
         assert!(!new.group("c").is_some_and(|g| g.deployments[0].stats.is_cooling_down(NOW)));
+    }
+
+    #[test]
+    fn after_a_cooldown_one_call_probes_before_traffic_returns() {
+        use crate::routing::stats::{PROBE_DUE, PROBE_RUNNING};
+        let t = table("model_list:\n  - {model_name: a, litellm_params: {model: mock/x}}\n  - {model_name: a, litellm_params: {model: mock/y}}\n");
+        let group = t.group("a").map(|g| g.deployments.clone()).unwrap_or_default();
+        let probe = |i: usize| group[i].stats.probe.load(Ordering::Relaxed);
+        // The worker's cooldown has ended; a probe is due.
+        group[0].stats.cooldown_until_ms.store(NOW - 1, Ordering::Relaxed);
+        group[0].stats.probe.store(PROBE_DUE, Ordering::Relaxed);
+        let picked = |roll| t.pick("a", roll, NOW, &[]).map(|d| d.id.clone()).ok();
+        assert_eq!(picked(0.0), Some("a#0".into()), "the first call goes: it is the probe");
+        assert_eq!(probe(0), PROBE_RUNNING);
+        for roll in [0.0, 0.4, 0.9] {
+            assert_eq!(picked(roll), Some("a#1".into()), "nothing else while the probe runs");
+        }
+        assert!(t.repeats("a", NOW, &["a#1".to_owned()]), "the probing deployment is not available to a retry");
+        group[0].stats.probe_done(false);
+        assert_eq!(probe(0), PROBE_DUE, "a failed probe: the next call probes again (after the worker's cooldown)");
+        assert_eq!(picked(0.0), Some("a#0".into()));
+        group[0].stats.probe_done(true);
+        assert_eq!(probe(0), 0, "a healthy probe closes the circuit");
+        assert_eq!(picked(0.0), Some("a#0".into()));
+        assert_eq!(picked(0.0), Some("a#0".into()), "traffic again, no probe");
     }
 
     #[test]

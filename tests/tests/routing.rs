@@ -113,3 +113,40 @@ async fn default_context_window_and_request_fallbacks() {
         }
     }
 }
+
+#[actix_rt::test]
+async fn routing_explain_shows_each_deployments_health_and_load() {
+    let fake = FakeUpstream::start();
+    let models = [fake_model("g", "error-500", &fake, "      weight: 3\n"), fake_model("g", "normal", &fake, "")];
+    let gw = Gateway::start(&format!(
+        "model_list:\n{}router_settings:\n  num_retries: 0\n  allowed_fails: 0\n  cooldown_time: 60\ngeneral_settings:\n  master_key: {MASTER_KEY}\n",
+        models.concat()
+    ));
+    // Until the failing deployment has failed once (and so cools down).
+    for _ in 0..30 {
+        if post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("g", json!({}))).await.status == 500 {
+            break;
+        }
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let explained = loop {
+        let r = tollgate_tests::get(&gw.url, "/routing/explain?model=g", Some(MASTER_KEY)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        if r.json["deployments"][0]["available"] == false || std::time::Instant::now() > deadline {
+            break r.json;
+        }
+    };
+    let failing = &explained["deployments"][0];
+    assert_eq!((failing["id"].as_str(), failing["weight"].as_u64()), (Some("g#0"), Some(3)));
+    assert_eq!(failing["available"], false, "{explained}");
+    assert!(failing["cooldown_left_seconds"].as_u64().is_some_and(|s| (55..=60).contains(&s)), "{explained}");
+    assert_eq!(failing["probe"], "due", "a probe follows the cooldown");
+    assert!(failing["failures_total"].as_u64().is_some_and(|f| f >= 1));
+    assert_eq!(explained["deployments"][1]["available"], true);
+    assert_eq!(explained["num_retries"], 0);
+    assert!(!explained.to_string().contains("sk-fake-upstream-key"), "no keys: {explained}");
+    let unknown = tollgate_tests::get(&gw.url, "/routing/explain?model=nope", Some(MASTER_KEY)).await;
+    assert_eq!(unknown.status, 404);
+    let anonymous = tollgate_tests::get(&gw.url, "/routing/explain?model=g", None).await;
+    assert_eq!(anonymous.status, 401);
+}

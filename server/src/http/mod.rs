@@ -2,6 +2,7 @@
 //! to responses once) knows actix-web request/response types.
 
 pub mod anthropic;
+pub mod explain;
 pub mod health;
 pub mod metrics;
 pub mod openai;
@@ -40,7 +41,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/health/liveliness", web::get().to(health::liveliness))
         .route("/health/liveness", web::get().to(health::liveliness))
         .route("/health/readiness", web::get().to(health::readiness))
-        .route("/metrics", web::get().to(metrics::metrics));
+        .route("/metrics", web::get().to(metrics::metrics))
+        .route("/routing/explain", web::get().to(explain::explain));
 }
 
 /// Unknown routes get an OpenAI-shaped 404 rather than an empty body.

@@ -1,0 +1,74 @@
+//! `GET /routing/explain?model=X` (master key): how the routing table sees a model group right now — each
+//! deployment's weight, tier, caps, health (cooldown, probe), load, latency average and usage this minute. Ids,
+//! providers and model names only: no keys or endpoints with credentials.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{request_id, AppState};
+use crate::{
+    clock,
+    error::ApiError,
+    pipeline::auth,
+    routing::stats::{PROBE_DUE, PROBE_RUNNING},
+};
+
+#[derive(Deserialize)]
+pub struct Query {
+    model: String,
+}
+
+pub async fn explain(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<Query>,
+) -> Result<HttpResponse, ApiError> {
+    auth::authenticate(req.headers(), state.master_key.as_ref()).inspect_err(request_id::log_error(&req))?;
+    let table = state.table.load();
+    let group = table
+        .group(&query.model)
+        .ok_or_else(|| ApiError::ModelNotFound(query.model.clone()))
+        .inspect_err(request_id::log_error(&req))?;
+    let now = clock::monotonic_ms();
+    let deployments: Vec<_> = group
+        .deployments
+        .iter()
+        .map(|d| {
+            let s = &d.stats;
+            let (minute_requests, minute_tokens) = s.minute_usage(now);
+            let probe = match s.probe.load(Relaxed) {
+                PROBE_DUE => "due",
+                PROBE_RUNNING => "running",
+                _ => "none",
+            };
+            json!({
+                "id": d.id,
+                "provider": d.provider.name(),
+                "upstream_model": d.upstream_model,
+                "weight": d.weight,
+                "order": d.order,
+                "rpm": d.rpm,
+                "tpm": d.tpm,
+                "available": s.admits(now),
+                "cooldown_left_seconds": s.cooldown_left_secs(now),
+                "probe": probe,
+                "in_flight": s.in_flight.load(Relaxed),
+                "latency_ewma_ms": s.latency().map(|secs| secs * 1000.0),
+                "minute_requests": minute_requests,
+                "minute_tokens": minute_tokens,
+                "requests_total": s.requests.load(Relaxed),
+                "failures_total": s.failures.load(Relaxed),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "model": query.model,
+        "strategy": format!("{:?}", table.strategy),
+        "num_retries": table.retries.num_retries,
+        "fallbacks": table.retries.fallbacks.get(&query.model),
+        "deployments": deployments,
+    })))
+}

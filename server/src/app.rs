@@ -12,7 +12,7 @@ use actix::Addr;
 use actix_web::{dev::ServerHandle, web, App, HttpServer};
 
 use crate::{
-    actors::router::{Reload, Router},
+    actors::router::Router,
     config::{Config, UpstreamConfig},
     error::InitError,
     http::{self, AppState},
@@ -36,6 +36,8 @@ pub struct Gateway {
     pub grace: Duration,
     /// The upstream settings in force; a reload that changes them says they need a restart.
     pub upstream: UpstreamConfig,
+    /// The file reloads re-read and the config the process started with.
+    pub reload_source: Option<Arc<(PathBuf, Config)>>,
 }
 
 /// awc's rustls needs a process-wide crypto provider before any client exists; installing twice is a no-op.
@@ -59,8 +61,11 @@ pub fn start(config: Config, listener: TcpListener, options: &ServeOptions) -> R
     }
     let (router, table) = Router::start(&config, &upstream)?;
     let lifecycle = Arc::new(Lifecycle::default());
+    let reload_source = options.config_path.clone().map(|path| Arc::new((path, config.clone())));
     let state = web::Data::new(AppState {
         table,
+        router: router.clone(),
+        reload_source: reload_source.clone(),
         master_key: config.master_key.clone(),
         max_request_bytes: config.max_request_bytes,
         request_body_timeout: config.request_body_timeout,
@@ -98,20 +103,20 @@ pub fn start(config: Config, listener: TcpListener, options: &ServeOptions) -> R
         lifecycle,
         grace: config.shutdown_grace,
         upstream: config.upstream,
+        reload_source,
     })
 }
 
 /// Runs until SIGTERM/SIGINT, then drains: readiness turns 503, in-flight requests and streams finish (up to
 /// the grace period), and the server stops. SIGHUP re-reads the config file and swaps the routing table.
 pub async fn run(config: Config, listener: TcpListener, options: ServeOptions) -> Result<(), InitError> {
-    let running = config.clone();
     let gateway = start(config, listener, &options)?;
     actix_rt::spawn(handle_signals(
         gateway.handle.clone(),
         gateway.lifecycle.clone(),
         gateway.router.clone(),
         gateway.grace,
-        options.config_path.map(|path| (path, running)),
+        gateway.reload_source.clone(),
     ));
     gateway.server.await?;
     tracing::info!("tollgate stopped");
@@ -124,7 +129,7 @@ async fn handle_signals(
     router: Addr<Router>,
     grace: Duration,
     // The file to re-read on SIGHUP and the config the process started with (for settings a reload cannot change).
-    mut source: Option<(PathBuf, Config)>,
+    source: Option<Arc<(PathBuf, Config)>>,
 ) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
@@ -137,7 +142,7 @@ async fn handle_signals(
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(&router, source.as_mut()).await,
+            _ = hup.recv() => reload_on_signal(&router, source.as_deref()).await,
         }
     }
     lifecycle.start_draining();
@@ -156,30 +161,13 @@ async fn handle_signals(
     }
 }
 
-async fn reload(router: &Addr<Router>, source: Option<&mut (PathBuf, Config)>) {
-    let Some((path, running)) = source else {
-        tracing::warn!("SIGHUP ignored: tollgate was not started from a config file");
-        return;
-    };
-    let config = match Config::load_file(path) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "config reload failed; keeping the current routing table");
-            return;
+async fn reload_on_signal(router: &Addr<Router>, source: Option<&(PathBuf, Config)>) {
+    match crate::actors::router::reload_from_file(router, source).await {
+        Ok(done) => {
+            for warning in done.warnings {
+                tracing::warn!("config reload: {warning}");
+            }
         }
-    };
-    for warning in &config.warnings {
-        tracing::warn!("config: {warning}");
-    }
-    for key in running.restart_required(&config) {
-        tracing::warn!(
-            key,
-            "config reload: this setting changed but takes effect only after a restart; the old value stays"
-        );
-    }
-    match router.send(Reload(config)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "config reload failed; keeping the current routing table"),
-        Err(e) => tracing::error!(error = %e, "router unavailable for reload"),
+        Err(e) => tracing::error!(error = %e, "config reload failed; keeping the current routing table"),
     }
 }

@@ -41,6 +41,8 @@ pub enum ApiError {
     ModelNotFound(String),
     #[error("{0}")]
     RouteNotFound(String),
+    #[error("config reload failed, the current configuration keeps serving: {0}")]
+    ReloadFailed(String),
     #[error("every deployment of model `{model}` is cooling down after failures or at its rpm/tpm limit for this minute; retry in {retry_after_secs}s")]
     NoHealthyDeployment { model: String, retry_after_secs: u64 },
     #[error("{}", .0.message)]
@@ -59,7 +61,8 @@ impl ApiError {
             | Self::PayloadTooLarge { .. }
             | Self::Unauthorized
             | Self::ModelNotFound(_)
-            | Self::RouteNotFound(_) => "invalid_request_error",
+            | Self::RouteNotFound(_)
+            | Self::ReloadFailed(_) => "invalid_request_error",
             Self::NoHealthyDeployment { .. } => "service_unavailable",
             Self::Upstream(u) => match (&u.kind, u.failure) {
                 (Some(kind), _) => kind,
@@ -85,6 +88,7 @@ impl ApiError {
             Self::Unauthorized => Some("invalid_api_key"),
             Self::ModelNotFound(_) => Some("model_not_found"),
             Self::RouteNotFound(_) => Some("not_found"),
+            Self::ReloadFailed(_) => Some("config_invalid"),
             Self::NoHealthyDeployment { .. } => Some("no_healthy_deployment"),
             Self::Upstream(u) => match (&u.code, u.failure) {
                 (Some(code), _) => Some(code),
@@ -109,6 +113,7 @@ impl ApiError {
             | Self::Unauthorized
             | Self::ModelNotFound(_)
             | Self::RouteNotFound(_)
+            | Self::ReloadFailed(_)
             | Self::NoHealthyDeployment { .. } => None,
         }
     }
@@ -123,7 +128,8 @@ impl ApiError {
             | Self::PayloadTooLarge { .. }
             | Self::Unauthorized
             | Self::ModelNotFound(_)
-            | Self::RouteNotFound(_) => tracing::Level::WARN,
+            | Self::RouteNotFound(_)
+            | Self::ReloadFailed(_) => tracing::Level::WARN,
             Self::Upstream(u) if !u.failure.counts_against_deployment() => tracing::Level::WARN,
             Self::NoHealthyDeployment { .. } | Self::Upstream(_) => tracing::Level::ERROR,
         }
@@ -154,7 +160,7 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         let code = match self {
-            Self::Request(_) | Self::Unsupported(_) | Self::BadBody(_) => 400,
+            Self::Request(_) | Self::Unsupported(_) | Self::BadBody(_) | Self::ReloadFailed(_) => 400,
             Self::BodyTimeout { .. } => 408,
             Self::PayloadTooLarge { .. } => 413,
             Self::Unauthorized => 401,

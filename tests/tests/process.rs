@@ -118,6 +118,36 @@ fn sigterm_turns_readiness_503_finishes_streams_then_exits_zero() {
 }
 
 #[test]
+fn post_config_reload_applies_a_good_file_and_refuses_a_bad_one() {
+    let path = temp_config(
+        "post-reload",
+        "model_list:\n  - model_name: before\n    litellm_params: {model: mock/a}\ngeneral_settings: {master_key: sk-admin-0001}\n",
+    );
+    let gw = GatewayProcess::spawn(&path);
+    let auth = [("Authorization", "Bearer sk-admin-0001")];
+    let reload = |headers: &[(&str, &str)]| {
+        raw_request(&format!("{}/config/reload", gw.url), "POST", headers, "").expect("reload answered")
+    };
+    let models = || raw_request(&format!("{}/v1/models", gw.url), "GET", &auth, "").map(|(_, b)| b).unwrap_or_default();
+    assert_eq!(reload(&[]).0, 401, "admin only");
+    std::fs::write(
+        &path,
+        "model_list:\n  - model_name: after\n    litellm_params: {model: mock/b}\ngeneral_settings: {master_key: sk-admin-0001}\n",
+    )
+    .expect("rewrite");
+    let (status, body) = reload(&auth);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"deployments\":1"), "{body}");
+    assert!(models().contains("\"after\"") && !models().contains("\"before\""));
+    // A broken file: 400 naming the problem, and the current table keeps serving.
+    std::fs::write(&path, "model_list: [").expect("rewrite");
+    let (status, body) = reload(&auth);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("config_invalid") && body.contains("keeps serving"), "{body}");
+    assert!(models().contains("\"after\""));
+}
+
+#[test]
 fn sighup_reloads_the_config_without_restarting() {
     let path = temp_config("reload", "model_list:\n  - model_name: before\n    litellm_params: {model: mock/a}\n");
     let gw = GatewayProcess::spawn(&path);

@@ -3,7 +3,7 @@
 //! builds the next table, swaps it in atomically (in-flight requests keep the snapshot they started with) and
 //! retires the previous workers. The request path never messages the router.
 
-use std::sync::Arc;
+use std::{path::PathBuf, sync::Arc};
 
 use actix::{Actor, Addr, Context, Handler, Message, Supervisor};
 use arc_swap::ArcSwap;
@@ -122,5 +122,30 @@ impl Handler<Reload> for Router {
         }
         tracing::info!(deployments = count, "routing table reloaded");
         Ok(count)
+    }
+}
+
+/// What a reload did: the deployments now served and the new config's warnings (restart-only keys included).
+#[derive(Debug)]
+pub struct Reloaded {
+    pub deployments: usize,
+    pub warnings: Vec<String>,
+}
+
+/// Re-reads the config file the process started from and swaps the routing table; on any error the current table
+/// keeps serving. Shared by SIGHUP and `POST /config/reload`.
+pub async fn reload_from_file(router: &Addr<Router>, source: Option<&(PathBuf, Config)>) -> Result<Reloaded, String> {
+    let Some((path, running)) = source else {
+        return Err("tollgate was not started from a config file: nothing to reload".into());
+    };
+    let config = Config::load_file(path).map_err(|e| e.to_string())?;
+    let mut warnings = config.warnings.clone();
+    for key in running.restart_required(&config) {
+        warnings.push(format!("`{key}` changed but takes effect only after a restart; the old value stays"));
+    }
+    match router.send(Reload(config)).await {
+        Ok(Ok(deployments)) => Ok(Reloaded { deployments, warnings }),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(format!("router unavailable for reload: {e}")),
     }
 }

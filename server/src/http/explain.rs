@@ -1,3 +1,6 @@
+//! Routing administration (master key). `POST /config/reload` re-reads the config file, as SIGHUP does: 200 with
+//! the deployments now served and any warnings, or 400 with the error while the current table keeps serving.
+//!
 //! `GET /routing/explain?model=X` (master key): how the routing table sees a model group right now — each
 //! deployment's weight, tier, caps, health (cooldown, probe), load, latency average and usage this minute. Ids,
 //! providers and model names only: no keys or endpoints with credentials.
@@ -10,6 +13,7 @@ use serde_json::json;
 
 use super::{request_id, AppState};
 use crate::{
+    actors::router::reload_from_file,
     clock,
     error::ApiError,
     pipeline::auth,
@@ -71,4 +75,19 @@ pub async fn explain(
         "fallbacks": table.retries.fallbacks.get(&query.model),
         "deployments": deployments,
     })))
+}
+
+pub async fn reload(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    auth::authenticate(req.headers(), state.master_key.as_ref()).inspect_err(request_id::log_error(&req))?;
+    match reload_from_file(&state.router, state.reload_source.as_deref()).await {
+        Ok(done) => {
+            tracing::info!(deployments = done.deployments, "config reloaded (POST /config/reload)");
+            Ok(HttpResponse::Ok().json(json!({"status": "reloaded", "deployments": done.deployments,
+                "warnings": done.warnings})))
+        }
+        Err(message) => {
+            tracing::error!(error = %message, "config reload failed; keeping the current routing table");
+            Err(ApiError::ReloadFailed(message))
+        }
+    }
 }

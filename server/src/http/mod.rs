@@ -13,11 +13,14 @@ use std::sync::Arc;
 use actix_web::{web, HttpRequest, HttpResponse};
 use arc_swap::ArcSwap;
 
-use crate::{error::ApiError, lifecycle::Lifecycle, routing::RoutingTable, secret::Secret};
+use crate::{actors::router::Router, error::ApiError, lifecycle::Lifecycle, routing::RoutingTable, secret::Secret};
 
 /// State shared by all workers (the awc client is per worker and registered separately).
 pub struct AppState {
     pub table: Arc<ArcSwap<RoutingTable>>,
+    /// For `POST /config/reload`: the router that swaps tables, and the file it re-reads.
+    pub router: actix::Addr<Router>,
+    pub reload_source: Option<Arc<(std::path::PathBuf, crate::config::Config)>>,
     pub master_key: Option<Secret>,
     pub max_request_bytes: usize,
     pub request_body_timeout: std::time::Duration,
@@ -42,7 +45,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/health/liveness", web::get().to(health::liveliness))
         .route("/health/readiness", web::get().to(health::readiness))
         .route("/metrics", web::get().to(metrics::metrics))
-        .route("/routing/explain", web::get().to(explain::explain));
+        .route("/routing/explain", web::get().to(explain::explain))
+        .route("/config/reload", web::post().to(explain::reload));
 }
 
 /// Unknown routes get an OpenAI-shaped 404 rather than an empty body.

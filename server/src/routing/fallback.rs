@@ -50,7 +50,8 @@ pub fn recovery(error: &ApiError) -> Recovery {
         | ApiError::PayloadTooLarge { .. }
         | ApiError::Unauthorized
         | ApiError::ModelNotFound(_)
-        | ApiError::RouteNotFound(_) => Recovery::Stop,
+        | ApiError::RouteNotFound(_)
+        | ApiError::ReloadFailed(_) => Recovery::Stop,
     }
 }
 

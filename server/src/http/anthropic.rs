@@ -6,17 +6,11 @@
 
 use actix_web::{body::BoxBody, http::StatusCode, web, HttpRequest, HttpResponse, ResponseError};
 
-use super::{
-    openai::{authenticated_body, context},
-    AppState,
-};
+use super::{openai::proxied, AppState};
 use crate::{
     error::ApiError,
     llm::{Inbound, MessagesRequest},
-    pipeline::{
-        call,
-        route::{self, Asked},
-    },
+    pipeline::{call, route::Asked},
     providers::anthropic,
 };
 
@@ -37,58 +31,21 @@ impl ResponseError for AnthropicError {
     }
 }
 
-/// The two Anthropic routes differ only in how the body is read and which call they make.
-enum Endpoint {
-    Messages,
-    CountTokens,
-}
-
-async fn serve(
-    endpoint: Endpoint,
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-    client: web::Data<awc::Client>,
-) -> Result<HttpResponse, AnthropicError> {
-    let ctx = context(&req);
-    let _in_flight = state.lifecycle.enter();
-    let table = state.table.load_full();
-    let life = &state.lifecycle;
-    // The calls borrow what the request owns: `async move` closures below move only these references.
-    let (ctx, client) = (&ctx, &client);
-    let result = async {
-        let bytes = authenticated_body(&req, payload, &state).await?;
-        let beta = req.headers().get("anthropic-beta");
-        match endpoint {
-            Endpoint::Messages => {
-                let messages = MessagesRequest::parse(&bytes)?;
-                let model = messages.model.clone();
-                let inbound = &Inbound::Anthropic(messages);
-                route::serve(ctx, &table, &model, Asked::default(), |d| async move {
-                    call::chat(ctx, client, &d, inbound, beta, life).await
-                })
-                .await
-            }
-            Endpoint::CountTokens => {
-                let count = &MessagesRequest::parse_count(&bytes)?;
-                route::serve(ctx, &table, &count.model, Asked::default(), |d| async move {
-                    call::count_tokens(ctx, client, &d, count, beta, life).await
-                })
-                .await
-            }
-        }
-    };
-    // Each error is logged once, here, at the level its variant defines.
-    Ok(result.await.inspect_err(|e| e.log(&ctx.request_id))?)
-}
-
 pub async fn messages(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
     client: web::Data<awc::Client>,
 ) -> Result<HttpResponse, AnthropicError> {
-    serve(Endpoint::Messages, req, payload, state, client).await
+    let beta = req.headers().get("anthropic-beta");
+    let answer = proxied(&req, payload, &state, &client, async |p, bytes| {
+        let messages = MessagesRequest::parse(&bytes)?;
+        let model = messages.model.clone();
+        let (ctx, client, life, inbound) = (p.ctx, p.client, p.life, &Inbound::Anthropic(messages));
+        p.route(&model, Asked::default(), |d| async move { call::chat(ctx, client, &d, inbound, beta, life).await })
+            .await
+    });
+    Ok(answer.await?)
 }
 
 /// `POST /v1/messages/count_tokens`: the input tokens of a Messages body, where the deployment's provider can count
@@ -99,5 +56,14 @@ pub async fn count_tokens(
     state: web::Data<AppState>,
     client: web::Data<awc::Client>,
 ) -> Result<HttpResponse, AnthropicError> {
-    serve(Endpoint::CountTokens, req, payload, state, client).await
+    let beta = req.headers().get("anthropic-beta");
+    let answer = proxied(&req, payload, &state, &client, async |p, bytes| {
+        let count = &MessagesRequest::parse_count(&bytes)?;
+        let (ctx, client, life) = (p.ctx, p.client, p.life);
+        p.route(&count.model, Asked::default(), |d| async move {
+            call::count_tokens(ctx, client, &d, count, beta, life).await
+        })
+        .await
+    });
+    Ok(answer.await?)
 }

@@ -1,6 +1,8 @@
 //! OpenAI-compatible routes: chat completions, legacy text completions, embeddings, models. Handlers only wire the pipeline stages
 //! together; every decision lives in `pipeline/` and `routing/`.
 
+use std::{future::Future, sync::Arc};
+
 use actix_web::{
     http::header::{HeaderMap, CONTENT_LENGTH},
     web, HttpRequest, HttpResponse,
@@ -11,15 +13,17 @@ use tollgate_entity::{ModelCard, ModelList};
 use super::{request_id, AppState};
 use crate::{
     error::ApiError,
+    lifecycle::Lifecycle,
     llm::{ChatRequest, CompletionRequest, EmbeddingsRequest, Inbound},
     pipeline::{
         auth, body, call,
         route::{self, Asked},
         RequestCtx,
     },
+    routing::{Deployment, RoutingTable},
 };
 
-pub(super) fn context(req: &HttpRequest) -> RequestCtx {
+fn context(req: &HttpRequest) -> RequestCtx {
     RequestCtx::new(request_id::of(req))
 }
 
@@ -28,70 +32,47 @@ fn content_length(headers: &HeaderMap) -> Option<usize> {
 }
 
 /// Authenticates before reading a byte of the body, then reads it within the size limit.
-pub(super) async fn authenticated_body(
-    req: &HttpRequest,
-    payload: web::Payload,
-    state: &AppState,
-) -> Result<Bytes, ApiError> {
+async fn authenticated_body(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Result<Bytes, ApiError> {
     auth::authenticate(req.headers(), state.master_key.as_ref())?;
     body::read(payload, content_length(req.headers()), state.max_request_bytes, state.request_body_timeout).await
 }
 
-/// The proxied OpenAI routes differ only in how the body is read and which call they make.
-enum Endpoint {
-    Chat,
-    /// OpenAI's legacy text completions, served by any model (`call::chat` translates where needed).
-    Completions,
-    Embeddings,
+/// What a proxied request's handler works with: its context, the routing snapshot it started with, the worker's
+/// upstream client and the process lifecycle (each call counts as in flight while it streams).
+pub(super) struct Proxied<'a> {
+    pub ctx: &'a RequestCtx,
+    pub client: &'a awc::Client,
+    pub table: Arc<RoutingTable>,
+    pub life: &'a Arc<Lifecycle>,
 }
 
-async fn proxy(
-    endpoint: Endpoint,
-    req: HttpRequest,
+impl Proxied<'_> {
+    /// Serves `model` through retries and fallbacks, `call` making one upstream call per attempt.
+    pub(super) async fn route<F, Fut>(&self, model: &str, asked: Asked<'_>, call: F) -> Result<HttpResponse, ApiError>
+    where
+        F: FnMut(Arc<Deployment>) -> Fut,
+        Fut: Future<Output = Result<HttpResponse, ApiError>>,
+    {
+        route::serve(self.ctx, &self.table, model, asked, call).await
+    }
+}
+
+/// Every proxied route: authenticates, reads the body, and hands it to `handle`; the request counts as in flight
+/// until it is answered, and each error is logged once, here, at the level its variant defines.
+pub(super) async fn proxied(
+    req: &HttpRequest,
     payload: web::Payload,
-    state: web::Data<AppState>,
-    client: web::Data<awc::Client>,
+    state: &AppState,
+    client: &awc::Client,
+    handle: impl AsyncFnOnce(&Proxied<'_>, Bytes) -> Result<HttpResponse, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = context(&req);
-    // The request counts as in flight while it is routed (and each call while it streams).
+    let ctx = context(req);
     let _in_flight = state.lifecycle.enter();
-    let table = state.table.load_full();
-    let life = &state.lifecycle;
-    // The calls borrow what the request owns: `async move` closures below move only these references.
-    let (ctx, client) = (&ctx, &client);
+    let proxied = Proxied { ctx: &ctx, client, table: state.table.load_full(), life: &state.lifecycle };
     let result = async {
-        let bytes = authenticated_body(&req, payload, &state).await?;
-        match endpoint {
-            Endpoint::Chat => {
-                let mut chat = ChatRequest::parse(&bytes)?;
-                let fallbacks = chat.fallbacks.take();
-                let asked = Asked { fallbacks: fallbacks.as_deref(), disable_fallbacks: chat.disable_fallbacks };
-                let model = chat.model.clone();
-                let inbound = &Inbound::OpenAi(chat);
-                route::serve(ctx, &table, &model, asked, |d| async move {
-                    call::chat(ctx, client, &d, inbound, None, life).await
-                })
-                .await
-            }
-            Endpoint::Completions => {
-                let completion = CompletionRequest::parse(&bytes)?;
-                let model = completion.model.clone();
-                let inbound = &Inbound::Completions(completion);
-                route::serve(ctx, &table, &model, Asked::default(), |d| async move {
-                    call::chat(ctx, client, &d, inbound, None, life).await
-                })
-                .await
-            }
-            Endpoint::Embeddings => {
-                let embed = &EmbeddingsRequest::parse(&bytes)?;
-                route::serve(ctx, &table, &embed.model, Asked::default(), |d| async move {
-                    call::embeddings(ctx, client, &d, embed, life).await
-                })
-                .await
-            }
-        }
+        let bytes = authenticated_body(req, payload, state).await?;
+        handle(&proxied, bytes).await
     };
-    // Each error is logged once, here, at the level its variant defines.
     result.await.inspect_err(|e| e.log(&ctx.request_id))
 }
 
@@ -101,16 +82,32 @@ pub async fn chat_completions(
     state: web::Data<AppState>,
     client: web::Data<awc::Client>,
 ) -> Result<HttpResponse, ApiError> {
-    proxy(Endpoint::Chat, req, payload, state, client).await
+    proxied(&req, payload, &state, &client, async |p, bytes| {
+        let mut chat = ChatRequest::parse(&bytes)?;
+        let fallbacks = chat.fallbacks.take();
+        let asked = Asked { fallbacks: fallbacks.as_deref(), disable_fallbacks: chat.disable_fallbacks };
+        let model = chat.model.clone();
+        let (ctx, client, life, inbound) = (p.ctx, p.client, p.life, &Inbound::OpenAi(chat));
+        p.route(&model, asked, |d| async move { call::chat(ctx, client, &d, inbound, None, life).await }).await
+    })
+    .await
 }
 
+/// OpenAI's legacy text completions, served by any model (`call::chat` translates where needed).
 pub async fn completions(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
     client: web::Data<awc::Client>,
 ) -> Result<HttpResponse, ApiError> {
-    proxy(Endpoint::Completions, req, payload, state, client).await
+    proxied(&req, payload, &state, &client, async |p, bytes| {
+        let completion = CompletionRequest::parse(&bytes)?;
+        let model = completion.model.clone();
+        let (ctx, client, life, inbound) = (p.ctx, p.client, p.life, &Inbound::Completions(completion));
+        p.route(&model, Asked::default(), |d| async move { call::chat(ctx, client, &d, inbound, None, life).await })
+            .await
+    })
+    .await
 }
 
 pub async fn embeddings(
@@ -119,7 +116,13 @@ pub async fn embeddings(
     state: web::Data<AppState>,
     client: web::Data<awc::Client>,
 ) -> Result<HttpResponse, ApiError> {
-    proxy(Endpoint::Embeddings, req, payload, state, client).await
+    proxied(&req, payload, &state, &client, async |p, bytes| {
+        let embed = &EmbeddingsRequest::parse(&bytes)?;
+        let (ctx, client, life) = (p.ctx, p.client, p.life);
+        p.route(&embed.model, Asked::default(), |d| async move { call::embeddings(ctx, client, &d, embed, life).await })
+            .await
+    })
+    .await
 }
 
 fn card(state: &AppState, name: &str) -> ModelCard {

@@ -3,48 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::llm::Usage;
-
-/// OpenAI's `usage` object, as OpenAI and compatible servers send it.
-#[derive(Debug, Default, Deserialize)]
-struct WireUsage {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
-    #[serde(default)]
-    prompt_tokens_details: Option<PromptDetails>,
-    #[serde(default)]
-    completion_tokens_details: Option<CompletionDetails>,
-    /// DeepSeek reports cache hits here instead of in `prompt_tokens_details`.
-    #[serde(default)]
-    prompt_cache_hit_tokens: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct PromptDetails {
-    #[serde(default)]
-    cached_tokens: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct CompletionDetails {
-    #[serde(default)]
-    reasoning_tokens: Option<u64>,
-}
-
-impl From<WireUsage> for Usage {
-    fn from(w: WireUsage) -> Self {
-        let cached = w.prompt_tokens_details.and_then(|d| d.cached_tokens).or(w.prompt_cache_hit_tokens);
-        Usage {
-            prompt_tokens: w.prompt_tokens,
-            completion_tokens: w.completion_tokens,
-            cache_read_tokens: cached.unwrap_or(0),
-            cache_write_tokens: 0,
-            reasoning_tokens: w.completion_tokens_details.and_then(|d| d.reasoning_tokens).unwrap_or(0),
-        }
-    }
-}
+use crate::{llm::Usage, providers::openai::reply::WireUsage};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Peek {
@@ -143,6 +102,18 @@ mod tests {
             (
                 r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":0,"prompt_tokens_details":null}}"#,
                 Some(usage(3, 0, 0, 0)),
+                true,
+            ),
+            // Cache writes, in the OpenAI SDK's newer field and in LiteLLM's: the same-dialect relays price them as
+            // writes, not as plain input.
+            (
+                r#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":2,"cache_write_tokens":5}}}"#,
+                Some(Usage { cache_write_tokens: 5, ..usage(9, 1, 2, 0) }),
+                true,
+            ),
+            (
+                r#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":1,"cache_creation_input_tokens":3}}"#,
+                Some(Usage { cache_write_tokens: 3, ..usage(9, 1, 0, 0) }),
                 true,
             ),
         ];

@@ -14,9 +14,10 @@ use crate::llm::{
     Usage,
 };
 
-/// OpenAI's `usage` object as OpenAI and compatible servers send it.
+/// OpenAI's `usage` object as OpenAI and compatible servers send it; also what the same-dialect relays read
+/// (`pipeline/peek.rs`), so both paths count cache writes alike.
 #[derive(Debug, Default, Deserialize)]
-pub(super) struct WireUsage {
+pub(crate) struct WireUsage {
     #[serde(default)]
     prompt_tokens: Option<u64>,
     #[serde(default)]

@@ -163,19 +163,27 @@ pub fn calls(tool_calls: &Value) -> Vec<Call> {
         .collect()
 }
 
-/// A call's token counts as the settlement must record them.
+/// A call's token counts as the settlement books them (OpenAI's inclusive form).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tokens {
     pub prompt: u64,
     pub completion: u64,
     pub cache_read: u64,
     pub cache_write: u64,
+    pub reasoning: u64,
 }
 
 impl Tokens {
-    /// `cost_usd` as the log line prints it: the prices of [`deployment`] times these counts (cache tokens are
-    /// billed at the input price, which is what a per-deployment input price means).
-    pub fn cost_usd(&self) -> String {
+    pub const NONE: Tokens = Tokens { prompt: 0, completion: 0, cache_read: 0, cache_write: 0, reasoning: 0 };
+
+    /// Only prompt tokens (embeddings).
+    pub fn prompt(prompt: u64) -> Tokens {
+        Tokens { prompt, ..Tokens::NONE }
+    }
+
+    /// `cost_usd` as the log line prints it: the prices of [`deployment`] times these counts. With only these two
+    /// prices configured, cache tokens cost the input price and reasoning tokens the output price.
+    pub fn cost(&self) -> String {
         let nanos = self.prompt * INPUT_NANOS + self.completion * OUTPUT_NANOS;
         format!("{}", nanos as f64 / 1e9)
     }
@@ -183,23 +191,30 @@ impl Tokens {
 
 /// The settlement log line of `reply`'s call (by its `x-tollgate-request-id`).
 pub fn settlement(reply: &Reply) -> Value {
-    let id = reply.header("x-tollgate-request-id").unwrap_or("<no request id>");
+    let id = reply.header("x-tollgate-request-id").unwrap_or_default();
+    assert!(!id.is_empty(), "no request id: {}", reply.text);
     logs::finished_call("request_id", id)
 }
 
 /// Asserts the call settled as `outcome` with exactly `want` and its cost, accounted `exact`.
 pub fn assert_settled(reply: &Reply, outcome: &str, want: Tokens) {
+    assert_settled_as(reply, want, outcome, "exact", &want.cost());
+}
+
+/// Asserts the call settled as `outcome` with exactly `want`, its cost accounted as `accounting` (`exact`, or a
+/// gap's cause) and logged as `cost`.
+pub fn assert_settled_as(reply: &Reply, want: Tokens, outcome: &str, accounting: &str, cost: &str) {
     let line = settlement(reply);
     let got = Tokens {
         prompt: line["prompt_tokens"].as_u64().unwrap_or(u64::MAX),
         completion: line["completion_tokens"].as_u64().unwrap_or(u64::MAX),
         cache_read: line["cache_read_tokens"].as_u64().unwrap_or(u64::MAX),
         cache_write: line["cache_write_tokens"].as_u64().unwrap_or(u64::MAX),
+        reasoning: line["reasoning_tokens"].as_u64().unwrap_or(u64::MAX),
     };
     assert_eq!(got, want, "{line}");
-    let cost = want.cost_usd();
-    let fields = (line["outcome"].as_str(), line["accounting"].as_str(), line["cost_usd"].as_str());
-    assert_eq!(fields, (Some(outcome), Some("exact"), Some(cost.as_str())), "{line}");
+    let booked = (line["outcome"].as_str(), line["accounting"].as_str(), line["cost_usd"].as_str());
+    assert_eq!(booked, (Some(outcome), Some(accounting), Some(cost)), "{line}");
 }
 
 /// Asserts an OpenAI client's stream ended with an error chunk (no `[DONE]`) and the call was logged `broken`.

@@ -4,22 +4,22 @@
 //! [`tools`], [`finishes`], [`errors`], [`broken_streams`]) run over it with the dialect's own tables of cases.
 //! What Gemini and Vertex AI share is in [`google`].
 //!
-//! Every deployment is priced ([`INPUT_PRICE`], [`OUTPUT_PRICE`]), so `cost_usd` is checked against
+//! Every deployment is priced like [`crate::dialect::deployment`], so `cost_usd` is checked against
 //! [`Tokens::cost`].
 
 use serde_json::{json, Value};
 use tollgate_fakes::bedrock::sigv4;
 
-use crate::{logs, post, post_messages, sse_data, FakeUpstream, Gateway, Reply, MASTER_KEY};
+pub use crate::dialect::{settlement, Tokens};
+use crate::{dialect::assert_settled_as, post, post_messages, sse_data, FakeUpstream, Gateway, Reply, MASTER_KEY};
 
 pub mod google;
 mod read;
 
 pub use read::{answer, assert_ends_with_error, assert_messages_end_with_error, fake_vector, message, usages, vectors};
 
-/// Per-token prices of every deployment made here (USD).
-pub const INPUT_PRICE: f64 = 0.000_001;
-pub const OUTPUT_PRICE: f64 = 0.000_002;
+/// The per-token prices of every deployment made here: those of [`crate::dialect::deployment`], so
+/// [`Tokens::cost`] prices both modules' calls.
 const PRICES: &str = "      input_cost_per_token: 0.000001\n      output_cost_per_token: 0.000002\n";
 
 /// The Vertex AI project and location of [`vertex_model`] deployments.
@@ -199,64 +199,16 @@ pub async fn assert_messages(gw: &Gateway, body: &Value, want: &Value) {
     }
 }
 
-/// Token counts as the settlement books them (OpenAI's inclusive form).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tokens {
-    pub prompt: u64,
-    pub completion: u64,
-    pub cache_read: u64,
-    pub cache_write: u64,
-    pub reasoning: u64,
-}
-
-impl Tokens {
-    pub const NONE: Tokens = Tokens { prompt: 0, completion: 0, cache_read: 0, cache_write: 0, reasoning: 0 };
-
-    /// Only prompt tokens (embeddings).
-    pub fn prompt(prompt: u64) -> Tokens {
-        Tokens { prompt, ..Tokens::NONE }
-    }
-
-    /// The cost at [`INPUT_PRICE`] and [`OUTPUT_PRICE`], as the log line prints it. With only these two prices
-    /// configured, cache tokens cost the input price and reasoning tokens the output price.
-    pub fn cost(&self) -> String {
-        let usd = self.prompt as f64 * INPUT_PRICE + self.completion as f64 * OUTPUT_PRICE;
-        let nanos = (usd * 1e9).round();
-        format!("{}", nanos / 1e9)
-    }
-}
-
-/// The settlement line of the call that answered `r`.
-pub fn settlement(r: &Reply) -> Value {
-    let id = r.header("x-tollgate-request-id").unwrap_or_default().to_owned();
-    assert!(!id.is_empty(), "no request id: {}", r.text);
-    logs::finished_call("request_id", &id)
-}
-
 /// The settlement of `r` booked `tokens` at exactly the configured prices, and ended as `outcome`.
 pub fn assert_booked(r: &Reply, tokens: Tokens, outcome: &str) {
-    assert_settled(r, tokens, outcome, "exact", &tokens.cost());
+    assert_settled_as(r, tokens, outcome, "exact", &tokens.cost());
 }
 
 /// The settlement of `r` booked no tokens, ended as `outcome`, and says why its cost is what it is
 /// (`accounting`: `exact` for a call nobody bills, else the gap's cause, with `cost_usd` "unknown").
 pub fn assert_unbooked(r: &Reply, outcome: &str, accounting: &str) {
     let cost = if accounting == "exact" { "0" } else { "unknown" };
-    assert_settled(r, Tokens::NONE, outcome, accounting, cost);
-}
-
-fn assert_settled(r: &Reply, tokens: Tokens, outcome: &str, accounting: &str, cost: &str) {
-    let line = settlement(r);
-    let got = Tokens {
-        prompt: line["prompt_tokens"].as_u64().unwrap_or(u64::MAX),
-        completion: line["completion_tokens"].as_u64().unwrap_or(u64::MAX),
-        cache_read: line["cache_read_tokens"].as_u64().unwrap_or(u64::MAX),
-        cache_write: line["cache_write_tokens"].as_u64().unwrap_or(u64::MAX),
-        reasoning: line["reasoning_tokens"].as_u64().unwrap_or(u64::MAX),
-    };
-    assert_eq!(got, tokens, "{line}");
-    let booked = (line["outcome"].as_str(), line["accounting"].as_str(), line["cost_usd"].as_str());
-    assert_eq!(booked, (Some(outcome), Some(accounting), Some(cost)), "{line}");
+    assert_settled_as(r, Tokens::NONE, outcome, accounting, cost);
 }
 
 /// How a dialect authenticates, as the fake must see it.

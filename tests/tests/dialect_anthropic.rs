@@ -15,7 +15,7 @@ use tollgate_tests::{
 
 const PROVIDER: &str = "anthropic";
 /// The fake's usage in OpenAI's inclusive form: 21 + 3 + 5 prompt tokens, of which 5 read from the cache.
-const USAGE: Tokens = Tokens { prompt: 29, completion: 9, cache_read: 5, cache_write: 3 };
+const USAGE: Tokens = Tokens { prompt: 29, completion: 9, cache_read: 5, cache_write: 3, reasoning: 0 };
 /// `(prompt, completion, total, cached)` as an OpenAI client reads them.
 const OPENAI_USAGE: UsageNumbers = (Some(29), Some(9), Some(38), Some(5));
 

@@ -19,7 +19,7 @@ const OPENAI_USAGE: UsageNumbers = (Some(13), Some(7), Some(20), Some(5));
 
 /// Billed units in OpenAI's form: Cohere's cached count is part of the billed input.
 fn usage(completion: u64) -> Tokens {
-    Tokens { prompt: 13, completion, cache_read: 5, cache_write: 0 }
+    Tokens { prompt: 13, completion, cache_read: 5, cache_write: 0, reasoning: 0 }
 }
 
 /// What [`golden_request`] becomes; `stream` is always stated (v2 streams only when asked).
@@ -168,7 +168,7 @@ async fn embeddings_come_back_as_the_fakes_vectors_in_either_encoding() {
         assert_eq!(is_text, encoding == "base64", "{}", r.text);
         // The fake bills a token a word: 3 + 1.
         assert_eq!(r.json["usage"], json!({"prompt_tokens": 4, "total_tokens": 4}), "{}", r.text);
-        assert_settled(&r, "completed", Tokens { prompt: 4, completion: 0, cache_read: 0, cache_write: 0 });
+        assert_settled(&r, "completed", Tokens::prompt(4));
     }
 }
 

@@ -1,7 +1,6 @@
 //! Reading what a caller got, whole or streamed alike: an OpenAI chat reply as its [`answer`], an Anthropic one as
 //! its [`message`], the error that ends a broken stream, embedding vectors in either encoding.
 
-use base64::{engine::general_purpose::STANDARD, Engine as _};
 use serde_json::{json, Value};
 
 use crate::{sse_data, sse_events, Reply};
@@ -153,16 +152,7 @@ pub fn assert_messages_end_with_error(r: &Reply) -> Value {
 
 /// The vectors of an OpenAI embeddings response, floats or base64 (little-endian f32s) alike.
 pub fn vectors(r: &Reply) -> Vec<Vec<f32>> {
-    let data = r.json["data"].as_array().cloned().unwrap_or_default();
-    data.iter()
-        .map(|d| match &d["embedding"] {
-            Value::String(b64) => {
-                let bytes = STANDARD.decode(b64).unwrap_or_default();
-                bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-            }
-            floats => floats.as_array().into_iter().flatten().map(|x| x.as_f64().unwrap_or(f64::NAN) as f32).collect(),
-        })
-        .collect()
+    crate::dialect::vectors(&r.json)
 }
 
 /// The vector the fakes give `text` (every fake derives it the same way), as f32s.

@@ -26,7 +26,11 @@ RULES = [
     ("pipeline", {"actors", "http", "app"}, [(r"\bdo_send\b", "queues without bound on the hot path"),
                                               (r"sea_orm", "touches a database")]),
     ("http", set(), [(r"\bdo_send\b", "queues without bound on the hot path")]),
+    ("access", {"pipeline", "http", "actors", "app", "routing", "providers"}, []),
+    ("store", {"pipeline", "http", "actors", "app", "routing", "providers", "access"}, []),
 ]
+# The database: only store/ speaks SQL (SeaORM); everything else gets domain values from it.
+DB_CRATE = re.compile(r"\bsea_orm\b|\bsqlx\b")
 # actix-web request/response types: only the HTTP edge, the error mapping, and the stages that build the response.
 ACTIX_TYPES = re.compile(r"\b(HttpRequest|HttpResponse|web::Payload|web::Data|ResponseError)\b")
 ACTIX_ALLOWED = ("http/", "app.rs", "error.rs", "pipeline/call.rs")
@@ -76,11 +80,15 @@ def main():
         rel = str(f.relative_to(SRC))
         if not rel.startswith(ACTIX_ALLOWED) and rel not in ("main.rs", "lib.rs") and ACTIX_TYPES.search(source(f)):
             problems.append(f"{rel}: uses actix-web request/response types outside http/, app.rs, error.rs, pipeline/call.rs")
+    for f in sorted(SRC.rglob("*.rs")):
+        rel = str(f.relative_to(SRC))
+        if not rel.startswith("store/") and DB_CRATE.search(source(f)):
+            problems.append(f"{rel}: uses the database crate outside store/ (all SQL lives in store/)")
     for p in problems:
         print(p)
     if problems:
         sys.exit(1)
-    print(f"layering ok ({len(RULES)} module rules, actix-web types confined)")
+    print(f"layering ok ({len(RULES)} module rules, actix-web types and SQL confined)")
 
 
 if __name__ == "__main__":

@@ -12,11 +12,13 @@ use actix::Addr;
 use actix_web::{dev::ServerHandle, web, App, HttpServer};
 
 use crate::{
+    access::cache::KeyCache,
     actors::router::Router,
     config::{Config, UpstreamConfig},
     error::InitError,
     http::{self, AppState},
     lifecycle::Lifecycle,
+    store::{self, Store},
     upstream::Upstream,
 };
 
@@ -45,8 +47,9 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Starts actors and the HTTP server on `listener`. Must be called inside an actix system.
-pub fn start(config: Config, listener: TcpListener, options: &ServeOptions) -> Result<Gateway, InitError> {
+/// Opens the store (migrating it), starts actors and the HTTP server on `listener`. Must be called inside an actix
+/// system.
+pub async fn start(config: Config, listener: TcpListener, options: &ServeOptions) -> Result<Gateway, InitError> {
     for warning in &config.warnings {
         tracing::warn!("config: {warning}");
     }
@@ -60,6 +63,10 @@ pub fn start(config: Config, listener: TcpListener, options: &ServeOptions) -> R
         tracing::info!("{line}");
     }
     let (router, table) = Router::start(&config, &upstream)?;
+    let url = config.store.database_url.expose();
+    let store = Store::open(url).await?;
+    tracing::info!(backend = store.backend(), database = %store::masked_url(url), "store open, schema up to date");
+    let keys = KeyCache::new(store, config.store.key_cache_ttl);
     let lifecycle = Arc::new(Lifecycle::default());
     let reload_source = options.config_path.clone().map(|path| Arc::new((path, config.clone())));
     let state = web::Data::new(AppState {
@@ -67,6 +74,7 @@ pub fn start(config: Config, listener: TcpListener, options: &ServeOptions) -> R
         router: router.clone(),
         reload_source: reload_source.clone(),
         master_key: config.master_key.clone(),
+        keys,
         max_request_bytes: config.max_request_bytes,
         request_body_timeout: config.request_body_timeout,
         lifecycle: lifecycle.clone(),
@@ -110,7 +118,7 @@ pub fn start(config: Config, listener: TcpListener, options: &ServeOptions) -> R
 /// Runs until SIGTERM/SIGINT, then drains: readiness turns 503, in-flight requests and streams finish (up to
 /// the grace period), and the server stops. SIGHUP re-reads the config file and swaps the routing table.
 pub async fn run(config: Config, listener: TcpListener, options: ServeOptions) -> Result<(), InitError> {
-    let gateway = start(config, listener, &options)?;
+    let gateway = start(config, listener, &options).await?;
     actix_rt::spawn(handle_signals(
         gateway.handle.clone(),
         gateway.lifecycle.clone(),

@@ -59,6 +59,25 @@ pub enum Command {
         /// The config file to check.
         file: PathBuf,
     },
+    /// Create or upgrade the store's schema (the gateway also does this at start-up), then exit.
+    Migrate {
+        /// The config file naming the database (`general_settings.database_url`, `database:`); without one,
+        /// `DATABASE_URL`, else the embedded default `sqlite://tollgate.db?mode=rwc`.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// `tollgate migrate`: applies pending migrations to the configured store; returns what it did, for printing.
+pub async fn migrate(config: &Config) -> Result<String, crate::store::StoreError> {
+    let url = config.store.database_url.expose();
+    let store = crate::store::Store::connect(url).await?;
+    let applied = store.migrate().await?;
+    Ok(format!(
+        "{} store at {}: {applied} migration(s) applied, schema up to date\n",
+        store.backend(),
+        crate::store::masked_url(url)
+    ))
 }
 
 /// The report `check-config` prints: every model group with its deployments, then warnings.

@@ -9,8 +9,10 @@ use tollgate_entity::{ErrorBody, ErrorDetail};
 
 pub use crate::llm::{UpstreamError, UpstreamFailure};
 use crate::{
+    access::AccessError,
     config::ConfigError,
     llm::{chat::Unsupported, RequestError},
+    store::StoreError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +23,8 @@ pub enum InitError {
     Bind { addr: String, source: std::io::Error },
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +49,9 @@ pub enum ApiError {
     ReloadFailed(String),
     #[error("every deployment of model `{model}` is cooling down after failures or at its rpm/tpm limit for this minute; retry in {retry_after_secs}s")]
     NoHealthyDeployment { model: String, retry_after_secs: u64 },
+    /// A virtual key refused, or a management request that cannot be done.
+    #[error(transparent)]
+    Access(#[from] AccessError),
     #[error("{}", .0.message)]
     /// Boxed: upstream errors carry headers and texts, and `Result<_, ApiError>` is on every hot-path call.
     Upstream(Box<UpstreamError>),
@@ -64,6 +71,7 @@ impl ApiError {
             | Self::RouteNotFound(_)
             | Self::ReloadFailed(_) => "invalid_request_error",
             Self::NoHealthyDeployment { .. } => "service_unavailable",
+            Self::Access(a) => a.kind(),
             Self::Upstream(u) => match (&u.kind, u.failure) {
                 (Some(kind), _) => kind,
                 (None, UpstreamFailure::Timeout) => "timeout_error",
@@ -90,6 +98,7 @@ impl ApiError {
             Self::RouteNotFound(_) => Some("not_found"),
             Self::ReloadFailed(_) => Some("config_invalid"),
             Self::NoHealthyDeployment { .. } => Some("no_healthy_deployment"),
+            Self::Access(a) => Some(a.code()),
             Self::Upstream(u) => match (&u.code, u.failure) {
                 (Some(code), _) => Some(code),
                 (None, UpstreamFailure::Timeout) => Some("upstream_timeout"),
@@ -106,6 +115,7 @@ impl ApiError {
             Self::Request(RequestError::InvalidField { param, .. }) => Some(param),
             Self::Unsupported(u) => Some(&u.param),
             Self::Upstream(u) => u.param.as_deref(),
+            Self::Access(a) => a.param(),
             Self::Request(RequestError::MalformedJson(_) | RequestError::TooDeep)
             | Self::BadBody(_)
             | Self::BodyTimeout { .. }
@@ -131,6 +141,8 @@ impl ApiError {
             | Self::RouteNotFound(_)
             | Self::ReloadFailed(_) => tracing::Level::WARN,
             Self::Upstream(u) if !u.failure.counts_against_deployment() => tracing::Level::WARN,
+            Self::Access(a) if !a.is_fault() => tracing::Level::WARN,
+            Self::Access(_) => tracing::Level::ERROR,
             Self::NoHealthyDeployment { .. } | Self::Upstream(_) => tracing::Level::ERROR,
         }
     }
@@ -166,6 +178,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized => 401,
             Self::ModelNotFound(_) | Self::RouteNotFound(_) => 404,
             Self::NoHealthyDeployment { .. } => 503,
+            Self::Access(a) => a.status(),
             Self::Upstream(u) => match u.failure {
                 UpstreamFailure::Status(s) => s,
                 UpstreamFailure::Timeout => 504,
@@ -187,6 +200,9 @@ impl ResponseError for ApiError {
             }
             Self::NoHealthyDeployment { retry_after_secs, .. } => {
                 res.insert_header(("retry-after", retry_after_secs.to_string()));
+            }
+            Self::Access(AccessError::StoreUnavailable) => {
+                res.insert_header(("retry-after", "1"));
             }
             _ => {}
         }

@@ -5,6 +5,7 @@
 
 // Only what the binary and the integration tests use is public; everything else is crate-private so that dead
 // code shows up as a warning.
+pub(crate) mod access;
 pub(crate) mod actors;
 pub mod app;
 pub mod cli;
@@ -22,6 +23,7 @@ pub(crate) mod pipeline;
 pub(crate) mod pricing;
 pub(crate) mod providers;
 pub(crate) mod routing;
-pub(crate) mod secret;
+pub mod secret;
+pub(crate) mod store;
 pub mod telemetry;
 pub mod upstream;

@@ -18,8 +18,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::CheckConfig { file }) = &cli.command {
-        return check_config(file);
+    match &cli.command {
+        Some(Command::CheckConfig { file }) => return check_config(file),
+        Some(Command::Migrate { config }) => return migrate(config.as_deref()),
+        None => {}
     }
     let _log_guard = tollgate::telemetry::init(cli.json_logs);
     match serve(cli) {
@@ -44,6 +46,34 @@ fn check_config(file: &std::path::Path) -> ExitCode {
         }
         Err(e) => {
             eprintln!("tollgate: config error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn migrate(file: Option<&std::path::Path>) -> ExitCode {
+    let env = |name: &str| std::env::var(name).ok();
+    let config = match file {
+        Some(path) => Config::load_file(path),
+        None => Config::load_str("", &env),
+    };
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tollgate: config error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match actix_rt::System::new().block_on(cli::migrate(&config)) {
+        Ok(report) => {
+            #[expect(clippy::print_stdout, reason = "migrate's report is its output")]
+            {
+                print!("{report}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tollgate: {e}");
             ExitCode::FAILURE
         }
     }

@@ -209,7 +209,7 @@ general_settings:
   master_key: sk-bench-master
 CONF
   # As shipped: the default log level (RUST_LOG unset), stdout to a file.
-  env -u RUST_LOG taskset -c "$cpu_proxy" "$2" --config "$work/tollgate.yaml" --host 127.0.0.1 \
+  env -u RUST_LOG DATABASE_URL="sqlite://$work/tollgate.db?mode=rwc" taskset -c "$cpu_proxy" "$2" --config "$work/tollgate.yaml" --host 127.0.0.1 \
     --port "$started_port" --workers 1 >"$work/$1.log" 2>"$work/$1.err" &
   started_pid=$!
   pids+=("$started_pid")

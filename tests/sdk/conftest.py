@@ -240,6 +240,7 @@ def gateway(fake_upstream, workdir):
             [binary("TOLLGATE_BIN", "tollgate"), "--config", config_path, "--host", "127.0.0.1", "--port", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
+            cwd=workdir,  # the embedded store (tollgate.db) lands in the test's own directory
         )
     try:
         failure = wait_ready(url, proc)

@@ -20,6 +20,7 @@ pub use tollgate_fakes::{raw, ConnectProxy, FakeUpstream, SeenConnect, TestCa};
 pub mod dialect;
 pub mod dialect_b;
 pub mod logs;
+pub mod store;
 
 pub const MASTER_KEY: &str = "sk-test-master";
 
@@ -27,6 +28,8 @@ pub const MASTER_KEY: &str = "sk-test-master";
 pub struct Gateway {
     pub url: String,
     handle: actix_web::dev::ServerHandle,
+    /// The gateway's own SQLite store, when the test gave it none (removed on drop).
+    _db: Option<store::TempSqlite>,
 }
 
 impl Gateway {
@@ -44,7 +47,24 @@ impl Gateway {
         Self::start_config(Config::load_str_shared(yaml, std::sync::Arc::new(lookup)).expect("valid test config"))
     }
 
-    fn start_config(config: Config) -> Gateway {
+    /// Like [`Gateway::start`], on the store at `database_url` (a [`store::PgSchema`], a shared SQLite file).
+    pub fn start_on(yaml: &str, database_url: &str) -> Gateway {
+        let mut config = Config::load_str(yaml, &|name: &str| std::env::var(name).ok()).expect("valid test config");
+        config.store.database_url = tollgate::secret::Secret::new(database_url);
+        Self::launch(config, None)
+    }
+
+    fn start_config(mut config: Config) -> Gateway {
+        // Unless the test chose a store, each gateway gets its own SQLite file (never the working directory's).
+        let db = (config.store.database_url.expose() == tollgate::config::DEFAULT_DATABASE_URL).then(|| {
+            let db = store::TempSqlite::new();
+            config.store.database_url = tollgate::secret::Secret::new(db.url());
+            db
+        });
+        Self::launch(config, db)
+    }
+
+    fn launch(config: Config, db: Option<store::TempSqlite>) -> Gateway {
         logs::capture();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
@@ -52,13 +72,13 @@ impl Gateway {
         thread::spawn(move || {
             actix_rt::System::new().block_on(async move {
                 let options = ServeOptions { workers: Some(1), config_path: None };
-                let gateway = app::start(config, listener, &options).expect("gateway starts");
+                let gateway = app::start(config, listener, &options).await.expect("gateway starts");
                 tx.send(gateway.handle.clone()).expect("send handle");
                 let _ = gateway.server.await;
             })
         });
-        let handle = rx.recv_timeout(Duration::from_secs(10)).expect("gateway started");
-        Gateway { url, handle }
+        let handle = rx.recv_timeout(Duration::from_secs(20)).expect("gateway started");
+        Gateway { url, handle, _db: db }
     }
 
     /// A config with the master key and the given `model_list` entries (YAML list items).
@@ -155,8 +175,11 @@ impl GatewayProcess {
         let port = dead_port();
         let log = std::env::temp_dir().join(format!("tollgate-test-{port}.log"));
         let log_file = std::fs::File::create(&log).expect("log file");
+        // The embedded store goes to a file of its own unless the test chose one.
+        let db = std::env::temp_dir().join(format!("tollgate-test-{port}.db"));
         let child = Command::new(tollgate_bin())
             .args(args)
+            .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", db.display()))
             .envs(env.iter().copied())
             .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--workers", "1"])
             .stdout(log_file.try_clone().expect("clone"))

@@ -8,6 +8,7 @@
 mod environment;
 mod interpolate;
 mod raw;
+mod store;
 mod upstream;
 
 use std::{collections::BTreeMap, path::Path, sync::Arc, time::Duration};
@@ -18,6 +19,7 @@ use self::raw::{RawConfig, RawLitellmSettings, RawModelEntry, RawRouterSettings,
 pub use self::{
     environment::Env,
     interpolate::EnvLookup,
+    store::{StoreSettings, DEFAULT_DATABASE_URL},
     upstream::{TlsTrust, UpstreamConfig},
 };
 use crate::secret::Secret;
@@ -103,6 +105,8 @@ pub struct Config {
     pub price_catalog: Option<String>,
     /// CA trust and HTTPS proxy for upstream connections (file and environment, read at load time).
     pub upstream: UpstreamConfig,
+    /// The database of keys, teams, users and spend.
+    pub store: StoreSettings,
     /// Human-readable warnings gathered while loading (unknown keys, unsupported settings), each naming a path.
     pub warnings: Vec<String>,
 }
@@ -399,6 +403,7 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
     let mut warnings = Vec::new();
     let retries = retry_settings(&raw.router_settings, &raw.litellm_settings)?;
     let upstream = upstream::resolve(raw.litellm_settings.ssl_verify, env, &mut warnings)?;
+    let store = store::resolve(&raw.general_settings, raw.database.as_ref(), env)?;
     let default_timeout = seconds(
         "router_settings.timeout",
         raw.router_settings.timeout.or(raw.litellm_settings.request_timeout),
@@ -464,6 +469,7 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
         )?,
         price_catalog: raw.tollgate.price_catalog,
         upstream,
+        store,
         warnings,
     })
 }

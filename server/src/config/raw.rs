@@ -25,6 +25,15 @@ pub struct RawConfig {
     pub environment_variables: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     pub tollgate: RawTollgateSettings,
+    /// The seed's spelling of the store: `{type: postgresql | sqlite, connection_string}`.
+    pub database: Option<RawDatabase>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawDatabase {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub connection_string: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,6 +116,10 @@ pub struct RawGeneralSettings {
     pub master_key: Option<String>,
     /// Request bodies above this many MiB get HTTP 413 (default 32).
     pub max_request_size_mb: Option<f64>,
+    /// The store: `postgres://...` or `sqlite://...` (default: `sqlite://tollgate.db?mode=rwc`).
+    pub database_url: Option<String>,
+    /// Seconds a replica may honour a cached virtual key changed elsewhere (default 60).
+    pub user_api_key_cache_ttl: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -182,7 +195,6 @@ pub struct RawTollgateSettings {
 
 /// LiteLLM keys tollgate parses but does not act on yet. Paths use `model_list[].` for per-entry keys.
 pub const NOT_YET_SUPPORTED: &[&str] = &[
-    "general_settings.database_url",
     "general_settings.alerting",
     "general_settings.store_model_in_db",
     "general_settings.disable_spend_logs",

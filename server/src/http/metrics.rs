@@ -132,6 +132,10 @@ fn render(state: &AppState) -> String {
     let _ = writeln!(out, "# HELP tollgate_in_flight_requests Requests being served, streams included.");
     let _ = writeln!(out, "# TYPE tollgate_in_flight_requests gauge");
     let _ = writeln!(out, "tollgate_in_flight_requests {}", state.lifecycle.in_flight());
+    let _ =
+        writeln!(out, "# HELP tollgate_key_store_lookups_total Store queries for virtual keys the cache did not hold.");
+    let _ = writeln!(out, "# TYPE tollgate_key_store_lookups_total counter");
+    let _ = writeln!(out, "tollgate_key_store_lookups_total {}", state.keys.lookups());
     // Each deployment's labels, escaped once for all families.
     let deployments: Vec<_> = table
         .deployments()

@@ -4,6 +4,7 @@
 pub mod anthropic;
 pub mod explain;
 pub mod health;
+pub mod keys;
 pub mod metrics;
 pub mod openai;
 pub mod request_id;
@@ -13,7 +14,10 @@ use std::sync::Arc;
 use actix_web::{web, HttpRequest, HttpResponse};
 use arc_swap::ArcSwap;
 
-use crate::{actors::router::Router, error::ApiError, lifecycle::Lifecycle, routing::RoutingTable, secret::Secret};
+use crate::{
+    access::cache::KeyCache, actors::router::Router, error::ApiError, lifecycle::Lifecycle, routing::RoutingTable,
+    secret::Secret,
+};
 
 /// State shared by all workers (the awc client is per worker and registered separately).
 pub struct AppState {
@@ -22,6 +26,8 @@ pub struct AppState {
     pub router: actix::Addr<Router>,
     pub reload_source: Option<Arc<(std::path::PathBuf, crate::config::Config)>>,
     pub master_key: Option<Secret>,
+    /// Virtual keys, as the request path sees them (and the store behind them, for the management routes).
+    pub keys: KeyCache,
     pub max_request_bytes: usize,
     pub request_body_timeout: std::time::Duration,
     pub lifecycle: Arc<Lifecycle>,
@@ -47,6 +53,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics::metrics))
         .route("/routing/explain", web::get().to(explain::explain))
         .route("/config/reload", web::post().to(explain::reload));
+    keys::configure(cfg);
 }
 
 /// Unknown routes get an OpenAI-shaped 404 rather than an empty body.

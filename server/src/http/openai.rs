@@ -12,6 +12,7 @@ use tollgate_entity::{ModelCard, ModelList};
 
 use super::{request_id, AppState};
 use crate::{
+    access::Caller,
     error::ApiError,
     lifecycle::Lifecycle,
     llm::{ChatRequest, CompletionRequest, EmbeddingsRequest, Inbound},
@@ -31,16 +32,11 @@ fn content_length(headers: &HeaderMap) -> Option<usize> {
     headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
-/// Authenticates before reading a byte of the body, then reads it within the size limit.
-async fn authenticated_body(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Result<Bytes, ApiError> {
-    auth::authenticate(req.headers(), state.master_key.as_ref())?;
-    body::read(payload, content_length(req.headers()), state.max_request_bytes, state.request_body_timeout).await
-}
-
 /// What a proxied request's handler works with: its context, the routing snapshot it started with, the worker's
 /// upstream client and the process lifecycle (each call counts as in flight while it streams).
 pub(super) struct Proxied<'a> {
     pub ctx: &'a RequestCtx,
+    pub caller: Caller,
     pub client: &'a awc::Client,
     pub table: Arc<RoutingTable>,
     pub life: &'a Arc<Lifecycle>,
@@ -53,12 +49,14 @@ impl Proxied<'_> {
         F: FnMut(Arc<Deployment>) -> Fut,
         Fut: Future<Output = Result<HttpResponse, ApiError>>,
     {
+        self.caller.check_model(model)?;
         route::serve(self.ctx, &self.table, model, asked, call).await
     }
 }
 
-/// Every proxied route: authenticates, reads the body, and hands it to `handle`; the request counts as in flight
-/// until it is answered, and each error is logged once, here, at the level its variant defines.
+/// Every proxied route: authenticates (before reading a byte of the body), reads the body within the size limit,
+/// and hands it to `handle`; the request counts as in flight until it is answered, and each error is logged once,
+/// here, at the level its variant defines.
 pub(super) async fn proxied(
     req: &HttpRequest,
     payload: web::Payload,
@@ -68,9 +66,12 @@ pub(super) async fn proxied(
 ) -> Result<HttpResponse, ApiError> {
     let ctx = context(req);
     let _in_flight = state.lifecycle.enter();
-    let proxied = Proxied { ctx: &ctx, client, table: state.table.load_full(), life: &state.lifecycle };
     let result = async {
-        let bytes = authenticated_body(req, payload, state).await?;
+        let caller = auth::caller(req.headers(), state.master_key.as_ref(), &state.keys).await?;
+        let length = content_length(req.headers());
+        let bytes = body::read(payload, length, state.max_request_bytes, state.request_body_timeout).await?;
+        let table = state.table.load_full();
+        let proxied = Proxied { ctx: &ctx, caller, client, table, life: &state.lifecycle };
         handle(&proxied, bytes).await
     };
     result.await.inspect_err(|e| e.log(&ctx.request_id))
@@ -129,20 +130,29 @@ fn card(state: &AppState, name: &str) -> ModelCard {
     ModelCard { id: name.to_owned(), object: "model".into(), created: state.started_at, owned_by: "tollgate".into() }
 }
 
+/// The model groups the caller may call.
 pub async fn models(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    auth::authenticate(req.headers(), state.master_key.as_ref()).inspect_err(request_id::log_error(&req))?;
-    let cards = state.table.load().model_names().iter().map(|name| card(&state, name)).collect();
+    let caller = auth::caller(req.headers(), state.master_key.as_ref(), &state.keys)
+        .await
+        .inspect_err(request_id::log_error(&req))?;
+    let table = state.table.load();
+    let visible = table.model_names().iter().filter(|name| caller.key().is_none_or(|k| k.allows_model(name)));
+    let cards = visible.map(|name| card(&state, name)).collect();
     Ok(HttpResponse::Ok().json(ModelList::new(cards)))
 }
 
-/// `GET /v1/models/{model}`: one model group, or 404 `model_not_found`.
+/// `GET /v1/models/{model}`: one model group, or 404 `model_not_found` (also for a group the caller's key may not
+/// call, as OpenAI answers for models an organization cannot use).
 pub async fn model(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    auth::authenticate(req.headers(), state.master_key.as_ref()).inspect_err(request_id::log_error(&req))?;
-    match state.table.load().group(&id) {
+    let caller = auth::caller(req.headers(), state.master_key.as_ref(), &state.keys)
+        .await
+        .inspect_err(request_id::log_error(&req))?;
+    let allowed = caller.key().is_none_or(|k| k.allows_model(&id));
+    match state.table.load().group(&id).filter(|_| allowed) {
         Some(_) => Ok(HttpResponse::Ok().json(card(&state, &id))),
         None => Err(ApiError::ModelNotFound(id.into_inner())).inspect_err(request_id::log_error(&req)),
     }

@@ -1,8 +1,13 @@
-//! Authentication of callers. Today: the master key. Virtual keys arrive with the key cache.
+//! Authentication of callers: the master key, and virtual keys through the key cache.
 
 use actix_web::http::header::HeaderMap;
 
-use crate::{error::ApiError, secret::Secret};
+use crate::{
+    access::{cache::KeyCache, token::KeyHash, Caller},
+    clock,
+    error::ApiError,
+    secret::Secret,
+};
 
 /// The key a caller sent: `Authorization: Bearer`, then `x-api-key` (Anthropic SDK), then `api-key` (Azure SDK).
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
@@ -14,7 +19,21 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
     ["x-api-key", "api-key"].iter().find_map(|h| headers.get(*h)?.to_str().ok()).map(str::trim)
 }
 
-/// With no master key configured, tollgate serves openly (and warned about it at start-up).
+/// The caller of a proxied route: the master key, or a virtual key the store knows that is neither blocked nor
+/// expired. With no master key configured, tollgate serves openly (and warned about it at start-up), as LiteLLM.
+pub async fn caller(headers: &HeaderMap, master_key: Option<&Secret>, keys: &KeyCache) -> Result<Caller, ApiError> {
+    let Some(master) = master_key else { return Ok(Caller::Admin) };
+    let presented = presented_key(headers).filter(|k| !k.is_empty()).ok_or(ApiError::Unauthorized)?;
+    if master.matches(presented) {
+        return Ok(Caller::Admin);
+    }
+    let key = keys.get(KeyHash::of(presented)).await?.ok_or(ApiError::Unauthorized)?;
+    key.usable(clock::unix_secs())?;
+    Ok(Caller::Key(key))
+}
+
+/// Admin routes: the master key only. With no master key configured, tollgate serves openly (and warned about it
+/// at start-up).
 pub fn authenticate(headers: &HeaderMap, master_key: Option<&Secret>) -> Result<(), ApiError> {
     let Some(master) = master_key else { return Ok(()) };
     match presented_key(headers) {

@@ -51,7 +51,8 @@ pub fn recovery(error: &ApiError) -> Recovery {
         | ApiError::Unauthorized
         | ApiError::ModelNotFound(_)
         | ApiError::RouteNotFound(_)
-        | ApiError::ReloadFailed(_) => Recovery::Stop,
+        | ApiError::ReloadFailed(_)
+        | ApiError::Access(_) => Recovery::Stop,
     }
 }
 

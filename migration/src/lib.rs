@@ -1,0 +1,15 @@
+//! Schema migrations of tollgate's store, for SQLite (the embedded default) and Postgres alike. The server runs
+//! them at start-up and with `tollgate migrate`; each is append-only once released.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261130_000001_keys_teams_users;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261130_000001_keys_teams_users::Migration)]
+    }
+}

@@ -1,0 +1,224 @@
+//! The request path's view of the store's virtual keys: a map from key hash to record, filled on a miss and
+//! dropped on change.
+//!
+//! - A hit is a read-locked map lookup (never held across an await) and a clock read.
+//! - A miss is single-flight: concurrent requests with the same unknown key share one store query, which has
+//!   [`LOOKUP_DEADLINE`]; past it the request gets 503 `store_unavailable` (fail closed: an unchecked key is not
+//!   admitted). A key cached before the outage keeps working on its stale entry (fail open for known keys).
+//! - Unknown keys are remembered for [`NEGATIVE_TTL_MS`], so a flood of one wrong key costs one query per period.
+//! - Entries live `ttl` (`general_settings.user_api_key_cache_ttl`, LiteLLM's name, default 60 s): the bound on
+//!   how long another replica may still honour a key changed elsewhere. In this process, a change through the
+//!   management API drops the entry at once ([`KeyCache::invalidate`]).
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering::SeqCst},
+        Arc, Mutex, RwLock,
+    },
+    time::Duration,
+};
+
+use futures_util::{
+    future::{BoxFuture, Shared},
+    FutureExt,
+};
+
+use super::{token::KeyHash, AccessError, KeyRecord};
+use crate::{clock::monotonic_ms, store::Store};
+
+/// The longest a request waits for the store to look up a key it has not seen.
+pub const LOOKUP_DEADLINE: Duration = Duration::from_secs(2);
+/// How long a key the store does not know is remembered as unknown.
+pub const NEGATIVE_TTL_MS: u64 = 5_000;
+/// Unknown keys are remembered only while the map holds fewer entries than this (a flood of distinct random keys
+/// must not grow memory without bound).
+const MAX_ENTRIES: usize = 200_000;
+
+type Found = Result<Option<Arc<KeyRecord>>, AccessError>;
+
+#[derive(Clone)]
+struct Entry {
+    key: Option<Arc<KeyRecord>>,
+    fetched_ms: u64,
+}
+
+struct Inner {
+    store: Store,
+    ttl_ms: u64,
+    entries: RwLock<HashMap<KeyHash, Entry>>,
+    pending: Mutex<HashMap<KeyHash, Shared<BoxFuture<'static, Found>>>>,
+    /// Bumped by every invalidation: a lookup that started before one does not cache what it read.
+    generation: AtomicU64,
+    /// Store queries made for keys (`tollgate_key_store_lookups_total`).
+    lookups: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct KeyCache(Arc<Inner>);
+
+impl KeyCache {
+    pub fn new(store: Store, ttl: Duration) -> KeyCache {
+        KeyCache(Arc::new(Inner {
+            store,
+            ttl_ms: ttl.as_millis() as u64,
+            entries: RwLock::default(),
+            pending: Mutex::default(),
+            generation: AtomicU64::new(0),
+            lookups: AtomicU64::new(0),
+        }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    /// Store queries made so far for keys not in the cache (or whose entry had expired).
+    pub fn lookups(&self) -> u64 {
+        self.0.lookups.load(SeqCst)
+    }
+
+    /// The key with this hash, `None` when the store has no such key.
+    pub async fn get(&self, hash: KeyHash) -> Found {
+        let now = monotonic_ms();
+        let cached = self.0.entries.read().ok().and_then(|m| m.get(&hash).cloned());
+        if let Some(entry) = &cached {
+            let ttl = if entry.key.is_some() { self.0.ttl_ms } else { NEGATIVE_TTL_MS };
+            if now.saturating_sub(entry.fetched_ms) < ttl {
+                return Ok(entry.key.clone());
+            }
+        }
+        let lookup = match self.0.pending.lock() {
+            Ok(mut pending) => pending.entry(hash).or_insert_with(|| self.lookup(hash)).clone(),
+            // A panic elsewhere poisoned the lock: look up alone rather than fail the request.
+            Err(_) => self.lookup(hash),
+        };
+        match lookup.await {
+            Err(AccessError::StoreUnavailable) => match cached {
+                Some(Entry { key: Some(stale), .. }) => Ok(Some(stale)),
+                _ => Err(AccessError::StoreUnavailable),
+            },
+            found => found,
+        }
+    }
+
+    /// Forgets `hash` (the key changed or was deleted); lookups already running do not cache what they read.
+    pub fn invalidate(&self, hash: &KeyHash) {
+        self.0.generation.fetch_add(1, SeqCst);
+        if let Ok(mut entries) = self.0.entries.write() {
+            entries.remove(hash);
+        }
+    }
+
+    fn lookup(&self, hash: KeyHash) -> Shared<BoxFuture<'static, Found>> {
+        let inner = self.0.clone();
+        let generation = inner.generation.load(SeqCst);
+        async move {
+            inner.lookups.fetch_add(1, SeqCst);
+            let read = actix_rt::time::timeout(LOOKUP_DEADLINE, inner.store.key_by_hash(&hash.hex())).await;
+            let found = match read {
+                Ok(Ok(row)) => Ok(row.as_ref().and_then(KeyRecord::from_row).map(Arc::new)),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "key lookup failed");
+                    Err(AccessError::StoreUnavailable)
+                }
+                Err(_) => {
+                    tracing::error!(deadline_ms = LOOKUP_DEADLINE.as_millis() as u64, "key lookup timed out");
+                    Err(AccessError::StoreUnavailable)
+                }
+            };
+            if let Ok(key) = &found {
+                if let Ok(mut entries) = inner.entries.write() {
+                    let room = key.is_some() || entries.len() < MAX_ENTRIES;
+                    if room && inner.generation.load(SeqCst) == generation {
+                        entries.insert(hash, Entry { key: key.clone(), fetched_ms: monotonic_ms() });
+                    }
+                }
+            }
+            if let Ok(mut pending) = inner.pending.lock() {
+                pending.remove(&hash);
+            }
+            found
+        }
+        .boxed()
+        .shared()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::store::keys::KeyRow;
+
+    fn row(value: &str, blocked: bool) -> KeyRow {
+        KeyRow {
+            token_hash: KeyHash::of(value).hex(),
+            key_name: "sk-...test".into(),
+            key_alias: None,
+            user_id: None,
+            team_id: None,
+            models: json!([]),
+            max_budget_nanos: None,
+            budget_duration: None,
+            budget_reset_at: None,
+            soft_budget_nanos: None,
+            model_max_budget: json!({}),
+            rpm_limit: None,
+            tpm_limit: None,
+            max_parallel_requests: None,
+            model_rpm_limit: json!({}),
+            model_tpm_limit: json!({}),
+            expires_at: None,
+            blocked,
+            metadata: json!({}),
+            created_by: None,
+            updated_by: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    async fn cache() -> (KeyCache, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!("tollgate-cache-{}.db", uuid::Uuid::new_v4().simple()));
+        let store = Store::open(&format!("sqlite://{}?mode=rwc", path.display())).await;
+        let store = store.unwrap_or_else(|e| unreachable!("{e}"));
+        (KeyCache::new(store, Duration::from_secs(60)), path)
+    }
+
+    #[actix_rt::test]
+    async fn concurrent_misses_share_one_lookup_and_hits_need_none() {
+        let (cache, path) = cache().await;
+        let _ = cache.store().insert_key(row("sk-shared", false)).await;
+        let hash = KeyHash::of("sk-shared");
+        let all = futures_util::future::join_all((0..50).map(|_| cache.get(hash))).await;
+        assert!(all.iter().all(|r| matches!(r, Ok(Some(k)) if !k.blocked)));
+        assert_eq!(cache.lookups(), 1, "fifty concurrent misses, one query");
+        for _ in 0..10 {
+            assert!(matches!(cache.get(hash).await, Ok(Some(_))));
+        }
+        assert_eq!(cache.lookups(), 1, "hits never query");
+        let unknown = KeyHash::of("sk-unknown");
+        assert!(matches!(cache.get(unknown).await, Ok(None)));
+        assert!(matches!(cache.get(unknown).await, Ok(None)));
+        assert_eq!(cache.lookups(), 2, "an unknown key is remembered as unknown");
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[actix_rt::test]
+    async fn a_change_is_seen_after_invalidation_not_before() {
+        let (cache, path) = cache().await;
+        let _ = cache.store().insert_key(row("sk-change", false)).await;
+        let hash = KeyHash::of("sk-change");
+        assert!(matches!(cache.get(hash).await, Ok(Some(k)) if !k.blocked));
+        let _ = cache.store().update_key(row("sk-change", true)).await;
+        assert!(matches!(cache.get(hash).await, Ok(Some(k)) if !k.blocked), "cached until invalidated");
+        cache.invalidate(&hash);
+        assert!(matches!(cache.get(hash).await, Ok(Some(k)) if k.blocked));
+        let _ = cache.store().delete_keys(&[hash.hex()]).await;
+        cache.invalidate(&hash);
+        assert!(matches!(cache.get(hash).await, Ok(None)));
+        let _ = std::fs::remove_file(path);
+    }
+}

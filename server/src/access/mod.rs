@@ -1,0 +1,216 @@
+//! Who may call: virtual keys (generated, stored hashed, cached for the request path) beside the master key, and
+//! the refusals a caller can get. `token.rs` makes and hashes key values, `period.rs` reads durations, `cache.rs`
+//! is the request path's view of the store's keys.
+//!
+//! Contract: a cached key costs a hash-map read under a read lock (atomics, never held across an await); only a
+//! miss waits, single-flight and within a deadline (`cache.rs`).
+
+pub mod cache;
+pub mod manage;
+pub mod period;
+pub mod token;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use self::token::KeyHash;
+use crate::store::keys::KeyRow;
+
+/// LiteLLM's value in a key's `models` that means every model.
+pub const ALL_MODELS: &str = "all-proxy-models";
+
+/// What the request path knows of a virtual key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyRecord {
+    pub hash: KeyHash,
+    /// `sk-...abcd`: safe to log and show.
+    pub name: String,
+    pub alias: Option<String>,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    /// Model groups the key may call; empty (or [`ALL_MODELS`]) means all.
+    pub models: Vec<String>,
+    /// Unix seconds.
+    pub expires_at: Option<i64>,
+    pub blocked: bool,
+}
+
+impl KeyRecord {
+    pub fn from_row(row: &KeyRow) -> Option<KeyRecord> {
+        Some(KeyRecord {
+            hash: KeyHash::from_hex(&row.token_hash)?,
+            name: row.key_name.clone(),
+            alias: row.key_alias.clone(),
+            user_id: row.user_id.clone(),
+            team_id: row.team_id.clone(),
+            models: string_list(&row.models),
+            expires_at: row.expires_at,
+            blocked: row.blocked,
+        })
+    }
+
+    /// Whether the key may be used at `now` (Unix seconds): not blocked, not expired.
+    pub fn usable(&self, now: i64) -> Result<(), AccessError> {
+        if self.blocked {
+            return Err(AccessError::KeyBlocked { name: self.name.clone() });
+        }
+        match self.expires_at {
+            Some(at) if at <= now => Err(AccessError::KeyExpired { name: self.name.clone(), at }),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn allows_model(&self, model: &str) -> bool {
+        self.models.is_empty() || self.models.iter().any(|m| m == model || m == ALL_MODELS)
+    }
+
+    /// [`KeyRecord::allows_model`] as the refusal a caller gets.
+    pub fn check_model(&self, model: &str) -> Result<(), AccessError> {
+        if self.allows_model(model) {
+            Ok(())
+        } else {
+            Err(AccessError::ModelNotAllowed { name: self.name.clone(), model: model.to_owned() })
+        }
+    }
+}
+
+/// A JSON array of strings as a list (anything else: empty).
+pub fn string_list(value: &Value) -> Vec<String> {
+    value.as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+}
+
+/// The caller of a proxied request.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// The master key, or anyone when no master key is configured.
+    Admin,
+    Key(Arc<KeyRecord>),
+}
+
+impl Caller {
+    pub fn key(&self) -> Option<&KeyRecord> {
+        match self {
+            Caller::Admin => None,
+            Caller::Key(k) => Some(k),
+        }
+    }
+
+    /// Refuses `model` when the caller's key may not call it.
+    pub fn check_model(&self, model: &str) -> Result<(), AccessError> {
+        self.key().map_or(Ok(()), |k| k.check_model(model))
+    }
+}
+
+/// Why a caller was refused, or a management request could not be done.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AccessError {
+    #[error("the API key {name} has expired (at {}); ask for a new key", period::iso8601(*at))]
+    KeyExpired { name: String, at: i64 },
+    #[error("the API key {name} is blocked; an admin can unblock it")]
+    KeyBlocked { name: String },
+    #[error("the API key {name} may not call model `{model}`")]
+    ModelNotAllowed { name: String, model: String },
+    #[error("the key store could not be reached in time to check this API key; retry shortly")]
+    StoreUnavailable,
+    #[error("{message}")]
+    BadInput { param: Option<String>, message: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotSupportedYet(String),
+}
+
+impl AccessError {
+    pub fn bad_input(param: &str, message: impl Into<String>) -> AccessError {
+        AccessError::BadInput { param: Some(param.to_owned()), message: message.into() }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::KeyExpired { .. } => 401,
+            Self::KeyBlocked { .. } | Self::ModelNotAllowed { .. } | Self::Forbidden(_) => 403,
+            Self::StoreUnavailable => 503,
+            Self::BadInput { .. } | Self::NotSupportedYet(_) => 400,
+            Self::NotFound(_) => 404,
+        }
+    }
+
+    /// `error.type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::KeyExpired { .. } => "authentication_error",
+            Self::KeyBlocked { .. } | Self::ModelNotAllowed { .. } | Self::Forbidden(_) => "permission_error",
+            Self::StoreUnavailable => "service_unavailable",
+            Self::BadInput { .. } | Self::NotSupportedYet(_) | Self::NotFound(_) => "invalid_request_error",
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::KeyExpired { .. } => "key_expired",
+            Self::KeyBlocked { .. } => "key_blocked",
+            Self::ModelNotAllowed { .. } => "model_not_allowed",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::BadInput { .. } => "invalid_value",
+            Self::NotFound(_) => "not_found",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotSupportedYet(_) => "not_supported_yet",
+        }
+    }
+
+    pub fn param(&self) -> Option<&str> {
+        match self {
+            Self::BadInput { param, .. } => param.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// A store outage is ours (ERROR); every other refusal is the caller's (WARN).
+    pub fn is_fault(&self) -> bool {
+        matches!(self, Self::StoreUnavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(models: &[&str], expires_at: Option<i64>, blocked: bool) -> KeyRecord {
+        KeyRecord {
+            hash: KeyHash::of("sk-x"),
+            name: "sk-...abcd".into(),
+            alias: None,
+            user_id: None,
+            team_id: None,
+            models: models.iter().map(|m| (*m).to_owned()).collect(),
+            expires_at,
+            blocked,
+        }
+    }
+
+    #[test]
+    fn a_key_is_usable_unless_blocked_or_expired() {
+        assert_eq!(key(&[], None, false).usable(100), Ok(()));
+        assert_eq!(key(&[], Some(101), false).usable(100), Ok(()));
+        assert!(matches!(key(&[], Some(100), false).usable(100), Err(AccessError::KeyExpired { at: 100, .. })));
+        assert!(matches!(key(&[], None, true).usable(100), Err(AccessError::KeyBlocked { .. })));
+    }
+
+    #[test]
+    fn models_restrict_unless_empty_or_all() {
+        let cases: &[(&[&str], &str, bool)] = &[
+            (&[], "gpt-4o", true),
+            (&["gpt-4o"], "gpt-4o", true),
+            (&["gpt-4o"], "claude", false),
+            (&[ALL_MODELS], "claude", true),
+        ];
+        for (models, model, ok) in cases {
+            assert_eq!(key(models, None, false).allows_model(model), *ok, "{models:?} {model}");
+        }
+        let refused = key(&["a"], None, false).check_model("b").err().map(|e| (e.status(), e.code()));
+        assert_eq!(refused, Some((403, "model_not_allowed")));
+    }
+}

@@ -1,0 +1,105 @@
+//! Where the store lives: `general_settings.database_url`, else the `DATABASE_URL` environment variable, else the
+//! seed's `database: {type, connection_string}`, else the embedded default, a SQLite file `tollgate.db` in the
+//! working directory (created on first start).
+
+use std::time::Duration;
+
+use super::{
+    raw::{RawDatabase, RawGeneralSettings},
+    ConfigError, EnvLookup,
+};
+use crate::secret::Secret;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://tollgate.db?mode=rwc";
+/// LiteLLM's default `user_api_key_cache_ttl`.
+const DEFAULT_KEY_CACHE_TTL_SECS: f64 = 60.0;
+
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// A secret: Postgres URLs carry passwords.
+    pub database_url: Secret,
+    /// How long a replica may honour a cached key that changed elsewhere.
+    pub key_cache_ttl: Duration,
+}
+
+pub(super) fn resolve(
+    general: &RawGeneralSettings,
+    database: Option<&RawDatabase>,
+    env: &dyn EnvLookup,
+) -> Result<StoreSettings, ConfigError> {
+    let url = match (&general.database_url, env.get("DATABASE_URL"), database) {
+        (Some(url), _, _) => checked("general_settings.database_url", url)?,
+        (None, Some(url), _) => checked("DATABASE_URL", &url)?,
+        (None, None, Some(db)) => seed_url(db)?,
+        (None, None, None) => DEFAULT_DATABASE_URL.to_owned(),
+    };
+    let ttl = general.user_api_key_cache_ttl.unwrap_or(DEFAULT_KEY_CACHE_TTL_SECS);
+    let key_cache_ttl = Duration::try_from_secs_f64(ttl).map_err(|_| {
+        ConfigError::invalid(
+            "general_settings.user_api_key_cache_ttl",
+            format!("must be seconds, 0 or more, got {ttl}"),
+        )
+    })?;
+    Ok(StoreSettings { database_url: Secret::new(url), key_cache_ttl })
+}
+
+fn checked(path: &str, url: &str) -> Result<String, ConfigError> {
+    let scheme = url.split_once("://").map(|(s, _)| s);
+    match scheme {
+        Some("postgres" | "postgresql" | "sqlite") => Ok(url.to_owned()),
+        _ => Err(ConfigError::invalid(
+            path,
+            "must be a postgres://, postgresql:// or sqlite:// URL (e.g. sqlite://tollgate.db?mode=rwc)",
+        )),
+    }
+}
+
+/// The seed's `database: {type: postgresql | sqlite, connection_string}`.
+fn seed_url(db: &RawDatabase) -> Result<String, ConfigError> {
+    let conn = db.connection_string.as_deref().unwrap_or("").trim();
+    match db.kind.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Some("postgres" | "postgresql") => checked("database.connection_string", conn),
+        Some("sqlite") if conn.starts_with("sqlite://") => Ok(conn.to_owned()),
+        Some("sqlite") if !conn.is_empty() => Ok(format!("sqlite://{conn}?mode=rwc")),
+        Some("sqlite") => Ok(DEFAULT_DATABASE_URL.to_owned()),
+        other => Err(ConfigError::invalid(
+            "database.type",
+            format!("must be `postgresql` or `sqlite`, got {}", other.unwrap_or("nothing")),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn general(url: Option<&str>) -> RawGeneralSettings {
+        RawGeneralSettings { database_url: url.map(str::to_owned), ..RawGeneralSettings::default() }
+    }
+
+    fn db(kind: &str, conn: &str) -> RawDatabase {
+        RawDatabase { kind: Some(kind.to_owned()), connection_string: Some(conn.to_owned()) }
+    }
+
+    #[test]
+    fn the_database_url_comes_from_settings_then_environment_then_seed_then_default() {
+        let env_url = |name: &str| (name == "DATABASE_URL").then(|| "postgres://e@h/db".to_owned());
+        let no_env = |_: &str| None;
+        let url = |g, d: Option<&RawDatabase>, env: &dyn EnvLookup| {
+            resolve(&g, d, env).map(|s| s.database_url.expose().to_owned()).map_err(|e| e.to_string())
+        };
+        let seed = db("postgresql", "postgresql://u:p@h:5432/seed");
+        assert_eq!(url(general(Some("sqlite://x.db")), Some(&seed), &env_url), Ok("sqlite://x.db".into()));
+        assert_eq!(url(general(None), Some(&seed), &env_url), Ok("postgres://e@h/db".into()));
+        assert_eq!(url(general(None), Some(&seed), &no_env), Ok("postgresql://u:p@h:5432/seed".into()));
+        assert_eq!(url(general(None), None, &no_env), Ok(DEFAULT_DATABASE_URL.into()));
+        assert_eq!(
+            url(general(None), Some(&db("sqlite", "data/gw.db")), &no_env),
+            Ok("sqlite://data/gw.db?mode=rwc".into())
+        );
+        let bad = url(general(Some("mysql://h/db")), None, &no_env).err().unwrap_or_default();
+        assert!(bad.contains("general_settings.database_url"), "{bad}");
+        let bad = url(general(None), Some(&db("oracle", "x")), &no_env).err().unwrap_or_default();
+        assert!(bad.contains("database.type"), "{bad}");
+    }
+}

@@ -1,0 +1,112 @@
+//! The store: every SQL statement tollgate runs lives in this module (SeaORM over sqlx; SQLite by default,
+//! Postgres when configured). Callers get domain values and [`StoreError`]s, never a connection.
+//!
+//! Nothing on the request path waits here for a cached key; a cache miss waits at most its deadline
+//! (`access::cache`).
+
+pub mod keys;
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use tollgate_migration::{Migrator, MigratorTrait};
+
+/// A new connection gets this long; a store that cannot be reached at start-up stops the start.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pooled connections per process: key lookups on a cache miss, management calls, spend flushes.
+const MAX_CONNECTIONS: u32 = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database {url}: {source}")]
+    Open { url: String, source: DbErr },
+    #[error("database migration failed: {0}")]
+    Migrate(DbErr),
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://file?mode=rwc`, `postgres://...`) and brings its schema up to date.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let store = Self::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects without migrating (`tollgate migrate` reports what it applies).
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let open_error = |source| StoreError::Open { url: masked_url(url), source };
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .max_connections(MAX_CONNECTIONS)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            // Statements are not logged: key hashes and budgets are no business of the process log.
+            .sqlx_logging(false);
+        let db = Database::connect(options).await.map_err(open_error)?;
+        if db.get_database_backend() == DbBackend::Sqlite {
+            // Readers never wait for the writer, and a writer waits for another instead of failing at once.
+            for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=5000", "PRAGMA foreign_keys=ON"] {
+                db.execute_unprepared(pragma).await.map_err(open_error)?;
+            }
+        }
+        Ok(Store { db })
+    }
+
+    /// Applies pending migrations; returns how many were applied.
+    pub async fn migrate(&self) -> Result<usize, StoreError> {
+        let pending = Migrator::get_pending_migrations(&self.db).await.map_err(StoreError::Migrate)?.len();
+        Migrator::up(&self.db, None).await.map_err(StoreError::Migrate)?;
+        Ok(pending)
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self.db.get_database_backend() {
+            DbBackend::Postgres => "postgres",
+            DbBackend::Sqlite => "sqlite",
+            _ => "other",
+        }
+    }
+}
+
+/// `url` with any password replaced by `***`, for messages and logs.
+pub fn masked_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let (authority, tail) = rest.split_once('/').map_or((rest, None), |(a, t)| (a, Some(t)));
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    match tail {
+        Some(tail) => format!("{scheme}://{authority}/{tail}"),
+        None => format!("{scheme}://{authority}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::masked_url;
+
+    #[test]
+    fn masks_passwords_in_database_urls() {
+        let cases = [
+            ("postgres://app:s3cret@db:5432/gw", "postgres://app:***@db:5432/gw"),
+            ("postgres://app@db/gw", "postgres://app@db/gw"),
+            ("postgresql://u:p:q@h", "postgresql://u:***@h"),
+            ("sqlite://tollgate.db?mode=rwc", "sqlite://tollgate.db?mode=rwc"),
+            ("not a url", "not a url"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(masked_url(url), want);
+        }
+    }
+}

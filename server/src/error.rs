@@ -45,6 +45,12 @@ pub enum ApiError {
     ReloadFailed(String),
     #[error("every deployment of model `{model}` is cooling down after failures or at its rpm/tpm limit for this minute; retry in {retry_after_secs}s")]
     NoHealthyDeployment { model: String, retry_after_secs: u64 },
+    #[error("the prompt has {tokens} tokens (counted with an OpenAI tokenizer), more than any deployment of model `{model}` accepts: the largest context window is {window} tokens")]
+    ContextWindowExceeded { model: String, tokens: u64, window: u64 },
+    /// A `fallback_config` chain ran out: the message names every group and deployment tried and how each failed.
+    /// 502 when calls failed, 503 when nothing was available to call.
+    #[error("{message}")]
+    Exhausted { status: u16, message: String },
     #[error("{}", .0.message)]
     /// Boxed: upstream errors carry headers and texts, and `Result<_, ApiError>` is on every hot-path call.
     Upstream(Box<UpstreamError>),
@@ -62,8 +68,16 @@ impl ApiError {
             | Self::Unauthorized
             | Self::ModelNotFound(_)
             | Self::RouteNotFound(_)
-            | Self::ReloadFailed(_) => "invalid_request_error",
+            | Self::ReloadFailed(_)
+            | Self::ContextWindowExceeded { .. } => "invalid_request_error",
             Self::NoHealthyDeployment { .. } => "service_unavailable",
+            Self::Exhausted { status, .. } => {
+                if *status == 503 {
+                    "service_unavailable"
+                } else {
+                    "upstream_error"
+                }
+            }
             Self::Upstream(u) => match (&u.kind, u.failure) {
                 (Some(kind), _) => kind,
                 (None, UpstreamFailure::Timeout) => "timeout_error",
@@ -90,6 +104,8 @@ impl ApiError {
             Self::RouteNotFound(_) => Some("not_found"),
             Self::ReloadFailed(_) => Some("config_invalid"),
             Self::NoHealthyDeployment { .. } => Some("no_healthy_deployment"),
+            Self::ContextWindowExceeded { .. } => Some("context_length_exceeded"),
+            Self::Exhausted { .. } => Some("fallbacks_exhausted"),
             Self::Upstream(u) => match (&u.code, u.failure) {
                 (Some(code), _) => Some(code),
                 (None, UpstreamFailure::Timeout) => Some("upstream_timeout"),
@@ -106,7 +122,9 @@ impl ApiError {
             Self::Request(RequestError::InvalidField { param, .. }) => Some(param),
             Self::Unsupported(u) => Some(&u.param),
             Self::Upstream(u) => u.param.as_deref(),
+            Self::ContextWindowExceeded { .. } => Some("messages"),
             Self::Request(RequestError::MalformedJson(_) | RequestError::TooDeep)
+            | Self::Exhausted { .. }
             | Self::BadBody(_)
             | Self::BodyTimeout { .. }
             | Self::PayloadTooLarge { .. }
@@ -129,9 +147,10 @@ impl ApiError {
             | Self::Unauthorized
             | Self::ModelNotFound(_)
             | Self::RouteNotFound(_)
-            | Self::ReloadFailed(_) => tracing::Level::WARN,
+            | Self::ReloadFailed(_)
+            | Self::ContextWindowExceeded { .. } => tracing::Level::WARN,
             Self::Upstream(u) if !u.failure.counts_against_deployment() => tracing::Level::WARN,
-            Self::NoHealthyDeployment { .. } | Self::Upstream(_) => tracing::Level::ERROR,
+            Self::NoHealthyDeployment { .. } | Self::Exhausted { .. } | Self::Upstream(_) => tracing::Level::ERROR,
         }
     }
 
@@ -160,7 +179,12 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         let code = match self {
-            Self::Request(_) | Self::Unsupported(_) | Self::BadBody(_) | Self::ReloadFailed(_) => 400,
+            Self::Request(_)
+            | Self::Unsupported(_)
+            | Self::BadBody(_)
+            | Self::ReloadFailed(_)
+            | Self::ContextWindowExceeded { .. } => 400,
+            Self::Exhausted { status, .. } => *status,
             Self::BodyTimeout { .. } => 408,
             Self::PayloadTooLarge { .. } => 413,
             Self::Unauthorized => 401,

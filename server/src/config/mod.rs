@@ -8,6 +8,7 @@
 mod environment;
 mod interpolate;
 mod raw;
+mod seed;
 mod upstream;
 
 use std::{collections::BTreeMap, path::Path, sync::Arc, time::Duration};
@@ -18,6 +19,7 @@ use self::raw::{RawConfig, RawLitellmSettings, RawModelEntry, RawRouterSettings,
 pub use self::{
     environment::Env,
     interpolate::EnvLookup,
+    seed::{DeploymentTraits, GroupRetry, RoutingRules},
     upstream::{TlsTrust, UpstreamConfig},
 };
 use crate::secret::Secret;
@@ -63,6 +65,8 @@ pub enum RoutingStrategy {
     UsageBased,
     /// Cheapest input plus output price per token (`cost-based-routing`).
     CostBased,
+    /// Smooth weighted round robin by weight (the seed's `router.type: weighted_round_robin`; no LiteLLM name).
+    WeightedRoundRobin,
 }
 
 impl RoutingStrategy {
@@ -118,6 +122,8 @@ pub struct RouterSettings {
     pub cooldown_time: Duration,
     /// Retries and fallbacks (`router_settings`, else `litellm_settings`, as LiteLLM reads them).
     pub retries: RetrySettings,
+    /// The seed's routing dialect and context-window checks (`config/seed.rs`).
+    pub rules: RoutingRules,
 }
 
 /// How a request recovers from failed calls.
@@ -397,14 +403,25 @@ fn routing_strategy(router: &RawRouterSettings) -> Result<RoutingStrategy, Confi
 
 fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> {
     let mut warnings = Vec::new();
-    let retries = retry_settings(&raw.router_settings, &raw.litellm_settings)?;
+    let mut retries = retry_settings(&raw.router_settings, &raw.litellm_settings)?;
     let upstream = upstream::resolve(raw.litellm_settings.ssl_verify, env, &mut warnings)?;
     let default_timeout = seconds(
         "router_settings.timeout",
         raw.router_settings.timeout.or(raw.litellm_settings.request_timeout),
         DEFAULT_TIMEOUT_SECS,
     )?;
-    let strategy = routing_strategy(&raw.router_settings)?;
+    let mut rules = RoutingRules::default();
+    let strategy =
+        seed::router(raw.router.as_ref(), &raw.router_settings, routing_strategy(&raw.router_settings)?, &mut rules)?;
+    let groups: Vec<&str> = raw.model_list.iter().map(|e| e.model_name.as_str()).collect();
+    let fallback_config = raw.fallback_config.as_deref().unwrap_or_default();
+    seed::fallback_config(fallback_config, &raw.router_settings, &mut retries, &mut rules, &groups, &mut warnings)?;
+    let traits = raw
+        .model_list
+        .iter()
+        .enumerate()
+        .map(|(i, e)| seed::traits(&format!("model_list[{i}]"), e))
+        .collect::<Result<Vec<_>, _>>()?;
     let mb = raw.general_settings.max_request_size_mb.unwrap_or(DEFAULT_MAX_REQUEST_MB);
     if !(mb.is_finite() && mb > 0.0) {
         return Err(ConfigError::invalid(
@@ -436,6 +453,7 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
         }
     }
     let order = deployments.iter().zip(orders).filter_map(|(d, order)| Some((d.id.clone(), order?))).collect();
+    rules.traits = deployments.iter().zip(traits).map(|(d, t)| (d.id.clone(), t)).collect();
     Ok(Config {
         deployments,
         env: Env::default(),
@@ -451,6 +469,7 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
                 DEFAULT_COOLDOWN_SECS,
             )?,
             retries,
+            rules,
         },
         shutdown_grace: seconds(
             "tollgate.shutdown_grace_period_seconds",

@@ -43,6 +43,7 @@ pub fn recovery(error: &ApiError) -> Recovery {
             _ => Recovery::Stop,
         },
         ApiError::NoHealthyDeployment { .. } => Recovery::Fallback(FallbackKind::General),
+        ApiError::ContextWindowExceeded { .. } => Recovery::Fallback(FallbackKind::ContextWindow),
         ApiError::Request(_)
         | ApiError::Unsupported(_)
         | ApiError::BadBody(_)
@@ -51,7 +52,8 @@ pub fn recovery(error: &ApiError) -> Recovery {
         | ApiError::Unauthorized
         | ApiError::ModelNotFound(_)
         | ApiError::RouteNotFound(_)
-        | ApiError::ReloadFailed(_) => Recovery::Stop,
+        | ApiError::ReloadFailed(_)
+        | ApiError::Exhausted { .. } => Recovery::Stop,
     }
 }
 

@@ -230,7 +230,8 @@ pub(super) fn router(
     Ok(chosen)
 }
 
-/// Maps `fallback_config:` onto `retries.fallbacks` and per-group retries. `groups` are the config's model names.
+/// Maps `fallback_config:` onto `retries.fallbacks` and per-group retries; warns about names in it and in
+/// `router.weights` that no `model_list` entry has. `groups` are the config's model names.
 pub(super) fn fallback_config(
     list: &[RawFallbackConfig],
     settings: &RawRouterSettings,
@@ -289,6 +290,9 @@ pub(super) fn fallback_config(
             delay.as_secs_f64(),
             entry.fallback_to.join(", ")
         ));
+    }
+    for name in rules.weights.keys().filter(|n| !groups.contains(&n.as_str())) {
+        warnings.push(format!("`router.weights.{name}`: no model_list entry is named `{name}`"));
     }
     Ok(())
 }
@@ -435,5 +439,10 @@ fallback_config:
         .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(cfg.warnings, ["`fallback_config[0].fallback_to[0]`: no model_list entry is named `nope`"]);
         assert_eq!(cfg.router.rules.group_retries["a"], GroupRetry { retries: 1, delay: Duration::ZERO });
+        let cfg = load(
+            "model_list:\n  - {model_name: a, litellm_params: {model: mock/a}}\nrouter: {weights: {a: 1, b: 1}}\n",
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(cfg.warnings, ["`router.weights.b`: no model_list entry is named `b`"]);
     }
 }

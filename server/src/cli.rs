@@ -75,7 +75,8 @@ pub fn check_config_report(config: &Config) -> Result<String, ConfigError> {
     );
     for name in table.model_names() {
         let _ = writeln!(out, "\nmodel group `{name}`");
-        for d in table.group(name).map(|g| g.deployments.as_slice()).unwrap_or_default() {
+        let Some(group) = table.group(name) else { continue };
+        for (d, weight) in group.deployments.iter().zip(&group.weights) {
             let key = config
                 .deployments
                 .iter()
@@ -90,7 +91,6 @@ pub fn check_config_report(config: &Config) -> Result<String, ConfigError> {
                 model = d.upstream_model,
                 endpoint = d.provider.endpoint(),
                 timeout = d.timeout.as_secs_f64(),
-                weight = d.weight,
             );
         }
     }

@@ -9,7 +9,7 @@ use super::RequestCtx;
 use crate::{
     clock,
     error::ApiError,
-    llm::UpstreamError,
+    llm::{UpstreamError, UpstreamFailure},
     routing::{
         fallback::{self, FallbackKind, Recovery},
         rules::Prompt,
@@ -143,12 +143,12 @@ impl Trail {
         self.calls_failed = true;
         let class = match error {
             ApiError::Upstream(u) => match (u.failure, u.code.as_deref()) {
-                (crate::llm::UpstreamFailure::Status(s), Some(code)) => format!("{s} {code}"),
-                (crate::llm::UpstreamFailure::Status(s), None) => format!("{s}"),
-                (crate::llm::UpstreamFailure::Timeout, _) => "timeout".into(),
-                (crate::llm::UpstreamFailure::Unreachable, _) => "unreachable".into(),
-                (crate::llm::UpstreamFailure::ErrorInBody, _) => "error in a 2xx body".into(),
-                (crate::llm::UpstreamFailure::Malformed, _) => "malformed response".into(),
+                (UpstreamFailure::Status(s), Some(code)) => format!("{s} {code}"),
+                (UpstreamFailure::Status(s), None) => format!("{s}"),
+                (UpstreamFailure::Timeout, _) => "timeout".into(),
+                (UpstreamFailure::Unreachable, _) => "unreachable".into(),
+                (UpstreamFailure::ErrorInBody, _) => "error in a 2xx body".into(),
+                (UpstreamFailure::Malformed, _) => "malformed response".into(),
             },
             other => other.code().unwrap_or("failed").to_owned(),
         };

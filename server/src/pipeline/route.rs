@@ -110,7 +110,7 @@ where
         retry += 1;
         // The next pick repeats a deployment only when every healthy one was tried.
         let now = clock::monotonic_ms();
-        let same = table.repeats(group, now, &tried);
+        let same = table.repeats_for(group, prompt, now, &tried);
         let upstream_wait = match &error {
             ApiError::Upstream(u) => UpstreamError::retry_after(u),
             _ => None,

@@ -263,17 +263,10 @@ impl RoutingTable {
         tried: &[String],
     ) -> Result<&Arc<Deployment>, ApiError> {
         let group = self.groups.get(model).ok_or_else(|| ApiError::ModelNotFound(model.to_owned()))?;
-        let mut candidates: Vec<Candidate> = (group.deployments.iter().zip(&group.traits).zip(&group.weights))
-            .map(|((d, t), w)| Candidate {
-                weight: *w,
-                latency: d.stats.latency().or(t.latency),
-                // A blended price p per token is p for prompt and p for completion.
-                cost_per_token: t.cost_per_1k.map(|c| 2.0 * c / 1000.0),
-                ..candidate(d, now)
-            })
-            .collect();
-        rules::restrict(&self.rules, group.counts_tokens, &group.traits, &mut candidates, prompt).map_err(|e| {
-            ApiError::ContextWindowExceeded { model: model.to_owned(), tokens: e.tokens, window: e.largest_window }
+        let mut candidates = self.candidates(group, prompt, now).map_err(|e| ApiError::ContextWindowExceeded {
+            model: model.to_owned(),
+            tokens: e.tokens,
+            window: e.largest_window,
         })?;
         let turn = match self.strategy {
             Strategy::WeightedRoundRobin => group.turn.fetch_add(1, Relaxed),
@@ -326,9 +319,36 @@ impl RoutingTable {
     /// Whether the next pick for a request that `tried` these deployments must repeat one (no healthy deployment
     /// of `model` is left untried). Claims nothing.
     pub fn repeats(&self, model: &str, now: u64, tried: &[String]) -> bool {
-        self.groups
-            .get(model)
-            .is_none_or(|g| !g.deployments.iter().any(|d| !tried.contains(&d.id) && candidate(d, now).available))
+        self.repeats_for(model, None, now, tried)
+    }
+
+    /// [`RoutingTable::repeats`] for a request whose `prompt` the rules read: a deployment the prompt does not fit
+    /// (or that a preference passes over) is not one a retry could go to.
+    pub fn repeats_for(&self, model: &str, prompt: Option<&dyn Prompt>, now: u64, tried: &[String]) -> bool {
+        let Some(group) = self.groups.get(model) else { return true };
+        let Ok(candidates) = self.candidates(group, prompt, now) else { return true };
+        !group.deployments.iter().zip(&candidates).any(|(d, c)| c.available && !tried.contains(&d.id))
+    }
+
+    /// What the strategies know of each deployment of `group` at `now`, in this group (its weights) and with the
+    /// seed's rules applied for `prompt`.
+    fn candidates(
+        &self,
+        group: &ModelGroup,
+        prompt: Option<&dyn Prompt>,
+        now: u64,
+    ) -> Result<Vec<Candidate>, rules::TooLong> {
+        let mut candidates: Vec<Candidate> = (group.deployments.iter().zip(&group.traits).zip(&group.weights))
+            .map(|((d, t), w)| Candidate {
+                weight: *w,
+                latency: d.stats.latency().or(t.latency),
+                // A blended price p per token is p for prompt and p for completion.
+                cost_per_token: t.cost_per_1k.map(|c| 2.0 * c / 1000.0),
+                ..candidate(d, now)
+            })
+            .collect();
+        rules::restrict(&self.rules, group.counts_tokens, &group.traits, &mut candidates, prompt)?;
+        Ok(candidates)
     }
 }
 
@@ -570,6 +590,9 @@ mod tests {
             assert_eq!(pick(5_000, roll).ok().as_deref(), Some("g#1"));
         }
         assert_eq!(pick(10, 0.0).ok().as_deref(), Some("g#0"), "a short prompt may go to either");
+        let large = ["g#1".to_owned()];
+        assert!(t.repeats_for("g", Some(&Tokens(5_000)), NOW, &large), "a retry can only repeat the large one");
+        assert!(!t.repeats_for("g", Some(&Tokens(10)), NOW, &large));
         match pick(200_000, 0.0) {
             Err(ApiError::ContextWindowExceeded { tokens, window, .. }) => {
                 assert_eq!((tokens, window), (200_000, 100_000))

@@ -49,6 +49,11 @@ fn bpe(encoding: Encoding) -> Option<&'static CoreBPE> {
     .as_ref()
 }
 
+/// Builds `encoding`'s tokenizer now, so the first request that needs a count does not pay for it.
+pub fn warm(encoding: Encoding) {
+    let _ = bpe(encoding);
+}
+
 /// Tokens of `text`; its byte length (an upper bound) if the vocabulary could not be loaded.
 pub fn count(encoding: Encoding, text: &str) -> u64 {
     match bpe(encoding) {

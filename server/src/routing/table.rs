@@ -180,6 +180,10 @@ impl RoutingTable {
             group.schedule = rules::schedule(&group.weights);
             group.counts_tokens = rules::counts_tokens(&table.rules, &group.traits);
             group.retry = seed.group_retries.get(name).copied();
+            if group.counts_tokens {
+                // Start-up and reload pay for the vocabularies, not the first long prompt.
+                group.traits.iter().for_each(|t| crate::llm::tokens::warm(t.encoding));
+            }
         }
         Ok(table)
     }

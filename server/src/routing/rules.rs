@@ -81,8 +81,8 @@ pub fn counts_tokens(settings: &Settings, traits: &[Traits]) -> bool {
 }
 
 /// Marks the candidates the request may go to: windows that fit the prompt (hard), then the preferences (soft: each
-/// applies only when an available candidate satisfies it): what the request needs under `capability_based`,
-/// `long-context` above `context_threshold`, and the price at or under `cost_threshold`.
+/// applies only when an available candidate satisfies it): `long-context` for a prompt over some window or over
+/// `context_threshold`, what the request needs under `capability_based`, and the price at or under `cost_threshold`.
 pub fn restrict(
     settings: &Settings,
     counts_tokens: bool,
@@ -120,7 +120,8 @@ pub fn restrict(
     Ok(())
 }
 
-/// Excludes the candidates whose window the prompt exceeds; `true` when the prompt is over `context_threshold`.
+/// Excludes the candidates whose window the prompt exceeds; `true` when the prompt is long: over some window, or
+/// over `context_threshold`.
 fn fit(
     settings: &Settings,
     traits: &[Traits],
@@ -140,13 +141,16 @@ fn fit(
         let (largest_window, encoding) = largest.unwrap_or((0, Encoding::Cl100k));
         return Err(TooLong { tokens: count(encoding), largest_window });
     }
+    // A prompt too long for some window is a long prompt: `long-context` deployments are preferred among the rest.
+    let too_long_somewhere = fits.iter().any(|f| !f);
     for (c, fits) in candidates.iter_mut().zip(fits) {
         c.available &= fits;
     }
-    let long = settings.context_threshold.is_some_and(|t| {
-        let tokens = counted.iter().flatten().max().copied().unwrap_or_else(|| prompt.tokens(Encoding::Cl100k));
-        tokens > t
-    });
+    let long = too_long_somewhere
+        || settings.context_threshold.is_some_and(|t| {
+            let tokens = counted.iter().flatten().max().copied().unwrap_or_else(|| prompt.tokens(Encoding::Cl100k));
+            tokens > t
+        });
     Ok(long)
 }
 
@@ -267,6 +271,8 @@ mod tests {
             (vec![small, large], 60_000, 8_001, Ok(vec![false, true])),
             (vec![small, unknown], 60_000, 9_000, Ok(vec![false, true])),
             (vec![small, large], 900_000, 250_000, Err(TooLong { tokens: 250_000, largest_window: 200_000 })),
+            (vec![small, unknown, large], 60_000, 9_000, Ok(vec![false, false, true])),
+            (vec![small, unknown, large], 60_000, 10, Ok(vec![true, true, true])),
         ];
         for (t, bytes, tokens, want) in cases {
             let mut c = available(t.len());

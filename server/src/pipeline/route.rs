@@ -141,6 +141,9 @@ struct Trail {
 impl Trail {
     fn failed(&mut self, group: &str, deployment: &str, error: &ApiError) {
         self.calls_failed = true;
+        if !self.chained {
+            return;
+        }
         let class = match error {
             ApiError::Upstream(u) => match (u.failure, u.code.as_deref()) {
                 (UpstreamFailure::Status(s), Some(code)) => format!("{s} {code}"),
@@ -156,6 +159,9 @@ impl Trail {
     }
 
     fn unavailable(&mut self, group: &str, error: &ApiError) {
+        if !self.chained {
+            return;
+        }
         let why = match error {
             ApiError::NoHealthyDeployment { .. } => "none available (cooling down or at rpm/tpm limits)",
             ApiError::ModelNotFound(_) => "no such model group",

@@ -6,7 +6,7 @@ use std::{fmt::Write, path::PathBuf};
 use clap::{Parser, Subcommand};
 
 use crate::{
-    config::{Config, ConfigError},
+    config::{Config, ConfigError, RoutingStrategy},
     routing::RoutingTable,
     upstream::Upstream,
 };
@@ -94,7 +94,8 @@ pub fn check_config_report(config: &Config) -> Result<String, ConfigError> {
     );
     for name in table.model_names() {
         let _ = writeln!(out, "\nmodel group `{name}`");
-        for d in table.group(name).map(|g| g.deployments.as_slice()).unwrap_or_default() {
+        let Some(group) = table.group(name) else { continue };
+        for (d, weight) in group.deployments.iter().zip(&group.weights) {
             let key = config
                 .deployments
                 .iter()
@@ -109,10 +110,10 @@ pub fn check_config_report(config: &Config) -> Result<String, ConfigError> {
                 model = d.upstream_model,
                 endpoint = d.provider.endpoint(),
                 timeout = d.timeout.as_secs_f64(),
-                weight = d.weight,
             );
         }
     }
+    out.push_str(&routing_plan(config, &table));
     let _ = writeln!(
         out,
         "\nmaster key: {}",
@@ -125,6 +126,65 @@ pub fn check_config_report(config: &Config) -> Result<String, ConfigError> {
         let _ = writeln!(out, "warning: {w}");
     }
     Ok(out)
+}
+
+/// How each group is routed (strategy, deployments with what the rules read, retries, fallbacks), then what each
+/// of the seed's keys was mapped to.
+fn routing_plan(config: &Config, table: &RoutingTable) -> String {
+    let strategy = match table.strategy {
+        RoutingStrategy::SimpleShuffle => "simple-shuffle".to_owned(),
+        RoutingStrategy::LeastBusy => "least-busy".to_owned(),
+        RoutingStrategy::LatencyBased { buffer } => format!("latency-based-routing (buffer {buffer})"),
+        RoutingStrategy::UsageBased => "usage-based-routing".to_owned(),
+        RoutingStrategy::CostBased => "cost-based-routing".to_owned(),
+        RoutingStrategy::WeightedRoundRobin => "weighted round robin".to_owned(),
+    };
+    let mut out = String::new();
+    let checks = if table.rules.pre_call_checks { "on" } else { "off" };
+    let _ = writeln!(out, "\nrouting plan: strategy {strategy}; context-window checks {checks}");
+    let retries = &table.retries;
+    for name in table.model_names() {
+        let Some(group) = table.group(name) else { continue };
+        let shared = group.deployments.iter().any(|d| d.model_group != *name);
+        let _ = writeln!(
+            out,
+            "  group `{name}`{}",
+            if shared { " (a model several names serve, split by router.weights)" } else { "" }
+        );
+        for ((d, t), weight) in group.deployments.iter().zip(&group.traits).zip(&group.weights) {
+            let mut caps = Vec::new();
+            for (has, cap) in
+                [(t.caps.vision, "vision"), (t.caps.tools, "function-calling"), (t.caps.long_context, "long-context")]
+            {
+                if has {
+                    caps.push(cap);
+                }
+            }
+            let _ = writeln!(
+                out,
+                "    - {id}: weight {weight}, order {order}, window {window}, capabilities [{caps}], cost {cost}",
+                id = d.id,
+                order = d.order.map_or_else(|| "-".to_owned(), |o| o.to_string()),
+                window = t.window.map_or_else(|| "unknown".to_owned(), |w| format!("{w} tokens")),
+                caps = caps.join(", "),
+                cost = t.cost_per_1k.map_or_else(|| "unknown".to_owned(), |c| format!("${c} per 1K tokens")),
+            );
+        }
+        let retry = match group.retry {
+            Some(r) => format!("{} retries {}s apart (fallback_config)", r.retries, r.delay.as_secs_f64()),
+            None => format!("{} retries with backoff (num_retries)", retries.num_retries),
+        };
+        let chain = retries.fallbacks.get(name).unwrap_or(&retries.default_fallbacks);
+        let chain = if chain.is_empty() { "none".to_owned() } else { chain.join(" → ") };
+        let _ = writeln!(out, "    retries: {retry}; then fallbacks: {chain}");
+    }
+    if !config.router.rules.mappings.is_empty() {
+        let _ = writeln!(out, "\nseed keys:");
+        for line in &config.router.rules.mappings {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -151,5 +211,28 @@ mod tests {
         assert!(report.contains("upstream TLS: built-in Mozilla roots"), "{report}");
         assert!(report.contains("HTTPS proxy: none"), "{report}");
         assert!(!report.contains("plain http://"), "https upstreams and mocks send no key in cleartext: {report}");
+    }
+
+    #[test]
+    fn the_routing_example_prints_its_plan_and_each_seed_key() {
+        let yaml = include_str!("../../assets/examples/routing.yaml");
+        let config = Config::load_str(yaml, &|_: &str| None).unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        let report = check_config_report(&config).unwrap_or_else(|e| unreachable!("{e}"));
+        for want in [
+            "routing plan: strategy weighted round robin; context-window checks on",
+            "  group `gpt-4-us`\n    - gpt-4-us#0: weight 1, order -, window 8192 tokens, capabilities [function-calling], cost $0.03 per 1K tokens\n    retries: 3 retries 1s apart (fallback_config); then fallbacks: gpt-4-eu → claude-long\n",
+            "    - claude-long#2: weight 1, order -, window 200000 tokens, capabilities [vision, long-context], cost $0.015 per 1K tokens",
+            "  group `gpt-4` (a model several names serve, split by router.weights)\n    - gpt-4-us#0: weight 600000",
+            "    - gpt-4-eu#1: weight 400000",
+            "  router.type: weighted_round_robin → weighted round robin",
+            "  router.routing_strategy: cost_optimized →",
+            "  router.cost_threshold: 0.02 →",
+            "  router.context_threshold: 8000 →",
+            "  router.weights: gpt-4-eu 0.4, gpt-4-us 0.6 →",
+            "  fallback_config[0]: gpt-4-us → 3 retries 1s apart",
+        ] {
+            assert!(report.contains(want), "{want}\n---\n{report}");
+        }
     }
 }

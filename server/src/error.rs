@@ -52,6 +52,12 @@ pub enum ApiError {
     /// A virtual key refused, or a management request that cannot be done.
     #[error(transparent)]
     Access(#[from] AccessError),
+    #[error("the prompt has {tokens} tokens (counted with an OpenAI tokenizer), more than any deployment of model `{model}` accepts: the largest context window is {window} tokens")]
+    ContextWindowExceeded { model: String, tokens: u64, window: u64 },
+    /// A `fallback_config` chain ran out: the message names every group and deployment tried and how each failed.
+    /// 502 when calls failed, 503 when nothing was available to call.
+    #[error("{message}")]
+    Exhausted { status: u16, message: String },
     #[error("{}", .0.message)]
     /// Boxed: upstream errors carry headers and texts, and `Result<_, ApiError>` is on every hot-path call.
     Upstream(Box<UpstreamError>),
@@ -69,9 +75,17 @@ impl ApiError {
             | Self::Unauthorized
             | Self::ModelNotFound(_)
             | Self::RouteNotFound(_)
-            | Self::ReloadFailed(_) => "invalid_request_error",
+            | Self::ReloadFailed(_)
+            | Self::ContextWindowExceeded { .. } => "invalid_request_error",
             Self::NoHealthyDeployment { .. } => "service_unavailable",
             Self::Access(a) => a.kind(),
+            Self::Exhausted { status, .. } => {
+                if *status == 503 {
+                    "service_unavailable"
+                } else {
+                    "upstream_error"
+                }
+            }
             Self::Upstream(u) => match (&u.kind, u.failure) {
                 (Some(kind), _) => kind,
                 (None, UpstreamFailure::Timeout) => "timeout_error",
@@ -99,6 +113,8 @@ impl ApiError {
             Self::ReloadFailed(_) => Some("config_invalid"),
             Self::NoHealthyDeployment { .. } => Some("no_healthy_deployment"),
             Self::Access(a) => Some(a.code()),
+            Self::ContextWindowExceeded { .. } => Some("context_length_exceeded"),
+            Self::Exhausted { .. } => Some("fallbacks_exhausted"),
             Self::Upstream(u) => match (&u.code, u.failure) {
                 (Some(code), _) => Some(code),
                 (None, UpstreamFailure::Timeout) => Some("upstream_timeout"),
@@ -116,7 +132,9 @@ impl ApiError {
             Self::Unsupported(u) => Some(&u.param),
             Self::Upstream(u) => u.param.as_deref(),
             Self::Access(a) => a.param(),
+            Self::ContextWindowExceeded { .. } => Some("messages"),
             Self::Request(RequestError::MalformedJson(_) | RequestError::TooDeep)
+            | Self::Exhausted { .. }
             | Self::BadBody(_)
             | Self::BodyTimeout { .. }
             | Self::PayloadTooLarge { .. }
@@ -139,11 +157,12 @@ impl ApiError {
             | Self::Unauthorized
             | Self::ModelNotFound(_)
             | Self::RouteNotFound(_)
-            | Self::ReloadFailed(_) => tracing::Level::WARN,
+            | Self::ReloadFailed(_)
+            | Self::ContextWindowExceeded { .. } => tracing::Level::WARN,
             Self::Upstream(u) if !u.failure.counts_against_deployment() => tracing::Level::WARN,
             Self::Access(a) if !a.is_fault() => tracing::Level::WARN,
             Self::Access(_) => tracing::Level::ERROR,
-            Self::NoHealthyDeployment { .. } | Self::Upstream(_) => tracing::Level::ERROR,
+            Self::NoHealthyDeployment { .. } | Self::Exhausted { .. } | Self::Upstream(_) => tracing::Level::ERROR,
         }
     }
 
@@ -172,7 +191,12 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         let code = match self {
-            Self::Request(_) | Self::Unsupported(_) | Self::BadBody(_) | Self::ReloadFailed(_) => 400,
+            Self::Request(_)
+            | Self::Unsupported(_)
+            | Self::BadBody(_)
+            | Self::ReloadFailed(_)
+            | Self::ContextWindowExceeded { .. } => 400,
+            Self::Exhausted { status, .. } => *status,
             Self::BodyTimeout { .. } => 408,
             Self::PayloadTooLarge { .. } => 413,
             Self::Unauthorized => 401,

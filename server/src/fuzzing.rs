@@ -507,7 +507,8 @@ fn check_data(event: &[u8]) -> Result<(), String> {
 
 /// Loads `yaml` as `tollgate --config` does (in the made-up environment of `fuzz_env`), then builds the routing
 /// table from it with the vendored price catalog and picks a deployment of every group. A loaded config must hold what validation promises: non-empty names, non-zero timeouts,
-/// distinct deployment ids, warnings that name a path; a picked deployment belongs to the group asked for.
+/// distinct deployment ids, warnings that name a path; a picked deployment belongs to the group asked for (or, for
+/// a model several names serve by `router.weights`, to one of those names).
 pub fn load_config(yaml: &str) -> Result<(), String> {
     let env = fuzz_env;
     let Ok(config) = Config::load_str(yaml, &env) else {
@@ -521,7 +522,10 @@ pub fn load_config(yaml: &str) -> Result<(), String> {
     for name in table.model_names() {
         for roll in [0.0, 0.5, 0.999_999] {
             if let Ok(picked) = table.pick(name, roll, 0, &[]) {
-                if &picked.model_group != name {
+                // A model several weighted names serve (`router.weights`) is served by their deployments.
+                let shared =
+                    config.router.rules.weights.contains_key(&picked.model_group) && picked.upstream_model == *name;
+                if &picked.model_group != name && !shared {
                     return Err(format!("picked `{}` of group `{}` for `{name}`", picked.id, picked.model_group));
                 }
             }
@@ -653,6 +657,7 @@ mod tests {
         let seeds = [
             include_str!("../../fuzz/corpus/config_loader/seed-quickstart.yaml"),
             include_str!("../../fuzz/corpus/config_loader/seed-litellm.yaml"),
+            include_str!("../../fuzz/corpus/config_loader/seed-routing.yaml"),
         ];
         for yaml in seeds {
             // Seeds that load all the way reach the routing table and the picks.
@@ -664,6 +669,7 @@ mod tests {
             "",
             "model_list: [{model_name: a, litellm_params: {model: mock/a, rpm: 18446744073709551615}}]",
             "model_list: [{model_name: a, litellm_params: {model: mock/a, rpm: 18446744073709551615}}, {model_name: a, litellm_params: {model: mock/b, rpm: 2}}]",
+            "model_list: [{model_name: a, litellm_params: {model: mock/m, weight: 4294967295}}, {model_name: b, litellm_params: {model: mock/m}}]\nrouter: {type: weighted_round_robin, weights: {a: 1e300, b: 1e-300}}",
         ]) {
             assert_eq!(load_config(yaml), Ok(()), "{yaml}");
         }

@@ -100,6 +100,23 @@ fn parse(text: &str) -> Result<Catalog, serde_json::Error> {
     Ok(raw.into_iter().filter_map(|(k, v)| Some((k, serde_json::from_value(v).ok()?))).collect())
 }
 
+/// The vendored catalog's `max_input_tokens` for `provider/model` (LiteLLM's key spellings, as [`resolve`]): the
+/// context window routing uses when the config gives none. Parsed once per process on first use.
+pub fn context_window(provider: &str, model: &str) -> Option<u64> {
+    static WINDOWS: OnceLock<HashMap<String, u64>> = OnceLock::new();
+    let windows = WINDOWS.get_or_init(|| {
+        #[derive(Deserialize)]
+        struct Entry {
+            max_input_tokens: Option<u64>,
+        }
+        let raw: HashMap<String, serde_json::Value> = serde_json::from_str(VENDORED_CATALOG).unwrap_or_default();
+        raw.into_iter()
+            .filter_map(|(k, v)| Some((k, serde_json::from_value::<Entry>(v).ok()?.max_input_tokens?)))
+            .collect()
+    });
+    windows.get(&format!("{provider}/{model}")).or_else(|| windows.get(model)).copied()
+}
+
 /// Catalog prices for `provider/model`, trying LiteLLM's key spellings, then the per-deployment overrides. Both
 /// overrides given make a price without the catalog; one alone needs the catalog for the other.
 pub fn resolve(catalog: &Catalog, provider: &str, model: &str, input: Option<f64>, output: Option<f64>) -> Pricing {
@@ -129,6 +146,13 @@ mod tests {
             Pricing::Priced(p) => p,
             Pricing::Unpriced => unreachable!("expected a price"),
         }
+    }
+
+    #[test]
+    fn vendored_catalog_has_context_windows() {
+        assert_eq!(context_window("openai", "gpt-4"), Some(8192));
+        assert_eq!(context_window("openai", "gpt-4o"), Some(128_000));
+        assert_eq!(context_window("mock", "no-such-model"), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod environment;
 mod interpolate;
 mod raw;
 mod store;
+mod seed;
 mod upstream;
 
 use std::{collections::BTreeMap, path::Path, sync::Arc, time::Duration};
@@ -20,6 +21,7 @@ pub use self::{
     environment::Env,
     interpolate::EnvLookup,
     store::{StoreSettings, DEFAULT_DATABASE_URL},
+    seed::{DeploymentTraits, GroupRetry, RoutingRules},
     upstream::{TlsTrust, UpstreamConfig},
 };
 use crate::secret::Secret;
@@ -65,6 +67,8 @@ pub enum RoutingStrategy {
     UsageBased,
     /// Cheapest input plus output price per token (`cost-based-routing`).
     CostBased,
+    /// Smooth weighted round robin by weight (the seed's `router.type: weighted_round_robin`; no LiteLLM name).
+    WeightedRoundRobin,
 }
 
 impl RoutingStrategy {
@@ -122,6 +126,8 @@ pub struct RouterSettings {
     pub cooldown_time: Duration,
     /// Retries and fallbacks (`router_settings`, else `litellm_settings`, as LiteLLM reads them).
     pub retries: RetrySettings,
+    /// The seed's routing dialect and context-window checks (`config/seed.rs`).
+    pub rules: RoutingRules,
 }
 
 /// How a request recovers from failed calls.
@@ -401,7 +407,7 @@ fn routing_strategy(router: &RawRouterSettings) -> Result<RoutingStrategy, Confi
 
 fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> {
     let mut warnings = Vec::new();
-    let retries = retry_settings(&raw.router_settings, &raw.litellm_settings)?;
+    let mut retries = retry_settings(&raw.router_settings, &raw.litellm_settings)?;
     let upstream = upstream::resolve(raw.litellm_settings.ssl_verify, env, &mut warnings)?;
     let store = store::resolve(&raw.general_settings, raw.database.as_ref(), env)?;
     let default_timeout = seconds(
@@ -409,7 +415,18 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
         raw.router_settings.timeout.or(raw.litellm_settings.request_timeout),
         DEFAULT_TIMEOUT_SECS,
     )?;
-    let strategy = routing_strategy(&raw.router_settings)?;
+    let mut rules = RoutingRules::default();
+    let strategy =
+        seed::router(raw.router.as_ref(), &raw.router_settings, routing_strategy(&raw.router_settings)?, &mut rules)?;
+    let groups: Vec<&str> = raw.model_list.iter().map(|e| e.model_name.as_str()).collect();
+    let fallback_config = raw.fallback_config.as_deref().unwrap_or_default();
+    seed::fallback_config(fallback_config, &raw.router_settings, &mut retries, &mut rules, &groups, &mut warnings)?;
+    let traits = raw
+        .model_list
+        .iter()
+        .enumerate()
+        .map(|(i, e)| seed::traits(&format!("model_list[{i}]"), e))
+        .collect::<Result<Vec<_>, _>>()?;
     let mb = raw.general_settings.max_request_size_mb.unwrap_or(DEFAULT_MAX_REQUEST_MB);
     if !(mb.is_finite() && mb > 0.0) {
         return Err(ConfigError::invalid(
@@ -441,6 +458,7 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
         }
     }
     let order = deployments.iter().zip(orders).filter_map(|(d, order)| Some((d.id.clone(), order?))).collect();
+    rules.traits = deployments.iter().zip(traits).map(|(d, t)| (d.id.clone(), t)).collect();
     Ok(Config {
         deployments,
         env: Env::default(),
@@ -456,6 +474,7 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
                 DEFAULT_COOLDOWN_SECS,
             )?,
             retries,
+            rules,
         },
         shutdown_grace: seconds(
             "tollgate.shutdown_grace_period_seconds",

@@ -27,6 +27,12 @@ pub struct RawConfig {
     pub tollgate: RawTollgateSettings,
     /// The seed's spelling of the store: `{type: postgresql | sqlite, connection_string}`.
     pub database: Option<RawDatabase>,
+    /// The seed article's routing section (tollgate extension, mapped onto `router_settings`; see
+    /// `config/seed.rs` and docs/routing.md). Conflicts with `router_settings.routing_strategy`.
+    pub router: Option<RawSeedRouter>,
+    /// The seed article's fallback chains with per-group retries (tollgate extension, mapped onto
+    /// `router_settings.fallbacks` plus a per-group retry count and fixed delay).
+    pub fallback_config: Option<Vec<RawFallbackConfig>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -90,6 +96,27 @@ pub struct RawLitellmParams {
     pub tenant_id: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
+    /// Free-form in LiteLLM (passed through); tollgate reads the seed's routing keys from it and accepts any other.
+    pub metadata: Option<RawMetadata>,
+}
+
+/// `litellm_params.metadata`: LiteLLM passes it through untouched; these keys feed the seed's routing rules.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawMetadata {
+    /// $ per 1K tokens, one blended price for prompt and completion: ranks deployments for `cost-based` routing
+    /// (over the catalog price) and compares with `router.cost_threshold`.
+    pub cost: Option<f64>,
+    /// Expected latency in milliseconds: the prior of `latency` routing until measured samples exist.
+    pub latency: Option<f64>,
+    /// The context window in tokens (`model_info.max_input_tokens` wins when both are given).
+    pub max_tokens: Option<u64>,
+    /// `vision`, `function-calling`, `long-context` steer routing; others (`code`, ...) are informational.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// Any other key: accepted silently, as LiteLLM does.
+    #[serde(flatten)]
+    #[expect(dead_code, reason = "free-form metadata is accepted and not acted on")]
+    pub other: BTreeMap<String, serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -105,8 +132,13 @@ pub struct RawModelInfo {
     pub description: Option<serde::de::IgnoredAny>,
     #[expect(dead_code, reason = "informational key, accepted so it is not reported as unknown")]
     pub max_tokens: Option<serde::de::IgnoredAny>,
-    #[expect(dead_code, reason = "informational key, accepted so it is not reported as unknown")]
-    pub max_input_tokens: Option<serde::de::IgnoredAny>,
+    /// The context window in tokens: the deployment serves prompts up to this size when pre-call checks are on
+    /// (`router_settings.enable_pre_call_checks` or a `router:` section). Else `metadata.max_tokens`, else the catalog.
+    pub max_input_tokens: Option<u64>,
+    /// LiteLLM's capability flags: images need `supports_vision`, tools `supports_function_calling` under
+    /// `router.type: capability-based`.
+    pub supports_vision: Option<bool>,
+    pub supports_function_calling: Option<bool>,
     #[expect(dead_code, reason = "informational key, accepted so it is not reported as unknown")]
     pub max_output_tokens: Option<serde::de::IgnoredAny>,
 }
@@ -149,6 +181,9 @@ pub struct RawRouterSettings {
     pub content_policy_fallbacks: Option<Vec<BTreeMap<String, Vec<String>>>>,
     /// At most this many fallback groups per request.
     pub max_fallbacks: Option<u32>,
+    /// Before calling, keep only the deployments whose context window fits the prompt (counted with an OpenAI
+    /// tokenizer, see docs/routing.md); none fits → `context_window_fallbacks`, else 400 `context_length_exceeded`.
+    pub enable_pre_call_checks: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -193,13 +228,44 @@ pub struct RawTollgateSettings {
     pub request_body_timeout_seconds: Option<f64>,
 }
 
+/// The seed article's `router:` section (tollgate extension; docs/routing.md says what each key maps to).
+#[derive(Debug, Default, Deserialize)]
+pub struct RawSeedRouter {
+    /// `latency`, `cost-based`, `capability-based` or `weighted_round_robin`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// `cost_optimized`: cost-based routing when no `type` is given; with `cost_threshold`, deployments above it
+    /// serve only when none at or below it is available.
+    pub routing_strategy: Option<String>,
+    /// $ per 1K tokens (compared with `metadata.cost`, else the catalog's average of prompt and completion price).
+    pub cost_threshold: Option<f64>,
+    /// Tokens: longer prompts go to deployments listing `long-context` (when any is available).
+    pub context_threshold: Option<u64>,
+    /// Model name → share: model names whose deployments serve the same model (`litellm_params.model`) also
+    /// serve it under that model's own name, split by these shares.
+    #[serde(default)]
+    pub weights: BTreeMap<String, f64>,
+}
+
+/// One entry of the seed's `fallback_config:` list.
+#[derive(Debug, Deserialize)]
+pub struct RawFallbackConfig {
+    pub model_name: String,
+    /// Groups to try in order once `model_name` is exhausted (its `router_settings.fallbacks` entry).
+    #[serde(default)]
+    pub fallback_to: Vec<String>,
+    /// Retries of `model_name` after its first call (instead of `num_retries`).
+    pub retry_attempts: Option<u32>,
+    /// Seconds between those retries: a fixed delay, not a backoff.
+    pub retry_delay: Option<f64>,
+}
+
 /// LiteLLM keys tollgate parses but does not act on yet. Paths use `model_list[].` for per-entry keys.
 pub const NOT_YET_SUPPORTED: &[&str] = &[
     "general_settings.alerting",
     "general_settings.store_model_in_db",
     "general_settings.disable_spend_logs",
     "router_settings.model_group_alias",
-    "router_settings.enable_pre_call_checks",
     "router_settings.redis_host",
     "router_settings.redis_port",
     "router_settings.redis_password",

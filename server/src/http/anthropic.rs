@@ -10,7 +10,7 @@ use super::{openai::proxied, AppState};
 use crate::{
     error::ApiError,
     llm::{Inbound, MessagesRequest},
-    pipeline::{call, route::Asked},
+    pipeline::{call, prompt::RequestPrompt, route::Asked},
     providers::anthropic,
 };
 
@@ -42,8 +42,9 @@ pub async fn messages(
         let messages = MessagesRequest::parse(&bytes)?;
         let model = messages.model.clone();
         let (ctx, client, life, inbound) = (p.ctx, p.client, p.life, &Inbound::Anthropic(messages));
-        p.route(&model, Asked::default(), |d| async move { call::chat(ctx, client, &d, inbound, beta, life).await })
-            .await
+        let prompt = RequestPrompt::new(inbound, bytes.len());
+        let asked = Asked { prompt: Some(&prompt), ..Asked::default() };
+        p.route(&model, asked, |d| async move { call::chat(ctx, client, &d, inbound, beta, life).await }).await
     });
     Ok(answer.await?)
 }

@@ -40,7 +40,8 @@ pub async fn explain(
     let deployments: Vec<_> = group
         .deployments
         .iter()
-        .map(|d| {
+        .zip(&group.weights)
+        .map(|(d, weight)| {
             let s = &d.stats;
             let (minute_requests, minute_tokens) = s.minute_usage(now);
             let probe = match s.probe.load(Relaxed) {
@@ -52,7 +53,8 @@ pub async fn explain(
                 "id": d.id,
                 "provider": d.provider.name(),
                 "upstream_model": d.upstream_model,
-                "weight": d.weight,
+                // Its weight in this group: a model several names serve splits by `router.weights`.
+                "weight": weight,
                 "order": d.order,
                 "rpm": d.rpm,
                 "tpm": d.tpm,

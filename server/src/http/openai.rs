@@ -18,6 +18,7 @@ use crate::{
     llm::{ChatRequest, CompletionRequest, EmbeddingsRequest, Inbound},
     pipeline::{
         auth, body, call,
+        prompt::RequestPrompt,
         route::{self, Asked},
         RequestCtx,
     },
@@ -86,9 +87,11 @@ pub async fn chat_completions(
     proxied(&req, payload, &state, &client, async |p, bytes| {
         let mut chat = ChatRequest::parse(&bytes)?;
         let fallbacks = chat.fallbacks.take();
-        let asked = Asked { fallbacks: fallbacks.as_deref(), disable_fallbacks: chat.disable_fallbacks };
+        let disable_fallbacks = chat.disable_fallbacks;
         let model = chat.model.clone();
         let (ctx, client, life, inbound) = (p.ctx, p.client, p.life, &Inbound::OpenAi(chat));
+        let prompt = RequestPrompt::new(inbound, bytes.len());
+        let asked = Asked { fallbacks: fallbacks.as_deref(), disable_fallbacks, prompt: Some(&prompt) };
         p.route(&model, asked, |d| async move { call::chat(ctx, client, &d, inbound, None, life).await }).await
     })
     .await
@@ -105,8 +108,9 @@ pub async fn completions(
         let completion = CompletionRequest::parse(&bytes)?;
         let model = completion.model.clone();
         let (ctx, client, life, inbound) = (p.ctx, p.client, p.life, &Inbound::Completions(completion));
-        p.route(&model, Asked::default(), |d| async move { call::chat(ctx, client, &d, inbound, None, life).await })
-            .await
+        let prompt = RequestPrompt::new(inbound, bytes.len());
+        let asked = Asked { prompt: Some(&prompt), ..Asked::default() };
+        p.route(&model, asked, |d| async move { call::chat(ctx, client, &d, inbound, None, life).await }).await
     })
     .await
 }

@@ -9,6 +9,7 @@ pub mod chat;
 pub mod embed;
 pub mod failure;
 pub mod request;
+pub mod tokens;
 pub mod usage;
 
 pub use failure::{UpstreamError, UpstreamFailure};

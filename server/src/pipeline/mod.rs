@@ -8,6 +8,7 @@ pub mod auth;
 pub mod body;
 pub mod call;
 pub mod peek;
+pub mod prompt;
 pub mod relay;
 pub mod route;
 pub mod settle;

@@ -9,18 +9,21 @@ use super::RequestCtx;
 use crate::{
     clock,
     error::ApiError,
-    llm::UpstreamError,
+    llm::{UpstreamError, UpstreamFailure},
     routing::{
         fallback::{self, FallbackKind, Recovery},
+        rules::Prompt,
         Deployment, RoutingTable,
     },
 };
 
-/// What the caller asked of routing in the request itself (OpenAI-style bodies: `fallbacks`, `disable_fallbacks`).
+/// What the caller asked of routing in the request itself (OpenAI-style bodies: `fallbacks`, `disable_fallbacks`),
+/// and its prompt, for the rules that read it (context windows, capabilities).
 #[derive(Debug, Default)]
 pub struct Asked<'a> {
     pub fallbacks: Option<&'a [String]>,
     pub disable_fallbacks: bool,
+    pub prompt: Option<&'a dyn Prompt>,
 }
 
 /// Calls `call` (which answers the caller: `R` is the response) on deployments of `model` (and then of its fallback groups) until one answers or nothing is left
@@ -41,8 +44,10 @@ where
     // The fallback groups, decided by the first failure that needs them; `next` is the next one to try.
     let mut plan: Option<Vec<&str>> = None;
     let mut next = 0;
+    // Every failed call and unavailable group, for the message when a `fallback_config` chain runs out.
+    let mut trail = Trail { chained: table.group(model).is_some_and(|g| g.retry.is_some()), ..Trail::default() };
     loop {
-        let error = match serve_group(ctx, table, group, &mut call).await {
+        let error = match serve_group(ctx, table, group, asked.prompt, &mut trail, &mut call).await {
             Ok(response) => return Ok(response),
             Err(error) => error,
         };
@@ -56,7 +61,7 @@ where
             return Err(error);
         }
         let groups = plan.get_or_insert_with(|| fallback::fallback_groups(settings, model, kind, asked.fallbacks));
-        let Some(next_group) = groups.get(next) else { return Err(error) };
+        let Some(next_group) = groups.get(next) else { return Err(trail.exhausted(error)) };
         next += 1;
         tracing::info!(
             request_id = %ctx.request_id,
@@ -70,11 +75,14 @@ where
     }
 }
 
-/// One group: the first call, then up to `num_retries` more, each preferring a deployment not yet tried.
+/// One group: the first call, then up to `num_retries` more (its `fallback_config` retries instead, if it has
+/// them), each preferring a deployment not yet tried.
 async fn serve_group<F, Fut, R>(
     ctx: &RequestCtx,
     table: &RoutingTable,
     group: &str,
+    prompt: Option<&dyn Prompt>,
+    trail: &mut Trail,
     call: &mut F,
 ) -> Result<R, ApiError>
 where
@@ -82,32 +90,95 @@ where
     Fut: Future<Output = Result<R, ApiError>>,
 {
     let settings = &table.retries;
+    let chained = table.group(group).and_then(|g| g.retry);
     let mut tried: Vec<String> = Vec::new();
     let mut retry = 0;
     loop {
-        let deployment = table.pick(group, rand::random::<f64>(), clock::monotonic_ms(), &tried)?.clone();
+        let picked = table.pick_for(group, prompt, rand::random::<f64>(), clock::monotonic_ms(), &tried);
+        let deployment = picked.inspect_err(|e| trail.unavailable(group, e))?.clone();
         tried.push(deployment.id.clone());
+        let id = deployment.id.clone();
         let error = match call(deployment).await {
             Ok(response) => return Ok(response),
             Err(error) => error,
         };
-        if fallback::recovery(&error) != Recovery::Retry || retry >= settings.num_retries {
+        trail.failed(group, &id, &error);
+        if fallback::recovery(&error) != Recovery::Retry || retry >= chained.map_or(settings.num_retries, |c| c.retries)
+        {
             return Err(error);
         }
         retry += 1;
         // The next pick repeats a deployment only when every healthy one was tried.
         let now = clock::monotonic_ms();
-        let same = table.repeats(group, now, &tried);
+        let same = table.repeats_for(group, prompt, now, &tried);
         let upstream_wait = match &error {
             ApiError::Upstream(u) => UpstreamError::retry_after(u),
             _ => None,
         };
-        let Some(wait) = fallback::retry_delay(settings.retry_after, retry, same, upstream_wait, rand::random()) else {
-            return Err(error);
+        // `fallback_config`'s `retry_delay` is a fixed spacing, as the seed describes it, not a backoff.
+        let wait = match chained {
+            Some(c) => Some(c.delay),
+            None => fallback::retry_delay(settings.retry_after, retry, same, upstream_wait, rand::random()),
         };
+        let Some(wait) = wait else { return Err(error) };
         tracing::info!(request_id = %ctx.request_id, retry, wait_ms = wait.as_millis() as u64, "retrying the call");
         if !wait.is_zero() {
             actix_rt::time::sleep(wait).await;
+        }
+    }
+}
+
+/// What a request tried, for the error that ends a `fallback_config` chain.
+#[derive(Debug, Default)]
+struct Trail {
+    /// The model asked for has a `fallback_config` entry: only then is the final error replaced.
+    chained: bool,
+    /// `group/deployment: failure class`, or `group: none available`, in order.
+    entries: Vec<String>,
+    calls_failed: bool,
+}
+
+impl Trail {
+    fn failed(&mut self, group: &str, deployment: &str, error: &ApiError) {
+        self.calls_failed = true;
+        if !self.chained {
+            return;
+        }
+        let class = match error {
+            ApiError::Upstream(u) => match (u.failure, u.code.as_deref()) {
+                (UpstreamFailure::Status(s), Some(code)) => format!("{s} {code}"),
+                (UpstreamFailure::Status(s), None) => format!("{s}"),
+                (UpstreamFailure::Timeout, _) => "timeout".into(),
+                (UpstreamFailure::Unreachable, _) => "unreachable".into(),
+                (UpstreamFailure::ErrorInBody, _) => "error in a 2xx body".into(),
+                (UpstreamFailure::Malformed, _) => "malformed response".into(),
+            },
+            other => other.code().unwrap_or("failed").to_owned(),
+        };
+        self.entries.push(format!("{group}/{deployment}: {class}"));
+    }
+
+    fn unavailable(&mut self, group: &str, error: &ApiError) {
+        if !self.chained {
+            return;
+        }
+        let why = match error {
+            ApiError::NoHealthyDeployment { .. } => "none available (cooling down or at rpm/tpm limits)",
+            ApiError::ModelNotFound(_) => "no such model group",
+            _ => return,
+        };
+        self.entries.push(format!("{group}: {why}"));
+    }
+
+    /// The error a request ends with when nothing is left to try.
+    fn exhausted(self, last: ApiError) -> ApiError {
+        if !self.chained || self.entries.is_empty() {
+            return last;
+        }
+        let status = if self.calls_failed { 502 } else { 503 };
+        ApiError::Exhausted {
+            status,
+            message: format!("every model group of the fallback chain failed; tried {}", self.entries.join(", ")),
         }
     }
 }

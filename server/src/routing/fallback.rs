@@ -43,6 +43,7 @@ pub fn recovery(error: &ApiError) -> Recovery {
             _ => Recovery::Stop,
         },
         ApiError::NoHealthyDeployment { .. } => Recovery::Fallback(FallbackKind::General),
+        ApiError::ContextWindowExceeded { .. } => Recovery::Fallback(FallbackKind::ContextWindow),
         ApiError::Request(_)
         | ApiError::Unsupported(_)
         | ApiError::BadBody(_)
@@ -52,7 +53,8 @@ pub fn recovery(error: &ApiError) -> Recovery {
         | ApiError::ModelNotFound(_)
         | ApiError::RouteNotFound(_)
         | ApiError::ReloadFailed(_)
-        | ApiError::Access(_) => Recovery::Stop,
+        | ApiError::Access(_)
+        | ApiError::Exhausted { .. } => Recovery::Stop,
     }
 }
 

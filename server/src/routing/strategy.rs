@@ -41,7 +41,8 @@ pub fn choose(strategy: Strategy, candidates: &[Candidate], roll: f64) -> Option
     };
     let tiered = || candidates.iter().filter(|c| in_tier(c));
     match strategy {
-        Strategy::SimpleShuffle => among(&|_| true),
+        // Round robin itself needs the group's turn counter (`rules::round_robin`); here, its weighted fallback.
+        Strategy::SimpleShuffle | Strategy::WeightedRoundRobin => among(&|_| true),
         Strategy::LeastBusy => {
             let least = tiered().map(|c| c.in_flight).min()?;
             among(&|c| c.in_flight == least)

@@ -5,19 +5,23 @@
 //! and the time through `now_ms` arguments.
 
 use std::{
-    collections::HashMap,
-    sync::{atomic::Ordering::Relaxed, Arc},
+    collections::{BTreeMap, HashMap},
+    sync::{
+        atomic::{AtomicU64, Ordering::Relaxed},
+        Arc,
+    },
     time::Duration,
 };
 
 use actix::Recipient;
 
 use super::{
+    rules::{self, Caps, Encoding, Prompt, Traits},
     stats::{DeploymentStats, ReportFailure},
     strategy::{self, Candidate, Strategy},
 };
 use crate::{
-    config::{Config, ConfigError, EnvLookup, RetrySettings},
+    config::{Config, ConfigError, EnvLookup, GroupRetry, RetrySettings},
     error::ApiError,
     pricing::{self, Catalog, Pricing},
     providers::Provider,
@@ -52,6 +56,26 @@ pub struct Deployment {
 #[derive(Debug, Default)]
 pub struct ModelGroup {
     pub deployments: Vec<Arc<Deployment>>,
+    /// Per deployment, what the seed's rules read (window, capabilities, cost).
+    pub traits: Vec<Traits>,
+    /// Per deployment, its weight in this group: its own, or in a model shared by several names its share by
+    /// `router.weights`.
+    pub weights: Vec<u64>,
+    /// The weighted round robin's cycle of deployment indexes, and the number of turns taken.
+    schedule: Vec<u32>,
+    turn: AtomicU64,
+    /// Whether a prompt's tokens may need counting (see `rules::counts_tokens`).
+    counts_tokens: bool,
+    /// `fallback_config` retries, instead of `num_retries` and backoff.
+    pub retry: Option<GroupRetry>,
+}
+
+impl ModelGroup {
+    fn push(&mut self, deployment: Arc<Deployment>, traits: Traits, weight: u64) {
+        self.deployments.push(deployment);
+        self.traits.push(traits);
+        self.weights.push(weight);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -61,8 +85,10 @@ pub struct RoutingTable {
     pub retries: RetrySettings,
     /// `router_settings.routing_strategy`.
     pub strategy: Strategy,
-    /// Group names in config order, for `/v1/models`.
+    /// Group names in config order, for `/v1/models`, then the models several names serve by `router.weights`.
     names: Vec<String>,
+    /// The seed's rules (context windows, capabilities, cost threshold).
+    pub rules: rules::Settings,
 }
 
 impl RoutingTable {
@@ -87,8 +113,18 @@ impl RoutingTable {
         previous: Option<&RoutingTable>,
         mut attach: impl FnMut(&str, &Arc<DeploymentStats>, &Provider) -> Option<Recipient<ReportFailure>>,
     ) -> Result<Self, ConfigError> {
-        let mut table =
-            Self { retries: config.router.retries.clone(), strategy: config.router.strategy, ..Self::default() };
+        let seed = &config.router.rules;
+        let mut table = Self {
+            retries: config.router.retries.clone(),
+            strategy: config.router.strategy,
+            rules: rules::Settings {
+                pre_call_checks: seed.pre_call_checks,
+                capability_based: seed.capability_based,
+                context_threshold: seed.context_threshold,
+                cost_threshold: seed.cost_threshold,
+            },
+            ..Self::default()
+        };
         for d in &config.deployments {
             let (provider, upstream_model) = Provider::resolve(d, env)?;
             let priced_as = d.base_model.as_deref().unwrap_or(&upstream_model);
@@ -105,6 +141,17 @@ impl RoutingTable {
             });
             let stats = kept.map_or_else(Arc::default, |old| old.stats.clone());
             let worker = attach(&d.id, &stats, &provider);
+            let given = seed.traits.get(&d.id).cloned().unwrap_or_default();
+            let traits = Traits {
+                window: given.window.or_else(|| pricing::context_window(provider.name(), priced_as)),
+                encoding: Encoding::for_model(&upstream_model),
+                caps: Caps::from_names(given.capabilities.iter().map(String::as_str)),
+                cost_per_1k: given.cost_per_1k.or(match pricing {
+                    Pricing::Priced(p) => Some((p.input_cost_per_token + p.output_cost_per_token) / 2.0 * 1000.0),
+                    Pricing::Unpriced => None,
+                }),
+                latency: given.latency_ms.map(|ms| ms / 1000.0),
+            };
             let deployment = Deployment {
                 id: d.id.clone(),
                 model_group: d.model_name.clone(),
@@ -124,10 +171,49 @@ impl RoutingTable {
             if !table.groups.contains_key(&d.model_name) {
                 table.names.push(d.model_name.clone());
             }
+            let weight = deployment.weight;
             let group = table.groups.entry(d.model_name.clone()).or_default();
-            group.deployments.push(Arc::new(deployment));
+            group.push(Arc::new(deployment), traits, weight);
+        }
+        table.add_shared_models(&seed.weights);
+        for (name, group) in &mut table.groups {
+            group.schedule = rules::schedule(&group.weights);
+            group.counts_tokens = rules::counts_tokens(&table.rules, &group.traits);
+            group.retry = seed.group_retries.get(name).copied();
+            if group.counts_tokens {
+                // Start-up and reload pay for the vocabularies, not the first long prompt.
+                group.traits.iter().for_each(|t| crate::llm::tokens::warm(t.encoding));
+            }
         }
         Ok(table)
+    }
+
+    /// The seed's regional weights: the names in `weights` whose deployments serve one upstream model also serve
+    /// it under that model's own name (unless a group has that name), each deployment weighted by its name's share
+    /// (and its own weight within its name).
+    fn add_shared_models(&mut self, weights: &BTreeMap<String, f64>) {
+        /// Shares are fractions; this makes them integer weights with three significant digits to spare.
+        const SCALE: f64 = 1_000_000.0;
+        let mut shared: BTreeMap<String, (ModelGroup, Vec<String>)> = BTreeMap::new();
+        // Config order, so the round robin's cycle starts with the first name listed in model_list.
+        for name in &self.names {
+            let (Some(share), Some(group)) = (weights.get(name), self.groups.get(name)) else { continue };
+            let own: u64 = group.weights.iter().sum::<u64>().max(1);
+            for (i, d) in group.deployments.iter().enumerate() {
+                let (virtual_group, names) = shared.entry(d.upstream_model.clone()).or_default();
+                let weight = (share * SCALE * group.weights[i] as f64 / own as f64).round().max(1.0) as u64;
+                virtual_group.push(d.clone(), group.traits[i], weight);
+                if !names.contains(name) {
+                    names.push(name.clone());
+                }
+            }
+        }
+        for (model, (group, names)) in shared {
+            if names.len() >= 2 && !self.groups.contains_key(&model) {
+                self.names.push(model.clone());
+                self.groups.insert(model, group);
+            }
+        }
     }
 
     pub fn model_names(&self) -> &[String] {
@@ -166,8 +252,35 @@ impl RoutingTable {
     /// at `now` (`clock::monotonic_ms`) and, while any other is available, those already `tried` by this request
     /// (ids). `roll` is uniform in `[0, 1)`.
     pub fn pick(&self, model: &str, roll: f64, now: u64, tried: &[String]) -> Result<&Arc<Deployment>, ApiError> {
+        self.pick_for(model, None, roll, now, tried)
+    }
+
+    /// [`RoutingTable::pick`] for a request whose `prompt` the seed's rules may read: deployments whose context
+    /// window it exceeds are skipped (none fits: `context_length_exceeded`), and those offering what it needs
+    /// preferred.
+    pub fn pick_for(
+        &self,
+        model: &str,
+        prompt: Option<&dyn Prompt>,
+        roll: f64,
+        now: u64,
+        tried: &[String],
+    ) -> Result<&Arc<Deployment>, ApiError> {
         let group = self.groups.get(model).ok_or_else(|| ApiError::ModelNotFound(model.to_owned()))?;
-        let mut candidates: Vec<Candidate> = group.deployments.iter().map(|d| candidate(d, now)).collect();
+        let mut candidates = self.candidates(group, prompt, now).map_err(|e| ApiError::ContextWindowExceeded {
+            model: model.to_owned(),
+            tokens: e.tokens,
+            window: e.largest_window,
+        })?;
+        let turn = match self.strategy {
+            Strategy::WeightedRoundRobin => group.turn.fetch_add(1, Relaxed),
+            _ => 0,
+        };
+        let choose = |candidates: &[Candidate]| match self.strategy {
+            Strategy::WeightedRoundRobin => rules::round_robin(&group.schedule, turn, candidates)
+                .or_else(|| strategy::choose(self.strategy, candidates, roll)),
+            other => strategy::choose(other, candidates, roll),
+        };
         let mut healthy: Vec<bool> = candidates.iter().map(|c| c.available).collect();
         for (c, d) in candidates.iter_mut().zip(&group.deployments) {
             c.available &= !tried.contains(&d.id);
@@ -176,12 +289,12 @@ impl RoutingTable {
         // excludes one, so this ends.
         let mut pick = None;
         for _ in 0..=candidates.len() {
-            let chosen = strategy::choose(self.strategy, &candidates, roll).or_else(|| {
+            let chosen = choose(&candidates).or_else(|| {
                 // Every healthy deployment was tried: any healthy one.
                 for (c, healthy) in candidates.iter_mut().zip(&healthy) {
                     c.available = *healthy;
                 }
-                strategy::choose(self.strategy, &candidates, roll)
+                choose(&candidates)
             });
             match chosen {
                 Some(i) if !group.deployments[i].stats.claim() => {
@@ -210,9 +323,36 @@ impl RoutingTable {
     /// Whether the next pick for a request that `tried` these deployments must repeat one (no healthy deployment
     /// of `model` is left untried). Claims nothing.
     pub fn repeats(&self, model: &str, now: u64, tried: &[String]) -> bool {
-        self.groups
-            .get(model)
-            .is_none_or(|g| !g.deployments.iter().any(|d| !tried.contains(&d.id) && candidate(d, now).available))
+        self.repeats_for(model, None, now, tried)
+    }
+
+    /// [`RoutingTable::repeats`] for a request whose `prompt` the rules read: a deployment the prompt does not fit
+    /// (or that a preference passes over) is not one a retry could go to.
+    pub fn repeats_for(&self, model: &str, prompt: Option<&dyn Prompt>, now: u64, tried: &[String]) -> bool {
+        let Some(group) = self.groups.get(model) else { return true };
+        let Ok(candidates) = self.candidates(group, prompt, now) else { return true };
+        !group.deployments.iter().zip(&candidates).any(|(d, c)| c.available && !tried.contains(&d.id))
+    }
+
+    /// What the strategies know of each deployment of `group` at `now`, in this group (its weights) and with the
+    /// seed's rules applied for `prompt`.
+    fn candidates(
+        &self,
+        group: &ModelGroup,
+        prompt: Option<&dyn Prompt>,
+        now: u64,
+    ) -> Result<Vec<Candidate>, rules::TooLong> {
+        let mut candidates: Vec<Candidate> = (group.deployments.iter().zip(&group.traits).zip(&group.weights))
+            .map(|((d, t), w)| Candidate {
+                weight: *w,
+                latency: d.stats.latency().or(t.latency),
+                // A blended price p per token is p for prompt and p for completion.
+                cost_per_token: t.cost_per_1k.map(|c| 2.0 * c / 1000.0),
+                ..candidate(d, now)
+            })
+            .collect();
+        rules::restrict(&self.rules, group.counts_tokens, &group.traits, &mut candidates, prompt)?;
+        Ok(candidates)
     }
 }
 
@@ -403,5 +543,96 @@ mod tests {
             assert!(err.contains("model_list[0].litellm_params"), "{model}: {err}");
             assert!(err.contains(want), "{model}: {err}");
         }
+    }
+
+    #[derive(Debug)]
+    struct Tokens(u64);
+
+    impl Prompt for Tokens {
+        fn upper_bound(&self) -> u64 {
+            self.0 * 4
+        }
+        fn tokens(&self, _: Encoding) -> u64 {
+            self.0
+        }
+        fn needs(&self) -> Caps {
+            Caps::default()
+        }
+    }
+
+    const REGIONS: &str = "model_list:\n  - {model_name: us, litellm_params: {model: mock/gpt-4}}\n  - {model_name: eu, litellm_params: {model: mock/gpt-4}}\n  - {model_name: other, litellm_params: {model: mock/gpt-3}}\n";
+
+    #[test]
+    fn names_sharing_a_model_serve_it_by_their_weights_in_round_robin() {
+        let t = table(&format!(
+            "{REGIONS}router: {{type: weighted_round_robin, weights: {{us: 0.6, eu: 0.4, other: 1, missing: 1}}}}\n"
+        ));
+        assert_eq!(t.model_names(), ["us", "eu", "other", "gpt-4"], "the shared model is listed too");
+        let picks: Vec<String> =
+            (0..10).filter_map(|_| t.pick("gpt-4", 0.0, NOW, &[]).ok().map(|d| d.id.clone())).collect();
+        assert_eq!(picks.iter().filter(|id| *id == "us#0").count(), 6, "{picks:?}");
+        assert_eq!(picks[..5], ["us#0", "eu#1", "us#0", "eu#1", "us#0"], "spread, not bunched");
+        assert!((0..5).all(|_| t.pick("eu", 0.0, NOW, &[]).map(|d| d.id.as_str()).ok() == Some("eu#1")));
+        let us = t.group("gpt-4").map(|g| g.deployments[0].clone());
+        assert!(us.is_some_and(|d| d.model_group == "us"), "the same deployment, its stats shared");
+        // A deployment cooling down is passed over; the turn moves on.
+        if let Some(g) = t.group("us") {
+            g.deployments[0].stats.cooldown_until_ms.store(NOW + 1_000, Ordering::Relaxed);
+        }
+        assert!((0..5).all(|_| t.pick("gpt-4", 0.0, NOW, &[]).map(|d| d.id.as_str()).ok() == Some("eu#1")));
+        let named = table(&format!("{REGIONS}  - {{model_name: gpt-4, litellm_params: {{model: mock/x}}}}\nrouter: {{weights: {{us: 1, eu: 1}}}}\n"));
+        assert_eq!(named.group("gpt-4").map(|g| g.deployments.len()), Some(1), "a real group of that name wins");
+        let unweighted = table(REGIONS);
+        assert!(unweighted.group("gpt-4").is_none(), "only with router.weights");
+    }
+
+    #[test]
+    fn the_prompt_goes_where_its_window_fits() {
+        let t = table("model_list:\n  - {model_name: g, litellm_params: {model: mock/small, metadata: {max_tokens: 1000}}}\n  - {model_name: g, litellm_params: {model: mock/large}, model_info: {max_input_tokens: 100000}}\nrouter_settings: {enable_pre_call_checks: true}\n");
+        let pick = |tokens, roll| t.pick_for("g", Some(&Tokens(tokens)), roll, NOW, &[]).map(|d| d.id.clone());
+        for roll in [0.0, 0.99] {
+            assert_eq!(pick(5_000, roll).ok().as_deref(), Some("g#1"));
+        }
+        assert_eq!(pick(10, 0.0).ok().as_deref(), Some("g#0"), "a short prompt may go to either");
+        let large = ["g#1".to_owned()];
+        assert!(t.repeats_for("g", Some(&Tokens(5_000)), NOW, &large), "a retry can only repeat the large one");
+        assert!(!t.repeats_for("g", Some(&Tokens(10)), NOW, &large));
+        match pick(200_000, 0.0) {
+            Err(ApiError::ContextWindowExceeded { tokens, window, .. }) => {
+                assert_eq!((tokens, window), (200_000, 100_000))
+            }
+            other => unreachable!("{other:?}"),
+        }
+        let off = table("model_list:\n  - {model_name: g, litellm_params: {model: mock/small, metadata: {max_tokens: 1000}}}\n  - {model_name: g, litellm_params: {model: mock/large, metadata: {max_tokens: 100000}}}\n");
+        assert!(off.pick_for("g", Some(&Tokens(200_000)), 0.0, NOW, &[]).is_ok(), "checks are off by default");
+    }
+
+    #[test]
+    fn metadata_ranks_by_cost_and_primes_latency() {
+        let t = table("model_list:\n  - {model_name: g, litellm_params: {model: mock/a, metadata: {cost: 0.03, latency: 100}}}\n  - {model_name: g, litellm_params: {model: mock/b, metadata: {cost: 0.01, latency: 900}}}\nrouter: {type: cost-based}\n");
+        assert_eq!(t.pick("g", 0.0, NOW, &[]).map(|d| d.id.as_str()).ok(), Some("g#1"), "the cheaper by metadata");
+        let t = table("model_list:\n  - {model_name: g, litellm_params: {model: mock/a, metadata: {latency: 900}}}\n  - {model_name: g, litellm_params: {model: mock/b, metadata: {latency: 100}}}\nrouter: {type: latency}\n");
+        assert_eq!(t.pick("g", 0.0, NOW, &[]).map(|d| d.id.as_str()).ok(), Some("g#1"), "the faster by its prior");
+        if let Some(g) = t.group("g") {
+            g.deployments[0].stats.record_latency(Duration::from_millis(20));
+        }
+        assert_eq!(t.pick("g", 0.0, NOW, &[]).map(|d| d.id.as_str()).ok(), Some("g#0"), "a measurement beats a prior");
+        let t = table("model_list:\n  - {model_name: g, litellm_params: {model: mock/a, metadata: {cost: 0.03}}}\n  - {model_name: g, litellm_params: {model: mock/b, metadata: {cost: 0.01}}}\nrouter: {cost_threshold: 0.02}\n");
+        for roll in [0.0, 0.99] {
+            assert_eq!(t.pick("g", roll, NOW, &[]).map(|d| d.id.as_str()).ok(), Some("g#1"), "under the threshold");
+        }
+        assert_eq!(t.pick("g", 0.0, NOW, &["g#1".to_owned()]).map(|d| d.id.as_str()).ok(), Some("g#1"));
+        if let Some(g) = t.group("g") {
+            g.deployments[1].stats.cooldown_until_ms.store(NOW + 1_000, Ordering::Relaxed);
+        }
+        assert_eq!(t.pick("g", 0.0, NOW, &[]).map(|d| d.id.as_str()).ok(), Some("g#0"), "nothing cheaper left");
+    }
+
+    #[test]
+    fn windows_come_from_the_config_else_the_catalog() {
+        let t = table("model_list:\n  - {model_name: g, litellm_params: {model: mock/gpt-4}}\n  - {model_name: g, litellm_params: {model: mock/gpt-4, metadata: {max_tokens: 500}}}\n  - {model_name: g, litellm_params: {model: mock/unknown}}\n");
+        let windows: Vec<Option<u64>> =
+            t.group("g").map(|g| g.traits.iter().map(|t| t.window).collect()).unwrap_or_default();
+        assert_eq!(windows, [Some(8192), Some(500), None]);
     }
 }

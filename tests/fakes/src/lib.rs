@@ -170,7 +170,7 @@ impl FakeUpstream {
         FakeUpstream { url, recorder, handle }
     }
 
-    /// Recorded chat and embeddings requests, oldest first: `{"seq","path","headers","body"}`.
+    /// Recorded chat and embeddings requests, oldest first: `{"seq","at_ms","path","headers","body"}`.
     pub fn requests(&self) -> Vec<serde_json::Value> {
         self.recorder.requests()
     }

@@ -29,15 +29,20 @@ impl Recorder {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Records `{"seq","path","headers","body"}` and returns the request's sequence number (from 1).
+    /// Records `{"seq","at_ms","path","headers","body"}` and returns the request's sequence number (from 1).
+    /// `at_ms` is the wall-clock arrival in milliseconds since the Unix epoch, for tests of the spacing of calls.
     pub fn request(&self, path: &str, headers: Value, body: Value) -> u64 {
+        let at_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let mut inner = self.lock();
         inner.seq += 1;
         let seq = inner.seq;
         if inner.requests.len() >= MAX_RECORDS {
             inner.requests.pop_front();
         }
-        inner.requests.push_back(serde_json::json!({"seq": seq, "path": path, "headers": headers, "body": body}));
+        inner
+            .requests
+            .push_back(serde_json::json!({"seq": seq, "at_ms": at_ms, "path": path, "headers": headers, "body": body}));
         seq
     }
 
@@ -88,6 +93,7 @@ mod tests {
         let requests = rec.requests();
         assert_eq!(requests.len(), MAX_RECORDS);
         assert_eq!(requests[0]["seq"], 6);
+        assert!(requests[0]["at_ms"].as_u64().is_some_and(|ms| ms > 1_600_000_000_000), "{}", requests[0]);
         assert_eq!(rec.events().len(), MAX_RECORDS);
         rec.clear();
         assert!(rec.requests().is_empty() && rec.events().is_empty());

@@ -29,6 +29,8 @@ const DEFAULT_ALLOWED_FAILS: u32 = 3;
 const DEFAULT_COOLDOWN_SECS: f64 = 5.0;
 const DEFAULT_GRACE_SECS: f64 = 30.0;
 const DEFAULT_REQUEST_BODY_TIMEOUT_SECS: f64 = 60.0;
+/// awc's own default connect timeout, kept.
+const DEFAULT_CONNECT_TIMEOUT_SECS: f64 = 5.0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -148,9 +150,12 @@ pub struct DeploymentConfig {
     pub api_base: Option<String>,
     pub api_version: Option<String>,
     pub organization: Option<String>,
+    /// The whole of a non-streaming call: connect, headers, body (`timeout`).
     pub timeout: Duration,
-    /// `timeout` for streaming requests.
+    /// A streaming call's start to its first event (`stream_timeout`).
     pub stream_timeout: Duration,
+    /// The longest pause between a stream's chunks after its first event (`stream_idle_timeout`).
+    pub stream_idle_timeout: Duration,
     pub weight: Option<u32>,
     /// Calls and tokens per minute this deployment may take; at the cap it is unavailable until the next minute.
     pub rpm: Option<u64>,
@@ -325,7 +330,10 @@ impl Config {
             keys.push("tollgate.request_body_timeout_seconds");
         }
         // Every worker's client was built from these at start-up; applying them would mean rebuilding all clients.
-        if self.upstream != next.upstream {
+        if self.upstream.connect_timeout != next.upstream.connect_timeout {
+            keys.push("router_settings.connect_timeout");
+        }
+        if !self.upstream.same_connections(&next.upstream) {
             keys.push("upstream TLS / proxy (litellm_settings.ssl_verify, SSL_CERT_FILE, HTTPS_PROXY, NO_PROXY)");
         }
         keys
@@ -398,12 +406,21 @@ fn routing_strategy(router: &RawRouterSettings) -> Result<RoutingStrategy, Confi
 fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> {
     let mut warnings = Vec::new();
     let retries = retry_settings(&raw.router_settings, &raw.litellm_settings)?;
-    let upstream = upstream::resolve(raw.litellm_settings.ssl_verify, env, &mut warnings)?;
-    let default_timeout = seconds(
-        "router_settings.timeout",
-        raw.router_settings.timeout.or(raw.litellm_settings.request_timeout),
-        DEFAULT_TIMEOUT_SECS,
-    )?;
+    let mut upstream = upstream::resolve(raw.litellm_settings.ssl_verify, env, &mut warnings)?;
+    upstream.connect_timeout =
+        seconds("router_settings.connect_timeout", raw.router_settings.connect_timeout, DEFAULT_CONNECT_TIMEOUT_SECS)?;
+    let defaults = TimeoutDefaults {
+        timeout: seconds(
+            "router_settings.timeout",
+            raw.router_settings.timeout.or(raw.litellm_settings.request_timeout),
+            DEFAULT_TIMEOUT_SECS,
+        )?,
+        stream_timeout: optional_seconds("router_settings.stream_timeout", raw.router_settings.stream_timeout)?,
+        stream_idle_timeout: optional_seconds(
+            "router_settings.stream_idle_timeout",
+            raw.router_settings.stream_idle_timeout,
+        )?,
+    };
     let strategy = routing_strategy(&raw.router_settings)?;
     let mb = raw.general_settings.max_request_size_mb.unwrap_or(DEFAULT_MAX_REQUEST_MB);
     if !(mb.is_finite() && mb > 0.0) {
@@ -424,7 +441,7 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
         .model_list
         .into_iter()
         .enumerate()
-        .map(|(i, entry)| deployment(i, entry, default_timeout, drop_params))
+        .map(|(i, entry)| deployment(i, entry, &defaults, drop_params, &mut warnings))
         .collect::<Result<Vec<_>, _>>()?;
     let mut seen = std::collections::HashSet::new();
     for d in &deployments {
@@ -468,11 +485,23 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
     })
 }
 
+/// `router_settings`' timeouts, for deployments without their own. `None`: follow the deployment's other limits.
+struct TimeoutDefaults {
+    timeout: Duration,
+    stream_timeout: Option<Duration>,
+    stream_idle_timeout: Option<Duration>,
+}
+
+fn optional_seconds(path: &str, value: Option<f64>) -> Result<Option<Duration>, ConfigError> {
+    value.map(|v| seconds(path, Some(v), 0.0)).transpose()
+}
+
 fn deployment(
     index: usize,
     entry: RawModelEntry,
-    default_timeout: Duration,
+    defaults: &TimeoutDefaults,
     drop_params: bool,
+    warnings: &mut Vec<String>,
 ) -> Result<DeploymentConfig, ConfigError> {
     let path = format!("model_list[{index}]");
     let p = entry.litellm_params;
@@ -482,14 +511,17 @@ fn deployment(
     if p.model.trim().is_empty() {
         return Err(ConfigError::invalid(format!("{path}.litellm_params.model"), "must not be empty"));
     }
-    let timeout = match p.timeout {
-        Some(t) => seconds(&format!("{path}.litellm_params.timeout"), Some(t), 0.0)?,
-        None => default_timeout,
-    };
-    let stream_timeout = match p.stream_timeout {
-        Some(t) => seconds(&format!("{path}.litellm_params.stream_timeout"), Some(t), 0.0)?,
-        None => timeout,
-    };
+    let own = |key: &str, value: Option<f64>| optional_seconds(&format!("{path}.litellm_params.{key}"), value);
+    let timeout = own("timeout", p.timeout)?.unwrap_or(defaults.timeout);
+    let stream_timeout = own("stream_timeout", p.stream_timeout)?.or(defaults.stream_timeout).unwrap_or(timeout);
+    let stream_idle_timeout =
+        own("stream_idle_timeout", p.stream_idle_timeout)?.or(defaults.stream_idle_timeout).unwrap_or(stream_timeout);
+    if p.connect_timeout.is_some() {
+        warnings.push(format!(
+            "`{path}.litellm_params.connect_timeout` is not supported per deployment yet: one connect limit serves \
+             every upstream (`router_settings.connect_timeout`); ignored"
+        ));
+    }
     for (field, price) in
         [("input_cost_per_token", p.input_cost_per_token), ("output_cost_per_token", p.output_cost_per_token)]
     {
@@ -519,6 +551,7 @@ fn deployment(
         organization: p.organization,
         timeout,
         stream_timeout,
+        stream_idle_timeout,
         weight: p.weight,
         rpm: p.rpm.or(entry.rpm),
         tpm: p.tpm.or(entry.tpm),
@@ -580,11 +613,52 @@ mod tests {
                 "general_settings: {max_request_size_mb: 1}\ntollgate: {shutdown_grace_period_seconds: 1, request_body_timeout_seconds: 2}\n",
                 &["general_settings.max_request_size_mb", "tollgate.shutdown_grace_period_seconds", "tollgate.request_body_timeout_seconds"],
             ),
+            ("router_settings: {connect_timeout: 1}\n", &["router_settings.connect_timeout"]),
+            ("router_settings: {stream_timeout: 1, stream_idle_timeout: 2}\n", &[]),
         ];
         for (extra, want) in cases {
             let next = load(&format!("{base}{extra}")).unwrap_or_else(|e| unreachable!("{e}"));
             assert_eq!(running.restart_required(&next), *want, "{extra}");
         }
+    }
+
+    #[test]
+    fn each_timeout_comes_from_the_deployment_then_router_settings_then_the_next_limit() {
+        let ms = Duration::from_millis;
+        // (router_settings, litellm_params extra, expected timeout, stream_timeout, stream_idle_timeout)
+        let cases: &[(&str, &str, [u64; 3])] = &[
+            ("{}", "", [600_000, 600_000, 600_000]),
+            ("{timeout: 30}", "", [30_000, 30_000, 30_000]),
+            ("{timeout: 30}", ", timeout: 10", [10_000, 10_000, 10_000]),
+            ("{timeout: 30, stream_timeout: 2}", ", timeout: 10", [10_000, 2_000, 2_000]),
+            ("{stream_timeout: 2, stream_idle_timeout: 0.5}", "", [600_000, 2_000, 500]),
+            ("{stream_timeout: 2, stream_idle_timeout: 0.5}", ", stream_timeout: 3", [600_000, 3_000, 500]),
+            ("{stream_idle_timeout: 0.5}", ", stream_idle_timeout: 0.25", [600_000, 600_000, 250]),
+            ("{}", ", stream_timeout: 4", [600_000, 4_000, 4_000]),
+        ];
+        for (router, params, [t, st, idle]) in cases {
+            let yaml = format!(
+                "model_list:\n  - {{model_name: a, litellm_params: {{model: mock/a{params}}}}}\nrouter_settings: {router}\n"
+            );
+            let cfg = load(&yaml).unwrap_or_else(|e| unreachable!("{e}"));
+            let d = &cfg.deployments[0];
+            assert_eq!([d.timeout, d.stream_timeout, d.stream_idle_timeout], [ms(*t), ms(*st), ms(*idle)], "{yaml}");
+        }
+        let cfg = load("model_list: []\n").unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(cfg.upstream.connect_timeout, Duration::from_secs(5));
+        let cfg =
+            load("model_list: []\nrouter_settings: {connect_timeout: 0.25}\n").unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(cfg.upstream.connect_timeout, ms(250));
+    }
+
+    #[test]
+    fn a_per_deployment_connect_timeout_is_warned_about_as_not_supported_yet() {
+        let cfg = load("model_list:\n  - {model_name: a, litellm_params: {model: mock/a, connect_timeout: 1}}\n")
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
+        assert!(cfg.warnings[0]
+            .contains("`model_list[0].litellm_params.connect_timeout` is not supported per deployment yet"));
+        assert!(cfg.warnings[0].contains("router_settings.connect_timeout"));
     }
 
     #[test]
@@ -645,6 +719,9 @@ router_settings: {allowed_fails: 1, cooldown_time: 2.5}
             ("model_list:\n  - model_name: a\n    litellm_params: {model: mock/a, rpm: lots}\n", "model_list[0].litellm_params.rpm"),
             ("model_list:\n  - model_name: a\n", "model_list[0]"),
             ("model_list:\n  - model_name: a\n    litellm_params: {model: mock/a, timeout: -1}\n", "model_list[0].litellm_params.timeout"),
+            ("model_list:\n  - model_name: a\n    litellm_params: {model: mock/a, stream_idle_timeout: 0}\n", "model_list[0].litellm_params.stream_idle_timeout"),
+            ("router_settings: {stream_timeout: -1}\n", "router_settings.stream_timeout"),
+            ("router_settings: {connect_timeout: 0}\n", "router_settings.connect_timeout"),
             ("model_list:\n  - model_name: a\n    litellm_params: {model: x/a, api_key: os.environ/NOPE}\n", "NOPE"),
             ("model_list:\n  - model_name: a\n    litellm_params: {model: x/a, api_base: ftp://x}\n", "model_list[0].litellm_params.api_base"),
             ("general_settings: {max_request_size_mb: 0}\n", "general_settings.max_request_size_mb"),

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod body;
 pub mod call;
 pub mod peek;
+pub mod prime;
 pub mod relay;
 pub mod route;
 pub mod settle;
@@ -41,6 +42,11 @@ impl RequestCtx {
         let n = self.attempts.get() + 1;
         self.attempts.set(n);
         n
+    }
+
+    /// Upstream calls made so far.
+    pub fn attempts(&self) -> u32 {
+        self.attempts.get()
     }
 
     /// The request moved on to the fallback group `group`.

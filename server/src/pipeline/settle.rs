@@ -131,6 +131,14 @@ impl Settlement {
         self.report(UpstreamFailure::Malformed, None);
     }
 
+    /// The upstream answered 2xx but the call was given up before the first event (a first-token timeout, a
+    /// body that ended or broke first): the deployment's failure, and, unlike [`Settlement::fail`], the upstream
+    /// may bill for what it generated.
+    pub fn abandon(&mut self, error: &UpstreamError) {
+        self.outcome = Outcome::Failed(error.failure);
+        self.report(error.failure, None);
+    }
+
     /// The call failed before any response byte reached the caller.
     pub fn fail(&mut self, error: &UpstreamError) {
         self.responded = false;
@@ -168,6 +176,12 @@ impl Settlement {
             (Outcome::Completed, None, None) => Some(AccountingGap::UsageMissing),
             // Cut after the upstream started answering: it may bill for what it generated.
             (Outcome::Pending | Outcome::Broken, None, None) if self.responded => Some(AccountingGap::CutBeforeUsage),
+            // Given up after 2xx headers (`abandon`): it may have generated tokens.
+            (Outcome::Failed(UpstreamFailure::Timeout | UpstreamFailure::Unreachable), None, None)
+                if self.responded =>
+            {
+                Some(AccountingGap::CutBeforeUsage)
+            }
             (Outcome::Failed(UpstreamFailure::ErrorInBody), None, None) => None,
             // A 2xx body nobody could read: the upstream answered and may have billed.
             (Outcome::Failed(UpstreamFailure::Malformed), None, None) => Some(AccountingGap::UsageMissing),

@@ -31,10 +31,12 @@ pub struct Deployment {
     pub model_group: String,
     pub provider: Provider,
     pub upstream_model: String,
-    /// Time the upstream may keep us waiting: for response headers, and between body chunks.
+    /// The whole of a non-streaming call (`timeout`).
     pub timeout: Duration,
-    /// `timeout` for streaming requests.
+    /// A streaming call's start to its first event (`stream_timeout`).
     pub stream_timeout: Duration,
+    /// The longest pause between a stream's chunks after its first event (`stream_idle_timeout`).
+    pub stream_idle_timeout: Duration,
     /// Parameters the provider cannot take are dropped instead of refused.
     pub drop_params: bool,
     pub weight: u64,
@@ -112,6 +114,7 @@ impl RoutingTable {
                 upstream_model,
                 timeout: d.timeout,
                 stream_timeout: d.stream_timeout,
+                stream_idle_timeout: d.stream_idle_timeout,
                 drop_params: d.drop_params,
                 weight: strategy::weight_of(d.weight, d.rpm, d.tpm),
                 order: config.router.order.get(&d.id).copied(),

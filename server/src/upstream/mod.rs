@@ -28,6 +28,7 @@ pub struct Upstream {
     tls: Arc<rustls::ClientConfig>,
     trust: TlsTrust,
     proxy: Option<Arc<Proxy>>,
+    connect_timeout: std::time::Duration,
 }
 
 impl Upstream {
@@ -41,7 +42,7 @@ impl Upstream {
             }
             None => None,
         };
-        Ok(Self { tls, trust: config.tls.clone(), proxy })
+        Ok(Self { tls, trust: config.tls.clone(), proxy, connect_timeout: config.connect_timeout })
     }
 
     /// A client for the calling worker thread. awc's client is `!Send` (it wraps an `Rc`), so each worker builds
@@ -50,6 +51,10 @@ impl Upstream {
         let connector = awc::Connector::new()
             .connector(UpstreamConnector::new(self.proxy.clone()))
             .rustls_0_23(self.tls.clone())
+            // `router_settings.connect_timeout`: awc bounds DNS + TCP (with any proxy tunnel) by the first, the TLS
+            // handshake by the second; an expiry is `ConnectError::Timeout`, which the call reports as a timeout.
+            .timeout(self.connect_timeout)
+            .handshake_timeout(self.connect_timeout)
             .limit(CONNECTION_LIMIT);
         awc::Client::builder()
             .disable_timeout()

@@ -120,6 +120,9 @@ pub struct RouterSettings {
     pub cooldown_time: Duration,
     /// Retries and fallbacks (`router_settings`, else `litellm_settings`, as LiteLLM reads them).
     pub retries: RetrySettings,
+    /// Model group → how long its first call may go without a first byte before a hedged call is sent
+    /// (`router_settings.hedge_after_ms`, a tollgate extension).
+    pub hedge_after: BTreeMap<String, Duration>,
 }
 
 /// How a request recovers from failed calls.
@@ -443,6 +446,7 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
         .enumerate()
         .map(|(i, entry)| deployment(i, entry, &defaults, drop_params, &mut warnings))
         .collect::<Result<Vec<_>, _>>()?;
+    let hedge_after = hedge_after(raw.router_settings.hedge_after_ms.unwrap_or_default(), &deployments, &mut warnings)?;
     let mut seen = std::collections::HashSet::new();
     for d in &deployments {
         if !seen.insert(d.id.as_str()) {
@@ -468,6 +472,7 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
                 DEFAULT_COOLDOWN_SECS,
             )?,
             retries,
+            hedge_after,
         },
         shutdown_grace: seconds(
             "tollgate.shutdown_grace_period_seconds",
@@ -494,6 +499,31 @@ struct TimeoutDefaults {
 
 fn optional_seconds(path: &str, value: Option<f64>) -> Result<Option<Duration>, ConfigError> {
     value.map(|v| seconds(path, Some(v), 0.0)).transpose()
+}
+
+/// `router_settings.hedge_after_ms`: positive milliseconds per group. A group no deployment serves, or served by
+/// one deployment only (nothing to hedge with), is warned about, not refused.
+fn hedge_after(
+    raw: BTreeMap<String, u64>,
+    deployments: &[DeploymentConfig],
+    warnings: &mut Vec<String>,
+) -> Result<BTreeMap<String, Duration>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (group, ms) in raw {
+        let path = format!("router_settings.hedge_after_ms.{group}");
+        if ms == 0 {
+            return Err(ConfigError::invalid(path, "must be a positive number of milliseconds, got 0"));
+        }
+        match deployments.iter().filter(|d| d.model_name == group).count() {
+            0 => warnings.push(format!("`{path}`: no model_list entry has model_name `{group}`; nothing is hedged")),
+            1 => warnings.push(format!(
+                "`{path}`: model group `{group}` has one deployment, so a hedged call has nowhere else to go"
+            )),
+            _ => {}
+        }
+        out.insert(group, Duration::from_millis(ms));
+    }
+    Ok(out)
 }
 
 fn deployment(
@@ -614,7 +644,7 @@ mod tests {
                 &["general_settings.max_request_size_mb", "tollgate.shutdown_grace_period_seconds", "tollgate.request_body_timeout_seconds"],
             ),
             ("router_settings: {connect_timeout: 1}\n", &["router_settings.connect_timeout"]),
-            ("router_settings: {stream_timeout: 1, stream_idle_timeout: 2}\n", &[]),
+            ("router_settings: {stream_timeout: 1, stream_idle_timeout: 2, hedge_after_ms: {a: 5}}\n", &[]),
         ];
         for (extra, want) in cases {
             let next = load(&format!("{base}{extra}")).unwrap_or_else(|e| unreachable!("{e}"));
@@ -659,6 +689,29 @@ mod tests {
         assert!(cfg.warnings[0]
             .contains("`model_list[0].litellm_params.connect_timeout` is not supported per deployment yet"));
         assert!(cfg.warnings[0].contains("router_settings.connect_timeout"));
+    }
+
+    #[test]
+    fn hedge_delays_are_positive_milliseconds_per_group() {
+        let two = "model_list:\n  - {model_name: a, litellm_params: {model: mock/a}}\n  - {model_name: a, litellm_params: {model: mock/b}}\n  - {model_name: b, litellm_params: {model: mock/c}}\n";
+        let cfg = load(&format!("{two}router_settings: {{hedge_after_ms: {{a: 150}}}}\n"))
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(cfg.router.hedge_after.get("a"), Some(&Duration::from_millis(150)));
+        assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+        // (hedge_after_ms, warning or error that names the path)
+        let cases: &[(&str, &str)] = &[
+            ("{b: 100}", "`router_settings.hedge_after_ms.b`: model group `b` has one deployment"),
+            ("{c: 100}", "`router_settings.hedge_after_ms.c`: no model_list entry has model_name `c`"),
+        ];
+        for (hedge, want) in cases {
+            let cfg = load(&format!("{two}router_settings: {{hedge_after_ms: {hedge}}}\n"))
+                .unwrap_or_else(|e| unreachable!("{e}"));
+            assert!(cfg.warnings.iter().any(|w| w.contains(want)), "{hedge}: {:?}", cfg.warnings);
+        }
+        for bad in ["{a: 0}", "{a: -5}", "{a: soon}"] {
+            let err = load(&format!("{two}router_settings: {{hedge_after_ms: {bad}}}\n")).err().map(|e| e.to_string());
+            assert!(err.as_deref().is_some_and(|e| e.contains("router_settings.hedge_after_ms")), "{bad}: {err:?}");
+        }
     }
 
     #[test]

@@ -137,6 +137,10 @@ pub struct RawRouterSettings {
     /// tollgate extension. Seconds to establish an upstream connection (DNS, TCP, proxy tunnel; the TLS handshake
     /// gets as long again). One value for every deployment, read at start-up (default 5).
     pub connect_timeout: Option<f64>,
+    /// tollgate extension: `{<model group>: <ms>}`. When a call of the group has not produced its first byte (the
+    /// response; for a stream its first event) after this many milliseconds, the same request also goes to another
+    /// deployment of the group; the first to answer serves, the other is cancelled.
+    pub hedge_after_ms: Option<BTreeMap<String, u64>>,
     /// Failures (429, 5xx, timeouts, connection errors) per minute a deployment may have before it cools down.
     pub allowed_fails: Option<u32>,
     /// Seconds a deployment sits out after too many failures.

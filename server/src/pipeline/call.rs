@@ -50,6 +50,7 @@ const DEPLOYMENT_HEADER: header::HeaderName = header::HeaderName::from_static("x
 const ATTEMPTS_HEADER: header::HeaderName = header::HeaderName::from_static("x-tollgate-attempts");
 const OVERHEAD_HEADER: header::HeaderName = header::HeaderName::from_static("x-tollgate-overhead-ms");
 const FALLBACK_HEADER: header::HeaderName = header::HeaderName::from_static("x-tollgate-fallback");
+const HEDGED_HEADER: header::HeaderName = header::HeaderName::from_static("x-tollgate-hedged");
 const REQUEST_ID_HEADER: header::HeaderName = header::HeaderName::from_static("x-request-id");
 
 /// Upstream error bodies are read up to this size to extract their message.
@@ -92,16 +93,24 @@ impl<'a> Call<'a> {
         self.started + self.limit()
     }
 
-    /// Read when the response is built, after the upstream's first event.
+    /// Read when the response is built, after the upstream's first event: a hedged call started meanwhile counts.
     fn head(&self) -> Head {
-        Head { overhead_ms: self.overhead_ms.get(), attempts: self.ctx.attempts(), fallback: self.ctx.fallback() }
+        Head {
+            overhead_ms: self.overhead_ms.get(),
+            attempts: self.ctx.attempts(),
+            fallback: self.ctx.fallback(),
+            hedged: self.ctx.hedged(),
+        }
     }
 
     /// The settlement begins only once the request is sure to go upstream: a request refused before (a field the
     /// provider cannot take) was never a call.
     fn begin(&self, lifecycle: &Arc<Lifecycle>) -> Settlement {
         self.overhead_ms.set(self.ctx.overhead_ms());
-        Settlement::begin(self.deployment.clone(), self.ctx.request_id.clone(), self.stream, lifecycle.enter())
+        let mut settle =
+            Settlement::begin(self.deployment.clone(), self.ctx.request_id.clone(), self.stream, lifecycle.enter());
+        settle.watch_race(self.ctx.race_lost());
+        settle
     }
 
     /// Begins the settlement and sends `request`; an error answer is read by `dialect`.
@@ -379,6 +388,8 @@ struct Head {
     attempts: u32,
     /// The fallback group serving the request, when it is not the one asked for.
     fallback: Option<Arc<str>>,
+    /// A hedged call was sent for this request (`pipeline::hedge`).
+    hedged: bool,
 }
 
 /// Sends one request to its upstream: the one execute step for every provider and endpoint. An error status, a
@@ -553,6 +564,9 @@ fn builder(head: Head, deployment: &Deployment, status: StatusCode) -> HttpRespo
         .insert_header((OVERHEAD_HEADER, format!("{:.3}", head.overhead_ms)));
     if let Some(group) = &head.fallback {
         res.insert_header((FALLBACK_HEADER, &**group));
+    }
+    if head.hedged {
+        res.insert_header((HEDGED_HEADER, "true"));
     }
     res
 }

@@ -5,7 +5,7 @@
 
 use std::{future::Future, sync::Arc};
 
-use super::RequestCtx;
+use super::{hedge, RequestCtx};
 use crate::{
     clock,
     error::ApiError,
@@ -87,7 +87,7 @@ where
     loop {
         let deployment = table.pick(group, rand::random::<f64>(), clock::monotonic_ms(), &tried)?.clone();
         tried.push(deployment.id.clone());
-        let error = match call(deployment).await {
+        let error = match hedge::call(ctx, table, group, deployment, &mut tried, call).await {
             Ok(response) => return Ok(response),
             Err(error) => error,
         };

@@ -7,7 +7,9 @@
 //! in the deployment's stats, named in the call's log line, and warned about once per cause per deployment.
 
 use std::{
+    cell::Cell,
     fmt,
+    rc::Rc,
     sync::{
         atomic::Ordering::{Acquire, Relaxed},
         Arc,
@@ -50,6 +52,8 @@ pub struct Settlement {
     stream: bool,
     /// This call is the probe of a deployment back from a cooldown: its outcome opens or closes the circuit.
     probe: bool,
+    /// The request's "a hedged race is dropping its loser" flag (`RequestCtx::drop_race_loser`), read on drop.
+    race_lost: Option<Rc<Cell<bool>>>,
     _in_flight: InFlight,
 }
 
@@ -71,6 +75,7 @@ impl Settlement {
             header_latency: None,
             outcome: Outcome::Pending,
             stream,
+            race_lost: None,
             _in_flight: in_flight,
         }
     }
@@ -81,6 +86,11 @@ impl Settlement {
 
     pub fn request_id(&self) -> &str {
         &self.request_id
+    }
+
+    /// Lets the call know, when it is dropped, that it lost a hedged race (see `RequestCtx::drop_race_loser`).
+    pub fn watch_race(&mut self, flag: Rc<Cell<bool>>) {
+        self.race_lost = Some(flag);
     }
 
     /// The upstream's response headers arrived.
@@ -165,8 +175,9 @@ impl Settlement {
     }
 
     /// The gap this call leaves in the books, if any, once it is over.
-    fn final_gap(&self) -> Option<AccountingGap> {
+    fn final_gap(&self, lost_race: bool) -> Option<AccountingGap> {
         match (self.outcome, self.usage, self.gap) {
+            (Outcome::Pending, None, None) if lost_race => Some(AccountingGap::HedgeCancelled),
             // No tokens cost nothing, priced or not.
             (_, Some(u), _) if self.deployment.pricing == Pricing::Unpriced && u != Usage::default() => {
                 Some(AccountingGap::Unpriced)
@@ -220,7 +231,8 @@ impl Drop for Settlement {
         if self.probe {
             d.stats.probe_done(self.outcome == Outcome::Completed);
         }
-        let gap = self.final_gap();
+        let lost_race = self.race_lost.as_ref().is_some_and(|flag| flag.get());
+        let gap = self.final_gap(lost_race);
         let cost = match self.usage {
             Some(usage) => d.pricing.cost_nanos(usage),
             // Failed, cancelled or broken before any usage: nothing was billed.
@@ -331,7 +343,7 @@ mod tests {
             let mut settle = Settlement::begin(d.clone(), Arc::from("rid"), false, life.enter());
             settle.set_usage(usage);
             settle.complete();
-            settle.final_gap()
+            settle.final_gap(false)
         };
         assert_eq!(settle_with(Usage::default()), None);
         assert_eq!(settle_with(Usage { prompt_tokens: 1, ..Usage::default() }), Some(AccountingGap::Unpriced));

@@ -39,15 +39,19 @@ pub enum AccountingGap {
     /// The response was cut (the caller left, or the upstream broke) after it started and before usage arrived:
     /// the upstream may bill for tokens nobody counted.
     CutBeforeUsage,
+    /// The call lost a hedged race and was cancelled: the upstream had the request and may bill for what it
+    /// generated before the connection closed.
+    HedgeCancelled,
 }
 
 impl AccountingGap {
-    pub const ALL: [AccountingGap; 5] = [
+    pub const ALL: [AccountingGap; 6] = [
         Self::UsageMissing,
         Self::StreamEndedBeforeUsage,
         Self::BodyTooLargeForUsage,
         Self::Unpriced,
         Self::CutBeforeUsage,
+        Self::HedgeCancelled,
     ];
 
     /// Metric label and log field value.
@@ -58,6 +62,7 @@ impl AccountingGap {
             Self::BodyTooLargeForUsage => "body_too_large_for_usage",
             Self::Unpriced => "unpriced",
             Self::CutBeforeUsage => "cut_before_usage",
+            Self::HedgeCancelled => "hedge_cancelled",
         }
     }
 

@@ -63,6 +63,8 @@ pub struct RoutingTable {
     pub retries: RetrySettings,
     /// `router_settings.routing_strategy`.
     pub strategy: Strategy,
+    /// `router_settings.hedge_after_ms`, by model group.
+    hedge_after: HashMap<String, Duration>,
     /// Group names in config order, for `/v1/models`.
     names: Vec<String>,
 }
@@ -89,8 +91,12 @@ impl RoutingTable {
         previous: Option<&RoutingTable>,
         mut attach: impl FnMut(&str, &Arc<DeploymentStats>, &Provider) -> Option<Recipient<ReportFailure>>,
     ) -> Result<Self, ConfigError> {
-        let mut table =
-            Self { retries: config.router.retries.clone(), strategy: config.router.strategy, ..Self::default() };
+        let mut table = Self {
+            retries: config.router.retries.clone(),
+            strategy: config.router.strategy,
+            hedge_after: config.router.hedge_after.iter().map(|(g, d)| (g.clone(), *d)).collect(),
+            ..Self::default()
+        };
         for d in &config.deployments {
             let (provider, upstream_model) = Provider::resolve(d, env)?;
             let priced_as = d.base_model.as_deref().unwrap_or(&upstream_model);
@@ -135,6 +141,11 @@ impl RoutingTable {
 
     pub fn model_names(&self) -> &[String] {
         &self.names
+    }
+
+    /// How long a call of `group` may go without a first byte before the request is hedged, if it is.
+    pub fn hedge_after(&self, group: &str) -> Option<Duration> {
+        self.hedge_after.get(group).copied()
     }
 
     pub fn group(&self, name: &str) -> Option<&ModelGroup> {

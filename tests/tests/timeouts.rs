@@ -7,7 +7,9 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tollgate_tests::{chat_body, fake_model, logs, post, raw_post, sse_data, FakeUpstream, Gateway, Reply, MASTER_KEY};
+use tollgate_tests::{
+    chat_body, fake_model, logs, metric, post, raw_post, sse_data, FakeUpstream, Gateway, Reply, MASTER_KEY,
+};
 
 fn gateway(models: &[String], router: &str) -> Gateway {
     Gateway::start(&format!(
@@ -176,4 +178,16 @@ async fn connect_timeout_bounds_connecting_and_is_retried_elsewhere() {
     let message = r.json["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("router_settings.connect_timeout"), "{message}");
     drop(listener);
+}
+
+#[actix_rt::test]
+async fn a_streams_latency_is_its_time_to_first_event_not_to_headers() {
+    let fake = FakeUpstream::start();
+    // Headers at once, the first event 300 ms later: latency routing must see 300 ms, not the headers' ~0 ms.
+    let gw = gateway(&[deployment("late", "late-first-300", &fake, 1, "      stream_timeout: 5\n")], "");
+    let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("late", json!({"stream": true}))).await;
+    assert_clean_stream(&r);
+    let _ = logs::finished_call("model_group", "late");
+    let latency = metric(&gw.url, "tollgate_deployment_latency_ewma_seconds", &["deployment=\"late#0\""]).await;
+    assert!(latency.is_some_and(|s| s >= 0.3), "{latency:?}");
 }

@@ -58,7 +58,7 @@ pub enum RoutingStrategy {
     SimpleShuffle,
     /// Fewest calls in flight (`least-busy`).
     LeastBusy,
-    /// Lowest moving average of time to response headers (`latency-based-routing`); deployments within
+    /// Lowest moving average of time to first byte (a stream's first event) (`latency-based-routing`); deployments within
     /// `buffer` (a fraction of the best, LiteLLM's `lowest_latency_buffer`) of the best share the load.
     LatencyBased { buffer: f64 },
     /// Fewest tokens used in the current minute (`usage-based-routing`, also spelled `usage-based-routing-v2`).

@@ -138,6 +138,7 @@ impl<'a> Call<'a> {
             Ok(body) => body,
             Err(why) => return Err(self.abandon(settle, why)),
         };
+        settle.first_event();
         Ok(match self.stream {
             true => idle_limited(body, self.deployment.stream_idle_timeout),
             false => prime::deadline_limited(body, deadline, self.limit().as_secs_f64()),

@@ -46,7 +46,8 @@ pub struct Settlement {
     gap: Option<AccountingGap>,
     /// The upstream answered (2xx headers, or a mock reply): from here on it may bill for tokens.
     responded: bool,
-    /// Time to the upstream's response headers; folded into the deployment's latency only if the call succeeds.
+    /// Time to the upstream's first byte (its response headers, then, where the call waits for it, the first
+    /// event of the body); folded into the deployment's latency only if the call succeeds.
     header_latency: Option<std::time::Duration>,
     outcome: Outcome,
     stream: bool,
@@ -91,6 +92,12 @@ impl Settlement {
     /// Lets the call know, when it is dropped, that it lost a hedged race (see `RequestCtx::drop_race_loser`).
     pub fn watch_race(&mut self, flag: Rc<Cell<bool>>) {
         self.race_lost = Some(flag);
+    }
+
+    /// The body's first event arrived (`call` waits for it before answering): for a stream the time to first
+    /// token, which is what latency routing should compare, not the time to headers.
+    pub fn first_event(&mut self) {
+        self.header_latency = Some(self.started.elapsed());
     }
 
     /// The upstream's response headers arrived.

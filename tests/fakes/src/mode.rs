@@ -43,6 +43,9 @@ pub(crate) enum Mode {
     /// HTTP 200 event-stream headers, then only `: keep-alive` comments, one every 50 ms for a minute, never an
     /// event; records `stream_dropped:<seq>` when cut.
     KeepaliveOnly,
+    /// `late-first-<ms>`: HTTP 200 headers at once, then, this many milliseconds later, the `Normal` answer
+    /// (streamed or whole): a server that answers its headers before it has generated anything.
+    LateFirst(u64),
     /// The `Normal` whole answer, sent in 20 pieces 100 ms apart (2 s in all); records `stream_dropped:<seq>`
     /// when cut.
     Trickle,
@@ -61,6 +64,9 @@ impl Mode {
         }
         if let Some(ms) = model.strip_prefix("delay-").and_then(|s| s.parse().ok()) {
             return Mode::Delay(ms);
+        }
+        if let Some(ms) = model.strip_prefix("late-first-").and_then(|s| s.parse().ok()) {
+            return Mode::LateFirst(ms);
         }
         if let Some(n) =
             model.strip_prefix("stream-").and_then(|s| s.parse().ok()).filter(|n| (1..=MAX_PIECES).contains(n))
@@ -118,6 +124,8 @@ mod tests {
             ("empty-body", Mode::EmptyBody),
             ("keepalive-only", Mode::KeepaliveOnly),
             ("trickle", Mode::Trickle),
+            ("late-first-300", Mode::LateFirst(300)),
+            ("late-first-", Mode::Normal),
             ("stream-20", Mode::Pieces(20)),
             ("stream-1", Mode::Pieces(1)),
             ("stream-0", Mode::Normal),

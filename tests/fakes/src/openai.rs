@@ -244,8 +244,8 @@ impl Drop for Waiting {
     }
 }
 
-/// The modes about an answer's start (for timeouts): 200 headers and then nothing, nothing at all, only
-/// keep-alives, or a whole answer that trickles in. `None` for the other modes.
+/// The modes about an answer's start (for timeouts and time to first token): 200 headers and then nothing,
+/// nothing at all, only keep-alives, the answer late, or a whole answer that trickles in. `None` for the others.
 fn slow_start(
     mode: Mode,
     stream: bool,
@@ -257,6 +257,26 @@ fn slow_start(
 ) -> Option<HttpResponse> {
     let content_type = if stream { "text/event-stream" } else { "application/json" };
     let body: sse::BodyStream = match mode {
+        Mode::LateFirst(ms) => {
+            let whole = match stream {
+                true => {
+                    let chunks = Chunks::new(id.to_owned(), model.to_owned(), false);
+                    let mut events = vec![chunks.role(Some(""))];
+                    events.extend(CONTENT_PIECES.iter().map(|piece| chunks.content(piece)));
+                    events.push(chunks.finish("stop"));
+                    events.extend(chunks.tail(usage));
+                    events.concat()
+                }
+                false => {
+                    let text = Message { role: "assistant", content: Some(CONTENT), refusal: None, tool_calls: None };
+                    serde_json::to_vec(&Completion::new(id, model, text, "stop", usage)).ok()?
+                }
+            };
+            Box::pin(stream::once(async move {
+                actix_rt::time::sleep(Duration::from_millis(ms)).await;
+                Ok(Bytes::from(whole))
+            }))
+        }
         Mode::NoFirstChunk => Box::pin(stream::pending()),
         Mode::EmptyBody => Box::pin(stream::empty()),
         Mode::KeepaliveOnly => Box::pin(stream::iter(0..TICKS).then(|_| async {

@@ -67,8 +67,8 @@ impl Upstream {
             .finish()
     }
 
-    /// One line each on trust and proxy, for the start-up log and `check-config`. No credentials.
-    pub fn describe(&self) -> [String; 2] {
+    /// One line each on trust, proxy and connecting, for the start-up log and `check-config`. No credentials.
+    pub fn describe(&self) -> [String; 3] {
         let trust = match &self.trust {
             TlsTrust::BuiltIn => "upstream TLS: built-in Mozilla roots (webpki-roots)".to_owned(),
             TlsTrust::Bundle { path, source } => {
@@ -85,7 +85,11 @@ impl Upstream {
                 if p.no_proxy.is_empty() { "" } else { ", except those NO_PROXY matches" },
             ),
         };
-        [trust, proxy]
+        let connect = format!(
+            "upstream connect timeout: {}s (router_settings.connect_timeout; the TLS handshake as long again)",
+            self.connect_timeout.as_secs_f64()
+        );
+        [trust, proxy, connect]
     }
 }
 

@@ -85,12 +85,14 @@ impl CommentScan {
 /// Ends `body` with an error once `deadline` passes: the whole of a non-streaming answer must arrive in time
 /// (LiteLLM's `timeout` is the "maximum time for the complete response"), however steadily it trickles.
 pub fn deadline_limited(body: UpstreamBody, deadline: Instant, limit_secs: f64) -> UpstreamBody {
-    Box::pin(DeadlineLimited { body, timer: Box::pin(actix_rt::time::sleep_until(deadline)), limit_secs, over: false })
+    Box::pin(DeadlineLimited { body, deadline, timer: None, limit_secs, over: false })
 }
 
 struct DeadlineLimited {
     body: UpstreamBody,
-    timer: Pin<Box<Sleep>>,
+    deadline: Instant,
+    /// Armed on the first wait: a body that arrives whole with its first byte never touches the timer wheel.
+    timer: Option<Pin<Box<Sleep>>>,
     limit_secs: f64,
     over: bool,
 }
@@ -107,7 +109,9 @@ impl Stream for DeadlineLimited {
             this.over = item.is_none();
             return Poll::Ready(item);
         }
-        match this.timer.as_mut().poll(cx) {
+        let deadline = this.deadline;
+        let timer = this.timer.get_or_insert_with(|| Box::pin(actix_rt::time::sleep_until(deadline)));
+        match timer.as_mut().poll(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(()) => {
                 this.over = true;

@@ -41,8 +41,8 @@ fn calls(r: &Reply, count: usize) -> Vec<Value> {
 #[actix_rt::test]
 async fn a_stalled_call_is_hedged_and_the_fast_answer_serves() {
     let fake = FakeUpstream::start();
-    // The first deployment stalls for 5 s; every request must be answered by the hedge long before.
-    let gw = gateway("delay-5000", "normal", &fake, 100);
+    // The first deployment stalls for 10 s; every request must be answered by the hedge long before.
+    let gw = gateway("delay-10000", "normal", &fake, 100);
     let started = Instant::now();
     for _ in 0..10 {
         let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("h", json!({}))).await;
@@ -57,8 +57,12 @@ async fn a_stalled_call_is_hedged_and_the_fast_answer_serves() {
         assert_eq!(by("h#0")["outcome"], "cancelled");
         assert_eq!(by("h#0")["accounting"], "hedge_cancelled", "the loser had the request: it may bill");
     }
-    assert!(started.elapsed() < Duration::from_secs(5), "ten requests in less than one stall: {:?}", started.elapsed());
-    assert!(saw_every(&fake, "delay-5000", "wait_dropped", 10).await, "each stalled call's connection was closed");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "ten requests in less than one stall: {:?}",
+        started.elapsed()
+    );
+    assert!(saw_every(&fake, "delay-10000", "wait_dropped", 10).await, "each stalled call's connection was closed");
 }
 
 #[actix_rt::test]
@@ -77,7 +81,7 @@ async fn a_stream_without_a_first_event_is_hedged_and_the_loser_cut() {
 #[actix_rt::test]
 async fn a_quick_first_answer_is_not_hedged() {
     let fake = FakeUpstream::start();
-    let gw = gateway("normal", "delay-5000", &fake, 1000);
+    let gw = gateway("normal", "delay-5000", &fake, 3000);
     for _ in 0..5 {
         let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("h", json!({}))).await;
         assert_eq!(r.status, 200, "{}", r.text);
@@ -105,16 +109,16 @@ async fn a_failed_hedge_leaves_the_first_call_running() {
 #[actix_rt::test]
 async fn when_both_calls_fail_the_last_error_goes_to_the_usual_retry_path() {
     let fake = FakeUpstream::start();
-    // The first call times out at 0.4 s, after the hedge (at 50 ms) already failed; with no retries left the
-    // caller gets the last failure, and both calls were made and settled.
+    // The first call times out at 1.5 s, long after the hedge (at 50 ms) failed; with no retries left the caller
+    // gets the last failure, and both calls were made and settled.
     let gw = Gateway::start(&format!(
         "model_list:\n{}{}router_settings:\n  num_retries: 0\n  allowed_fails: 1000\n  hedge_after_ms: {{h: 50}}\ngeneral_settings:\n  master_key: {MASTER_KEY}\n",
-        fake_model("h", "delay-2000", &fake, "      order: 1\n      timeout: 0.4\n"),
+        fake_model("h", "delay-5000", &fake, "      order: 1\n      timeout: 1.5\n"),
         fake_model("h", "error-502", &fake, "      order: 2\n"),
     ));
     let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("h", json!({}))).await;
     assert_eq!(r.status, 504, "the first call's timeout, the last to fail: {}", r.text);
     let asked: Vec<Value> = fake.requests().iter().map(|r| r["body"]["model"].clone()).collect();
-    assert_eq!(asked, [json!("delay-2000"), json!("error-502")]);
+    assert_eq!(asked, [json!("delay-5000"), json!("error-502")]);
     assert!(calls(&r, 2).iter().all(|l| l["outcome"] == "failed"));
 }

@@ -62,7 +62,7 @@ async fn a_stream_without_a_first_event_in_time_is_retried_on_another_deployment
         let gw = gateway(
             &[
                 deployment("g", silent, &fake, 1, "      stream_timeout: 0.5\n"),
-                deployment("g", "normal", &fake, 2, "      stream_timeout: 0.5\n"),
+                deployment("g", "normal", &fake, 2, ""),
             ],
             "",
         );
@@ -125,7 +125,7 @@ async fn timeout_bounds_a_whole_answer_however_steadily_it_trickles() {
 
     // A body that arrives a piece every 100 ms for 2 s: each pause is short, the whole is not. Once it started it
     // is the caller's, so the caller sees a cut transfer, and the upstream its connection closed.
-    let gw = gateway(&[deployment("t", "trickle", &fake, 1, "      timeout: 0.6\n")], "");
+    let gw = gateway(&[deployment("t", "trickle", &fake, 1, "      timeout: 1\n")], "");
     let r = raw_post(&gw.url, "/v1/chat/completions", &chat_body("t", json!({})));
     assert_eq!(r.status, 200);
     assert!(!r.complete, "cut short, not a whole answer: {}", String::from_utf8_lossy(&r.body));

@@ -428,8 +428,8 @@ async fn execute(
     let mut response = match builder.send_body(request.body).await {
         Ok(r) => r,
         Err(SendRequestError::Timeout) => {
-            let secs = timeout.as_secs_f64();
-            let message = format!("deployment `{}` did not respond within {secs}s", deployment.id);
+            let (secs, key) = (timeout.as_secs_f64(), if call.stream { "stream_timeout" } else { "timeout" });
+            let message = format!("deployment `{}` did not respond within {secs}s ({key})", deployment.id);
             return Err(fail(settle, UpstreamFailure::Timeout, message));
         }
         Err(SendRequestError::Connect(ConnectError::Timeout)) => {

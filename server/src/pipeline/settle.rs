@@ -30,7 +30,7 @@ use crate::{
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// Still running; if dropped like this, the caller went away.
+    /// Still running; if dropped like this, the caller went away, or the call lost a hedged race.
     Pending,
     Completed,
     Failed(UpstreamFailure),

@@ -93,7 +93,14 @@ pub fn check_config_report(config: &Config) -> Result<String, ConfigError> {
         config.deployments.len()
     );
     for name in table.model_names() {
-        let _ = writeln!(out, "\nmodel group `{name}`");
+        match table.hedge_after(name) {
+            Some(after) => {
+                let _ = writeln!(out, "\nmodel group `{name}` (hedged after {} ms)", after.as_millis());
+            }
+            None => {
+                let _ = writeln!(out, "\nmodel group `{name}`");
+            }
+        }
         let Some(group) = table.group(name) else { continue };
         for (d, weight) in group.deployments.iter().zip(&group.weights) {
             let key = config
@@ -104,12 +111,15 @@ pub fn check_config_report(config: &Config) -> Result<String, ConfigError> {
                 .map_or_else(|| "(from environment or none)".to_owned(), |k| k.masked());
             let _ = writeln!(
                 out,
-                "  - {id}: {provider}/{model} at {endpoint}, key {key}, timeout {timeout}s, weight {weight}",
+                "  - {id}: {provider}/{model} at {endpoint}, key {key}, timeout {timeout}s, stream_timeout \
+                 {first}s, stream_idle_timeout {idle}s, weight {weight}",
                 id = d.id,
                 provider = d.provider.name(),
                 model = d.upstream_model,
                 endpoint = d.provider.endpoint(),
                 timeout = d.timeout.as_secs_f64(),
+                first = d.stream_timeout.as_secs_f64(),
+                idle = d.stream_idle_timeout.as_secs_f64(),
             );
         }
     }

@@ -3,12 +3,15 @@ from stream.py, plus .cpu files) and prints the tables (medians over the rounds;
 request of every round); writes them, the machine, the commit, the method and the verdicts against the targets to
 DOCFILE as markdown. A `## Notes` section already in DOCFILE is kept as it is.
 
+Also the hedging table, from OUTDIR/hedging.json (tests/bench/hedging.sh), when run.sh ran that section.
+
 Usage: report.py OUTDIR [DOCFILE]
 Environment (run.sh sets it): LAYOUT, DURATION, WARMUP, ROUNDS, STREAMS, STREAM_PIECES; COMMIT and COMMIT_DIRTY
 (the tree the binaries were built from; without them, git is asked now); LOG_LINES and LOG_BYTES (tollgate's log).
 """
 
 import datetime
+import json
 import os
 import re
 import statistics
@@ -31,6 +34,9 @@ MAX_STALLED = 0.01
 # Translating a stream across dialects (OpenAI in, Anthropic out) may cost at most this much CPU per request more
 # than passing the same stream through.
 MAX_TRANSLATION_US = 50.0
+# Hedging (issue 14, must-show 7): with one of two upstreams stalling, hedged p99 below this multiple of the
+# healthy upstream's p50 (both through tollgate).
+MAX_HEDGED_P99_RATIO = 2.0
 # A measurement during which other processes (or the hypervisor) took more than this share of the machine's CPU
 # (the estimate itself wanders by a few percent on a quiet machine: tick accounting)
 # is flagged as unreliable.
@@ -225,6 +231,32 @@ def alloc_text(alloc):
     return lines
 
 
+def build_hedging(out):
+    """The hedging table (tests/bench/hedging.sh's JSON lines), its verdict and its failed requests; Nones when
+    run.sh did not run it (HEDGE=0)."""
+    path = os.path.join(out, "hedging.json")
+    if not os.path.exists(path):
+        return None, None, None, 0
+    results = [json.loads(line) for line in open(path) if line.strip()]
+    healthy = next(r for r in results if r["model"] == "healthy")["p50_ms"]
+    header = ["group", "requests", "p50 ms", "p90 ms", "p99 ms", "p99 / healthy p50", "hedged", "calls per request",
+              "errors"]
+    names = {"healthy": "healthy upstream alone", "plain": "both, no hedging"}
+    rows, ratios = [], []
+    for r in results:
+        name = names.get(r["model"], r["model"].replace("hedged-", "both, hedge_after_ms "))
+        ratio = r["p99_ms"] / healthy
+        if r["model"].startswith("hedged-"):
+            ratios.append((r["model"].removeprefix("hedged-"), ratio))
+        rows.append([name, str(r["requests"]), f"{r['p50_ms']:.1f}", f"{r['p90_ms']:.1f}", f"{r['p99_ms']:.1f}",
+                     f"{ratio:.2f}×", f"{r['hedged'] / r['requests']:.0%}", f"{r['calls'] / r['requests']:.2f}",
+                     str(r["errors"])])
+    value = ", ".join(f"hedge_after_ms {ms}: {ratio:.2f}×" for ms, ratio in ratios)
+    verdict = (f"one of two upstreams stalling: hedged p99 < {MAX_HEDGED_P99_RATIO:g}× the healthy upstream's p50 "
+               "(at one of the measured delays)", value, any(ratio < MAX_HEDGED_P99_RATIO for _, ratio in ratios))
+    return header, rows, verdict, sum(r["errors"] for r in results)
+
+
 def text_table(header, rows):
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
@@ -273,6 +305,10 @@ def main():
         errors += t_stats[1]
     if t_verdict:
         verdicts.append(t_verdict)
+    h_header, h_rows, h_verdict, h_errors = build_hedging(out)
+    errors += h_errors
+    if h_verdict:
+        verdicts.append(h_verdict)
     rev, dirty = commit()
     if dirty:
         rev += " + uncommitted changes"
@@ -298,6 +334,9 @@ def main():
         print()
     if t_rows:
         print(text_table(t_header, t_rows))
+        print()
+    if h_rows:
+        print(text_table(h_header, h_rows))
         print()
     print("\n".join(verdict_text))
     if not doc:
@@ -342,6 +381,14 @@ events). The difference in CPU µs per request is what translation costs.
 {md_table(t_header, t_rows)}"""
     else:
         translation_md = "Not measured in this run (`TRANSLATE=0`)."
+    if h_rows:
+        hedging_md = f"""Two fake upstreams behind one model group (simple-shuffle, equal weights): one answers in ~20 ms
+(`delay-20`), the other stalls for 2 s (`delay-2000`). p99 / healthy p50 compares each group's p99 with the p50
+of the healthy upstream alone, both through tollgate.
+
+{md_table(h_header, h_rows)}"""
+    else:
+        hedging_md = "Not measured in this run (`HEDGE=0`)."
     log_lines, log_bytes = int(os.environ.get("LOG_LINES", "0")), int(os.environ.get("LOG_BYTES", "0"))
     log_md = (f" In this run it wrote {log_lines:,} such lines ({log_bytes / log_lines:.0f} bytes each on average)."
               if log_lines else "")
@@ -378,6 +425,10 @@ Written by `tests/bench/run.sh`; do not edit the figures by hand, run it again.
 ## Translated streams
 
 {translation_md}
+
+## Hedging
+
+{hedging_md}
 
 ## Method
 
@@ -420,6 +471,17 @@ The reused case is the one that regresses: a server that writes each event as it
 holds the second small write back until the client ACKs the first (Nagle's algorithm), and on an established
 connection the client delays that ACK by up to 40 ms (issue 12); a fresh connection ACKs at once at first, and
 so hides it.
+
+Hedging: `tests/bench/hedging.sh` (also `tests/bench/run.sh hedging` on its own, which prints and writes no doc)
+starts two more fake upstreams and one tollgate, unpinned, with four model groups: the healthy upstream alone
+(its p50 is "the healthy latency"), both upstreams without hedging, and both with
+`router_settings.hedge_after_ms` at each delay of `HEDGE_AFTER_MS` (default 10 and 50 ms). `tests/bench/hedge.py`
+sends 400 non-streaming requests per group from 20 threads, each on its own keep-alive connection, after 20
+unmeasured ones; percentiles are nearest-rank over the measured requests. "hedged" is the share of responses with
+`x-tollgate-hedged: true`, "calls per request" the mean `x-tollgate-attempts`: what the tail latency cost in
+upstream calls. A delay below the healthy latency hedges nearly every call (about two calls per request); a
+delay above it hedges only the calls to the stalling upstream, and its p99 is about the delay plus the healthy
+latency.
 
 Columns: "added" is the target's latency minus the direct latency at the same concurrency (or connection kind);
 "RPS vs nginx" is throughput relative to nginx at the same concurrency; "CPU µs/req" is the user+system CPU time the

@@ -2,13 +2,15 @@
 # Benchmark: tollgate's overhead against calling the fake upstream directly and against nginx proxy_pass, in one
 # run, at concurrency 1 and 50; the same for tollgate built with the system allocator instead of mimalloc; and a
 # streaming section (time to first chunk and to the end of a 20-piece stream, on a reused and on a fresh client
-# connection). Prints the tables and writes docs/benchmarks.md. Not a test: it never fails on the figures, only
+# connection); and a hedging section (tests/bench/hedging.sh: p50/p99 of a group with one stalling upstream, with
+# and without hedge_after_ms). Prints the tables and writes docs/benchmarks.md. Not a test: it never fails on the figures, only
 # when a server cannot be started, fails the sanity check, or dies mid-run.
 #
 # tollgate runs as shipped: default log level (no RUST_LOG), so it writes its per-call log line, to a file as a
 # deployment's stdout goes to a log collector.
 #
 # Usage: tests/bench/run.sh [seconds per measurement, default 10]
+#        tests/bench/run.sh hedging   (only the hedging section, tests/bench/hedging.sh; prints, writes no doc)
 # Environment:
 #   LAYOUT=shared|split  CPU pinning (default shared, see below)
 #   WARMUP=N             seconds of warm-up before each measurement (default 2)
@@ -20,9 +22,10 @@
 #   TRANSLATE=1|0        also measure streams translated across dialects (OpenAI in, Anthropic out) against the
 #                        same streams passed through (default 1)
 #   DOC=path             where the markdown goes (default docs/benchmarks.md; DOC= to skip writing it)
+#   HEDGE=1|0            also run the hedging section (tests/bench/hedging.sh, ~30 s; its HEDGE_* variables apply)
 # A default run takes about 8 minutes on the 2-vCPU VM once the binaries are built (per round 8 wrk measurements
 # of WARMUP + DURATION seconds and ~15 s of streams, plus the bookkeeping between them), and a few minutes more to
-# build the two tollgate variants after a change to the server.
+# build the two tollgate variants after a change to the server; the hedging section adds about 30 s.
 #
 # CPU layouts (this box has 2 cores; the figures only repeat if nothing migrates):
 #  shared (default): wrk and the streaming client on CPU 0; the fake upstream and the server under test (nginx
@@ -35,6 +38,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
+if [[ "${1:-}" == hedging ]]; then
+  exec tests/bench/hedging.sh
+fi
 export DURATION="${1:-10}"
 export WARMUP="${WARMUP:-2}"
 export ROUNDS="${ROUNDS:-3}"
@@ -42,6 +48,7 @@ export LAYOUT="${LAYOUT:-shared}"
 export ALLOC="${ALLOC:-1}"
 export STREAMS="${STREAMS:-200}"
 export TRANSLATE="${TRANSLATE:-1}"
+export HEDGE="${HEDGE:-1}"
 export STREAM_PIECES=20
 DOC="${DOC-docs/benchmarks.md}"
 case "$LAYOUT" in
@@ -379,6 +386,10 @@ sleep 0.5 # let the log writer catch up before measuring the log
 log_lines="$(grep -c "upstream call finished" "$work/tollgate.log" || true)"
 export LOG_LINES="$log_lines" LOG_BYTES="$(stat -c %s "$work/tollgate.log")"
 stop_all
+if ((HEDGE)); then
+  # Its own servers (two fakes, one tollgate), after the others stopped; the binaries are the ones just built.
+  HEDGE_BUILD=0 HEDGE_OUT="$out/hedging.json" tests/bench/hedging.sh || die "the hedging section failed"
+fi
 
 echo >&2
 python3 tests/bench/report.py "$out" "$DOC"

@@ -61,3 +61,28 @@ pub fn finished_call(field: &str, value: &str) -> Value {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The `upstream call finished` lines of request `request_id` (the `x-tollgate-request-id` header), oldest
+/// first, once there are at least `count` of them (a cancelled call settles when its future is dropped, just
+/// after the response): waits up to 5 s, then fails the test.
+pub fn finished_calls(request_id: &str, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = String::from_utf8_lossy(&capture().lock().unwrap_or_else(PoisonError::into_inner)).into_owned();
+        let found: Vec<Value> = text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .map(|event| event["fields"].clone())
+            .filter(|f| f["message"] == "upstream call finished" && f["request_id"] == request_id)
+            .collect();
+        if found.len() >= count {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {count} `upstream call finished` lines for {request_id}",
+            found.len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -60,7 +60,7 @@ fn quickstart_serves_mock_chat_and_lists_models() {
 fn check_config_prints_groups_masks_secrets_and_fails_on_errors() {
     let good = temp_config(
         "good",
-        "model_list:\n  - model_name: a\n    litellm_params: {model: groq/llama-3.1-8b-instant, api_key: gsk-secret-value-abcdef1234}\n    colour: blue\n",
+        "model_list:\n  - model_name: a\n    litellm_params: {model: groq/llama-3.1-8b-instant, api_key: gsk-secret-value-abcdef1234, stream_timeout: 20}\n    colour: blue\nrouter_settings: {hedge_after_ms: {a: 250}}\n",
     );
     let out = Command::new(tollgate_bin()).arg("check-config").arg(&good).output().expect("run");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -68,6 +68,10 @@ fn check_config_prints_groups_masks_secrets_and_fails_on_errors() {
     assert!(stdout.contains("model group `a`") && stdout.contains("https://api.groq.com/openai/v1"), "{stdout}");
     assert!(stdout.contains("****1234") && !stdout.contains("gsk-secret"), "{stdout}");
     assert!(stdout.contains("`model_list[0].colour` is not a known config key"), "{stdout}");
+    assert!(stdout.contains("model group `a` (hedged after 250 ms)"), "{stdout}");
+    assert!(stdout.contains("timeout 600s, stream_timeout 20s, stream_idle_timeout 20s"), "{stdout}");
+    assert!(stdout.contains("upstream connect timeout: 5s"), "{stdout}");
+    assert!(stdout.contains("model group `a` has one deployment"), "the hedge has nowhere to go: {stdout}");
 
     let cases = [
         ("model_list:\n  - model_name: a\n    litellm_params: {model: mock/a, rpm: many}\n", "model_list[0].litellm_params.rpm"),

@@ -65,8 +65,9 @@ async fn upstream_reset_mid_stream_becomes_an_openai_error_event() {
 }
 
 #[actix_rt::test]
-async fn stalled_upstream_stream_ends_with_an_error_after_stream_timeout() {
+async fn stalled_upstream_stream_ends_with_an_error_after_the_idle_limit() {
     let fake = FakeUpstream::start();
+    // `stream_idle_timeout` defaults to `stream_timeout` (docs/routing.md).
     let gw = Gateway::with_models(&fake_model("stall", "stall", &fake, "      stream_timeout: 0.5\n"));
     let started = Instant::now();
     let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("stall", json!({"stream": true}))).await;

@@ -8,8 +8,8 @@
 mod environment;
 mod interpolate;
 mod raw;
-mod store;
 mod seed;
+mod store;
 mod upstream;
 
 use std::{collections::BTreeMap, path::Path, sync::Arc, time::Duration};
@@ -20,8 +20,8 @@ use self::raw::{RawConfig, RawLitellmSettings, RawModelEntry, RawRouterSettings,
 pub use self::{
     environment::Env,
     interpolate::EnvLookup,
-    store::{StoreSettings, DEFAULT_DATABASE_URL},
     seed::{DeploymentTraits, GroupRetry, RoutingRules},
+    store::{StoreSettings, DEFAULT_DATABASE_URL},
     upstream::{TlsTrust, UpstreamConfig},
 };
 use crate::secret::Secret;
@@ -33,6 +33,8 @@ const DEFAULT_ALLOWED_FAILS: u32 = 3;
 const DEFAULT_COOLDOWN_SECS: f64 = 5.0;
 const DEFAULT_GRACE_SECS: f64 = 30.0;
 const DEFAULT_REQUEST_BODY_TIMEOUT_SECS: f64 = 60.0;
+/// awc's own default connect timeout, kept.
+const DEFAULT_CONNECT_TIMEOUT_SECS: f64 = 5.0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -60,7 +62,7 @@ pub enum RoutingStrategy {
     SimpleShuffle,
     /// Fewest calls in flight (`least-busy`).
     LeastBusy,
-    /// Lowest moving average of time to response headers (`latency-based-routing`); deployments within
+    /// Lowest moving average of time to first byte (a stream's first event) (`latency-based-routing`); deployments within
     /// `buffer` (a fraction of the best, LiteLLM's `lowest_latency_buffer`) of the best share the load.
     LatencyBased { buffer: f64 },
     /// Fewest tokens used in the current minute (`usage-based-routing`, also spelled `usage-based-routing-v2`).
@@ -128,6 +130,9 @@ pub struct RouterSettings {
     pub retries: RetrySettings,
     /// The seed's routing dialect and context-window checks (`config/seed.rs`).
     pub rules: RoutingRules,
+    /// Model group → how long its first call may go without a first byte before a hedged call is sent
+    /// (`router_settings.hedge_after_ms`, a tollgate extension).
+    pub hedge_after: BTreeMap<String, Duration>,
 }
 
 /// How a request recovers from failed calls.
@@ -158,9 +163,12 @@ pub struct DeploymentConfig {
     pub api_base: Option<String>,
     pub api_version: Option<String>,
     pub organization: Option<String>,
+    /// The whole of a non-streaming call: connect, headers, body (`timeout`).
     pub timeout: Duration,
-    /// `timeout` for streaming requests.
+    /// A streaming call's start to its first event (`stream_timeout`).
     pub stream_timeout: Duration,
+    /// The longest pause between a stream's chunks after its first event (`stream_idle_timeout`).
+    pub stream_idle_timeout: Duration,
     pub weight: Option<u32>,
     /// Calls and tokens per minute this deployment may take; at the cap it is unavailable until the next minute.
     pub rpm: Option<u64>,
@@ -335,7 +343,10 @@ impl Config {
             keys.push("tollgate.request_body_timeout_seconds");
         }
         // Every worker's client was built from these at start-up; applying them would mean rebuilding all clients.
-        if self.upstream != next.upstream {
+        if self.upstream.connect_timeout != next.upstream.connect_timeout {
+            keys.push("router_settings.connect_timeout");
+        }
+        if !self.upstream.same_connections(&next.upstream) {
             keys.push("upstream TLS / proxy (litellm_settings.ssl_verify, SSL_CERT_FILE, HTTPS_PROXY, NO_PROXY)");
         }
         keys
@@ -408,13 +419,22 @@ fn routing_strategy(router: &RawRouterSettings) -> Result<RoutingStrategy, Confi
 fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> {
     let mut warnings = Vec::new();
     let mut retries = retry_settings(&raw.router_settings, &raw.litellm_settings)?;
-    let upstream = upstream::resolve(raw.litellm_settings.ssl_verify, env, &mut warnings)?;
+    let mut upstream = upstream::resolve(raw.litellm_settings.ssl_verify, env, &mut warnings)?;
+    upstream.connect_timeout =
+        seconds("router_settings.connect_timeout", raw.router_settings.connect_timeout, DEFAULT_CONNECT_TIMEOUT_SECS)?;
     let store = store::resolve(&raw.general_settings, raw.database.as_ref(), env)?;
-    let default_timeout = seconds(
-        "router_settings.timeout",
-        raw.router_settings.timeout.or(raw.litellm_settings.request_timeout),
-        DEFAULT_TIMEOUT_SECS,
-    )?;
+    let defaults = TimeoutDefaults {
+        timeout: seconds(
+            "router_settings.timeout",
+            raw.router_settings.timeout.or(raw.litellm_settings.request_timeout),
+            DEFAULT_TIMEOUT_SECS,
+        )?,
+        stream_timeout: optional_seconds("router_settings.stream_timeout", raw.router_settings.stream_timeout)?,
+        stream_idle_timeout: optional_seconds(
+            "router_settings.stream_idle_timeout",
+            raw.router_settings.stream_idle_timeout,
+        )?,
+    };
     let mut rules = RoutingRules::default();
     let strategy =
         seed::router(raw.router.as_ref(), &raw.router_settings, routing_strategy(&raw.router_settings)?, &mut rules)?;
@@ -446,8 +466,9 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
         .model_list
         .into_iter()
         .enumerate()
-        .map(|(i, entry)| deployment(i, entry, default_timeout, drop_params))
+        .map(|(i, entry)| deployment(i, entry, &defaults, drop_params, &mut warnings))
         .collect::<Result<Vec<_>, _>>()?;
+    let hedge_after = hedge_after(raw.router_settings.hedge_after_ms.unwrap_or_default(), &deployments, &mut warnings)?;
     let mut seen = std::collections::HashSet::new();
     for d in &deployments {
         if !seen.insert(d.id.as_str()) {
@@ -475,6 +496,7 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
             )?,
             retries,
             rules,
+            hedge_after,
         },
         shutdown_grace: seconds(
             "tollgate.shutdown_grace_period_seconds",
@@ -493,11 +515,48 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
     })
 }
 
+/// `router_settings`' timeouts, for deployments without their own. `None`: follow the deployment's other limits.
+struct TimeoutDefaults {
+    timeout: Duration,
+    stream_timeout: Option<Duration>,
+    stream_idle_timeout: Option<Duration>,
+}
+
+fn optional_seconds(path: &str, value: Option<f64>) -> Result<Option<Duration>, ConfigError> {
+    value.map(|v| seconds(path, Some(v), 0.0)).transpose()
+}
+
+/// `router_settings.hedge_after_ms`: positive milliseconds per group. A group no deployment serves, or served by
+/// one deployment only (nothing to hedge with), is warned about, not refused.
+fn hedge_after(
+    raw: BTreeMap<String, u64>,
+    deployments: &[DeploymentConfig],
+    warnings: &mut Vec<String>,
+) -> Result<BTreeMap<String, Duration>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (group, ms) in raw {
+        let path = format!("router_settings.hedge_after_ms.{group}");
+        if ms == 0 {
+            return Err(ConfigError::invalid(path, "must be a positive number of milliseconds, got 0"));
+        }
+        match deployments.iter().filter(|d| d.model_name == group).count() {
+            0 => warnings.push(format!("`{path}`: no model_list entry has model_name `{group}`; nothing is hedged")),
+            1 => warnings.push(format!(
+                "`{path}`: model group `{group}` has one deployment, so a hedged call has nowhere else to go"
+            )),
+            _ => {}
+        }
+        out.insert(group, Duration::from_millis(ms));
+    }
+    Ok(out)
+}
+
 fn deployment(
     index: usize,
     entry: RawModelEntry,
-    default_timeout: Duration,
+    defaults: &TimeoutDefaults,
     drop_params: bool,
+    warnings: &mut Vec<String>,
 ) -> Result<DeploymentConfig, ConfigError> {
     let path = format!("model_list[{index}]");
     let p = entry.litellm_params;
@@ -507,14 +566,17 @@ fn deployment(
     if p.model.trim().is_empty() {
         return Err(ConfigError::invalid(format!("{path}.litellm_params.model"), "must not be empty"));
     }
-    let timeout = match p.timeout {
-        Some(t) => seconds(&format!("{path}.litellm_params.timeout"), Some(t), 0.0)?,
-        None => default_timeout,
-    };
-    let stream_timeout = match p.stream_timeout {
-        Some(t) => seconds(&format!("{path}.litellm_params.stream_timeout"), Some(t), 0.0)?,
-        None => timeout,
-    };
+    let own = |key: &str, value: Option<f64>| optional_seconds(&format!("{path}.litellm_params.{key}"), value);
+    let timeout = own("timeout", p.timeout)?.unwrap_or(defaults.timeout);
+    let stream_timeout = own("stream_timeout", p.stream_timeout)?.or(defaults.stream_timeout).unwrap_or(timeout);
+    let stream_idle_timeout =
+        own("stream_idle_timeout", p.stream_idle_timeout)?.or(defaults.stream_idle_timeout).unwrap_or(stream_timeout);
+    if p.connect_timeout.is_some() {
+        warnings.push(format!(
+            "`{path}.litellm_params.connect_timeout` is not supported per deployment yet: one connect limit serves \
+             every upstream (`router_settings.connect_timeout`); ignored"
+        ));
+    }
     for (field, price) in
         [("input_cost_per_token", p.input_cost_per_token), ("output_cost_per_token", p.output_cost_per_token)]
     {
@@ -544,6 +606,7 @@ fn deployment(
         organization: p.organization,
         timeout,
         stream_timeout,
+        stream_idle_timeout,
         weight: p.weight,
         rpm: p.rpm.or(entry.rpm),
         tpm: p.tpm.or(entry.tpm),
@@ -605,10 +668,74 @@ mod tests {
                 "general_settings: {max_request_size_mb: 1}\ntollgate: {shutdown_grace_period_seconds: 1, request_body_timeout_seconds: 2}\n",
                 &["general_settings.max_request_size_mb", "tollgate.shutdown_grace_period_seconds", "tollgate.request_body_timeout_seconds"],
             ),
+            ("router_settings: {connect_timeout: 1}\n", &["router_settings.connect_timeout"]),
+            ("router_settings: {stream_timeout: 1, stream_idle_timeout: 2, hedge_after_ms: {a: 5}}\n", &[]),
         ];
         for (extra, want) in cases {
             let next = load(&format!("{base}{extra}")).unwrap_or_else(|e| unreachable!("{e}"));
             assert_eq!(running.restart_required(&next), *want, "{extra}");
+        }
+    }
+
+    #[test]
+    fn each_timeout_comes_from_the_deployment_then_router_settings_then_the_next_limit() {
+        let ms = Duration::from_millis;
+        // (router_settings, litellm_params extra, expected timeout, stream_timeout, stream_idle_timeout)
+        let cases: &[(&str, &str, [u64; 3])] = &[
+            ("{}", "", [600_000, 600_000, 600_000]),
+            ("{timeout: 30}", "", [30_000, 30_000, 30_000]),
+            ("{timeout: 30}", ", timeout: 10", [10_000, 10_000, 10_000]),
+            ("{timeout: 30, stream_timeout: 2}", ", timeout: 10", [10_000, 2_000, 2_000]),
+            ("{stream_timeout: 2, stream_idle_timeout: 0.5}", "", [600_000, 2_000, 500]),
+            ("{stream_timeout: 2, stream_idle_timeout: 0.5}", ", stream_timeout: 3", [600_000, 3_000, 500]),
+            ("{stream_idle_timeout: 0.5}", ", stream_idle_timeout: 0.25", [600_000, 600_000, 250]),
+            ("{}", ", stream_timeout: 4", [600_000, 4_000, 4_000]),
+        ];
+        for (router, params, [t, st, idle]) in cases {
+            let yaml = format!(
+                "model_list:\n  - {{model_name: a, litellm_params: {{model: mock/a{params}}}}}\nrouter_settings: {router}\n"
+            );
+            let cfg = load(&yaml).unwrap_or_else(|e| unreachable!("{e}"));
+            let d = &cfg.deployments[0];
+            assert_eq!([d.timeout, d.stream_timeout, d.stream_idle_timeout], [ms(*t), ms(*st), ms(*idle)], "{yaml}");
+        }
+        let cfg = load("model_list: []\n").unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(cfg.upstream.connect_timeout, Duration::from_secs(5));
+        let cfg =
+            load("model_list: []\nrouter_settings: {connect_timeout: 0.25}\n").unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(cfg.upstream.connect_timeout, ms(250));
+    }
+
+    #[test]
+    fn a_per_deployment_connect_timeout_is_warned_about_as_not_supported_yet() {
+        let cfg = load("model_list:\n  - {model_name: a, litellm_params: {model: mock/a, connect_timeout: 1}}\n")
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
+        assert!(cfg.warnings[0]
+            .contains("`model_list[0].litellm_params.connect_timeout` is not supported per deployment yet"));
+        assert!(cfg.warnings[0].contains("router_settings.connect_timeout"));
+    }
+
+    #[test]
+    fn hedge_delays_are_positive_milliseconds_per_group() {
+        let two = "model_list:\n  - {model_name: a, litellm_params: {model: mock/a}}\n  - {model_name: a, litellm_params: {model: mock/b}}\n  - {model_name: b, litellm_params: {model: mock/c}}\n";
+        let cfg = load(&format!("{two}router_settings: {{hedge_after_ms: {{a: 150}}}}\n"))
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(cfg.router.hedge_after.get("a"), Some(&Duration::from_millis(150)));
+        assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+        // (hedge_after_ms, warning or error that names the path)
+        let cases: &[(&str, &str)] = &[
+            ("{b: 100}", "`router_settings.hedge_after_ms.b`: model group `b` has one deployment"),
+            ("{c: 100}", "`router_settings.hedge_after_ms.c`: no model_list entry has model_name `c`"),
+        ];
+        for (hedge, want) in cases {
+            let cfg = load(&format!("{two}router_settings: {{hedge_after_ms: {hedge}}}\n"))
+                .unwrap_or_else(|e| unreachable!("{e}"));
+            assert!(cfg.warnings.iter().any(|w| w.contains(want)), "{hedge}: {:?}", cfg.warnings);
+        }
+        for bad in ["{a: 0}", "{a: -5}", "{a: soon}"] {
+            let err = load(&format!("{two}router_settings: {{hedge_after_ms: {bad}}}\n")).err().map(|e| e.to_string());
+            assert!(err.as_deref().is_some_and(|e| e.contains("router_settings.hedge_after_ms")), "{bad}: {err:?}");
         }
     }
 
@@ -670,6 +797,9 @@ router_settings: {allowed_fails: 1, cooldown_time: 2.5}
             ("model_list:\n  - model_name: a\n    litellm_params: {model: mock/a, rpm: lots}\n", "model_list[0].litellm_params.rpm"),
             ("model_list:\n  - model_name: a\n", "model_list[0]"),
             ("model_list:\n  - model_name: a\n    litellm_params: {model: mock/a, timeout: -1}\n", "model_list[0].litellm_params.timeout"),
+            ("model_list:\n  - model_name: a\n    litellm_params: {model: mock/a, stream_idle_timeout: 0}\n", "model_list[0].litellm_params.stream_idle_timeout"),
+            ("router_settings: {stream_timeout: -1}\n", "router_settings.stream_timeout"),
+            ("router_settings: {connect_timeout: 0}\n", "router_settings.connect_timeout"),
             ("model_list:\n  - model_name: a\n    litellm_params: {model: x/a, api_key: os.environ/NOPE}\n", "NOPE"),
             ("model_list:\n  - model_name: a\n    litellm_params: {model: x/a, api_base: ftp://x}\n", "model_list[0].litellm_params.api_base"),
             ("general_settings: {max_request_size_mb: 0}\n", "general_settings.max_request_size_mb"),

@@ -60,10 +60,19 @@ pub struct RawLitellmParams {
     pub api_key: Option<String>,
     pub api_base: Option<String>,
     pub api_version: Option<String>,
-    /// Seconds the upstream may keep us waiting: for its response headers, and between body chunks.
+    /// Seconds a non-streaming call may take in all: connecting, the response headers and the whole body
+    /// (LiteLLM: "maximum time for the complete response"). Default `router_settings.timeout`.
     pub timeout: Option<f64>,
-    /// Like `timeout`, for streaming requests (defaults to `timeout`).
+    /// Seconds a streaming call may take to its first event, counted from the start of the call (LiteLLM: "maximum
+    /// time to wait for the first chunk"). Default `router_settings.stream_timeout`, else this deployment's
+    /// `timeout`.
     pub stream_timeout: Option<f64>,
+    /// tollgate extension: seconds a stream may pause between two chunks once its first event arrived. Default
+    /// `router_settings.stream_idle_timeout`, else this deployment's `stream_timeout`.
+    pub stream_idle_timeout: Option<f64>,
+    /// Not supported per deployment yet (one limit serves every upstream: `router_settings.connect_timeout`);
+    /// declared so that setting it warns by path instead of being called unknown.
+    pub connect_timeout: Option<f64>,
     pub weight: Option<u32>,
     /// Priority tier: deployments of the lowest order serve while any of them is available.
     pub order: Option<u32>,
@@ -161,8 +170,22 @@ pub struct RawRouterSettings {
     pub routing_strategy: Option<String>,
     #[serde(default)]
     pub routing_strategy_args: RawRoutingStrategyArgs,
-    /// Seconds; default upstream timeout for deployments without their own.
+    /// Seconds; default `timeout` (whole non-streaming call) for deployments without their own (default
+    /// `litellm_settings.request_timeout`, else 600).
     pub timeout: Option<f64>,
+    /// Seconds; default `stream_timeout` (time to a stream's first event) for deployments without their own
+    /// (default: the deployment's `timeout`).
+    pub stream_timeout: Option<f64>,
+    /// tollgate extension. Seconds; default `stream_idle_timeout` (pause between stream chunks) for deployments
+    /// without their own (default: the deployment's `stream_timeout`).
+    pub stream_idle_timeout: Option<f64>,
+    /// tollgate extension. Seconds to establish an upstream connection (DNS, TCP, proxy tunnel; the TLS handshake
+    /// gets as long again). One value for every deployment, read at start-up (default 5).
+    pub connect_timeout: Option<f64>,
+    /// tollgate extension: `{<model group>: <ms>}`. When a call of the group has not produced its first byte (the
+    /// response; for a stream its first event) after this many milliseconds, the same request also goes to another
+    /// deployment of the group; the first to answer serves, the other is cancelled.
+    pub hedge_after_ms: Option<BTreeMap<String, u64>>,
     /// Failures (429, 5xx, timeouts, connection errors) per minute a deployment may have before it cools down.
     pub allowed_fails: Option<u32>,
     /// Seconds a deployment sits out after too many failures.

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use super::{raw::RawSslVerify, ConfigError, EnvLookup};
 use crate::secret::Secret;
 
-/// Upstream TLS trust and proxy settings. Read once at start-up; SIGHUP does not apply changes to them.
+/// Upstream TLS trust, proxy and connect settings. Read once at start-up; SIGHUP does not apply changes to them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamConfig {
     pub tls: TlsTrust,
@@ -24,7 +24,20 @@ pub struct UpstreamConfig {
     pub https_proxy: Option<(&'static str, Secret)>,
     /// The `NO_PROXY` list and the variable it came from.
     pub no_proxy: Option<(&'static str, String)>,
+    /// `router_settings.connect_timeout`: DNS, TCP and proxy tunnel; the TLS handshake gets as long again. Set by
+    /// `config::validate` (the default until then).
+    pub connect_timeout: std::time::Duration,
 }
+
+impl UpstreamConfig {
+    /// The same trust and proxy (everything but the connect timeout, which a restart message names on its own).
+    pub fn same_connections(&self, other: &UpstreamConfig) -> bool {
+        (&self.tls, &self.https_proxy, &self.no_proxy) == (&other.tls, &other.https_proxy, &other.no_proxy)
+    }
+}
+
+/// awc's own default.
+const DEFAULT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Which certificates an upstream may present. `source` names the config key or environment variable that
 /// chose it, so errors and warnings point at the right place.
@@ -76,7 +89,7 @@ pub fn resolve(
     };
     let https_proxy = ["https_proxy", "HTTPS_PROXY"].into_iter().find_map(|v| set(v).map(|url| (v, Secret::new(url))));
     let no_proxy = ["no_proxy", "NO_PROXY"].into_iter().find_map(|v| set(v).map(|list| (v, list)));
-    Ok(UpstreamConfig { tls, https_proxy, no_proxy })
+    Ok(UpstreamConfig { tls, https_proxy, no_proxy, connect_timeout: DEFAULT_CONNECT_TIMEOUT })
 }
 
 fn verify_from_text(source: &str, text: &str) -> Result<Verify, ConfigError> {
@@ -166,7 +179,12 @@ mod tests {
         assert_eq!(c.https_proxy.as_ref().map(|(v, _)| *v), Some("HTTPS_PROXY"));
         let (c, _) = run(None, &[("NO_PROXY", "a"), ("no_proxy", "b")]);
         assert_eq!(c.no_proxy, Some(("no_proxy", "b".to_owned())));
-        let nothing = UpstreamConfig { tls: TlsTrust::BuiltIn, https_proxy: None, no_proxy: None };
+        let nothing = UpstreamConfig {
+            tls: TlsTrust::BuiltIn,
+            https_proxy: None,
+            no_proxy: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        };
         assert_eq!(run(None, &[]).0, nothing, "no settings: built-in roots, no proxy");
     }
 }

@@ -90,13 +90,13 @@ const FAMILIES: &[Family] = &[
     Family {
         name: "tollgate_deployment_latency_ewma_seconds",
         kind: "gauge",
-        help: "Moving average of time to response headers of successful calls (0 before the first).",
+        help: "Moving average of time to first byte (a stream's first event) of successful calls (0 before the first).",
         samples: |s, _, emit| emit("", s.latency().unwrap_or(0.0)),
     },
     Family {
         name: "tollgate_deployment_latency_samples_total",
         kind: "counter",
-        help: "Successful calls whose time to response headers is in the moving average.",
+        help: "Successful calls whose time to first byte is in the moving average.",
         samples: |s, _, emit| emit("", count(&s.latency_samples)),
     },
     Family {

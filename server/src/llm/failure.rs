@@ -6,9 +6,10 @@
 pub enum UpstreamFailure {
     /// The upstream answered with an error status.
     Status(u16),
-    /// No response headers within the deployment's timeout.
+    /// A limit expired before the response started: connecting, the headers, a stream's first event, a whole
+    /// answer's first byte.
     Timeout,
-    /// Could not connect, or the connection broke before the response headers.
+    /// Could not connect, or the connection broke (or the body ended) before the response started.
     Unreachable,
     /// A 2xx response whose body, or one of whose stream events, was an error object.
     ErrorInBody,

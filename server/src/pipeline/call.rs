@@ -1,19 +1,27 @@
 //! The call stage: sends the request to the chosen deployment in its dialect and builds the caller's response,
-//! streaming the upstream body through a relay. Failures before the first response byte become [`ApiError`]s.
+//! streaming the upstream body through a relay. The response is held until the upstream's first event (for a
+//! whole answer, its first byte) arrived, so every failure before it (error status, timeout, a body that ends or
+//! breaks first) is an [`ApiError`] routing can still recover from.
+//!
+//! Limits (docs/routing.md): a non-streaming call has `timeout` for all of it; a streaming call has
+//! `stream_timeout` to its first event, then `stream_idle_timeout` between chunks; connecting is bounded by the
+//! client (`router_settings.connect_timeout`, `upstream::Upstream::client`).
 
-use std::{sync::Arc, time::Duration};
+use std::{cell::Cell, sync::Arc, time::Duration};
 
+use actix_rt::time::Instant;
 use actix_web::{
     body::SizedStream,
     http::{header, StatusCode},
-    HttpResponse, HttpResponseBuilder,
+    HttpMessage, HttpResponse, HttpResponseBuilder,
 };
-use awc::error::SendRequestError;
+use awc::error::{ConnectError, SendRequestError};
 use bytes::{Bytes, BytesMut};
 use futures_util::{stream, StreamExt, TryStreamExt};
 
 use super::{
     peek::Peek,
+    prime::{self, NoFirstEvent},
     relay::{idle_limited, BodyReader, BodyRelay, SseRelay, UpstreamBody},
     settle::Settlement,
     translate::{PassRelay, TapRelay, TranslateRelay},
@@ -42,6 +50,7 @@ const DEPLOYMENT_HEADER: header::HeaderName = header::HeaderName::from_static("x
 const ATTEMPTS_HEADER: header::HeaderName = header::HeaderName::from_static("x-tollgate-attempts");
 const OVERHEAD_HEADER: header::HeaderName = header::HeaderName::from_static("x-tollgate-overhead-ms");
 const FALLBACK_HEADER: header::HeaderName = header::HeaderName::from_static("x-tollgate-fallback");
+const HEDGED_HEADER: header::HeaderName = header::HeaderName::from_static("x-tollgate-hedged");
 const REQUEST_ID_HEADER: header::HeaderName = header::HeaderName::from_static("x-request-id");
 
 /// Upstream error bodies are read up to this size to extract their message.
@@ -57,26 +66,51 @@ struct Call<'a> {
     ctx: &'a RequestCtx,
     client: &'a awc::Client,
     deployment: &'a Arc<Deployment>,
-    /// Time the upstream may keep us waiting for headers, and then between body chunks.
-    timeout: Duration,
     stream: bool,
-    attempts: u32,
+    /// When the call began: its first-byte deadline (and a whole answer's) counts from here.
+    started: Instant,
+    /// tollgate's own time before the upstream call, taken when the settlement begins.
+    overhead_ms: Cell<f64>,
 }
 
 impl<'a> Call<'a> {
     fn new(ctx: &'a RequestCtx, client: &'a awc::Client, deployment: &'a Arc<Deployment>, stream: bool) -> Self {
-        let timeout = if stream { deployment.stream_timeout } else { deployment.timeout };
-        Self { ctx, client, deployment, timeout, stream, attempts: ctx.attempt() }
+        ctx.attempt();
+        Self { ctx, client, deployment, stream, started: Instant::now(), overhead_ms: Cell::new(ctx.overhead_ms()) }
     }
 
+    /// The time from the call's start to its first byte: the first event of a stream (`stream_timeout`), all of a
+    /// whole answer (`timeout`).
+    fn limit(&self) -> Duration {
+        if self.stream {
+            self.deployment.stream_timeout
+        } else {
+            self.deployment.timeout
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        self.started + self.limit()
+    }
+
+    /// Read when the response is built, after the upstream's first event: a hedged call started meanwhile counts.
     fn head(&self) -> Head {
-        Head { overhead_ms: self.ctx.overhead_ms(), attempts: self.attempts, fallback: self.ctx.fallback() }
+        Head {
+            overhead_ms: self.overhead_ms.get(),
+            attempts: self.ctx.attempts(),
+            fallback: self.ctx.fallback(),
+            hedged: self.ctx.hedged(),
+        }
     }
 
     /// The settlement begins only once the request is sure to go upstream: a request refused before (a field the
     /// provider cannot take) was never a call.
     fn begin(&self, lifecycle: &Arc<Lifecycle>) -> Settlement {
-        Settlement::begin(self.deployment.clone(), self.ctx.request_id.clone(), self.stream, lifecycle.enter())
+        self.overhead_ms.set(self.ctx.overhead_ms());
+        let mut settle =
+            Settlement::begin(self.deployment.clone(), self.ctx.request_id.clone(), self.stream, lifecycle.enter());
+        settle.watch_race(self.ctx.race_lost());
+        settle
     }
 
     /// Begins the settlement and sends `request`; an error answer is read by `dialect`.
@@ -85,32 +119,93 @@ impl<'a> Call<'a> {
         request: UpstreamRequest,
         dialect: &dyn Dialect,
         lifecycle: &Arc<Lifecycle>,
-    ) -> Result<(Head, Settlement, UpstreamResponse), ApiError> {
+    ) -> Result<(Settlement, UpstreamResponse), ApiError> {
         let mut settle = self.begin(lifecycle);
-        let head = self.head();
         let upstream = execute(self, request, dialect, &mut settle).await?;
-        Ok((head, settle, upstream))
+        Ok((settle, upstream))
     }
 
-    /// A whole 2xx body, read (within the timeout and [`MAX_TRANSLATED_BODY`]) and decoded before the caller sees
-    /// a byte; a body that cannot be read or decoded is the deployment's failure.
+    /// The 2xx body to relay, once its first event arrived (before the caller sees a byte), with the limits on
+    /// the rest: the whole answer's deadline, or the idle limit between stream chunks.
+    async fn first_event(
+        &self,
+        upstream: &mut UpstreamResponse,
+        settle: &mut Settlement,
+    ) -> Result<UpstreamBody, ApiError> {
+        let body = upstream.take_payload().map_err(|e| e.to_string()).boxed_local();
+        let deadline = self.deadline();
+        let body = match prime::first_event(body, is_event_stream(upstream.headers()), deadline).await {
+            Ok(body) => body,
+            Err(why) => return Err(self.abandon(settle, why)),
+        };
+        settle.first_event();
+        Ok(match self.stream {
+            true => idle_limited(body, self.deployment.stream_idle_timeout),
+            false => prime::deadline_limited(body, deadline, self.limit().as_secs_f64()),
+        })
+    }
+
+    /// A 2xx answer given up before its first event: the deployment's failure, settled (its connection closes as
+    /// the body is dropped) and left to routing to retry.
+    fn abandon(&self, settle: &mut Settlement, why: NoFirstEvent) -> ApiError {
+        let (id, secs) = (&self.deployment.id, self.limit().as_secs_f64());
+        let first = if self.stream { "first event" } else { "first byte" };
+        let (failure, message) = match why {
+            NoFirstEvent::TimedOut if self.stream => (
+                UpstreamFailure::Timeout,
+                format!("deployment `{id}` sent no first event within {secs}s (stream_timeout)"),
+            ),
+            NoFirstEvent::TimedOut => {
+                (UpstreamFailure::Timeout, format!("deployment `{id}` did not answer within {secs}s (timeout)"))
+            }
+            NoFirstEvent::Ended => {
+                (UpstreamFailure::Unreachable, format!("deployment `{id}` ended its response before its {first}"))
+            }
+            NoFirstEvent::Broke(e) => {
+                (UpstreamFailure::Unreachable, format!("deployment `{id}`'s response broke before its {first}: {e}"))
+            }
+        };
+        let error = UpstreamError {
+            failure,
+            deployment: id.clone(),
+            message,
+            kind: None,
+            code: None,
+            param: None,
+            headers: Vec::new(),
+        };
+        settle.abandon(&error);
+        ApiError::Upstream(Box::new(error))
+    }
+
+    /// A whole 2xx body, read (by the call's deadline and within [`MAX_TRANSLATED_BODY`]) and decoded before the
+    /// caller sees a byte; a body that cannot be read or decoded is the deployment's failure.
     async fn decode<T>(
         &self,
         mut upstream: UpstreamResponse,
         settle: &mut Settlement,
         decode: impl FnOnce(&[u8]) -> Result<T, DecodeError>,
     ) -> Result<(T, Bytes), ApiError> {
-        let read = actix_rt::time::timeout(self.timeout, upstream.body().limit(MAX_TRANSLATED_BODY)).await;
+        let left = self.deadline().saturating_duration_since(Instant::now());
+        let read = actix_rt::time::timeout(left, upstream.body().limit(MAX_TRANSLATED_BODY)).await;
         let body = match read {
             Ok(Ok(body)) => body,
             Ok(Err(e)) => return Err(self.malformed(settle, &format!("could not read the response body: {e}"))),
-            Err(_) => {
-                let why = format!("the response body did not arrive within {}s", self.timeout.as_secs_f64());
-                return Err(self.malformed(settle, &why));
-            }
+            Err(_) => return Err(self.abandon(settle, NoFirstEvent::TimedOut)),
         };
         let decoded = decode(&body).map_err(|e| self.malformed(settle, &e.0))?;
         Ok((decoded, body))
+    }
+
+    /// A relayed 2xx answer in the caller's own dialect (OpenAI shapes), once its first event arrived.
+    async fn respond(
+        &self,
+        mut upstream: UpstreamResponse,
+        mut settle: Settlement,
+        include_usage: bool,
+    ) -> Result<HttpResponse, ApiError> {
+        let body = self.first_event(&mut upstream, &mut settle).await?;
+        Ok(respond(self.head(), self.deployment, &upstream, body, settle, include_usage))
     }
 
     /// A 2xx response tollgate cannot read: a failure of the deployment, reported once, shown as 502.
@@ -129,12 +224,12 @@ impl<'a> Call<'a> {
     }
 
     /// A whole JSON answer, the call settled with `usage`.
-    fn json(&self, head: Head, mut settle: Settlement, usage: Option<Usage>, body: impl Into<Bytes>) -> HttpResponse {
+    fn json(&self, mut settle: Settlement, usage: Option<Usage>, body: impl Into<Bytes>) -> HttpResponse {
         if let Some(usage) = usage {
             settle.set_usage(usage);
         }
         settle.complete();
-        builder(head, self.deployment, StatusCode::OK).content_type("application/json").body(body.into())
+        builder(self.head(), self.deployment, StatusCode::OK).content_type("application/json").body(body.into())
     }
 
     /// The provider cannot take requests yet (its access token is still being fetched): 503, before any call, so
@@ -168,20 +263,19 @@ pub async fn chat(
         (Provider::OpenAi(openai), Inbound::OpenAi(req)) => {
             call.ready(&**openai)?;
             let request = openai.splice_chat(req, &deployment.upstream_model);
-            let (head, settle, upstream) = call.send(request, &**openai, lifecycle).await?;
-            return Ok(respond(head, deployment, upstream, settle, req.include_usage, call.timeout));
+            let (settle, upstream) = call.send(request, &**openai, lifecycle).await?;
+            return call.respond(upstream, settle, req.include_usage).await;
         }
         (Provider::Mock(mock), _) => {
             let chat = inbound::canonical(inbound)?;
             let mut settle = call.begin(lifecycle);
-            let head = call.head();
             mock_delay(mock).await;
             let reply = mock
                 .chat(&chat, &ctx.request_id, &deployment.id)
                 .inspect_err(|e| settle.fail(e))
                 .map_err(ApiError::Upstream)?;
             settle.headers_received();
-            return Ok(mock_response(head, deployment, inbound, reply, mock.chunk_delay(), settle));
+            return Ok(mock_response(call.head(), deployment, inbound, reply, mock.chunk_delay(), settle));
         }
         (Provider::OpenAi(openai), Inbound::Anthropic(_) | Inbound::Completions(_)) => &**openai as &dyn Dialect,
         (Provider::Native(native), _) => &**native,
@@ -189,14 +283,15 @@ pub async fn chat(
     call.ready(dialect)?;
     if let Inbound::Anthropic(req) = inbound {
         if let Some(request) = dialect.splice_messages(req, &deployment.upstream_model, beta) {
-            let (head, settle, upstream) = call.send(request, dialect, lifecycle).await?;
-            return Ok(tap(head, deployment, upstream, dialect, inbound, settle, call.timeout));
+            let (mut settle, mut upstream) = call.send(request, dialect, lifecycle).await?;
+            let body = call.first_event(&mut upstream, &mut settle).await?;
+            return Ok(tap(call.head(), deployment, &upstream, body, dialect, inbound, settle));
         }
     }
     if let Inbound::Completions(req) = inbound {
         if let Some(request) = dialect.splice_completions(req, &deployment.upstream_model) {
-            let (head, settle, upstream) = call.send(request, dialect, lifecycle).await?;
-            return Ok(respond(head, deployment, upstream, settle, req.include_usage, call.timeout));
+            let (settle, upstream) = call.send(request, dialect, lifecycle).await?;
+            return call.respond(upstream, settle, req.include_usage).await;
         }
     }
     let chat = inbound::canonical(inbound)?;
@@ -206,12 +301,13 @@ pub async fn chat(
         drop_params: deployment.drop_params,
     };
     let request = dialect.chat_request(&chat, options)?;
-    let (head, mut settle, upstream) = call.send(request, dialect, lifecycle).await?;
+    let (mut settle, mut upstream) = call.send(request, dialect, lifecycle).await?;
     if call.stream {
-        return Ok(translate_stream(head, deployment, upstream, dialect, inbound, settle, call.timeout));
+        let body = call.first_event(&mut upstream, &mut settle).await?;
+        return Ok(translate_stream(call.head(), deployment, &upstream, body, dialect, inbound, settle));
     }
     let (reply, _) = call.decode(upstream, &mut settle, |body| dialect.decode_reply(body)).await?;
-    Ok(call.json(head, settle, reply.usage, inbound::encode_reply(inbound, &reply, unix_now())))
+    Ok(call.json(settle, reply.usage, inbound::encode_reply(inbound, &reply, unix_now())))
 }
 
 pub async fn embeddings(
@@ -226,28 +322,27 @@ pub async fn embeddings(
         Provider::OpenAi(openai) => {
             call.ready(&**openai)?;
             let request = openai.splice_embeddings(req, &deployment.upstream_model);
-            let (head, settle, upstream) = call.send(request, &**openai, lifecycle).await?;
-            return Ok(respond(head, deployment, upstream, settle, false, call.timeout));
+            let (settle, upstream) = call.send(request, &**openai, lifecycle).await?;
+            return call.respond(upstream, settle, false).await;
         }
         Provider::Mock(mock) => {
             let mut settle = call.begin(lifecycle);
-            let head = call.head();
             mock_delay(mock).await;
             let body =
                 mock.embeddings(req, &deployment.id).inspect_err(|e| settle.fail(e)).map_err(ApiError::Upstream)?;
             settle.headers_received();
-            return Ok(complete_json(head, deployment, settle, body));
+            return Ok(complete_json(call.head(), deployment, settle, body));
         }
         Provider::Native(native) => &**native,
     };
     call.ready(dialect)?;
     let input = inbound::embed_input(req, dialect.provider())?;
     let request = dialect.embeddings_request(&input, &deployment.upstream_model)?;
-    let (head, mut settle, upstream) = call.send(request, dialect, lifecycle).await?;
+    let (mut settle, upstream) = call.send(request, dialect, lifecycle).await?;
     let (embeddings, _) = call.decode(upstream, &mut settle, |body| dialect.decode_embeddings(body)).await?;
     let usage = embeddings.prompt_tokens.map(|tokens| Usage { prompt_tokens: tokens, ..Usage::default() });
     let out = inbound::render_embeddings(&embeddings, &req.model, inbound::wants_base64(req));
-    Ok(call.json(head, settle, usage, out))
+    Ok(call.json(settle, usage, out))
 }
 
 /// `POST /v1/messages/count_tokens`: counted by the provider's own endpoint (Anthropic), by the mock's tokenizer,
@@ -278,9 +373,9 @@ pub async fn count_tokens(
             message: format!("count_tokens is not supported for provider `{}` yet", dialect.provider()),
         }));
     };
-    let (head, mut settle, upstream) = call.send(request, dialect, lifecycle).await?;
+    let (mut settle, upstream) = call.send(request, dialect, lifecycle).await?;
     let (_, body) = call.decode(upstream, &mut settle, anthropic::decode_count_tokens).await?;
-    Ok(call.json(head, settle, Some(Usage::default()), body))
+    Ok(call.json(settle, Some(Usage::default()), body))
 }
 
 type UpstreamResponse = awc::ClientResponse;
@@ -294,6 +389,8 @@ struct Head {
     attempts: u32,
     /// The fallback group serving the request, when it is not the one asked for.
     fallback: Option<Arc<str>>,
+    /// A hedged call was sent for this request (`pipeline::hedge`).
+    hedged: bool,
 }
 
 /// Sends one request to its upstream: the one execute step for every provider and endpoint. An error status, a
@@ -305,7 +402,7 @@ async fn execute(
     dialect: &dyn Dialect,
     settle: &mut Settlement,
 ) -> Result<UpstreamResponse, ApiError> {
-    let (deployment, timeout) = (call.deployment, call.timeout);
+    let (deployment, timeout) = (call.deployment, call.limit());
     let mut builder = call
         .client
         .post(request.url)
@@ -331,8 +428,15 @@ async fn execute(
     let mut response = match builder.send_body(request.body).await {
         Ok(r) => r,
         Err(SendRequestError::Timeout) => {
-            let secs = timeout.as_secs_f64();
-            let message = format!("deployment `{}` did not respond within {secs}s", deployment.id);
+            let (secs, key) = (timeout.as_secs_f64(), if call.stream { "stream_timeout" } else { "timeout" });
+            let message = format!("deployment `{}` did not respond within {secs}s ({key})", deployment.id);
+            return Err(fail(settle, UpstreamFailure::Timeout, message));
+        }
+        Err(SendRequestError::Connect(ConnectError::Timeout)) => {
+            let message = format!(
+                "deployment `{}` could not be connected to within router_settings.connect_timeout",
+                deployment.id
+            );
             return Err(fail(settle, UpstreamFailure::Timeout, message));
         }
         Err(e) => {
@@ -357,6 +461,10 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+fn is_event_stream(headers: &header::HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
+}
+
 /// The headers of a translated stream response.
 fn stream_builder(head: Head, deployment: &Deployment, upstream: &UpstreamResponse) -> HttpResponseBuilder {
     let mut res = builder(head, deployment, StatusCode::OK);
@@ -371,14 +479,13 @@ fn stream_builder(head: Head, deployment: &Deployment, upstream: &UpstreamRespon
 fn translate_stream(
     head: Head,
     deployment: &Deployment,
-    upstream: UpstreamResponse,
+    upstream: &UpstreamResponse,
+    body: UpstreamBody,
     dialect: &dyn Dialect,
     inbound: &Inbound<'_>,
     settle: Settlement,
-    idle: Duration,
 ) -> HttpResponse {
-    let mut res = stream_builder(head, deployment, &upstream);
-    let body = idle_limited(upstream.map_err(|e| e.to_string()).boxed_local(), idle);
+    let mut res = stream_builder(head, deployment, upstream);
     let relay = TranslateRelay::new(
         body,
         Framer::new(dialect.framing()),
@@ -394,17 +501,14 @@ fn translate_stream(
 fn tap(
     head: Head,
     deployment: &Deployment,
-    upstream: UpstreamResponse,
+    upstream: &UpstreamResponse,
+    body: UpstreamBody,
     dialect: &dyn Dialect,
     inbound: &Inbound<'_>,
     settle: Settlement,
-    idle: Duration,
 ) -> HttpResponse {
-    let is_event_stream =
-        upstream.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-    let mut res = stream_builder(head, deployment, &upstream);
-    let body = idle_limited(upstream.map_err(|e| e.to_string()).boxed_local(), idle);
-    if is_event_stream {
+    let mut res = stream_builder(head, deployment, upstream);
+    if is_event_stream(upstream.headers()) {
         let relay = TapRelay::new(
             body,
             Framer::new(dialect.framing()),
@@ -418,16 +522,16 @@ fn tap(
     res.streaming(BodyRelay::new(body, settle, None, BodyReader::Dialect))
 }
 
-/// Streams a successful upstream response to the caller; the upstream may pause at most `idle` between chunks.
-/// The upstream's `Content-Type` decides how: an event stream goes through [`SseRelay`] (which strips the usage
-/// chunk unless `include_usage`), anything else through [`BodyRelay`], whatever the request asked for.
+/// Streams a successful upstream response (`body`, already limited) to the caller. The upstream's `Content-Type`
+/// decides how: an event stream goes through [`SseRelay`] (which strips the usage chunk unless `include_usage`),
+/// anything else through [`BodyRelay`], whatever the request asked for.
 fn respond(
     head: Head,
     deployment: &Deployment,
-    upstream: UpstreamResponse,
+    upstream: &UpstreamResponse,
+    body: UpstreamBody,
     settle: Settlement,
     include_usage: bool,
-    idle: Duration,
 ) -> HttpResponse {
     let content_type = upstream
         .headers()
@@ -441,7 +545,6 @@ fn respond(
     for (name, value) in errors::provider_rate_limit_headers(upstream.headers()) {
         res.append_header((name, value.clone()));
     }
-    let body = idle_limited(upstream.map_err(|e| e.to_string()).boxed_local(), idle);
     match is_event_stream {
         true => {
             res.insert_header((header::CACHE_CONTROL, "no-cache")).streaming(SseRelay::new(body, settle, include_usage))
@@ -462,6 +565,9 @@ fn builder(head: Head, deployment: &Deployment, status: StatusCode) -> HttpRespo
         .insert_header((OVERHEAD_HEADER, format!("{:.3}", head.overhead_ms)));
     if let Some(group) = &head.fallback {
         res.insert_header((FALLBACK_HEADER, &**group));
+    }
+    if head.hedged {
+        res.insert_header((HEDGED_HEADER, "true"));
     }
     res
 }

@@ -7,7 +7,9 @@
 pub mod auth;
 pub mod body;
 pub mod call;
+pub mod hedge;
 pub mod peek;
+pub mod prime;
 pub mod prompt;
 pub mod relay;
 pub mod route;
@@ -16,6 +18,7 @@ pub mod translate;
 
 use std::{
     cell::{Cell, RefCell},
+    rc::Rc,
     sync::Arc,
     time::Instant,
 };
@@ -30,11 +33,23 @@ pub struct RequestCtx {
     attempts: Cell<u32>,
     /// The model group serving the request when it is a fallback (`x-tollgate-fallback`).
     fallback: RefCell<Option<Arc<str>>>,
+    /// A hedged call was sent (`x-tollgate-hedged`).
+    hedged: Cell<bool>,
+    /// Set by `hedge` only while it drops the call that lost a race: that call's settlement, dropped then, reads
+    /// it (every settlement of the request holds a clone) and books the call as cancelled by the hedge.
+    race_lost: Rc<Cell<bool>>,
 }
 
 impl RequestCtx {
     pub fn new(request_id: Arc<str>) -> Self {
-        Self { request_id, started: Instant::now(), attempts: Cell::new(0), fallback: RefCell::new(None) }
+        Self {
+            request_id,
+            started: Instant::now(),
+            attempts: Cell::new(0),
+            fallback: RefCell::new(None),
+            hedged: Cell::new(false),
+            race_lost: Rc::default(),
+        }
     }
 
     /// Counts one more upstream call and returns the count so far.
@@ -42,6 +57,31 @@ impl RequestCtx {
         let n = self.attempts.get() + 1;
         self.attempts.set(n);
         n
+    }
+
+    /// Upstream calls made so far.
+    pub fn attempts(&self) -> u32 {
+        self.attempts.get()
+    }
+
+    pub fn set_hedged(&self) {
+        self.hedged.set(true);
+    }
+
+    pub fn hedged(&self) -> bool {
+        self.hedged.get()
+    }
+
+    /// The flag a call's settlement reads when it is dropped (see the field).
+    pub fn race_lost(&self) -> Rc<Cell<bool>> {
+        self.race_lost.clone()
+    }
+
+    /// Drops `loser`, a call that lost a hedged race, so that its settlement knows.
+    pub fn drop_race_loser<T>(&self, loser: T) {
+        self.race_lost.set(true);
+        drop(loser);
+        self.race_lost.set(false);
     }
 
     /// The request moved on to the fallback group `group`.

@@ -5,7 +5,7 @@
 
 use std::{future::Future, sync::Arc};
 
-use super::RequestCtx;
+use super::{hedge, RequestCtx};
 use crate::{
     clock,
     error::ApiError,
@@ -98,7 +98,7 @@ where
         let deployment = picked.inspect_err(|e| trail.unavailable(group, e))?.clone();
         tried.push(deployment.id.clone());
         let id = deployment.id.clone();
-        let error = match call(deployment).await {
+        let error = match hedge::call(ctx, table, group, prompt, deployment, &mut tried, call).await {
             Ok(response) => return Ok(response),
             Err(error) => error,
         };

@@ -7,7 +7,9 @@
 //! in the deployment's stats, named in the call's log line, and warned about once per cause per deployment.
 
 use std::{
+    cell::Cell,
     fmt,
+    rc::Rc,
     sync::{
         atomic::Ordering::{Acquire, Relaxed},
         Arc,
@@ -28,7 +30,7 @@ use crate::{
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// Still running; if dropped like this, the caller went away.
+    /// Still running; if dropped like this, the caller went away, or the call lost a hedged race.
     Pending,
     Completed,
     Failed(UpstreamFailure),
@@ -44,12 +46,15 @@ pub struct Settlement {
     gap: Option<AccountingGap>,
     /// The upstream answered (2xx headers, or a mock reply): from here on it may bill for tokens.
     responded: bool,
-    /// Time to the upstream's response headers; folded into the deployment's latency only if the call succeeds.
+    /// Time to the upstream's first byte (its response headers, then, where the call waits for it, the first
+    /// event of the body); folded into the deployment's latency only if the call succeeds.
     header_latency: Option<std::time::Duration>,
     outcome: Outcome,
     stream: bool,
     /// This call is the probe of a deployment back from a cooldown: its outcome opens or closes the circuit.
     probe: bool,
+    /// The request's "a hedged race is dropping its loser" flag (`RequestCtx::drop_race_loser`), read on drop.
+    race_lost: Option<Rc<Cell<bool>>>,
     _in_flight: InFlight,
 }
 
@@ -71,6 +76,7 @@ impl Settlement {
             header_latency: None,
             outcome: Outcome::Pending,
             stream,
+            race_lost: None,
             _in_flight: in_flight,
         }
     }
@@ -81,6 +87,17 @@ impl Settlement {
 
     pub fn request_id(&self) -> &str {
         &self.request_id
+    }
+
+    /// Lets the call know, when it is dropped, that it lost a hedged race (see `RequestCtx::drop_race_loser`).
+    pub fn watch_race(&mut self, flag: Rc<Cell<bool>>) {
+        self.race_lost = Some(flag);
+    }
+
+    /// The body's first event arrived (`call` waits for it before answering): for a stream the time to first
+    /// token, which is what latency routing should compare, not the time to headers.
+    pub fn first_event(&mut self) {
+        self.header_latency = Some(self.started.elapsed());
     }
 
     /// The upstream's response headers arrived.
@@ -131,6 +148,14 @@ impl Settlement {
         self.report(UpstreamFailure::Malformed, None);
     }
 
+    /// The upstream answered 2xx but the call was given up before the first event (a first-token timeout, a
+    /// body that ended or broke first): the deployment's failure, and, unlike [`Settlement::fail`], the upstream
+    /// may bill for what it generated.
+    pub fn abandon(&mut self, error: &UpstreamError) {
+        self.outcome = Outcome::Failed(error.failure);
+        self.report(error.failure, None);
+    }
+
     /// The call failed before any response byte reached the caller.
     pub fn fail(&mut self, error: &UpstreamError) {
         self.responded = false;
@@ -157,8 +182,9 @@ impl Settlement {
     }
 
     /// The gap this call leaves in the books, if any, once it is over.
-    fn final_gap(&self) -> Option<AccountingGap> {
+    fn final_gap(&self, lost_race: bool) -> Option<AccountingGap> {
         match (self.outcome, self.usage, self.gap) {
+            (Outcome::Pending, None, None) if lost_race => Some(AccountingGap::HedgeCancelled),
             // No tokens cost nothing, priced or not.
             (_, Some(u), _) if self.deployment.pricing == Pricing::Unpriced && u != Usage::default() => {
                 Some(AccountingGap::Unpriced)
@@ -168,6 +194,12 @@ impl Settlement {
             (Outcome::Completed, None, None) => Some(AccountingGap::UsageMissing),
             // Cut after the upstream started answering: it may bill for what it generated.
             (Outcome::Pending | Outcome::Broken, None, None) if self.responded => Some(AccountingGap::CutBeforeUsage),
+            // Given up after 2xx headers (`abandon`): it may have generated tokens.
+            (Outcome::Failed(UpstreamFailure::Timeout | UpstreamFailure::Unreachable), None, None)
+                if self.responded =>
+            {
+                Some(AccountingGap::CutBeforeUsage)
+            }
             (Outcome::Failed(UpstreamFailure::ErrorInBody), None, None) => None,
             // A 2xx body nobody could read: the upstream answered and may have billed.
             (Outcome::Failed(UpstreamFailure::Malformed), None, None) => Some(AccountingGap::UsageMissing),
@@ -206,7 +238,8 @@ impl Drop for Settlement {
         if self.probe {
             d.stats.probe_done(self.outcome == Outcome::Completed);
         }
-        let gap = self.final_gap();
+        let lost_race = self.race_lost.as_ref().is_some_and(|flag| flag.get());
+        let gap = self.final_gap(lost_race);
         let cost = match self.usage {
             Some(usage) => d.pricing.cost_nanos(usage),
             // Failed, cancelled or broken before any usage: nothing was billed.
@@ -317,7 +350,7 @@ mod tests {
             let mut settle = Settlement::begin(d.clone(), Arc::from("rid"), false, life.enter());
             settle.set_usage(usage);
             settle.complete();
-            settle.final_gap()
+            settle.final_gap(false)
         };
         assert_eq!(settle_with(Usage::default()), None);
         assert_eq!(settle_with(Usage { prompt_tokens: 1, ..Usage::default() }), Some(AccountingGap::Unpriced));

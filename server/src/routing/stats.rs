@@ -39,15 +39,19 @@ pub enum AccountingGap {
     /// The response was cut (the caller left, or the upstream broke) after it started and before usage arrived:
     /// the upstream may bill for tokens nobody counted.
     CutBeforeUsage,
+    /// The call lost a hedged race and was cancelled: the upstream had the request and may bill for what it
+    /// generated before the connection closed.
+    HedgeCancelled,
 }
 
 impl AccountingGap {
-    pub const ALL: [AccountingGap; 5] = [
+    pub const ALL: [AccountingGap; 6] = [
         Self::UsageMissing,
         Self::StreamEndedBeforeUsage,
         Self::BodyTooLargeForUsage,
         Self::Unpriced,
         Self::CutBeforeUsage,
+        Self::HedgeCancelled,
     ];
 
     /// Metric label and log field value.
@@ -58,6 +62,7 @@ impl AccountingGap {
             Self::BodyTooLargeForUsage => "body_too_large_for_usage",
             Self::Unpriced => "unpriced",
             Self::CutBeforeUsage => "cut_before_usage",
+            Self::HedgeCancelled => "hedge_cancelled",
         }
     }
 
@@ -77,7 +82,7 @@ pub struct DeploymentStats {
     pub cache_write_tokens: AtomicU64,
     pub reasoning_tokens: AtomicU64,
     pub spend_nanos: AtomicU64,
-    /// Exponentially weighted moving average of time to response headers of successful calls, in seconds, as
+    /// Exponentially weighted moving average of time to first byte (a stream's first event) of successful calls, in seconds, as
     /// `f64` bits (lock-free); meaningful once `latency_samples` is above 0.
     latency_ewma_bits: AtomicU64,
     pub latency_samples: AtomicU64,
@@ -135,7 +140,7 @@ impl DeploymentStats {
         self.cooldown_until_ms.load(Relaxed).saturating_sub(now_ms).div_ceil(1000)
     }
 
-    /// Folds in the time to response headers of a successful call (weight 1/8; the first sample is taken whole).
+    /// Folds in the time to first byte of a successful call (weight 1/8; the first sample is taken whole).
     pub fn record_latency(&self, latency: Duration) {
         let sample = latency.as_secs_f64();
         // Races between two updaters lose one sample at worst; an average does not need more.
@@ -147,7 +152,7 @@ impl DeploymentStats {
         self.latency_samples.fetch_add(1, Relaxed);
     }
 
-    /// The moving average of time to response headers in seconds; `None` before the first successful call.
+    /// The moving average of time to first byte in seconds; `None` before the first successful call.
     pub fn latency(&self) -> Option<f64> {
         (self.latency_samples.load(Relaxed) > 0).then(|| f64::from_bits(self.latency_ewma_bits.load(Relaxed)))
     }

@@ -15,7 +15,7 @@ pub struct Candidate {
     pub order: Option<u32>,
     pub weight: u64,
     pub in_flight: u64,
-    /// Moving average of time to response headers; `None` until the first successful call.
+    /// Moving average of time to first byte (a stream's first event); `None` until the first successful call.
     pub latency: Option<f64>,
     /// Tokens used in the current minute.
     pub minute_tokens: u64,

@@ -35,10 +35,12 @@ pub struct Deployment {
     pub model_group: String,
     pub provider: Provider,
     pub upstream_model: String,
-    /// Time the upstream may keep us waiting: for response headers, and between body chunks.
+    /// The whole of a non-streaming call (`timeout`).
     pub timeout: Duration,
-    /// `timeout` for streaming requests.
+    /// A streaming call's start to its first event (`stream_timeout`).
     pub stream_timeout: Duration,
+    /// The longest pause between a stream's chunks after its first event (`stream_idle_timeout`).
+    pub stream_idle_timeout: Duration,
     /// Parameters the provider cannot take are dropped instead of refused.
     pub drop_params: bool,
     pub weight: u64,
@@ -85,6 +87,8 @@ pub struct RoutingTable {
     pub retries: RetrySettings,
     /// `router_settings.routing_strategy`.
     pub strategy: Strategy,
+    /// `router_settings.hedge_after_ms`, by model group.
+    hedge_after: HashMap<String, Duration>,
     /// Group names in config order, for `/v1/models`, then the models several names serve by `router.weights`.
     names: Vec<String>,
     /// The seed's rules (context windows, capabilities, cost threshold).
@@ -123,6 +127,7 @@ impl RoutingTable {
                 context_threshold: seed.context_threshold,
                 cost_threshold: seed.cost_threshold,
             },
+            hedge_after: config.router.hedge_after.iter().map(|(g, d)| (g.clone(), *d)).collect(),
             ..Self::default()
         };
         for d in &config.deployments {
@@ -159,6 +164,7 @@ impl RoutingTable {
                 upstream_model,
                 timeout: d.timeout,
                 stream_timeout: d.stream_timeout,
+                stream_idle_timeout: d.stream_idle_timeout,
                 drop_params: d.drop_params,
                 weight: strategy::weight_of(d.weight, d.rpm, d.tpm),
                 order: config.router.order.get(&d.id).copied(),
@@ -218,6 +224,11 @@ impl RoutingTable {
 
     pub fn model_names(&self) -> &[String] {
         &self.names
+    }
+
+    /// How long a call of `group` may go without a first byte before the request is hedged, if it is.
+    pub fn hedge_after(&self, group: &str) -> Option<Duration> {
+        self.hedge_after.get(group).copied()
     }
 
     pub fn group(&self, name: &str) -> Option<&ModelGroup> {

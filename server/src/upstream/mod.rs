@@ -28,6 +28,7 @@ pub struct Upstream {
     tls: Arc<rustls::ClientConfig>,
     trust: TlsTrust,
     proxy: Option<Arc<Proxy>>,
+    connect_timeout: std::time::Duration,
 }
 
 impl Upstream {
@@ -41,7 +42,7 @@ impl Upstream {
             }
             None => None,
         };
-        Ok(Self { tls, trust: config.tls.clone(), proxy })
+        Ok(Self { tls, trust: config.tls.clone(), proxy, connect_timeout: config.connect_timeout })
     }
 
     /// A client for the calling worker thread. awc's client is `!Send` (it wraps an `Rc`), so each worker builds
@@ -50,6 +51,10 @@ impl Upstream {
         let connector = awc::Connector::new()
             .connector(UpstreamConnector::new(self.proxy.clone()))
             .rustls_0_23(self.tls.clone())
+            // `router_settings.connect_timeout`: awc bounds DNS + TCP (with any proxy tunnel) by the first, the TLS
+            // handshake by the second; an expiry is `ConnectError::Timeout`, which the call reports as a timeout.
+            .timeout(self.connect_timeout)
+            .handshake_timeout(self.connect_timeout)
             .limit(CONNECTION_LIMIT);
         awc::Client::builder()
             .disable_timeout()
@@ -62,8 +67,8 @@ impl Upstream {
             .finish()
     }
 
-    /// One line each on trust and proxy, for the start-up log and `check-config`. No credentials.
-    pub fn describe(&self) -> [String; 2] {
+    /// One line each on trust, proxy and connecting, for the start-up log and `check-config`. No credentials.
+    pub fn describe(&self) -> [String; 3] {
         let trust = match &self.trust {
             TlsTrust::BuiltIn => "upstream TLS: built-in Mozilla roots (webpki-roots)".to_owned(),
             TlsTrust::Bundle { path, source } => {
@@ -80,7 +85,11 @@ impl Upstream {
                 if p.no_proxy.is_empty() { "" } else { ", except those NO_PROXY matches" },
             ),
         };
-        [trust, proxy]
+        let connect = format!(
+            "upstream connect timeout: {}s (router_settings.connect_timeout; the TLS handshake as long again)",
+            self.connect_timeout.as_secs_f64()
+        );
+        [trust, proxy, connect]
     }
 }
 

@@ -18,6 +18,11 @@
 //! | `content-filter` | HTTP 400 `content_filter` with Azure's `innererror` (a prompt Azure's filter blocked) |
 //! | `cut`         | streams the role chunk and "Hello", then the body ends (no finish, no `[DONE]`)     |
 //! | `cut-json`    | as `cut`, then half of the next chunk's JSON, then the body ends                    |
+//! | `no-first-chunk` | 200 headers, then no body byte ever (records `stream_dropped` if cut)            |
+//! | `empty-body`  | 200 headers and an empty body                                                       |
+//! | `keepalive-only` | 200 event-stream headers, then a `: keep-alive` comment every 50 ms, no event    |
+//! | `late-first-<ms>` | 200 headers at once, the `normal` answer (streamed or whole) ms later             |
+//! | `trickle`     | the `normal` whole answer in 20 pieces 100 ms apart (records `stream_dropped` if cut) |
 //!
 //! Azure OpenAI's `/openai/deployments/{d}/chat/completions` and `/embeddings` answer the same way, and refuse a
 //! request without `?api-version=` with a 400 as Azure does (see `openai.rs`).

@@ -35,6 +35,20 @@ pub(crate) enum Mode {
     Cut,
     /// As `Cut`, then half of the next chunk's JSON line, and the body ends.
     CutJson,
+    /// HTTP 200 headers (an event stream when streaming, JSON otherwise), then no body byte ever; records
+    /// `stream_dropped:<seq>` when cut: a first-token (or whole-answer) timeout.
+    NoFirstChunk,
+    /// HTTP 200 headers and a body that ends at once, empty.
+    EmptyBody,
+    /// HTTP 200 event-stream headers, then only `: keep-alive` comments, one every 50 ms for a minute, never an
+    /// event; records `stream_dropped:<seq>` when cut.
+    KeepaliveOnly,
+    /// `late-first-<ms>`: HTTP 200 headers at once, then, this many milliseconds later, the `Normal` answer
+    /// (streamed or whole): a server that answers its headers before it has generated anything.
+    LateFirst(u64),
+    /// The `Normal` whole answer, sent in 20 pieces 100 ms apart (2 s in all); records `stream_dropped:<seq>`
+    /// when cut.
+    Trickle,
     /// Like `Normal` but with this many content pieces (`w0 `, `w1 `, …), streamed one write per event, back to
     /// back: a long stream from a fast upstream that flushes every event, for the benchmark's streaming section.
     Pieces(u32),
@@ -50,6 +64,9 @@ impl Mode {
         }
         if let Some(ms) = model.strip_prefix("delay-").and_then(|s| s.parse().ok()) {
             return Mode::Delay(ms);
+        }
+        if let Some(ms) = model.strip_prefix("late-first-").and_then(|s| s.parse().ok()) {
+            return Mode::LateFirst(ms);
         }
         if let Some(n) =
             model.strip_prefix("stream-").and_then(|s| s.parse().ok()).filter(|n| (1..=MAX_PIECES).contains(n))
@@ -68,6 +85,10 @@ impl Mode {
             "content-filter" => Mode::ContentFilter,
             "cut" => Mode::Cut,
             "cut-json" => Mode::CutJson,
+            "no-first-chunk" => Mode::NoFirstChunk,
+            "empty-body" => Mode::EmptyBody,
+            "keepalive-only" => Mode::KeepaliveOnly,
+            "trickle" => Mode::Trickle,
             _ => Mode::Normal,
         }
     }
@@ -99,6 +120,12 @@ mod tests {
             ("content-filter", Mode::ContentFilter),
             ("cut", Mode::Cut),
             ("cut-json", Mode::CutJson),
+            ("no-first-chunk", Mode::NoFirstChunk),
+            ("empty-body", Mode::EmptyBody),
+            ("keepalive-only", Mode::KeepaliveOnly),
+            ("trickle", Mode::Trickle),
+            ("late-first-300", Mode::LateFirst(300)),
+            ("late-first-", Mode::Normal),
             ("stream-20", Mode::Pieces(20)),
             ("stream-1", Mode::Pieces(1)),
             ("stream-0", Mode::Normal),

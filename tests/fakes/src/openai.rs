@@ -34,6 +34,9 @@ const TOOL_NAME: &str = "get_weather";
 const TICK_INTERVAL: Duration = Duration::from_millis(50);
 const TICKS: u32 = 1200;
 const HANG: Duration = Duration::from_secs(3600);
+/// `trickle` sends its answer in this many pieces, one per interval.
+const TRICKLE_PIECES: usize = 20;
+const TRICKLE_INTERVAL: Duration = Duration::from_millis(100);
 const CONTEXT_LENGTH: &str =
     "This model's maximum context length is 128000 tokens. However, your messages resulted in \
                               250000 tokens. Please reduce the length of the messages.";
@@ -215,6 +218,9 @@ async fn chat(req: HttpRequest, body: web::Bytes, rec: web::Data<Recorder>) -> H
     if let Some(early) = early {
         return early;
     }
+    if let Some(reply) = slow_start(mode, stream, &id, &model, usage, &rec, seq) {
+        return reply;
+    }
     if stream {
         streamed(mode, Chunks::new(id, model, include_usage), usage, &body, &rec, seq)
     } else {
@@ -236,6 +242,61 @@ impl Drop for Waiting {
             self.rec.event(format!("wait_dropped:{}", self.seq));
         }
     }
+}
+
+/// The modes about an answer's start (for timeouts and time to first token): 200 headers and then nothing,
+/// nothing at all, only keep-alives, the answer late, or a whole answer that trickles in. `None` for the others.
+fn slow_start(
+    mode: Mode,
+    stream: bool,
+    id: &str,
+    model: &str,
+    usage: Usage,
+    rec: &Recorder,
+    seq: u64,
+) -> Option<HttpResponse> {
+    let content_type = if stream { "text/event-stream" } else { "application/json" };
+    let body: sse::BodyStream = match mode {
+        Mode::LateFirst(ms) => {
+            let whole = match stream {
+                true => {
+                    let chunks = Chunks::new(id.to_owned(), model.to_owned(), false);
+                    let mut events = vec![chunks.role(Some(""))];
+                    events.extend(CONTENT_PIECES.iter().map(|piece| chunks.content(piece)));
+                    events.push(chunks.finish("stop"));
+                    events.extend(chunks.tail(usage));
+                    events.concat()
+                }
+                false => {
+                    let text = Message { role: "assistant", content: Some(CONTENT), refusal: None, tool_calls: None };
+                    serde_json::to_vec(&Completion::new(id, model, text, "stop", usage)).ok()?
+                }
+            };
+            Box::pin(stream::once(async move {
+                actix_rt::time::sleep(Duration::from_millis(ms)).await;
+                Ok(Bytes::from(whole))
+            }))
+        }
+        Mode::NoFirstChunk => Box::pin(stream::pending()),
+        Mode::EmptyBody => Box::pin(stream::empty()),
+        Mode::KeepaliveOnly => Box::pin(stream::iter(0..TICKS).then(|_| async {
+            actix_rt::time::sleep(TICK_INTERVAL).await;
+            Ok(Bytes::from_static(b": keep-alive\n\n"))
+        })),
+        Mode::Trickle => {
+            let text = Message { role: "assistant", content: Some(CONTENT), refusal: None, tool_calls: None };
+            let whole = Bytes::from(serde_json::to_vec(&Completion::new(id, model, text, "stop", usage)).ok()?);
+            let step = whole.len().div_ceil(TRICKLE_PIECES);
+            let pieces: Vec<Bytes> =
+                (0..whole.len()).step_by(step).map(|at| whole.slice(at..(at + step).min(whole.len()))).collect();
+            Box::pin(stream::iter(pieces).then(|piece| async move {
+                actix_rt::time::sleep(TRICKLE_INTERVAL).await;
+                Ok(piece)
+            }))
+        }
+        _ => return None,
+    };
+    Some(HttpResponse::Ok().content_type(content_type).streaming(sse::watched(body, rec.clone(), seq)))
 }
 
 /// A non-streaming answer.

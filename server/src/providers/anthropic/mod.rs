@@ -291,6 +291,7 @@ mod tests {
             organization: None,
             timeout: Duration::from_secs(600),
             stream_timeout: Duration::from_secs(600),
+            stream_idle_timeout: Duration::from_secs(600),
             weight: None,
             rpm: None,
             tpm: None,

@@ -182,6 +182,7 @@ mod tests {
             organization: None,
             timeout: Duration::from_secs(60),
             stream_timeout: Duration::from_secs(60),
+            stream_idle_timeout: Duration::from_secs(60),
             weight: None,
             rpm: None,
             tpm: None,

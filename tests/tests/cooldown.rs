@@ -1,5 +1,6 @@
 //! Deployment health over real HTTP: a failing deployment is put in cooldown by its worker and traffic moves to
-//! the healthy one; with no healthy deployment left the caller gets 503 with `retry-after`.
+//! the healthy one; with no healthy deployment left the caller gets 503 with `retry-after`; a rate-limited one sits
+//! out its `retry-after`, then one probe call goes there before traffic returns.
 
 use std::time::{Duration, Instant};
 
@@ -61,39 +62,60 @@ async fn slow_upstream_within_its_timeout_succeeds() {
     assert!(r.text.ends_with("data: [DONE]\n\n"));
 }
 
+/// Must-show 3 of issue 14: a 429 with `retry-after: 2` takes that deployment out for 2 s (no call reaches it,
+/// counted at the fake), then exactly one probe call goes there, then traffic again.
 #[actix_rt::test]
-async fn a_rate_limited_deployment_sits_out_for_its_retry_after_then_serves_again() {
+async fn a_rate_limited_deployment_sits_out_its_retry_after_then_one_probe_then_traffic() {
     let fake = FakeUpstream::start();
+    fake.set_switch("limited", "rate-limited-2");
     let gw = Gateway::start(&format!(
         "model_list:\n{}{}router_settings:\n  allowed_fails: 100\n  num_retries: 0\ngeneral_settings:\n  master_key: {MASTER_KEY}\n",
-        fake_model("g", "rate-limited-1", &fake, ""),
+        fake_model("g", "switch-limited", &fake, ""),
         fake_model("g", "normal", &fake, ""),
     ));
-    let send = || post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("g", json!({})));
-    // Until a call meets the rate limit (each deployment is picked half the time).
-    let mut limited_at = None;
+    let url = gw.url.clone();
+    let send = move || {
+        let url = url.clone();
+        async move { post(&url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("g", json!({}))).await }
+    };
+    // Until a call meets the rate limit (each deployment is picked half the time); the caller gets the 429 and
+    // its retry-after (num_retries: 0).
+    let mut limited = false;
     for _ in 0..50 {
         let r = send().await;
         if r.status == 429 {
-            assert_eq!(r.header("retry-after"), Some("1"));
-            limited_at = Some(Instant::now());
+            assert_eq!(r.header("retry-after"), Some("2"));
+            limited = true;
             break;
         }
+        assert_eq!(r.status, 200, "{}", r.text);
     }
-    let limited_at = limited_at.expect("one of 50 calls went to the rate-limited deployment");
-    // The first 429 takes it out at once (allowed_fails notwithstanding), for the second it asked.
-    while limited_at.elapsed() < Duration::from_millis(800) {
-        let r = send().await;
-        assert_eq!((r.status, r.header("x-tollgate-deployment")), (200, Some("g#1")), "{}", r.text);
+    assert!(limited, "one of 50 calls went to the rate-limited deployment");
+    // Healthy again, but slow: while the probe runs (400 ms) it is visibly the only call there.
+    fake.set_switch("limited", "delay-400");
+    // Open loop for 3.5 s: a request every 25 ms, whatever the earlier ones are doing.
+    let started = Instant::now();
+    let mut calls = Vec::new();
+    for i in 0..140 {
+        actix_rt::time::sleep_until((started + Duration::from_millis(25 * i)).into()).await;
+        calls.push(actix_rt::spawn(send()));
     }
-    actix_rt::time::sleep(Duration::from_millis(1200).saturating_sub(limited_at.elapsed())).await;
-    let mut back = false;
-    for _ in 0..30 {
-        // The deployment answers 429 again (its errors name no deployment header).
-        if send().await.status == 429 {
-            back = true;
-            break;
-        }
+    for call in calls {
+        let r = call.await.expect("request task");
+        assert_eq!(r.status, 200, "{}", r.text);
     }
-    assert!(back, "after its retry-after the deployment gets traffic again");
+    let arrivals: Vec<u64> = fake
+        .requests()
+        .iter()
+        .filter(|r| r["body"]["model"] == "switch-limited")
+        .filter_map(|r| r["at_ms"].as_u64())
+        .collect();
+    // The first call there was the 429; times below are milliseconds after it, at the fake.
+    let after: Vec<u64> = arrivals.iter().skip(1).map(|at| at - arrivals[0]).collect();
+    assert!(
+        after.first().is_some_and(|&probe| (1_900..=3_000).contains(&probe)),
+        "nothing for 2 s, then the probe: {after:?}"
+    );
+    assert!(after.get(1).is_some_and(|&next| next >= after[0] + 390), "exactly one probe until it answered: {after:?}");
+    assert!(after.len() >= 4, "traffic again after the probe: {after:?}");
 }

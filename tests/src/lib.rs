@@ -44,14 +44,24 @@ impl Gateway {
         Self::start_config(Config::load_str_shared(yaml, std::sync::Arc::new(lookup)).expect("valid test config"))
     }
 
+    /// Starts a gateway from a config file, which `POST /config/reload` (and only that: no signals in-process)
+    /// re-reads; panics (test failure) if the config is invalid.
+    pub fn start_file(path: &std::path::Path) -> Gateway {
+        Self::start_options(Config::load_file(path).expect("valid test config"), Some(path.to_owned()))
+    }
+
     fn start_config(config: Config) -> Gateway {
+        Self::start_options(config, None)
+    }
+
+    fn start_options(config: Config, config_path: Option<PathBuf>) -> Gateway {
         logs::capture();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
             actix_rt::System::new().block_on(async move {
-                let options = ServeOptions { workers: Some(1), config_path: None };
+                let options = ServeOptions { workers: Some(1), config_path };
                 let gateway = app::start(config, listener, &options).expect("gateway starts");
                 tx.send(gateway.handle.clone()).expect("send handle");
                 let _ = gateway.server.await;

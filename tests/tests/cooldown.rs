@@ -49,6 +49,9 @@ async fn failing_deployment_cools_down_and_traffic_moves_to_the_healthy_one() {
     assert_eq!((r.status, r.error_type()), (503, "service_unavailable"), "{}", r.text);
     let retry_after: u64 = r.header("retry-after").and_then(|v| v.parse().ok()).unwrap_or(0);
     assert!((1..=30).contains(&retry_after), "retry-after {retry_after}");
+    // The message says when the first deployment returns, as the header does.
+    let message = r.json["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(&format!("retry in {retry_after}s")), "{message}");
 }
 
 #[actix_rt::test]

@@ -11,6 +11,6 @@ pub mod failure;
 pub mod request;
 pub mod usage;
 
-pub use failure::{UpstreamError, UpstreamFailure};
+pub use failure::{ErrorClass, PerClass, UpstreamError, UpstreamFailure};
 pub use request::{ChatRequest, CompletionRequest, EmbeddingsRequest, Inbound, MessagesRequest, RequestError};
 pub use usage::Usage;

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod body;
 pub mod call;
 pub mod peek;
+pub mod probe;
 pub mod relay;
 pub mod route;
 pub mod settle;
@@ -29,11 +30,24 @@ pub struct RequestCtx {
     attempts: Cell<u32>,
     /// The model group serving the request when it is a fallback (`x-tollgate-fallback`).
     fallback: RefCell<Option<Arc<str>>>,
+    /// A health check, not a caller's request: its calls say so in their log lines and failure reports.
+    pub health_check: bool,
 }
 
 impl RequestCtx {
     pub fn new(request_id: Arc<str>) -> Self {
-        Self { request_id, started: Instant::now(), attempts: Cell::new(0), fallback: RefCell::new(None) }
+        Self {
+            request_id,
+            started: Instant::now(),
+            attempts: Cell::new(0),
+            fallback: RefCell::new(None),
+            health_check: false,
+        }
+    }
+
+    /// The context of a health check's call.
+    pub fn health_check(request_id: Arc<str>) -> Self {
+        Self { health_check: true, ..Self::new(request_id) }
     }
 
     /// Counts one more upstream call and returns the count so far.

@@ -70,7 +70,8 @@ where
     }
 }
 
-/// One group: the first call, then up to `num_retries` more, each preferring a deployment not yet tried.
+/// One group: the first call, then up to `num_retries` more (or `retry_policy`'s number for the last failure's
+/// class), each preferring a deployment not yet tried.
 async fn serve_group<F, Fut, R>(
     ctx: &RequestCtx,
     table: &RoutingTable,
@@ -91,7 +92,7 @@ where
             Ok(response) => return Ok(response),
             Err(error) => error,
         };
-        if fallback::recovery(&error) != Recovery::Retry || retry >= settings.num_retries {
+        if fallback::recovery(&error) != Recovery::Retry || retry >= fallback::retries_for(settings, &error) {
             return Err(error);
         }
         retry += 1;

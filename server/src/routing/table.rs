@@ -37,6 +37,8 @@ pub struct Deployment {
     pub stream_timeout: Duration,
     /// Parameters the provider cannot take are dropped instead of refused.
     pub drop_params: bool,
+    /// `model_info.mode: embedding`: health checks send one short embedding instead of a 1-token chat.
+    pub embedding: bool,
     pub weight: u64,
     /// `litellm_params.order`: the priority tier (lowest first).
     pub order: Option<u32>,
@@ -61,6 +63,9 @@ pub struct RoutingTable {
     pub retries: RetrySettings,
     /// `router_settings.routing_strategy`.
     pub strategy: Strategy,
+    /// `general_settings.background_health_checks`: workers probe their deployments, and `GET /health` answers
+    /// from their latest results instead of probing when asked.
+    pub background_health_checks: bool,
     /// Group names in config order, for `/v1/models`.
     names: Vec<String>,
 }
@@ -87,8 +92,12 @@ impl RoutingTable {
         previous: Option<&RoutingTable>,
         mut attach: impl FnMut(&str, &Arc<DeploymentStats>, &Provider) -> Option<Recipient<ReportFailure>>,
     ) -> Result<Self, ConfigError> {
-        let mut table =
-            Self { retries: config.router.retries.clone(), strategy: config.router.strategy, ..Self::default() };
+        let mut table = Self {
+            retries: config.router.retries.clone(),
+            strategy: config.router.strategy,
+            background_health_checks: config.health_checks.background_interval.is_some(),
+            ..Self::default()
+        };
         for d in &config.deployments {
             let (provider, upstream_model) = Provider::resolve(d, env)?;
             let priced_as = d.base_model.as_deref().unwrap_or(&upstream_model);
@@ -113,6 +122,7 @@ impl RoutingTable {
                 timeout: d.timeout,
                 stream_timeout: d.stream_timeout,
                 drop_params: d.drop_params,
+                embedding: config.health_checks.embedding.contains(&d.id),
                 weight: strategy::weight_of(d.weight, d.rpm, d.tpm),
                 order: config.router.order.get(&d.id).copied(),
                 rpm: d.rpm,

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tollgate_tests::{chat_body, fake_model, post, FakeUpstream, Gateway, MASTER_KEY};
+use tollgate_tests::{chat_body, fake_model, get, post, FakeUpstream, Gateway, MASTER_KEY};
 
 #[actix_rt::test]
 async fn failing_deployment_cools_down_and_traffic_moves_to_the_healthy_one() {
@@ -94,6 +94,14 @@ async fn a_rate_limited_deployment_sits_out_its_retry_after_then_one_probe_then_
         assert_eq!(r.status, 200, "{}", r.text);
     }
     assert!(limited, "one of 50 calls went to the rate-limited deployment");
+    // The worker takes the report off its mailbox on another thread: wait until the cooldown is published, so no
+    // call below can race it (the 2 s are measured from the 429's arrival at the fake, which came first).
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while get(&gw.url, "/routing/explain?model=g", Some(MASTER_KEY)).await.json["deployments"][0]["available"] != false
+    {
+        assert!(Instant::now() < deadline, "the 429 never took the deployment out");
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+    }
     // Healthy again, but slow: while the probe runs (400 ms) it is visibly the only call there.
     fake.set_switch("limited", "delay-400");
     // Open loop for 3.5 s: a request every 25 ms, whatever the earlier ones are doing.

@@ -59,7 +59,15 @@ async fn get_health_probes_every_deployment_now_in_its_own_dialect_and_shows_no_
     assert_eq!((line["health_check"].as_bool(), line["outcome"].as_str()), (Some(true), Some("completed")), "{line}");
 
     // A failed probe counts against the deployment: it is taken out before a caller meets the 500.
-    let explained = get(&gw.url, "/routing/explain?model=g", Some(MASTER_KEY)).await.json;
+    // (The report reaches the worker's circuit a moment after the check's answer.)
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let explained = loop {
+        let e = get(&gw.url, "/routing/explain?model=g", Some(MASTER_KEY)).await.json;
+        if e["deployments"][1]["available"] == false || Instant::now() > deadline {
+            break e;
+        }
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    };
     assert_eq!(explained["deployments"][1]["health_check"]["healthy"], false, "{explained}");
     assert_eq!(explained["deployments"][1]["available"], false, "{explained}");
     for _ in 0..10 {
@@ -87,11 +95,12 @@ async fn background_health_checks_take_an_unhealthy_deployment_out_before_caller
         fake_model("g", "switch-bg", &fake, ""),
         fake_model("g", "normal", &fake, ""),
     ));
-    // The workers check at start, then every second.
+    // The workers check at start, then every second; the failure reaches the worker's circuit a moment after.
     let deadline = Instant::now() + Duration::from_secs(5);
     let health = loop {
         let h = get(&gw.url, "/health", Some(MASTER_KEY)).await.json;
-        if h["unhealthy_count"] == 1 || Instant::now() > deadline {
+        let out = h["unhealthy_endpoints"][0]["cooldown"]["cooling_down"] == true;
+        if (h["unhealthy_count"] == 1 && out) || Instant::now() > deadline {
             break h;
         }
         actix_rt::time::sleep(Duration::from_millis(50)).await;

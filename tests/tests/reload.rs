@@ -81,6 +81,4 @@ async fn reload_under_load_fails_no_request_and_applies_the_new_weights() {
     assert!(after.len() as u64 >= total / 4, "most of the second half is sent after the reload: {}", after.len());
     let to_b = after.iter().filter(|o| served_by(o, "b")).count();
     assert_eq!(to_b, after.len(), "new weights 0:1 decide every request sent after the reload");
-    let elapsed = started.elapsed();
-    assert!(elapsed < Duration::from_secs(15), "the load ran late: {elapsed:?}");
 }

@@ -130,3 +130,38 @@ async fn a_rate_limited_deployment_sits_out_its_retry_after_then_one_probe_then_
     assert!(after.get(1).is_some_and(|&next| next >= after[0] + 390), "exactly one probe until it answered: {after:?}");
     assert!(after.len() >= 4, "traffic again after the probe: {after:?}");
 }
+
+/// LiteLLM's `allowed_fails_policy`: a class it names counts against the deployment with its own number, even the
+/// caller's mistakes (a 400), which otherwise never take a deployment out.
+#[actix_rt::test]
+async fn allowed_fails_policy_counts_a_named_class_against_the_deployment() {
+    let fake = FakeUpstream::start();
+    let models = format!("{}{}", fake_model("g", "error-400", &fake, ""), fake_model("g", "normal", &fake, ""));
+    let start = |policy: &str| {
+        Gateway::start(&format!(
+            "model_list:\n{models}router_settings:\n  num_retries: 0\n  cooldown_time: 60\n{policy}general_settings:\n  master_key: {MASTER_KEY}\n"
+        ))
+    };
+    for (policy, cools) in [("", false), ("  allowed_fails_policy: {BadRequestErrorAllowedFails: 1}\n", true)] {
+        let gw = start(policy);
+        let mut refused = 0;
+        for _ in 0..60 {
+            let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("g", json!({}))).await;
+            refused += usize::from(r.status == 400);
+            if refused == 6 {
+                break;
+            }
+        }
+        assert!(refused >= 2, "{policy}: the 400 deployment was called: {refused}");
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let available = loop {
+            let e = get(&gw.url, "/routing/explain?model=g", Some(MASTER_KEY)).await.json;
+            let available = e["deployments"][0]["available"] == true;
+            if !available || Instant::now() > deadline {
+                break available;
+            }
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(available, !cools, "{policy:?}: {refused} bad requests");
+    }
+}

@@ -154,3 +154,31 @@ async fn routing_explain_shows_each_deployments_health_and_load() {
     let anonymous = tollgate_tests::get(&gw.url, "/routing/explain?model=g", None).await;
     assert_eq!(anonymous.status, 401);
 }
+
+#[actix_rt::test]
+async fn retry_policy_sets_the_retries_of_each_error_class() {
+    let fake = FakeUpstream::start();
+    let models = [
+        fake_model("lone", "error-500", &fake, ""),
+        fake_model("pair", "error-502", &fake, ""),
+        fake_model("pair", "normal", &fake, ""),
+    ];
+    // The failure-rate rule is off (no share of calls is above 100%), so the failing deployment keeps its turn.
+    let router = "  num_retries: 1\n  failure_threshold_percent: 1\n  retry_policy: {InternalServerErrorRetries: 3, TimeoutErrorRetries: 0}\n";
+    let gw = gateway(&models, router);
+    let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("lone", json!({}))).await;
+    assert_eq!(r.status, 500, "{}", r.text);
+    assert_eq!(asked(&fake), ["error-500"; 4], "the first call and InternalServerErrorRetries, not num_retries");
+
+    let gw = gateway(
+        &models,
+        "  num_retries: 2\n  failure_threshold_percent: 1\n  retry_policy: {InternalServerErrorRetries: 0}\n",
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses
+            .push(post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("pair", json!({}))).await.status);
+    }
+    assert!(statuses.contains(&502), "no retry for the class its policy gives 0: {statuses:?}");
+    assert!(statuses.iter().all(|s| [200, 502].contains(s)), "{statuses:?}");
+}

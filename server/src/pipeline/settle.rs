@@ -21,6 +21,7 @@ use crate::{
     llm::{ErrorClass, UpstreamError, UpstreamFailure, Usage},
     pricing::Pricing,
     routing::{
+        circuit,
         stats::{AccountingGap, ReportFailure, PROBE_RUNNING},
         Deployment,
     },
@@ -149,13 +150,13 @@ impl Settlement {
         self.report(error.failure, error.code.as_deref(), error.retry_after());
     }
 
-    /// Tells the worker about a failure that may count against the deployment (its circuit decides: a caller's
-    /// mistake counts only when `allowed_fails_policy` names its class); one that cannot count sends nothing.
+    /// Tells the worker about a failure that counts against the deployment (a caller's mistake only when
+    /// `allowed_fails_policy` names its class); one that does not count sends nothing.
     fn report(&self, failure: UpstreamFailure, code: Option<&str>, retry_after: Option<std::time::Duration>) {
         let stats = &self.deployment.stats;
         stats.failures.fetch_add(1, Relaxed);
         let class = ErrorClass::of(failure, code);
-        if !failure.counts_against_deployment() && class.is_none() {
+        if !circuit::counts(&self.deployment.allowed_fails_policy, failure, class) {
             return;
         }
         if let Some(worker) = &self.deployment.worker {

@@ -51,12 +51,17 @@ impl From<&RouterSettings> for Circuit {
 }
 
 impl Circuit {
-    /// Whether a failure of this kind counts against the deployment: 408, 429, 5xx, timeouts and broken answers
-    /// always; bad requests, auth errors and content-policy refusals only when `allowed_fails_policy` names their
-    /// class (they are usually the request's fault, not the deployment's).
     pub fn counts(&self, failure: UpstreamFailure, class: Option<ErrorClass>) -> bool {
-        failure.counts_against_deployment() || class.is_some_and(|c| self.allowed_fails_policy.get(c).is_some())
+        counts(&self.allowed_fails_policy, failure, class)
     }
+}
+
+/// Whether a failure of this kind counts against the deployment: 408, 429, 5xx, timeouts and broken answers
+/// always; bad requests, auth errors and content-policy refusals only when `allowed_fails_policy` names their class
+/// (they are usually the request's fault, not the deployment's). The request path asks too, so a flood of bad
+/// requests sends the worker no message unless the policy wants them.
+pub fn counts(allowed_fails_policy: &PerClass, failure: UpstreamFailure, class: Option<ErrorClass>) -> bool {
+    failure.counts_against_deployment() || class.is_some_and(|c| allowed_fails_policy.get(c).is_some())
 }
 
 /// A failure reported to the worker, as the rules see it.

@@ -29,6 +29,7 @@ pub struct ReportFailure {
     pub health_check: bool,
 }
 
+#[cfg(test)]
 impl ReportFailure {
     /// A failure of an ordinary call, without `retry-after`.
     pub fn of(failure: UpstreamFailure) -> Self {

@@ -19,6 +19,7 @@ use super::{
 use crate::{
     config::{Config, ConfigError, EnvLookup, RetrySettings},
     error::ApiError,
+    llm::PerClass,
     pricing::{self, Catalog, Pricing},
     providers::Provider,
 };
@@ -39,6 +40,9 @@ pub struct Deployment {
     pub drop_params: bool,
     /// `model_info.mode: embedding`: health checks send one short embedding instead of a 1-token chat.
     pub embedding: bool,
+    /// `router_settings.allowed_fails_policy`: which failures the settlement reports to the worker
+    /// (`routing::circuit::counts`).
+    pub allowed_fails_policy: PerClass,
     pub weight: u64,
     /// `litellm_params.order`: the priority tier (lowest first).
     pub order: Option<u32>,
@@ -123,6 +127,7 @@ impl RoutingTable {
                 stream_timeout: d.stream_timeout,
                 drop_params: d.drop_params,
                 embedding: config.health_checks.embedding.contains(&d.id),
+                allowed_fails_policy: config.router.allowed_fails_policy,
                 weight: strategy::weight_of(d.weight, d.rpm, d.tpm),
                 order: config.router.order.get(&d.id).copied(),
                 rpm: d.rpm,

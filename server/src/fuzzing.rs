@@ -559,6 +559,13 @@ fn check_config(config: &Config) -> Result<(), String> {
     {
         return Err("a zero duration got through".into());
     }
+    if config.health_checks.background_interval.is_some_and(|i| i.is_zero()) {
+        return Err("a zero health_check_interval got through".into());
+    }
+    let r = &config.router;
+    if !(r.failure_threshold > 0.0 && r.failure_threshold <= 1.0) || r.failure_threshold_minimum_requests == 0 {
+        return Err(format!("a failure threshold outside (0, 1] or below one call got through: {r:?}"));
+    }
     if let Some(warning) = config.warnings.iter().find(|w| !w.contains('`')) {
         return Err(format!("a warning names no path: {warning}"));
     }
@@ -653,6 +660,7 @@ mod tests {
         let seeds = [
             include_str!("../../fuzz/corpus/config_loader/seed-quickstart.yaml"),
             include_str!("../../fuzz/corpus/config_loader/seed-litellm.yaml"),
+            include_str!("../../fuzz/corpus/config_loader/seed-health.yaml"),
         ];
         for yaml in seeds {
             // Seeds that load all the way reach the routing table and the picks.

@@ -291,6 +291,7 @@ mod tests {
             failure_threshold: 0.5,
             failure_threshold_minimum_requests: 5,
             cooldown_time: Duration::from_secs(5),
+            disabled: false,
         }
     }
 

@@ -133,6 +133,8 @@ pub struct RouterSettings {
     pub failure_threshold: f64,
     pub failure_threshold_minimum_requests: u64,
     pub cooldown_time: Duration,
+    /// `disable_cooldowns`: failures never take a deployment out.
+    pub disable_cooldowns: bool,
     /// Retries and fallbacks (`router_settings`, else `litellm_settings`, as LiteLLM reads them).
     pub retries: RetrySettings,
 }
@@ -551,6 +553,7 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
             allowed_fails_policy: allowed_fails_policy(&raw.router_settings.allowed_fails_policy),
             failure_threshold,
             failure_threshold_minimum_requests,
+            disable_cooldowns: raw.router_settings.disable_cooldowns.unwrap_or(false),
             cooldown_time: seconds(
                 "router_settings.cooldown_time",
                 raw.router_settings.cooldown_time,
@@ -799,6 +802,9 @@ router_settings: {allowed_fails: 1, cooldown_time: 2.5}
         assert_eq!(r.allowed_fails_policy.get(ErrorClass::RateLimit), None);
         assert_eq!(r.retries.retry_policy.get(ErrorClass::RateLimit), Some(4));
         assert_eq!((r.failure_threshold, r.failure_threshold_minimum_requests), (0.25, 20));
+        assert!(!r.disable_cooldowns);
+        let off = load("router_settings: {disable_cooldowns: true}\n").unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(off.router.disable_cooldowns && off.warnings.is_empty(), "{:?}", off.warnings);
         assert_eq!(cfg.health_checks.background_interval, Some(Duration::from_secs(30)));
         assert_eq!(cfg.health_checks.embedding.iter().collect::<Vec<_>>(), ["e#0"]);
         assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);

@@ -142,6 +142,8 @@ pub struct RawRouterSettings {
     pub failure_threshold_minimum_requests: Option<u64>,
     /// Seconds a deployment sits out after too many failures.
     pub cooldown_time: Option<f64>,
+    /// No deployment is ever taken out, whatever its failures (default false).
+    pub disable_cooldowns: Option<bool>,
     /// Retries of a failed call within a request, each preferring a deployment not yet tried.
     pub num_retries: Option<u32>,
     /// Seconds to wait at least before a retry.
@@ -247,7 +249,6 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "general_settings.disable_spend_logs",
     "router_settings.model_group_alias",
     "router_settings.model_group_retry_policy",
-    "router_settings.disable_cooldowns",
     "router_settings.enable_pre_call_checks",
     "router_settings.redis_host",
     "router_settings.redis_port",

@@ -2,7 +2,7 @@
 //! functions over counts the deployment's worker keeps in a [`Window`]; the worker publishes the verdict into the
 //! deployment's stats. Time comes in as `now_ms` (`clock::monotonic_ms`).
 //!
-//! The rules, in the order [`decide`] applies them to a failure that counts:
+//! The rules, in the order [`decide`] applies them to a failure that counts (none with `disable_cooldowns`):
 //! 1. a rate limit (429) takes the deployment out at once, unless it is its group's only one (LiteLLM's rule);
 //! 2. a failed half-open probe (the first call after a cooldown) reopens the circuit at once;
 //! 3. a failed background health check takes the deployment out at once, unless it is its group's only one;
@@ -36,6 +36,8 @@ pub struct Circuit {
     pub failure_threshold: f64,
     pub failure_threshold_minimum_requests: u64,
     pub cooldown_time: Duration,
+    /// `disable_cooldowns`: nothing takes the deployment out.
+    pub disabled: bool,
 }
 
 impl From<&RouterSettings> for Circuit {
@@ -46,6 +48,7 @@ impl From<&RouterSettings> for Circuit {
             failure_threshold: r.failure_threshold,
             failure_threshold_minimum_requests: r.failure_threshold_minimum_requests,
             cooldown_time: r.cooldown_time,
+            disabled: r.disable_cooldowns,
         }
     }
 }
@@ -175,6 +178,9 @@ impl Window {
 
 /// Whether the failure just added to `window` takes the deployment out, and why. `None`: it stays.
 pub fn decide(circuit: &Circuit, window: &Window, failed: &Failed) -> Option<Trip> {
+    if circuit.disabled {
+        return None;
+    }
     if failed.failure == UpstreamFailure::Status(429) && !failed.alone {
         return Some(Trip::RateLimited);
     }
@@ -222,6 +228,7 @@ mod tests {
             failure_threshold: 0.5,
             failure_threshold_minimum_requests: 5,
             cooldown_time: Duration::from_secs(5),
+            disabled: false,
         }
     }
 
@@ -249,7 +256,21 @@ mod tests {
         let mut policy = circuit();
         policy.allowed_fails_policy.set(C::Timeout, Some(1));
         policy.allowed_fails_policy.set(C::Authentication, Some(0));
-        let cases: [(&str, Circuit, Window, Failed, Option<Trip>); 16] = [
+        let cases: [(&str, Circuit, Window, Failed, Option<Trip>); 18] = [
+            (
+                "disable_cooldowns: a 429",
+                Circuit { disabled: true, ..circuit() },
+                window(100, 1, Some(C::RateLimit)),
+                failed(Status(429)),
+                None,
+            ),
+            (
+                "disable_cooldowns: all failed",
+                Circuit { disabled: true, ..circuit() },
+                window(100, 100, Some(C::InternalServer)),
+                five_hundred,
+                None,
+            ),
             ("a 429", circuit(), window(100, 1, Some(C::RateLimit)), failed(Status(429)), Some(Trip::RateLimited)),
             (
                 "a lone 429",

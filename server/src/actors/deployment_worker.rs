@@ -65,7 +65,7 @@ pub struct Watch(pub Weak<Deployment>);
 
 /// Background health checks: how the worker reaches the upstream, and how often.
 #[derive(Clone)]
-pub struct HealthChecks {
+pub struct BackgroundChecks {
     pub upstream: Upstream,
     pub interval: Duration,
 }
@@ -80,7 +80,7 @@ pub struct DeploymentWorker {
     alone: bool,
     circuit: Circuit,
     window: Window,
-    health_checks: Option<HealthChecks>,
+    health_checks: Option<BackgroundChecks>,
     deployment: Weak<Deployment>,
     /// A background health check is running: the next one waits for it.
     checking: bool,
@@ -115,7 +115,7 @@ impl DeploymentWorker {
         self
     }
 
-    pub fn with_health_checks(mut self, health_checks: Option<HealthChecks>) -> Self {
+    pub fn with_health_checks(mut self, health_checks: Option<BackgroundChecks>) -> Self {
         self.health_checks = health_checks;
         self
     }

@@ -8,7 +8,7 @@ use std::{path::PathBuf, sync::Arc};
 use actix::{Actor, Addr, Context, Handler, Message, Supervisor};
 use arc_swap::ArcSwap;
 
-use super::deployment_worker::{DeploymentWorker, HealthChecks, Retire, Watch};
+use super::deployment_worker::{BackgroundChecks, DeploymentWorker, Retire, Watch};
 use crate::{
     config::{Config, ConfigError},
     pricing,
@@ -49,8 +49,10 @@ fn build(
     let mut workers = Vec::new();
     let env = config.env.clone();
     let circuit = Circuit::from(&config.router);
-    let health_checks =
-        config.health_checks.background_interval.map(|interval| HealthChecks { upstream: upstream.clone(), interval });
+    let health_checks = config
+        .health_checks
+        .background_interval
+        .map(|interval| BackgroundChecks { upstream: upstream.clone(), interval });
     let catalog = pricing::configured(config.price_catalog.as_deref())?;
     let group_of = |id: &str| config.deployments.iter().find(|d| d.id == id).map(|d| d.model_name.as_str());
     let alone =

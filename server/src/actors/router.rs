@@ -47,6 +47,8 @@ fn build(
     previous: Option<&RoutingTable>,
 ) -> Result<(RoutingTable, Vec<Addr<DeploymentWorker>>), ConfigError> {
     let mut workers = Vec::new();
+    // Which deployment each worker serves, by id (told once the table exists).
+    let mut serves: Vec<String> = Vec::new();
     let env = config.env.clone();
     let circuit = Circuit::from(&config.router);
     let health_checks = config
@@ -59,6 +61,7 @@ fn build(
         |id: &str| config.deployments.iter().filter(|d| Some(d.model_name.as_str()) == group_of(id)).count() == 1;
     let table = RoutingTable::rebuild(config, &env, &catalog, previous, |id, stats, provider| {
         let alone = alone(id);
+        let id_for_watch = id.to_owned();
         let (id, stats) = (id.to_owned(), stats.clone());
         let credentials = provider.needs_worker().map(|dialect| (dialect, upstream.clone()));
         let (circuit, health_checks) = (circuit.clone(), health_checks.clone());
@@ -70,14 +73,14 @@ fn build(
         });
         let recipient = addr.clone().recipient();
         workers.push(addr);
+        serves.push(id_for_watch);
         Some(recipient)
     });
     match table {
         Ok(t) => {
-            // Workers start before the table exists; each learns its deployment now (config order, as started).
-            let ids = config.deployments.iter().map(|d| d.id.as_str());
-            for (worker, id) in workers.iter().zip(ids) {
-                if let Some(d) = t.deployments().find(|d| d.id == id) {
+            // Workers start before the table exists; each learns its deployment now.
+            for (worker, id) in workers.iter().zip(&serves) {
+                if let Some(d) = t.deployments().find(|d| &d.id == id) {
                     worker.do_send(Watch(Arc::downgrade(d)));
                 }
             }

@@ -81,7 +81,12 @@ async fn get_health_probes_every_deployment_now_in_its_own_dialect_and_shows_no_
 
     let only = get(&gw.url, "/health?model=e", Some(MASTER_KEY)).await.json;
     assert_eq!((ids(&only["healthy_endpoints"]), only["unhealthy_count"].as_u64()), (vec!["e#2"], Some(0)));
+    let by_model = get(&gw.url, "/health?model=openai/error-500", Some(MASTER_KEY)).await.json;
+    assert_eq!((by_model["healthy_count"].as_u64(), ids(&by_model["unhealthy_endpoints"])), (Some(0), vec!["g#1"]));
+    let by_id = get(&gw.url, "/health?model_id=g%230", Some(MASTER_KEY)).await.json;
+    assert_eq!((ids(&by_id["healthy_endpoints"]), by_id["unhealthy_count"].as_u64()), (vec!["g#0"], Some(0)));
     assert_eq!(get(&gw.url, "/health?model=nope", Some(MASTER_KEY)).await.status, 404);
+    assert_eq!(get(&gw.url, "/health?model_id=nope", Some(MASTER_KEY)).await.status, 404);
     assert_eq!(get(&gw.url, "/health/liveliness", None).await.status, 200, "probes stay open");
     assert_eq!(get(&gw.url, "/health/readiness", None).await.status, 200);
 }

@@ -5,7 +5,9 @@
 //! `healthy_endpoints` and `unhealthy_endpoints` by its latest health check (`pipeline::probe`), with latency,
 //! last error, when it was checked and its cooldown. Without `background_health_checks` the checks run now,
 //! concurrently, each bounded by its deployment's timeout; with them the answer is the workers' latest results
-//! (a deployment not checked yet is checked now). Ids, model names and endpoints only: never a key.
+//! (a deployment not checked yet is checked now). `?model=` filters by `provider/model` or else by model group,
+//! `?model_id=` by deployment id, as LiteLLM's; a filter matching nothing is a 404. Ids, model names and
+//! endpoints only: never a key.
 
 use std::sync::{atomic::Ordering::Relaxed, Arc};
 
@@ -46,9 +48,11 @@ pub async fn readiness(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// LiteLLM's filters: `model` is a deployment's `provider/model` or else a model group; `model_id` one deployment.
 #[derive(Deserialize)]
 pub struct HealthQuery {
     model: Option<String>,
+    model_id: Option<String>,
 }
 
 pub async fn health(
@@ -59,15 +63,25 @@ pub async fn health(
 ) -> Result<HttpResponse, ApiError> {
     auth::authenticate(req.headers(), state.master_key.as_ref()).inspect_err(request_id::log_error(&req))?;
     let table = state.table.load_full();
-    let deployments: Vec<Arc<Deployment>> = match &query.model {
-        Some(model) => table
-            .group(model)
-            .ok_or_else(|| ApiError::ModelNotFound(model.clone()))
-            .inspect_err(request_id::log_error(&req))?
-            .deployments
-            .clone(),
-        None => table.deployments().cloned().collect(),
+    let all = || table.deployments();
+    let deployments: Vec<Arc<Deployment>> = match (&query.model_id, &query.model) {
+        (Some(id), _) => all().filter(|d| &d.id == id).cloned().collect(),
+        (None, Some(model)) => {
+            let by_model: Vec<_> = all().filter(|d| &provider_model(d) == model).cloned().collect();
+            if by_model.is_empty() {
+                all().filter(|d| &d.model_group == model).cloned().collect()
+            } else {
+                by_model
+            }
+        }
+        (None, None) => all().cloned().collect(),
     };
+    // Unlike LiteLLM's empty lists: a typo must not read as "nothing unhealthy".
+    if deployments.is_empty() {
+        if let Some(asked) = query.model_id.as_ref().or(query.model.as_ref()) {
+            return Err(ApiError::ModelNotFound(asked.clone())).inspect_err(request_id::log_error(&req));
+        }
+    }
     let due = deployments.iter().filter(|d| !table.background_health_checks || d.stats.health.load().is_none());
     futures_util::future::join_all(due.map(|d| async {
         let result = probe::check(&client, d, &state.lifecycle).await;
@@ -98,7 +112,7 @@ fn endpoint(d: &Deployment, check: Option<&HealthCheck>, now: u64) -> Value {
     let s = &d.stats;
     json!({
         "model_name": d.model_group,
-        "model": format!("{}/{}", d.provider.name(), d.upstream_model),
+        "model": provider_model(d),
         "api_base": without_userinfo(&d.provider.endpoint()),
         "id": d.id,
         "health_check": check.map(check_json),
@@ -108,6 +122,11 @@ fn endpoint(d: &Deployment, check: Option<&HealthCheck>, now: u64) -> Value {
             "probe": probe_state(s.probe.load(Relaxed)),
         },
     })
+}
+
+/// `provider/model`, as `litellm_params.model` names a deployment.
+fn provider_model(d: &Deployment) -> String {
+    format!("{}/{}", d.provider.name(), d.upstream_model)
 }
 
 /// A health check as `/health` and `/routing/explain` show it.

@@ -539,6 +539,8 @@ fn fuzz_env(name: &str) -> Option<String> {
     match name {
         _ if name.contains("MISSING") => None,
         _ if name.ends_with("_BASE") => Some(format!("http://127.0.0.1:9/{name}")),
+        // A variable that must be a URL of a kind: the store's, as an operator sets it.
+        _ if name.ends_with("_URL") => Some(format!("sqlite://fuzz-{name}.db?mode=rwc")),
         _ => Some(format!("fuzz-value-of-{name}")),
     }
 }
@@ -562,6 +564,13 @@ fn check_config(config: &Config) -> Result<(), String> {
     if config.router.cooldown_time.is_zero() || config.shutdown_grace.is_zero() || config.request_body_timeout.is_zero()
     {
         return Err("a zero duration got through".into());
+    }
+    if config.health_checks.background_interval.is_some_and(|i| i.is_zero()) {
+        return Err("a zero health_check_interval got through".into());
+    }
+    let r = &config.router;
+    if !(r.failure_threshold > 0.0 && r.failure_threshold <= 1.0) || r.failure_threshold_minimum_requests == 0 {
+        return Err(format!("a failure threshold outside (0, 1] or below one call got through: {r:?}"));
     }
     if let Some(warning) = config.warnings.iter().find(|w| !w.contains('`')) {
         return Err(format!("a warning names no path: {warning}"));
@@ -658,6 +667,7 @@ mod tests {
             include_str!("../../fuzz/corpus/config_loader/seed-quickstart.yaml"),
             include_str!("../../fuzz/corpus/config_loader/seed-litellm.yaml"),
             include_str!("../../fuzz/corpus/config_loader/seed-routing.yaml"),
+            include_str!("../../fuzz/corpus/config_loader/seed-health.yaml"),
         ];
         for yaml in seeds {
             // Seeds that load all the way reach the routing table and the picks.

@@ -51,27 +51,37 @@ impl Gateway {
     pub fn start_on(yaml: &str, database_url: &str) -> Gateway {
         let mut config = Config::load_str(yaml, &|name: &str| std::env::var(name).ok()).expect("valid test config");
         config.store.database_url = tollgate::secret::Secret::new(database_url);
-        Self::launch(config, None)
+        Self::launch(config, None, None)
     }
 
-    fn start_config(mut config: Config) -> Gateway {
+    /// Starts a gateway from a config file, which `POST /config/reload` (and only that: no signals in-process)
+    /// re-reads; panics (test failure) if the config is invalid.
+    pub fn start_file(path: &std::path::Path) -> Gateway {
+        Self::start_options(Config::load_file(path).expect("valid test config"), Some(path.to_owned()))
+    }
+
+    fn start_config(config: Config) -> Gateway {
+        Self::start_options(config, None)
+    }
+
+    fn start_options(mut config: Config, config_path: Option<PathBuf>) -> Gateway {
         // Unless the test chose a store, each gateway gets its own SQLite file (never the working directory's).
         let db = (config.store.database_url.expose() == tollgate::config::DEFAULT_DATABASE_URL).then(|| {
             let db = store::TempSqlite::new();
             config.store.database_url = tollgate::secret::Secret::new(db.url());
             db
         });
-        Self::launch(config, db)
+        Self::launch(config, config_path, db)
     }
 
-    fn launch(config: Config, db: Option<store::TempSqlite>) -> Gateway {
+    fn launch(config: Config, config_path: Option<PathBuf>, db: Option<store::TempSqlite>) -> Gateway {
         logs::capture();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
             actix_rt::System::new().block_on(async move {
-                let options = ServeOptions { workers: Some(1), config_path: None };
+                let options = ServeOptions { workers: Some(1), config_path };
                 let gateway = app::start(config, listener, &options).await.expect("gateway starts");
                 tx.send(gateway.handle.clone()).expect("send handle");
                 let _ = gateway.server.await;

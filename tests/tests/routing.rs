@@ -16,6 +16,7 @@ fn asked(fake: &FakeUpstream) -> Vec<String> {
     fake.requests().iter().map(|r| r["body"]["model"].as_str().unwrap_or_default().to_owned()).collect()
 }
 
+/// Must-show 2 of issue 14: while a healthy deployment exists, 100 of 100 client requests succeed.
 #[actix_rt::test]
 async fn failed_calls_are_retried_on_the_groups_other_deployments() {
     for failing in ["error-500", "error-429", "reset-before-headers"] {
@@ -27,13 +28,16 @@ async fn failed_calls_are_retried_on_the_groups_other_deployments() {
             fake_model("g", failing, &fake, "")
         };
         let gw = gateway(&[bad, fake_model("g", "normal", &fake, "")], "");
-        for _ in 0..50 {
+        for _ in 0..100 {
             let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("g", json!({}))).await;
             assert_eq!(r.status, 200, "{failing}: {}", r.text);
             let attempts: u32 = r.header("x-tollgate-attempts").and_then(|a| a.parse().ok()).unwrap_or(0);
             assert!((1..=2).contains(&attempts), "{failing}: {attempts}");
             assert_eq!(r.header("x-tollgate-deployment"), Some("g#1"));
             assert!(r.header("x-tollgate-fallback").is_none());
+        }
+        if failing != "reset-before-headers" {
+            assert!(asked(&fake).iter().any(|m| m == failing), "{failing}: the failing deployment was called");
         }
     }
 }
@@ -149,4 +153,32 @@ async fn routing_explain_shows_each_deployments_health_and_load() {
     assert_eq!(unknown.status, 404);
     let anonymous = tollgate_tests::get(&gw.url, "/routing/explain?model=g", None).await;
     assert_eq!(anonymous.status, 401);
+}
+
+#[actix_rt::test]
+async fn retry_policy_sets_the_retries_of_each_error_class() {
+    let fake = FakeUpstream::start();
+    let models = [
+        fake_model("lone", "error-500", &fake, ""),
+        fake_model("pair", "error-502", &fake, ""),
+        fake_model("pair", "normal", &fake, ""),
+    ];
+    // The failure-rate rule is off (no share of calls is above 100%), so the failing deployment keeps its turn.
+    let router = "  num_retries: 1\n  failure_threshold_percent: 1\n  retry_policy: {InternalServerErrorRetries: 3, TimeoutErrorRetries: 0}\n";
+    let gw = gateway(&models, router);
+    let r = post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("lone", json!({}))).await;
+    assert_eq!(r.status, 500, "{}", r.text);
+    assert_eq!(asked(&fake), ["error-500"; 4], "the first call and InternalServerErrorRetries, not num_retries");
+
+    let gw = gateway(
+        &models,
+        "  num_retries: 2\n  failure_threshold_percent: 1\n  retry_policy: {InternalServerErrorRetries: 0}\n",
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses
+            .push(post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("pair", json!({}))).await.status);
+    }
+    assert!(statuses.contains(&502), "no retry for the class its policy gives 0: {statuses:?}");
+    assert!(statuses.iter().all(|s| [200, 502].contains(s)), "{statuses:?}");
 }

@@ -1,9 +1,16 @@
-//! DeploymentWorker: one per deployment, supervised (restarted if it panics). Owns the deployment's health
-//! state machine: it counts failures per minute and puts the deployment in cooldown after more than
-//! `allowed_fails`, publishing the cooldown into the deployment's lock-free stats for the request path to read.
+//! DeploymentWorker: one per deployment, supervised (restarted if it panics). Owns the deployment's health state
+//! machine: it keeps the last minute of calls and failures and puts the deployment in cooldown when
+//! `routing::circuit` says so (a rate limit, a failed probe or health check, more failures than `allowed_fails`
+//! or its `allowed_fails_policy`, or a failure rate above `failure_threshold_percent`), publishing the cooldown
+//! into the deployment's lock-free stats for the request path to read.
 //!
 //! The request path tells it about failures with `try_send` on a bounded mailbox and never waits for it; a
-//! success needs no message at all, so the common case costs nothing here.
+//! success needs no message at all: the worker reads the calls from the stats' request counter on a tick.
+//!
+//! With `general_settings.background_health_checks`, the worker also probes its deployment every
+//! `health_check_interval` (`pipeline::probe`) and publishes each result in the stats; a failed probe reports
+//! its failure like any call, and a healthy one does not end a cooldown early (the half-open probe after the
+//! cooldown does that, with a caller's call).
 //!
 //! For providers whose credential is an access token (Vertex AI's service account), the worker also fetches the
 //! token at start and refreshes it before it expires; the provider publishes it to the request path through an
@@ -12,19 +19,26 @@
 use std::{
     sync::{
         atomic::Ordering::{Relaxed, Release},
-        Arc,
+        Arc, Weak,
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use actix::{fut::wrap_future, Actor, ActorContext, AsyncContext, Context, Handler, Message, Supervised};
+use actix::{
+    fut::wrap_future, Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Supervised,
+};
 use awc::http::header;
 
 use crate::{
     clock::monotonic_ms,
-    llm::UpstreamFailure,
+    lifecycle::Lifecycle,
+    pipeline::probe,
     providers::codec::{Dialect, TokenRequest},
-    routing::stats::{DeploymentStats, ReportFailure, PROBE_DUE},
+    routing::{
+        circuit::{self, Circuit, Failed, Window},
+        stats::{DeploymentStats, ReportFailure, PROBE_DUE},
+        Deployment,
+    },
     upstream::Upstream,
 };
 
@@ -37,38 +51,57 @@ const TOKEN_RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// Room for failure reports between two worker turns; reports beyond it are dropped and counted.
 pub const MAILBOX_CAPACITY: usize = 256;
-const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
 /// The deployment left the routing table (config reload): stop.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Retire;
 
+/// The deployment this worker serves, once the routing table holding it is built (the worker starts first). Weak:
+/// the table owns its deployments, and a deployment holds its worker's address.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Watch(pub Weak<Deployment>);
+
+/// Background health checks: how the worker reaches the upstream, and how often.
+#[derive(Clone)]
+pub struct BackgroundChecks {
+    pub upstream: Upstream,
+    pub interval: Duration,
+}
+
 pub struct DeploymentWorker {
     id: String,
     stats: Arc<DeploymentStats>,
     /// The provider and the way to reach its token endpoint, for deployments with tokens to refresh.
     credentials: Option<(Arc<dyn Dialect>, Upstream)>,
-    /// The only deployment of its group: a rate limit does not take it out (there is nowhere else to go; the
-    /// caller gets the 429 and its `retry-after` instead of a 503), as in LiteLLM.
+    /// The only deployment of its group: a rate limit or a failure rate does not take it out (there is nowhere
+    /// else to go; the caller gets the upstream's error instead of a 503), as in LiteLLM.
     alone: bool,
-    allowed_fails: u32,
-    cooldown: Duration,
-    failures_in_window: u32,
-    window_started: Instant,
+    circuit: Circuit,
+    window: Window,
+    health_checks: Option<BackgroundChecks>,
+    deployment: Weak<Deployment>,
+    /// A background health check is running: the next one waits for it.
+    checking: bool,
+    /// Health checks' calls count as in flight here, not in the server's drain.
+    lifecycle: Arc<Lifecycle>,
 }
 
 impl DeploymentWorker {
-    pub fn new(id: String, stats: Arc<DeploymentStats>, allowed_fails: u32, cooldown: Duration) -> Self {
+    pub fn new(id: String, stats: Arc<DeploymentStats>, circuit: Circuit) -> Self {
+        let window = Window::new(monotonic_ms(), stats.requests.load(Relaxed));
         Self {
             id,
             stats,
             credentials: None,
             alone: false,
-            allowed_fails,
-            cooldown,
-            failures_in_window: 0,
-            window_started: Instant::now(),
+            circuit,
+            window,
+            health_checks: None,
+            deployment: Weak::new(),
+            checking: false,
+            lifecycle: Arc::default(),
         }
     }
 
@@ -80,6 +113,37 @@ impl DeploymentWorker {
     pub fn alone(mut self, alone: bool) -> Self {
         self.alone = alone;
         self
+    }
+
+    pub fn with_health_checks(mut self, health_checks: Option<BackgroundChecks>) -> Self {
+        self.health_checks = health_checks;
+        self
+    }
+
+    /// Reads the calls started since the last look into the window.
+    fn tick(&mut self) {
+        self.window.advance(monotonic_ms(), self.stats.requests.load(Relaxed));
+    }
+
+    /// Starts a background health check unless one is running, and publishes its result when it ends.
+    fn health_check(&mut self, ctx: &mut Context<Self>) {
+        let (Some(checks), Some(deployment)) = (&self.health_checks, self.deployment.upgrade()) else { return };
+        if self.checking {
+            return;
+        }
+        self.checking = true;
+        let (upstream, lifecycle) = (checks.upstream.clone(), self.lifecycle.clone());
+        let run = async move {
+            let client = upstream.client();
+            probe::check(&client, &deployment, &lifecycle).await
+        };
+        ctx.spawn(wrap_future::<_, Self>(run).map(|result, act, _| {
+            act.checking = false;
+            if !result.healthy {
+                tracing::warn!(deployment = %act.id, error = result.error.as_deref().unwrap_or(""), "health check failed");
+            }
+            act.stats.health.store(Some(Arc::new(result)));
+        }));
     }
 }
 
@@ -144,13 +208,19 @@ impl Actor for DeploymentWorker {
         if let Some((dialect, upstream)) = self.credentials.clone() {
             ctx.spawn(wrap_future(refresh_tokens(self.id.clone(), dialect, upstream)));
         }
+        // Successes send no message: the calls are read from the stats once per window bucket.
+        ctx.run_interval(Duration::from_millis(circuit::BUCKET_MS), |act, _| act.tick());
+        if let Some(interval) = self.health_checks.as_ref().map(|c| c.interval) {
+            ctx.run_interval(interval, |act, ctx| act.health_check(ctx));
+        }
     }
 }
 
 impl Supervised for DeploymentWorker {
     fn restarting(&mut self, _: &mut Self::Context) {
         tracing::warn!(deployment = %self.id, "deployment worker restarting");
-        self.failures_in_window = 0;
+        self.window = Window::new(monotonic_ms(), self.stats.requests.load(Relaxed));
+        self.checking = false;
     }
 }
 
@@ -158,40 +228,45 @@ impl Handler<ReportFailure> for DeploymentWorker {
     type Result = ();
 
     fn handle(&mut self, msg: ReportFailure, _: &mut Self::Context) {
-        if !msg.failure.counts_against_deployment() {
+        if !self.circuit.counts(msg.failure, msg.class) {
             return;
         }
-        // A rate limit takes the deployment out at once, for as long as the upstream asked (`cooldown_time` when it
-        // did not say): more calls now would only be refused too, and the group has others to serve them.
-        let rate_limited = msg.failure == UpstreamFailure::Status(429) && !self.alone;
-        // A failed probe (the call after a cooldown) reopens the circuit at once.
-        let probe_failed = self.stats.probe.load(Relaxed) != 0;
-        if !rate_limited && !probe_failed {
-            // The window restarts lazily on the first failure after it expired: no timer needed.
-            if self.window_started.elapsed() >= FAILURE_WINDOW {
-                self.window_started = Instant::now();
-                self.failures_in_window = 0;
-            }
-            self.failures_in_window += 1;
-            if self.failures_in_window <= self.allowed_fails {
-                return;
-            }
-        }
-        let cooldown = match (rate_limited, msg.retry_after) {
-            (true, Some(asked)) => asked,
-            (_, asked) => asked.map_or(self.cooldown, |r| r.max(self.cooldown)),
+        self.tick();
+        self.window.fail(msg.class);
+        let failed = Failed {
+            failure: msg.failure,
+            class: msg.class,
+            // The call after a cooldown is the probe: its failure reopens the circuit at once.
+            probe: self.stats.probe.load(Relaxed) != 0,
+            health_check: msg.health_check,
+            alone: self.alone,
         };
+        let Some(trip) = circuit::decide(&self.circuit, &self.window, &failed) else { return };
+        let cooldown = circuit::cooldown(&self.circuit, trip, msg.retry_after);
         let until = monotonic_ms() + cooldown.as_millis() as u64;
         self.stats.cooldown_until_ms.fetch_max(until, Relaxed);
         // After the cooldown, one call probes before traffic returns.
         self.stats.probe.store(PROBE_DUE, Release);
-        self.failures_in_window = 0;
         tracing::warn!(
             deployment = %self.id,
             failure = ?msg.failure,
+            reason = trip.as_str(),
+            failures_last_minute = self.window.failures(),
+            calls_last_minute = self.window.calls(),
             cooldown_secs = cooldown.as_secs_f64(),
-            "deployment cooling down after repeated failures"
+            "deployment cooling down"
         );
+        self.window.clear();
+    }
+}
+
+impl Handler<Watch> for DeploymentWorker {
+    type Result = ();
+
+    fn handle(&mut self, Watch(deployment): Watch, ctx: &mut Self::Context) {
+        self.deployment = deployment;
+        // The first background check at once: `GET /health` has a result before the first interval ends.
+        self.health_check(ctx);
     }
 }
 
@@ -199,6 +274,7 @@ impl Handler<Retire> for DeploymentWorker {
     type Result = ();
 
     fn handle(&mut self, _: Retire, ctx: &mut Self::Context) {
+        self.health_checks = None;
         ctx.stop();
     }
 }
@@ -206,12 +282,31 @@ impl Handler<Retire> for DeploymentWorker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llm::UpstreamFailure;
+
+    fn circuit(allowed_fails: u32) -> Circuit {
+        Circuit {
+            allowed_fails,
+            allowed_fails_policy: crate::llm::PerClass::default(),
+            failure_threshold: 0.5,
+            failure_threshold_minimum_requests: 5,
+            cooldown_time: Duration::from_secs(5),
+            disabled: false,
+        }
+    }
+
+    fn worker(id: &str, stats: &Arc<DeploymentStats>, allowed_fails: u32) -> DeploymentWorker {
+        DeploymentWorker::new(id.into(), stats.clone(), circuit(allowed_fails))
+    }
 
     #[actix_rt::test]
     async fn cools_down_after_more_than_allowed_fails() {
         let stats = Arc::new(DeploymentStats::default());
-        let addr = DeploymentWorker::new("d".into(), stats.clone(), 2, Duration::from_secs(5)).start();
-        let report = |failure| ReportFailure { failure, retry_after: None };
+        // Many calls this minute: the failure rate stays low, allowed_fails decides.
+        stats.requests.store(1000, Relaxed);
+        let addr = DeploymentWorker::new("d".into(), stats.clone(), circuit(2)).start();
+        stats.requests.store(2000, Relaxed);
+        let report = ReportFailure::of;
         for failure in [
             UpstreamFailure::Status(400),
             UpstreamFailure::Status(404),
@@ -222,7 +317,10 @@ mod tests {
         }
         assert!(!stats.is_cooling_down(monotonic_ms()), "2 counted failures are allowed");
         let _ = addr
-            .send(ReportFailure { failure: UpstreamFailure::Status(429), retry_after: Some(Duration::from_secs(30)) })
+            .send(ReportFailure {
+                retry_after: Some(Duration::from_secs(30)),
+                ..ReportFailure::of(UpstreamFailure::Status(429))
+            })
             .await;
         assert!(stats.is_cooling_down(monotonic_ms()));
         let left = stats.cooldown_left_secs(monotonic_ms());
@@ -232,18 +330,40 @@ mod tests {
     #[actix_rt::test]
     async fn a_rate_limit_cools_down_at_once_for_as_long_as_asked() {
         let stats = Arc::new(DeploymentStats::default());
-        let addr = DeploymentWorker::new("d".into(), stats.clone(), 3, Duration::from_secs(5)).start();
-        let limited = |retry_after| ReportFailure { failure: UpstreamFailure::Status(429), retry_after };
+        let addr = worker("d", &stats, 3).start();
+        let limited = |retry_after| ReportFailure { retry_after, ..ReportFailure::of(UpstreamFailure::Status(429)) };
         let _ = addr.send(limited(Some(Duration::from_secs(2)))).await;
         assert!(stats.is_cooling_down(monotonic_ms()), "the first 429, allowed_fails notwithstanding");
         assert_eq!(stats.cooldown_left_secs(monotonic_ms()), 2, "the upstream's retry-after, even below cooldown_time");
         let stats = Arc::new(DeploymentStats::default());
-        let addr = DeploymentWorker::new("e".into(), stats.clone(), 3, Duration::from_secs(5)).start();
+        let addr = worker("e", &stats, 3).start();
         let _ = addr.send(limited(None)).await;
         assert_eq!(stats.cooldown_left_secs(monotonic_ms()), 5, "cooldown_time when the upstream did not say");
         let stats = Arc::new(DeploymentStats::default());
-        let addr = DeploymentWorker::new("f".into(), stats.clone(), 3, Duration::from_secs(5)).alone(true).start();
+        let addr = worker("f", &stats, 3).alone(true).start();
         let _ = addr.send(limited(Some(Duration::from_secs(2)))).await;
         assert!(!stats.is_cooling_down(monotonic_ms()), "a group's only deployment stays: the caller gets the 429");
+    }
+
+    #[actix_rt::test]
+    async fn a_failure_rate_or_a_failed_health_check_cools_down() {
+        let stats = Arc::new(DeploymentStats::default());
+        let addr = worker("d", &stats, 100).start();
+        // Five calls this minute (the worker reads the counter, no message per success).
+        stats.requests.store(5, Relaxed);
+        for _ in 0..2 {
+            let _ = addr.send(ReportFailure::of(UpstreamFailure::Status(500))).await;
+        }
+        assert!(!stats.is_cooling_down(monotonic_ms()), "2 of 5 is not over half");
+        let _ = addr.send(ReportFailure::of(UpstreamFailure::Status(500))).await;
+        assert!(stats.is_cooling_down(monotonic_ms()), "3 of 5 is, allowed_fails notwithstanding");
+
+        let stats = Arc::new(DeploymentStats::default());
+        let addr = worker("h", &stats, 100).start();
+        stats.requests.store(100, Relaxed);
+        let check = ReportFailure { health_check: true, ..ReportFailure::of(UpstreamFailure::Unreachable) };
+        let _ = addr.send(check).await;
+        assert!(stats.is_cooling_down(monotonic_ms()), "a failed health check takes it out at once");
+        assert_eq!(stats.probe.load(Relaxed), PROBE_DUE, "and a probe call follows the cooldown");
     }
 }

@@ -8,11 +8,11 @@ use std::{path::PathBuf, sync::Arc};
 use actix::{Actor, Addr, Context, Handler, Message, Supervisor};
 use arc_swap::ArcSwap;
 
-use super::deployment_worker::{DeploymentWorker, Retire};
+use super::deployment_worker::{BackgroundChecks, DeploymentWorker, Retire, Watch};
 use crate::{
     config::{Config, ConfigError},
     pricing,
-    routing::RoutingTable,
+    routing::{circuit::Circuit, RoutingTable},
     upstream::Upstream,
 };
 
@@ -47,25 +47,43 @@ fn build(
     previous: Option<&RoutingTable>,
 ) -> Result<(RoutingTable, Vec<Addr<DeploymentWorker>>), ConfigError> {
     let mut workers = Vec::new();
+    // Which deployment each worker serves, by id (told once the table exists).
+    let mut serves: Vec<String> = Vec::new();
     let env = config.env.clone();
-    let (allowed_fails, cooldown) = (config.router.allowed_fails, config.router.cooldown_time);
+    let circuit = Circuit::from(&config.router);
+    let health_checks = config
+        .health_checks
+        .background_interval
+        .map(|interval| BackgroundChecks { upstream: upstream.clone(), interval });
     let catalog = pricing::configured(config.price_catalog.as_deref())?;
     let group_of = |id: &str| config.deployments.iter().find(|d| d.id == id).map(|d| d.model_name.as_str());
     let alone =
         |id: &str| config.deployments.iter().filter(|d| Some(d.model_name.as_str()) == group_of(id)).count() == 1;
     let table = RoutingTable::rebuild(config, &env, &catalog, previous, |id, stats, provider| {
         let alone = alone(id);
+        let id_for_watch = id.to_owned();
         let (id, stats) = (id.to_owned(), stats.clone());
         let credentials = provider.needs_worker().map(|dialect| (dialect, upstream.clone()));
+        let (circuit, health_checks) = (circuit.clone(), health_checks.clone());
         let addr = Supervisor::start(move |_| {
-            DeploymentWorker::new(id, stats, allowed_fails, cooldown).with_credentials(credentials).alone(alone)
+            DeploymentWorker::new(id, stats, circuit)
+                .with_credentials(credentials)
+                .alone(alone)
+                .with_health_checks(health_checks)
         });
         let recipient = addr.clone().recipient();
         workers.push(addr);
+        serves.push(id_for_watch);
         Some(recipient)
     });
     match table {
         Ok(t) => {
+            // Workers start before the table exists; each learns its deployment now.
+            for (worker, id) in workers.iter().zip(&serves) {
+                if let Some(d) = t.deployments().find(|d| &d.id == id) {
+                    worker.do_send(Watch(Arc::downgrade(d)));
+                }
+            }
             // At start and on each reload: the operator sees them whenever the deployments are (re)read.
             warn_unpriced(&t);
             for warning in t.cleartext_key_warnings() {

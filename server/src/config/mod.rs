@@ -16,7 +16,10 @@ use std::{collections::BTreeMap, path::Path, sync::Arc, time::Duration};
 
 use serde_yaml::Value;
 
-use self::raw::{RawConfig, RawLitellmSettings, RawModelEntry, RawRouterSettings, NOT_YET_SUPPORTED};
+use self::raw::{
+    RawAllowedFailsPolicy, RawConfig, RawGeneralSettings, RawLitellmSettings, RawModelEntry, RawRetryPolicy,
+    RawRouterSettings, NOT_YET_SUPPORTED,
+};
 pub use self::{
     environment::Env,
     interpolate::EnvLookup,
@@ -24,13 +27,21 @@ pub use self::{
     store::{StoreSettings, DEFAULT_DATABASE_URL},
     upstream::{TlsTrust, UpstreamConfig},
 };
-use crate::secret::Secret;
+use crate::{
+    llm::{ErrorClass, PerClass},
+    secret::Secret,
+};
 
 const DEFAULT_MAX_REQUEST_MB: f64 = 32.0;
 /// LiteLLM's default request timeout.
 const DEFAULT_TIMEOUT_SECS: f64 = 600.0;
 const DEFAULT_ALLOWED_FAILS: u32 = 3;
 const DEFAULT_COOLDOWN_SECS: f64 = 5.0;
+/// LiteLLM's `DEFAULT_FAILURE_THRESHOLD_PERCENT` and `DEFAULT_FAILURE_THRESHOLD_MINIMUM_REQUESTS`.
+const DEFAULT_FAILURE_THRESHOLD: f64 = 0.5;
+const DEFAULT_FAILURE_THRESHOLD_MINIMUM_REQUESTS: u64 = 5;
+/// LiteLLM's default `general_settings.health_check_interval`.
+const DEFAULT_HEALTH_CHECK_INTERVAL_SECS: f64 = 300.0;
 const DEFAULT_GRACE_SECS: f64 = 30.0;
 const DEFAULT_REQUEST_BODY_TIMEOUT_SECS: f64 = 60.0;
 /// awc's own default connect timeout, kept.
@@ -113,6 +124,7 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     /// The database of keys, teams, users and spend.
     pub store: StoreSettings,
+    pub health_checks: HealthChecks,
     /// Human-readable warnings gathered while loading (unknown keys, unsupported settings), each naming a path.
     pub warnings: Vec<String>,
 }
@@ -125,7 +137,14 @@ pub struct RouterSettings {
     /// available. (Kept here, beside the strategy, rather than in `DeploymentConfig`, which provider tests build.)
     pub order: BTreeMap<String, u32>,
     pub allowed_fails: u32,
+    /// `allowed_fails_policy`: numbers that replace `allowed_fails` for their error class.
+    pub allowed_fails_policy: PerClass,
+    /// `failure_threshold_percent` (a fraction) and `failure_threshold_minimum_requests`: the failure-rate rule.
+    pub failure_threshold: f64,
+    pub failure_threshold_minimum_requests: u64,
     pub cooldown_time: Duration,
+    /// `disable_cooldowns`: failures never take a deployment out.
+    pub disable_cooldowns: bool,
     /// Retries and fallbacks (`router_settings`, else `litellm_settings`, as LiteLLM reads them).
     pub retries: RetrySettings,
     /// The seed's routing dialect and context-window checks (`config/seed.rs`).
@@ -135,10 +154,22 @@ pub struct RouterSettings {
     pub hedge_after: BTreeMap<String, Duration>,
 }
 
+/// Deployment health probes (`general_settings.background_health_checks`, `health_check_interval`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HealthChecks {
+    /// Time between two background probes of a deployment; `None` when they are off (then `GET /health`
+    /// probes when asked).
+    pub background_interval: Option<Duration>,
+    /// Ids of the deployments probed with an embedding (`model_info.mode: embedding`) rather than a chat.
+    pub embedding: std::collections::BTreeSet<String>,
+}
+
 /// How a request recovers from failed calls.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RetrySettings {
     pub num_retries: u32,
+    /// `retry_policy`: numbers that replace `num_retries` for their error class.
+    pub retry_policy: PerClass,
     /// The least wait before a retry.
     pub retry_after: Duration,
     /// Model group → groups to fall back to, in order.
@@ -365,7 +396,47 @@ fn seconds(path: &str, value: Option<f64>, default: f64) -> Result<Duration, Con
 const DEFAULT_NUM_RETRIES: u32 = 2;
 const DEFAULT_MAX_FALLBACKS: u32 = 5;
 
-fn retry_settings(router: &RawRouterSettings, litellm: &RawLitellmSettings) -> Result<RetrySettings, ConfigError> {
+/// LiteLLM's per-class policy keys as one value per [`ErrorClass`].
+fn per_class(values: [Option<u32>; 6]) -> PerClass {
+    let mut out = PerClass::default();
+    for (class, value) in ErrorClass::ALL.into_iter().zip(values) {
+        out.set(class, value);
+    }
+    out
+}
+
+fn allowed_fails_policy(p: &RawAllowedFailsPolicy) -> PerClass {
+    per_class([p.bad_request, p.authentication, p.timeout, p.rate_limit, p.content_policy_violation, p.internal_server])
+}
+
+/// `retry_policy`, and a warning for each positive count of a class tollgate never retries: the caller's mistakes
+/// and refusals would come back the same from any deployment (another key or provider is what fallbacks are for).
+fn retry_policy(p: &RawRetryPolicy, warnings: &mut Vec<String>) -> PerClass {
+    let policy = per_class([
+        p.bad_request,
+        p.authentication,
+        p.timeout,
+        p.rate_limit,
+        p.content_policy_violation,
+        p.internal_server,
+    ]);
+    for class in [ErrorClass::BadRequest, ErrorClass::Authentication, ErrorClass::ContentPolicyViolation] {
+        if policy.get(class).is_some_and(|n| n > 0) {
+            warnings.push(format!(
+                "`router_settings.retry_policy.{}Retries` is not acted on: tollgate never retries 400, 401, 403, \
+                 404, 413 or content-policy refusals (the same request would be refused again); use fallbacks",
+                class.name()
+            ));
+        }
+    }
+    policy
+}
+
+fn retry_settings(
+    router: &RawRouterSettings,
+    litellm: &RawLitellmSettings,
+    warnings: &mut Vec<String>,
+) -> Result<RetrySettings, ConfigError> {
     // `[{"a": ["b"]}, {"c": ["d"]}]`, LiteLLM's list of one-key maps, as one map.
     let merge = |list: &Option<Vec<BTreeMap<String, Vec<String>>>>| -> BTreeMap<String, Vec<String>> {
         list.iter().flatten().flat_map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone()))).collect()
@@ -378,6 +449,7 @@ fn retry_settings(router: &RawRouterSettings, litellm: &RawLitellmSettings) -> R
     };
     Ok(RetrySettings {
         num_retries: router.num_retries.or(litellm.num_retries).unwrap_or(DEFAULT_NUM_RETRIES),
+        retry_policy: retry_policy(&router.retry_policy, warnings),
         retry_after,
         fallbacks: merge(if router.fallbacks.is_some() { &router.fallbacks } else { &litellm.fallbacks }),
         default_fallbacks: router
@@ -399,6 +471,30 @@ fn retry_settings(router: &RawRouterSettings, litellm: &RawLitellmSettings) -> R
     })
 }
 
+fn failure_threshold(router: &RawRouterSettings) -> Result<(f64, u64), ConfigError> {
+    let fraction = router.failure_threshold_percent.unwrap_or(DEFAULT_FAILURE_THRESHOLD);
+    if !(fraction > 0.0 && fraction <= 1.0) {
+        return Err(ConfigError::invalid(
+            "router_settings.failure_threshold_percent",
+            format!("must be a fraction above 0 and at most 1 (0.5 = 50%), got {fraction}"),
+        ));
+    }
+    let minimum = router.failure_threshold_minimum_requests.unwrap_or(DEFAULT_FAILURE_THRESHOLD_MINIMUM_REQUESTS);
+    if minimum == 0 {
+        return Err(ConfigError::invalid("router_settings.failure_threshold_minimum_requests", "must be at least 1"));
+    }
+    Ok((fraction, minimum))
+}
+
+fn health_check_interval(general: &RawGeneralSettings) -> Result<Option<Duration>, ConfigError> {
+    let interval = seconds(
+        "general_settings.health_check_interval",
+        general.health_check_interval,
+        DEFAULT_HEALTH_CHECK_INTERVAL_SECS,
+    )?;
+    Ok(general.background_health_checks.unwrap_or(false).then_some(interval))
+}
+
 fn routing_strategy(router: &RawRouterSettings) -> Result<RoutingStrategy, ConfigError> {
     let buffer = router.routing_strategy_args.lowest_latency_buffer.unwrap_or(0.0);
     if !(buffer.is_finite() && buffer >= 0.0) {
@@ -418,7 +514,16 @@ fn routing_strategy(router: &RawRouterSettings) -> Result<RoutingStrategy, Confi
 
 fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> {
     let mut warnings = Vec::new();
-    let mut retries = retry_settings(&raw.router_settings, &raw.litellm_settings)?;
+    let mut retries = retry_settings(&raw.router_settings, &raw.litellm_settings, &mut warnings)?;
+    let (failure_threshold, failure_threshold_minimum_requests) = failure_threshold(&raw.router_settings)?;
+    let embedding = raw
+        .model_list
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.model_info.mode.as_deref() == Some("embedding"))
+        .map(|(i, e)| e.model_info.id.clone().unwrap_or_else(|| format!("{}#{i}", e.model_name)))
+        .collect();
+    let health_checks = HealthChecks { background_interval: health_check_interval(&raw.general_settings)?, embedding };
     let mut upstream = upstream::resolve(raw.litellm_settings.ssl_verify, env, &mut warnings)?;
     upstream.connect_timeout =
         seconds("router_settings.connect_timeout", raw.router_settings.connect_timeout, DEFAULT_CONNECT_TIMEOUT_SECS)?;
@@ -489,6 +594,10 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
             strategy,
             order,
             allowed_fails: raw.router_settings.allowed_fails.unwrap_or(DEFAULT_ALLOWED_FAILS),
+            allowed_fails_policy: allowed_fails_policy(&raw.router_settings.allowed_fails_policy),
+            failure_threshold,
+            failure_threshold_minimum_requests,
+            disable_cooldowns: raw.router_settings.disable_cooldowns.unwrap_or(false),
             cooldown_time: seconds(
                 "router_settings.cooldown_time",
                 raw.router_settings.cooldown_time,
@@ -511,6 +620,7 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
         price_catalog: raw.tollgate.price_catalog,
         upstream,
         store,
+        health_checks,
         warnings,
     })
 }
@@ -833,6 +943,61 @@ router_settings: {allowed_fails: 1, cooldown_time: 2.5}
             .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(cfg.router.order.get("a#0"), Some(&2));
         assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    }
+
+    #[test]
+    fn circuit_policies_and_health_checks_take_litellms_keys() {
+        let cfg = load(
+            "model_list:\n  - {model_name: e, litellm_params: {model: mock/e}, model_info: {mode: embedding}}\n  - {model_name: c, litellm_params: {model: mock/c}, model_info: {mode: chat}}\nrouter_settings:\n  allowed_fails_policy: {TimeoutErrorAllowedFails: 7, AuthenticationErrorAllowedFails: 0}\n  retry_policy: {RateLimitErrorRetries: 4, BadRequestErrorRetries: 1, AuthenticationErrorRetries: 0}\n  failure_threshold_percent: 0.25\n  failure_threshold_minimum_requests: 20\ngeneral_settings: {background_health_checks: true, health_check_interval: 30}\n",
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        let r = &cfg.router;
+        assert_eq!(r.allowed_fails_policy.get(ErrorClass::Timeout), Some(7));
+        assert_eq!(r.allowed_fails_policy.get(ErrorClass::Authentication), Some(0));
+        assert_eq!(r.allowed_fails_policy.get(ErrorClass::RateLimit), None);
+        assert_eq!(r.retries.retry_policy.get(ErrorClass::RateLimit), Some(4));
+        assert_eq!((r.failure_threshold, r.failure_threshold_minimum_requests), (0.25, 20));
+        assert!(!r.disable_cooldowns);
+        let off = load("router_settings: {disable_cooldowns: true}\n").unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(off.router.disable_cooldowns && off.warnings.is_empty(), "{:?}", off.warnings);
+        assert_eq!(cfg.health_checks.background_interval, Some(Duration::from_secs(30)));
+        assert_eq!(cfg.health_checks.embedding.iter().collect::<Vec<_>>(), ["e#0"]);
+        assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
+        assert!(cfg.warnings[0].contains("`router_settings.retry_policy.BadRequestErrorRetries` is not acted on"));
+
+        let defaults = load("model_list: []\n").unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!((defaults.router.failure_threshold, defaults.router.failure_threshold_minimum_requests), (0.5, 5));
+        assert!(defaults.router.allowed_fails_policy.is_empty() && defaults.router.retries.retry_policy.is_empty());
+        assert_eq!(defaults.health_checks.background_interval, None, "off unless asked");
+        let interval =
+            load("general_settings: {background_health_checks: true}\n").unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(interval.health_checks.background_interval, Some(Duration::from_secs(300)), "LiteLLM's default");
+
+        for (yaml, path) in [
+            ("router_settings: {failure_threshold_percent: 50}\n", "router_settings.failure_threshold_percent"),
+            ("router_settings: {failure_threshold_percent: 0}\n", "router_settings.failure_threshold_percent"),
+            (
+                "router_settings: {failure_threshold_minimum_requests: 0}\n",
+                "router_settings.failure_threshold_minimum_requests",
+            ),
+            ("general_settings: {health_check_interval: 0}\n", "general_settings.health_check_interval"),
+            (
+                "router_settings: {allowed_fails_policy: {TimeoutErrorAllowedFails: -1}}\n",
+                "router_settings.allowed_fails_policy.TimeoutErrorAllowedFails",
+            ),
+        ] {
+            let err = load(yaml).err().unwrap_or_default();
+            assert!(err.contains(path), "{yaml}: {err}");
+        }
+        let typo =
+            load("router_settings: {retry_policy: {TimeoutRetries: 1}}\n").unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(
+            typo.warnings
+                .join("\n")
+                .contains("`router_settings.retry_policy.TimeoutRetries` is not a known config key"),
+            "{:?}",
+            typo.warnings
+        );
     }
 
     #[test]

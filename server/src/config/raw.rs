@@ -134,9 +134,10 @@ pub struct RawModelInfo {
     pub id: Option<String>,
     /// The catalog entry to price this deployment by, when its model name is not in the catalog.
     pub base_model: Option<String>,
+    /// What the deployment serves, LiteLLM's `chat` (default), `completion`, `embedding`, ...: health checks probe
+    /// an `embedding` deployment with one short embedding instead of a 1-token chat.
+    pub mode: Option<String>,
     // Informational keys LiteLLM shows in `/model/info`; accepted, not acted on.
-    #[expect(dead_code, reason = "informational key, accepted so it is not reported as unknown")]
-    pub mode: Option<serde::de::IgnoredAny>,
     #[expect(dead_code, reason = "informational key, accepted so it is not reported as unknown")]
     pub description: Option<serde::de::IgnoredAny>,
     #[expect(dead_code, reason = "informational key, accepted so it is not reported as unknown")]
@@ -161,6 +162,12 @@ pub struct RawGeneralSettings {
     pub database_url: Option<String>,
     /// Seconds a replica may honour a cached virtual key changed elsewhere (default 60).
     pub user_api_key_cache_ttl: Option<f64>,
+    /// Probe every deployment in the background, every `health_check_interval` seconds, with a cheap call (a
+    /// 1-token chat, or one short embedding); `GET /health` then answers from the latest results (default false:
+    /// `GET /health` probes when asked). A failed probe takes the deployment out (see docs/routing.md).
+    pub background_health_checks: Option<bool>,
+    /// Seconds between two background probes of a deployment (default 300, as LiteLLM).
+    pub health_check_interval: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -188,12 +195,32 @@ pub struct RawRouterSettings {
     pub hedge_after_ms: Option<BTreeMap<String, u64>>,
     /// Failures (429, 5xx, timeouts, connection errors) per minute a deployment may have before it cools down.
     pub allowed_fails: Option<u32>,
+    /// `allowed_fails` per error class (`BadRequestErrorAllowedFails`, `AuthenticationErrorAllowedFails`,
+    /// `TimeoutErrorAllowedFails`, `RateLimitErrorAllowedFails`, `ContentPolicyViolationErrorAllowedFails`,
+    /// `InternalServerErrorAllowedFails`): a class named here counts its own failures against its own number, and
+    /// bad requests, auth errors and content-policy refusals count against the deployment only when named here.
+    #[serde(default)]
+    pub allowed_fails_policy: RawAllowedFailsPolicy,
+    /// tollgate extension (LiteLLM's constant `DEFAULT_FAILURE_THRESHOLD_PERCENT`): a deployment whose failures
+    /// this minute are more than this fraction of its calls (0.5 = 50%, the default) cools down, once it has had
+    /// `failure_threshold_minimum_requests` calls; never the only deployment of its group.
+    pub failure_threshold_percent: Option<f64>,
+    /// tollgate extension (LiteLLM's constant `DEFAULT_FAILURE_THRESHOLD_MINIMUM_REQUESTS`): calls this minute
+    /// before the failure rate counts (default 5).
+    pub failure_threshold_minimum_requests: Option<u64>,
     /// Seconds a deployment sits out after too many failures.
     pub cooldown_time: Option<f64>,
+    /// No deployment is ever taken out, whatever its failures (default false).
+    pub disable_cooldowns: Option<bool>,
     /// Retries of a failed call within a request, each preferring a deployment not yet tried.
     pub num_retries: Option<u32>,
     /// Seconds to wait at least before a retry.
     pub retry_after: Option<f64>,
+    /// `num_retries` per error class (`TimeoutErrorRetries`, `RateLimitErrorRetries`, `InternalServerErrorRetries`;
+    /// `BadRequestErrorRetries`, `AuthenticationErrorRetries`, `ContentPolicyViolationErrorRetries` are accepted but
+    /// tollgate never retries those: a positive value is warned about).
+    #[serde(default)]
+    pub retry_policy: RawRetryPolicy,
     /// `[{"model-a": ["model-b", ...]}, ...]`: groups to try, in order, when a group's deployments all failed.
     pub fallbacks: Option<Vec<BTreeMap<String, Vec<String>>>>,
     /// Groups to try for any model without fallbacks of its own.
@@ -207,6 +234,40 @@ pub struct RawRouterSettings {
     /// Before calling, keep only the deployments whose context window fits the prompt (counted with an OpenAI
     /// tokenizer, see docs/routing.md); none fits → `context_window_fallbacks`, else 400 `context_length_exceeded`.
     pub enable_pre_call_checks: Option<bool>,
+}
+
+/// LiteLLM's `AllowedFailsPolicy`: failures per minute allowed per error class.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawAllowedFailsPolicy {
+    #[serde(rename = "BadRequestErrorAllowedFails")]
+    pub bad_request: Option<u32>,
+    #[serde(rename = "AuthenticationErrorAllowedFails")]
+    pub authentication: Option<u32>,
+    #[serde(rename = "TimeoutErrorAllowedFails")]
+    pub timeout: Option<u32>,
+    #[serde(rename = "RateLimitErrorAllowedFails")]
+    pub rate_limit: Option<u32>,
+    #[serde(rename = "ContentPolicyViolationErrorAllowedFails")]
+    pub content_policy_violation: Option<u32>,
+    #[serde(rename = "InternalServerErrorAllowedFails")]
+    pub internal_server: Option<u32>,
+}
+
+/// LiteLLM's `RetryPolicy`: retries per error class, instead of `num_retries`.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRetryPolicy {
+    #[serde(rename = "BadRequestErrorRetries")]
+    pub bad_request: Option<u32>,
+    #[serde(rename = "AuthenticationErrorRetries")]
+    pub authentication: Option<u32>,
+    #[serde(rename = "TimeoutErrorRetries")]
+    pub timeout: Option<u32>,
+    #[serde(rename = "RateLimitErrorRetries")]
+    pub rate_limit: Option<u32>,
+    #[serde(rename = "ContentPolicyViolationErrorRetries")]
+    pub content_policy_violation: Option<u32>,
+    #[serde(rename = "InternalServerErrorRetries")]
+    pub internal_server: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -289,6 +350,7 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "general_settings.store_model_in_db",
     "general_settings.disable_spend_logs",
     "router_settings.model_group_alias",
+    "router_settings.model_group_retry_policy",
     "router_settings.redis_host",
     "router_settings.redis_port",
     "router_settings.redis_password",

@@ -2,7 +2,8 @@
 //! the deployments now served and any warnings, or 400 with the error while the current table keeps serving.
 //!
 //! `GET /routing/explain?model=X` (master key): how the routing table sees a model group right now — each
-//! deployment's weight, tier, caps, health (cooldown, probe), load, latency average and usage this minute. Ids,
+//! deployment's weight, tier, caps, health (cooldown, probe, latest health check), load, latency average and usage
+//! this minute. Ids,
 //! providers and model names only: no keys or endpoints with credentials.
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -11,14 +12,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{request_id, AppState};
-use crate::{
-    actors::router::reload_from_file,
-    clock,
-    error::ApiError,
-    pipeline::auth,
-    routing::stats::{PROBE_DUE, PROBE_RUNNING},
+use super::{
+    health::{check_json, probe_state},
+    request_id, AppState,
 };
+use crate::{actors::router::reload_from_file, clock, error::ApiError, pipeline::auth};
 
 #[derive(Deserialize)]
 pub struct Query {
@@ -44,11 +42,7 @@ pub async fn explain(
         .map(|(d, weight)| {
             let s = &d.stats;
             let (minute_requests, minute_tokens) = s.minute_usage(now);
-            let probe = match s.probe.load(Relaxed) {
-                PROBE_DUE => "due",
-                PROBE_RUNNING => "running",
-                _ => "none",
-            };
+            let probe = probe_state(s.probe.load(Relaxed));
             json!({
                 "id": d.id,
                 "provider": d.provider.name(),
@@ -67,6 +61,7 @@ pub async fn explain(
                 "minute_tokens": minute_tokens,
                 "requests_total": s.requests.load(Relaxed),
                 "failures_total": s.failures.load(Relaxed),
+                "health_check": s.health.load().as_deref().map(check_json),
             })
         })
         .collect();

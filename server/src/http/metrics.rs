@@ -118,6 +118,36 @@ const FAMILIES: &[Family] = &[
         samples: |s, now, emit| emit("", f64::from(u8::from(s.is_cooling_down(now)))),
     },
     Family {
+        name: "tollgate_deployment_health_check_healthy",
+        kind: "gauge",
+        help: "1 when the deployment's latest health check succeeded, 0 when it failed (absent before the first).",
+        samples: |s, _, emit| {
+            if let Some(c) = s.health.load().as_deref() {
+                emit("", f64::from(u8::from(c.healthy)));
+            }
+        },
+    },
+    Family {
+        name: "tollgate_deployment_health_check_latency_seconds",
+        kind: "gauge",
+        help: "Duration of the deployment's latest health check (absent before the first).",
+        samples: |s, _, emit| {
+            if let Some(c) = s.health.load().as_deref() {
+                emit("", c.latency.as_secs_f64());
+            }
+        },
+    },
+    Family {
+        name: "tollgate_deployment_health_check_timestamp_seconds",
+        kind: "gauge",
+        help: "Unix time the deployment's latest health check ended (absent before the first).",
+        samples: |s, _, emit| {
+            if let Some(c) = s.health.load().as_deref() {
+                emit("", c.checked_at_unix_ms as f64 / 1000.0);
+            }
+        },
+    },
+    Family {
         name: "tollgate_deployment_dropped_failure_reports_total",
         kind: "counter",
         help: "Failure reports lost because the deployment worker's mailbox was full.",

@@ -47,7 +47,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             // Model group names may contain `/` (`openai/gpt-4o`), hence the tail match.
             .route(&format!("{prefix}/models/{{model:.+}}"), web::get().to(openai::model));
     }
-    cfg.route("/health/liveliness", web::get().to(health::liveliness))
+    cfg.route("/health", web::get().to(health::health))
+        .route("/health/liveliness", web::get().to(health::liveliness))
         .route("/health/liveness", web::get().to(health::liveliness))
         .route("/health/readiness", web::get().to(health::readiness))
         .route("/metrics", web::get().to(metrics::metrics))

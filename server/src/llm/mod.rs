@@ -12,6 +12,6 @@ pub mod request;
 pub mod tokens;
 pub mod usage;
 
-pub use failure::{UpstreamError, UpstreamFailure};
+pub use failure::{ErrorClass, PerClass, UpstreamError, UpstreamFailure};
 pub use request::{ChatRequest, CompletionRequest, EmbeddingsRequest, Inbound, MessagesRequest, RequestError};
 pub use usage::Usage;

@@ -108,7 +108,8 @@ impl<'a> Call<'a> {
     fn begin(&self, lifecycle: &Arc<Lifecycle>) -> Settlement {
         self.overhead_ms.set(self.ctx.overhead_ms());
         let mut settle =
-            Settlement::begin(self.deployment.clone(), self.ctx.request_id.clone(), self.stream, lifecycle.enter());
+            Settlement::begin(self.deployment.clone(), self.ctx.request_id.clone(), self.stream, lifecycle.enter())
+                .health_check(self.ctx.health_check);
         settle.watch_race(self.ctx.race_lost());
         settle
     }

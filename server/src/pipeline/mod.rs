@@ -10,6 +10,7 @@ pub mod call;
 pub mod hedge;
 pub mod peek;
 pub mod prime;
+pub mod probe;
 pub mod prompt;
 pub mod relay;
 pub mod route;
@@ -38,6 +39,8 @@ pub struct RequestCtx {
     /// Set by `hedge` only while it drops the call that lost a race: that call's settlement, dropped then, reads
     /// it (every settlement of the request holds a clone) and books the call as cancelled by the hedge.
     race_lost: Rc<Cell<bool>>,
+    /// A health check, not a caller's request: its calls say so in their log lines and failure reports.
+    pub health_check: bool,
 }
 
 impl RequestCtx {
@@ -49,7 +52,13 @@ impl RequestCtx {
             fallback: RefCell::new(None),
             hedged: Cell::new(false),
             race_lost: Rc::default(),
+            health_check: false,
         }
+    }
+
+    /// The context of a health check's call.
+    pub fn health_check(request_id: Arc<str>) -> Self {
+        Self { health_check: true, ..Self::new(request_id) }
     }
 
     /// Counts one more upstream call and returns the count so far.

@@ -75,8 +75,8 @@ where
     }
 }
 
-/// One group: the first call, then up to `num_retries` more (its `fallback_config` retries instead, if it has
-/// them), each preferring a deployment not yet tried.
+/// One group: the first call, then up to `num_retries` more (or `retry_policy`'s number for the last failure's
+/// class; its `fallback_config` retries instead, if it has them), each preferring a deployment not yet tried.
 async fn serve_group<F, Fut, R>(
     ctx: &RequestCtx,
     table: &RoutingTable,
@@ -103,8 +103,8 @@ where
             Err(error) => error,
         };
         trail.failed(group, &id, &error);
-        if fallback::recovery(&error) != Recovery::Retry || retry >= chained.map_or(settings.num_retries, |c| c.retries)
-        {
+        let retries = chained.map_or_else(|| fallback::retries_for(settings, &error), |c| c.retries);
+        if fallback::recovery(&error) != Recovery::Retry || retry >= retries {
             return Err(error);
         }
         retry += 1;

@@ -20,9 +20,10 @@ use std::{
 use crate::{
     clock,
     lifecycle::InFlight,
-    llm::{UpstreamError, UpstreamFailure, Usage},
+    llm::{ErrorClass, UpstreamError, UpstreamFailure, Usage},
     pricing::Pricing,
     routing::{
+        circuit,
         stats::{AccountingGap, ReportFailure, PROBE_RUNNING},
         Deployment,
     },
@@ -55,6 +56,8 @@ pub struct Settlement {
     probe: bool,
     /// The request's "a hedged race is dropping its loser" flag (`RequestCtx::drop_race_loser`), read on drop.
     race_lost: Option<Rc<Cell<bool>>>,
+    /// This call is a health check (background, or `GET /health`): tagged in its log line and its failure report.
+    health_check: bool,
     _in_flight: InFlight,
 }
 
@@ -67,6 +70,7 @@ impl Settlement {
         let probe = deployment.stats.probe.load(Acquire) == PROBE_RUNNING;
         Self {
             probe,
+            health_check: false,
             deployment,
             request_id,
             started: Instant::now(),
@@ -79,6 +83,14 @@ impl Settlement {
             race_lost: None,
             _in_flight: in_flight,
         }
+    }
+
+    /// Marks the call as a health check. A health check is never the half-open probe: it claimed nothing, even if
+    /// a probe is running now.
+    pub fn health_check(mut self, yes: bool) -> Self {
+        self.health_check = yes;
+        self.probe &= !yes;
+        self
     }
 
     pub fn deployment(&self) -> &Deployment {
@@ -124,7 +136,7 @@ impl Settlement {
 
     pub fn broken(&mut self) {
         self.outcome = Outcome::Broken;
-        self.report(UpstreamFailure::Unreachable, None);
+        self.report(UpstreamFailure::Unreachable, None, None);
     }
 
     /// A 2xx response carried an error object (as its body or as a stream event): a failure, whatever the status.
@@ -138,14 +150,14 @@ impl Settlement {
                 stream = self.stream,
                 "upstream sent an error object in a 2xx response"
             );
-            self.report(UpstreamFailure::ErrorInBody, None);
+            self.report(UpstreamFailure::ErrorInBody, None, None);
         }
     }
 
     /// A 2xx response whose body the dialect could not read (reported before any byte reached the caller).
     pub fn malformed(&mut self) {
         self.outcome = Outcome::Failed(UpstreamFailure::Malformed);
-        self.report(UpstreamFailure::Malformed, None);
+        self.report(UpstreamFailure::Malformed, None, None);
     }
 
     /// The upstream answered 2xx but the call was given up before the first event (a first-token timeout, a
@@ -153,25 +165,29 @@ impl Settlement {
     /// may bill for what it generated.
     pub fn abandon(&mut self, error: &UpstreamError) {
         self.outcome = Outcome::Failed(error.failure);
-        self.report(error.failure, None);
+        self.report(error.failure, error.code.as_deref(), None);
     }
 
     /// The call failed before any response byte reached the caller.
     pub fn fail(&mut self, error: &UpstreamError) {
         self.responded = false;
         self.outcome = Outcome::Failed(error.failure);
-        self.report(error.failure, error.retry_after());
+        self.report(error.failure, error.code.as_deref(), error.retry_after());
     }
 
-    fn report(&self, failure: UpstreamFailure, retry_after: Option<std::time::Duration>) {
+    /// Tells the worker about a failure that counts against the deployment (a caller's mistake only when
+    /// `allowed_fails_policy` names its class); one that does not count sends nothing.
+    fn report(&self, failure: UpstreamFailure, code: Option<&str>, retry_after: Option<std::time::Duration>) {
         let stats = &self.deployment.stats;
         stats.failures.fetch_add(1, Relaxed);
-        if !failure.counts_against_deployment() {
+        let class = ErrorClass::of(failure, code);
+        if !circuit::counts(&self.deployment.allowed_fails_policy, failure, class) {
             return;
         }
         if let Some(worker) = &self.deployment.worker {
+            let report = ReportFailure { failure, class, retry_after, health_check: self.health_check };
             // Never wait on the worker: a full mailbox costs one lost report, counted, not a stalled request.
-            if worker.try_send(ReportFailure { failure, retry_after }).is_err() {
+            if worker.try_send(report).is_err() {
                 let dropped = stats.dropped_reports.fetch_add(1, Relaxed) + 1;
                 // The first drop and then every power of two: visible without flooding the log under overload.
                 if dropped.is_power_of_two() {
@@ -278,6 +294,7 @@ impl Drop for Settlement {
             deployment = %d.id,
             provider = d.provider.name(),
             stream = self.stream,
+            health_check = self.health_check,
             outcome,
             prompt_tokens = usage.prompt_tokens,
             completion_tokens = usage.completion_tokens,
@@ -313,7 +330,8 @@ mod tests {
         let yaml = "model_list: [{model_name: m, litellm_params: {model: mock/x}}]\n";
         let config = Config::load_str(yaml, &env).unwrap_or_else(|e| unreachable!("{e}"));
         let stats = Arc::default();
-        let worker = DeploymentWorker::new("m#0".into(), stats, 0, Duration::from_secs(1)).start();
+        let circuit = crate::routing::circuit::Circuit::from(&config.router);
+        let worker = DeploymentWorker::new("m#0".into(), stats, circuit).start();
         let _ = worker.send(Retire).await;
         actix_rt::time::sleep(Duration::from_millis(20)).await;
         let table = RoutingTable::build(&config, &env, pricing::vendored(), |_, _, _| Some(worker.clone().recipient()))

@@ -3,7 +3,11 @@
 
 use std::time::Duration;
 
-use crate::{config::RetrySettings, error::ApiError, llm::UpstreamFailure};
+use crate::{
+    config::RetrySettings,
+    error::ApiError,
+    llm::{ErrorClass, UpstreamFailure},
+};
 
 /// Why a request moves on to another model group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +60,17 @@ pub fn recovery(error: &ApiError) -> Recovery {
         | ApiError::Access(_)
         | ApiError::Exhausted { .. } => Recovery::Stop,
     }
+}
+
+/// How many retries within the group a request gets when a call failed with `error`: `retry_policy`'s number for
+/// the error's class when the config sets one (LiteLLM's `RetryPolicy`), else `num_retries`. Only failures
+/// [`recovery`] calls [`Recovery::Retry`] are retried at all, whatever the policy says.
+pub fn retries_for(settings: &RetrySettings, error: &ApiError) -> u32 {
+    let class = match error {
+        ApiError::Upstream(u) => ErrorClass::of(u.failure, u.code.as_deref()),
+        _ => None,
+    };
+    class.and_then(|c| settings.retry_policy.get(c)).unwrap_or(settings.num_retries)
 }
 
 /// The groups to try after `model`'s failed for `kind`, in order, at most `max_fallbacks`: the request's own
@@ -169,6 +184,7 @@ mod tests {
         };
         RetrySettings {
             num_retries: 2,
+            retry_policy: crate::llm::PerClass::default(),
             retry_after: Duration::ZERO,
             fallbacks: map(&[("a", &["b", "c", "a"])]),
             default_fallbacks: vec!["d".into()],
@@ -196,6 +212,25 @@ mod tests {
         }
         let limited = RetrySettings { max_fallbacks: 1, ..settings() };
         assert_eq!(fallback_groups(&limited, "a", General, None), ["b"]);
+    }
+
+    #[test]
+    fn retry_policy_replaces_num_retries_for_its_class() {
+        use UpstreamFailure::*;
+        let mut s = settings();
+        s.retry_policy.set(ErrorClass::Timeout, Some(5));
+        s.retry_policy.set(ErrorClass::RateLimit, Some(0));
+        let cases = [
+            (upstream(Timeout, None), 5),
+            (upstream(Status(408), None), 5),
+            (upstream(Status(429), Some("rate_limit_exceeded")), 0),
+            (upstream(Status(500), None), 2),
+            (upstream(Unreachable, None), 2),
+            (ApiError::NoHealthyDeployment { model: "m".into(), retry_after_secs: 1 }, 2),
+        ];
+        for (error, want) in cases {
+            assert_eq!(retries_for(&s, &error), want, "{error:?}");
+        }
     }
 
     #[test]

@@ -12,16 +12,42 @@ use std::{
 };
 
 use actix::Message;
+use arc_swap::ArcSwapOption;
 
-use crate::llm::{UpstreamFailure, Usage};
+use crate::llm::{ErrorClass, UpstreamFailure, Usage};
 
 /// An upstream call of this deployment failed; sent to the deployment's worker with `try_send`.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct ReportFailure {
     pub failure: UpstreamFailure,
+    /// LiteLLM's error class of the failure (for `allowed_fails_policy`), when it has one.
+    pub class: Option<ErrorClass>,
     /// The upstream's `retry-after`, when it sent one: the cooldown lasts at least that long.
     pub retry_after: Option<Duration>,
+    /// The call was a health check.
+    pub health_check: bool,
+}
+
+#[cfg(test)]
+impl ReportFailure {
+    /// A failure of an ordinary call, without `retry-after`.
+    pub fn of(failure: UpstreamFailure) -> Self {
+        Self { failure, class: ErrorClass::of(failure, None), retry_after: None, health_check: false }
+    }
+}
+
+/// A deployment's latest health check: published by whoever ran it (its worker in the background, or
+/// `GET /health`), read by `GET /health`, `GET /metrics` and `GET /routing/explain`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheck {
+    pub healthy: bool,
+    /// The whole call, until its answer was read.
+    pub latency: Duration,
+    /// Why it failed: the error message a caller would have got (secrets scrubbed, as in every upstream error).
+    pub error: Option<String>,
+    /// Unix time of the check's end, in milliseconds (wall clock: it is shown to people, never compared).
+    pub checked_at_unix_ms: u64,
 }
 
 /// Why a call's money could not be counted exactly. Each is counted per deployment and logged once per cause per
@@ -99,6 +125,8 @@ pub struct DeploymentStats {
     pub probe: AtomicU8,
     /// Failure reports the worker's mailbox had no room for.
     pub dropped_reports: AtomicU64,
+    /// The latest health check, `None` before the first.
+    pub health: ArcSwapOption<HealthCheck>,
     gaps: [AtomicU64; AccountingGap::ALL.len()],
     gap_logged: [AtomicBool; AccountingGap::ALL.len()],
 }

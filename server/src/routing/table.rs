@@ -23,6 +23,7 @@ use super::{
 use crate::{
     config::{Config, ConfigError, EnvLookup, GroupRetry, RetrySettings},
     error::ApiError,
+    llm::PerClass,
     pricing::{self, Catalog, Pricing},
     providers::Provider,
 };
@@ -43,6 +44,11 @@ pub struct Deployment {
     pub stream_idle_timeout: Duration,
     /// Parameters the provider cannot take are dropped instead of refused.
     pub drop_params: bool,
+    /// `model_info.mode: embedding`: health checks send one short embedding instead of a 1-token chat.
+    pub embedding: bool,
+    /// `router_settings.allowed_fails_policy`: which failures the settlement reports to the worker
+    /// (`routing::circuit::counts`).
+    pub allowed_fails_policy: PerClass,
     pub weight: u64,
     /// `litellm_params.order`: the priority tier (lowest first).
     pub order: Option<u32>,
@@ -89,6 +95,9 @@ pub struct RoutingTable {
     pub strategy: Strategy,
     /// `router_settings.hedge_after_ms`, by model group.
     hedge_after: HashMap<String, Duration>,
+    /// `general_settings.background_health_checks`: workers probe their deployments, and `GET /health` answers
+    /// from their latest results instead of probing when asked.
+    pub background_health_checks: bool,
     /// Group names in config order, for `/v1/models`, then the models several names serve by `router.weights`.
     names: Vec<String>,
     /// The seed's rules (context windows, capabilities, cost threshold).
@@ -128,6 +137,7 @@ impl RoutingTable {
                 cost_threshold: seed.cost_threshold,
             },
             hedge_after: config.router.hedge_after.iter().map(|(g, d)| (g.clone(), *d)).collect(),
+            background_health_checks: config.health_checks.background_interval.is_some(),
             ..Self::default()
         };
         for d in &config.deployments {
@@ -166,6 +176,8 @@ impl RoutingTable {
                 stream_timeout: d.stream_timeout,
                 stream_idle_timeout: d.stream_idle_timeout,
                 drop_params: d.drop_params,
+                embedding: config.health_checks.embedding.contains(&d.id),
+                allowed_fails_policy: config.router.allowed_fails_policy,
                 weight: strategy::weight_of(d.weight, d.rpm, d.tpm),
                 order: config.router.order.get(&d.id).copied(),
                 rpm: d.rpm,

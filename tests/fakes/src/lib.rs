@@ -23,6 +23,7 @@
 //! | `keepalive-only` | 200 event-stream headers, then a `: keep-alive` comment every 50 ms, no event    |
 //! | `late-first-<ms>` | 200 headers at once, the `normal` answer (streamed or whole) ms later             |
 //! | `trickle`     | the `normal` whole answer in 20 pieces 100 ms apart (records `stream_dropped` if cut) |
+//! | `switch-<name>` | the mode switch `<name>` is set to (`normal` until set): [`FakeUpstream::set_switch`] or `PUT /__fake/switch/<name>` |
 //!
 //! Azure OpenAI's `/openai/deployments/{d}/chat/completions` and `/embeddings` answer the same way, and refuse a
 //! request without `?api-version=` with a 400 as Azure does (see `openai.rs`).
@@ -83,7 +84,7 @@ use std::{net::TcpListener, sync::mpsc, thread, time::Duration};
 
 use actix_web::{web, App, HttpServer};
 pub use connect_proxy::{ConnectProxy, SeenConnect};
-pub use record::Recorder;
+pub use record::{clock_ms, Recorder};
 pub use tls::TestCa;
 
 /// Builds the server on an already-bound listener; the caller runs it inside an actix system.
@@ -183,6 +184,12 @@ impl FakeUpstream {
     /// Notable events, oldest first, e.g. `stream_dropped:<seq>`.
     pub fn events(&self) -> Vec<String> {
         self.recorder.events()
+    }
+
+    /// Requests for model `switch-<name>` (chat and embeddings) now behave as model `mode` does: flips a
+    /// deployment between failing and healthy while the gateway's config stays the same.
+    pub fn set_switch(&self, name: &str, mode: &str) {
+        self.recorder.set_switch(name, mode);
     }
 
     /// Forgets recorded requests and events.

@@ -205,7 +205,7 @@ async fn chat(req: HttpRequest, body: web::Bytes, rec: web::Data<Recorder>) -> H
     if let Some(reply) = agent::reply(&model, &parsed, &id) {
         return reply;
     }
-    let mode = Mode::from_model(&model);
+    let mode = Mode::from_model(&rec.mode_of(&model));
     let mut watch =
         matches!(mode, Mode::Hang | Mode::Delay(_)).then(|| Waiting { rec: rec.get_ref().clone(), seq, over: false });
     if let Mode::Pieces(n) = mode {
@@ -418,7 +418,7 @@ async fn embeddings(req: HttpRequest, body: web::Bytes, rec: web::Data<Recorder>
     let model = parsed["model"].as_str().unwrap_or_default().to_owned();
     let inputs = embedding_inputs(&parsed["input"]);
     rec.request(target(&req), headers_json(&req), parsed);
-    if let Some(early) = error_hang_or_delay(Mode::from_model(&model)).await {
+    if let Some(early) = error_hang_or_delay(Mode::from_model(&rec.mode_of(&model))).await {
         return early;
     }
     let Some(inputs) = inputs else {

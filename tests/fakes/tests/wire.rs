@@ -364,6 +364,21 @@ fn requests_are_recorded_and_cleared() {
 }
 
 #[test]
+fn switches_flip_a_model_between_modes_over_http() {
+    let fake = FakeUpstream::start();
+    assert_eq!(post(&fake.url, CHAT, &chat("switch-a", json!({}))).status, 200, "normal until set");
+    assert_eq!(request(&fake.url, "PUT", "/__fake/switch/a", Some("rate-limited-2")).status, 204);
+    let r = post(&fake.url, CHAT, &chat("switch-a", json!({})));
+    assert_eq!((r.status, r.header("retry-after")), (429, Some("2")));
+    assert_eq!(post(&fake.url, "/v1/embeddings", &json!({"model": "switch-a", "input": "x"}).to_string()).status, 429);
+    fake.set_switch("a", "normal");
+    assert_eq!(post(&fake.url, CHAT, &chat("switch-a", json!({}))).status, 200);
+    let seen = fake.requests();
+    assert_eq!(seen.len(), 4);
+    assert!(seen.windows(2).all(|w| w[0]["at_ms"].as_u64() <= w[1]["at_ms"].as_u64()), "arrival times in order");
+}
+
+#[test]
 fn cut_and_cut_json_end_the_stream_early() {
     let fake = FakeUpstream::start();
     let head = |model: &str| {

@@ -8,8 +8,8 @@
 mod environment;
 mod interpolate;
 mod raw;
-mod store;
 mod seed;
+mod store;
 mod upstream;
 
 use std::{collections::BTreeMap, path::Path, sync::Arc, time::Duration};
@@ -20,8 +20,8 @@ use self::raw::{RawConfig, RawLitellmSettings, RawModelEntry, RawRouterSettings,
 pub use self::{
     environment::Env,
     interpolate::EnvLookup,
-    store::{StoreSettings, DEFAULT_DATABASE_URL},
     seed::{DeploymentTraits, GroupRetry, RoutingRules},
+    store::{StoreSettings, DEFAULT_DATABASE_URL},
     upstream::{TlsTrust, UpstreamConfig},
 };
 use crate::secret::Secret;

@@ -153,36 +153,37 @@ async fn call_for(gw: &Gateway, route: &str, n: &mut u32) -> (String, Option<Val
     }
 }
 
-/// The role matrix: every management route × every role. 400 on /config/reload means "allowed": an in-process
+/// The role matrix: every management route × every role (the brief's seven callers, and an
+/// `internal_user_viewer` member of team A). 400 on /config/reload means "allowed": an in-process
 /// gateway has no config file to re-read.
-const MATRIX: [(&str, [u16; 7]); 26] = [
-    // route                  master  admin  viewer  team-admin  member  other-team  nobody
-    ("/key/generate", /*  */ [200, 200, 403, 200, 200, 403, 401]),
-    ("/key/update", /*    */ [200, 200, 403, 200, 200, 404, 401]),
-    ("/key/delete", /*    */ [200, 200, 403, 200, 200, 404, 401]),
-    ("/key/info", /*      */ [200, 200, 200, 200, 200, 404, 401]),
-    ("/key/list", /*      */ [200, 200, 200, 200, 200, 200, 401]),
-    ("/key/regenerate", /**/ [200, 200, 403, 200, 200, 404, 401]),
-    ("/key/block", /*     */ [200, 200, 403, 200, 403, 404, 401]),
-    ("/key/unblock", /*   */ [200, 200, 403, 200, 403, 404, 401]),
-    ("/team/new", /*      */ [200, 200, 403, 403, 403, 403, 401]),
-    ("/team/update", /*   */ [200, 200, 403, 403, 403, 403, 401]),
-    ("/team/delete", /*   */ [200, 200, 403, 403, 403, 403, 401]),
-    ("/team/info", /*     */ [200, 200, 200, 200, 200, 404, 401]),
-    ("/team/list", /*     */ [200, 200, 200, 200, 200, 200, 401]),
-    ("/team/member_add", [200, 200, 403, 200, 403, 404, 401]),
-    ("/team/member_delete", [200, 200, 403, 200, 403, 404, 401]),
-    ("/team/member_update", [200, 200, 403, 200, 403, 404, 401]),
-    ("/team/block", /*    */ [200, 200, 403, 403, 403, 403, 401]),
-    ("/team/unblock", /*  */ [200, 200, 403, 403, 403, 403, 401]),
-    ("/user/new", /*      */ [200, 200, 403, 403, 403, 403, 401]),
-    ("/user/update", /*   */ [200, 200, 403, 403, 403, 403, 401]),
-    ("/user/delete", /*   */ [200, 200, 403, 403, 403, 403, 401]),
-    ("/user/info", /*     */ [200, 200, 200, 404, 200, 404, 401]),
-    ("/user/list", /*     */ [200, 200, 200, 403, 403, 403, 401]),
-    ("/invitation/new", /**/ [200, 200, 403, 403, 403, 403, 401]),
-    ("/routing/explain", [200, 200, 200, 403, 403, 403, 401]),
-    ("/config/reload", /* */ [400, 400, 403, 403, 403, 403, 401]),
+const MATRIX: [(&str, [u16; 8]); 26] = [
+    // route                  master  admin  viewer  team-admin  member  other-team  team-viewer  nobody
+    ("/key/generate", /*  */ [200, 200, 403, 200, 200, 403, 403, 401]),
+    ("/key/update", /*    */ [200, 200, 403, 200, 200, 404, 403, 401]),
+    ("/key/delete", /*    */ [200, 200, 403, 200, 200, 404, 403, 401]),
+    ("/key/info", /*      */ [200, 200, 200, 200, 200, 404, 200, 401]),
+    ("/key/list", /*      */ [200, 200, 200, 200, 200, 200, 200, 401]),
+    ("/key/regenerate", /**/ [200, 200, 403, 200, 200, 404, 403, 401]),
+    ("/key/block", /*     */ [200, 200, 403, 200, 403, 404, 403, 401]),
+    ("/key/unblock", /*   */ [200, 200, 403, 200, 403, 404, 403, 401]),
+    ("/team/new", /*      */ [200, 200, 403, 403, 403, 403, 403, 401]),
+    ("/team/update", /*   */ [200, 200, 403, 403, 403, 403, 403, 401]),
+    ("/team/delete", /*   */ [200, 200, 403, 403, 403, 403, 403, 401]),
+    ("/team/info", /*     */ [200, 200, 200, 200, 200, 404, 200, 401]),
+    ("/team/list", /*     */ [200, 200, 200, 200, 200, 200, 200, 401]),
+    ("/team/member_add", [200, 200, 403, 200, 403, 404, 403, 401]),
+    ("/team/member_delete", [200, 200, 403, 200, 403, 404, 403, 401]),
+    ("/team/member_update", [200, 200, 403, 200, 403, 404, 403, 401]),
+    ("/team/block", /*    */ [200, 200, 403, 403, 403, 403, 403, 401]),
+    ("/team/unblock", /*  */ [200, 200, 403, 403, 403, 403, 403, 401]),
+    ("/user/new", /*      */ [200, 200, 403, 403, 403, 403, 403, 401]),
+    ("/user/update", /*   */ [200, 200, 403, 403, 403, 403, 403, 401]),
+    ("/user/delete", /*   */ [200, 200, 403, 403, 403, 403, 403, 401]),
+    ("/user/info", /*     */ [200, 200, 200, 404, 200, 404, 404, 401]),
+    ("/user/list", /*     */ [200, 200, 200, 403, 403, 403, 403, 401]),
+    ("/invitation/new", /**/ [200, 200, 403, 403, 403, 403, 403, 401]),
+    ("/routing/explain", [200, 200, 200, 403, 403, 403, 403, 401]),
+    ("/config/reload", /* */ [400, 400, 403, 403, 403, 403, 403, 401]),
 ];
 
 async fn role_matrix(database_url: &str) {
@@ -196,6 +197,7 @@ async fn role_matrix(database_url: &str) {
         ("team admin", user(&gw, "team-admin", "internal_user", Some(("ta", "admin"))).await),
         ("team member", user(&gw, "member", "internal_user", Some(("ta", "user"))).await),
         ("other team's member", user(&gw, "other", "internal_user", Some(("tb", "user"))).await),
+        ("team viewer", user(&gw, "team-viewer", "internal_user_viewer", Some(("ta", "user"))).await),
         ("no credentials", Who::Nobody),
     ];
     let mut n = 0;
@@ -212,7 +214,7 @@ async fn role_matrix(database_url: &str) {
             }
         }
     }
-    assert!(wrong.is_empty(), "{} of {} cells differ:\n{}", wrong.len(), MATRIX.len() * 7, wrong.join("\n"));
+    assert!(wrong.is_empty(), "{} of {} cells differ:\n{}", wrong.len(), MATRIX.len() * roles.len(), wrong.join("\n"));
 }
 
 #[actix_rt::test]
@@ -335,6 +337,8 @@ async fn member_self_service(database_url: &str) {
     admin_post(&gw, "/team/update", json!({"team_id": "ta", "models": ["b"]})).await;
     let narrowed = chat(&gw, &new_key, "a").await;
     assert_eq!((narrowed.status, code(&narrowed)), (403, "model_not_allowed"), "{}", narrowed.text);
+    let renamed = mia.post(&gw, "/key/update", &json!({"key": new_key, "key_alias": "still mine"})).await;
+    assert_eq!(renamed.status, 200, "a key made before its team narrowed can still be renamed: {}", renamed.text);
     admin_post(&gw, "/team/block", json!({"team_id": "ta"})).await;
     let blocked = chat(&gw, &team_wide, "b").await;
     assert_eq!((blocked.status, code(&blocked)), (403, "team_blocked"), "{}", blocked.text);

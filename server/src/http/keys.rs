@@ -106,12 +106,7 @@ fn check_owner(principal: &Principal, scope: Scope, requested: Option<&str>) -> 
 }
 
 /// A key's team as the caller may set it: within their scope, the team existing, the models within the team's.
-async fn check_team_and_owner(
-    state: &AppState,
-    principal: &Principal,
-    scope: Scope,
-    row: &KeyRow,
-) -> Result<(), ApiError> {
+async fn check_team(state: &AppState, principal: &Principal, scope: Scope, row: &KeyRow) -> Result<(), ApiError> {
     if scope != Scope::All {
         let Some(team_id) = row.team_id.as_deref() else {
             return Err(AccessError::bad_input("team_id", "members create keys in a team: set `team_id`").into());
@@ -140,7 +135,7 @@ async fn generate(
             request.user_id = principal.user_id.clone();
         }
         let (value, row) = manage::new_key(request, principal.name(), clock::unix_secs())?;
-        check_team_and_owner(&state, &principal, scope, &row).await?;
+        check_team(&state, &principal, scope, &row).await?;
         let store = state.keys.store();
         if store.key_by_hash(&row.token_hash).await.map_err(store_error)?.is_some() {
             return Err(AccessError::bad_input("key", "a key with this value already exists").into());
@@ -161,8 +156,13 @@ async fn update(req: HttpRequest, payload: web::Payload, state: web::Data<AppSta
         check_owner(&principal, scope, request.user_id.as_deref())?;
         let row = reachable_key(&state, &principal, scope, &reference).await?;
         let hash = KeyHash::from_reference(&reference);
+        // Only a change of models or team is checked against the team: a key made before its team was narrowed
+        // can still be renamed or blocked.
+        let regrants = request.models.is_some() || request.team_id.is_some();
         let row = manage::updated(row, request, principal.name(), clock::unix_secs())?;
-        check_team_and_owner(&state, &principal, scope, &row).await?;
+        if regrants {
+            check_team(&state, &principal, scope, &row).await?;
+        }
         let store = state.keys.store();
         let row = store.update_key(row).await.map_err(store_error)?.ok_or_else(|| not_found(&reference))?;
         state.keys.invalidate(&hash);

@@ -2,8 +2,8 @@
 """Checks the layering invariants ARCHITECTURE.md states, on the sources of server/src (test modules excluded).
 
 Each rule names a module (a folder or a file under server/src), the crate modules it must not import, and text it
-must not contain; and every management route's handler names its row of the role table (`Route::`). Exits 1 with one line per violation. Run by scripts/test.sh; run it alone with
-`python3 scripts/check_layering.py`.
+must not contain; and every management route's handler names its row of the role table (`Route::`). Exits 1 with
+one line per violation. Run by scripts/test.sh; run it alone with `python3 scripts/check_layering.py`.
 """
 import pathlib
 import re

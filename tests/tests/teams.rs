@@ -386,3 +386,30 @@ async fn the_master_key_signs_in_as_admin_and_team_budgets_are_refused() {
     let deleted = admin.post(&gw, "/team/delete", &json!({"team_ids": ["t"]})).await;
     assert_eq!(deleted.json["deleted_teams"], json!(["t"]), "{}", deleted.text);
 }
+
+/// A team change made through one gateway reaches a second gateway on the same store within its key cache TTL
+/// (1 s here), and at once on the first.
+#[actix_rt::test]
+async fn a_team_change_reaches_a_replica_within_the_cache_ttl() {
+    let schema = PgSchema::new();
+    let config = format!("{CONFIG}  user_api_key_cache_ttl: 1\n");
+    let gw = Gateway::start_on(&config, &schema.url());
+    let replica = Gateway::start_on(&config, &schema.url());
+    admin_post(&gw, "/team/new", json!({"team_id": "t", "models": ["a"]})).await;
+    let key = team_key(&gw, "t", json!([])).await;
+    assert_eq!(chat(&replica, &key, "a").await.status, 200);
+    admin_post(&gw, "/team/block", json!({"team_id": "t"})).await;
+    assert_eq!(chat(&gw, &key, "a").await.status, 403, "at once here");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let mut got = 0;
+    while std::time::Instant::now() < deadline {
+        got = chat(&replica, &key, "a").await.status;
+        if got == 403 {
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(got, 403, "the replica drops the team's key within its TTL");
+    admin_post(&gw, "/team/delete", json!({"team_ids": ["t"]})).await;
+    assert_eq!(chat(&gw, &key, "a").await.status, 401, "deleted with its team");
+}

@@ -2,8 +2,8 @@
 """Checks the layering invariants ARCHITECTURE.md states, on the sources of server/src (test modules excluded).
 
 Each rule names a module (a folder or a file under server/src), the crate modules it must not import, and text it
-must not contain. Exits 1 with one line per violation. Run by scripts/test.sh; run it alone with
-`python3 scripts/check_layering.py`.
+must not contain; and every management route's handler names its row of the role table (`Route::`). Exits 1 with
+one line per violation. Run by scripts/test.sh; run it alone with `python3 scripts/check_layering.py`.
 """
 import pathlib
 import re
@@ -66,6 +66,42 @@ def files(module):
     return [path] if path.is_file() else sorted(path.rglob("*.rs"))
 
 
+# Management routes: every handler a route is registered to names its `Route` (the role table's row), itself or
+# through a helper it calls; only the routes that hand out credentials are open.
+MANAGEMENT = ("http/keys.rs", "http/teams.rs", "http/users.rs", "http/login.rs")
+OPEN_HANDLERS = {"login", "logout", "claim_token"}
+
+
+def fn_bodies(text):
+    """Top-level `fn` name -> its text up to the next top-level item."""
+    parts = re.split(r"\n(?=(?:pub(?:\([a-z]+\))? )?(?:async )?fn |#\[derive|struct |const |pub fn configure)", text)
+    bodies = {}
+    for part in parts:
+        m = re.match(r"(?:pub(?:\([a-z]+\))? )?(?:async )?fn (\w+)", part.strip())
+        if m:
+            bodies[m.group(1)] = part
+    return bodies
+
+
+def unguarded_management_handlers():
+    problems = []
+    for rel in MANAGEMENT:
+        text = source(SRC / rel)
+        bodies = fn_bodies(text)
+
+        def guarded(name, seen=()):
+            body = bodies.get(name, "")
+            if "Route::" in body:
+                return True
+            called = set(re.findall(r"\b(\w+)\(", body)) & set(bodies) - {name} - set(seen)
+            return any(guarded(c, seen + (name,)) for c in called)
+
+        for handler in re.findall(r"\.to\((\w+)\)", text):
+            if handler not in OPEN_HANDLERS and not guarded(handler):
+                problems.append(f"{rel}: handler `{handler}` names no Route (every management route has a role rule)")
+    return problems
+
+
 def main():
     problems = []
     for module, banned, patterns in RULES:
@@ -84,6 +120,7 @@ def main():
         rel = str(f.relative_to(SRC))
         if not rel.startswith("store/") and DB_CRATE.search(source(f)):
             problems.append(f"{rel}: uses the database crate outside store/ (all SQL lives in store/)")
+    problems += unguarded_management_handlers()
     for p in problems:
         print(p)
     if problems:

@@ -349,6 +349,15 @@ pub async fn get(base: &str, path: &str, key: Option<&str>) -> Reply {
     read_reply(authorized(client().get(format!("{base}{path}")), key).send().await.expect("request sent")).await
 }
 
+/// GETs `path` with exactly these headers, reading the whole response.
+pub async fn get_with(base: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut req = client().get(format!("{base}{path}"));
+    for (name, value) in headers {
+        req = req.insert_header((*name, *value));
+    }
+    read_reply(req.send().await.expect("request sent")).await
+}
+
 fn authorized(req: awc::ClientRequest, key: Option<&str>) -> awc::ClientRequest {
     match key {
         Some(key) => req.insert_header(("authorization", format!("Bearer {key}"))),

@@ -3,7 +3,9 @@
 
 pub mod app_user;
 pub mod end_user;
+pub mod invitation;
 pub mod membership;
+pub mod session;
 pub mod spend;
 pub mod team;
 pub mod virtual_key;

@@ -9,6 +9,9 @@
 //! - Entries live `ttl` (`general_settings.user_api_key_cache_ttl`, LiteLLM's name, default 60 s): the bound on
 //!   how long another replica may still honour a key changed elsewhere. In this process, a change through the
 //!   management API drops the entry at once ([`KeyCache::invalidate`]).
+//! - A key's entry holds what the request path needs of its team (models, blocked), read in the same lookup; a
+//!   team change in this process drops every entry of that team ([`KeyCache::invalidate_team`]), so no key is
+//!   served with a stale team here, and other replicas see it within `ttl`, as for keys.
 
 use std::{
     collections::HashMap,
@@ -110,14 +113,22 @@ impl KeyCache {
         }
     }
 
+    /// Forgets every key of `team_id` (the team changed or was deleted).
+    pub fn invalidate_team(&self, team_id: &str) {
+        self.0.generation.fetch_add(1, SeqCst);
+        if let Ok(mut entries) = self.0.entries.write() {
+            entries.retain(|_, e| e.key.as_ref().and_then(|k| k.team.as_ref()).is_none_or(|t| t.team_id != team_id));
+        }
+    }
+
     fn lookup(&self, hash: KeyHash) -> Shared<BoxFuture<'static, Found>> {
         let inner = self.0.clone();
         let generation = inner.generation.load(SeqCst);
         async move {
             inner.lookups.fetch_add(1, SeqCst);
-            let read = actix_rt::time::timeout(LOOKUP_DEADLINE, inner.store.key_by_hash(&hash.hex())).await;
+            let read = actix_rt::time::timeout(LOOKUP_DEADLINE, read_key(&inner.store, hash)).await;
             let found = match read {
-                Ok(Ok(row)) => Ok(row.as_ref().and_then(KeyRecord::from_row).map(Arc::new)),
+                Ok(Ok(key)) => Ok(key.map(Arc::new)),
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "key lookup failed");
                     Err(AccessError::StoreUnavailable)
@@ -143,6 +154,16 @@ impl KeyCache {
         .boxed()
         .shared()
     }
+}
+
+/// A key and its team, in two reads within one deadline.
+async fn read_key(store: &Store, hash: KeyHash) -> Result<Option<KeyRecord>, crate::store::StoreError> {
+    let Some(row) = store.key_by_hash(&hash.hex()).await? else { return Ok(None) };
+    let team = match &row.team_id {
+        Some(id) => store.team_by_id(id).await?,
+        None => None,
+    };
+    Ok(KeyRecord::from_rows(&row, team.as_ref()))
 }
 
 #[cfg(test)]

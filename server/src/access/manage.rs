@@ -12,7 +12,7 @@ use super::{period::Period, token, AccessError};
 use crate::store::keys::KeyRow;
 
 /// Fields of LiteLLM's key requests that tollgate stores no limit for yet.
-const NOT_YET: [&str; 12] = [
+const NOT_YET: [&str; 11] = [
     "max_budget",
     "budget_duration",
     "soft_budget",
@@ -22,7 +22,6 @@ const NOT_YET: [&str; 12] = [
     "max_parallel_requests",
     "model_rpm_limit",
     "model_tpm_limit",
-    "team_id",
     "tags",
     "allowed_routes",
 ];
@@ -38,6 +37,8 @@ pub struct KeyRequest {
     pub duration: Option<String>,
     pub models: Option<Vec<String>>,
     pub user_id: Option<String>,
+    /// The key's team: it may call only models the team may, and stops when the team is blocked.
+    pub team_id: Option<String>,
     pub metadata: Option<Map<String, Value>>,
     pub blocked: Option<bool>,
     // Refused until enforced (see NOT_YET); accepted by the parser so the refusal can name them.
@@ -50,7 +51,6 @@ pub struct KeyRequest {
     pub max_parallel_requests: Option<Value>,
     pub model_rpm_limit: Option<Value>,
     pub model_tpm_limit: Option<Value>,
-    pub team_id: Option<Value>,
     pub tags: Option<Value>,
     pub allowed_routes: Option<Value>,
 }
@@ -69,7 +69,6 @@ impl KeyRequest {
             &request.max_parallel_requests,
             &request.model_rpm_limit,
             &request.model_tpm_limit,
-            &request.team_id,
             &request.tags,
             &request.allowed_routes,
         ]
@@ -159,7 +158,7 @@ pub fn new_key(request: KeyRequest, created_by: &str, now: i64) -> Result<(Strin
         key_name: token::display_name(&value),
         key_alias: request.key_alias,
         user_id: request.user_id,
-        team_id: None,
+        team_id: request.team_id.filter(|t| !t.is_empty()),
         models: json!(models),
         max_budget_nanos: None,
         budget_duration: None,
@@ -193,6 +192,9 @@ pub fn updated(mut row: KeyRow, request: KeyRequest, updated_by: &str, now: i64)
     }
     if let Some(user) = request.user_id {
         row.user_id = Some(user);
+    }
+    if let Some(team) = request.team_id {
+        row.team_id = Some(team).filter(|t| !t.is_empty());
     }
     if let Some(metadata) = request.metadata {
         row.metadata = Value::Object(metadata);
@@ -301,7 +303,7 @@ mod tests {
     fn refuses_what_it_cannot_honour_naming_it() {
         let cases: &[(&[u8], &str, &str)] = &[
             (br#"{"max_budget":10,"rpm_limit":5}"#, "not_supported_yet", "max_budget, rpm_limit"),
-            (br#"{"team_id":"t1"}"#, "not_supported_yet", "team_id"),
+            (br#"{"tags":["t1"]}"#, "not_supported_yet", "tags"),
             (br#"{"nope":1}"#, "invalid_value", "unknown field `nope`"),
             (br#"{"models":"gpt-4o"}"#, "invalid_value", "invalid type"),
             (b"{", "invalid_value", "invalid request body"),

@@ -7,15 +7,20 @@
 
 pub mod cache;
 pub mod manage;
+pub mod password;
 pub mod period;
+pub mod roles;
+pub mod session;
+pub mod teams;
 pub mod token;
+pub mod users;
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
 use self::token::KeyHash;
-use crate::store::keys::KeyRow;
+use crate::store::{keys::KeyRow, teams::TeamRow};
 
 /// LiteLLM's value in a key's `models` that means every model.
 pub const ALL_MODELS: &str = "all-proxy-models";
@@ -34,9 +39,44 @@ pub struct KeyRecord {
     /// Unix seconds.
     pub expires_at: Option<i64>,
     pub blocked: bool,
+    /// What the request path needs of the key's team (loaded with the key, dropped with it on a team change).
+    pub team: Option<TeamGrant>,
+}
+
+/// A team as the request path sees it through one of its keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TeamGrant {
+    pub team_id: String,
+    /// Model groups the team may call; empty (or [`ALL_MODELS`]) means all.
+    pub models: Vec<String>,
+    pub blocked: bool,
+}
+
+impl TeamGrant {
+    pub fn from_row(row: &TeamRow) -> TeamGrant {
+        TeamGrant { team_id: row.team_id.clone(), models: string_list(&row.models), blocked: row.blocked }
+    }
+}
+
+/// Whether a model list (empty or holding [`ALL_MODELS`]: every model) lets `model` through.
+pub fn list_allows(models: &[String], model: &str) -> bool {
+    models.is_empty() || models.iter().any(|m| m == model || m == ALL_MODELS)
 }
 
 impl KeyRecord {
+    /// The request path's record of a key row and its team's row. A key whose team row is missing (deleted
+    /// between two reads) gets a blocked grant: it must not outlive its team's restrictions.
+    pub fn from_rows(row: &KeyRow, team: Option<&TeamRow>) -> Option<KeyRecord> {
+        let grant = match (&row.team_id, team) {
+            (None, _) => None,
+            (Some(_), Some(t)) => Some(TeamGrant::from_row(t)),
+            (Some(id), None) => Some(TeamGrant { team_id: id.clone(), models: Vec::new(), blocked: true }),
+        };
+        let mut record = KeyRecord::from_row(row)?;
+        record.team = grant;
+        Some(record)
+    }
+
     pub fn from_row(row: &KeyRow) -> Option<KeyRecord> {
         Some(KeyRecord {
             hash: KeyHash::from_hex(&row.token_hash)?,
@@ -47,13 +87,17 @@ impl KeyRecord {
             models: string_list(&row.models),
             expires_at: row.expires_at,
             blocked: row.blocked,
+            team: None,
         })
     }
 
-    /// Whether the key may be used at `now` (Unix seconds): not blocked, not expired.
+    /// Whether the key may be used at `now` (Unix seconds): not blocked, not expired, its team not blocked.
     pub fn usable(&self, now: i64) -> Result<(), AccessError> {
         if self.blocked {
             return Err(AccessError::KeyBlocked { name: self.name.clone() });
+        }
+        if let Some(team) = self.team.as_ref().filter(|t| t.blocked) {
+            return Err(AccessError::TeamBlocked { name: self.name.clone(), team_id: team.team_id.clone() });
         }
         match self.expires_at {
             Some(at) if at <= now => Err(AccessError::KeyExpired { name: self.name.clone(), at }),
@@ -61,8 +105,9 @@ impl KeyRecord {
         }
     }
 
+    /// The key's models ∩ its team's models.
     pub fn allows_model(&self, model: &str) -> bool {
-        self.models.is_empty() || self.models.iter().any(|m| m == model || m == ALL_MODELS)
+        list_allows(&self.models, model) && self.team.as_ref().is_none_or(|t| list_allows(&t.models, model))
     }
 
     /// [`KeyRecord::allows_model`] as the refusal a caller gets.
@@ -109,6 +154,8 @@ pub enum AccessError {
     KeyExpired { name: String, at: i64 },
     #[error("the API key {name} is blocked; an admin can unblock it")]
     KeyBlocked { name: String },
+    #[error("the team {team_id} of the API key {name} is blocked; a proxy admin can unblock it")]
+    TeamBlocked { name: String, team_id: String },
     #[error("the API key {name} may not call model `{model}`")]
     ModelNotAllowed { name: String, model: String },
     #[error("the key store could not be reached in time to check this API key; retry shortly")]
@@ -121,6 +168,14 @@ pub enum AccessError {
     Forbidden(String),
     #[error("{0}")]
     NotSupportedYet(String),
+    /// A cookie-authenticated write without its session's `x-csrf-token`.
+    #[error("this request needs the x-csrf-token header /login answered with (cookie-authenticated writes)")]
+    CsrfInvalid,
+    /// Sign-in refused: wrong name or password (which one is not said).
+    #[error("invalid username or password")]
+    BadCredentials,
+    #[error("internal error: {0}")]
+    Internal(&'static str),
 }
 
 impl AccessError {
@@ -130,8 +185,13 @@ impl AccessError {
 
     pub fn status(&self) -> u16 {
         match self {
-            Self::KeyExpired { .. } => 401,
-            Self::KeyBlocked { .. } | Self::ModelNotAllowed { .. } | Self::Forbidden(_) => 403,
+            Self::KeyExpired { .. } | Self::BadCredentials => 401,
+            Self::KeyBlocked { .. }
+            | Self::TeamBlocked { .. }
+            | Self::ModelNotAllowed { .. }
+            | Self::Forbidden(_)
+            | Self::CsrfInvalid => 403,
+            Self::Internal(_) => 500,
             Self::StoreUnavailable => 503,
             Self::BadInput { .. } | Self::NotSupportedYet(_) => 400,
             Self::NotFound(_) => 404,
@@ -141,8 +201,13 @@ impl AccessError {
     /// `error.type`.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::KeyExpired { .. } => "authentication_error",
-            Self::KeyBlocked { .. } | Self::ModelNotAllowed { .. } | Self::Forbidden(_) => "permission_error",
+            Self::KeyExpired { .. } | Self::BadCredentials => "authentication_error",
+            Self::KeyBlocked { .. }
+            | Self::TeamBlocked { .. }
+            | Self::ModelNotAllowed { .. }
+            | Self::Forbidden(_)
+            | Self::CsrfInvalid => "permission_error",
+            Self::Internal(_) => "internal_error",
             Self::StoreUnavailable => "service_unavailable",
             Self::BadInput { .. } | Self::NotSupportedYet(_) | Self::NotFound(_) => "invalid_request_error",
         }
@@ -152,6 +217,10 @@ impl AccessError {
         match self {
             Self::KeyExpired { .. } => "key_expired",
             Self::KeyBlocked { .. } => "key_blocked",
+            Self::TeamBlocked { .. } => "team_blocked",
+            Self::CsrfInvalid => "csrf_token_invalid",
+            Self::BadCredentials => "invalid_credentials",
+            Self::Internal(_) => "internal_error",
             Self::ModelNotAllowed { .. } => "model_not_allowed",
             Self::StoreUnavailable => "store_unavailable",
             Self::BadInput { .. } => "invalid_value",
@@ -170,7 +239,7 @@ impl AccessError {
 
     /// A store outage is ours (ERROR); every other refusal is the caller's (WARN).
     pub fn is_fault(&self) -> bool {
-        matches!(self, Self::StoreUnavailable)
+        matches!(self, Self::StoreUnavailable | Self::Internal(_))
     }
 }
 
@@ -188,6 +257,7 @@ mod tests {
             models: models.iter().map(|m| (*m).to_owned()).collect(),
             expires_at,
             blocked,
+            team: None,
         }
     }
 
@@ -212,5 +282,31 @@ mod tests {
         }
         let refused = key(&["a"], None, false).check_model("b").err().map(|e| (e.status(), e.code()));
         assert_eq!(refused, Some((403, "model_not_allowed")));
+    }
+
+    #[test]
+    fn a_team_key_calls_the_intersection_and_stops_with_its_team() {
+        let team = |models: &[&str], blocked| TeamGrant {
+            team_id: "t".into(),
+            models: models.iter().map(|m| (*m).to_owned()).collect(),
+            blocked,
+        };
+        let in_team = |key_models: &[&str], t: TeamGrant| KeyRecord { team: Some(t), ..key(key_models, None, false) };
+        let cases: &[(&[&str], &[&str], &str, bool)] = &[
+            (&[], &[], "x", true),
+            (&[], &["a", "b"], "a", true),
+            (&[], &["a", "b"], "c", false),
+            (&["a", "c"], &["a", "b"], "a", true),
+            (&["a", "c"], &["a", "b"], "c", false),
+            (&["a", "c"], &["a", "b"], "b", false),
+            (&[ALL_MODELS], &["a"], "b", false),
+            (&["a"], &[ALL_MODELS], "a", true),
+        ];
+        for (key_models, team_models, model, ok) in cases {
+            let k = in_team(key_models, team(team_models, false));
+            assert_eq!(k.allows_model(model), *ok, "{key_models:?} ∩ {team_models:?} {model}");
+        }
+        let blocked = in_team(&[], team(&[], true)).usable(0).err().map(|e| (e.status(), e.code()));
+        assert_eq!(blocked, Some((403, "team_blocked")));
     }
 }

@@ -1,4 +1,4 @@
-//! Routing administration (master key). `POST /config/reload` re-reads the config file, as SIGHUP does: 200 with
+//! Routing administration (proxy admins; `/routing/explain` also viewers: `access::roles`). `POST /config/reload` re-reads the config file, as SIGHUP does: 200 with
 //! the deployments now served and any warnings, or 400 with the error while the current table keeps serving.
 //!
 //! `GET /routing/explain?model=X` (master key): how the routing table sees a model group right now — each
@@ -16,7 +16,7 @@ use super::{
     health::{check_json, probe_state},
     request_id, AppState,
 };
-use crate::{actors::router::reload_from_file, clock, error::ApiError, pipeline::auth};
+use crate::{access::roles::Route, actors::router::reload_from_file, clock, error::ApiError};
 
 #[derive(Deserialize)]
 pub struct Query {
@@ -28,7 +28,9 @@ pub async fn explain(
     state: web::Data<AppState>,
     query: web::Query<Query>,
 ) -> Result<HttpResponse, ApiError> {
-    auth::authenticate(req.headers(), state.master_key.as_ref()).inspect_err(request_id::log_error(&req))?;
+    super::principal::authorize_proxy_route(&req, &state, Route::RoutingExplain)
+        .await
+        .inspect_err(request_id::log_error(&req))?;
     let table = state.table.load();
     let group = table
         .group(&query.model)
@@ -75,7 +77,9 @@ pub async fn explain(
 }
 
 pub async fn reload(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    auth::authenticate(req.headers(), state.master_key.as_ref()).inspect_err(request_id::log_error(&req))?;
+    super::principal::authorize_proxy_route(&req, &state, Route::ConfigReload)
+        .await
+        .inspect_err(request_id::log_error(&req))?;
     match reload_from_file(&state.router, state.reload_source.as_deref()).await {
         Ok(done) => {
             tracing::info!(deployments = done.deployments, "config reloaded (POST /config/reload)");

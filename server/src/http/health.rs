@@ -18,9 +18,10 @@ use tollgate_entity::{Readiness, ReadinessStatus};
 
 use super::{request_id, AppState};
 use crate::{
+    access::roles::Route,
     clock,
     error::ApiError,
-    pipeline::{auth, probe},
+    pipeline::probe,
     providers::bedrock::sigv4,
     routing::{
         stats::{HealthCheck, PROBE_DUE, PROBE_RUNNING},
@@ -61,7 +62,9 @@ pub async fn health(
     client: web::Data<awc::Client>,
     query: web::Query<HealthQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    auth::authenticate(req.headers(), state.master_key.as_ref()).inspect_err(request_id::log_error(&req))?;
+    super::principal::authorize_proxy_route(&req, &state, Route::Health)
+        .await
+        .inspect_err(request_id::log_error(&req))?;
     let table = state.table.load_full();
     let all = || table.deployments();
     let deployments: Vec<Arc<Deployment>> = match (&query.model_id, &query.model) {

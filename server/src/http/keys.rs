@@ -1,30 +1,34 @@
 //! The key management routes, LiteLLM's paths and shapes: `/key/generate`, `/key/update`, `/key/delete`,
 //! `/key/info`, `/key/list`, `/key/regenerate` (and `/key/{key}/regenerate`), `/key/block`, `/key/unblock`.
 //!
-//! Role rule of this slice: every route needs the master key (proxy admin); team and member roles arrive with
-//! teams and users. With no master key configured the routes refuse: an open gateway has no keys to manage.
+//! Who may call them is `access::roles`'s table: proxy admins everything, viewers reads, team members the keys of
+//! their own teams (team admins also block them). A key outside the caller's scope is answered exactly as a key
+//! that does not exist (404), so its existence is not revealed. A key in a team names only the team's models.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{request_id, AppState};
+use super::{
+    principal::{authorize, store_error},
+    request_id, AppState,
+};
 use crate::{
     access::{
         manage::{self, CreatedKey, KeyInfo, KeyRefs, KeyRequest},
+        roles::{Principal, Route, Scope},
+        string_list, teams,
         token::KeyHash,
         AccessError,
     },
     clock,
     error::ApiError,
-    pipeline::{auth, body},
-    store::{keys::KeyFilter, StoreError},
+    pipeline::body,
+    store::keys::{KeyFilter, KeyRow},
 };
 
 /// Management bodies are small JSON documents.
-const MAX_BODY: usize = 1024 * 1024;
-/// Who the audit columns (`created_by`, `updated_by`) name for the master key.
-const ADMIN: &str = "proxy_admin";
+pub(super) const MAX_BODY: usize = 1024 * 1024;
 const DEFAULT_PAGE_SIZE: u64 = 10;
 const MAX_PAGE_SIZE: u64 = 100;
 
@@ -40,26 +44,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/key/unblock", web::post().to(unblock));
 }
 
-/// The store failed: logged here with its cause, answered as 503 without it.
-fn store_error(e: StoreError) -> ApiError {
-    tracing::error!(error = %e, "key management: store error");
-    ApiError::Access(AccessError::StoreUnavailable)
-}
-
-fn admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    if state.master_key.is_none() {
-        return Err(AccessError::Forbidden(
-            "key management needs general_settings.master_key: set one to create and manage virtual keys".into(),
-        )
-        .into());
-    }
-    auth::authenticate(req.headers(), state.master_key.as_ref())
-}
-
-async fn read(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Result<web::Bytes, ApiError> {
-    admin(req, state)?;
+/// Authorizes `route`, then reads the body within the size limit.
+pub(super) async fn read(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    route: Route,
+) -> Result<(Principal, Scope, web::Bytes), ApiError> {
+    let (principal, scope) = authorize(req, state, route).await?;
     let length = req.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse().ok());
-    body::read(payload, length, MAX_BODY, state.request_body_timeout).await
+    let bytes = body::read(payload, length, MAX_BODY, state.request_body_timeout).await?;
+    Ok((principal, scope, bytes))
 }
 
 fn not_found(reference: &str) -> ApiError {
@@ -73,11 +68,58 @@ fn not_found(reference: &str) -> ApiError {
 }
 
 /// Runs `work`, logging its error once with the request's id.
-async fn logged(
+pub(super) async fn logged(
     req: &HttpRequest,
     work: impl AsyncFnOnce() -> Result<HttpResponse, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     work().await.inspect_err(request_id::log_error(req))
+}
+
+/// The key `reference` names, if it exists and is within the caller's scope (else 404, either way).
+async fn reachable_key(
+    state: &AppState,
+    principal: &Principal,
+    scope: Scope,
+    reference: &str,
+) -> Result<KeyRow, ApiError> {
+    let hash = KeyHash::from_reference(reference);
+    let row = state.keys.store().key_by_hash(&hash.hex()).await.map_err(store_error)?;
+    let row = row.ok_or_else(|| not_found(reference))?;
+    if principal.reaches(scope, row.team_id.as_deref(), row.user_id.as_deref()) {
+        return Ok(row);
+    }
+    if principal.reaches(Scope::OwnTeams, row.team_id.as_deref(), None) {
+        // A key the caller can see (their team's) but not change this way: say why.
+        return Err(AccessError::Forbidden("only the team's admins may do this to its keys".into()).into());
+    }
+    Err(not_found(reference))
+}
+
+/// Members give keys to themselves only: a `user_id` naming someone else is refused.
+fn check_owner(principal: &Principal, scope: Scope, requested: Option<&str>) -> Result<(), ApiError> {
+    if scope != Scope::All && requested.is_some() && requested != principal.user_id.as_deref() {
+        return Err(
+            AccessError::Forbidden("members create and change keys for themselves only (`user_id`)".into()).into()
+        );
+    }
+    Ok(())
+}
+
+/// A key's team as the caller may set it: within their scope, the team existing, the models within the team's.
+async fn check_team(state: &AppState, principal: &Principal, scope: Scope, row: &KeyRow) -> Result<(), ApiError> {
+    if scope != Scope::All {
+        let Some(team_id) = row.team_id.as_deref() else {
+            return Err(AccessError::bad_input("team_id", "members create keys in a team: set `team_id`").into());
+        };
+        if !principal.reaches(scope, Some(team_id), None) {
+            return Err(AccessError::Forbidden(format!("you are not a member of team {team_id}")).into());
+        }
+    }
+    let Some(team_id) = row.team_id.as_deref() else { return Ok(()) };
+    let team = state.keys.store().team_by_id(team_id).await.map_err(store_error)?;
+    let team = team.ok_or_else(|| AccessError::bad_input("team_id", format!("no team {team_id}")))?;
+    teams::models_within_team(team_id, &string_list(&row.models), &string_list(&team.models))?;
+    Ok(())
 }
 
 async fn generate(
@@ -86,14 +128,21 @@ async fn generate(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     logged(&req, async || {
-        let request = KeyRequest::parse(&read(&req, payload, &state).await?)?;
-        let (value, row) = manage::new_key(request, ADMIN, clock::unix_secs())?;
+        let (principal, scope, bytes) = read(&req, payload, &state, Route::KeyGenerate).await?;
+        let mut request = KeyRequest::parse(&bytes)?;
+        check_owner(&principal, scope, request.user_id.as_deref())?;
+        if scope != Scope::All && request.user_id.is_none() {
+            request.user_id = principal.user_id.clone();
+        }
+        let (value, row) = manage::new_key(request, principal.name(), clock::unix_secs())?;
+        check_team(&state, &principal, scope, &row).await?;
         let store = state.keys.store();
         if store.key_by_hash(&row.token_hash).await.map_err(store_error)?.is_some() {
             return Err(AccessError::bad_input("key", "a key with this value already exists").into());
         }
         let row = store.insert_key(row).await.map_err(store_error)?;
-        tracing::info!(key = %row.key_name, alias = ?row.key_alias, "virtual key created");
+        tracing::info!(key = %row.key_name, alias = ?row.key_alias, team = ?row.team_id, by = %principal.name(),
+            "virtual key created");
         Ok(HttpResponse::Ok().json(CreatedKey { key: value, info: KeyInfo::of(&row) }))
     })
     .await
@@ -101,12 +150,20 @@ async fn generate(
 
 async fn update(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     logged(&req, async || {
-        let mut request = KeyRequest::parse(&read(&req, payload, &state).await?)?;
+        let (principal, scope, bytes) = read(&req, payload, &state, Route::KeyUpdate).await?;
+        let mut request = KeyRequest::parse(&bytes)?;
         let reference = request.key.take().ok_or_else(|| AccessError::bad_input("key", "`key` is required"))?;
+        check_owner(&principal, scope, request.user_id.as_deref())?;
+        let row = reachable_key(&state, &principal, scope, &reference).await?;
         let hash = KeyHash::from_reference(&reference);
+        // Only a change of models or team is checked against the team: a key made before its team was narrowed
+        // can still be renamed or blocked.
+        let regrants = request.models.is_some() || request.team_id.is_some();
+        let row = manage::updated(row, request, principal.name(), clock::unix_secs())?;
+        if regrants {
+            check_team(&state, &principal, scope, &row).await?;
+        }
         let store = state.keys.store();
-        let row = store.key_by_hash(&hash.hex()).await.map_err(store_error)?.ok_or_else(|| not_found(&reference))?;
-        let row = manage::updated(row, request, ADMIN, clock::unix_secs())?;
         let row = store.update_key(row).await.map_err(store_error)?.ok_or_else(|| not_found(&reference))?;
         state.keys.invalidate(&hash);
         Ok(HttpResponse::Ok().json(KeyInfo::of(&row)))
@@ -121,17 +178,17 @@ async fn set_blocked(
     blocked: bool,
 ) -> Result<HttpResponse, ApiError> {
     logged(&req, async || {
-        let refs = KeyRefs::parse(&read(&req, payload, &state).await?)?;
+        let route = if blocked { Route::KeyBlock } else { Route::KeyUnblock };
+        let (principal, scope, bytes) = read(&req, payload, &state, route).await?;
+        let refs = KeyRefs::parse(&bytes)?;
         let reference = refs.one()?;
-        let hash = KeyHash::from_reference(reference);
-        let store = state.keys.store();
-        let mut row = store.key_by_hash(&hash.hex()).await.map_err(store_error)?.ok_or_else(|| not_found(reference))?;
+        let mut row = reachable_key(&state, &principal, scope, reference).await?;
         row.blocked = blocked;
-        row.updated_by = Some(ADMIN.to_owned());
+        row.updated_by = Some(principal.name().to_owned());
         row.updated_at = clock::unix_secs();
-        let row = store.update_key(row).await.map_err(store_error)?.ok_or_else(|| not_found(reference))?;
-        state.keys.invalidate(&hash);
-        tracing::info!(key = %row.key_name, blocked, "virtual key blocked state changed");
+        let row = state.keys.store().update_key(row).await.map_err(store_error)?.ok_or_else(|| not_found(reference))?;
+        state.keys.invalidate(&KeyHash::from_reference(reference));
+        tracing::info!(key = %row.key_name, blocked, by = %principal.name(), "virtual key blocked state changed");
         Ok(HttpResponse::Ok().json(KeyInfo::of(&row)))
     })
     .await
@@ -151,7 +208,8 @@ async fn unblock(
 
 async fn delete(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     logged(&req, async || {
-        let refs = KeyRefs::parse(&read(&req, payload, &state).await?)?;
+        let (principal, scope, bytes) = read(&req, payload, &state, Route::KeyDelete).await?;
+        let refs = KeyRefs::parse(&bytes)?;
         if refs.keys.is_empty() && refs.key_aliases.is_empty() {
             return Err(AccessError::bad_input("keys", "name the keys to delete in `keys` or `key_aliases`").into());
         }
@@ -160,6 +218,17 @@ async fn delete(req: HttpRequest, payload: web::Payload, state: web::Data<AppSta
         for alias in &refs.key_aliases {
             hashes.extend(store.key_hashes_by_alias(alias).await.map_err(store_error)?);
         }
+        if scope != Scope::All {
+            // Keys outside the caller's scope are left alone and not reported: as if they did not exist.
+            let mut reachable = Vec::with_capacity(hashes.len());
+            for hash in hashes {
+                let row = store.key_by_hash(&hash).await.map_err(store_error)?;
+                if row.is_some_and(|r| principal.reaches(scope, r.team_id.as_deref(), r.user_id.as_deref())) {
+                    reachable.push(hash);
+                }
+            }
+            hashes = reachable;
+        }
         let deleted = store.delete_keys(&hashes).await.map_err(store_error)?;
         for hash in deleted.iter().filter_map(|h| KeyHash::from_hex(h)) {
             state.keys.invalidate(&hash);
@@ -167,7 +236,7 @@ async fn delete(req: HttpRequest, payload: web::Payload, state: web::Data<AppSta
         if deleted.is_empty() {
             return Err(AccessError::NotFound("none of the named keys exists".into()).into());
         }
-        tracing::info!(count = deleted.len(), "virtual keys deleted");
+        tracing::info!(count = deleted.len(), by = %principal.name(), "virtual keys deleted");
         Ok(HttpResponse::Ok().json(json!({ "deleted_keys": deleted })))
     })
     .await
@@ -184,11 +253,9 @@ async fn info(
     query: web::Query<InfoQuery>,
 ) -> Result<HttpResponse, ApiError> {
     logged(&req, async || {
-        admin(&req, &state)?;
+        let (principal, scope) = authorize(&req, &state, Route::KeyInfo).await?;
         let reference = query.key.as_deref().ok_or_else(|| AccessError::bad_input("key", "`key` is required"))?;
-        let hash = KeyHash::from_reference(reference);
-        let row = state.keys.store().key_by_hash(&hash.hex()).await.map_err(store_error)?;
-        let row = row.ok_or_else(|| not_found(reference))?;
+        let row = reachable_key(&state, &principal, scope, reference).await?;
         Ok(HttpResponse::Ok().json(json!({ "key": row.token_hash, "info": KeyInfo::of(&row) })))
     })
     .await
@@ -212,13 +279,15 @@ async fn list(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     logged(&req, async || {
-        admin(&req, &state)?;
+        let (principal, scope) = authorize(&req, &state, Route::KeyList).await?;
         let page = query.page.unwrap_or(1).max(1);
         let size = query.size.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);
         let filter = KeyFilter {
             user_id: query.user_id.clone(),
             team_id: query.team_id.clone(),
             key_alias: query.key_alias.clone(),
+            // Members see the keys of their own teams only: the filter, not a check per row, so pages stay full.
+            team_ids: principal.visible_teams(scope),
         };
         let (rows, total) = state.keys.store().list_keys(&filter, page, size).await.map_err(store_error)?;
         let keys: Vec<serde_json::Value> = if query.return_full_object {
@@ -236,20 +305,32 @@ async fn list(
     .await
 }
 
-async fn regenerate_key(req: &HttpRequest, state: &AppState, mut refs: KeyRefs) -> Result<HttpResponse, ApiError> {
+async fn regenerate_key(
+    req: &HttpRequest,
+    state: &AppState,
+    route_body: web::Bytes,
+    path_key: Option<String>,
+    principal: Principal,
+    scope: Scope,
+) -> Result<HttpResponse, ApiError> {
+    let mut refs = KeyRefs::parse(&route_body)?;
+    if path_key.is_some() {
+        refs.key = path_key;
+    }
     let new_key = refs.new_key.take();
     let reference = refs.one()?;
+    let row = reachable_key(state, &principal, scope, reference).await?;
     let hash = KeyHash::from_reference(reference);
     let store = state.keys.store();
-    let row = store.key_by_hash(&hash.hex()).await.map_err(store_error)?.ok_or_else(|| not_found(reference))?;
-    let (value, new_row) = manage::regenerated(row, new_key, ADMIN, clock::unix_secs())?;
+    let (value, new_row) = manage::regenerated(row, new_key, principal.name(), clock::unix_secs())?;
     if store.key_by_hash(&new_row.token_hash).await.map_err(store_error)?.is_some() {
         return Err(AccessError::bad_input("new_key", "a key with this value already exists").into());
     }
     let row =
         store.replace_key(&hash.hex(), new_row).await.map_err(store_error)?.ok_or_else(|| not_found(reference))?;
     state.keys.invalidate(&hash);
-    tracing::info!(key = %row.key_name, request_id = %request_id::of(req), "virtual key regenerated");
+    tracing::info!(key = %row.key_name, request_id = %request_id::of(req), by = %principal.name(),
+        "virtual key regenerated");
     Ok(HttpResponse::Ok().json(CreatedKey { key: value, info: KeyInfo::of(&row) }))
 }
 
@@ -259,8 +340,8 @@ async fn regenerate(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     logged(&req, async || {
-        let refs = KeyRefs::parse(&read(&req, payload, &state).await?)?;
-        regenerate_key(&req, &state, refs).await
+        let (principal, scope, bytes) = read(&req, payload, &state, Route::KeyRegenerate).await?;
+        regenerate_key(&req, &state, bytes, None, principal, scope).await
     })
     .await
 }
@@ -273,9 +354,8 @@ async fn regenerate_path(
     key: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     logged(&req, async || {
-        let mut refs = KeyRefs::parse(&read(&req, payload, &state).await?)?;
-        refs.key = Some(key.into_inner());
-        regenerate_key(&req, &state, refs).await
+        let (principal, scope, bytes) = read(&req, payload, &state, Route::KeyRegenerate).await?;
+        regenerate_key(&req, &state, bytes, Some(key.into_inner()), principal, scope).await
     })
     .await
 }

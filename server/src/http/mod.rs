@@ -5,9 +5,13 @@ pub mod anthropic;
 pub mod explain;
 pub mod health;
 pub mod keys;
+pub mod login;
 pub mod metrics;
 pub mod openai;
+pub mod principal;
 pub mod request_id;
+pub mod teams;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -55,6 +59,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/routing/explain", web::get().to(explain::explain))
         .route("/config/reload", web::post().to(explain::reload));
     keys::configure(cfg);
+    teams::configure(cfg);
+    users::configure(cfg);
+    login::configure(cfg);
 }
 
 /// Unknown routes get an OpenAI-shaped 404 rather than an empty body.

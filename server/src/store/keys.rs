@@ -11,6 +11,8 @@ pub struct KeyFilter {
     pub user_id: Option<String>,
     pub team_id: Option<String>,
     pub key_alias: Option<String>,
+    /// Only keys of these teams (a member's view); `None`: any key.
+    pub team_ids: Option<Vec<String>>,
 }
 
 impl Store {
@@ -30,6 +32,9 @@ impl Store {
         }
         if let Some(team) = &filter.team_id {
             query = query.filter(Column::TeamId.eq(team.as_str()));
+        }
+        if let Some(teams) = &filter.team_ids {
+            query = query.filter(Column::TeamId.is_in(teams.iter().map(String::as_str)));
         }
         if let Some(alias) = &filter.key_alias {
             query = query.filter(Column::KeyAlias.eq(alias.as_str()));

@@ -5,6 +5,8 @@
 //! (`access::cache`).
 
 pub mod keys;
+pub mod teams;
+pub mod users;
 
 use std::time::Duration;
 

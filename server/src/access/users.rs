@@ -1,0 +1,239 @@
+//! The user management API's requests and answers in LiteLLM's shapes (`/user/new`, `/user/update`,
+//! `/user/info`, `/user/list`), sign-in and invitation bodies, and the rules from request to stored row.
+//! Passwords arrive here in clear and leave only as argon2id PHC strings (`password.rs`); no answer carries one.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{
+    roles::UserRole,
+    teams::{parse_json, refuse_unenforced},
+    AccessError,
+};
+use crate::store::users::UserRow;
+
+pub const INVITED: &str = "invited";
+pub const ACTIVE: &str = "active";
+
+/// `/user/new`'s body (and, with `user_id` naming the user, `/user/update`'s).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserRequest {
+    pub user_id: Option<String>,
+    pub user_email: Option<String>,
+    /// Default `internal_user`.
+    pub user_role: Option<String>,
+    /// Set now (the user is `active`), or later through an invitation (the user is `invited` until then).
+    pub password: Option<String>,
+    /// `/user/new`: teams to join as a member.
+    pub teams: Option<Vec<String>>,
+    pub metadata: Option<Map<String, Value>>,
+    /// LiteLLM creates a key with each user unless told not to; tollgate does not (keys belong to teams here):
+    /// `true` is refused.
+    pub auto_create_key: Option<bool>,
+    pub send_invite_email: Option<bool>,
+    // Refused until enforced.
+    pub max_budget: Option<Value>,
+    pub budget_duration: Option<Value>,
+    pub models: Option<Value>,
+    pub rpm_limit: Option<Value>,
+    pub tpm_limit: Option<Value>,
+}
+
+impl UserRequest {
+    pub fn parse(body: &[u8]) -> Result<UserRequest, AccessError> {
+        let request: UserRequest = parse_json(body)?;
+        let auto_key = request.auto_create_key.filter(|a| *a).map(Value::Bool);
+        let invite = request.send_invite_email.filter(|a| *a).map(Value::Bool);
+        refuse_unenforced(
+            &[
+                &request.max_budget,
+                &request.budget_duration,
+                &request.models,
+                &request.rpm_limit,
+                &request.tpm_limit,
+                &auto_key,
+                &invite,
+            ],
+            &[
+                "max_budget",
+                "budget_duration",
+                "models",
+                "rpm_limit",
+                "tpm_limit",
+                "auto_create_key",
+                "send_invite_email",
+            ],
+            "users",
+        )?;
+        if let Some(role) = &request.user_role {
+            UserRole::parse(role)?;
+        }
+        Ok(request)
+    }
+}
+
+/// The row to store for `/user/new`, given the password's hash (`None`: invited).
+pub fn new_user(request: &UserRequest, password_hash: Option<String>, now: i64) -> Result<UserRow, AccessError> {
+    let user_id = match request.user_id.as_deref() {
+        Some("") => return Err(AccessError::bad_input("user_id", "`user_id` must not be empty")),
+        Some(id) => id.to_owned(),
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let role = UserRole::parse(request.user_role.as_deref().unwrap_or("internal_user"))?;
+    Ok(UserRow {
+        user_id,
+        email: request.user_email.clone().filter(|e| !e.is_empty()),
+        user_role: role.as_str().to_owned(),
+        status: if password_hash.is_some() { ACTIVE } else { INVITED }.to_owned(),
+        password_hash,
+        max_budget_nanos: None,
+        budget_duration: None,
+        budget_reset_at: None,
+        metadata: Value::Object(request.metadata.clone().unwrap_or_default()),
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+/// `row` with the fields `request` sets changed (`/user/update`); a new password's hash comes separately.
+pub fn updated_user(
+    mut row: UserRow,
+    request: &UserRequest,
+    password_hash: Option<String>,
+    now: i64,
+) -> Result<UserRow, AccessError> {
+    if request.teams.is_some() {
+        return Err(AccessError::bad_input(
+            "teams",
+            "change a user's teams with /team/member_add and /team/member_delete",
+        ));
+    }
+    if let Some(role) = &request.user_role {
+        row.user_role = UserRole::parse(role)?.as_str().to_owned();
+    }
+    if let Some(email) = &request.user_email {
+        row.email = Some(email.clone()).filter(|e| !e.is_empty());
+    }
+    if let Some(metadata) = &request.metadata {
+        row.metadata = Value::Object(metadata.clone());
+    }
+    if let Some(hash) = password_hash {
+        row.password_hash = Some(hash);
+        row.status = ACTIVE.to_owned();
+    }
+    row.updated_at = now;
+    Ok(row)
+}
+
+/// A user as the management API shows it: never a password or its hash.
+#[derive(Debug, Serialize)]
+pub struct UserInfo {
+    pub user_id: String,
+    pub user_email: Option<String>,
+    pub user_role: String,
+    /// `invited` (no password yet) or `active`.
+    pub status: String,
+    pub teams: Vec<String>,
+    pub metadata: Value,
+    pub max_budget: Option<f64>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl UserInfo {
+    pub fn of(row: &UserRow, teams: Vec<String>) -> UserInfo {
+        UserInfo {
+            user_id: row.user_id.clone(),
+            user_email: row.email.clone(),
+            user_role: row.user_role.clone(),
+            status: row.status.clone(),
+            teams,
+            metadata: row.metadata.clone(),
+            max_budget: None,
+            created_at: super::period::iso8601(row.created_at),
+            updated_at: super::period::iso8601(row.updated_at),
+        }
+    }
+}
+
+/// `POST /login`: `username` (a user id or email, or LiteLLM's `admin` with the master key as password) or
+/// `email`, and `password`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub password: String,
+}
+
+impl Login {
+    pub fn parse(body: &[u8]) -> Result<Login, AccessError> {
+        parse_json(body)
+    }
+
+    /// Who is signing in, `None` for the master key's `admin` (or no name at all).
+    pub fn name(&self) -> Option<&str> {
+        self.email.as_deref().or(self.username.as_deref()).filter(|n| !n.is_empty() && *n != "admin")
+    }
+}
+
+/// `POST /invitation/new`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvitationRequest {
+    pub user_id: String,
+}
+
+/// `POST /onboarding/claim_token` (LiteLLM's): the invitation (its id, or the link holding it), the invited
+/// user, and the password they choose.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRequest {
+    pub invitation_link: String,
+    pub user_id: String,
+    pub password: String,
+}
+
+impl ClaimRequest {
+    /// The invitation id inside `invitation_link` (`...?invitation_id=ID`), or the link itself.
+    pub fn invitation_id(&self) -> &str {
+        let link = self.invitation_link.trim();
+        link.rsplit_once("invitation_id=").map_or(link, |(_, id)| id.split('&').next().unwrap_or(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_users_are_invited_until_they_have_a_password() {
+        let request = UserRequest::parse(br#"{"user_email":"a@x","teams":["t"]}"#).unwrap_or_default();
+        let row = new_user(&request, None, 5).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!((row.user_role.as_str(), row.status.as_str()), ("internal_user", INVITED));
+        let row = updated_user(row, &UserRequest::default(), Some("$argon2id$x".into()), 6)
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(row.status, ACTIVE);
+        let info = serde_json::to_value(UserInfo::of(&row, vec![])).unwrap_or_default();
+        assert!(!info.to_string().contains("argon2"), "{info}");
+        let bad = UserRequest::parse(br#"{"user_role":"root"}"#).err().and_then(|e| e.param().map(str::to_owned));
+        assert_eq!(bad.as_deref(), Some("user_role"));
+        let refused = UserRequest::parse(br#"{"auto_create_key":true,"max_budget":3}"#).err().map(|e| e.to_string());
+        assert!(refused.is_some_and(|m| m.contains("max_budget, auto_create_key")));
+        assert!(UserRequest::parse(br#"{"auto_create_key":false}"#).is_ok());
+    }
+
+    #[test]
+    fn sign_in_names_and_invitation_links() {
+        let login = |b: &[u8]| Login::parse(b).ok().map(|l| l.name().map(str::to_owned));
+        assert_eq!(login(br#"{"username":"admin","password":"p"}"#), Some(None));
+        assert_eq!(login(br#"{"password":"p"}"#), Some(None));
+        assert_eq!(login(br#"{"email":"a@x","password":"p"}"#), Some(Some("a@x".into())));
+        assert_eq!(login(br#"{"username":"u1","password":"p"}"#), Some(Some("u1".into())));
+        let claim =
+            |link: &str| ClaimRequest { invitation_link: link.into(), user_id: "u".into(), password: "p".into() };
+        assert_eq!(claim("abc").invitation_id(), "abc");
+        assert_eq!(claim("/onboarding?invitation_id=abc&x=1").invitation_id(), "abc");
+    }
+}

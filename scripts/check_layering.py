@@ -28,6 +28,7 @@ RULES = [
     ("http", set(), [(r"\bdo_send\b", "queues without bound on the hot path")]),
     ("access", {"pipeline", "http", "actors", "app", "routing", "providers"}, []),
     ("store", {"pipeline", "http", "actors", "app", "routing", "providers", "access"}, []),
+    ("logs", {"pipeline", "http", "actors", "app", "routing", "providers", "access", "store"}, []),
 ]
 # The database: only store/ speaks SQL (SeaORM); everything else gets domain values from it.
 DB_CRATE = re.compile(r"\bsea_orm\b|\bsqlx\b")

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261130_000001_keys_teams_users;
 mod m20261130_000002_sessions_invitations;
+mod m20261130_000010_request_log;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261130_000001_keys_teams_users::Migration),
             Box::new(m20261130_000002_sessions_invitations::Migration),
+            Box::new(m20261130_000010_request_log::Migration),
         ]
     }
 }

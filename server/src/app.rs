@@ -11,16 +11,25 @@ use std::{
 use actix::Addr;
 use actix_web::{dev::ServerHandle, web, App, HttpServer};
 
+use actix::Actor;
+
 use crate::{
     access::cache::KeyCache,
-    actors::router::Router,
+    actors::{
+        log_writer::{Flush, LogWriter},
+        router::Router,
+    },
     config::{Config, UpstreamConfig},
     error::InitError,
     http::{self, AppState},
     lifecycle::Lifecycle,
+    logs::{spool::Spool, LogSink},
     store::{self, Store},
     upstream::Upstream,
 };
+
+/// How long shutdown waits for the request log's last batch.
+const LOG_FLUSH_DEADLINE: Duration = Duration::from_secs(15);
 
 pub struct ServeOptions {
     /// Worker threads; `None` means one per core.
@@ -40,6 +49,8 @@ pub struct Gateway {
     pub upstream: UpstreamConfig,
     /// The file reloads re-read and the config the process started with.
     pub reload_source: Option<Arc<(PathBuf, Config)>>,
+    /// Writes the request log; flushed before the process exits.
+    pub log_writer: Addr<LogWriter>,
 }
 
 /// awc's rustls needs a process-wide crypto provider before any client exists; installing twice is a no-op.
@@ -66,7 +77,10 @@ pub async fn start(config: Config, listener: TcpListener, options: &ServeOptions
     let url = config.store.database_url.expose();
     let store = Store::open(url).await?;
     tracing::info!(backend = store.backend(), database = %store::masked_url(url), "store open, schema up to date");
-    let keys = KeyCache::new(store, config.store.key_cache_ttl);
+    let keys = KeyCache::new(store.clone(), config.store.key_cache_ttl);
+    let spool = Arc::new(Spool::new(config.store.log_spool.clone()));
+    let (logs, queue, log_stats) = LogSink::new(config.store.log_queue_capacity, spool.clone());
+    let log_writer = LogWriter::new(store, queue, spool, log_stats).start();
     let lifecycle = Arc::new(Lifecycle::default());
     let reload_source = options.config_path.clone().map(|path| Arc::new((path, config.clone())));
     let state = web::Data::new(AppState {
@@ -75,6 +89,7 @@ pub async fn start(config: Config, listener: TcpListener, options: &ServeOptions
         reload_source: reload_source.clone(),
         master_key: config.master_key.clone(),
         keys,
+        logs,
         max_request_bytes: config.max_request_bytes,
         request_body_timeout: config.request_body_timeout,
         lifecycle: lifecycle.clone(),
@@ -112,6 +127,7 @@ pub async fn start(config: Config, listener: TcpListener, options: &ServeOptions
         grace: config.shutdown_grace,
         upstream: config.upstream,
         reload_source,
+        log_writer,
     })
 }
 
@@ -125,6 +141,7 @@ pub async fn run(config: Config, listener: TcpListener, options: ServeOptions) -
         gateway.router.clone(),
         gateway.grace,
         gateway.reload_source.clone(),
+        gateway.log_writer.clone(),
     ));
     gateway.server.await?;
     tracing::info!("tollgate stopped");
@@ -138,6 +155,7 @@ async fn handle_signals(
     grace: Duration,
     // The file to re-read on SIGHUP and the config the process started with (for settings a reload cannot change).
     source: Option<Arc<(PathBuf, Config)>>,
+    log_writer: Addr<LogWriter>,
 ) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
@@ -161,6 +179,12 @@ async fn handle_signals(
         _ = term.recv() => false,
         _ = int.recv() => false,
     };
+    // The answered requests' records go to the store (or the spool) before the process exits.
+    if actix_rt::time::timeout(LOG_FLUSH_DEADLINE, log_writer.send(Flush)).await.is_err() {
+        tracing::error!(
+            "the request log could not be flushed in time; unwritten records stay in its spool or are lost"
+        );
+    }
     if drained {
         handle.stop(true).await;
     } else {

@@ -22,3 +22,8 @@ pub fn monotonic_ms() -> u64 {
 pub fn unix_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
+
+/// Milliseconds since the Unix epoch (wall clock): timestamps of the request log, never intervals.
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

@@ -19,6 +19,7 @@ pub mod fuzzing;
 pub(crate) mod http;
 pub(crate) mod lifecycle;
 pub(crate) mod llm;
+pub(crate) mod logs;
 pub(crate) mod pipeline;
 pub(crate) mod pricing;
 pub(crate) mod providers;

@@ -74,7 +74,10 @@ impl Gateway {
         Self::launch(config, config_path, db)
     }
 
-    fn launch(config: Config, config_path: Option<PathBuf>, db: Option<store::TempSqlite>) -> Gateway {
+    fn launch(mut config: Config, config_path: Option<PathBuf>, db: Option<store::TempSqlite>) -> Gateway {
+        // The request log's spool, if it is ever needed, goes to the temp directory, never the working directory.
+        config.store.log_spool =
+            std::env::temp_dir().join(format!("tollgate-test-{}.spool", uuid::Uuid::new_v4().simple()));
         logs::capture();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));

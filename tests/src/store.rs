@@ -88,3 +88,31 @@ impl Drop for PgSchema {
         }
     }
 }
+
+/// The integers of the first row `sql` returns on the store at `url` (a count, sums cast to BIGINT).
+pub fn query_row(url: &str, sql: &str) -> Result<Vec<i64>, String> {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            let db = Database::connect(url).await.map_err(|e| e.to_string())?;
+            let backend = db.get_database_backend();
+            let row = db
+                .query_one_raw(sea_orm::Statement::from_string(backend, sql))
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("no row")?;
+            let mut values = Vec::new();
+            for i in 0.. {
+                match row.try_get_by_index::<Option<i64>>(i) {
+                    Ok(v) => values.push(v.unwrap_or(0)),
+                    Err(_) => break,
+                }
+            }
+            db.close().await.map_err(|e| e.to_string())?;
+            Ok(values)
+        })
+    })
+    .join()
+    .map_err(|_| "the query thread panicked".to_owned())?
+}

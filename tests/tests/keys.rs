@@ -184,7 +184,7 @@ fn migrate_creates_the_schema_once() {
     let first = run();
     let stdout = String::from_utf8_lossy(&first.stdout);
     assert!(first.status.success(), "{stdout}{}", String::from_utf8_lossy(&first.stderr));
-    assert!(stdout.contains("sqlite store") && stdout.contains("2 migration(s) applied"), "{stdout}");
+    assert!(stdout.contains("sqlite store") && stdout.contains("3 migration(s) applied"), "{stdout}");
     let second = run();
     assert!(String::from_utf8_lossy(&second.stdout).contains("0 migration(s) applied"));
 }

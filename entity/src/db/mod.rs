@@ -5,6 +5,7 @@ pub mod app_user;
 pub mod end_user;
 pub mod invitation;
 pub mod membership;
+pub mod request_log;
 pub mod session;
 pub mod spend;
 pub mod team;

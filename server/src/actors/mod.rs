@@ -3,4 +3,5 @@
 //! `try_send`; it never awaits an actor.
 
 pub mod deployment_worker;
+pub mod log_writer;
 pub mod router;

@@ -24,7 +24,7 @@ pub use self::{
     environment::Env,
     interpolate::EnvLookup,
     seed::{DeploymentTraits, GroupRetry, RoutingRules},
-    store::{StoreSettings, DEFAULT_DATABASE_URL},
+    store::{default_spool, StoreSettings, DEFAULT_DATABASE_URL},
     upstream::{TlsTrust, UpstreamConfig},
 };
 use crate::{
@@ -527,7 +527,7 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
     let mut upstream = upstream::resolve(raw.litellm_settings.ssl_verify, env, &mut warnings)?;
     upstream.connect_timeout =
         seconds("router_settings.connect_timeout", raw.router_settings.connect_timeout, DEFAULT_CONNECT_TIMEOUT_SECS)?;
-    let store = store::resolve(&raw.general_settings, raw.database.as_ref(), env)?;
+    let store = store::resolve(&raw.general_settings, raw.database.as_ref(), &raw.tollgate, env)?;
     let defaults = TimeoutDefaults {
         timeout: seconds(
             "router_settings.timeout",

@@ -2,10 +2,10 @@
 //! seed's `database: {type, connection_string}`, else the embedded default, a SQLite file `tollgate.db` in the
 //! working directory (created on first start).
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use super::{
-    raw::{RawDatabase, RawGeneralSettings},
+    raw::{RawDatabase, RawGeneralSettings, RawTollgateSettings},
     ConfigError, EnvLookup,
 };
 use crate::secret::Secret;
@@ -20,11 +20,28 @@ pub struct StoreSettings {
     pub database_url: Secret,
     /// How long a replica may honour a cached key that changed elsewhere.
     pub key_cache_ttl: Duration,
+    /// The request log's spool file (`tollgate.log_spool_path`).
+    pub log_spool: PathBuf,
+    /// Records the request log's queue holds before the spool takes them (`tollgate.log_queue_capacity`).
+    pub log_queue_capacity: usize,
+}
+
+const DEFAULT_LOG_QUEUE_CAPACITY: usize = 10_000;
+const DEFAULT_SPOOL: &str = "tollgate-log-spool.jsonl";
+
+/// Beside a SQLite store's file (it lives where the data does), else in the working directory.
+pub fn default_spool(database_url: &str) -> PathBuf {
+    let file = database_url.strip_prefix("sqlite://").map(|rest| rest.split('?').next().unwrap_or(rest));
+    match file {
+        Some(path) if !path.is_empty() && !path.starts_with(':') => PathBuf::from(format!("{path}.log-spool.jsonl")),
+        _ => PathBuf::from(DEFAULT_SPOOL),
+    }
 }
 
 pub(super) fn resolve(
     general: &RawGeneralSettings,
     database: Option<&RawDatabase>,
+    tollgate: &RawTollgateSettings,
     env: &dyn EnvLookup,
 ) -> Result<StoreSettings, ConfigError> {
     let url = match (&general.database_url, env.get("DATABASE_URL"), database) {
@@ -40,7 +57,12 @@ pub(super) fn resolve(
             format!("must be seconds, 0 or more, got {ttl}"),
         )
     })?;
-    Ok(StoreSettings { database_url: Secret::new(url), key_cache_ttl })
+    let log_queue_capacity = match tollgate.log_queue_capacity {
+        Some(0) => return Err(ConfigError::invalid("tollgate.log_queue_capacity", "must be at least 1")),
+        other => other.unwrap_or(DEFAULT_LOG_QUEUE_CAPACITY),
+    };
+    let log_spool = tollgate.log_spool_path.as_ref().map_or_else(|| default_spool(&url), PathBuf::from);
+    Ok(StoreSettings { database_url: Secret::new(url), key_cache_ttl, log_spool, log_queue_capacity })
 }
 
 fn checked(path: &str, url: &str) -> Result<String, ConfigError> {
@@ -86,7 +108,9 @@ mod tests {
         let env_url = |name: &str| (name == "DATABASE_URL").then(|| "postgres://e@h/db".to_owned());
         let no_env = |_: &str| None;
         let url = |g, d: Option<&RawDatabase>, env: &dyn EnvLookup| {
-            resolve(&g, d, env).map(|s| s.database_url.expose().to_owned()).map_err(|e| e.to_string())
+            resolve(&g, d, &RawTollgateSettings::default(), env)
+                .map(|s| s.database_url.expose().to_owned())
+                .map_err(|e| e.to_string())
         };
         let seed = db("postgresql", "postgresql://u:p@h:5432/seed");
         assert_eq!(url(general(Some("sqlite://x.db")), Some(&seed), &env_url), Ok("sqlite://x.db".into()));
@@ -101,5 +125,12 @@ mod tests {
         assert!(bad.contains("general_settings.database_url"), "{bad}");
         let bad = url(general(None), Some(&db("oracle", "x")), &no_env).err().unwrap_or_default();
         assert!(bad.contains("database.type"), "{bad}");
+    }
+
+    #[test]
+    fn the_log_spool_lives_beside_a_sqlite_store() {
+        assert_eq!(default_spool("sqlite://data/gw.db?mode=rwc"), PathBuf::from("data/gw.db.log-spool.jsonl"));
+        assert_eq!(default_spool("sqlite::memory:"), PathBuf::from(DEFAULT_SPOOL));
+        assert_eq!(default_spool("postgres://h/db"), PathBuf::from(DEFAULT_SPOOL));
     }
 }

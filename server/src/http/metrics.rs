@@ -166,6 +166,47 @@ fn render(state: &AppState) -> String {
         writeln!(out, "# HELP tollgate_key_store_lookups_total Store queries for virtual keys the cache did not hold.");
     let _ = writeln!(out, "# TYPE tollgate_key_store_lookups_total counter");
     let _ = writeln!(out, "tollgate_key_store_lookups_total {}", state.keys.lookups());
+    let log = state.logs.stats();
+    for (name, kind, help, value) in [
+        (
+            "tollgate_request_log_records_total",
+            "counter",
+            "Request log records handed to the log writer.",
+            log.accepted.load(Relaxed),
+        ),
+        (
+            "tollgate_request_log_written_total",
+            "counter",
+            "Request log records written to the store (spool replays included).",
+            log.written.load(Relaxed),
+        ),
+        (
+            "tollgate_request_log_spooled_total",
+            "counter",
+            "Request log records written to the spool (queue full or store down).",
+            log.spooled.load(Relaxed),
+        ),
+        (
+            "tollgate_request_log_lost_total",
+            "counter",
+            "Request log records neither stored nor spooled (the spool could not be written).",
+            log.lost.load(Relaxed),
+        ),
+        (
+            "tollgate_request_log_queue_depth",
+            "gauge",
+            "Request log records waiting for the log writer.",
+            log.queued.load(Relaxed),
+        ),
+        (
+            "tollgate_request_log_spool_bytes",
+            "gauge",
+            "Bytes waiting in the request log's spool.",
+            state.logs.spool().size(),
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    }
     // Each deployment's labels, escaped once for all families.
     let deployments: Vec<_> = table
         .deployments()

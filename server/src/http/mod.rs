@@ -32,6 +32,8 @@ pub struct AppState {
     pub master_key: Option<Secret>,
     /// Virtual keys, as the request path sees them (and the store behind them, for the management routes).
     pub keys: KeyCache,
+    /// The request log's sink: every proxied request hands its record here, without waiting.
+    pub logs: crate::logs::LogSink,
     pub max_request_bytes: usize,
     pub request_body_timeout: std::time::Duration,
     pub lifecycle: Arc<Lifecycle>,

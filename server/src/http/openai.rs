@@ -13,9 +13,11 @@ use tollgate_entity::{ModelCard, ModelList};
 use super::{request_id, AppState};
 use crate::{
     access::Caller,
+    clock,
     error::ApiError,
     lifecycle::Lifecycle,
     llm::{ChatRequest, CompletionRequest, EmbeddingsRequest, Inbound},
+    logs::request::RequestLog,
     pipeline::{
         auth, body, call,
         prompt::RequestPrompt,
@@ -50,6 +52,9 @@ impl Proxied<'_> {
         F: FnMut(Arc<Deployment>) -> Fut,
         Fut: Future<Output = Result<HttpResponse, ApiError>>,
     {
+        if let Some(log) = self.ctx.log() {
+            log.asked(model);
+        }
         self.caller.check_model(model)?;
         route::serve(self.ctx, &self.table, model, asked, call).await
     }
@@ -57,7 +62,8 @@ impl Proxied<'_> {
 
 /// Every proxied route: authenticates (before reading a byte of the body), reads the body within the size limit,
 /// and hands it to `handle`; the request counts as in flight until it is answered, and each error is logged once,
-/// here, at the level its variant defines.
+/// here, at the level its variant defines. Every request, answered or refused, leaves one record in the request
+/// log (`logs::request`), handed over when its answer ends.
 pub(super) async fn proxied(
     req: &HttpRequest,
     payload: web::Payload,
@@ -65,17 +71,32 @@ pub(super) async fn proxied(
     client: &awc::Client,
     handle: impl AsyncFnOnce(&Proxied<'_>, Bytes) -> Result<HttpResponse, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = context(req);
+    let client_ip = req.peer_addr().map(|a| a.ip().to_string());
+    let log = RequestLog::begin(state.logs.clone(), &request_id::of(req), req.path(), clock::unix_ms(), client_ip);
+    let ctx = context(req).with_log(log.clone());
     let _in_flight = state.lifecycle.enter();
     let result = async {
         let caller = auth::caller(req.headers(), state.master_key.as_ref(), &state.keys).await?;
+        if let Some(key) = caller.key() {
+            let user = key.user_id.clone();
+            log.caller(Some(key.hash.hex()), key.alias.clone(), key.team_id.clone(), user);
+        }
         let length = content_length(req.headers());
         let bytes = body::read(payload, length, state.max_request_bytes, state.request_body_timeout).await?;
         let table = state.table.load_full();
         let proxied = Proxied { ctx: &ctx, caller, client, table, life: &state.lifecycle };
         handle(&proxied, bytes).await
     };
-    result.await.inspect_err(|e| e.log(&ctx.request_id))
+    let result = result.await.inspect_err(|e| e.log(&ctx.request_id));
+    let (status, error) = match &result {
+        Ok(response) => (response.status().as_u16(), None),
+        Err(e) => {
+            let class = e.code().unwrap_or_else(|| e.kind()).to_owned();
+            (actix_web::ResponseError::status_code(e).as_u16(), Some((class, e.to_string())))
+        }
+    };
+    log.answered(status, error, ctx.attempts(), ctx.fallback().as_deref());
+    result
 }
 
 pub async fn chat_completions(

@@ -109,7 +109,8 @@ impl<'a> Call<'a> {
         self.overhead_ms.set(self.ctx.overhead_ms());
         let mut settle =
             Settlement::begin(self.deployment.clone(), self.ctx.request_id.clone(), self.stream, lifecycle.enter())
-                .health_check(self.ctx.health_check);
+                .health_check(self.ctx.health_check)
+                .log(self.ctx.log().cloned());
         settle.watch_race(self.ctx.race_lost());
         settle
     }

@@ -24,6 +24,8 @@ use std::{
     time::Instant,
 };
 
+use crate::logs::request::RequestLog;
+
 /// Per-request context created once by the handler and passed through the stages.
 #[derive(Debug)]
 pub struct RequestCtx {
@@ -41,6 +43,8 @@ pub struct RequestCtx {
     race_lost: Rc<Cell<bool>>,
     /// A health check, not a caller's request: its calls say so in their log lines and failure reports.
     pub health_check: bool,
+    /// The request-level log record every call's settlement adds to (none for health checks).
+    log: Option<Arc<RequestLog>>,
 }
 
 impl RequestCtx {
@@ -53,7 +57,18 @@ impl RequestCtx {
             hedged: Cell::new(false),
             race_lost: Rc::default(),
             health_check: false,
+            log: None,
         }
+    }
+
+    /// This request's record in the request log.
+    pub fn with_log(mut self, log: Arc<RequestLog>) -> Self {
+        self.log = Some(log);
+        self
+    }
+
+    pub fn log(&self) -> Option<&Arc<RequestLog>> {
+        self.log.as_ref()
     }
 
     /// The context of a health check's call.

@@ -21,6 +21,7 @@ use crate::{
     clock,
     lifecycle::InFlight,
     llm::{ErrorClass, UpstreamError, UpstreamFailure, Usage},
+    logs::request::{Attempt, RequestLog},
     pricing::Pricing,
     routing::{
         circuit,
@@ -58,6 +59,10 @@ pub struct Settlement {
     race_lost: Option<Rc<Cell<bool>>>,
     /// This call is a health check (background, or `GET /health`): tagged in its log line and its failure report.
     health_check: bool,
+    /// The request's record in the request log, which this call adds to when it ends.
+    log: Option<Arc<RequestLog>>,
+    /// Unix ms at `begin`, for the request log's first-byte time.
+    started_unix_ms: i64,
     _in_flight: InFlight,
 }
 
@@ -71,6 +76,8 @@ impl Settlement {
         Self {
             probe,
             health_check: false,
+            log: None,
+            started_unix_ms: clock::unix_ms(),
             deployment,
             request_id,
             started: Instant::now(),
@@ -87,6 +94,12 @@ impl Settlement {
 
     /// Marks the call as a health check. A health check is never the half-open probe: it claimed nothing, even if
     /// a probe is running now.
+    /// The request log record this call adds to when it ends.
+    pub fn log(mut self, log: Option<Arc<RequestLog>>) -> Self {
+        self.log = log;
+        self
+    }
+
     pub fn health_check(mut self, yes: bool) -> Self {
         self.health_check = yes;
         self.probe &= !yes;
@@ -288,6 +301,27 @@ impl Drop for Settlement {
             Outcome::Broken => "broken",
         };
         let usage = self.usage.unwrap_or_default();
+        if let Some(log) = &self.log {
+            let served = self.responded && !lost_race && !matches!(self.outcome, Outcome::Failed(_));
+            let api_base = d.provider.endpoint();
+            log.attempt(&Attempt {
+                model_group: &d.model_group,
+                deployment: &d.id,
+                provider: d.provider.name(),
+                api_base: &api_base,
+                streamed: self.stream,
+                served,
+                first_byte_at_ms: self.header_latency.map(|l| self.started_unix_ms + l.as_millis() as i64),
+                prompt_tokens: usage.prompt_tokens,
+                completion_tokens: usage.completion_tokens,
+                cache_read_tokens: usage.cache_read_tokens,
+                cache_write_tokens: usage.cache_write_tokens,
+                reasoning_tokens: usage.reasoning_tokens,
+                cost_nanos: cost,
+                gap: gap.map(AccountingGap::as_str),
+                broken: self.outcome == Outcome::Broken,
+            });
+        }
         tracing::info!(
             request_id = %self.request_id,
             model_group = %d.model_group,

@@ -5,6 +5,7 @@
 //! (`access::cache`).
 
 pub mod keys;
+pub mod logs;
 pub mod teams;
 pub mod users;
 

@@ -44,10 +44,10 @@ use crate::{
 };
 
 const TEXT_PIECES: [&str; 4] = ["Hello", " from", " fake", " upstream"];
-const INPUT_TOKENS: u64 = 21;
-const CACHE_CREATION: u64 = 3;
-const CACHE_READ: u64 = 5;
-const OUTPUT_TOKENS: u64 = 9;
+pub const INPUT_TOKENS: u64 = 21;
+pub const CACHE_CREATION: u64 = 3;
+pub const CACHE_READ: u64 = 5;
+pub const OUTPUT_TOKENS: u64 = 9;
 const THINKING_TOKENS: u64 = 4;
 const TOOL_TEXT: &str = "Let me check.";
 const WEATHER_PIECES: [&str; 3] = ["", "{\"city\"", ": \"Paris\"}"];

@@ -23,7 +23,7 @@ use crate::{
     error::InitError,
     http::{self, AppState},
     lifecycle::Lifecycle,
-    logs::{spool::Spool, LogSink},
+    logs::{journal::Journal, LogSink},
     store::{self, Store},
     upstream::Upstream,
 };
@@ -78,9 +78,10 @@ pub async fn start(config: Config, listener: TcpListener, options: &ServeOptions
     let store = Store::open(url).await?;
     tracing::info!(backend = store.backend(), database = %store::masked_url(url), "store open, schema up to date");
     let keys = KeyCache::new(store.clone(), config.store.key_cache_ttl);
-    let spool = Arc::new(Spool::new(config.store.log_spool.clone()));
-    let (logs, queue, log_stats) = LogSink::new(config.store.log_queue_capacity, spool.clone());
-    let log_writer = LogWriter::new(store, queue, spool, log_stats).start();
+    let journal = Journal::open(&config.store.log_journal)
+        .map_err(|source| InitError::Journal { path: config.store.log_journal.display().to_string(), source })?;
+    let logs = LogSink::new(Arc::new(journal));
+    let log_writer = LogWriter::new(store, logs.journal().clone(), logs.stats().clone()).start();
     let lifecycle = Arc::new(Lifecycle::default());
     let reload_source = options.config_path.clone().map(|path| Arc::new((path, config.clone())));
     let state = web::Data::new(AppState {
@@ -179,10 +180,10 @@ async fn handle_signals(
         _ = term.recv() => false,
         _ = int.recv() => false,
     };
-    // The answered requests' records go to the store (or the spool) before the process exits.
+    // The answered requests' records go to the store (or the journal) before the process exits.
     if actix_rt::time::timeout(LOG_FLUSH_DEADLINE, log_writer.send(Flush)).await.is_err() {
         tracing::error!(
-            "the request log could not be flushed in time; unwritten records stay in its spool or are lost"
+            "the request log could not be flushed in time; unwritten records stay in its journal or are lost"
         );
     }
     if drained {

@@ -25,6 +25,8 @@ pub enum InitError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("cannot open the request log's journal at {path}: {source}")]
+    Journal { path: String, source: std::io::Error },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -21,6 +21,7 @@ pub mod dialect;
 pub mod dialect_b;
 pub mod logs;
 pub mod store;
+pub mod tcp_cut;
 
 pub const MASTER_KEY: &str = "sk-test-master";
 
@@ -75,9 +76,9 @@ impl Gateway {
     }
 
     fn launch(mut config: Config, config_path: Option<PathBuf>, db: Option<store::TempSqlite>) -> Gateway {
-        // The request log's spool, if it is ever needed, goes to the temp directory, never the working directory.
-        config.store.log_spool =
-            std::env::temp_dir().join(format!("tollgate-test-{}.spool", uuid::Uuid::new_v4().simple()));
+        // The request log's journal, if it is ever needed, goes to the temp directory, never the working directory.
+        config.store.log_journal =
+            std::env::temp_dir().join(format!("tollgate-test-{}.journal", uuid::Uuid::new_v4().simple()));
         logs::capture();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));

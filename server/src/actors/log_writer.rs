@@ -1,151 +1,115 @@
-//! LogWriter: takes request log records from the sink's bounded queue and writes them to the store in batches,
-//! by size or time. A batch the store does not take within [`WRITE_DEADLINE`] goes to the spool; spooled records
-//! are replayed when the store answers again. [`Flush`] writes everything queued (shutdown).
+//! LogWriter: moves the request log's journal into the store. Every [`INTERVAL`] it closes the journal's active
+//! file as a segment and writes every segment, oldest first, in batches of [`BATCH`] rows, each batch in one
+//! transaction within [`WRITE_DEADLINE`]; a segment is deleted once all of its records are stored. When the store
+//! fails, the segments stay on disk and the next turns retry (at most every [`RETRY_DOWN`]), so a record is never
+//! dropped and memory never grows with the outage. [`Flush`] does a turn now (sent at shutdown).
 //!
-//! One write at a time (`ctx.wait`): while the store is slow, records wait in the queue, and past its capacity the
-//! sink spools them itself, so memory stays bounded whatever the load and nothing is dropped.
+//! One turn at a time (`ctx.wait`); the request path never waits for it: it only appends to the journal.
 
 use std::{
     sync::{atomic::Ordering::Relaxed, Arc},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
-use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseActFuture, WrapFuture};
-use tokio::sync::mpsc;
+use actix::{Actor, ActorFutureExt, AsyncContext, AtomicResponse, Context, Handler, Message, WrapFuture};
 
 use crate::{
-    logs::{spool::Spool, LogRecord, LogStats},
+    logs::{journal::Journal, LogStats},
     store::Store,
 };
 
-/// The longest a batch write may take before its records are spooled instead.
+pub const INTERVAL: Duration = Duration::from_millis(100);
+pub const BATCH: usize = 500;
+/// The longest a batch write may take before the turn gives up (its segment stays for the next turn).
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(5);
+/// While the store is down, a turn tries it at most this often.
+pub const RETRY_DOWN: Duration = Duration::from_secs(1);
 
-/// Write everything queued now, and replay the spool, then answer (the server's shutdown sends this before it
-/// stops).
+/// Write everything journaled so far now, then answer.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Flush;
 
 pub struct LogWriter {
     store: Store,
-    queue: mpsc::Receiver<LogRecord>,
-    spool: Arc<Spool>,
+    journal: Arc<Journal>,
     stats: Arc<LogStats>,
-    /// Records per write.
-    batch_size: usize,
-    /// How often the queue is drained (a batch waits at most this long).
-    interval: Duration,
-    /// The last write failed: the next failure is not logged again until one succeeds.
-    store_down: bool,
+    /// When the last turn failed (`None`: the store answers).
+    down_since: Option<Instant>,
+    last_try: Instant,
 }
 
-impl LogWriter {
-    pub fn new(store: Store, queue: mpsc::Receiver<LogRecord>, spool: Arc<Spool>, stats: Arc<LogStats>) -> Self {
-        Self { store, queue, spool, stats, batch_size: 500, interval: Duration::from_millis(100), store_down: false }
-    }
-
-    pub fn with_batching(mut self, batch_size: usize, interval: Duration) -> Self {
-        self.batch_size = batch_size.max(1);
-        self.interval = interval;
-        self
-    }
-
-    /// Up to `limit` queued records.
-    fn drain(&mut self, limit: usize) -> Vec<LogRecord> {
-        let mut batch = Vec::with_capacity(limit.min(1024));
-        while batch.len() < limit {
-            match self.queue.try_recv() {
-                Ok(record) => batch.push(record),
-                Err(_) => break,
-            }
-        }
-        self.stats.queued.fetch_sub(batch.len() as u64, Relaxed);
-        batch
-    }
-
-    /// Writes `batch` (or spools it) and then, if the store took it, replays the spool. Runs to completion before
-    /// the actor handles anything else.
-    fn write(&mut self, batch: Vec<LogRecord>, ctx: &mut Context<Self>) {
-        let (store, spool) = (self.store.clone(), self.spool.clone());
-        let work = async move {
-            let wrote = if batch.is_empty() { Ok(0) } else { write_within(&store, &batch).await };
-            let result = match wrote {
-                Ok(_) => Ok((batch.len(), replay(&store, &spool).await)),
-                Err(e) => Err((e, spool.append(&batch).map(|()| batch.len()), batch.len())),
-            };
-            result
-        };
-        ctx.wait(work.into_actor(self).map(|result, act, _| act.settle(result)));
-    }
-
-    fn settle(&mut self, result: Result<(usize, Replayed), (String, std::io::Result<usize>, usize)>) {
-        match result {
-            Ok((written, replayed)) => {
-                self.stats.written.fetch_add((written + replayed.written) as u64, Relaxed);
-                if self.store_down && written + replayed.written > 0 {
-                    tracing::info!("request log store reachable again; spooled records replayed");
-                }
-                if let Some(e) = replayed.error {
-                    tracing::warn!(error = %e, "request log spool replay failed; it is retried");
-                } else {
-                    self.store_down = false;
-                }
-                if replayed.unreadable > 0 {
-                    tracing::error!(
-                        lines = replayed.unreadable,
-                        "request log spool had unreadable lines (torn by a crash)"
-                    );
-                }
-            }
-            Err((error, spooled, count)) => {
-                if !self.store_down {
-                    tracing::error!(%error, "request log store unavailable; records go to the spool until it answers");
-                }
-                self.store_down = true;
-                match spooled {
-                    Ok(n) => {
-                        self.stats.spooled.fetch_add(n as u64, Relaxed);
-                    }
-                    Err(e) => {
-                        self.stats.lost.fetch_add(count as u64, Relaxed);
-                        tracing::error!(records = count, error = %e, "request log records lost: neither the store nor the spool took them");
-                    }
-                }
-            }
-        }
-    }
-}
-
-async fn write_within(store: &Store, batch: &[LogRecord]) -> Result<u64, String> {
-    match actix_rt::time::timeout(WRITE_DEADLINE, store.insert_logs(batch)).await {
-        Ok(Ok(n)) => Ok(n),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {}s", WRITE_DEADLINE.as_secs())),
-    }
-}
-
+/// What a turn did.
 #[derive(Debug, Default)]
-struct Replayed {
-    written: usize,
-    unreadable: usize,
+struct Turn {
+    written: u64,
+    unreadable: u64,
     error: Option<String>,
 }
 
-/// Moves spooled records into the store; on failure they stay spooled for the next turn.
-async fn replay(store: &Store, spool: &Spool) -> Replayed {
-    let taken = match spool.take() {
-        Ok(Some(taken)) => taken,
-        Ok(None) => return Replayed::default(),
-        Err(e) => return Replayed { error: Some(e.to_string()), ..Replayed::default() },
-    };
-    match write_within(store, &taken.records).await {
-        Ok(_) => match spool.done() {
-            Ok(()) => Replayed { written: taken.records.len(), unreadable: taken.unreadable, error: None },
-            Err(e) => Replayed { error: Some(e.to_string()), ..Replayed::default() },
-        },
-        Err(e) => Replayed { error: Some(e), ..Replayed::default() },
+impl LogWriter {
+    pub fn new(store: Store, journal: Arc<Journal>, stats: Arc<LogStats>) -> Self {
+        Self { store, journal, stats, down_since: None, last_try: Instant::now() }
     }
+
+    fn turn(&mut self) -> impl std::future::Future<Output = Turn> + 'static {
+        self.last_try = Instant::now();
+        let (store, journal) = (self.store.clone(), self.journal.clone());
+        async move { write_segments(&store, &journal).await }
+    }
+
+    fn settle(&mut self, turn: Turn) {
+        self.stats.written.fetch_add(turn.written, Relaxed);
+        if turn.unreadable > 0 {
+            self.stats.unreadable.fetch_add(turn.unreadable, Relaxed);
+            tracing::error!(lines = turn.unreadable, "request log journal had unreadable lines (torn by a crash)");
+        }
+        match (turn.error, self.down_since) {
+            (Some(error), None) => {
+                tracing::error!(%error, "request log store unavailable; records wait in the journal until it answers");
+                self.down_since = Some(Instant::now());
+            }
+            (Some(_), Some(_)) => {}
+            (None, Some(since)) => {
+                tracing::info!(
+                    down_secs = since.elapsed().as_secs(),
+                    "request log store reachable again; journal replayed"
+                );
+                self.down_since = None;
+            }
+            (None, None) => {}
+        }
+    }
+}
+
+/// Closes the active file and writes every segment, oldest first; stops at the first failure.
+async fn write_segments(store: &Store, journal: &Journal) -> Turn {
+    let mut turn = Turn::default();
+    let segments = match journal.rotate().and_then(|()| journal.segments()) {
+        Ok(segments) => segments,
+        Err(e) => return Turn { error: Some(format!("journal: {e}")), ..turn },
+    };
+    for segment in segments {
+        let taken = match journal.read(&segment) {
+            Ok(taken) => taken,
+            Err(e) => return Turn { error: Some(format!("journal: {e}")), ..turn },
+        };
+        for batch in taken.records.chunks(BATCH) {
+            match actix_rt::time::timeout(WRITE_DEADLINE, store.insert_logs(batch)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Turn { error: Some(e.to_string()), ..turn },
+                Err(_) => {
+                    return Turn { error: Some(format!("no answer within {}s", WRITE_DEADLINE.as_secs())), ..turn }
+                }
+            }
+        }
+        if let Err(e) = journal.remove(&segment) {
+            return Turn { error: Some(format!("journal: {e}")), ..turn };
+        }
+        turn.written += taken.records.len() as u64;
+        turn.unreadable += taken.unreadable as u64;
+    }
+    turn
 }
 
 impl Actor for LogWriter {
@@ -153,39 +117,31 @@ impl Actor for LogWriter {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(16);
-        ctx.run_interval(self.interval, |act, ctx| {
-            let batch = act.drain(act.batch_size);
-            if !batch.is_empty() || act.spool.size() > 0 {
-                act.write(batch, ctx);
+        ctx.run_interval(INTERVAL, |act, ctx| {
+            if act.down_since.is_some() && act.last_try.elapsed() < RETRY_DOWN {
+                return;
             }
+            let turn = act.turn();
+            ctx.wait(turn.into_actor(act).map(|turn, act, _| act.settle(turn)));
         });
     }
 }
 
 impl Handler<Flush> for LogWriter {
-    type Result = ResponseActFuture<Self, ()>;
+    /// Atomic: no interval turn runs beside this one (two turns would read, and count, the same segment).
+    type Result = AtomicResponse<Self, ()>;
 
-    fn handle(&mut self, _: Flush, _ctx: &mut Self::Context) -> Self::Result {
-        let batch = self.drain(usize::MAX);
-        let (store, spool) = (self.store.clone(), self.spool.clone());
-        let work = async move {
-            match write_within(&store, &batch).await {
-                Ok(_) => Ok((batch.len(), replay(&store, &spool).await)),
-                Err(e) => Err((e, spool.append(&batch).map(|()| batch.len()), batch.len())),
-            }
-        };
-        Box::pin(work.into_actor(self).map(|result, act, _| act.settle(result)))
+    fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Self::Result {
+        AtomicResponse::new(Box::pin(self.turn().into_actor(self).map(|turn, act, _| act.settle(turn))))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::Ordering::Relaxed;
-
     use actix::Actor;
 
     use super::*;
-    use crate::logs::LogSink;
+    use crate::logs::{LogRecord, LogSink};
 
     fn record(i: usize) -> LogRecord {
         LogRecord {
@@ -198,44 +154,31 @@ mod tests {
         }
     }
 
-    async fn store() -> (Store, std::path::PathBuf) {
-        let path = std::env::temp_dir().join(format!("tollgate-logs-{}", uuid::Uuid::new_v4().simple()));
-        let store = Store::open(&format!("sqlite://{}.db?mode=rwc", path.display())).await;
-        (store.unwrap_or_else(|e| unreachable!("{e}")), path)
-    }
-
-    fn cleanup(path: &std::path::Path) {
-        for suffix in [".db", ".db-wal", ".db-shm", ".spool"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
-    }
-
     #[actix_rt::test]
-    async fn every_record_reaches_the_store_even_past_the_queue_capacity() {
-        let (store, path) = store().await;
-        let spool = Arc::new(Spool::new(format!("{}.spool", path.display())));
-        // A queue of 10 and 1,000 records sent before the writer runs: 990 go to the spool.
-        let (sink, rx, stats) = LogSink::new(10, spool.clone());
-        for i in 0..1000 {
-            sink.record(record(i));
-        }
-        assert_eq!((stats.queued.load(Relaxed), stats.spooled.load(Relaxed)), (10, 990));
-        let writer = LogWriter::new(store.clone(), rx, spool, stats.clone())
-            .with_batching(100, Duration::from_millis(20))
-            .start();
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while store.count_logs().await.unwrap_or(0) < 1000 && std::time::Instant::now() < deadline {
-            actix_rt::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(store.count_logs().await.ok(), Some(1000), "every record, spooled or queued, is stored");
-        // More records, then a flush: in the store at once; replays of rows already there change nothing.
-        for i in 1000..1100 {
-            sink.record(record(i));
-        }
+    async fn every_record_from_every_thread_reaches_the_store_once() {
+        let base = std::env::temp_dir().join(format!("tollgate-logs-{}", uuid::Uuid::new_v4().simple()));
+        let store = Store::open(&format!("sqlite://{}.db?mode=rwc", base.display())).await;
+        let store = store.unwrap_or_else(|e| unreachable!("{e}"));
+        let journal = Arc::new(Journal::open(base.with_extension("journal")).unwrap_or_else(|e| unreachable!("{e}")));
+        let sink = LogSink::new(journal.clone());
+        let writer = LogWriter::new(store.clone(), journal.clone(), sink.stats().clone()).start();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let sink = sink.clone();
+                std::thread::spawn(move || (0..500).for_each(|i| sink.record(record(t * 500 + i))))
+            })
+            .collect();
+        threads.into_iter().for_each(|t| {
+            let _ = t.join();
+        });
         let _ = writer.send(Flush).await;
-        assert_eq!(store.count_logs().await.ok(), Some(1100));
-        assert_eq!(stats.lost.load(Relaxed), 0);
+        assert_eq!(store.count_logs().await.ok(), Some(2000));
+        assert_eq!((sink.stats().accepted.load(Relaxed), sink.stats().written.load(Relaxed)), (2000, 2000));
+        assert_eq!(journal.size(), 0, "every segment deleted once stored");
         assert_eq!(store.insert_logs(&[record(5)]).await.ok(), Some(0), "a replayed row is a no-op");
-        cleanup(&path);
+        for suffix in [".db", ".db-wal", ".db-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", base.display()));
+        }
+        let _ = std::fs::remove_dir_all(base.with_extension("journal"));
     }
 }

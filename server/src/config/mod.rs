@@ -24,7 +24,7 @@ pub use self::{
     environment::Env,
     interpolate::EnvLookup,
     seed::{DeploymentTraits, GroupRetry, RoutingRules},
-    store::{default_spool, StoreSettings, DEFAULT_DATABASE_URL},
+    store::{default_journal, StoreSettings, DEFAULT_DATABASE_URL},
     upstream::{TlsTrust, UpstreamConfig},
 };
 use crate::{

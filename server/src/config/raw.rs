@@ -310,11 +310,9 @@ pub struct RawTollgateSettings {
     pub price_catalog: Option<String>,
     /// Seconds a caller has to deliver a request body once its headers arrived (default 60).
     pub request_body_timeout_seconds: Option<f64>,
-    /// The request log's spool: records the store could not take yet (default: beside a SQLite store's file,
-    /// else `tollgate-log-spool.jsonl` in the working directory).
-    pub log_spool_path: Option<String>,
-    /// Request log records waiting for the writer; past this many they go to the spool (default 10,000).
-    pub log_queue_capacity: Option<usize>,
+    /// The request log's journal directory: every record is appended there before the store gets it (default:
+    /// beside a SQLite store's file, `<file>.log-journal`, else `tollgate-log-journal` in the working directory).
+    pub log_journal_dir: Option<String>,
 }
 
 /// The seed article's `router:` section (tollgate extension; docs/routing.md says what each key maps to).

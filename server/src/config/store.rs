@@ -20,21 +20,18 @@ pub struct StoreSettings {
     pub database_url: Secret,
     /// How long a replica may honour a cached key that changed elsewhere.
     pub key_cache_ttl: Duration,
-    /// The request log's spool file (`tollgate.log_spool_path`).
-    pub log_spool: PathBuf,
-    /// Records the request log's queue holds before the spool takes them (`tollgate.log_queue_capacity`).
-    pub log_queue_capacity: usize,
+    /// The request log's journal directory (`tollgate.log_journal_dir`).
+    pub log_journal: PathBuf,
 }
 
-const DEFAULT_LOG_QUEUE_CAPACITY: usize = 10_000;
-const DEFAULT_SPOOL: &str = "tollgate-log-spool.jsonl";
+const DEFAULT_JOURNAL: &str = "tollgate-log-journal";
 
 /// Beside a SQLite store's file (it lives where the data does), else in the working directory.
-pub fn default_spool(database_url: &str) -> PathBuf {
+pub fn default_journal(database_url: &str) -> PathBuf {
     let file = database_url.strip_prefix("sqlite://").map(|rest| rest.split('?').next().unwrap_or(rest));
     match file {
-        Some(path) if !path.is_empty() && !path.starts_with(':') => PathBuf::from(format!("{path}.log-spool.jsonl")),
-        _ => PathBuf::from(DEFAULT_SPOOL),
+        Some(path) if !path.is_empty() && !path.starts_with(':') => PathBuf::from(format!("{path}.log-journal")),
+        _ => PathBuf::from(DEFAULT_JOURNAL),
     }
 }
 
@@ -57,12 +54,8 @@ pub(super) fn resolve(
             format!("must be seconds, 0 or more, got {ttl}"),
         )
     })?;
-    let log_queue_capacity = match tollgate.log_queue_capacity {
-        Some(0) => return Err(ConfigError::invalid("tollgate.log_queue_capacity", "must be at least 1")),
-        other => other.unwrap_or(DEFAULT_LOG_QUEUE_CAPACITY),
-    };
-    let log_spool = tollgate.log_spool_path.as_ref().map_or_else(|| default_spool(&url), PathBuf::from);
-    Ok(StoreSettings { database_url: Secret::new(url), key_cache_ttl, log_spool, log_queue_capacity })
+    let log_journal = tollgate.log_journal_dir.as_ref().map_or_else(|| default_journal(&url), PathBuf::from);
+    Ok(StoreSettings { database_url: Secret::new(url), key_cache_ttl, log_journal })
 }
 
 fn checked(path: &str, url: &str) -> Result<String, ConfigError> {
@@ -128,9 +121,9 @@ mod tests {
     }
 
     #[test]
-    fn the_log_spool_lives_beside_a_sqlite_store() {
-        assert_eq!(default_spool("sqlite://data/gw.db?mode=rwc"), PathBuf::from("data/gw.db.log-spool.jsonl"));
-        assert_eq!(default_spool("sqlite::memory:"), PathBuf::from(DEFAULT_SPOOL));
-        assert_eq!(default_spool("postgres://h/db"), PathBuf::from(DEFAULT_SPOOL));
+    fn the_log_journal_lives_beside_a_sqlite_store() {
+        assert_eq!(default_journal("sqlite://data/gw.db?mode=rwc"), PathBuf::from("data/gw.db.log-journal"));
+        assert_eq!(default_journal("sqlite::memory:"), PathBuf::from(DEFAULT_JOURNAL));
+        assert_eq!(default_journal("postgres://h/db"), PathBuf::from(DEFAULT_JOURNAL));
     }
 }

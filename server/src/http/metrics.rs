@@ -171,38 +171,32 @@ fn render(state: &AppState) -> String {
         (
             "tollgate_request_log_records_total",
             "counter",
-            "Request log records handed to the log writer.",
+            "Request log records appended to the journal.",
             log.accepted.load(Relaxed),
         ),
         (
             "tollgate_request_log_written_total",
             "counter",
-            "Request log records written to the store (spool replays included).",
+            "Request log records written to the store.",
             log.written.load(Relaxed),
-        ),
-        (
-            "tollgate_request_log_spooled_total",
-            "counter",
-            "Request log records written to the spool (queue full or store down).",
-            log.spooled.load(Relaxed),
         ),
         (
             "tollgate_request_log_lost_total",
             "counter",
-            "Request log records neither stored nor spooled (the spool could not be written).",
+            "Request log records the journal could not take (its disk failed).",
             log.lost.load(Relaxed),
         ),
         (
-            "tollgate_request_log_queue_depth",
-            "gauge",
-            "Request log records waiting for the log writer.",
-            log.queued.load(Relaxed),
+            "tollgate_request_log_unreadable_total",
+            "counter",
+            "Journal lines that were not a record (torn by a crash).",
+            log.unreadable.load(Relaxed),
         ),
         (
-            "tollgate_request_log_spool_bytes",
+            "tollgate_request_log_journal_bytes",
             "gauge",
-            "Bytes waiting in the request log's spool.",
-            state.logs.spool().size(),
+            "Bytes in the request log's journal, waiting for the store.",
+            state.logs.journal().size(),
         ),
     ] {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");

@@ -1,11 +1,11 @@
 //! The request log: one [`LogRecord`] per request, success or failure, handed by the request path to the
-//! [`LogSink`] without waiting, and written to the store in batches by the log writer
-//! (`actors::log_writer`). Nothing is dropped: when the writer's queue is full the record goes straight to the
-//! append-only [`spool`], and when the store is down the writer spools whole batches; spooled records are
-//! replayed into the store once it answers again (a replayed row that was already written is a no-op).
+//! [`LogSink`], which appends it to the journal on disk ([`journal`]) with one write: from then on it survives a
+//! crash of the process. The log writer (`actors::log_writer`) moves journal segments into the store in batches
+//! and deletes each once stored; while the store is down they wait on disk, and are written when it answers (a
+//! row already stored is left as it is, so a replay never duplicates one).
 
+pub mod journal;
 pub mod request;
-pub mod spool;
 
 use std::sync::{
     atomic::{AtomicU64, Ordering::Relaxed},
@@ -13,12 +13,11 @@ use std::sync::{
 };
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
-use self::spool::Spool;
+use self::journal::Journal;
 
 /// One request as the log stores it. Times are Unix milliseconds; money is nano-dollars, `None` when it could not
-/// be counted (`accounting` names the gap). Serialized as one JSON line in the spool.
+/// be counted (`accounting` names the gap). Serialized as one JSON line in the journal.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LogRecord {
     pub request_id: String,
@@ -60,55 +59,36 @@ pub struct LogRecord {
 /// Counters of the log path, exported by `GET /metrics`.
 #[derive(Debug, Default)]
 pub struct LogStats {
-    /// Records accepted by the sink (queued or spooled).
+    /// Records appended to the journal.
     pub accepted: AtomicU64,
-    /// Records written to the store (replays included).
+    /// Records written to the store.
     pub written: AtomicU64,
-    /// Records written to the spool (queue full or store down).
-    pub spooled: AtomicU64,
-    /// Records in the queue now.
-    pub queued: AtomicU64,
-    /// Records that could be neither queued, written nor spooled (the spool's disk failed): logged each time.
+    /// Records the journal could not take (its disk failed): each one logged.
     pub lost: AtomicU64,
+    /// Journal lines that were not a record (torn by a crash).
+    pub unreadable: AtomicU64,
 }
 
-/// The request path's handle: [`LogSink::record`] never waits.
+/// The request path's handle: [`LogSink::record`] appends to the journal and returns.
 #[derive(Clone)]
 pub struct LogSink {
-    queue: mpsc::Sender<LogRecord>,
-    spool: Arc<Spool>,
+    journal: Arc<Journal>,
     stats: Arc<LogStats>,
 }
 
 impl LogSink {
-    /// A sink and the queue's receiving end for the writer; the queue holds at most `capacity` records.
-    pub fn new(capacity: usize, spool: Arc<Spool>) -> (LogSink, mpsc::Receiver<LogRecord>, Arc<LogStats>) {
-        let (queue, rx) = mpsc::channel(capacity.max(1));
-        let stats = Arc::new(LogStats::default());
-        (LogSink { queue, spool, stats: stats.clone() }, rx, stats)
+    pub fn new(journal: Arc<Journal>) -> LogSink {
+        LogSink { journal, stats: Arc::default() }
     }
 
-    /// Hands `record` to the writer; when its queue is full (or the writer is gone) appends it to the spool.
     pub fn record(&self, record: LogRecord) {
-        self.stats.accepted.fetch_add(1, Relaxed);
-        match self.queue.try_send(record) {
+        match self.journal.append(&record) {
             Ok(()) => {
-                self.stats.queued.fetch_add(1, Relaxed);
-            }
-            Err(mpsc::error::TrySendError::Full(record) | mpsc::error::TrySendError::Closed(record)) => {
-                self.spool_one(&record);
-            }
-        }
-    }
-
-    fn spool_one(&self, record: &LogRecord) {
-        match self.spool.append(std::slice::from_ref(record)) {
-            Ok(()) => {
-                self.stats.spooled.fetch_add(1, Relaxed);
+                self.stats.accepted.fetch_add(1, Relaxed);
             }
             Err(e) => {
                 self.stats.lost.fetch_add(1, Relaxed);
-                tracing::error!(request_id = %record.request_id, error = %e, "request log record lost: the spool cannot be written");
+                tracing::error!(request_id = %record.request_id, error = %e, "request log record lost: the journal cannot be written");
             }
         }
     }
@@ -117,7 +97,7 @@ impl LogSink {
         &self.stats
     }
 
-    pub fn spool(&self) -> &Arc<Spool> {
-        &self.spool
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.journal
     }
 }

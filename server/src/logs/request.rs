@@ -153,12 +153,23 @@ impl Drop for RequestLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::logs::spool::Spool;
+    use crate::logs::journal::Journal;
 
     #[test]
     fn a_record_sums_its_calls_names_the_one_that_served_and_is_sent_once() {
-        let spool = Arc::new(Spool::new(std::env::temp_dir().join("tollgate-request-log-unused.jsonl")));
-        let (sink, mut rx, _) = LogSink::new(8, spool);
+        let dir = std::env::temp_dir().join(format!("tollgate-request-log-{}", uuid::Uuid::new_v4().simple()));
+        let journal = Arc::new(Journal::open(&dir).unwrap_or_else(|e| unreachable!("{e}")));
+        let sink = LogSink::new(journal.clone());
+        let journaled = || {
+            let _ = journal.rotate();
+            let segments = journal.segments().unwrap_or_default();
+            let records: Vec<LogRecord> =
+                segments.iter().flat_map(|s| journal.read(s).unwrap_or_default().records).collect();
+            segments.iter().for_each(|s| {
+                let _ = journal.remove(s);
+            });
+            records
+        };
         let log = RequestLog::begin(sink, "r1", "/v1/chat/completions", 1_000, None);
         log.asked("gpt");
         let failed = Attempt { model_group: "gpt", deployment: "gpt#0", provider: "openai", ..Attempt::default() };
@@ -182,14 +193,16 @@ mod tests {
         log.answered(200, None, 3, None);
         let clone = log.clone();
         drop(log);
-        assert!(rx.try_recv().is_err(), "not while a holder remains (the stream's settlement)");
+        assert!(journaled().is_empty(), "not while a holder remains (the stream's settlement)");
         drop(clone);
-        let r = rx.try_recv().unwrap_or_default();
+        let records = journaled();
+        assert_eq!(records.len(), 1, "exactly once");
+        let r = records[0].clone();
         assert_eq!((r.deployment.as_deref(), r.provider.as_deref()), (Some("gpt#1"), Some("anthropic")));
         assert_eq!((r.prompt_tokens, r.completion_tokens, r.cost_nanos), (10, 5, Some(2_000)));
         assert_eq!((r.accounting.as_str(), r.attempts, r.status), ("hedge_cancelled", 3, 200));
         assert_eq!((r.first_byte_at_ms, r.streamed, r.model_group.as_str()), (Some(1_050), true, "gpt"));
         assert!(r.ended_at_ms >= r.started_at_ms);
-        assert!(rx.try_recv().is_err(), "exactly once");
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

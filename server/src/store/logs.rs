@@ -1,5 +1,5 @@
 //! The request log in the store: batches of rows written in one transaction, a row already there (a replay from
-//! the spool) left as it is.
+//! the journal) left as it is.
 
 use sea_orm::{ActiveValue::Set, EntityTrait, TransactionTrait};
 use serde_json::json;

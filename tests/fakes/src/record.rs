@@ -118,7 +118,11 @@ mod tests {
         assert_eq!(requests.len(), MAX_RECORDS);
         assert_eq!(requests[0]["seq"], 6);
         let at = |i: usize| requests[i]["at_ms"].as_u64();
-        assert!(at(0).is_some() && at(0) <= at(MAX_RECORDS - 1), "arrival times on one monotonic clock: {}", requests[0]);
+        assert!(
+            at(0).is_some() && at(0) <= at(MAX_RECORDS - 1),
+            "arrival times on one monotonic clock: {}",
+            requests[0]
+        );
         assert_eq!(rec.events().len(), MAX_RECORDS);
         rec.clear();
         assert!(rec.requests().is_empty() && rec.events().is_empty());

@@ -31,7 +31,8 @@ general_settings: {{master_key: {MASTER_KEY}}}
 const OA: (i64, i64) = (10, 5);
 const AN: (i64, i64) = ((INPUT_TOKENS + CACHE_CREATION + CACHE_READ) as i64, OUTPUT_TOKENS as i64);
 
-/// Sends `n` requests, `concurrency` at a time, cycling through eight kinds; returns the rows expected:
+/// Sends `n` requests, `concurrency` at a time, cycling through eight kinds (half of them streamed); returns the
+/// rows expected:
 /// (count, prompt tokens, completion tokens, cost in nano-dollars, refused).
 async fn traffic(gw: &Gateway, n: usize, concurrency: usize) -> (i64, i64, i64, i64, i64) {
     let kinds = stream::iter(0..n).map(|i| async move {
@@ -43,7 +44,7 @@ async fn traffic(gw: &Gateway, n: usize, concurrency: usize) -> (i64, i64, i64, 
             3 => (post_messages(url, json!({"model": "an", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "hi"}]}).to_string()).await, Some(AN)),
             // Across dialects: an OpenAI caller on the Anthropic deployment, and an Anthropic caller on OpenAI's.
             4 => (post(url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("an", json!({"stream": true, "stream_options": {"include_usage": true}}))).await, Some(AN)),
-            5 => (post_messages(url, json!({"model": "oa", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}).to_string()).await, Some(OA)),
+            5 => (post_messages(url, json!({"model": "oa", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "hi"}]}).to_string()).await, Some(OA)),
             // Refused: no such model, and a wrong key.
             6 => (post(url, "/v1/chat/completions", Some(MASTER_KEY), chat_body("nope", json!({}))).await, None),
             _ => (post(url, "/v1/chat/completions", Some("sk-wrong"), chat_body("oa", json!({}))).await, None),
@@ -94,6 +95,8 @@ async fn every_request_one_row(url: &str, n: usize) {
     let gw = Gateway::start_on(&config(&fake), url);
     let want = traffic(&gw, n, 50).await;
     assert_logged(url, want);
+    let streamed = query_row(url, "SELECT COUNT(*) FROM request_log WHERE streamed").unwrap_or_default();
+    assert_eq!(streamed, vec![n as i64 / 2], "half of them streamed");
 }
 
 #[actix_rt::test]

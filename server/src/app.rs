@@ -23,7 +23,7 @@ use crate::{
     error::InitError,
     http::{self, AppState},
     lifecycle::Lifecycle,
-    logs::{journal::Journal, LogSink},
+    logs::{file::RequestFile, journal::Journal, LogSink},
     store::{self, Store},
     upstream::Upstream,
 };
@@ -80,7 +80,13 @@ pub async fn start(config: Config, listener: TcpListener, options: &ServeOptions
     let keys = KeyCache::new(store.clone(), config.store.key_cache_ttl);
     let journal = Journal::open(&config.store.log_journal)
         .map_err(|source| InitError::Journal { path: config.store.log_journal.display().to_string(), source })?;
-    let logs = LogSink::new(Arc::new(journal));
+    let mut logs = LogSink::new(Arc::new(journal));
+    if let Some(file) = &config.logging.file {
+        let opened = RequestFile::open(&file.path, file.completion_tokens)
+            .map_err(|source| InitError::Journal { path: file.path.display().to_string(), source })?;
+        tracing::info!(path = %file.path.display(), "writing one JSON line per request (litellm_settings.log_to_file)");
+        logs = logs.with_file(opened);
+    }
     let log_writer = LogWriter::new(store, logs.journal().clone(), logs.stats().clone()).start();
     let lifecycle = Arc::new(Lifecycle::default());
     let reload_source = options.config_path.clone().map(|path| Arc::new((path, config.clone())));

@@ -25,7 +25,7 @@ pub enum InitError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot open the request log's journal at {path}: {source}")]
+    #[error("cannot open the request log's journal or file at {path}: {source}")]
     Journal { path: String, source: std::io::Error },
 }
 

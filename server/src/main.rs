@@ -23,8 +23,26 @@ fn main() -> ExitCode {
         Some(Command::Migrate { config }) => return migrate(config.as_deref()),
         None => {}
     }
-    let _log_guard = tollgate::telemetry::init(cli.json_logs);
-    match serve(cli) {
+    let env = |name: &str| std::env::var(name).ok();
+    // The config is read before logging starts: it may set the level and the format.
+    let config = match (&cli.config, &cli.model) {
+        (Some(path), _) => Config::load_file(path),
+        (None, Some(model)) => Config::quick(model, &env),
+        (None, None) => {
+            eprintln!("tollgate: nothing to serve: pass --config FILE or --model PROVIDER/MODEL (see --help)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = match config {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("tollgate: config error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let json = cli.json_logs || config.logging.json;
+    let _log_guard = tollgate::telemetry::init(json, config.logging.level.as_deref());
+    match serve(cli, config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -79,13 +97,7 @@ fn migrate(file: Option<&std::path::Path>) -> ExitCode {
     }
 }
 
-fn serve(cli: Cli) -> anyhow::Result<()> {
-    let env = |name: &str| std::env::var(name).ok();
-    let config = match (&cli.config, &cli.model) {
-        (Some(path), _) => Config::load_file(path)?,
-        (None, Some(model)) => Config::quick(model, &env)?,
-        (None, None) => anyhow::bail!("nothing to serve: pass --config FILE or --model PROVIDER/MODEL (see --help)"),
-    };
+fn serve(cli: Cli, config: Config) -> anyhow::Result<()> {
     let addr = format!("{}:{}", cli.host, cli.port);
     let listener = TcpListener::bind(&addr).map_err(|e| anyhow::anyhow!("cannot bind {addr}: {e}"))?;
     let options = ServeOptions { workers: cli.workers, config_path: cli.config.clone() };

@@ -47,9 +47,16 @@ impl Drop for LogGuard {
     }
 }
 
-pub fn init(json: bool) -> LogGuard {
+/// `level`: the config's `litellm_settings.log_level` as a filter directive; `RUST_LOG` wins when set, else `info`.
+pub fn init(json: bool, level: Option<&str>) -> LogGuard {
     let (writer, guard) = BatchedStdout::start();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // An empty `RUST_LOG` counts as unset (EnvFilter would read it as "errors only").
+    let from_env =
+        std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty()).map(|_| EnvFilter::try_from_default_env());
+    let filter = match from_env {
+        Some(Ok(filter)) => filter,
+        _ => EnvFilter::new(level.unwrap_or("info")),
+    };
     // Why: colour codes cost a third of the per-call log line's formatting, and a log file or collector only
     // stores them as noise; colour only a terminal.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());

@@ -208,3 +208,35 @@ fn a_second_sigterm_cuts_the_drain_short() {
     let _ = s.read_to_string(&mut rest);
     assert!(!rest.contains("[DONE]"), "the stream was cut, not finished");
 }
+
+/// `litellm_settings.log_level` sets the process's level (when `RUST_LOG` does not), and `json_logs` its format.
+#[test]
+fn the_configs_log_level_and_format_apply_to_the_process() {
+    let quiet =
+        "model_list:\n  - {model_name: m, litellm_params: {model: mock/m}}\nlitellm_settings: {log_level: WARNING}\n";
+    let gw =
+        GatewayProcess::spawn_with(&["--config", &temp_config("quiet", quiet).to_string_lossy()], &[("RUST_LOG", "")]);
+    let (status, _) = raw_request(
+        &format!("{}/v1/chat/completions", gw.url),
+        "POST",
+        &[("Content-Type", "application/json")],
+        &chat_body("m", json!({})),
+    )
+    .expect("chat");
+    assert_eq!(status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = gw.log_text();
+    assert!(
+        !log.contains("tollgate listening") && !log.contains("upstream call finished"),
+        "INFO lines at WARNING: {log}"
+    );
+    assert!(log.contains("no general_settings.master_key"), "a warning still shows: {log}");
+    let json =
+        "model_list:\n  - {model_name: m, litellm_params: {model: mock/m}}\nlitellm_settings: {json_logs: true}\n";
+    let gw =
+        GatewayProcess::spawn_with(&["--config", &temp_config("json", json).to_string_lossy()], &[("RUST_LOG", "")]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = gw.log_text();
+    let listening = log.lines().find(|l| l.contains("tollgate listening")).unwrap_or_default();
+    assert!(serde_json::from_str::<serde_json::Value>(listening).is_ok(), "a JSON line: {log}");
+}

@@ -274,3 +274,47 @@ fn every_answered_request_survives_a_sigkill() {
     drop(second);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Must-show 6: the seed's logging snippet writes one JSON line per request, whose token counts are the
+/// upstream's.
+#[actix_rt::test]
+async fn the_seeds_log_file_has_a_line_per_request_with_the_upstreams_tokens() {
+    let fake = FakeUpstream::start();
+    let dir = std::env::temp_dir().join(format!("tollgate-seed-log-{}", uuid::Uuid::new_v4().simple()));
+    let path = dir.join("requests.jsonl");
+    let yaml = format!(
+        "{}litellm_settings:\n  log_level: INFO\n  log_to_file: true\n  log_file_path: {}\n  log_completion_tokens: true\n",
+        config(&fake),
+        path.display()
+    );
+    let gw = Gateway::start(&yaml);
+    for i in 0..20 {
+        let body = chat_body("oa", json!({"stream": i % 2 == 0, "stream_options": {"include_usage": i % 2 == 0}}));
+        let body = if i % 2 == 0 { body } else { chat_body("oa", json!({})) };
+        assert_eq!(post(&gw.url, "/v1/chat/completions", Some(MASTER_KEY), body).await.status, 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut lines = Vec::new();
+    while Instant::now() < deadline {
+        lines = std::fs::read_to_string(&path).unwrap_or_default().lines().map(str::to_owned).collect();
+        if lines.len() >= 20 {
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(lines.len(), 20, "one line per request");
+    for line in &lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+        assert_eq!(
+            (v["model"].as_str(), v["prompt_tokens"].as_i64(), v["completion_tokens"].as_i64()),
+            (Some("oa"), Some(OA.0), Some(OA.1)),
+            "{line}"
+        );
+        assert!(
+            v["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')) && v["latency_ms"].as_i64().is_some(),
+            "{line}"
+        );
+        assert_eq!(v["cost"].as_f64(), Some((OA.0 + 2 * OA.1) as f64 / 1e9), "{line}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

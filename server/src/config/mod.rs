@@ -7,6 +7,7 @@
 
 mod environment;
 mod interpolate;
+mod logging;
 mod raw;
 mod seed;
 mod store;
@@ -23,6 +24,7 @@ use self::raw::{
 pub use self::{
     environment::Env,
     interpolate::EnvLookup,
+    logging::{LogFile, Logging},
     seed::{DeploymentTraits, GroupRetry, RoutingRules},
     store::{default_journal, StoreSettings, DEFAULT_DATABASE_URL},
     upstream::{TlsTrust, UpstreamConfig},
@@ -124,6 +126,8 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     /// The database of keys, teams, users and spend.
     pub store: StoreSettings,
+    /// Process log level and format, and the seed's request log file.
+    pub logging: Logging,
     pub health_checks: HealthChecks,
     /// Human-readable warnings gathered while loading (unknown keys, unsupported settings), each naming a path.
     pub warnings: Vec<String>,
@@ -524,6 +528,7 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
         .map(|(i, e)| e.model_info.id.clone().unwrap_or_else(|| format!("{}#{i}", e.model_name)))
         .collect();
     let health_checks = HealthChecks { background_interval: health_check_interval(&raw.general_settings)?, embedding };
+    let logging = logging::resolve(&raw.litellm_settings)?;
     let mut upstream = upstream::resolve(raw.litellm_settings.ssl_verify, env, &mut warnings)?;
     upstream.connect_timeout =
         seconds("router_settings.connect_timeout", raw.router_settings.connect_timeout, DEFAULT_CONNECT_TIMEOUT_SECS)?;
@@ -621,6 +626,7 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
         upstream,
         store,
         health_checks,
+        logging,
         warnings,
     })
 }

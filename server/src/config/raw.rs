@@ -291,6 +291,16 @@ pub struct RawLitellmSettings {
     pub default_fallbacks: Option<Vec<String>>,
     pub context_window_fallbacks: Option<Vec<BTreeMap<String, Vec<String>>>>,
     pub content_policy_fallbacks: Option<Vec<BTreeMap<String, Vec<String>>>>,
+    /// The process log level: `DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL` (`RUST_LOG` wins when set).
+    pub log_level: Option<String>,
+    /// Process logs as JSON lines (as `--json-logs`).
+    pub json_logs: Option<bool>,
+    /// The seed's request log file: one JSON line per request (timestamp, model, tokens, latency, cost).
+    pub log_to_file: Option<bool>,
+    /// Where `log_to_file` writes (default `tollgate-requests.jsonl`); rotated by size.
+    pub log_file_path: Option<String>,
+    /// Whether the file's lines carry `completion_tokens` (default true).
+    pub log_completion_tokens: Option<bool>,
 }
 
 /// `ssl_verify` as LiteLLM accepts it: a boolean, or a string that is `"true"`/`"false"` (as interpolation from
@@ -358,7 +368,6 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "router_settings.redis_port",
     "router_settings.redis_password",
     "router_settings.redis_url",
-    "litellm_settings.json_logs",
     "litellm_settings.set_verbose",
     "litellm_settings.success_callback",
     "litellm_settings.failure_callback",

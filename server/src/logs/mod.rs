@@ -4,6 +4,7 @@
 //! and deletes each once stored; while the store is down they wait on disk, and are written when it answers (a
 //! row already stored is left as it is, so a replay never duplicates one).
 
+pub mod file;
 pub mod journal;
 pub mod request;
 
@@ -14,7 +15,7 @@ use std::sync::{
 
 use serde::{Deserialize, Serialize};
 
-use self::journal::Journal;
+use self::{file::RequestFile, journal::Journal};
 
 /// One request as the log stores it. Times are Unix milliseconds; money is nano-dollars, `None` when it could not
 /// be counted (`accounting` names the gap). Serialized as one JSON line in the journal.
@@ -67,6 +68,8 @@ pub struct LogStats {
     pub lost: AtomicU64,
     /// Journal lines that were not a record (torn by a crash).
     pub unreadable: AtomicU64,
+    /// Lines the seed's request log file could not take.
+    pub file_errors: AtomicU64,
 }
 
 /// The request path's handle: [`LogSink::record`] appends to the journal and returns.
@@ -74,14 +77,31 @@ pub struct LogStats {
 pub struct LogSink {
     journal: Arc<Journal>,
     stats: Arc<LogStats>,
+    /// The seed's request log file, when `log_to_file` is on.
+    file: Option<Arc<RequestFile>>,
 }
 
 impl LogSink {
     pub fn new(journal: Arc<Journal>) -> LogSink {
-        LogSink { journal, stats: Arc::default() }
+        LogSink { journal, stats: Arc::default(), file: None }
+    }
+
+    /// Also writes every record's line to the seed's request log file.
+    pub fn with_file(mut self, file: RequestFile) -> LogSink {
+        self.file = Some(Arc::new(file));
+        self
     }
 
     pub fn record(&self, record: LogRecord) {
+        if let Some(file) = &self.file {
+            if let Err(e) = file.append(&record) {
+                let failures = self.stats.file_errors.fetch_add(1, Relaxed) + 1;
+                // The first failure and then every power of two: visible without flooding the log.
+                if failures.is_power_of_two() {
+                    tracing::error!(error = %e, failures, "the request log file cannot be written");
+                }
+            }
+        }
         match self.journal.append(&record) {
             Ok(()) => {
                 self.stats.accepted.fetch_add(1, Relaxed);

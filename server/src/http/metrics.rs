@@ -166,6 +166,7 @@ fn render(state: &AppState) -> String {
         writeln!(out, "# HELP tollgate_key_store_lookups_total Store queries for virtual keys the cache did not hold.");
     let _ = writeln!(out, "# TYPE tollgate_key_store_lookups_total counter");
     let _ = writeln!(out, "tollgate_key_store_lookups_total {}", state.keys.lookups());
+    state.logs.metrics().render(&mut out);
     let log = state.logs.stats();
     for (name, kind, help, value) in [
         (

@@ -6,6 +6,7 @@
 
 pub mod file;
 pub mod journal;
+pub mod metrics;
 pub mod request;
 
 use std::sync::{
@@ -15,7 +16,7 @@ use std::sync::{
 
 use serde::{Deserialize, Serialize};
 
-use self::{file::RequestFile, journal::Journal};
+use self::{file::RequestFile, journal::Journal, metrics::RequestMetrics};
 
 /// One request as the log stores it. Times are Unix milliseconds; money is nano-dollars, `None` when it could not
 /// be counted (`accounting` names the gap). Serialized as one JSON line in the journal.
@@ -79,11 +80,13 @@ pub struct LogSink {
     stats: Arc<LogStats>,
     /// The seed's request log file, when `log_to_file` is on.
     file: Option<Arc<RequestFile>>,
+    /// `GET /metrics`' request families, fed by the same records.
+    metrics: Arc<RequestMetrics>,
 }
 
 impl LogSink {
     pub fn new(journal: Arc<Journal>) -> LogSink {
-        LogSink { journal, stats: Arc::default(), file: None }
+        LogSink { journal, stats: Arc::default(), file: None, metrics: Arc::default() }
     }
 
     /// Also writes every record's line to the seed's request log file.
@@ -93,6 +96,7 @@ impl LogSink {
     }
 
     pub fn record(&self, record: LogRecord) {
+        self.metrics.observe(&record);
         if let Some(file) = &self.file {
             if let Err(e) = file.append(&record) {
                 let failures = self.stats.file_errors.fetch_add(1, Relaxed) + 1;
@@ -111,6 +115,10 @@ impl LogSink {
                 tracing::error!(request_id = %record.request_id, error = %e, "request log record lost: the journal cannot be written");
             }
         }
+    }
+
+    pub fn metrics(&self) -> &RequestMetrics {
+        &self.metrics
     }
 
     pub fn stats(&self) -> &Arc<LogStats> {

@@ -1,0 +1,221 @@
+//! Request-level Prometheus metrics, fed by each finished request's [`LogRecord`] (the same record the request log
+//! stores, so the two always agree) and rendered by `GET /metrics`.
+//!
+//! Labels stay bounded: `route` is one of tollgate's paths, `model_group` a configured group (a request that
+//! reached no deployment is `none`, so a caller's made-up model names never become series), `status` an HTTP status.
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write,
+    sync::{
+        atomic::{AtomicU64, Ordering::Relaxed},
+        Mutex,
+    },
+};
+
+use super::LogRecord;
+
+/// Upper bounds (seconds) of the latency histograms' buckets.
+pub const BUCKETS: [f64; 14] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    /// Sum in microseconds (integer atomics; rendered in seconds).
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, seconds: f64) {
+        if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_micros.fetch_add((seconds.max(0.0) * 1e6) as u64, Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (bound, n) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += n.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum_micros.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+    }
+}
+
+/// Counters of one (route, model group).
+#[derive(Debug, Default)]
+struct Series {
+    by_status: Mutex<BTreeMap<u16, u64>>,
+    prompt_tokens: AtomicU64,
+    completion_tokens: AtomicU64,
+    spend_nanos: AtomicU64,
+    /// Calls beyond the first (retries, fallbacks and hedges).
+    extra_attempts: AtomicU64,
+    fallbacks: AtomicU64,
+    duration: Histogram,
+    first_byte: Histogram,
+}
+
+#[derive(Debug, Default)]
+pub struct RequestMetrics {
+    series: Mutex<BTreeMap<(String, String), std::sync::Arc<Series>>>,
+}
+
+/// Label values escape backslash, double quote and newline (the exposition format's rules).
+fn escape(value: &str) -> String {
+    value.replace('\\', r"\\").replace('"', r#"\""#).replace('\n', r"\n")
+}
+
+impl RequestMetrics {
+    pub fn observe(&self, r: &LogRecord) {
+        let group = if r.deployment.is_some() { r.model_group.as_str() } else { "none" };
+        let series = match self.series.lock() {
+            Ok(mut map) => map.entry((r.route.clone(), group.to_owned())).or_default().clone(),
+            Err(_) => return,
+        };
+        if let Ok(mut by_status) = series.by_status.lock() {
+            *by_status.entry(r.status).or_default() += 1;
+        }
+        series.prompt_tokens.fetch_add(r.prompt_tokens, Relaxed);
+        series.completion_tokens.fetch_add(r.completion_tokens, Relaxed);
+        series.spend_nanos.fetch_add(r.cost_nanos.unwrap_or(0), Relaxed);
+        series.extra_attempts.fetch_add(u64::from(r.attempts.saturating_sub(1)), Relaxed);
+        series.fallbacks.fetch_add(u64::from(r.fallback.is_some()), Relaxed);
+        series.duration.observe((r.ended_at_ms - r.started_at_ms).max(0) as f64 / 1000.0);
+        if let Some(first) = r.first_byte_at_ms {
+            series.first_byte.observe((first - r.started_at_ms).max(0) as f64 / 1000.0);
+        }
+    }
+
+    /// The families in Prometheus' text format (0.0.4).
+    pub fn render(&self, out: &mut String) {
+        let series: Vec<((String, String), std::sync::Arc<Series>)> = match self.series.lock() {
+            Ok(map) => map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            Err(_) => return,
+        };
+        let labels = |(route, group): &(String, String)| {
+            format!("route=\"{}\",model_group=\"{}\"", escape(route), escape(group))
+        };
+        let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        family(
+            out,
+            "tollgate_requests_total",
+            "counter",
+            "Proxied requests answered, by route, model group and status.",
+        );
+        for (key, s) in &series {
+            if let Ok(by_status) = s.by_status.lock() {
+                for (status, n) in by_status.iter() {
+                    let _ = writeln!(out, "tollgate_requests_total{{{},status=\"{status}\"}} {n}", labels(key));
+                }
+            }
+        }
+        type Read = fn(&Series) -> f64;
+        let counters: [(&str, &str, Read); 5] = [
+            ("tollgate_request_prompt_tokens_total", "Prompt tokens of answered requests (all their calls).", |s| {
+                s.prompt_tokens.load(Relaxed) as f64
+            }),
+            (
+                "tollgate_request_completion_tokens_total",
+                "Completion tokens of answered requests (all their calls).",
+                |s| s.completion_tokens.load(Relaxed) as f64,
+            ),
+            ("tollgate_request_spend_usd_total", "Cost of requests in US dollars (calls whose cost is known).", |s| {
+                s.spend_nanos.load(Relaxed) as f64 / 1e9
+            }),
+            (
+                "tollgate_request_retries_total",
+                "Upstream calls beyond each request's first (retries, fallbacks, hedges).",
+                |s| s.extra_attempts.load(Relaxed) as f64,
+            ),
+            ("tollgate_request_fallbacks_total", "Requests served by a fallback model group.", |s| {
+                s.fallbacks.load(Relaxed) as f64
+            }),
+        ];
+        for (name, help, read) in counters {
+            family(out, name, "counter", help);
+            for (key, s) in &series {
+                let _ = writeln!(out, "{name}{{{}}} {}", labels(key), read(s));
+            }
+        }
+        family(
+            out,
+            "tollgate_request_duration_seconds",
+            "histogram",
+            "Time from a request's arrival to the end of its answer.",
+        );
+        for (key, s) in &series {
+            s.duration.render(out, "tollgate_request_duration_seconds", &labels(key));
+        }
+        family(
+            out,
+            "tollgate_request_first_byte_seconds",
+            "histogram",
+            "Time from a request's arrival to its first byte from upstream (a stream's first event).",
+        );
+        for (key, s) in &series {
+            s.first_byte.render(out, "tollgate_request_first_byte_seconds", &labels(key));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_by_bounded_labels_and_renders_cumulative_buckets() {
+        let m = RequestMetrics::default();
+        let ok = LogRecord {
+            route: "/v1/chat/completions".into(),
+            model_group: "gpt".into(),
+            deployment: Some("gpt#0".into()),
+            status: 200,
+            started_at_ms: 0,
+            first_byte_at_ms: Some(20),
+            ended_at_ms: 300,
+            prompt_tokens: 10,
+            completion_tokens: 5,
+            cost_nanos: Some(1_500),
+            attempts: 2,
+            ..LogRecord::default()
+        };
+        m.observe(&ok);
+        m.observe(&ok);
+        let made_up = LogRecord { model_group: "made-up-model-123".into(), status: 404, ..LogRecord::default() };
+        m.observe(&LogRecord { route: "/v1/chat/completions".into(), ..made_up });
+        let mut out = String::new();
+        m.render(&mut out);
+        let has = |line: &str| out.lines().any(|l| l == line);
+        assert!(
+            has(r#"tollgate_requests_total{route="/v1/chat/completions",model_group="gpt",status="200"} 2"#),
+            "{out}"
+        );
+        assert!(
+            has(r#"tollgate_requests_total{route="/v1/chat/completions",model_group="none",status="404"} 1"#),
+            "{out}"
+        );
+        assert!(!out.contains("made-up"), "a caller's model name is never a label");
+        assert!(has(r#"tollgate_request_prompt_tokens_total{route="/v1/chat/completions",model_group="gpt"} 20"#));
+        assert!(has(r#"tollgate_request_retries_total{route="/v1/chat/completions",model_group="gpt"} 2"#));
+        assert!(has(
+            r#"tollgate_request_duration_seconds_bucket{route="/v1/chat/completions",model_group="gpt",le="0.25"} 0"#
+        ));
+        assert!(has(
+            r#"tollgate_request_duration_seconds_bucket{route="/v1/chat/completions",model_group="gpt",le="0.5"} 2"#
+        ));
+        assert!(has(r#"tollgate_request_duration_seconds_count{route="/v1/chat/completions",model_group="gpt"} 2"#));
+        assert!(
+            has(r#"tollgate_request_first_byte_seconds_sum{route="/v1/chat/completions",model_group="gpt"} 0.04"#),
+            "{out}"
+        );
+    }
+}

@@ -26,8 +26,10 @@ RULES = [
     ("pipeline", {"actors", "http", "app"}, [(r"\bdo_send\b", "queues without bound on the hot path"),
                                               (r"sea_orm", "touches a database")]),
     ("http", set(), [(r"\bdo_send\b", "queues without bound on the hot path")]),
-    ("access", {"pipeline", "http", "actors", "app", "routing", "providers"}, []),
-    ("store", {"pipeline", "http", "actors", "app", "routing", "providers", "access"}, []),
+    ("access", {"pipeline", "http", "actors", "app", "routing", "providers", "shared_state"}, []),
+    ("store", {"pipeline", "http", "actors", "app", "routing", "providers", "access", "limits", "shared_state"}, []),
+    ("limits", {"pipeline", "http", "actors", "app", "routing", "providers", "access", "store", "shared_state"}, []),
+    ("shared_state", {"pipeline", "http", "actors", "app", "routing", "providers"}, []),
 ]
 # The database: only store/ speaks SQL (SeaORM); everything else gets domain values from it.
 DB_CRATE = re.compile(r"\bsea_orm\b|\bsqlx\b")

@@ -4,12 +4,16 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261130_000001_keys_teams_users;
+mod m20261130_080000_end_user_limits;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261130_000001_keys_teams_users::Migration)]
+        vec![
+            Box::new(m20261130_000001_keys_teams_users::Migration),
+            Box::new(m20261130_080000_end_user_limits::Migration),
+        ]
     }
 }

@@ -61,3 +61,9 @@ pub fn finished_call(field: &str, value: &str) -> Value {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// How many captured log lines (of every in-process gateway in this test binary) contain `text`.
+pub fn count_lines(text: &str) -> usize {
+    let buffer = capture().lock().unwrap_or_else(PoisonError::into_inner);
+    String::from_utf8_lossy(&buffer).lines().filter(|l| l.contains(text)).count()
+}

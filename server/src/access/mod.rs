@@ -6,6 +6,8 @@
 //! miss waits, single-flight and within a deadline (`cache.rs`).
 
 pub mod cache;
+pub mod declared;
+pub mod end_users;
 pub mod manage;
 pub mod period;
 pub mod token;
@@ -15,7 +17,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use self::token::KeyHash;
-use crate::store::keys::KeyRow;
+use crate::{limits::Limits, store::keys::KeyRow};
 
 /// LiteLLM's value in a key's `models` that means every model.
 pub const ALL_MODELS: &str = "all-proxy-models";
@@ -34,6 +36,8 @@ pub struct KeyRecord {
     /// Unix seconds.
     pub expires_at: Option<i64>,
     pub blocked: bool,
+    /// `rpm_limit`, `tpm_limit`, `max_parallel_requests`, `model_rpm_limit`, `model_tpm_limit`.
+    pub limits: Limits,
 }
 
 impl KeyRecord {
@@ -47,7 +51,19 @@ impl KeyRecord {
             models: string_list(&row.models),
             expires_at: row.expires_at,
             blocked: row.blocked,
+            limits: Limits {
+                rpm: row.rpm_limit.and_then(|n| u64::try_from(n).ok()),
+                tpm: row.tpm_limit.and_then(|n| u64::try_from(n).ok()),
+                max_parallel: row.max_parallel_requests.and_then(|n| u64::try_from(n).ok()),
+                model_rpm: count_map(&row.model_rpm_limit),
+                model_tpm: count_map(&row.model_tpm_limit),
+            },
         })
+    }
+
+    /// How limit refusals name the key: its alias when it has one, else `sk-...abcd`.
+    pub fn shown_name(&self) -> &str {
+        self.alias.as_deref().unwrap_or(&self.name)
     }
 
     /// Whether the key may be used at `now` (Unix seconds): not blocked, not expired.
@@ -80,6 +96,13 @@ pub fn string_list(value: &Value) -> Vec<String> {
     value.as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect()
 }
 
+/// A JSON object of non-negative integers (`{"gpt-4o": 10}`) as a map; other entries are skipped (the
+/// management API stores only valid ones).
+pub fn count_map(value: &Value) -> std::collections::BTreeMap<String, u64> {
+    let entries = value.as_object().into_iter().flatten();
+    entries.filter_map(|(k, v)| Some((k.clone(), v.as_u64()?))).collect()
+}
+
 /// The caller of a proxied request.
 #[derive(Debug, Clone)]
 pub enum Caller {
@@ -109,6 +132,8 @@ pub enum AccessError {
     KeyExpired { name: String, at: i64 },
     #[error("the API key {name} is blocked; an admin can unblock it")]
     KeyBlocked { name: String },
+    #[error("the end user `{id}` (the request's `user`) is blocked; an admin can unblock it")]
+    EndUserBlocked { id: String },
     #[error("the API key {name} may not call model `{model}`")]
     ModelNotAllowed { name: String, model: String },
     #[error("the key store could not be reached in time to check this API key; retry shortly")]
@@ -131,7 +156,10 @@ impl AccessError {
     pub fn status(&self) -> u16 {
         match self {
             Self::KeyExpired { .. } => 401,
-            Self::KeyBlocked { .. } | Self::ModelNotAllowed { .. } | Self::Forbidden(_) => 403,
+            Self::KeyBlocked { .. }
+            | Self::EndUserBlocked { .. }
+            | Self::ModelNotAllowed { .. }
+            | Self::Forbidden(_) => 403,
             Self::StoreUnavailable => 503,
             Self::BadInput { .. } | Self::NotSupportedYet(_) => 400,
             Self::NotFound(_) => 404,
@@ -142,7 +170,10 @@ impl AccessError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::KeyExpired { .. } => "authentication_error",
-            Self::KeyBlocked { .. } | Self::ModelNotAllowed { .. } | Self::Forbidden(_) => "permission_error",
+            Self::KeyBlocked { .. }
+            | Self::EndUserBlocked { .. }
+            | Self::ModelNotAllowed { .. }
+            | Self::Forbidden(_) => "permission_error",
             Self::StoreUnavailable => "service_unavailable",
             Self::BadInput { .. } | Self::NotSupportedYet(_) | Self::NotFound(_) => "invalid_request_error",
         }
@@ -152,6 +183,7 @@ impl AccessError {
         match self {
             Self::KeyExpired { .. } => "key_expired",
             Self::KeyBlocked { .. } => "key_blocked",
+            Self::EndUserBlocked { .. } => "end_user_blocked",
             Self::ModelNotAllowed { .. } => "model_not_allowed",
             Self::StoreUnavailable => "store_unavailable",
             Self::BadInput { .. } => "invalid_value",
@@ -188,6 +220,7 @@ mod tests {
             models: models.iter().map(|m| (*m).to_owned()).collect(),
             expires_at,
             blocked,
+            limits: Limits::default(),
         }
     }
 

@@ -5,11 +5,13 @@
 //! silently dropped; secrets are wrapped in [`Secret`] the moment they are read. This module does no I/O besides
 //! reading the file and the environment, and knows nothing of providers or HTTP.
 
+mod declared_keys;
 mod environment;
 mod interpolate;
 mod raw;
-mod store;
 mod seed;
+mod shared;
+mod store;
 mod upstream;
 
 use std::{collections::BTreeMap, path::Path, sync::Arc, time::Duration};
@@ -18,10 +20,12 @@ use serde_yaml::Value;
 
 use self::raw::{RawConfig, RawLitellmSettings, RawModelEntry, RawRouterSettings, NOT_YET_SUPPORTED};
 pub use self::{
+    declared_keys::DeclaredKey,
     environment::Env,
     interpolate::EnvLookup,
-    store::{StoreSettings, DEFAULT_DATABASE_URL},
     seed::{DeploymentTraits, GroupRetry, RoutingRules},
+    shared::RedisSettings,
+    store::{StoreSettings, DEFAULT_DATABASE_URL},
     upstream::{TlsTrust, UpstreamConfig},
 };
 use crate::secret::Secret;
@@ -111,6 +115,10 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     /// The database of keys, teams, users and spend.
     pub store: StoreSettings,
+    /// Redis shared by replicas; `None`: limits are in-process only.
+    pub redis: Option<RedisSettings>,
+    /// The seed's `key_settings`: keys declared in the file.
+    pub declared_keys: Vec<DeclaredKey>,
     /// Human-readable warnings gathered while loading (unknown keys, unsupported settings), each naming a path.
     pub warnings: Vec<String>,
 }
@@ -338,6 +346,13 @@ impl Config {
         if self.upstream != next.upstream {
             keys.push("upstream TLS / proxy (litellm_settings.ssl_verify, SSL_CERT_FILE, HTTPS_PROXY, NO_PROXY)");
         }
+        // The limiter and the invalidation subscriber are built once; declared keys are stored at start-up.
+        if self.redis != next.redis {
+            keys.push("Redis (router_settings.redis_*, tollgate.redis_key_prefix, tollgate.redis_timeout_ms)");
+        }
+        if self.declared_keys != next.declared_keys {
+            keys.push("key_settings");
+        }
         keys
     }
 }
@@ -410,6 +425,8 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
     let mut retries = retry_settings(&raw.router_settings, &raw.litellm_settings)?;
     let upstream = upstream::resolve(raw.litellm_settings.ssl_verify, env, &mut warnings)?;
     let store = store::resolve(&raw.general_settings, raw.database.as_ref(), env)?;
+    let redis = shared::resolve(&raw.router_settings, &raw.tollgate, env)?;
+    let declared_keys = declared_keys::resolve(raw.key_settings.as_deref().unwrap_or_default(), &mut warnings)?;
     let default_timeout = seconds(
         "router_settings.timeout",
         raw.router_settings.timeout.or(raw.litellm_settings.request_timeout),
@@ -489,6 +506,8 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
         price_catalog: raw.tollgate.price_catalog,
         upstream,
         store,
+        redis,
+        declared_keys,
         warnings,
     })
 }
@@ -648,7 +667,7 @@ router_settings: {allowed_fails: 1, cooldown_time: 2.5}
     #[test]
     fn unknown_and_unsupported_keys_are_warned_by_path() {
         let cfg = load(
-            "model_list:\n  - model_name: a\n    litellm_params: {model: mock/a, colour: red, max_parallel_requests: 1}\nrouter_settings: {num_retries: 2, redis_host: r}\nmystery: 1\n",
+            "model_list:\n  - model_name: a\n    litellm_params: {model: mock/a, colour: red, max_parallel_requests: 1}\nrouter_settings: {num_retries: 2, redis_host: r}\nlitellm_settings: {cache: true}\nmystery: 1\n",
         )
         .unwrap_or_else(|e| unreachable!("{e}"));
         let all = cfg.warnings.join("\n");
@@ -659,7 +678,9 @@ router_settings: {allowed_fails: 1, cooldown_time: 2.5}
             ),
             "{all}"
         );
-        assert!(all.contains("`router_settings.redis_host` is a LiteLLM setting"), "{all}");
+        assert!(all.contains("`litellm_settings.cache` is a LiteLLM setting"), "{all}");
+        assert!(!all.contains("redis_host"), "Redis is supported: {all}");
+        assert!(cfg.redis.is_some_and(|r| r.url.expose() == "redis://r:6379"));
         assert!(!all.contains("num_retries"), "retries are supported: {all}");
         assert!(all.contains("`mystery` is not a known config key"), "{all}");
     }

@@ -46,7 +46,7 @@ fn store_error(e: StoreError) -> ApiError {
     ApiError::Access(AccessError::StoreUnavailable)
 }
 
-fn admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+pub(super) fn admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     if state.master_key.is_none() {
         return Err(AccessError::Forbidden(
             "key management needs general_settings.master_key: set one to create and manage virtual keys".into(),
@@ -54,6 +54,15 @@ fn admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
         .into());
     }
     auth::authenticate(req.headers(), state.master_key.as_ref())
+}
+
+/// A management request's body, once the caller is known to be an admin.
+pub(super) async fn admin_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<web::Bytes, ApiError> {
+    read(req, payload, state).await
 }
 
 async fn read(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Result<web::Bytes, ApiError> {

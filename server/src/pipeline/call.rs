@@ -77,6 +77,7 @@ impl<'a> Call<'a> {
     /// provider cannot take) was never a call.
     fn begin(&self, lifecycle: &Arc<Lifecycle>) -> Settlement {
         Settlement::begin(self.deployment.clone(), self.ctx.request_id.clone(), self.stream, lifecycle.enter())
+            .with_ticket(self.ctx.ticket())
     }
 
     /// Begins the settlement and sends `request`; an error answer is read by `dialect`.

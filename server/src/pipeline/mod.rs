@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod body;
 pub mod call;
+pub mod limit;
 pub mod peek;
 pub mod prompt;
 pub mod relay;
@@ -20,6 +21,8 @@ use std::{
     time::Instant,
 };
 
+use crate::limits::Ticket;
+
 /// Per-request context created once by the handler and passed through the stages.
 #[derive(Debug)]
 pub struct RequestCtx {
@@ -30,11 +33,20 @@ pub struct RequestCtx {
     attempts: Cell<u32>,
     /// The model group serving the request when it is a fallback (`x-tollgate-fallback`).
     fallback: RefCell<Option<Arc<str>>>,
+    /// The request's rate-limit admission: each call's settlement counts its tokens there, and its parallel slots
+    /// are given back when the last holder (this context, a streaming body's settlement) drops it.
+    ticket: RefCell<Option<Arc<Ticket>>>,
 }
 
 impl RequestCtx {
     pub fn new(request_id: Arc<str>) -> Self {
-        Self { request_id, started: Instant::now(), attempts: Cell::new(0), fallback: RefCell::new(None) }
+        Self {
+            request_id,
+            started: Instant::now(),
+            attempts: Cell::new(0),
+            fallback: RefCell::new(None),
+            ticket: RefCell::new(None),
+        }
     }
 
     /// Counts one more upstream call and returns the count so far.
@@ -52,6 +64,14 @@ impl RequestCtx {
     /// The fallback group serving the request, if it is not the one asked for.
     pub fn fallback(&self) -> Option<Arc<str>> {
         self.fallback.borrow().clone()
+    }
+
+    pub fn set_ticket(&self, ticket: Option<Arc<Ticket>>) {
+        *self.ticket.borrow_mut() = ticket;
+    }
+
+    pub fn ticket(&self) -> Option<Arc<Ticket>> {
+        self.ticket.borrow().clone()
     }
 
     /// Time spent in tollgate so far, in milliseconds.

@@ -323,3 +323,17 @@ async fn without_redis_limits_fall_back_to_this_gateways_own_counters() {
     assert_eq!(statuses, [200, 200, 200, 429, 429, 429]);
     assert_eq!(tollgate_tests::logs::count_lines("Redis did not answer a rate-limit check"), 1, "logged once");
 }
+
+/// Every answer to a limited key's admitted request carries its rate-limit headers, upstream errors included.
+#[actix_rt::test]
+async fn error_answers_carry_the_rate_limit_headers_too() {
+    let yaml = format!(
+        "model_list:\n  - {{model_name: broken, litellm_params: {{model: mock/error-500}}}}\ngeneral_settings:\n  master_key: {MASTER_KEY}\n"
+    );
+    let gw = Gateway::start(&yaml);
+    let key = generate(&gw, json!({"rpm_limit": 5})).await;
+    let failed = chat(&gw.url, &key, "broken").await;
+    assert_eq!(failed.status, 500, "{}", failed.text);
+    assert_eq!(failed.header("x-ratelimit-limit-requests"), Some("5"), "{}", failed.text);
+    assert_eq!(failed.header("x-ratelimit-remaining-requests"), Some("4"));
+}

@@ -4,8 +4,8 @@
 use std::{future::Future, sync::Arc};
 
 use actix_web::{
-    http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH},
-    web, HttpRequest, HttpResponse,
+    http::header::{HeaderMap, CONTENT_LENGTH},
+    web, HttpMessage, HttpRequest, HttpResponse,
 };
 use bytes::Bytes;
 use tollgate_entity::{ModelCard, ModelList};
@@ -80,15 +80,9 @@ impl Proxied<'_> {
             None => None,
         };
         let ticket = limit::admit(self.limiter, &self.caller, user.as_deref(), model).await?;
-        let headers = ticket.as_ref().map(|t| t.headers);
+        // The answer's `x-ratelimit-*` headers are added by the request-id middleware, errors included.
         self.ctx.set_ticket(ticket);
-        let mut res = route::serve(self.ctx, &self.table, model, asked, call).await?;
-        for (name, value) in headers.iter().flat_map(|h| h.pairs()) {
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                res.headers_mut().insert(HeaderName::from_static(name), value);
-            }
-        }
-        Ok(res)
+        route::serve(self.ctx, &self.table, model, asked, call).await
     }
 }
 
@@ -120,7 +114,12 @@ pub(super) async fn proxied(
         };
         handle(&proxied, bytes).await
     };
-    result.await.inspect_err(|e| e.log(&ctx.request_id))
+    let result = result.await.inspect_err(|e| e.log(&ctx.request_id));
+    // An admitted request's answer, whatever it is, tells a limited caller where it stands.
+    if let Some(ticket) = ctx.ticket() {
+        req.extensions_mut().insert(ticket.headers);
+    }
+    result
 }
 
 pub async fn chat_completions(

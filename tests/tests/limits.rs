@@ -106,6 +106,61 @@ async fn rpm_limit_holds_across_gateways_sharing_redis() {
     assert!(redis.keys().iter().any(|k| k.contains(":r:")), "the counters live in Redis under the test's prefix");
 }
 
+/// The same with a gateway PROCESS and an in-process gateway (each with a SQLite file of its own): exactly 10.
+#[actix_rt::test]
+async fn rpm_limit_holds_across_processes_sharing_redis() {
+    let redis = RedisPrefix::new();
+    let yaml = config(&redis.yaml());
+    let dir = std::env::temp_dir().join(format!("tollgate-limits-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("config.yaml");
+    std::fs::write(&file, &yaml).expect("write config");
+    let process = tollgate_tests::GatewayProcess::spawn(&file);
+    let gw = Gateway::start(&yaml);
+    let key = format!("sk-shared-{}", uuid::Uuid::new_v4().simple());
+    let body = json!({"key": key, "rpm_limit": 10}).to_string();
+    for url in [&gw.url, &process.url] {
+        let created = post(url, "/key/generate", Some(MASTER_KEY), body.clone()).await;
+        assert_eq!(created.status, 200, "{}", created.text);
+    }
+    let replies = burst(&[&gw.url, &process.url], &key, 25).await;
+    assert_eq!((count(&replies, 200), count(&replies, 429)), (10, 40), "{}", process.log_text());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Through Redis too, tokens are counted at settlement and parallel slots are given back when requests end.
+#[actix_rt::test]
+async fn redis_counts_tokens_and_gives_parallel_slots_back() {
+    let redis = RedisPrefix::new();
+    let gw = Gateway::start(&config(&redis.yaml()));
+    let key = generate(&gw, json!({"max_parallel_requests": 2, "tpm_limit": 1000000})).await;
+    let replies = join_all((0..5).map(|_| chat(&gw.url, &key, "slow"))).await;
+    assert_eq!((count(&replies, 200), count(&replies, 429)), (2, 3));
+    let parallel = redis.keys().into_iter().find(|k| k.ends_with(":p")).unwrap_or_default();
+    assert!(!parallel.is_empty(), "the parallel counter lives in Redis: {:?}", redis.keys());
+    // The release runs on a task of its own: within moments both slots are free again.
+    let mut after = Vec::new();
+    for _ in 0..50 {
+        after = join_all((0..2).map(|_| chat(&gw.url, &key, "a"))).await;
+        if count(&after, 200) == 2 {
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(count(&after, 200), 2, "both slots were given back");
+    let tpm = generate(&gw, json!({"tpm_limit": 5})).await;
+    assert_eq!(chat(&gw.url, &tpm, "a").await.status, 200);
+    let mut over = chat(&gw.url, &tpm, "a").await;
+    for _ in 0..50 {
+        if over.status == 429 {
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+        over = chat(&gw.url, &tpm, "a").await;
+    }
+    assert_eq!((over.status, code(&over)), (429, "tpm_limit_exceeded"), "{}", over.text);
+}
+
 /// max_parallel_requests: slots are taken at admission and given back when each request ends.
 #[actix_rt::test]
 async fn max_parallel_requests_counts_requests_in_flight() {
@@ -187,7 +242,8 @@ async fn key_settings_declare_keys_with_their_limits() {
         "{:?}",
         config.warnings
     );
-    let gw = Gateway::start(SEED);
+    let db = TempSqlite::new();
+    let gw = Gateway::start_on(SEED, &db.url());
     for n in 1..=60 {
         let r = chat(&gw.url, "sk-team-a-0123456789", "gpt-4").await;
         assert_eq!(r.status, 200, "request {n}: {}", r.text);
@@ -198,6 +254,16 @@ async fn key_settings_declare_keys_with_their_limits() {
     assert_eq!(chat(&gw.url, "sk-team-b-0123456789", "gpt-4").await.status, 200, "each key has its own limit");
     let info = get(&gw.url, "/key/info?key=sk-team-b-0123456789", Some("sk-1234")).await;
     assert_eq!(info.json["info"]["rpm_limit"], 30, "{}", info.text);
+    assert!(!info.text.contains("sk-team-b"), "only the hash and display name are shown: {}", info.text);
+    // A restart whose config no longer declares team b: its key stops working; team a's limit changed.
+    drop(gw);
+    let without_b = SEED.replace("requests_per_minute: 60", "requests_per_minute: 61");
+    let without_b = &without_b[..without_b.find("  - api_key: \"sk-team-b").unwrap_or(without_b.len())];
+    let gw = Gateway::start_on(without_b, &db.url());
+    let gone = chat(&gw.url, "sk-team-b-0123456789", "gpt-4").await;
+    assert_eq!((gone.status, code(&gone)), (401, "invalid_api_key"), "{}", gone.text);
+    let info = get(&gw.url, "/key/info?key=sk-team-a-0123456789", Some("sk-1234")).await;
+    assert_eq!(info.json["info"]["rpm_limit"], 61, "{}", info.text);
 }
 
 /// The example master key is refused on an address other hosts can reach.

@@ -1,6 +1,7 @@
 //! Keys declared in the config file (the seed's `key_settings`), written to the store at start-up so the request
 //! path finds them like any other key: an upsert by hash, so a restart or a changed limit rewrites the row, and
-//! the key's value is never stored or logged (only its display form `sk-...abcd`).
+//! the key's value is never stored or logged (only its display form `sk-...abcd`). A key the file no longer
+//! declares is deleted at the next start.
 
 use serde_json::json;
 
@@ -44,8 +45,16 @@ pub fn row(key: &DeclaredKey, now: i64) -> KeyRow {
 }
 
 /// Stores every declared key: new ones inserted, existing ones (same hash) get the config's limits; other settings
-/// an admin changed through the API (blocked, models, alias) stay.
+/// an admin changed through the API (blocked, models, alias) stay. Keys an earlier config declared and this one
+/// does not are deleted: a key taken out of the file must stop working.
 pub async fn store_all(store: &Store, keys: &[DeclaredKey], now: i64) -> Result<(), StoreError> {
+    let declared: Vec<String> = keys.iter().map(|k| KeyHash::of(k.api_key.expose()).hex()).collect();
+    let dropped: Vec<String> =
+        store.key_hashes_created_by(DECLARED_BY).await?.into_iter().filter(|h| !declared.contains(h)).collect();
+    if !dropped.is_empty() {
+        store.delete_keys(&dropped).await?;
+        tracing::warn!(count = dropped.len(), "keys no longer in key_settings deleted");
+    }
     for key in keys {
         let fresh = row(key, now);
         match store.key_by_hash(&fresh.token_hash).await? {

@@ -48,7 +48,8 @@ fn check_example_master_key(config: &Config, listener: &TcpListener, allow: bool
     }
     tracing::warn!(
         loopback,
-        "general_settings.master_key is the publicly known example `sk-1234`: anyone who can reach this address can          manage keys and call every model; set a secret master key before exposing tollgate"
+        "general_settings.master_key is the publicly known example `sk-1234`: anyone who can reach this address can \
+         manage keys and call every model; set a secret master key before exposing tollgate"
     );
     Ok(())
 }

@@ -36,6 +36,9 @@ use crate::{
 
 /// Unknown end users are remembered only while the map is smaller than this (the `user` field is the caller's).
 const MAX_ENTRIES: usize = 100_000;
+/// The longest end-user id: longer `user` values are never looked up or remembered (they name no end user that
+/// `/customer/new` could have created), so the cache's memory stays bounded by `MAX_ENTRIES` short strings.
+pub const MAX_ID_BYTES: usize = 256;
 
 /// What the request path knows of an end user.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,10 +113,15 @@ impl CustomerRequest {
 
     /// The end user it names (`user_id`, required).
     pub fn id(&self) -> Result<&str, AccessError> {
-        self.user_id
+        let id = self
+            .user_id
             .as_deref()
             .filter(|id| !id.trim().is_empty())
-            .ok_or_else(|| AccessError::bad_input("user_id", "`user_id` is required"))
+            .ok_or_else(|| AccessError::bad_input("user_id", "`user_id` is required"))?;
+        if id.len() > MAX_ID_BYTES {
+            return Err(AccessError::bad_input("user_id", format!("`user_id` is longer than {MAX_ID_BYTES} bytes")));
+        }
+        Ok(id)
     }
 }
 
@@ -236,8 +244,11 @@ impl EndUserCache {
         }))
     }
 
-    /// The end user named `id`, `None` when the store has none.
+    /// The end user named `id`, `None` when the store has none (or `id` is longer than any end user's).
     pub async fn get(&self, id: &str) -> Found {
+        if id.len() > MAX_ID_BYTES {
+            return Ok(None);
+        }
         let now = monotonic_ms();
         let cached = self.0.entries.read().unwrap_or_else(PoisonError::into_inner).get(id).cloned();
         if let Some(entry) = &cached {
@@ -321,5 +332,20 @@ mod tests {
         let bad =
             CustomerRequest::parse(br#"{"user_id":"x","tpm_limit":-1}"#).and_then(|r| new_end_user(&r, 0).map(drop));
         assert_eq!(bad.err().and_then(|e| e.param().map(str::to_owned)), Some("tpm_limit".into()));
+        let long = format!(r#"{{"user_id":"{}"}}"#, "u".repeat(MAX_ID_BYTES + 1));
+        let long = CustomerRequest::parse(long.as_bytes()).and_then(|r| new_end_user(&r, 0).map(drop));
+        assert_eq!(long.err().and_then(|e| e.param().map(str::to_owned)), Some("user_id".into()));
+    }
+
+    #[actix_rt::test]
+    async fn overlong_user_fields_are_never_looked_up_or_remembered() {
+        let path = std::env::temp_dir().join(format!("tollgate-end-users-{}.db", uuid::Uuid::new_v4().simple()));
+        let store = Store::open(&format!("sqlite://{}?mode=rwc", path.display())).await;
+        let cache = EndUserCache::new(store.unwrap_or_else(|e| unreachable!("{e}")), Duration::from_secs(60));
+        assert!(matches!(cache.get(&"x".repeat(MAX_ID_BYTES + 1)).await, Ok(None)));
+        assert!(matches!(cache.get("short-unknown").await, Ok(None)));
+        let entries = cache.0.entries.read().unwrap_or_else(PoisonError::into_inner).len();
+        assert_eq!(entries, 1, "only the short unknown id is remembered");
+        let _ = std::fs::remove_file(path);
     }
 }

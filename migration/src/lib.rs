@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261130_000001_keys_teams_users;
 mod m20261130_000002_sessions_invitations;
 mod m20261130_000010_request_log;
+mod m20261130_080000_end_user_limits;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_keys_teams_users::Migration),
             Box::new(m20261130_000002_sessions_invitations::Migration),
             Box::new(m20261130_000010_request_log::Migration),
+            Box::new(m20261130_080000_end_user_limits::Migration),
         ]
     }
 }

@@ -14,7 +14,7 @@ use actix_web::{dev::ServerHandle, web, App, HttpServer};
 use actix::Actor;
 
 use crate::{
-    access::cache::KeyCache,
+    access::{cache::KeyCache, declared, end_users::EndUserCache},
     actors::{
         log_writer::{Flush, LogWriter},
         router::Router,
@@ -23,7 +23,9 @@ use crate::{
     error::InitError,
     http::{self, AppState},
     lifecycle::Lifecycle,
+    limits::Limiter,
     logs::{file::RequestFile, journal::Journal, LogSink},
+    shared_state,
     store::{self, Store},
     upstream::Upstream,
 };
@@ -36,6 +38,29 @@ pub struct ServeOptions {
     pub workers: Option<usize>,
     /// The file to re-read on SIGHUP.
     pub config_path: Option<PathBuf>,
+    /// Serve with the publicly known example master key (`sk-1234`) on a non-loopback address
+    /// (`--allow-example-master-key`).
+    pub allow_example_master_key: bool,
+}
+
+/// The master key of LiteLLM's docs and the seed article: anyone can guess it.
+pub const EXAMPLE_MASTER_KEY: &str = "sk-1234";
+
+/// Refuses the example master key on an address other hosts can reach, unless allowed; warns loudly on loopback.
+fn check_example_master_key(config: &Config, listener: &TcpListener, allow: bool) -> Result<(), InitError> {
+    if !config.master_key.as_ref().is_some_and(|k| k.matches(EXAMPLE_MASTER_KEY)) {
+        return Ok(());
+    }
+    let loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
+    if !loopback && !allow {
+        return Err(InitError::ExampleMasterKey);
+    }
+    tracing::warn!(
+        loopback,
+        "general_settings.master_key is the publicly known example `sk-1234`: anyone who can reach this address can \
+         manage keys and call every model; set a secret master key before exposing tollgate"
+    );
+    Ok(())
 }
 
 /// A started gateway: await `server` to run it; `handle` stops it.
@@ -67,6 +92,7 @@ pub async fn start(config: Config, listener: TcpListener, options: &ServeOptions
     if config.master_key.is_none() {
         tracing::warn!("no general_settings.master_key configured: tollgate is serving without authentication");
     }
+    check_example_master_key(&config, &listener, options.allow_example_master_key)?;
     install_crypto_provider();
     // Built once (CA bundle read, proxy parsed) so a bad setting stops start-up instead of failing requests.
     let upstream = Upstream::from_config(&config.upstream)?;
@@ -77,7 +103,13 @@ pub async fn start(config: Config, listener: TcpListener, options: &ServeOptions
     let url = config.store.database_url.expose();
     let store = Store::open(url).await?;
     tracing::info!(backend = store.backend(), database = %store::masked_url(url), "store open, schema up to date");
+    declared::store_all(&store, &config.declared_keys, crate::clock::unix_secs()).await?;
+    let end_users = EndUserCache::new(store.clone(), config.store.key_cache_ttl);
     let keys = KeyCache::new(store.clone(), config.store.key_cache_ttl);
+    let limiter = match &config.redis {
+        Some(redis) => shared_state::start(redis, &keys).await?,
+        None => Limiter::in_process(),
+    };
     let journal = Journal::open(&config.store.log_journal)
         .map_err(|source| InitError::Journal { path: config.store.log_journal.display().to_string(), source })?;
     let mut logs = LogSink::new(Arc::new(journal));
@@ -97,6 +129,8 @@ pub async fn start(config: Config, listener: TcpListener, options: &ServeOptions
         master_key: config.master_key.clone(),
         keys,
         logs,
+        end_users,
+        limiter,
         max_request_bytes: config.max_request_bytes,
         request_body_timeout: config.request_body_timeout,
         lifecycle: lifecycle.clone(),

@@ -44,6 +44,11 @@ pub struct Cli {
     #[arg(long, env = "TOLLGATE_WORKERS")]
     pub workers: Option<usize>,
 
+    /// Serve even with the publicly known example master key `sk-1234` on an address other hosts can reach
+    /// (on loopback it is allowed, with a warning).
+    #[arg(long)]
+    pub allow_example_master_key: bool,
+
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "TOLLGATE_JSON_LOGS")]
     pub json_logs: bool,

@@ -11,6 +11,7 @@ pub use crate::llm::{UpstreamError, UpstreamFailure};
 use crate::{
     access::AccessError,
     config::ConfigError,
+    limits::Refusal,
     llm::{chat::Unsupported, RequestError},
     store::StoreError,
 };
@@ -27,6 +28,14 @@ pub enum InitError {
     Store(#[from] StoreError),
     #[error("cannot open the request log's journal or file at {path}: {source}")]
     Journal { path: String, source: std::io::Error },
+    #[error(transparent)]
+    SharedState(#[from] crate::shared_state::SharedStateError),
+    #[error(
+        "general_settings.master_key is the publicly known example `sk-1234` and tollgate would listen on an \
+             address other hosts can reach: set a secret master key, listen on 127.0.0.1 (--host), or pass \
+             --allow-example-master-key"
+    )]
+    ExampleMasterKey,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +63,9 @@ pub enum ApiError {
     /// A virtual key refused, or a management request that cannot be done.
     #[error(transparent)]
     Access(#[from] AccessError),
+    /// Over a rate limit (boxed: it carries the headers of the answer).
+    #[error("{0}")]
+    RateLimited(Box<Refusal>),
     #[error("the prompt has {tokens} tokens (counted with an OpenAI tokenizer), more than any deployment of model `{model}` accepts: the largest context window is {window} tokens")]
     ContextWindowExceeded { model: String, tokens: u64, window: u64 },
     /// A `fallback_config` chain ran out: the message names every group and deployment tried and how each failed.
@@ -81,6 +93,7 @@ impl ApiError {
             | Self::ContextWindowExceeded { .. } => "invalid_request_error",
             Self::NoHealthyDeployment { .. } => "service_unavailable",
             Self::Access(a) => a.kind(),
+            Self::RateLimited(_) => "rate_limit_error",
             Self::Exhausted { status, .. } => {
                 if *status == 503 {
                     "service_unavailable"
@@ -115,6 +128,7 @@ impl ApiError {
             Self::ReloadFailed(_) => Some("config_invalid"),
             Self::NoHealthyDeployment { .. } => Some("no_healthy_deployment"),
             Self::Access(a) => Some(a.code()),
+            Self::RateLimited(r) => Some(r.code()),
             Self::ContextWindowExceeded { .. } => Some("context_length_exceeded"),
             Self::Exhausted { .. } => Some("fallbacks_exhausted"),
             Self::Upstream(u) => match (&u.code, u.failure) {
@@ -144,6 +158,7 @@ impl ApiError {
             | Self::ModelNotFound(_)
             | Self::RouteNotFound(_)
             | Self::ReloadFailed(_)
+            | Self::RateLimited(_)
             | Self::NoHealthyDeployment { .. } => None,
         }
     }
@@ -160,6 +175,7 @@ impl ApiError {
             | Self::ModelNotFound(_)
             | Self::RouteNotFound(_)
             | Self::ReloadFailed(_)
+            | Self::RateLimited(_)
             | Self::ContextWindowExceeded { .. } => tracing::Level::WARN,
             Self::Upstream(u) if !u.failure.counts_against_deployment() => tracing::Level::WARN,
             Self::Access(a) if !a.is_fault() => tracing::Level::WARN,
@@ -205,6 +221,7 @@ impl ResponseError for ApiError {
             Self::ModelNotFound(_) | Self::RouteNotFound(_) => 404,
             Self::NoHealthyDeployment { .. } => 503,
             Self::Access(a) => a.status(),
+            Self::RateLimited(_) => 429,
             Self::Upstream(u) => match u.failure {
                 UpstreamFailure::Status(s) => s,
                 UpstreamFailure::Timeout => 504,
@@ -226,6 +243,12 @@ impl ResponseError for ApiError {
             }
             Self::NoHealthyDeployment { retry_after_secs, .. } => {
                 res.insert_header(("retry-after", retry_after_secs.to_string()));
+            }
+            Self::RateLimited(r) => {
+                res.insert_header(("retry-after", r.retry_after_secs().to_string()));
+                for (name, value) in r.headers.pairs() {
+                    res.insert_header((name, value));
+                }
             }
             Self::Access(AccessError::StoreUnavailable) => {
                 res.insert_header(("retry-after", "1"));

@@ -100,7 +100,11 @@ fn migrate(file: Option<&std::path::Path>) -> ExitCode {
 fn serve(cli: Cli, config: Config) -> anyhow::Result<()> {
     let addr = format!("{}:{}", cli.host, cli.port);
     let listener = TcpListener::bind(&addr).map_err(|e| anyhow::anyhow!("cannot bind {addr}: {e}"))?;
-    let options = ServeOptions { workers: cli.workers, config_path: cli.config.clone() };
+    let options = ServeOptions {
+        workers: cli.workers,
+        config_path: cli.config.clone(),
+        allow_example_master_key: cli.allow_example_master_key,
+    };
     actix_rt::System::new().block_on(app::run(config, listener, options))?;
     Ok(())
 }

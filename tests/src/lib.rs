@@ -20,6 +20,7 @@ pub use tollgate_fakes::{raw, ConnectProxy, FakeUpstream, SeenConnect, TestCa};
 pub mod dialect;
 pub mod dialect_b;
 pub mod logs;
+pub mod redis;
 pub mod store;
 pub mod tcp_cut;
 
@@ -85,7 +86,7 @@ impl Gateway {
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
             actix_rt::System::new().block_on(async move {
-                let options = ServeOptions { workers: Some(1), config_path };
+                let options = ServeOptions { workers: Some(1), config_path, allow_example_master_key: false };
                 let gateway = app::start(config, listener, &options).await.expect("gateway starts");
                 tx.send(gateway.handle.clone()).expect("send handle");
                 let _ = gateway.server.await;

@@ -86,3 +86,9 @@ pub fn finished_calls(request_id: &str, count: usize) -> Vec<Value> {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// How many captured log lines (of every in-process gateway in this test binary) contain `text`.
+pub fn count_lines(text: &str) -> usize {
+    let buffer = capture().lock().unwrap_or_else(PoisonError::into_inner);
+    String::from_utf8_lossy(&buffer).lines().filter(|l| l.contains(text)).count()
+}

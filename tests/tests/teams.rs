@@ -107,6 +107,13 @@ async fn fresh_user(gw: &Gateway, n: &mut u32) -> String {
     id
 }
 
+async fn fresh_customer(gw: &Gateway, n: &mut u32) -> String {
+    *n += 1;
+    let id = format!("fresh-customer-{n}");
+    admin_post(gw, "/customer/new", json!({"user_id": id})).await;
+    id
+}
+
 async fn fresh_team(gw: &Gateway, n: &mut u32) -> String {
     *n += 1;
     let id = format!("fresh-team-{n}");
@@ -149,6 +156,15 @@ async fn call_for(gw: &Gateway, route: &str, n: &mut u32) -> (String, Option<Val
         "/invitation/new" => post(route, json!({"user_id": fresh_user(gw, n).await})),
         "/routing/explain" => ("/routing/explain?model=a".into(), None),
         "/health" => ("/health".into(), None),
+        "/customer/new" => {
+            *n += 1;
+            post(route, json!({"user_id": format!("customer-{n}")}))
+        }
+        "/customer/update" => post(route, json!({"user_id": "eu-1", "alias": format!("a{n}")})),
+        "/customer/delete" => post(route, json!({"user_ids": [fresh_customer(gw, n).await]})),
+        "/customer/info" => ("/customer/info?end_user_id=eu-1".into(), None),
+        "/customer/list" => ("/customer/list".into(), None),
+        "/customer/block" | "/customer/unblock" => post(route, json!({"user_ids": [fresh_customer(gw, n).await]})),
         "/config/reload" => post(route, json!({})),
         other => unreachable!("no call for {other}"),
     }
@@ -157,7 +173,7 @@ async fn call_for(gw: &Gateway, route: &str, n: &mut u32) -> (String, Option<Val
 /// The role matrix: every management route × every role (the brief's seven callers, and an
 /// `internal_user_viewer` member of team A). 400 on /config/reload means "allowed": an in-process
 /// gateway has no config file to re-read.
-const MATRIX: [(&str, [u16; 8]); 27] = [
+const MATRIX: [(&str, [u16; 8]); 34] = [
     // route                  master  admin  viewer  team-admin  member  other-team  team-viewer  nobody
     ("/key/generate", /*  */ [200, 200, 403, 200, 200, 403, 403, 401]),
     ("/key/update", /*    */ [200, 200, 403, 200, 200, 404, 403, 401]),
@@ -186,12 +202,20 @@ const MATRIX: [(&str, [u16; 8]); 27] = [
     ("/routing/explain", [200, 200, 200, 403, 403, 403, 403, 401]),
     ("/config/reload", /* */ [400, 400, 403, 403, 403, 403, 403, 401]),
     ("/health", /*        */ [200, 200, 200, 403, 403, 403, 403, 401]),
+    ("/customer/new", /*  */ [200, 200, 403, 403, 403, 403, 403, 401]),
+    ("/customer/update", [200, 200, 403, 403, 403, 403, 403, 401]),
+    ("/customer/delete", [200, 200, 403, 403, 403, 403, 403, 401]),
+    ("/customer/info", /* */ [200, 200, 200, 403, 403, 403, 403, 401]),
+    ("/customer/list", /* */ [200, 200, 200, 403, 403, 403, 403, 401]),
+    ("/customer/block", /**/ [200, 200, 403, 403, 403, 403, 403, 401]),
+    ("/customer/unblock", [200, 200, 403, 403, 403, 403, 403, 401]),
 ];
 
 async fn role_matrix(database_url: &str) {
     let gw = Gateway::start_on(CONFIG, database_url);
     admin_post(&gw, "/team/new", json!({"team_id": "ta", "team_alias": "A", "models": ["a", "b"]})).await;
     admin_post(&gw, "/team/new", json!({"team_id": "tb", "team_alias": "B", "models": ["c"]})).await;
+    admin_post(&gw, "/customer/new", json!({"user_id": "eu-1"})).await;
     let roles = [
         ("master", Who::Master),
         ("proxy_admin user", user(&gw, "admin", "proxy_admin", None).await),

@@ -12,6 +12,9 @@ pub struct Model {
     pub budget_reset_at: Option<i64>,
     pub blocked: bool,
     pub created_at: i64,
+    pub rpm_limit: Option<i64>,
+    pub tpm_limit: Option<i64>,
+    pub max_parallel_requests: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

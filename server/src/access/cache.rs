@@ -8,7 +8,8 @@
 //! - Unknown keys are remembered for [`NEGATIVE_TTL_MS`], so a flood of one wrong key costs one query per period.
 //! - Entries live `ttl` (`general_settings.user_api_key_cache_ttl`, LiteLLM's name, default 60 s): the bound on
 //!   how long another replica may still honour a key changed elsewhere. In this process, a change through the
-//!   management API drops the entry at once ([`KeyCache::invalidate`]).
+//!   management API drops the entry at once ([`KeyCache::invalidate`]), and with Redis it is published to every
+//!   replica, whose subscriber drops it too ([`KeyCache::forget`]; `shared_state::invalidation`), within a second.
 //! - A key's entry holds what the request path needs of its team (models, blocked), read in the same lookup; a
 //!   team change in this process drops every entry of that team ([`KeyCache::invalidate_team`]), so no key is
 //!   served with a stale team here, and other replicas see it within `ttl`, as for keys.
@@ -17,7 +18,7 @@ use std::{
     collections::HashMap,
     sync::{
         atomic::{AtomicU64, Ordering::SeqCst},
-        Arc, Mutex, RwLock,
+        Arc, Mutex, OnceLock, RwLock,
     },
     time::Duration,
 };
@@ -55,6 +56,9 @@ struct Inner {
     generation: AtomicU64,
     /// Store queries made for keys (`tollgate_key_store_lookups_total`).
     lookups: AtomicU64,
+    /// Where changed keys are announced to other replicas (set when Redis is configured). Unbounded: it carries
+    /// management API changes, at the rate admins make them, never request-path traffic.
+    publisher: OnceLock<tokio::sync::mpsc::UnboundedSender<KeyHash>>,
 }
 
 #[derive(Clone)]
@@ -69,6 +73,7 @@ impl KeyCache {
             pending: Mutex::default(),
             generation: AtomicU64::new(0),
             lookups: AtomicU64::new(0),
+            publisher: OnceLock::new(),
         }))
     }
 
@@ -105,8 +110,17 @@ impl KeyCache {
         }
     }
 
-    /// Forgets `hash` (the key changed or was deleted); lookups already running do not cache what they read.
+    /// Forgets `hash` (the key changed or was deleted) here and, with Redis, on every replica.
     pub fn invalidate(&self, hash: &KeyHash) {
+        self.forget(hash);
+        if let Some(publisher) = self.0.publisher.get() {
+            let _ = publisher.send(*hash);
+        }
+    }
+
+    /// Forgets `hash` in this process only (a replica announced a change); lookups already running do not cache
+    /// what they read.
+    pub fn forget(&self, hash: &KeyHash) {
         self.0.generation.fetch_add(1, SeqCst);
         if let Ok(mut entries) = self.0.entries.write() {
             entries.remove(hash);
@@ -119,6 +133,19 @@ impl KeyCache {
         if let Ok(mut entries) = self.0.entries.write() {
             entries.retain(|_, e| e.key.as_ref().and_then(|k| k.team.as_ref()).is_none_or(|t| t.team_id != team_id));
         }
+    }
+
+    /// Forgets every key (announcements may have been missed while the subscriber was disconnected).
+    pub fn forget_all(&self) {
+        self.0.generation.fetch_add(1, SeqCst);
+        if let Ok(mut entries) = self.0.entries.write() {
+            entries.clear();
+        }
+    }
+
+    /// Announces every later [`KeyCache::invalidate`] on `publisher` (once; later calls are ignored).
+    pub fn publish_to(&self, publisher: tokio::sync::mpsc::UnboundedSender<KeyHash>) {
+        let _ = self.0.publisher.set(publisher);
     }
 
     fn lookup(&self, hash: KeyHash) -> Shared<BoxFuture<'static, Found>> {

@@ -2,8 +2,9 @@
 //! `/key/info`, `/key/list`, ...), and the rules that turn a request into a stored key. Pure: the caller passes the
 //! time and does the I/O.
 //!
-//! Settings LiteLLM has and tollgate does not enforce yet (budgets, rate limits) are refused with
-//! `not_supported_yet` naming them: a key that looks limited but is not would be worse than no key.
+//! Rate limits (`rpm_limit`, `tpm_limit`, `max_parallel_requests`, `model_rpm_limit`, `model_tpm_limit`) are
+//! stored and enforced (`limits/`). Settings LiteLLM has and tollgate does not enforce yet (budgets) are refused
+//! with `not_supported_yet` naming them: a key that looks limited but is not would be worse than no key.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -12,19 +13,8 @@ use super::{period::Period, token, AccessError};
 use crate::store::keys::KeyRow;
 
 /// Fields of LiteLLM's key requests that tollgate stores no limit for yet.
-const NOT_YET: [&str; 11] = [
-    "max_budget",
-    "budget_duration",
-    "soft_budget",
-    "model_max_budget",
-    "rpm_limit",
-    "tpm_limit",
-    "max_parallel_requests",
-    "model_rpm_limit",
-    "model_tpm_limit",
-    "tags",
-    "allowed_routes",
-];
+const NOT_YET: [&str; 6] =
+    ["max_budget", "budget_duration", "soft_budget", "model_max_budget", "tags", "allowed_routes"];
 
 /// `/key/generate`'s body (and, with `key` naming the key, `/key/update`'s).
 #[derive(Debug, Default, Deserialize)]
@@ -41,16 +31,21 @@ pub struct KeyRequest {
     pub team_id: Option<String>,
     pub metadata: Option<Map<String, Value>>,
     pub blocked: Option<bool>,
+    /// Requests per minute (all models).
+    pub rpm_limit: Option<Value>,
+    /// Tokens per minute (all models), counted when each call settles.
+    pub tpm_limit: Option<Value>,
+    /// Requests at a time.
+    pub max_parallel_requests: Option<Value>,
+    /// Model group → requests per minute with it.
+    pub model_rpm_limit: Option<Value>,
+    /// Model group → tokens per minute with it.
+    pub model_tpm_limit: Option<Value>,
     // Refused until enforced (see NOT_YET); accepted by the parser so the refusal can name them.
     pub max_budget: Option<Value>,
     pub budget_duration: Option<Value>,
     pub soft_budget: Option<Value>,
     pub model_max_budget: Option<Value>,
-    pub rpm_limit: Option<Value>,
-    pub tpm_limit: Option<Value>,
-    pub max_parallel_requests: Option<Value>,
-    pub model_rpm_limit: Option<Value>,
-    pub model_tpm_limit: Option<Value>,
     pub tags: Option<Value>,
     pub allowed_routes: Option<Value>,
 }
@@ -64,11 +59,6 @@ impl KeyRequest {
             &request.budget_duration,
             &request.soft_budget,
             &request.model_max_budget,
-            &request.rpm_limit,
-            &request.tpm_limit,
-            &request.max_parallel_requests,
-            &request.model_rpm_limit,
-            &request.model_tpm_limit,
             &request.tags,
             &request.allowed_routes,
         ]
@@ -112,10 +102,53 @@ impl KeyRefs {
     }
 }
 
-fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, AccessError> {
+pub(crate) fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, AccessError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
     serde_json::from_slice(body)
         .map_err(|e| AccessError::BadInput { param: None, message: format!("invalid request body: {e}") })
+}
+
+/// A limit: a non-negative integer (stored as `i64`).
+pub(crate) fn limit(param: &str, value: Option<&Value>) -> Result<Option<i64>, AccessError> {
+    let Some(value) = value else { return Ok(None) };
+    value
+        .as_u64()
+        .and_then(|n| i64::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| AccessError::bad_input(param, format!("`{param}` must be a whole number, 0 or more")))
+}
+
+/// A per-model limit map: `{"model": n, ...}` with non-negative integers.
+fn limit_map(param: &str, value: Option<&Value>) -> Result<Option<Value>, AccessError> {
+    let Some(value) = value else { return Ok(None) };
+    let valid = value.as_object().is_some_and(|m| m.iter().all(|(k, v)| !k.trim().is_empty() && v.as_u64().is_some()));
+    if !valid {
+        return Err(AccessError::bad_input(
+            param,
+            format!("`{param}` must map model names to whole numbers, e.g. {{\"gpt-4o\": 10}}"),
+        ));
+    }
+    Ok(Some(value.clone()))
+}
+
+/// Writes the limits `request` sets into `row` (unset ones keep their value).
+fn set_limits(row: &mut KeyRow, request: &KeyRequest) -> Result<(), AccessError> {
+    if let Some(n) = limit("rpm_limit", request.rpm_limit.as_ref())? {
+        row.rpm_limit = Some(n);
+    }
+    if let Some(n) = limit("tpm_limit", request.tpm_limit.as_ref())? {
+        row.tpm_limit = Some(n);
+    }
+    if let Some(n) = limit("max_parallel_requests", request.max_parallel_requests.as_ref())? {
+        row.max_parallel_requests = Some(n);
+    }
+    if let Some(m) = limit_map("model_rpm_limit", request.model_rpm_limit.as_ref())? {
+        row.model_rpm_limit = m;
+    }
+    if let Some(m) = limit_map("model_tpm_limit", request.model_tpm_limit.as_ref())? {
+        row.model_tpm_limit = m;
+    }
+    Ok(())
 }
 
 fn check_models(models: &[String]) -> Result<(), AccessError> {
@@ -144,21 +177,21 @@ fn check_chosen(key: &str) -> Result<(), AccessError> {
 
 /// The key value (generated unless chosen) and the row to store for `/key/generate`.
 pub fn new_key(request: KeyRequest, created_by: &str, now: i64) -> Result<(String, KeyRow), AccessError> {
-    let value = match request.key {
+    let value = match request.key.clone() {
         Some(chosen) => {
             check_chosen(&chosen)?;
             chosen
         }
         None => token::generate(),
     };
-    let models = request.models.unwrap_or_default();
+    let models = request.models.clone().unwrap_or_default();
     check_models(&models)?;
-    let row = KeyRow {
+    let mut row = KeyRow {
         token_hash: token::KeyHash::of(&value).hex(),
         key_name: token::display_name(&value),
-        key_alias: request.key_alias,
-        user_id: request.user_id,
-        team_id: request.team_id.filter(|t| !t.is_empty()),
+        key_alias: request.key_alias.clone(),
+        user_id: request.user_id.clone(),
+        team_id: request.team_id.clone().filter(|t| !t.is_empty()),
         models: json!(models),
         max_budget_nanos: None,
         budget_duration: None,
@@ -172,17 +205,19 @@ pub fn new_key(request: KeyRequest, created_by: &str, now: i64) -> Result<(Strin
         model_tpm_limit: json!({}),
         expires_at: expiry(request.duration.as_deref(), now)?,
         blocked: request.blocked.unwrap_or(false),
-        metadata: Value::Object(request.metadata.unwrap_or_default()),
+        metadata: Value::Object(request.metadata.clone().unwrap_or_default()),
         created_by: Some(created_by.to_owned()),
         updated_by: Some(created_by.to_owned()),
         created_at: now,
         updated_at: now,
     };
+    set_limits(&mut row, &request)?;
     Ok((value, row))
 }
 
 /// `row` with the fields `request` sets changed (`/key/update`).
 pub fn updated(mut row: KeyRow, request: KeyRequest, updated_by: &str, now: i64) -> Result<KeyRow, AccessError> {
+    set_limits(&mut row, &request)?;
     if let Some(models) = request.models {
         check_models(&models)?;
         row.models = json!(models);
@@ -240,6 +275,11 @@ pub struct KeyInfo {
     pub models: Vec<String>,
     pub metadata: Value,
     pub blocked: bool,
+    pub rpm_limit: Option<i64>,
+    pub tpm_limit: Option<i64>,
+    pub max_parallel_requests: Option<i64>,
+    pub model_rpm_limit: Value,
+    pub model_tpm_limit: Value,
     /// ISO 8601, or null for a key that does not expire.
     pub expires: Option<String>,
     pub created_by: Option<String>,
@@ -259,6 +299,11 @@ impl KeyInfo {
             models: super::string_list(&row.models),
             metadata: row.metadata.clone(),
             blocked: row.blocked,
+            rpm_limit: row.rpm_limit,
+            tpm_limit: row.tpm_limit,
+            max_parallel_requests: row.max_parallel_requests,
+            model_rpm_limit: row.model_rpm_limit.clone(),
+            model_tpm_limit: row.model_tpm_limit.clone(),
             expires: row.expires_at.map(super::period::iso8601),
             created_by: row.created_by.clone(),
             updated_by: row.updated_by.clone(),
@@ -302,7 +347,7 @@ mod tests {
     #[test]
     fn refuses_what_it_cannot_honour_naming_it() {
         let cases: &[(&[u8], &str, &str)] = &[
-            (br#"{"max_budget":10,"rpm_limit":5}"#, "not_supported_yet", "max_budget, rpm_limit"),
+            (br#"{"max_budget":10,"rpm_limit":5}"#, "not_supported_yet", "not supported yet: max_budget ("),
             (br#"{"tags":["t1"]}"#, "not_supported_yet", "tags"),
             (br#"{"nope":1}"#, "invalid_value", "unknown field `nope`"),
             (br#"{"models":"gpt-4o"}"#, "invalid_value", "invalid type"),
@@ -321,6 +366,26 @@ mod tests {
         assert_eq!(bad(br#"{"duration":"soon"}"#), Some(Some("duration".into())));
         assert_eq!(bad(br#"{"key":"short"}"#), Some(Some("key".into())));
         assert_eq!(bad(br#"{"models":[""]}"#), Some(Some("models".into())));
+        assert_eq!(bad(br#"{"rpm_limit":-1}"#), Some(Some("rpm_limit".into())));
+        assert_eq!(bad(br#"{"tpm_limit":1.5}"#), Some(Some("tpm_limit".into())));
+        assert_eq!(bad(br#"{"model_rpm_limit":{"a":"ten"}}"#), Some(Some("model_rpm_limit".into())));
+        assert_eq!(bad(br#"{"model_tpm_limit":[1]}"#), Some(Some("model_tpm_limit".into())));
+    }
+
+    #[test]
+    fn limits_are_stored_carried_and_shown() {
+        let body = br#"{"rpm_limit":10,"tpm_limit":1000,"max_parallel_requests":2,"model_rpm_limit":{"a":3},"model_tpm_limit":{"b":50}}"#;
+        let request = KeyRequest::parse(body).unwrap_or_else(|e| unreachable!("{e}"));
+        let (_, row) = new_key(request, "admin", NOW).unwrap_or_else(|e| unreachable!("{e}"));
+        let record = super::super::KeyRecord::from_row(&row).unwrap_or_else(|| unreachable!());
+        assert_eq!((record.limits.rpm, record.limits.tpm, record.limits.max_parallel), (Some(10), Some(1000), Some(2)));
+        assert_eq!(record.limits.model_rpm.get("a"), Some(&3));
+        assert_eq!(record.limits.model_tpm.get("b"), Some(&50));
+        let info = serde_json::to_value(KeyInfo::of(&row)).unwrap_or_default();
+        assert_eq!((info["rpm_limit"].as_i64(), info["model_rpm_limit"]["a"].as_i64()), (Some(10), Some(3)));
+        let change = KeyRequest::parse(br#"{"rpm_limit":20}"#).unwrap_or_default();
+        let row = updated(row, change, "admin", NOW).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!((row.rpm_limit, row.tpm_limit), (Some(20), Some(1000)), "an update changes only what it sets");
     }
 
     #[test]

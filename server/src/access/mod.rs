@@ -6,6 +6,8 @@
 //! miss waits, single-flight and within a deadline (`cache.rs`).
 
 pub mod cache;
+pub mod declared;
+pub mod end_users;
 pub mod manage;
 pub mod password;
 pub mod period;
@@ -20,7 +22,10 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use self::token::KeyHash;
-use crate::store::{keys::KeyRow, teams::TeamRow};
+use crate::{
+    limits::Limits,
+    store::{keys::KeyRow, teams::TeamRow},
+};
 
 /// LiteLLM's value in a key's `models` that means every model.
 pub const ALL_MODELS: &str = "all-proxy-models";
@@ -39,6 +44,8 @@ pub struct KeyRecord {
     /// Unix seconds.
     pub expires_at: Option<i64>,
     pub blocked: bool,
+    /// `rpm_limit`, `tpm_limit`, `max_parallel_requests`, `model_rpm_limit`, `model_tpm_limit`.
+    pub limits: Limits,
     /// What the request path needs of the key's team (loaded with the key, dropped with it on a team change).
     pub team: Option<TeamGrant>,
 }
@@ -88,7 +95,19 @@ impl KeyRecord {
             expires_at: row.expires_at,
             blocked: row.blocked,
             team: None,
+            limits: Limits {
+                rpm: row.rpm_limit.and_then(|n| u64::try_from(n).ok()),
+                tpm: row.tpm_limit.and_then(|n| u64::try_from(n).ok()),
+                max_parallel: row.max_parallel_requests.and_then(|n| u64::try_from(n).ok()),
+                model_rpm: count_map(&row.model_rpm_limit),
+                model_tpm: count_map(&row.model_tpm_limit),
+            },
         })
+    }
+
+    /// How limit refusals name the key: its alias when it has one, else `sk-...abcd`.
+    pub fn shown_name(&self) -> &str {
+        self.alias.as_deref().unwrap_or(&self.name)
     }
 
     /// Whether the key may be used at `now` (Unix seconds): not blocked, not expired, its team not blocked.
@@ -125,6 +144,13 @@ pub fn string_list(value: &Value) -> Vec<String> {
     value.as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect()
 }
 
+/// A JSON object of non-negative integers (`{"gpt-4o": 10}`) as a map; other entries are skipped (the
+/// management API stores only valid ones).
+pub fn count_map(value: &Value) -> std::collections::BTreeMap<String, u64> {
+    let entries = value.as_object().into_iter().flatten();
+    entries.filter_map(|(k, v)| Some((k.clone(), v.as_u64()?))).collect()
+}
+
 /// The caller of a proxied request.
 #[derive(Debug, Clone)]
 pub enum Caller {
@@ -156,6 +182,8 @@ pub enum AccessError {
     KeyBlocked { name: String },
     #[error("the team {team_id} of the API key {name} is blocked; a proxy admin can unblock it")]
     TeamBlocked { name: String, team_id: String },
+    #[error("the end user `{id}` (the request's `user`) is blocked; an admin can unblock it")]
+    EndUserBlocked { id: String },
     #[error("the API key {name} may not call model `{model}`")]
     ModelNotAllowed { name: String, model: String },
     #[error("the key store could not be reached in time to check this API key; retry shortly")]
@@ -188,6 +216,7 @@ impl AccessError {
             Self::KeyExpired { .. } | Self::BadCredentials => 401,
             Self::KeyBlocked { .. }
             | Self::TeamBlocked { .. }
+            | Self::EndUserBlocked { .. }
             | Self::ModelNotAllowed { .. }
             | Self::Forbidden(_)
             | Self::CsrfInvalid => 403,
@@ -204,6 +233,7 @@ impl AccessError {
             Self::KeyExpired { .. } | Self::BadCredentials => "authentication_error",
             Self::KeyBlocked { .. }
             | Self::TeamBlocked { .. }
+            | Self::EndUserBlocked { .. }
             | Self::ModelNotAllowed { .. }
             | Self::Forbidden(_)
             | Self::CsrfInvalid => "permission_error",
@@ -221,6 +251,7 @@ impl AccessError {
             Self::CsrfInvalid => "csrf_token_invalid",
             Self::BadCredentials => "invalid_credentials",
             Self::Internal(_) => "internal_error",
+            Self::EndUserBlocked { .. } => "end_user_blocked",
             Self::ModelNotAllowed { .. } => "model_not_allowed",
             Self::StoreUnavailable => "store_unavailable",
             Self::BadInput { .. } => "invalid_value",
@@ -258,6 +289,7 @@ mod tests {
             expires_at,
             blocked,
             team: None,
+            limits: Limits::default(),
         }
     }
 

@@ -152,11 +152,18 @@ pub enum Route {
     RoutingExplain,
     ConfigReload,
     Health,
+    CustomerNew,
+    CustomerUpdate,
+    CustomerDelete,
+    CustomerInfo,
+    CustomerList,
+    CustomerBlock,
+    CustomerUnblock,
 }
 
 impl Route {
     #[cfg(test)]
-    pub const ALL: [Route; 27] = [
+    pub const ALL: [Route; 34] = [
         Route::KeyGenerate,
         Route::KeyUpdate,
         Route::KeyDelete,
@@ -184,6 +191,13 @@ impl Route {
         Route::RoutingExplain,
         Route::ConfigReload,
         Route::Health,
+        Route::CustomerNew,
+        Route::CustomerUpdate,
+        Route::CustomerDelete,
+        Route::CustomerInfo,
+        Route::CustomerList,
+        Route::CustomerBlock,
+        Route::CustomerUnblock,
     ];
 
     /// The route's path (`/key/{key}/regenerate` shares [`Route::KeyRegenerate`]).
@@ -216,6 +230,13 @@ impl Route {
             Route::RoutingExplain => "/routing/explain",
             Route::ConfigReload => "/config/reload",
             Route::Health => "/health",
+            Route::CustomerNew => "/customer/new",
+            Route::CustomerUpdate => "/customer/update",
+            Route::CustomerDelete => "/customer/delete",
+            Route::CustomerInfo => "/customer/info",
+            Route::CustomerList => "/customer/list",
+            Route::CustomerBlock => "/customer/block",
+            Route::CustomerUnblock => "/customer/unblock",
         }
     }
 
@@ -231,6 +252,8 @@ impl Route {
                 | Route::UserList
                 | Route::RoutingExplain
                 | Route::Health
+                | Route::CustomerInfo
+                | Route::CustomerList
         )
     }
 }
@@ -274,7 +297,8 @@ pub fn rule(route: Route, role: UserRole) -> Rule {
             UserInfo => Rule::Allow(Itself),
             // A team's models, limits and existence, users, invitations and the proxy's own routes: proxy admins.
             TeamNew | TeamUpdate | TeamDelete | TeamBlock | TeamUnblock | UserNew | UserUpdate | UserDelete
-            | UserList | InvitationNew | RoutingExplain | ConfigReload | Health => Rule::Deny,
+            | UserList | InvitationNew | RoutingExplain | ConfigReload | Health | CustomerNew | CustomerUpdate
+            | CustomerDelete | CustomerInfo | CustomerList | CustomerBlock | CustomerUnblock => Rule::Deny,
         },
         UserRole::InternalUserViewer => match route {
             KeyInfo | KeyList | TeamInfo | TeamList => Rule::Allow(OwnTeams),
@@ -308,7 +332,7 @@ mod tests {
         const M: Rule = Rule::Allow(AdministeredTeams);
         const S: Rule = Rule::Allow(Itself);
         // route, proxy_admin, proxy_admin_viewer, internal_user, internal_user_viewer
-        let table: [(Route, [Rule; 4]); 27] = [
+        let table: [(Route, [Rule; 4]); 34] = [
             (KeyGenerate, [A, D, T, D]),
             (KeyUpdate, [A, D, T, D]),
             (KeyDelete, [A, D, T, D]),
@@ -336,6 +360,13 @@ mod tests {
             (RoutingExplain, [A, A, D, D]),
             (ConfigReload, [A, D, D, D]),
             (Health, [A, A, D, D]),
+            (CustomerNew, [A, D, D, D]),
+            (CustomerUpdate, [A, D, D, D]),
+            (CustomerDelete, [A, D, D, D]),
+            (CustomerInfo, [A, A, D, D]),
+            (CustomerList, [A, A, D, D]),
+            (CustomerBlock, [A, D, D, D]),
+            (CustomerUnblock, [A, D, D, D]),
         ];
         assert_eq!(table.map(|(r, _)| r), Route::ALL, "every route, once, in order");
         for (route, rules) in table {

@@ -5,11 +5,13 @@
 //! silently dropped; secrets are wrapped in [`Secret`] the moment they are read. This module does no I/O besides
 //! reading the file and the environment, and knows nothing of providers or HTTP.
 
+mod declared_keys;
 mod environment;
 mod interpolate;
 mod logging;
 mod raw;
 mod seed;
+mod shared;
 mod store;
 mod upstream;
 
@@ -22,10 +24,12 @@ use self::raw::{
     RawRouterSettings, NOT_YET_SUPPORTED,
 };
 pub use self::{
+    declared_keys::DeclaredKey,
     environment::Env,
     interpolate::EnvLookup,
     logging::{LogFile, Logging},
     seed::{DeploymentTraits, GroupRetry, RoutingRules},
+    shared::RedisSettings,
     store::{default_journal, StoreSettings, DEFAULT_DATABASE_URL},
     upstream::{TlsTrust, UpstreamConfig},
 };
@@ -129,6 +133,10 @@ pub struct Config {
     /// Process log level and format, and the seed's request log file.
     pub logging: Logging,
     pub health_checks: HealthChecks,
+    /// Redis shared by replicas; `None`: limits are in-process only.
+    pub redis: Option<RedisSettings>,
+    /// The seed's `key_settings`: keys declared in the file.
+    pub declared_keys: Vec<DeclaredKey>,
     /// Human-readable warnings gathered while loading (unknown keys, unsupported settings), each naming a path.
     pub warnings: Vec<String>,
 }
@@ -384,6 +392,13 @@ impl Config {
         if !self.upstream.same_connections(&next.upstream) {
             keys.push("upstream TLS / proxy (litellm_settings.ssl_verify, SSL_CERT_FILE, HTTPS_PROXY, NO_PROXY)");
         }
+        // The limiter and the invalidation subscriber are built once; declared keys are stored at start-up.
+        if self.redis != next.redis {
+            keys.push("Redis (router_settings.redis_*, tollgate.redis_key_prefix, tollgate.redis_timeout_ms)");
+        }
+        if self.declared_keys != next.declared_keys {
+            keys.push("key_settings");
+        }
         keys
     }
 }
@@ -533,6 +548,8 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
     upstream.connect_timeout =
         seconds("router_settings.connect_timeout", raw.router_settings.connect_timeout, DEFAULT_CONNECT_TIMEOUT_SECS)?;
     let store = store::resolve(&raw.general_settings, raw.database.as_ref(), &raw.tollgate, env)?;
+    let redis = shared::resolve(&raw.router_settings, &raw.tollgate, env)?;
+    let declared_keys = declared_keys::resolve(raw.key_settings.as_deref().unwrap_or_default(), &mut warnings)?;
     let defaults = TimeoutDefaults {
         timeout: seconds(
             "router_settings.timeout",
@@ -627,6 +644,8 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
         store,
         health_checks,
         logging,
+        redis,
+        declared_keys,
         warnings,
     })
 }
@@ -891,7 +910,7 @@ router_settings: {allowed_fails: 1, cooldown_time: 2.5}
     #[test]
     fn unknown_and_unsupported_keys_are_warned_by_path() {
         let cfg = load(
-            "model_list:\n  - model_name: a\n    litellm_params: {model: mock/a, colour: red, max_parallel_requests: 1}\nrouter_settings: {num_retries: 2, redis_host: r}\nmystery: 1\n",
+            "model_list:\n  - model_name: a\n    litellm_params: {model: mock/a, colour: red, max_parallel_requests: 1}\nrouter_settings: {num_retries: 2, redis_host: r}\nlitellm_settings: {cache: true}\nmystery: 1\n",
         )
         .unwrap_or_else(|e| unreachable!("{e}"));
         let all = cfg.warnings.join("\n");
@@ -902,7 +921,9 @@ router_settings: {allowed_fails: 1, cooldown_time: 2.5}
             ),
             "{all}"
         );
-        assert!(all.contains("`router_settings.redis_host` is a LiteLLM setting"), "{all}");
+        assert!(all.contains("`litellm_settings.cache` is a LiteLLM setting"), "{all}");
+        assert!(!all.contains("redis_host"), "Redis is supported: {all}");
+        assert!(cfg.redis.is_some_and(|r| r.url.expose() == "redis://r:6379"));
         assert!(!all.contains("num_retries"), "retries are supported: {all}");
         assert!(all.contains("`mystery` is not a known config key"), "{all}");
     }

@@ -33,6 +33,9 @@ pub struct RawConfig {
     /// The seed article's fallback chains with per-group retries (tollgate extension, mapped onto
     /// `router_settings.fallbacks` plus a per-group retry count and fixed delay).
     pub fallback_config: Option<Vec<RawFallbackConfig>>,
+    /// The seed's keys declared in the config, with rate limits (and budgets, not enforced yet): see
+    /// `config/declared_keys.rs`.
+    pub key_settings: Option<Vec<super::declared_keys::RawKeySetting>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -231,6 +234,13 @@ pub struct RawRouterSettings {
     pub content_policy_fallbacks: Option<Vec<BTreeMap<String, Vec<String>>>>,
     /// At most this many fallback groups per request.
     pub max_fallbacks: Option<u32>,
+    /// Redis shared by replicas (rate limits, key invalidations): `redis://[:password@]host:port[/db]`.
+    pub redis_url: Option<String>,
+    /// Redis by parts, when no `redis_url` is given.
+    pub redis_host: Option<String>,
+    /// A number or a string (LiteLLM reads it from the environment as a string).
+    pub redis_port: Option<serde_yaml::Value>,
+    pub redis_password: Option<String>,
     /// Before calling, keep only the deployments whose context window fits the prompt (counted with an OpenAI
     /// tokenizer, see docs/routing.md); none fits → `context_window_fallbacks`, else 400 `context_length_exceeded`.
     pub enable_pre_call_checks: Option<bool>,
@@ -323,6 +333,10 @@ pub struct RawTollgateSettings {
     /// The request log's journal directory: every record is appended there before the store gets it (default:
     /// beside a SQLite store's file, `<file>.log-journal`, else `tollgate-log-journal` in the working directory).
     pub log_journal_dir: Option<String>,
+    /// Prefix of every Redis key and channel tollgate uses (default `tollgate:`).
+    pub redis_key_prefix: Option<String>,
+    /// Milliseconds a request waits for Redis before falling back to local limits (default 100).
+    pub redis_timeout_ms: Option<u64>,
 }
 
 /// The seed article's `router:` section (tollgate extension; docs/routing.md says what each key maps to).
@@ -364,10 +378,6 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "general_settings.disable_spend_logs",
     "router_settings.model_group_alias",
     "router_settings.model_group_retry_policy",
-    "router_settings.redis_host",
-    "router_settings.redis_port",
-    "router_settings.redis_password",
-    "router_settings.redis_url",
     "litellm_settings.set_verbose",
     "litellm_settings.success_callback",
     "litellm_settings.failure_callback",

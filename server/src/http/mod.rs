@@ -2,6 +2,7 @@
 //! to responses once) knows actix-web request/response types.
 
 pub mod anthropic;
+pub mod customers;
 pub mod explain;
 pub mod health;
 pub mod keys;
@@ -19,8 +20,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use arc_swap::ArcSwap;
 
 use crate::{
-    access::cache::KeyCache, actors::router::Router, error::ApiError, lifecycle::Lifecycle, routing::RoutingTable,
-    secret::Secret,
+    access::cache::KeyCache, actors::router::Router, error::ApiError, lifecycle::Lifecycle, limits::Limiter,
+    routing::RoutingTable, secret::Secret,
 };
 
 /// State shared by all workers (the awc client is per worker and registered separately).
@@ -34,6 +35,10 @@ pub struct AppState {
     pub keys: KeyCache,
     /// The request log's sink: every proxied request hands its record here, without waiting.
     pub logs: crate::logs::LogSink,
+    /// End users (the request's `user`), as the request path sees them.
+    pub end_users: crate::access::end_users::EndUserCache,
+    /// Rate limits: in-process, or shared through Redis.
+    pub limiter: Limiter,
     pub max_request_bytes: usize,
     pub request_body_timeout: std::time::Duration,
     pub lifecycle: Arc<Lifecycle>,
@@ -64,6 +69,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     teams::configure(cfg);
     users::configure(cfg);
     login::configure(cfg);
+    customers::configure(cfg);
 }
 
 /// Unknown routes get an OpenAI-shaped 404 rather than an empty body.

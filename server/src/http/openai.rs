@@ -5,21 +5,22 @@ use std::{future::Future, sync::Arc};
 
 use actix_web::{
     http::header::{HeaderMap, CONTENT_LENGTH},
-    web, HttpRequest, HttpResponse,
+    web, HttpMessage, HttpRequest, HttpResponse,
 };
 use bytes::Bytes;
 use tollgate_entity::{ModelCard, ModelList};
 
 use super::{request_id, AppState};
 use crate::{
-    access::Caller,
+    access::{end_users::EndUserCache, Caller},
     clock,
     error::ApiError,
     lifecycle::Lifecycle,
+    limits::Limiter,
     llm::{ChatRequest, CompletionRequest, EmbeddingsRequest, Inbound},
     logs::request::RequestLog,
     pipeline::{
-        auth, body, call,
+        auth, body, call, limit,
         prompt::RequestPrompt,
         route::{self, Asked},
         RequestCtx,
@@ -29,6 +30,11 @@ use crate::{
 
 fn context(req: &HttpRequest) -> RequestCtx {
     RequestCtx::new(request_id::of(req))
+}
+
+/// OpenAI's `user` field: the end user a request is made for.
+fn end_user(body: &crate::llm::request::RawObject<'_>) -> Option<String> {
+    body.get("user").and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
 }
 
 fn content_length(headers: &HeaderMap) -> Option<usize> {
@@ -43,6 +49,8 @@ pub(super) struct Proxied<'a> {
     pub client: &'a awc::Client,
     pub table: Arc<RoutingTable>,
     pub life: &'a Arc<Lifecycle>,
+    pub limiter: &'a Limiter,
+    pub end_users: &'a EndUserCache,
 }
 
 impl Proxied<'_> {
@@ -52,10 +60,33 @@ impl Proxied<'_> {
         F: FnMut(Arc<Deployment>) -> Fut,
         Fut: Future<Output = Result<HttpResponse, ApiError>>,
     {
+        self.route_as(model, None, asked, call).await
+    }
+
+    /// [`Proxied::route`] for a request naming an end user (OpenAI's `user` field): a blocked one is refused, and
+    /// its limits apply beside the key's.
+    pub(super) async fn route_as<F, Fut>(
+        &self,
+        model: &str,
+        end_user: Option<&str>,
+        asked: Asked<'_>,
+        call: F,
+    ) -> Result<HttpResponse, ApiError>
+    where
+        F: FnMut(Arc<Deployment>) -> Fut,
+        Fut: Future<Output = Result<HttpResponse, ApiError>>,
+    {
         if let Some(log) = self.ctx.log() {
-            log.asked(model);
+            log.asked(model, end_user);
         }
         self.caller.check_model(model)?;
+        let user = match end_user.filter(|u| !u.is_empty()) {
+            Some(id) => self.end_users.get(id).await?,
+            None => None,
+        };
+        let ticket = limit::admit(self.limiter, &self.caller, user.as_deref(), model).await?;
+        // The answer's `x-ratelimit-*` headers are added by the request-id middleware, errors included.
+        self.ctx.set_ticket(ticket);
         route::serve(self.ctx, &self.table, model, asked, call).await
     }
 }
@@ -84,7 +115,15 @@ pub(super) async fn proxied(
         let length = content_length(req.headers());
         let bytes = body::read(payload, length, state.max_request_bytes, state.request_body_timeout).await?;
         let table = state.table.load_full();
-        let proxied = Proxied { ctx: &ctx, caller, client, table, life: &state.lifecycle };
+        let proxied = Proxied {
+            ctx: &ctx,
+            caller,
+            client,
+            table,
+            life: &state.lifecycle,
+            limiter: &state.limiter,
+            end_users: &state.end_users,
+        };
         handle(&proxied, bytes).await
     };
     let result = result.await.inspect_err(|e| e.log(&ctx.request_id));
@@ -96,6 +135,10 @@ pub(super) async fn proxied(
         }
     };
     log.answered(status, error, ctx.attempts(), ctx.fallback().as_deref());
+    // An admitted request's answer, whatever it is, tells a limited caller where it stands.
+    if let Some(ticket) = ctx.ticket() {
+        req.extensions_mut().insert(ticket.headers);
+    }
     result
 }
 
@@ -107,13 +150,15 @@ pub async fn chat_completions(
 ) -> Result<HttpResponse, ApiError> {
     proxied(&req, payload, &state, &client, async |p, bytes| {
         let mut chat = ChatRequest::parse(&bytes)?;
+        let user = end_user(&chat.body);
         let fallbacks = chat.fallbacks.take();
         let disable_fallbacks = chat.disable_fallbacks;
         let model = chat.model.clone();
         let (ctx, client, life, inbound) = (p.ctx, p.client, p.life, &Inbound::OpenAi(chat));
         let prompt = RequestPrompt::new(inbound, bytes.len());
         let asked = Asked { fallbacks: fallbacks.as_deref(), disable_fallbacks, prompt: Some(&prompt) };
-        p.route(&model, asked, |d| async move { call::chat(ctx, client, &d, inbound, None, life).await }).await
+        let call = |d: Arc<Deployment>| async move { call::chat(ctx, client, &d, inbound, None, life).await };
+        p.route_as(&model, user.as_deref(), asked, call).await
     })
     .await
 }
@@ -127,11 +172,13 @@ pub async fn completions(
 ) -> Result<HttpResponse, ApiError> {
     proxied(&req, payload, &state, &client, async |p, bytes| {
         let completion = CompletionRequest::parse(&bytes)?;
+        let user = end_user(&completion.body);
         let model = completion.model.clone();
         let (ctx, client, life, inbound) = (p.ctx, p.client, p.life, &Inbound::Completions(completion));
         let prompt = RequestPrompt::new(inbound, bytes.len());
         let asked = Asked { prompt: Some(&prompt), ..Asked::default() };
-        p.route(&model, asked, |d| async move { call::chat(ctx, client, &d, inbound, None, life).await }).await
+        let call = |d: Arc<Deployment>| async move { call::chat(ctx, client, &d, inbound, None, life).await };
+        p.route_as(&model, user.as_deref(), asked, call).await
     })
     .await
 }
@@ -144,9 +191,10 @@ pub async fn embeddings(
 ) -> Result<HttpResponse, ApiError> {
     proxied(&req, payload, &state, &client, async |p, bytes| {
         let embed = &EmbeddingsRequest::parse(&bytes)?;
+        let user = end_user(&embed.body);
         let (ctx, client, life) = (p.ctx, p.client, p.life);
-        p.route(&embed.model, Asked::default(), |d| async move { call::embeddings(ctx, client, &d, embed, life).await })
-            .await
+        let call = |d: Arc<Deployment>| async move { call::embeddings(ctx, client, &d, embed, life).await };
+        p.route_as(&embed.model, user.as_deref(), Asked::default(), call).await
     })
     .await
 }

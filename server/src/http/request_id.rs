@@ -1,5 +1,6 @@
 //! Middleware giving every request an id: stored in the request's extensions for handlers, attached to a
 //! `request` tracing span (DEBUG level), and returned as `x-tollgate-request-id` on every response, errors and 404s included.
+//! It also adds a rate-limited caller's `x-ratelimit-*` headers, which the proxied handler leaves in the extensions.
 
 use std::{future::Future, pin::Pin, sync::Arc};
 
@@ -11,6 +12,8 @@ use actix_web::{
     HttpMessage,
 };
 use tracing::Instrument;
+
+use crate::limits::RateHeaders;
 
 pub const HEADER: HeaderName = HeaderName::from_static("x-tollgate-request-id");
 
@@ -47,6 +50,13 @@ pub fn middleware(
             let mut res = next.call(req).await?;
             if let Ok(value) = HeaderValue::from_str(&id) {
                 res.headers_mut().insert(HEADER, value);
+            }
+            // A rate-limited caller's standing (`pipeline::limit`), on every answer to an admitted request.
+            let rate = res.request().extensions().get::<RateHeaders>().copied();
+            for (name, value) in rate.iter().flat_map(RateHeaders::pairs) {
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    res.headers_mut().insert(HeaderName::from_static(name), value);
+                }
             }
             Ok(res)
         }

@@ -86,9 +86,12 @@ impl RequestLog {
         });
     }
 
-    /// The model group asked for.
-    pub fn asked(&self, model_group: &str) {
-        self.edit(|r| r.model_group = model_group.to_owned());
+    /// The model group asked for, and the end user (OpenAI's `user`) it was asked for.
+    pub fn asked(&self, model_group: &str, end_user: Option<&str>) {
+        self.edit(|r| {
+            r.model_group = model_group.to_owned();
+            r.end_user = end_user.filter(|u| !u.is_empty()).map(str::to_owned);
+        });
     }
 
     pub fn attempt(&self, a: &Attempt<'_>) {
@@ -171,7 +174,7 @@ mod tests {
             records
         };
         let log = RequestLog::begin(sink, "r1", "/v1/chat/completions", 1_000, None);
-        log.asked("gpt");
+        log.asked("gpt", Some("end-user-7"));
         let failed = Attempt { model_group: "gpt", deployment: "gpt#0", provider: "openai", ..Attempt::default() };
         log.attempt(&failed);
         let served = Attempt {
@@ -202,6 +205,7 @@ mod tests {
         assert_eq!((r.prompt_tokens, r.completion_tokens, r.cost_nanos), (10, 5, Some(2_000)));
         assert_eq!((r.accounting.as_str(), r.attempts, r.status), ("hedge_cancelled", 3, 200));
         assert_eq!((r.first_byte_at_ms, r.streamed, r.model_group.as_str()), (Some(1_050), true, "gpt"));
+        assert_eq!(r.end_user.as_deref(), Some("end-user-7"));
         assert!(r.ended_at_ms >= r.started_at_ms);
         let _ = std::fs::remove_dir_all(dir);
     }

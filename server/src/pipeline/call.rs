@@ -110,7 +110,8 @@ impl<'a> Call<'a> {
         let mut settle =
             Settlement::begin(self.deployment.clone(), self.ctx.request_id.clone(), self.stream, lifecycle.enter())
                 .health_check(self.ctx.health_check)
-                .log(self.ctx.log().cloned());
+                .log(self.ctx.log().cloned())
+                .with_ticket(self.ctx.ticket());
         settle.watch_race(self.ctx.race_lost());
         settle
     }

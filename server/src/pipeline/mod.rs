@@ -8,6 +8,7 @@ pub mod auth;
 pub mod body;
 pub mod call;
 pub mod hedge;
+pub mod limit;
 pub mod peek;
 pub mod prime;
 pub mod probe;
@@ -24,7 +25,7 @@ use std::{
     time::Instant,
 };
 
-use crate::logs::request::RequestLog;
+use crate::{limits::Ticket, logs::request::RequestLog};
 
 /// Per-request context created once by the handler and passed through the stages.
 #[derive(Debug)]
@@ -45,6 +46,9 @@ pub struct RequestCtx {
     pub health_check: bool,
     /// The request-level log record every call's settlement adds to (none for health checks).
     log: Option<Arc<RequestLog>>,
+    /// The request's rate-limit admission: each call's settlement counts its tokens there, and its parallel slots
+    /// are given back when the last holder (this context, a streaming body's settlement) drops it.
+    ticket: RefCell<Option<Arc<Ticket>>>,
 }
 
 impl RequestCtx {
@@ -58,6 +62,7 @@ impl RequestCtx {
             race_lost: Rc::default(),
             health_check: false,
             log: None,
+            ticket: RefCell::new(None),
         }
     }
 
@@ -116,6 +121,14 @@ impl RequestCtx {
     /// The fallback group serving the request, if it is not the one asked for.
     pub fn fallback(&self) -> Option<Arc<str>> {
         self.fallback.borrow().clone()
+    }
+
+    pub fn set_ticket(&self, ticket: Option<Arc<Ticket>>) {
+        *self.ticket.borrow_mut() = ticket;
+    }
+
+    pub fn ticket(&self) -> Option<Arc<Ticket>> {
+        self.ticket.borrow().clone()
     }
 
     /// Time spent in tollgate so far, in milliseconds.

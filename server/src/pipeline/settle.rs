@@ -63,10 +63,19 @@ pub struct Settlement {
     log: Option<Arc<RequestLog>>,
     /// Unix ms at `begin`, for the request log's first-byte time.
     started_unix_ms: i64,
+    /// The request's rate-limit admission: takes this call's tokens (tpm), holds its parallel slots.
+    ticket: Option<Arc<crate::limits::Ticket>>,
     _in_flight: InFlight,
 }
 
 impl Settlement {
+    /// This call's tokens count against the request's tpm limits, and it holds the request's parallel slots
+    /// until it ends (a streamed answer outlives its handler).
+    pub fn with_ticket(mut self, ticket: Option<Arc<crate::limits::Ticket>>) -> Self {
+        self.ticket = ticket;
+        self
+    }
+
     pub fn begin(deployment: Arc<Deployment>, request_id: Arc<str>, stream: bool, in_flight: InFlight) -> Self {
         deployment.stats.in_flight.fetch_add(1, Relaxed);
         deployment.stats.requests.fetch_add(1, Relaxed);
@@ -88,6 +97,7 @@ impl Settlement {
             outcome: Outcome::Pending,
             stream,
             race_lost: None,
+            ticket: None,
             _in_flight: in_flight,
         }
     }
@@ -278,6 +288,9 @@ impl Drop for Settlement {
         if let Some(usage) = self.usage {
             d.stats.record_usage(usage, cost);
             d.stats.count_minute_tokens(clock::monotonic_ms(), usage.prompt_tokens + usage.completion_tokens);
+            if let Some(ticket) = &self.ticket {
+                ticket.record_tokens(usage.prompt_tokens + usage.completion_tokens);
+            }
         }
         // Latency of failures (an error status arrives fast, a timeout never) would mislead latency routing.
         if let (Outcome::Completed, Some(latency)) = (self.outcome, self.header_latency) {

@@ -58,6 +58,7 @@ pub fn recovery(error: &ApiError) -> Recovery {
         | ApiError::RouteNotFound(_)
         | ApiError::ReloadFailed(_)
         | ApiError::Access(_)
+        | ApiError::RateLimited(_)
         | ApiError::Exhausted { .. } => Recovery::Stop,
     }
 }

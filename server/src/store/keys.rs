@@ -68,6 +68,12 @@ impl Store {
         Ok(found)
     }
 
+    /// Hashes of the keys whose `created_by` is `creator`.
+    pub async fn key_hashes_created_by(&self, creator: &str) -> Result<Vec<String>, StoreError> {
+        let keys = Entity::find().filter(Column::CreatedBy.eq(creator)).all(&self.db).await?;
+        Ok(keys.into_iter().map(|k| k.token_hash).collect())
+    }
+
     /// Hashes of the keys with this alias.
     pub async fn key_hashes_by_alias(&self, alias: &str) -> Result<Vec<String>, StoreError> {
         let keys = Entity::find().filter(Column::KeyAlias.eq(alias)).all(&self.db).await?;

@@ -4,6 +4,7 @@
 //! Nothing on the request path waits here for a cached key; a cache miss waits at most its deadline
 //! (`access::cache`).
 
+pub mod end_users;
 pub mod keys;
 pub mod logs;
 pub mod teams;

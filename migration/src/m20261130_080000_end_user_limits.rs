@@ -1,0 +1,39 @@
+//! Rate limits on end users (LiteLLM's customers): `rpm_limit`, `tpm_limit`, `max_parallel_requests`.
+
+use sea_orm_migration::prelude::*;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[derive(DeriveIden)]
+enum EndUser {
+    Table,
+    RpmLimit,
+    TpmLimit,
+    MaxParallelRequests,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // One column per statement: SQLite's ALTER TABLE adds one at a time.
+        for column in [EndUser::RpmLimit, EndUser::TpmLimit, EndUser::MaxParallelRequests] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(EndUser::Table)
+                        .add_column(ColumnDef::new(column).big_integer().null())
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for column in [EndUser::RpmLimit, EndUser::TpmLimit, EndUser::MaxParallelRequests] {
+            manager.alter_table(Table::alter().table(EndUser::Table).drop_column(column).to_owned()).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,102 @@
+//! Key invalidations across replicas: every key change made through the management API (update, block, unblock,
+//! regenerate, delete) is published on the Redis channel `<prefix>key-invalidations` (the key's hash, never its
+//! value), and every replica's subscriber drops that key from its `KeyCache`, so a revoked key stops working
+//! everywhere within a second.
+//!
+//! Two tasks per process: the publisher drains the cache's queue of changed keys (each PUBLISH within a deadline;
+//! a failure is logged, the other replicas then notice within their cache TTL), and the subscriber holds a pub/sub
+//! connection, reconnecting with backoff (100 ms doubling to 5 s). After a reconnect it forgets every cached key,
+//! since announcements may have been missed meanwhile; while disconnected, the TTL still bounds staleness.
+
+use std::time::Duration;
+
+use deadpool_redis::{redis::Client, Pool};
+use futures_util::StreamExt;
+
+use crate::{
+    access::{cache::KeyCache, token::KeyHash},
+    config::RedisSettings,
+};
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A publish waits at most this long (nobody waits for it; the bound keeps the queue moving).
+const PUBLISH_DEADLINE: Duration = Duration::from_secs(2);
+
+pub fn channel(prefix: &str) -> String {
+    format!("{prefix}key-invalidations")
+}
+
+/// Starts the publisher and the subscriber for `keys` (must run inside the actix system).
+pub fn start(client: Client, pool: Pool, settings: &RedisSettings, keys: KeyCache) {
+    let channel = channel(&settings.prefix);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<KeyHash>();
+    keys.publish_to(tx);
+    let publish_to = channel.clone();
+    actix_rt::spawn(async move {
+        while let Some(hash) = rx.recv().await {
+            let call = async {
+                let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+                deadpool_redis::redis::cmd("PUBLISH")
+                    .arg(&publish_to)
+                    .arg(hash.hex())
+                    .query_async::<u64>(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            match actix_rt::time::timeout(PUBLISH_DEADLINE, call).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "could not publish a key change to other replicas; they \
+                    see it within their key cache TTL"),
+                Err(_) => tracing::error!(
+                    "publishing a key change to other replicas timed out; they see it within \
+                    their key cache TTL"
+                ),
+            }
+        }
+    });
+    actix_rt::spawn(subscribe(client, channel, keys));
+}
+
+async fn subscribe(client: Client, channel: String, keys: KeyCache) {
+    let mut backoff = FIRST_BACKOFF;
+    let mut connected_before = false;
+    // Failures are logged when an outage starts, not at every retry.
+    let mut failing = false;
+    loop {
+        match client.get_async_pubsub().await {
+            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+                Ok(()) => {
+                    if connected_before {
+                        keys.forget_all();
+                        tracing::warn!("key invalidation channel reconnected; cached keys dropped");
+                    }
+                    connected_before = true;
+                    failing = false;
+                    backoff = FIRST_BACKOFF;
+                    let mut messages = pubsub.into_on_message();
+                    while let Some(message) = messages.next().await {
+                        let payload: String = message.get_payload().unwrap_or_default();
+                        if let Some(hash) = KeyHash::from_hex(&payload) {
+                            keys.forget(&hash);
+                        }
+                    }
+                    tracing::warn!("key invalidation channel closed; reconnecting");
+                }
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "cannot subscribe to key invalidations; retrying with backoff");
+                }
+                Err(_) => {}
+            },
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "cannot connect to Redis for key invalidations; retrying with backoff (the \
+                    key cache TTL bounds staleness meanwhile)");
+            }
+            Err(_) => {}
+        }
+        actix_rt::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}

@@ -1,0 +1,73 @@
+//! Redis shared by replicas: the connection pool (deadpool-redis) the rate limiter's scripts run on, and the key
+//! invalidation channel ([`invalidation`]). Everything here is optional: without Redis settings a gateway keeps
+//! its limits and key cache to itself.
+//!
+//! Contract: no request waits on Redis longer than `tollgate.redis_timeout_ms`; what happens when Redis fails is
+//! decided per use (`limits::redis`: fail open to local limits; `invalidation`: the cache TTL bounds staleness).
+
+pub mod invalidation;
+
+use std::time::Duration;
+
+use deadpool_redis::{Config as PoolConfig, Pool, Runtime};
+
+use crate::{
+    access::cache::KeyCache,
+    config::RedisSettings,
+    limits::{redis::RedisLimiter, Limiter},
+};
+
+/// Connections per process: one per concurrent script call; pub/sub has its own connection.
+const POOL_SIZE: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up Redis at {url}: {message}")]
+pub struct SharedStateError {
+    url: String,
+    message: String,
+}
+
+/// `url` without its password, for messages.
+pub fn masked(url: &str) -> String {
+    crate::store::masked_url(url)
+}
+
+/// The limiter and the key invalidations over Redis. Redis need not be up: the pool connects on use, a failed
+/// start-up ping is a warning (limits fall back to local ones until Redis answers), and the subscriber retries.
+pub async fn start(settings: &RedisSettings, keys: &KeyCache) -> Result<Limiter, SharedStateError> {
+    let url = settings.url.expose();
+    let error = |message: String| SharedStateError { url: masked(url), message };
+    let mut config = PoolConfig::from_url(url);
+    config.pool = Some(deadpool_redis::PoolConfig {
+        max_size: POOL_SIZE,
+        timeouts: deadpool_redis::Timeouts {
+            wait: Some(settings.timeout),
+            create: Some(settings.timeout.max(Duration::from_secs(1))),
+            recycle: Some(settings.timeout),
+        },
+        ..deadpool_redis::PoolConfig::default()
+    });
+    let pool: Pool = config.create_pool(Some(Runtime::Tokio1)).map_err(|e| error(e.to_string()))?;
+    match ping(&pool, settings.timeout.max(Duration::from_secs(1))).await {
+        Ok(()) => {
+            tracing::info!(redis = %masked(url), prefix = %settings.prefix, "Redis: limits and key invalidations shared across replicas")
+        }
+        Err(e) => tracing::error!(redis = %masked(url), error = %e,
+            "Redis does not answer at start-up: limits are per replica until it does (fail open to local limits)"),
+    }
+    let client = deadpool_redis::redis::Client::open(url).map_err(|e| error(e.to_string()))?;
+    invalidation::start(client, pool.clone(), settings, keys.clone());
+    Ok(Limiter::with_redis(RedisLimiter::new(pool, settings.prefix.clone(), settings.timeout)))
+}
+
+async fn ping(pool: &Pool, deadline: Duration) -> Result<(), String> {
+    let call = async {
+        let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+        deadpool_redis::redis::cmd("PING").query_async::<String>(&mut conn).await.map_err(|e| e.to_string())
+    };
+    match actix_rt::time::timeout(deadline, call).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err("timed out".into()),
+    }
+}

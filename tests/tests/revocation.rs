@@ -1,0 +1,71 @@
+//! Must-show 1, second half: a key changed or deleted through one gateway's management API is seen by a second
+//! gateway PROCESS sharing Postgres and Redis within a second, through the Redis invalidation channel (the key
+//! cache TTL is a minute here, so only the channel can explain it).
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tollgate_tests::{
+    chat_body, post, redis::RedisPrefix, store::PgSchema, Gateway, GatewayProcess, Reply, MASTER_KEY,
+};
+
+fn config(redis: &RedisPrefix) -> String {
+    format!(
+        "model_list:
+  - {{model_name: a, litellm_params: {{model: mock/a}}}}
+general_settings:
+  master_key: {MASTER_KEY}
+  user_api_key_cache_ttl: 60
+{}",
+        redis.yaml()
+    )
+}
+
+async fn chat(url: &str, key: &str) -> Reply {
+    post(url, "/v1/chat/completions", Some(key), chat_body("a", json!({}))).await
+}
+
+/// Polls `url` with `key` until it answers `status`; returns how long that took (or panics after 5 s).
+async fn seen_within(url: &str, key: &str, status: u16) -> Duration {
+    let start = Instant::now();
+    loop {
+        let got = chat(url, key).await.status;
+        if got == status {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "still {got}, not {status}, after 5 s");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_second_process_drops_changed_and_deleted_keys_within_a_second() {
+    let (schema, redis) = (PgSchema::new(), RedisPrefix::new());
+    let yaml = config(&redis);
+    let gw = Gateway::start_on(&yaml, &schema.url());
+    let dir = std::env::temp_dir().join(format!("tollgate-revocation-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("config.yaml");
+    std::fs::write(&file, &yaml).expect("write config");
+    let replica =
+        GatewayProcess::spawn_with(&["--config", &file.to_string_lossy()], &[("DATABASE_URL", &schema.url())]);
+
+    let created = post(&gw.url, "/key/generate", Some(MASTER_KEY), "{}").await;
+    let key = created.json["key"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(chat(&replica.url, &key).await.status, 200, "the replica knows the key (and caches it for 60 s)");
+
+    let admin = |path: &'static str, body: serde_json::Value| {
+        let url = gw.url.clone();
+        async move { post(&url, path, Some(MASTER_KEY), body.to_string()).await }
+    };
+    assert_eq!(admin("/key/block", json!({"key": key})).await.status, 200);
+    let blocked = seen_within(&replica.url, &key, 403).await;
+    assert_eq!(admin("/key/unblock", json!({"key": key})).await.status, 200);
+    let unblocked = seen_within(&replica.url, &key, 200).await;
+    assert_eq!(admin("/key/delete", json!({"keys": [key]})).await.status, 200);
+    let deleted = seen_within(&replica.url, &key, 401).await;
+    for (what, took) in [("block", blocked), ("unblock", unblocked), ("delete", deleted)] {
+        assert!(took < Duration::from_secs(1), "{what} reached the replica after {took:?}: {}", replica.log_text());
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -113,6 +113,10 @@ pub async fn start(config: Config, listener: TcpListener, options: &ServeOptions
     let journal = Journal::open(&config.store.log_journal)
         .map_err(|source| InitError::Journal { path: config.store.log_journal.display().to_string(), source })?;
     let mut logs = LogSink::new(Arc::new(journal));
+    if config.store.disable_spend_logs {
+        tracing::warn!("general_settings.disable_spend_logs: requests are not recorded in the store's request log");
+        logs = logs.without_store();
+    }
     if let Some(file) = &config.logging.file {
         let opened = RequestFile::open(&file.path, file.completion_tokens)
             .map_err(|source| InitError::Journal { path: file.path.display().to_string(), source })?;

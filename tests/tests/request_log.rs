@@ -318,3 +318,17 @@ async fn the_seeds_log_file_has_a_line_per_request_with_the_upstreams_tokens() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// LiteLLM's `general_settings.disable_spend_logs`: no rows in the store, while metrics still count every request.
+#[actix_rt::test]
+async fn disable_spend_logs_keeps_requests_out_of_the_store_but_not_out_of_metrics() {
+    let db = TempSqlite::new();
+    let yaml = MOCK.replace("{master_key: sk-test-master}", "{master_key: sk-test-master, disable_spend_logs: true}");
+    let gw = Gateway::start_on(&yaml, &db.url());
+    let answered = mock_traffic(&gw.url, 20, 5, false).await;
+    assert_eq!(answered.len(), 20);
+    actix_rt::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(query_row(&db.url(), "SELECT COUNT(*) FROM request_log").unwrap_or_default(), vec![0]);
+    let counted = tollgate_tests::metric(&gw.url, "tollgate_requests_total", &["status=\"200\""]).await;
+    assert_eq!(counted, Some(20.0));
+}

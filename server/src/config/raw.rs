@@ -171,6 +171,8 @@ pub struct RawGeneralSettings {
     pub background_health_checks: Option<bool>,
     /// Seconds between two background probes of a deployment (default 300, as LiteLLM).
     pub health_check_interval: Option<f64>,
+    /// LiteLLM's switch: no request log rows in the store (metrics and the seed's log file still see every request).
+    pub disable_spend_logs: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -375,7 +377,6 @@ pub struct RawFallbackConfig {
 pub const NOT_YET_SUPPORTED: &[&str] = &[
     "general_settings.alerting",
     "general_settings.store_model_in_db",
-    "general_settings.disable_spend_logs",
     "router_settings.model_group_alias",
     "router_settings.model_group_retry_policy",
     "litellm_settings.set_verbose",

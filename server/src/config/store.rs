@@ -22,6 +22,8 @@ pub struct StoreSettings {
     pub key_cache_ttl: Duration,
     /// The request log's journal directory (`tollgate.log_journal_dir`).
     pub log_journal: PathBuf,
+    /// `general_settings.disable_spend_logs`: no request log rows in the store.
+    pub disable_spend_logs: bool,
 }
 
 const DEFAULT_JOURNAL: &str = "tollgate-log-journal";
@@ -55,7 +57,8 @@ pub(super) fn resolve(
         )
     })?;
     let log_journal = tollgate.log_journal_dir.as_ref().map_or_else(|| default_journal(&url), PathBuf::from);
-    Ok(StoreSettings { database_url: Secret::new(url), key_cache_ttl, log_journal })
+    let disable_spend_logs = general.disable_spend_logs.unwrap_or(false);
+    Ok(StoreSettings { database_url: Secret::new(url), key_cache_ttl, log_journal, disable_spend_logs })
 }
 
 fn checked(path: &str, url: &str) -> Result<String, ConfigError> {

@@ -82,11 +82,19 @@ pub struct LogSink {
     file: Option<Arc<RequestFile>>,
     /// `GET /metrics`' request families, fed by the same records.
     metrics: Arc<RequestMetrics>,
+    /// `general_settings.disable_spend_logs`: records feed metrics and the log file but are not journaled.
+    journaled: bool,
 }
 
 impl LogSink {
     pub fn new(journal: Arc<Journal>) -> LogSink {
-        LogSink { journal, stats: Arc::default(), file: None, metrics: Arc::default() }
+        LogSink { journal, stats: Arc::default(), file: None, metrics: Arc::default(), journaled: true }
+    }
+
+    /// Records go to metrics and the log file only, never to the store (`disable_spend_logs`).
+    pub fn without_store(mut self) -> LogSink {
+        self.journaled = false;
+        self
     }
 
     /// Also writes every record's line to the seed's request log file.
@@ -105,6 +113,9 @@ impl LogSink {
                     tracing::error!(error = %e, failures, "the request log file cannot be written");
                 }
             }
+        }
+        if !self.journaled {
+            return;
         }
         match self.journal.append(&record) {
             Ok(()) => {

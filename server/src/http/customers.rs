@@ -8,16 +8,19 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{keys::read, request_id, AppState};
+use super::{
+    keys::{logged, read},
+    principal::store_error,
+    AppState,
+};
 use crate::{
-    access::roles::Route,
     access::{
         end_users::{self, CustomerInfo, CustomerRefs, CustomerRequest},
+        roles::Route,
         AccessError,
     },
     clock,
     error::ApiError,
-    store::StoreError,
 };
 
 const DEFAULT_PAGE_SIZE: u64 = 25;
@@ -35,20 +38,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }
 }
 
-fn store_error(e: StoreError) -> ApiError {
-    tracing::error!(error = %e, "end user management: store error");
-    ApiError::Access(AccessError::StoreUnavailable)
-}
-
 fn not_found(id: &str) -> ApiError {
     AccessError::NotFound(format!("no end user `{id}`")).into()
-}
-
-async fn logged(
-    req: &HttpRequest,
-    work: impl AsyncFnOnce() -> Result<HttpResponse, ApiError>,
-) -> Result<HttpResponse, ApiError> {
-    work().await.inspect_err(request_id::log_error(req))
 }
 
 async fn new(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

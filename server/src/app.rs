@@ -106,9 +106,9 @@ pub async fn start(config: Config, listener: TcpListener, options: &ServeOptions
     declared::store_all(&store, &config.declared_keys, crate::clock::unix_secs()).await?;
     let end_users = EndUserCache::new(store.clone(), config.store.key_cache_ttl);
     let keys = KeyCache::new(store.clone(), config.store.key_cache_ttl);
-    let limiter = match &config.redis {
+    let (limiter, budgets) = match &config.redis {
         Some(redis) => shared_state::start(redis, &keys).await?,
-        None => Limiter::in_process(),
+        None => (Limiter::in_process(), crate::budgets::Ledger::in_process()),
     };
     let journal = Journal::open(&config.store.log_journal)
         .map_err(|source| InitError::Journal { path: config.store.log_journal.display().to_string(), source })?;
@@ -135,6 +135,8 @@ pub async fn start(config: Config, listener: TcpListener, options: &ServeOptions
         logs,
         end_users,
         limiter,
+        budgets,
+        budget_default_max_tokens: config.store.budget_default_max_tokens,
         max_request_bytes: config.max_request_bytes,
         request_body_timeout: config.request_body_timeout,
         lifecycle: lifecycle.clone(),

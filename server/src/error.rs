@@ -66,6 +66,9 @@ pub enum ApiError {
     /// Over a rate limit (boxed: it carries the headers of the answer).
     #[error("{0}")]
     RateLimited(Box<Refusal>),
+    /// A budget has no room for the request's maximum cost; `now` (Unix seconds) dates `retry-after`.
+    #[error("{exceeded}")]
+    BudgetExceeded { exceeded: Box<crate::budgets::Exceeded>, now: i64 },
     #[error("the prompt has {tokens} tokens (counted with an OpenAI tokenizer), more than any deployment of model `{model}` accepts: the largest context window is {window} tokens")]
     ContextWindowExceeded { model: String, tokens: u64, window: u64 },
     /// A `fallback_config` chain ran out: the message names every group and deployment tried and how each failed.
@@ -94,6 +97,7 @@ impl ApiError {
             Self::NoHealthyDeployment { .. } => "service_unavailable",
             Self::Access(a) => a.kind(),
             Self::RateLimited(_) => "rate_limit_error",
+            Self::BudgetExceeded { .. } => "budget_exceeded",
             Self::Exhausted { status, .. } => {
                 if *status == 503 {
                     "service_unavailable"
@@ -129,6 +133,7 @@ impl ApiError {
             Self::NoHealthyDeployment { .. } => Some("no_healthy_deployment"),
             Self::Access(a) => Some(a.code()),
             Self::RateLimited(r) => Some(r.code()),
+            Self::BudgetExceeded { .. } => Some("budget_exceeded"),
             Self::ContextWindowExceeded { .. } => Some("context_length_exceeded"),
             Self::Exhausted { .. } => Some("fallbacks_exhausted"),
             Self::Upstream(u) => match (&u.code, u.failure) {
@@ -159,6 +164,7 @@ impl ApiError {
             | Self::RouteNotFound(_)
             | Self::ReloadFailed(_)
             | Self::RateLimited(_)
+            | Self::BudgetExceeded { .. }
             | Self::NoHealthyDeployment { .. } => None,
         }
     }
@@ -176,6 +182,7 @@ impl ApiError {
             | Self::RouteNotFound(_)
             | Self::ReloadFailed(_)
             | Self::RateLimited(_)
+            | Self::BudgetExceeded { .. }
             | Self::ContextWindowExceeded { .. } => tracing::Level::WARN,
             Self::Upstream(u) if !u.failure.counts_against_deployment() => tracing::Level::WARN,
             Self::Access(a) if !a.is_fault() => tracing::Level::WARN,
@@ -221,7 +228,7 @@ impl ResponseError for ApiError {
             Self::ModelNotFound(_) | Self::RouteNotFound(_) => 404,
             Self::NoHealthyDeployment { .. } => 503,
             Self::Access(a) => a.status(),
-            Self::RateLimited(_) => 429,
+            Self::RateLimited(_) | Self::BudgetExceeded { .. } => 429,
             Self::Upstream(u) => match u.failure {
                 UpstreamFailure::Status(s) => s,
                 UpstreamFailure::Timeout => 504,
@@ -248,6 +255,14 @@ impl ResponseError for ApiError {
                 res.insert_header(("retry-after", r.retry_after_secs().to_string()));
                 for (name, value) in r.headers.pairs() {
                     res.insert_header((name, value));
+                }
+            }
+            Self::BudgetExceeded { exceeded, now } => {
+                // Retrying cannot help before the budget resets: SDKs honour this header and do not retry; a
+                // periodic budget says when it resets, a lifetime one says nothing.
+                res.insert_header(("x-should-retry", "false"));
+                if let Some(secs) = exceeded.retry_after_secs(*now) {
+                    res.insert_header(("retry-after", secs.to_string()));
                 }
             }
             Self::Access(AccessError::StoreUnavailable) => {

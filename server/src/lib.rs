@@ -6,6 +6,7 @@
 // Only what the binary and the integration tests use is public; everything else is crate-private so that dead
 // code shows up as a warning.
 pub(crate) mod access;
+pub(crate) mod budgets;
 pub(crate) mod actors;
 pub mod app;
 pub mod cli;

@@ -117,6 +117,23 @@ pub fn context_window(provider: &str, model: &str) -> Option<u64> {
     windows.get(&format!("{provider}/{model}")).or_else(|| windows.get(model)).copied()
 }
 
+/// The vendored catalog's `max_output_tokens` for `provider/model` (as [`context_window`]): the longest answer
+/// the model gives, which bounds a budget reservation. Parsed once per process on first use.
+pub fn max_output_tokens(provider: &str, model: &str) -> Option<u64> {
+    static OUTPUTS: OnceLock<HashMap<String, u64>> = OnceLock::new();
+    let outputs = OUTPUTS.get_or_init(|| {
+        #[derive(Deserialize)]
+        struct Entry {
+            max_output_tokens: Option<u64>,
+        }
+        let raw: HashMap<String, serde_json::Value> = serde_json::from_str(VENDORED_CATALOG).unwrap_or_default();
+        raw.into_iter()
+            .filter_map(|(k, v)| Some((k, serde_json::from_value::<Entry>(v).ok()?.max_output_tokens?)))
+            .collect()
+    });
+    outputs.get(&format!("{provider}/{model}")).or_else(|| outputs.get(model)).copied()
+}
+
 /// Catalog prices for `provider/model`, trying LiteLLM's key spellings, then the per-deployment overrides. Both
 /// overrides given make a price without the catalog; one alone needs the catalog for the other.
 pub fn resolve(catalog: &Catalog, provider: &str, model: &str, input: Option<f64>, output: Option<f64>) -> Pricing {

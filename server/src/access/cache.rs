@@ -183,14 +183,35 @@ impl KeyCache {
     }
 }
 
-/// A key and its team, in two reads within one deadline.
+/// A key, its team, and for its budgets its user, its membership and the stored spend of each budget's current
+/// period, within one deadline.
 async fn read_key(store: &Store, hash: KeyHash) -> Result<Option<KeyRecord>, crate::store::StoreError> {
     let Some(row) = store.key_by_hash(&hash.hex()).await? else { return Ok(None) };
     let team = match &row.team_id {
         Some(id) => store.team_by_id(id).await?,
         None => None,
     };
-    Ok(KeyRecord::from_rows(&row, team.as_ref()))
+    let Some(mut record) = KeyRecord::from_rows(&row, team.as_ref()) else { return Ok(None) };
+    let user = match &row.user_id {
+        Some(id) => store.user_by_id(id).await?,
+        None => None,
+    };
+    let member = match (&row.team_id, &row.user_id) {
+        (Some(team), Some(user)) => store.membership(team, user).await?,
+        _ => None,
+    };
+    let mut charges =
+        super::budgets::key_charges(&row, record.shown_name(), team.as_ref(), user.as_ref(), member.as_ref());
+    let now = crate::clock::unix_secs();
+    for charge in &mut charges.charges {
+        super::budgets::load_spend(store, charge, now).await?;
+    }
+    for charge in charges.per_model.values_mut() {
+        super::budgets::load_spend(store, charge, now).await?;
+    }
+    record.budgets = charges.charges;
+    record.model_budgets = charges.per_model;
+    Ok(Some(record))
 }
 
 #[cfg(test)]

@@ -46,13 +46,23 @@ pub struct EndUserRecord {
     pub id: String,
     pub blocked: bool,
     pub limits: Limits,
+    /// `max_budget` over `budget_duration`, with the stored spend of its current period at load.
+    pub budget: Option<crate::budgets::Charge>,
 }
 
 impl EndUserRecord {
     pub fn of(row: &EndUserRow) -> EndUserRecord {
         let count = |n: Option<i64>| n.and_then(|n| u64::try_from(n).ok());
+        let budget = super::budgets::end_user_budget(row);
         EndUserRecord {
             id: row.user_id.clone(),
+            budget: budget.is_set().then(|| crate::budgets::Charge {
+                kind: crate::budgets::BudgetKind::EndUser,
+                id: row.user_id.clone(),
+                name: row.user_id.clone(),
+                budget,
+                stored: None,
+            }),
             blocked: row.blocked,
             limits: Limits {
                 rpm: count(row.rpm_limit),
@@ -278,9 +288,18 @@ impl EndUserCache {
     fn lookup(&self, id: String) -> Shared<BoxFuture<'static, Found>> {
         let inner = self.0.clone();
         async move {
-            let read = actix_rt::time::timeout(LOOKUP_DEADLINE, inner.store.end_user(&id)).await;
+            let read = async {
+                let Some(row) = inner.store.end_user(&id).await? else { return Ok(None) };
+                let mut record = EndUserRecord::of(&row);
+                let now = crate::clock::unix_secs();
+                if let Some(charge) = &mut record.budget {
+                    super::budgets::load_spend(&inner.store, charge, now).await?;
+                }
+                Ok::<_, crate::store::StoreError>(Some(record))
+            };
+            let read = actix_rt::time::timeout(LOOKUP_DEADLINE, read).await;
             let found = match read {
-                Ok(Ok(row)) => Ok(row.as_ref().map(|r| Arc::new(EndUserRecord::of(r)))),
+                Ok(Ok(record)) => Ok(record.map(Arc::new)),
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "end user lookup failed");
                     Err(AccessError::StoreUnavailable)

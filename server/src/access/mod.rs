@@ -5,6 +5,7 @@
 //! Contract: a cached key costs a hash-map read under a read lock (atomics, never held across an await); only a
 //! miss waits, single-flight and within a deadline (`cache.rs`).
 
+pub mod budgets;
 pub mod cache;
 pub mod declared;
 pub mod end_users;
@@ -48,6 +49,11 @@ pub struct KeyRecord {
     pub limits: Limits,
     /// What the request path needs of the key's team (loaded with the key, dropped with it on a team change).
     pub team: Option<TeamGrant>,
+    /// The budgets the key is bound by (its own, its team's, its user's, its membership's), with the stored spend
+    /// of their current periods at load.
+    pub budgets: Vec<crate::budgets::Charge>,
+    /// The key's budgets per model group (`model_max_budget`).
+    pub model_budgets: std::collections::BTreeMap<String, crate::budgets::Charge>,
 }
 
 /// A team as the request path sees it through one of its keys.
@@ -95,6 +101,8 @@ impl KeyRecord {
             expires_at: row.expires_at,
             blocked: row.blocked,
             team: None,
+            budgets: Vec::new(),
+            model_budgets: std::collections::BTreeMap::new(),
             limits: Limits {
                 rpm: row.rpm_limit.and_then(|n| u64::try_from(n).ok()),
                 tpm: row.tpm_limit.and_then(|n| u64::try_from(n).ok()),
@@ -289,6 +297,8 @@ mod tests {
             expires_at,
             blocked,
             team: None,
+            budgets: Vec::new(),
+            model_budgets: Default::default(),
             limits: Limits::default(),
         }
     }

@@ -44,16 +44,51 @@ impl Period {
     pub fn after(self, from: i64) -> i64 {
         match self {
             Period::Seconds(s) => from.saturating_add(s),
-            Period::Months(m) => add_months(from, m),
+            Period::Months(m) => add_months(from, i64::from(m)),
+        }
+    }
+
+    /// The budget period `now` falls in, `(start, end)`, for a budget whose first reset is `anchor` (the stored
+    /// `budget_reset_at`). Resets follow each other by `after` counted from the anchor (the `k`-th reset is the
+    /// anchor plus `k` periods, so "1mo" from 31 January keeps its day where months have it instead of drifting to
+    /// the 28th), and a period's start is the previous reset: every replica and every restart computes the same
+    /// periods from the same anchor, with no write when a period passes.
+    pub fn window(self, anchor: i64, now: i64) -> (i64, i64) {
+        match self {
+            Period::Seconds(s) => {
+                let s = s.max(1);
+                if now < anchor {
+                    let back = (anchor - now - 1) / s;
+                    let end = anchor - back * s;
+                    return (end - s, end);
+                }
+                let k = (now - anchor) / s;
+                let start = anchor + k * s;
+                (start, start + s)
+            }
+            Period::Months(m) => {
+                let m = i64::from(m.max(1));
+                let nth = |k: i64| add_months(anchor, k * m);
+                // Months between the anchor and now, give or take one: then step to the exact period.
+                let mut k = (now - anchor).div_euclid(2_629_746 * m);
+                while nth(k) > now {
+                    k -= 1;
+                }
+                while nth(k + 1) <= now {
+                    k += 1;
+                }
+                (nth(k), nth(k + 1))
+            }
         }
     }
 }
 
-/// `from` plus `months` calendar months, the day clamped to the target month's length, time of day kept.
-fn add_months(from: i64, months: u32) -> i64 {
+/// `from` plus `months` calendar months (negative: earlier), the day clamped to the target month's length, time
+/// of day kept.
+fn add_months(from: i64, months: i64) -> i64 {
     let (days, secs) = (from.div_euclid(86_400), from.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
-    let total = i64::from(m) - 1 + i64::from(months);
+    let total = i64::from(m) - 1 + months;
     let (y, m) = (y + total.div_euclid(12), (total.rem_euclid(12) + 1) as u32);
     let d = d.min(days_in_month(y, m));
     days_from_civil(y, m, d) * 86_400 + secs
@@ -107,6 +142,29 @@ mod tests {
             assert_eq!(Period::Months(months).after(from), want, "{}", iso8601(from));
         }
         assert_eq!(Period::Seconds(60).after(100), 160);
+    }
+
+    #[test]
+    fn budget_periods_follow_the_anchor() {
+        let at = |y, m, d, secs| days_from_civil(y, m, d) * 86_400 + secs;
+        let jan31 = at(2026, 1, 31, 0);
+        let cases = [
+            // (period, anchor, now, (start, end))
+            (Period::Seconds(10), 100, 100, (100, 110)),
+            (Period::Seconds(10), 100, 109, (100, 110)),
+            (Period::Seconds(10), 100, 135, (130, 140)),
+            (Period::Seconds(10), 100, 95, (90, 100)),
+            (Period::Seconds(10), 100, 90, (90, 100)),
+            (Period::Seconds(10), 100, 89, (80, 90)),
+            (Period::Months(1), jan31, jan31 - 1, (at(2025, 12, 31, 0), jan31)),
+            (Period::Months(1), jan31, jan31, (jan31, at(2026, 2, 28, 0))),
+            (Period::Months(1), jan31, at(2026, 3, 1, 0), (at(2026, 2, 28, 0), at(2026, 3, 31, 0))),
+            (Period::Months(1), jan31, at(2026, 4, 15, 0), (at(2026, 3, 31, 0), at(2026, 4, 30, 0))),
+            (Period::Months(2), at(2026, 1, 1, 0), at(2027, 1, 1, 0), (at(2027, 1, 1, 0), at(2027, 3, 1, 0))),
+        ];
+        for (period, anchor, now, want) in cases {
+            assert_eq!(period.window(anchor, now), want, "{period:?} from {} at {}", iso8601(anchor), iso8601(now));
+        }
     }
 
     #[test]

@@ -173,6 +173,9 @@ pub struct RawGeneralSettings {
     pub health_check_interval: Option<f64>,
     /// LiteLLM's switch: no request log rows in the store (metrics and the seed's log file still see every request).
     pub disable_spend_logs: Option<bool>,
+    /// The answer's bound a budget reservation assumes when a request sets no `max_tokens` (default 4096; never
+    /// more than the model's catalog maximum output).
+    pub budget_default_max_tokens: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

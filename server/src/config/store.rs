@@ -24,7 +24,12 @@ pub struct StoreSettings {
     pub log_journal: PathBuf,
     /// `general_settings.disable_spend_logs`: no request log rows in the store.
     pub disable_spend_logs: bool,
+    /// `general_settings.budget_default_max_tokens`: a budget reservation's answer bound without `max_tokens`.
+    pub budget_default_max_tokens: u64,
 }
+
+/// The default of `general_settings.budget_default_max_tokens`.
+pub const DEFAULT_BUDGET_MAX_TOKENS: u64 = 4096;
 
 const DEFAULT_JOURNAL: &str = "tollgate-log-journal";
 
@@ -58,7 +63,14 @@ pub(super) fn resolve(
     })?;
     let log_journal = tollgate.log_journal_dir.as_ref().map_or_else(|| default_journal(&url), PathBuf::from);
     let disable_spend_logs = general.disable_spend_logs.unwrap_or(false);
-    Ok(StoreSettings { database_url: Secret::new(url), key_cache_ttl, log_journal, disable_spend_logs })
+    let budget_default_max_tokens = general.budget_default_max_tokens.unwrap_or(DEFAULT_BUDGET_MAX_TOKENS);
+    Ok(StoreSettings {
+        database_url: Secret::new(url),
+        key_cache_ttl,
+        log_journal,
+        disable_spend_logs,
+        budget_default_max_tokens,
+    })
 }
 
 fn checked(path: &str, url: &str) -> Result<String, ConfigError> {

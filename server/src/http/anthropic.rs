@@ -41,9 +41,10 @@ pub async fn messages(
     let answer = proxied(&req, payload, &state, &client, async |p, bytes| {
         let messages = MessagesRequest::parse(&bytes)?;
         let model = messages.model.clone();
+        let max_output = messages.body.get("max_tokens").and_then(|raw| serde_json::from_str::<u64>(raw.get()).ok());
         let (ctx, client, life, inbound) = (p.ctx, p.client, p.life, &Inbound::Anthropic(messages));
         let prompt = RequestPrompt::new(inbound, bytes.len());
-        let asked = Asked { prompt: Some(&prompt), ..Asked::default() };
+        let asked = Asked { prompt: Some(&prompt), max_output, input_bound: bytes.len() as u64, ..Asked::default() };
         p.route(&model, asked, |d| async move { call::chat(ctx, client, &d, inbound, beta, life).await }).await
     });
     Ok(answer.await?)
@@ -61,7 +62,9 @@ pub async fn count_tokens(
     let answer = proxied(&req, payload, &state, &client, async |p, bytes| {
         let count = &MessagesRequest::parse_count(&bytes)?;
         let (ctx, client, life) = (p.ctx, p.client, p.life);
-        p.route(&count.model, Asked::default(), |d| async move {
+        // Counting tokens generates nothing.
+        let asked = Asked { max_output: Some(0), input_bound: bytes.len() as u64, ..Asked::default() };
+        p.route(&count.model, asked, |d| async move {
             call::count_tokens(ctx, client, &d, count, beta, life).await
         })
         .await

@@ -39,6 +39,10 @@ pub struct AppState {
     pub end_users: crate::access::end_users::EndUserCache,
     /// Rate limits: in-process, or shared through Redis.
     pub limiter: Limiter,
+    /// Budgets: reservations and spend per budgeted entity; with Redis, leased across replicas.
+    pub budgets: crate::budgets::Ledger,
+    /// `general_settings.budget_default_max_tokens`.
+    pub budget_default_max_tokens: u64,
     pub max_request_bytes: usize,
     pub request_body_timeout: std::time::Duration,
     pub lifecycle: Arc<Lifecycle>,

@@ -20,7 +20,7 @@ use crate::{
     llm::{ChatRequest, CompletionRequest, EmbeddingsRequest, Inbound},
     logs::request::RequestLog,
     pipeline::{
-        auth, body, call, limit,
+        auth, body, budget, call, limit,
         prompt::RequestPrompt,
         route::{self, Asked},
         RequestCtx,
@@ -37,6 +37,11 @@ fn end_user(body: &crate::llm::request::RawObject<'_>) -> Option<String> {
     body.get("user").and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
 }
 
+/// The body's bound on the answer's length, for a budget reservation: the first of `fields` that is a whole number.
+fn max_output(body: &crate::llm::request::RawObject<'_>, fields: &[&str]) -> Option<u64> {
+    fields.iter().find_map(|f| body.get(f).and_then(|raw| serde_json::from_str::<u64>(raw.get()).ok()))
+}
+
 fn content_length(headers: &HeaderMap) -> Option<usize> {
     headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
@@ -51,6 +56,8 @@ pub(super) struct Proxied<'a> {
     pub life: &'a Arc<Lifecycle>,
     pub limiter: &'a Limiter,
     pub end_users: &'a EndUserCache,
+    pub budgets: &'a crate::budgets::Ledger,
+    pub budget_default_max_tokens: u64,
 }
 
 impl Proxied<'_> {
@@ -84,6 +91,19 @@ impl Proxied<'_> {
             Some(id) => self.end_users.get(id).await?,
             None => None,
         };
+        let reservation = budget::reserve(
+            self.budgets,
+            &self.caller,
+            user.as_deref(),
+            &self.table,
+            model,
+            &asked,
+            self.budget_default_max_tokens,
+        )
+        .await?;
+        // From here the request's log record holds the reservation: released and replaced by the real cost when
+        // the request ends, however it ends (refused by a rate limit next included).
+        budget::hold(self.ctx.log(), reservation);
         let ticket = limit::admit(self.limiter, &self.caller, user.as_deref(), model).await?;
         // The answer's `x-ratelimit-*` headers are added by the request-id middleware, errors included.
         self.ctx.set_ticket(ticket);
@@ -123,6 +143,8 @@ pub(super) async fn proxied(
             life: &state.lifecycle,
             limiter: &state.limiter,
             end_users: &state.end_users,
+            budgets: &state.budgets,
+            budget_default_max_tokens: state.budget_default_max_tokens,
         };
         handle(&proxied, bytes).await
     };
@@ -151,12 +173,19 @@ pub async fn chat_completions(
     proxied(&req, payload, &state, &client, async |p, bytes| {
         let mut chat = ChatRequest::parse(&bytes)?;
         let user = end_user(&chat.body);
+        let max_output = max_output(&chat.body, &["max_completion_tokens", "max_tokens"]);
         let fallbacks = chat.fallbacks.take();
         let disable_fallbacks = chat.disable_fallbacks;
         let model = chat.model.clone();
         let (ctx, client, life, inbound) = (p.ctx, p.client, p.life, &Inbound::OpenAi(chat));
         let prompt = RequestPrompt::new(inbound, bytes.len());
-        let asked = Asked { fallbacks: fallbacks.as_deref(), disable_fallbacks, prompt: Some(&prompt) };
+        let asked = Asked {
+            fallbacks: fallbacks.as_deref(),
+            disable_fallbacks,
+            prompt: Some(&prompt),
+            max_output,
+            input_bound: bytes.len() as u64,
+        };
         let call = |d: Arc<Deployment>| async move { call::chat(ctx, client, &d, inbound, None, life).await };
         p.route_as(&model, user.as_deref(), asked, call).await
     })
@@ -173,10 +202,11 @@ pub async fn completions(
     proxied(&req, payload, &state, &client, async |p, bytes| {
         let completion = CompletionRequest::parse(&bytes)?;
         let user = end_user(&completion.body);
+        let max_output = max_output(&completion.body, &["max_tokens"]);
         let model = completion.model.clone();
         let (ctx, client, life, inbound) = (p.ctx, p.client, p.life, &Inbound::Completions(completion));
         let prompt = RequestPrompt::new(inbound, bytes.len());
-        let asked = Asked { prompt: Some(&prompt), ..Asked::default() };
+        let asked = Asked { prompt: Some(&prompt), max_output, input_bound: bytes.len() as u64, ..Asked::default() };
         let call = |d: Arc<Deployment>| async move { call::chat(ctx, client, &d, inbound, None, life).await };
         p.route_as(&model, user.as_deref(), asked, call).await
     })
@@ -194,7 +224,9 @@ pub async fn embeddings(
         let user = end_user(&embed.body);
         let (ctx, client, life) = (p.ctx, p.client, p.life);
         let call = |d: Arc<Deployment>| async move { call::embeddings(ctx, client, &d, embed, life).await };
-        p.route_as(&embed.model, user.as_deref(), Asked::default(), call).await
+        // Embeddings generate nothing: their input (at most a token per byte) is their cost.
+        let asked = Asked { max_output: Some(0), input_bound: bytes.len() as u64, ..Asked::default() };
+        p.route_as(&embed.model, user.as_deref(), asked, call).await
     })
     .await
 }

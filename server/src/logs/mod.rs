@@ -56,6 +56,10 @@ pub struct LogRecord {
     pub fallback: Option<String>,
     pub tags: Vec<String>,
     pub client_ip: Option<String>,
+    /// The budget periods the request's cost counts in, `[entity_kind, period_start]` per budget it reserved on
+    /// (`store::spend`): set only for budgeted callers, so other records' journal lines do not grow.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budget_periods: Vec<(String, i64)>,
 }
 
 /// Counters of the log path, exported by `GET /metrics`.

@@ -33,9 +33,16 @@ pub struct Attempt<'a> {
     pub broken: bool,
 }
 
+/// What must happen with the finished record before it is journaled: a budget reservation replaced by the real
+/// cost (and the periods it counts in written into the record). Run exactly once, by the record's drop.
+pub trait Finish: Send + Sync {
+    fn finish(self: Box<Self>, record: &mut LogRecord);
+}
+
 pub struct RequestLog {
     record: Mutex<LogRecord>,
     sink: LogSink,
+    finish: Mutex<Option<Box<dyn Finish>>>,
 }
 
 impl std::fmt::Debug for RequestLog {
@@ -61,13 +68,23 @@ impl RequestLog {
             cost_nanos: Some(0),
             ..LogRecord::default()
         };
-        Arc::new(RequestLog { record: Mutex::new(record), sink })
+        Arc::new(RequestLog { record: Mutex::new(record), sink, finish: Mutex::new(None) })
     }
 
     fn edit(&self, f: impl FnOnce(&mut LogRecord)) {
         if let Ok(mut record) = self.record.lock() {
             f(&mut record);
         }
+    }
+
+    /// Holds `finish` until the request ends, however it ends (the budget reservation: released and replaced by
+    /// the request's real cost when the last holder lets go of this record).
+    pub fn hold(&self, finish: Box<dyn Finish>) {
+        let mut slot = match self.finish.lock() {
+            Ok(slot) => slot,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *slot = Some(finish);
     }
 
     /// The caller's identity (never a key: its hash).
@@ -149,6 +166,13 @@ impl Drop for RequestLog {
             Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
         };
         record.ended_at_ms = crate::clock::unix_ms();
+        let finish = match self.finish.get_mut() {
+            Ok(f) => f.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(finish) = finish {
+            finish.finish(&mut record);
+        }
         self.sink.record(record);
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod budget;
 pub mod call;
 pub mod hedge;
 pub mod limit;

@@ -24,6 +24,11 @@ pub struct Asked<'a> {
     pub fallbacks: Option<&'a [String]>,
     pub disable_fallbacks: bool,
     pub prompt: Option<&'a dyn Prompt>,
+    /// The answer's bound for a budget reservation: the body's `max_tokens` / `max_completion_tokens`; `Some(0)`
+    /// where nothing is generated (embeddings, token counts); `None`: the configured default.
+    pub max_output: Option<u64>,
+    /// For requests without a [`Prompt`]: an upper bound of their input tokens (the body's length).
+    pub input_bound: u64,
 }
 
 /// Calls `call` (which answers the caller: `R` is the response) on deployments of `model` (and then of its fallback groups) until one answers or nothing is left

@@ -59,6 +59,7 @@ pub fn recovery(error: &ApiError) -> Recovery {
         | ApiError::ReloadFailed(_)
         | ApiError::Access(_)
         | ApiError::RateLimited(_)
+        | ApiError::BudgetExceeded { .. }
         | ApiError::Exhausted { .. } => Recovery::Stop,
     }
 }

@@ -45,6 +45,8 @@ pub trait Prompt: std::fmt::Debug {
 pub struct Traits {
     /// Input tokens it accepts; `None`: unknown, never excluded.
     pub window: Option<u64>,
+    /// The catalog's `max_output_tokens`: the longest answer it can give (bounds a budget reservation).
+    pub max_output: Option<u64>,
     pub encoding: Encoding,
     pub caps: Caps,
     /// $ per 1K tokens (`metadata.cost`, else the average of the catalog's prompt and completion price).
@@ -238,6 +240,7 @@ mod tests {
 
     fn traits(window: Option<u64>, caps: &[&str], cost: Option<f64>) -> Traits {
         Traits {
+            max_output: None,
             window,
             encoding: Encoding::Cl100k,
             caps: Caps::from_names(caps.iter().copied()),

@@ -159,6 +159,7 @@ impl RoutingTable {
             let given = seed.traits.get(&d.id).cloned().unwrap_or_default();
             let traits = Traits {
                 window: given.window.or_else(|| pricing::context_window(provider.name(), priced_as)),
+                max_output: pricing::max_output_tokens(provider.name(), priced_as),
                 encoding: Encoding::for_model(&upstream_model),
                 caps: Caps::from_names(given.capabilities.iter().map(String::as_str)),
                 cost_per_1k: given.cost_per_1k.or(match pricing {

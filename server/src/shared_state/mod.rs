@@ -13,6 +13,7 @@ use deadpool_redis::{Config as PoolConfig, Pool, Runtime};
 
 use crate::{
     access::cache::KeyCache,
+    budgets::{redis::Leases, Ledger},
     config::RedisSettings,
     limits::{redis::RedisLimiter, Limiter},
 };
@@ -32,9 +33,10 @@ pub fn masked(url: &str) -> String {
     crate::store::masked_url(url)
 }
 
-/// The limiter and the key invalidations over Redis. Redis need not be up: the pool connects on use, a failed
-/// start-up ping is a warning (limits fall back to local ones until Redis answers), and the subscriber retries.
-pub async fn start(settings: &RedisSettings, keys: &KeyCache) -> Result<Limiter, SharedStateError> {
+/// The limiter, the budget ledger's leases and the key invalidations over Redis. Redis need not be up: the pool
+/// connects on use, a failed start-up ping is a warning (limits and budgets fall back to local ones until Redis
+/// answers), and the subscriber retries.
+pub async fn start(settings: &RedisSettings, keys: &KeyCache) -> Result<(Limiter, Ledger), SharedStateError> {
     let url = settings.url.expose();
     let error = |message: String| SharedStateError { url: masked(url), message };
     let mut config = PoolConfig::from_url(url);
@@ -57,7 +59,8 @@ pub async fn start(settings: &RedisSettings, keys: &KeyCache) -> Result<Limiter,
     }
     let client = deadpool_redis::redis::Client::open(url).map_err(|e| error(e.to_string()))?;
     invalidation::start(client, pool.clone(), settings, keys.clone());
-    Ok(Limiter::with_redis(RedisLimiter::new(pool, settings.prefix.clone(), settings.timeout)))
+    let ledger = Ledger::with_leases(Leases::new(pool.clone(), settings.prefix.clone(), settings.timeout));
+    Ok((Limiter::with_redis(RedisLimiter::new(pool, settings.prefix.clone(), settings.timeout)), ledger))
 }
 
 async fn ping(pool: &Pool, deadline: Duration) -> Result<(), String> {

@@ -64,6 +64,7 @@ impl Store {
                 inserted += n;
             }
         }
+        super::spend::apply(&tx, records).await?;
         tx.commit().await?;
         Ok(inserted)
     }

@@ -7,6 +7,7 @@
 pub mod end_users;
 pub mod keys;
 pub mod logs;
+pub mod spend;
 pub mod teams;
 pub mod users;
 

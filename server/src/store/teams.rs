@@ -71,6 +71,11 @@ impl Store {
             .await?)
     }
 
+    /// One membership, if the user is in the team.
+    pub async fn membership(&self, team_id: &str, user_id: &str) -> Result<Option<MembershipRow>, StoreError> {
+        Ok(membership::Entity::find_by_id((team_id.to_owned(), user_id.to_owned())).one(&self.db).await?)
+    }
+
     /// The teams a user belongs to.
     pub async fn memberships_of(&self, user_id: &str) -> Result<Vec<MembershipRow>, StoreError> {
         Ok(membership::Entity::find()

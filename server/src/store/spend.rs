@@ -1,0 +1,91 @@
+//! Spend per entity and budget period (`spend` table), fed by the request log: each record's cost is added to
+//! every spend row it counts toward, in the transaction that stores the record's batch, so spend reaches the
+//! store exactly when (and as often as) the record does.
+//!
+//! Which rows a record counts toward: its key, team, user (the key's owner), member (team and user), end user, each
+//! in the period its budget reservation named (`LogRecord::budget_periods`), else period 0 (the entity's lifetime:
+//! entities without a periodic budget); its key's spend on the model group only when that had a budget.
+
+use std::collections::HashMap;
+
+use sea_orm::{
+    sea_query::{Expr, ExprTrait, OnConflict},
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+};
+use tollgate_entity::db::spend::{ActiveModel, Column, Entity};
+
+use super::{Store, StoreError};
+use crate::{
+    budgets::{key_model_id, member_id, BudgetKind},
+    logs::LogRecord,
+};
+
+/// The spend rows `record` counts toward: `(kind, entity_id, period_start)`.
+fn targets(record: &LogRecord) -> Vec<(BudgetKind, String, i64)> {
+    let period = |kind: BudgetKind| {
+        record.budget_periods.iter().find(|(tag, _)| tag == kind.tag()).map(|(_, start)| *start)
+    };
+    let mut out = Vec::new();
+    let mut push = |kind: BudgetKind, id: Option<String>| {
+        if let Some(id) = id.filter(|id| !id.is_empty()) {
+            out.push((kind, id, period(kind).unwrap_or(0)));
+        }
+    };
+    push(BudgetKind::Key, record.key_hash.clone());
+    push(BudgetKind::Team, record.team_id.clone());
+    push(BudgetKind::User, record.user_id.clone());
+    if let (Some(team), Some(user)) = (&record.team_id, &record.user_id) {
+        push(BudgetKind::Member, Some(member_id(team, user)));
+    }
+    push(BudgetKind::EndUser, record.end_user.clone());
+    if let (Some(hash), Some(_)) = (&record.key_hash, period(BudgetKind::KeyModel)) {
+        push(BudgetKind::KeyModel, Some(key_model_id(hash, &record.model_group)));
+    }
+    out
+}
+
+/// Adds each record's cost to every spend row it counts toward: summed in memory first, then one upsert per
+/// `(entity_kind, entity_id, period_start)` of the batch, on `txn` (the batch's transaction).
+pub async fn apply(txn: &impl ConnectionTrait, records: &[LogRecord]) -> Result<(), StoreError> {
+    let mut sums: HashMap<(BudgetKind, String, i64), i64> = HashMap::new();
+    for record in records {
+        let cost = record.cost_nanos.and_then(|c| i64::try_from(c).ok()).unwrap_or(0);
+        if cost == 0 {
+            continue;
+        }
+        for target in targets(record) {
+            let sum = sums.entry(target).or_insert(0);
+            *sum = sum.saturating_add(cost);
+        }
+    }
+    let now = crate::clock::unix_ms() / 1000;
+    for ((kind, id, period_start), nanos) in sums {
+        let row = ActiveModel {
+            entity_kind: Set(kind.tag().to_owned()),
+            entity_id: Set(id),
+            period_start: Set(period_start),
+            spend_nanos: Set(nanos),
+            updated_at: Set(now),
+        };
+        let on_conflict = OnConflict::columns([Column::EntityKind, Column::EntityId, Column::PeriodStart])
+            .value(Column::SpendNanos, Expr::col((Entity, Column::SpendNanos)).add(nanos))
+            .value(Column::UpdatedAt, Expr::value(now))
+            .to_owned();
+        Entity::insert(row).on_conflict(on_conflict).exec_without_returning(txn).await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Stored spend of an entity in the period starting at `period_start` (0 when there is none).
+    pub async fn spend(&self, kind: BudgetKind, id: &str, period_start: i64) -> Result<u64, StoreError> {
+        let row = Entity::find()
+            .filter(Column::EntityKind.eq(kind.tag()))
+            .filter(Column::EntityId.eq(id))
+            .filter(Column::PeriodStart.eq(period_start))
+            .one(&self.db)
+            .await?;
+        Ok(row.map_or(0, |r| u64::try_from(r.spend_nanos).unwrap_or(0)))
+    }
+}

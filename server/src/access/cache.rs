@@ -135,6 +135,14 @@ impl KeyCache {
         }
     }
 
+    /// Forgets every key owned by `user_id` (the user's budget changed).
+    pub fn invalidate_user(&self, user_id: &str) {
+        self.0.generation.fetch_add(1, SeqCst);
+        if let Ok(mut entries) = self.0.entries.write() {
+            entries.retain(|_, e| e.key.as_ref().is_none_or(|k| k.user_id.as_deref() != Some(user_id)));
+        }
+    }
+
     /// Forgets every key (announcements may have been missed while the subscriber was disconnected).
     pub fn forget_all(&self) {
         self.0.generation.fetch_add(1, SeqCst);

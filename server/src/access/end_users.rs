@@ -1,8 +1,9 @@
 //! End users (LiteLLM's customers): who the request's `user` field names. The management API's shapes
 //! (`/customer/new|info|update|delete|list|block|unblock`) and rules, and the request path's cache of them.
 //!
-//! Limits (`rpm_limit`, `tpm_limit`, `max_parallel_requests`) are stored and enforced; LiteLLM's budget fields
-//! (`max_budget`, `budget_id`, ...) are refused as not supported yet. An unknown `user` is served without limits
+//! Limits (`rpm_limit`, `tpm_limit`, `max_parallel_requests`) and budgets (`max_budget`, `budget_duration`) are
+//! stored and enforced; LiteLLM's other budget fields (`soft_budget`, `budget_id`, ...) are refused as not
+//! supported yet. An unknown `user` is served without limits
 //! (as LiteLLM does); a blocked one is refused.
 //!
 //! The cache follows `cache.rs`'s rule for waiting: a hit is a read-locked map lookup; a miss is single-flight and
@@ -84,10 +85,11 @@ pub struct CustomerRequest {
     pub rpm_limit: Option<Value>,
     pub tpm_limit: Option<Value>,
     pub max_parallel_requests: Option<Value>,
-    // Refused until budgets exist (see `parse`); accepted by the parser so the refusal can name them.
+    /// USD per period (`budget_duration`), or for the end user's lifetime.
     pub max_budget: Option<Value>,
-    pub soft_budget: Option<Value>,
     pub budget_duration: Option<Value>,
+    // Refused until enforced (see `parse`); accepted by the parser so the refusal can name them.
+    pub soft_budget: Option<Value>,
     pub model_max_budget: Option<Value>,
     pub budget_id: Option<Value>,
     pub spend: Option<Value>,
@@ -99,9 +101,7 @@ impl CustomerRequest {
     pub fn parse(body: &[u8]) -> Result<CustomerRequest, AccessError> {
         let request: CustomerRequest = super::manage::parse_json(body)?;
         let refused: Vec<&str> = [
-            (&request.max_budget, "max_budget"),
             (&request.soft_budget, "soft_budget"),
-            (&request.budget_duration, "budget_duration"),
             (&request.model_max_budget, "model_max_budget"),
             (&request.budget_id, "budget_id"),
             (&request.spend, "spend"),
@@ -149,12 +149,20 @@ pub fn new_end_user(request: &CustomerRequest, now: i64) -> Result<EndUserRow, A
         tpm_limit: None,
         max_parallel_requests: None,
     };
-    apply(&mut row, request)?;
+    apply(&mut row, request, now)?;
     Ok(row)
 }
 
-/// `row` with what `request` sets changed (`/customer/update`; also `/customer/new`).
-pub fn apply(row: &mut EndUserRow, request: &CustomerRequest) -> Result<(), AccessError> {
+/// `row` with what `request` sets changed (`/customer/update`; also `/customer/new`); a new `budget_duration`
+/// starts a new period at `now`.
+pub fn apply(row: &mut EndUserRow, request: &CustomerRequest, now: i64) -> Result<(), AccessError> {
+    if let Some(n) = super::budgets::usd_field("max_budget", request.max_budget.as_ref())? {
+        row.max_budget_nanos = Some(n);
+    }
+    if let Some((duration, reset)) = super::budgets::duration_field(request.budget_duration.as_ref(), now)? {
+        row.budget_duration = Some(duration);
+        row.budget_reset_at = Some(reset);
+    }
     if let Some(alias) = &request.alias {
         row.alias = Some(alias.clone());
     }
@@ -194,6 +202,9 @@ impl CustomerRefs {
 /// LiteLLM's `litellm_budget_table`, the limits part of it.
 #[derive(Debug, Serialize)]
 pub struct CustomerLimits {
+    /// USD.
+    pub max_budget: Option<f64>,
+    pub budget_duration: Option<String>,
     pub rpm_limit: Option<i64>,
     pub tpm_limit: Option<i64>,
     pub max_parallel_requests: Option<i64>,
@@ -205,18 +216,29 @@ pub struct CustomerInfo {
     pub user_id: String,
     pub alias: Option<String>,
     pub blocked: bool,
-    /// Null when the end user has no limits.
+    /// Null when the end user has no limits or budget.
     pub litellm_budget_table: Option<CustomerLimits>,
+    /// USD spent in the current budget period (the end user's lifetime without `budget_duration`).
+    pub spend: f64,
+    /// The end of the current budget period (ISO 8601); null without `budget_duration`.
+    pub budget_reset_at: Option<String>,
 }
 
 impl CustomerInfo {
     pub fn of(row: &EndUserRow) -> CustomerInfo {
-        let limited = row.rpm_limit.is_some() || row.tpm_limit.is_some() || row.max_parallel_requests.is_some();
+        let limited = row.rpm_limit.is_some()
+            || row.tpm_limit.is_some()
+            || row.max_parallel_requests.is_some()
+            || row.max_budget_nanos.is_some();
         CustomerInfo {
             user_id: row.user_id.clone(),
             alias: row.alias.clone(),
             blocked: row.blocked,
+            spend: 0.0,
+            budget_reset_at: None,
             litellm_budget_table: limited.then_some(CustomerLimits {
+                max_budget: super::budgets::usd(row.max_budget_nanos),
+                budget_duration: row.budget_duration.clone(),
                 rpm_limit: row.rpm_limit,
                 tpm_limit: row.tpm_limit,
                 max_parallel_requests: row.max_parallel_requests,
@@ -338,7 +360,7 @@ mod tests {
         let info = serde_json::to_value(CustomerInfo::of(&row)).unwrap_or_default();
         assert_eq!(info["litellm_budget_table"]["rpm_limit"], 5);
         let cases: &[(&[u8], &str)] = &[
-            (br#"{"user_id":"x","max_budget":10}"#, "not_supported_yet"),
+            (br#"{"user_id":"x","soft_budget":10}"#, "not_supported_yet"),
             (br#"{"user_id":"x","budget_id":"b","default_model":"m"}"#, "not_supported_yet"),
             (br#"{"user_id":"x","colour":1}"#, "invalid_value"),
         ];

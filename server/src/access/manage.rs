@@ -2,19 +2,19 @@
 //! `/key/info`, `/key/list`, ...), and the rules that turn a request into a stored key. Pure: the caller passes the
 //! time and does the I/O.
 //!
-//! Rate limits (`rpm_limit`, `tpm_limit`, `max_parallel_requests`, `model_rpm_limit`, `model_tpm_limit`) are
-//! stored and enforced (`limits/`). Settings LiteLLM has and tollgate does not enforce yet (budgets) are refused
-//! with `not_supported_yet` naming them: a key that looks limited but is not would be worse than no key.
+//! Rate limits (`rpm_limit`, `tpm_limit`, `max_parallel_requests`, `model_rpm_limit`, `model_tpm_limit`) and
+//! budgets (`max_budget`, `budget_duration`, `soft_budget`, `model_max_budget`) are stored and enforced (`limits/`,
+//! `budgets/`). Settings LiteLLM has and tollgate does not enforce yet (`tags`, `allowed_routes`) are refused with
+//! `not_supported_yet` naming them: a key that looks limited but is not would be worse than no key.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::{period::Period, token, AccessError};
+use super::{budgets, period::Period, token, AccessError};
 use crate::store::keys::KeyRow;
 
 /// Fields of LiteLLM's key requests that tollgate stores no limit for yet.
-const NOT_YET: [&str; 6] =
-    ["max_budget", "budget_duration", "soft_budget", "model_max_budget", "tags", "allowed_routes"];
+const NOT_YET: [&str; 2] = ["tags", "allowed_routes"];
 
 /// `/key/generate`'s body (and, with `key` naming the key, `/key/update`'s).
 #[derive(Debug, Default, Deserialize)]
@@ -41,11 +41,15 @@ pub struct KeyRequest {
     pub model_rpm_limit: Option<Value>,
     /// Model group → tokens per minute with it.
     pub model_tpm_limit: Option<Value>,
-    // Refused until enforced (see NOT_YET); accepted by the parser so the refusal can name them.
+    /// USD per period (`budget_duration`), or for the key's lifetime.
     pub max_budget: Option<Value>,
+    /// `"30s"`, `"1h"`, `"1d"`, `"30d"`, `"1mo"`: the budget's period, counted from now.
     pub budget_duration: Option<Value>,
+    /// USD: crossing it warns once per period, never refuses.
     pub soft_budget: Option<Value>,
+    /// Model group → `{"max_budget": USD, "budget_duration": "1d"}`.
     pub model_max_budget: Option<Value>,
+    // Refused until enforced (see NOT_YET); accepted by the parser so the refusal can name them.
     pub tags: Option<Value>,
     pub allowed_routes: Option<Value>,
 }
@@ -54,14 +58,7 @@ impl KeyRequest {
     pub fn parse(body: &[u8]) -> Result<KeyRequest, AccessError> {
         let request: KeyRequest = parse_json(body)?;
         let set = |v: &Option<Value>| v.as_ref().is_some_and(|v| !v.is_null());
-        let refused: Vec<&str> = [
-            &request.max_budget,
-            &request.budget_duration,
-            &request.soft_budget,
-            &request.model_max_budget,
-            &request.tags,
-            &request.allowed_routes,
-        ]
+        let refused: Vec<&str> = [&request.tags, &request.allowed_routes]
         .iter()
         .zip(NOT_YET)
         .filter(|(v, _)| set(v))
@@ -129,6 +126,25 @@ fn limit_map(param: &str, value: Option<&Value>) -> Result<Option<Value>, Access
         ));
     }
     Ok(Some(value.clone()))
+}
+
+/// Writes the budgets `request` sets into `row` (unset ones keep their value). A new `budget_duration` starts a
+/// new period now.
+fn set_budgets(row: &mut KeyRow, request: &KeyRequest, now: i64) -> Result<(), AccessError> {
+    if let Some(n) = budgets::usd_field("max_budget", request.max_budget.as_ref())? {
+        row.max_budget_nanos = Some(n);
+    }
+    if let Some(n) = budgets::usd_field("soft_budget", request.soft_budget.as_ref())? {
+        row.soft_budget_nanos = Some(n);
+    }
+    if let Some((duration, reset)) = budgets::duration_field(request.budget_duration.as_ref(), now)? {
+        row.budget_duration = Some(duration);
+        row.budget_reset_at = Some(reset);
+    }
+    if let Some(m) = budgets::model_max_budget_field(request.model_max_budget.as_ref(), now)? {
+        row.model_max_budget = m;
+    }
+    Ok(())
 }
 
 /// Writes the limits `request` sets into `row` (unset ones keep their value).
@@ -212,12 +228,14 @@ pub fn new_key(request: KeyRequest, created_by: &str, now: i64) -> Result<(Strin
         updated_at: now,
     };
     set_limits(&mut row, &request)?;
+    set_budgets(&mut row, &request, now)?;
     Ok((value, row))
 }
 
 /// `row` with the fields `request` sets changed (`/key/update`).
 pub fn updated(mut row: KeyRow, request: KeyRequest, updated_by: &str, now: i64) -> Result<KeyRow, AccessError> {
     set_limits(&mut row, &request)?;
+    set_budgets(&mut row, &request, now)?;
     if let Some(models) = request.models {
         check_models(&models)?;
         row.models = json!(models);
@@ -280,6 +298,15 @@ pub struct KeyInfo {
     pub max_parallel_requests: Option<i64>,
     pub model_rpm_limit: Value,
     pub model_tpm_limit: Value,
+    /// USD.
+    pub max_budget: Option<f64>,
+    pub soft_budget: Option<f64>,
+    pub budget_duration: Option<String>,
+    /// The end of the current budget period (ISO 8601); null without `budget_duration`.
+    pub budget_reset_at: Option<String>,
+    pub model_max_budget: Value,
+    /// USD spent in the current budget period (the key's lifetime without `budget_duration`).
+    pub spend: f64,
     /// ISO 8601, or null for a key that does not expire.
     pub expires: Option<String>,
     pub created_by: Option<String>,
@@ -304,6 +331,12 @@ impl KeyInfo {
             max_parallel_requests: row.max_parallel_requests,
             model_rpm_limit: row.model_rpm_limit.clone(),
             model_tpm_limit: row.model_tpm_limit.clone(),
+            max_budget: budgets::usd(row.max_budget_nanos),
+            soft_budget: budgets::usd(row.soft_budget_nanos),
+            budget_duration: row.budget_duration.clone(),
+            budget_reset_at: None,
+            model_max_budget: budgets::model_max_budget_shown(&row.model_max_budget),
+            spend: 0.0,
             expires: row.expires_at.map(super::period::iso8601),
             created_by: row.created_by.clone(),
             updated_by: row.updated_by.clone(),
@@ -347,8 +380,8 @@ mod tests {
     #[test]
     fn refuses_what_it_cannot_honour_naming_it() {
         let cases: &[(&[u8], &str, &str)] = &[
-            (br#"{"max_budget":10,"rpm_limit":5}"#, "not_supported_yet", "not supported yet: max_budget ("),
-            (br#"{"tags":["t1"]}"#, "not_supported_yet", "tags"),
+            (br#"{"tags":["t1"],"rpm_limit":5}"#, "not_supported_yet", "not supported yet: tags ("),
+            (br#"{"allowed_routes":["/x"]}"#, "not_supported_yet", "allowed_routes"),
             (br#"{"nope":1}"#, "invalid_value", "unknown field `nope`"),
             (br#"{"models":"gpt-4o"}"#, "invalid_value", "invalid type"),
             (b"{", "invalid_value", "invalid request body"),
@@ -358,7 +391,7 @@ mod tests {
             assert_eq!(err.code(), *code, "{}", String::from_utf8_lossy(body));
             assert!(err.to_string().contains(says), "{err}");
         }
-        assert!(KeyRequest::parse(br#"{"max_budget":null}"#).is_ok(), "null means not set");
+        assert!(KeyRequest::parse(br#"{"tags":null}"#).is_ok(), "null means not set");
         assert!(KeyRequest::parse(b"").is_ok(), "an empty body is an empty request");
         let bad = |body: &[u8]| {
             KeyRequest::parse(body).and_then(|r| new_key(r, "admin", NOW)).err().map(|e| e.param().map(str::to_owned))
@@ -370,6 +403,9 @@ mod tests {
         assert_eq!(bad(br#"{"tpm_limit":1.5}"#), Some(Some("tpm_limit".into())));
         assert_eq!(bad(br#"{"model_rpm_limit":{"a":"ten"}}"#), Some(Some("model_rpm_limit".into())));
         assert_eq!(bad(br#"{"model_tpm_limit":[1]}"#), Some(Some("model_tpm_limit".into())));
+        assert_eq!(bad(br#"{"max_budget":-1}"#), Some(Some("max_budget".into())));
+        assert_eq!(bad(br#"{"budget_duration":"1w"}"#), Some(Some("budget_duration".into())));
+        assert_eq!(bad(br#"{"model_max_budget":{"m":1}}"#), Some(Some("model_max_budget".into())));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! `/team/member_add`, ...), and the pure rules: request to stored row, and what a key in a team may ask for
 //! ("within the team's": models ⊆ the team's; limits ≤ the team's). The caller passes the time and does the I/O.
 //!
-//! Team budgets and rate limits are refused with `not_supported_yet` until they are enforced.
+//! Team budgets (`max_budget`, `budget_duration`, `soft_budget`) and member budgets (`max_budget_in_team`, over
+//! the team's period) are stored and enforced (`budgets/`); team rate limits are refused with `not_supported_yet`
+//! until they are enforced.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -11,10 +13,7 @@ use super::{roles::TeamRole, string_list, AccessError, ALL_MODELS};
 use crate::store::teams::{MembershipRow, TeamRow};
 
 /// Fields of LiteLLM's team requests that tollgate enforces nothing for yet.
-const NOT_YET: [&str; 8] = [
-    "max_budget",
-    "budget_duration",
-    "soft_budget",
+const NOT_YET: [&str; 5] = [
     "rpm_limit",
     "tpm_limit",
     "max_parallel_requests",
@@ -34,10 +33,12 @@ pub struct TeamRequest {
     pub metadata: Option<Map<String, Value>>,
     /// `/team/new` only: the first members.
     pub members_with_roles: Option<Vec<Member>>,
-    // Refused until enforced (see NOT_YET).
+    /// USD per period (`budget_duration`), or for the team's lifetime; binds every key of the team.
     pub max_budget: Option<Value>,
     pub budget_duration: Option<Value>,
+    /// USD: crossing it warns once per period, never refuses.
     pub soft_budget: Option<Value>,
+    // Refused until enforced (see NOT_YET).
     pub rpm_limit: Option<Value>,
     pub tpm_limit: Option<Value>,
     pub max_parallel_requests: Option<Value>,
@@ -50,9 +51,6 @@ impl TeamRequest {
         let request: TeamRequest = parse_json(body)?;
         refuse_unenforced(
             &[
-                &request.max_budget,
-                &request.budget_duration,
-                &request.soft_budget,
                 &request.rpm_limit,
                 &request.tpm_limit,
                 &request.max_parallel_requests,
@@ -123,6 +121,7 @@ pub enum OneOrMany {
 pub struct MemberAdd {
     pub team_id: String,
     pub member: OneOrMany,
+    /// USD: each added member's budget within the team, over the team's period.
     pub max_budget_in_team: Option<Value>,
 }
 
@@ -141,7 +140,7 @@ pub struct MemberChange {
 impl MemberAdd {
     pub fn parse(body: &[u8]) -> Result<MemberAdd, AccessError> {
         let request: MemberAdd = parse_json(body)?;
-        refuse_unenforced(&[&request.max_budget_in_team], &["max_budget_in_team"], "team members")?;
+        super::budgets::usd_field("max_budget_in_team", request.max_budget_in_team.as_ref())?;
         Ok(request)
     }
 
@@ -156,7 +155,7 @@ impl MemberAdd {
 impl MemberChange {
     pub fn parse(body: &[u8]) -> Result<MemberChange, AccessError> {
         let request: MemberChange = parse_json(body)?;
-        refuse_unenforced(&[&request.max_budget_in_team], &["max_budget_in_team"], "team members")?;
+        super::budgets::usd_field("max_budget_in_team", request.max_budget_in_team.as_ref())?;
         Ok(request)
     }
 }
@@ -199,7 +198,7 @@ pub fn new_team(request: &TeamRequest, now: i64) -> Result<TeamRow, AccessError>
         Some(id) => id.to_owned(),
         None => uuid::Uuid::new_v4().to_string(),
     };
-    Ok(TeamRow {
+    let mut row = TeamRow {
         team_id,
         team_alias: request.team_alias.clone(),
         models: json!(models),
@@ -214,7 +213,24 @@ pub fn new_team(request: &TeamRequest, now: i64) -> Result<TeamRow, AccessError>
         metadata: Value::Object(request.metadata.clone().unwrap_or_default()),
         created_at: now,
         updated_at: now,
-    })
+    };
+    set_budgets(&mut row, request, now)?;
+    Ok(row)
+}
+
+/// Writes the budgets `request` sets into `row`; a new `budget_duration` starts a new period now.
+fn set_budgets(row: &mut TeamRow, request: &TeamRequest, now: i64) -> Result<(), AccessError> {
+    if let Some(n) = super::budgets::usd_field("max_budget", request.max_budget.as_ref())? {
+        row.max_budget_nanos = Some(n);
+    }
+    if let Some(n) = super::budgets::usd_field("soft_budget", request.soft_budget.as_ref())? {
+        row.soft_budget_nanos = Some(n);
+    }
+    if let Some((duration, reset)) = super::budgets::duration_field(request.budget_duration.as_ref(), now)? {
+        row.budget_duration = Some(duration);
+        row.budget_reset_at = Some(reset);
+    }
+    Ok(())
 }
 
 /// `row` with the fields `request` sets changed (`/team/update`).
@@ -225,6 +241,7 @@ pub fn updated_team(mut row: TeamRow, request: TeamRequest, now: i64) -> Result<
             "change members with /team/member_add, /team/member_update and /team/member_delete",
         ));
     }
+    set_budgets(&mut row, &request, now)?;
     if let Some(models) = request.models {
         check_models(&models)?;
         row.models = json!(models);
@@ -243,12 +260,12 @@ pub fn updated_team(mut row: TeamRow, request: TeamRequest, now: i64) -> Result<
 }
 
 /// A membership row.
-pub fn membership(team_id: &str, user_id: &str, role: TeamRole, now: i64) -> MembershipRow {
+pub fn membership(team_id: &str, user_id: &str, role: TeamRole, budget: Option<i64>, now: i64) -> MembershipRow {
     MembershipRow {
         team_id: team_id.to_owned(),
         user_id: user_id.to_owned(),
         role: role.as_str().to_owned(),
-        max_budget_nanos: None,
+        max_budget_nanos: budget,
         created_at: now,
     }
 }
@@ -264,6 +281,8 @@ pub struct MemberInfo {
     pub role: &'static str,
     pub user_id: String,
     pub user_email: Option<String>,
+    /// USD: the member's budget within the team, over the team's period.
+    pub max_budget_in_team: Option<f64>,
 }
 
 /// A team as the management API shows it.
@@ -275,8 +294,15 @@ pub struct TeamInfo {
     pub blocked: bool,
     pub metadata: Value,
     pub members_with_roles: Vec<MemberInfo>,
-    /// Budgets and limits are not enforced on teams yet: always null.
+    /// USD.
     pub max_budget: Option<f64>,
+    pub soft_budget: Option<f64>,
+    pub budget_duration: Option<String>,
+    /// The end of the current budget period (ISO 8601); null without `budget_duration`.
+    pub budget_reset_at: Option<String>,
+    /// USD spent by the team's keys in the current budget period (its lifetime without `budget_duration`).
+    pub spend: f64,
+    /// Rate limits are not enforced on teams yet: always null.
     pub rpm_limit: Option<i64>,
     pub tpm_limit: Option<i64>,
     pub created_at: String,
@@ -292,7 +318,11 @@ impl TeamInfo {
             blocked: row.blocked,
             metadata: row.metadata.clone(),
             members_with_roles: members,
-            max_budget: None,
+            max_budget: super::budgets::usd(row.max_budget_nanos),
+            soft_budget: super::budgets::usd(row.soft_budget_nanos),
+            budget_duration: row.budget_duration.clone(),
+            budget_reset_at: None,
+            spend: 0.0,
             rpm_limit: None,
             tpm_limit: None,
             created_at: super::period::iso8601(row.created_at),
@@ -327,13 +357,29 @@ pub struct Limits {
     pub max_parallel_requests: Option<i64>,
 }
 
+impl Limits {
+    pub fn of_key(row: &crate::store::keys::KeyRow) -> Limits {
+        Limits {
+            max_budget_nanos: row.max_budget_nanos,
+            rpm_limit: row.rpm_limit,
+            tpm_limit: row.tpm_limit,
+            max_parallel_requests: row.max_parallel_requests,
+        }
+    }
+
+    pub fn of_team(row: &TeamRow) -> Limits {
+        Limits {
+            max_budget_nanos: row.max_budget_nanos,
+            rpm_limit: row.rpm_limit,
+            tpm_limit: row.tpm_limit,
+            max_parallel_requests: row.max_parallel_requests,
+        }
+    }
+}
+
 /// A key in a team may not ask for more than the team has: each limit the team sets bounds the key's (a key
-/// without that limit is bound by the team's anyway, at request time). The limits and budgets work wires this in
-/// where the key's limit fields are accepted.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "wired in when keys and teams accept limits (issue 15's limits work)")
-)]
+/// without that limit is bound by the team's anyway, at request time). Checked when a key is made, or its team,
+/// models or budget change (`http/keys.rs`).
 pub fn limits_within_team(team_id: &str, key: &Limits, team: &Limits) -> Result<(), AccessError> {
     let pairs = [
         ("max_budget", key.max_budget_nanos, team.max_budget_nanos),
@@ -344,6 +390,11 @@ pub fn limits_within_team(team_id: &str, key: &Limits, team: &Limits) -> Result<
     let over: Vec<String> = pairs
         .iter()
         .filter_map(|(name, k, t)| match (k, t) {
+            (Some(k), Some(t)) if k > t && *name == "max_budget" => Some(format!(
+                "max_budget {} > the team's {}",
+                crate::budgets::usd(u64::try_from(*k).unwrap_or(0)),
+                crate::budgets::usd(u64::try_from(*t).unwrap_or(0))
+            )),
             (Some(k), Some(t)) if k > t => Some(format!("{name} {k} > the team's {t}")),
             _ => None,
         })
@@ -394,7 +445,11 @@ mod tests {
             (l(None, None, None, None), l(Some(5), Some(5), Some(5), Some(5)), None),
             (l(Some(5), Some(5), Some(5), Some(5)), l(Some(5), Some(5), Some(5), Some(5)), None),
             (l(Some(9), None, None, None), l(None, None, None, None), None),
-            (l(Some(6), None, None, None), l(Some(5), None, None, None), Some("max_budget 6 > the team's 5")),
+            (
+                l(Some(6_000_000_000), None, None, None),
+                l(Some(5_000_000_000), None, None, None),
+                Some("max_budget $6.00 > the team's $5.00"),
+            ),
             (
                 l(None, Some(11), Some(1), Some(3)),
                 l(None, Some(10), Some(100), Some(2)),
@@ -413,7 +468,7 @@ mod tests {
     #[test]
     fn team_requests_refuse_unenforced_fields_and_build_rows() {
         let refused = TeamRequest::parse(br#"{"max_budget":1,"rpm_limit":2}"#).err().map(|e| e.to_string());
-        assert!(refused.is_some_and(|m| m.contains("not supported yet: max_budget, rpm_limit")));
+        assert!(refused.is_some_and(|m| m.contains("not supported yet: rpm_limit (")));
         assert!(TeamRequest::parse(br#"{"nope":1}"#).is_err());
         let request = TeamRequest::parse(
             br#"{"team_alias":"ml","models":["a"],"members_with_roles":[{"role":"admin","user_id":"u"}]}"#,
@@ -431,6 +486,7 @@ mod tests {
             MemberAdd::parse(br#"{"team_id":"t","member":[{"user_email":"a@x"},{"user_id":"b","role":"admin"}]}"#)
                 .map(|m| m.members().len());
         assert_eq!(add.ok(), Some(2));
-        assert!(MemberAdd::parse(br#"{"team_id":"t","member":{"user_id":"b"},"max_budget_in_team":5}"#).is_err());
+        assert!(MemberAdd::parse(br#"{"team_id":"t","member":{"user_id":"b"},"max_budget_in_team":5}"#).is_ok());
+        assert!(MemberAdd::parse(br#"{"team_id":"t","member":{"user_id":"b"},"max_budget_in_team":-5}"#).is_err());
     }
 }

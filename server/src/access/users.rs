@@ -32,9 +32,10 @@ pub struct UserRequest {
     /// `true` is refused.
     pub auto_create_key: Option<bool>,
     pub send_invite_email: Option<bool>,
-    // Refused until enforced.
+    /// USD per period (`budget_duration`), or for the user's lifetime; binds every key the user owns.
     pub max_budget: Option<Value>,
     pub budget_duration: Option<Value>,
+    // Refused until enforced.
     pub models: Option<Value>,
     pub rpm_limit: Option<Value>,
     pub tpm_limit: Option<Value>,
@@ -47,8 +48,6 @@ impl UserRequest {
         let invite = request.send_invite_email.filter(|a| *a).map(Value::Bool);
         refuse_unenforced(
             &[
-                &request.max_budget,
-                &request.budget_duration,
                 &request.models,
                 &request.rpm_limit,
                 &request.tpm_limit,
@@ -56,8 +55,6 @@ impl UserRequest {
                 &invite,
             ],
             &[
-                "max_budget",
-                "budget_duration",
                 "models",
                 "rpm_limit",
                 "tpm_limit",
@@ -81,7 +78,7 @@ pub fn new_user(request: &UserRequest, password_hash: Option<String>, now: i64) 
         None => uuid::Uuid::new_v4().to_string(),
     };
     let role = UserRole::parse(request.user_role.as_deref().unwrap_or("internal_user"))?;
-    Ok(UserRow {
+    let mut row = UserRow {
         user_id,
         email: request.user_email.clone().filter(|e| !e.is_empty()),
         user_role: role.as_str().to_owned(),
@@ -93,7 +90,21 @@ pub fn new_user(request: &UserRequest, password_hash: Option<String>, now: i64) 
         metadata: Value::Object(request.metadata.clone().unwrap_or_default()),
         created_at: now,
         updated_at: now,
-    })
+    };
+    set_budget(&mut row, request, now)?;
+    Ok(row)
+}
+
+/// Writes the budget `request` sets into `row`; a new `budget_duration` starts a new period now.
+fn set_budget(row: &mut UserRow, request: &UserRequest, now: i64) -> Result<(), AccessError> {
+    if let Some(n) = super::budgets::usd_field("max_budget", request.max_budget.as_ref())? {
+        row.max_budget_nanos = Some(n);
+    }
+    if let Some((duration, reset)) = super::budgets::duration_field(request.budget_duration.as_ref(), now)? {
+        row.budget_duration = Some(duration);
+        row.budget_reset_at = Some(reset);
+    }
+    Ok(())
 }
 
 /// `row` with the fields `request` sets changed (`/user/update`); a new password's hash comes separately.
@@ -112,6 +123,7 @@ pub fn updated_user(
     if let Some(role) = &request.user_role {
         row.user_role = UserRole::parse(role)?.as_str().to_owned();
     }
+    set_budget(&mut row, request, now)?;
     if let Some(email) = &request.user_email {
         row.email = Some(email.clone()).filter(|e| !e.is_empty());
     }
@@ -136,7 +148,13 @@ pub struct UserInfo {
     pub status: String,
     pub teams: Vec<String>,
     pub metadata: Value,
+    /// USD.
     pub max_budget: Option<f64>,
+    pub budget_duration: Option<String>,
+    /// The end of the current budget period (ISO 8601); null without `budget_duration`.
+    pub budget_reset_at: Option<String>,
+    /// USD spent by the user's keys in the current budget period (its lifetime without `budget_duration`).
+    pub spend: f64,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -150,7 +168,10 @@ impl UserInfo {
             status: row.status.clone(),
             teams,
             metadata: row.metadata.clone(),
-            max_budget: None,
+            max_budget: super::budgets::usd(row.max_budget_nanos),
+            budget_duration: row.budget_duration.clone(),
+            budget_reset_at: None,
+            spend: 0.0,
             created_at: super::period::iso8601(row.created_at),
             updated_at: super::period::iso8601(row.updated_at),
         }
@@ -219,8 +240,11 @@ mod tests {
         assert!(!info.to_string().contains("argon2"), "{info}");
         let bad = UserRequest::parse(br#"{"user_role":"root"}"#).err().and_then(|e| e.param().map(str::to_owned));
         assert_eq!(bad.as_deref(), Some("user_role"));
-        let refused = UserRequest::parse(br#"{"auto_create_key":true,"max_budget":3}"#).err().map(|e| e.to_string());
-        assert!(refused.is_some_and(|m| m.contains("max_budget, auto_create_key")));
+        let refused = UserRequest::parse(br#"{"auto_create_key":true,"rpm_limit":3}"#).err().map(|e| e.to_string());
+        assert!(refused.is_some_and(|m| m.contains("rpm_limit, auto_create_key")));
+        let budgeted = UserRequest::parse(br#"{"max_budget":3,"budget_duration":"1d"}"#).unwrap_or_default();
+        let row = new_user(&budgeted, None, 5).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!((row.max_budget_nanos, row.budget_reset_at), (Some(3_000_000_000), Some(86_405)));
         assert!(UserRequest::parse(br#"{"auto_create_key":false}"#).is_ok());
     }
 

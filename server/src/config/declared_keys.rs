@@ -8,8 +8,8 @@
 //! ```
 //!
 //! The gateway stores each key hashed at start-up (an upsert by hash, so a restart or a changed limit rewrites
-//! it) and enforces it like a generated key. Budgets are not enforced yet: `budget.monthly_limit` is accepted
-//! with a warning naming its path, so the seed's snippet runs unchanged.
+//! it) and enforces it like a generated key. `budget.monthly_limit` is the key's `max_budget` (USD) over calendar
+//! months (`budget_duration: "1mo"`) resetting on the first of each month at 00:00 UTC.
 
 use serde::Deserialize;
 
@@ -43,9 +43,11 @@ pub struct DeclaredKey {
     pub api_key: Secret,
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
+    /// `budget.monthly_limit`, USD per calendar month.
+    pub monthly_budget: Option<f64>,
 }
 
-pub(super) fn resolve(raw: &[RawKeySetting], warnings: &mut Vec<String>) -> Result<Vec<DeclaredKey>, ConfigError> {
+pub(super) fn resolve(raw: &[RawKeySetting], _warnings: &mut Vec<String>) -> Result<Vec<DeclaredKey>, ConfigError> {
     let mut keys: Vec<DeclaredKey> = Vec::with_capacity(raw.len());
     for (i, entry) in raw.iter().enumerate() {
         let path = format!("key_settings[{i}]");
@@ -63,9 +65,6 @@ pub(super) fn resolve(raw: &[RawKeySetting], warnings: &mut Vec<String>) -> Resu
             if !(limit.is_finite() && limit >= 0.0) {
                 return Err(ConfigError::invalid(format!("{path}.budget.monthly_limit"), "must be dollars, 0 or more"));
             }
-            warnings.push(format!(
-                "`{path}.budget.monthly_limit`: not enforced yet (budgets are not built yet); the key's rate limits are"
-            ));
         }
         let rate = entry.rate_limit.as_ref();
         keys.push(DeclaredKey {
@@ -73,6 +72,7 @@ pub(super) fn resolve(raw: &[RawKeySetting], warnings: &mut Vec<String>) -> Resu
             api_key: Secret::new(key),
             rpm: rate.and_then(|r| r.requests_per_minute),
             tpm: rate.and_then(|r| r.tokens_per_minute),
+            monthly_budget: entry.budget.as_ref().and_then(|b| b.monthly_limit),
         });
     }
     Ok(keys)
@@ -91,14 +91,13 @@ mod tests {
     }
 
     #[test]
-    fn declared_keys_are_checked_and_budgets_warned_about() {
+    fn declared_keys_are_checked_with_their_budgets() {
         let mut warnings = Vec::new();
         let keys = resolve(&[entry("sk-team-a-key", Some(60), Some(100.0))], &mut warnings);
         let keys = keys.unwrap_or_default();
         assert_eq!(keys.first().map(|k| (k.rpm, k.path.as_str())), Some((Some(60), "key_settings[0]")));
-        assert!(warnings
-            .iter()
-            .any(|w| w.contains("key_settings[0].budget.monthly_limit") && w.contains("not enforced")));
+        assert_eq!(keys.first().and_then(|k| k.monthly_budget), Some(100.0));
+        assert!(warnings.is_empty(), "{warnings:?}");
         let cases = [
             (vec![entry("short", None, None)], "key_settings[0].api_key"),
             (vec![entry("sk-aaaaaaaa", None, None), entry("sk-aaaaaaaa", None, None)], "key_settings[1].api_key"),

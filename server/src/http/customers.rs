@@ -15,12 +15,15 @@ use super::{
 };
 use crate::{
     access::{
+        budgets::end_user_budget as end_users_budget,
         end_users::{self, CustomerInfo, CustomerRefs, CustomerRequest},
         roles::Route,
         AccessError,
     },
+    budgets::BudgetKind,
     clock,
     error::ApiError,
+    store::end_users::EndUserRow,
 };
 
 const DEFAULT_PAGE_SIZE: u64 = 25;
@@ -38,6 +41,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }
 }
 
+/// An end user as the routes show it, with its spend.
+async fn customer_info(state: &AppState, row: &EndUserRow) -> Result<CustomerInfo, ApiError> {
+    let mut info = CustomerInfo::of(row);
+    let budget = end_users_budget(row);
+    let (spend, reset) = super::spend::current(state, BudgetKind::EndUser, &row.user_id, &budget).await?;
+    info.spend = spend;
+    info.budget_reset_at = reset;
+    Ok(info)
+}
+
 fn not_found(id: &str) -> ApiError {
     AccessError::NotFound(format!("no end user `{id}`")).into()
 }
@@ -52,7 +65,7 @@ async fn new(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>
         }
         let row = store.insert_end_user(row).await.map_err(store_error)?;
         state.end_users.forget(&row.user_id);
-        Ok(HttpResponse::Ok().json(CustomerInfo::of(&row)))
+        Ok(HttpResponse::Ok().json(customer_info(&state, &row).await?))
     })
     .await
 }
@@ -63,10 +76,10 @@ async fn update(req: HttpRequest, payload: web::Payload, state: web::Data<AppSta
         let id = request.id()?;
         let store = state.keys.store();
         let mut row = store.end_user(id).await.map_err(store_error)?.ok_or_else(|| not_found(id))?;
-        end_users::apply(&mut row, &request)?;
+        end_users::apply(&mut row, &request, clock::unix_secs())?;
         let row = store.update_end_user(row).await.map_err(store_error)?.ok_or_else(|| not_found(id))?;
         state.end_users.forget(id);
-        Ok(HttpResponse::Ok().json(CustomerInfo::of(&row)))
+        Ok(HttpResponse::Ok().json(customer_info(&state, &row).await?))
     })
     .await
 }
@@ -139,7 +152,7 @@ async fn info(
             .as_deref()
             .ok_or_else(|| AccessError::bad_input("end_user_id", "`end_user_id` is required"))?;
         let row = state.keys.store().end_user(id).await.map_err(store_error)?.ok_or_else(|| not_found(id))?;
-        Ok(HttpResponse::Ok().json(CustomerInfo::of(&row)))
+        Ok(HttpResponse::Ok().json(customer_info(&state, &row).await?))
     })
     .await
 }
@@ -161,7 +174,11 @@ async fn list(
         let page = query.page.unwrap_or(1).max(1);
         let size = query.size.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);
         let (rows, _) = state.keys.store().list_end_users(page, size).await.map_err(store_error)?;
-        Ok(HttpResponse::Ok().json(rows.iter().map(CustomerInfo::of).collect::<Vec<_>>()))
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(customer_info(&state, row).await?);
+        }
+        Ok(HttpResponse::Ok().json(out))
     })
     .await
 }

@@ -11,11 +11,11 @@ use serde_json::json;
 
 use super::{
     principal::{authorize, store_error},
-    request_id, AppState,
+    request_id, spend, AppState,
 };
 use crate::{
     access::{
-        manage::{self, CreatedKey, KeyInfo, KeyRefs, KeyRequest},
+        manage::{self, CreatedKey, KeyRefs, KeyRequest},
         roles::{Principal, Route, Scope},
         string_list, teams,
         token::KeyHash,
@@ -119,6 +119,7 @@ async fn check_team(state: &AppState, principal: &Principal, scope: Scope, row: 
     let team = state.keys.store().team_by_id(team_id).await.map_err(store_error)?;
     let team = team.ok_or_else(|| AccessError::bad_input("team_id", format!("no team {team_id}")))?;
     teams::models_within_team(team_id, &string_list(&row.models), &string_list(&team.models))?;
+    teams::limits_within_team(team_id, &teams::Limits::of_key(row), &teams::Limits::of_team(&team))?;
     Ok(())
 }
 
@@ -143,7 +144,7 @@ async fn generate(
         let row = store.insert_key(row).await.map_err(store_error)?;
         tracing::info!(key = %row.key_name, alias = ?row.key_alias, team = ?row.team_id, by = %principal.name(),
             "virtual key created");
-        Ok(HttpResponse::Ok().json(CreatedKey { key: value, info: KeyInfo::of(&row) }))
+        Ok(HttpResponse::Ok().json(CreatedKey { key: value, info: spend::key_info(&state, &row).await? }))
     })
     .await
 }
@@ -156,9 +157,9 @@ async fn update(req: HttpRequest, payload: web::Payload, state: web::Data<AppSta
         check_owner(&principal, scope, request.user_id.as_deref())?;
         let row = reachable_key(&state, &principal, scope, &reference).await?;
         let hash = KeyHash::from_reference(&reference);
-        // Only a change of models or team is checked against the team: a key made before its team was narrowed
-        // can still be renamed or blocked.
-        let regrants = request.models.is_some() || request.team_id.is_some();
+        // Only a change of models, team or budget is checked against the team: a key made before its team was
+        // narrowed can still be renamed or blocked.
+        let regrants = request.models.is_some() || request.team_id.is_some() || request.max_budget.is_some();
         let row = manage::updated(row, request, principal.name(), clock::unix_secs())?;
         if regrants {
             check_team(&state, &principal, scope, &row).await?;
@@ -166,7 +167,7 @@ async fn update(req: HttpRequest, payload: web::Payload, state: web::Data<AppSta
         let store = state.keys.store();
         let row = store.update_key(row).await.map_err(store_error)?.ok_or_else(|| not_found(&reference))?;
         state.keys.invalidate(&hash);
-        Ok(HttpResponse::Ok().json(KeyInfo::of(&row)))
+        Ok(HttpResponse::Ok().json(spend::key_info(&state, &row).await?))
     })
     .await
 }
@@ -189,7 +190,7 @@ async fn set_blocked(
         let row = state.keys.store().update_key(row).await.map_err(store_error)?.ok_or_else(|| not_found(reference))?;
         state.keys.invalidate(&KeyHash::from_reference(reference));
         tracing::info!(key = %row.key_name, blocked, by = %principal.name(), "virtual key blocked state changed");
-        Ok(HttpResponse::Ok().json(KeyInfo::of(&row)))
+        Ok(HttpResponse::Ok().json(spend::key_info(&state, &row).await?))
     })
     .await
 }
@@ -256,7 +257,7 @@ async fn info(
         let (principal, scope) = authorize(&req, &state, Route::KeyInfo).await?;
         let reference = query.key.as_deref().ok_or_else(|| AccessError::bad_input("key", "`key` is required"))?;
         let row = reachable_key(&state, &principal, scope, reference).await?;
-        Ok(HttpResponse::Ok().json(json!({ "key": row.token_hash, "info": KeyInfo::of(&row) })))
+        Ok(HttpResponse::Ok().json(json!({ "key": row.token_hash, "info": spend::key_info(&state, &row).await? })))
     })
     .await
 }
@@ -291,7 +292,11 @@ async fn list(
         };
         let (rows, total) = state.keys.store().list_keys(&filter, page, size).await.map_err(store_error)?;
         let keys: Vec<serde_json::Value> = if query.return_full_object {
-            rows.iter().map(|r| serde_json::to_value(KeyInfo::of(r)).unwrap_or_default()).collect()
+            let mut full = Vec::with_capacity(rows.len());
+            for row in &rows {
+                full.push(serde_json::to_value(spend::key_info(&state, row).await?).unwrap_or_default());
+            }
+            full
         } else {
             rows.iter().map(|r| json!(r.token_hash)).collect()
         };
@@ -329,9 +334,12 @@ async fn regenerate_key(
     let row =
         store.replace_key(&hash.hex(), new_row).await.map_err(store_error)?.ok_or_else(|| not_found(reference))?;
     state.keys.invalidate(&hash);
+    // Its spend moved to the new hash in the store; this process's account under the old hash is dropped, so the
+    // next request loads the moved spend.
+    state.budgets.forget(crate::budgets::BudgetKind::Key, &hash.hex());
     tracing::info!(key = %row.key_name, request_id = %request_id::of(req), by = %principal.name(),
         "virtual key regenerated");
-    Ok(HttpResponse::Ok().json(CreatedKey { key: value, info: KeyInfo::of(&row) }))
+    Ok(HttpResponse::Ok().json(CreatedKey { key: value, info: spend::key_info(state, &row).await? }))
 }
 
 async fn regenerate(

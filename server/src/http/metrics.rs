@@ -202,6 +202,27 @@ fn render(state: &AppState) -> String {
     ] {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
     }
+    let budgets = state.budgets.stats();
+    for (name, help, counters) in [
+        (
+            "tollgate_soft_budget_crossed_total",
+            "Soft budgets crossed (once per budget and period, per replica).",
+            &budgets.soft_crossed,
+        ),
+        ("tollgate_budget_exceeded_total", "Requests refused by a budget.", &budgets.refused),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (kind, n) in crate::budgets::BudgetKind::ALL.iter().zip(counters.iter()) {
+            let _ = writeln!(out, "{name}{{entity_kind=\"{}\"}} {}", kind.tag(), n.load(Relaxed));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tollgate_budget_unpriced_reservations_total Budgeted requests to a model group without a price \
+         (reserved $0).\n# TYPE tollgate_budget_unpriced_reservations_total counter\n\
+         tollgate_budget_unpriced_reservations_total {}",
+        budgets.unpriced.load(Relaxed)
+    );
     // Each deployment's labels, escaped once for all families.
     let deployments: Vec<_> = table
         .deployments()

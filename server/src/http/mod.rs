@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod openai;
 pub mod principal;
 pub mod request_id;
+mod spend;
 pub mod teams;
 pub mod users;
 

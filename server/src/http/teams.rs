@@ -11,15 +11,17 @@ use serde_json::json;
 use super::{
     keys::{logged, read},
     principal::{authorize, store_error},
-    AppState,
+    spend, AppState,
 };
 use crate::{
     access::{
+        budgets,
         manage::KeyInfo,
         roles::{Principal, Route, Scope, TeamRole},
         teams::{self, Member, MemberAdd, MemberChange, MemberInfo, TeamInfo, TeamRefs, TeamRequest},
         AccessError,
     },
+    budgets::BudgetKind,
     clock,
     error::ApiError,
     store::{keys::KeyFilter, teams::TeamRow, Store},
@@ -67,13 +69,28 @@ async fn members(store: &Store, team_id: &str) -> Result<Vec<MemberInfo>, ApiErr
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let email = store.user_by_id(&row.user_id).await.map_err(store_error)?.and_then(|u| u.email);
-        out.push(MemberInfo { role: teams::stored_role(&row).litellm(), user_id: row.user_id, user_email: email });
+        out.push(MemberInfo {
+            role: teams::stored_role(&row).litellm(),
+            user_id: row.user_id,
+            user_email: email,
+            max_budget_in_team: budgets::usd(row.max_budget_nanos),
+        });
     }
     Ok(out)
 }
 
-async fn team_info(store: &Store, row: &TeamRow) -> Result<TeamInfo, ApiError> {
-    Ok(TeamInfo::of(row, members(store, &row.team_id).await?))
+async fn team_info(state: &AppState, row: &TeamRow) -> Result<TeamInfo, ApiError> {
+    let mut info = TeamInfo::of(row, members(state.keys.store(), &row.team_id).await?);
+    let budget = budgets::budget(
+        row.max_budget_nanos,
+        row.soft_budget_nanos,
+        row.budget_duration.as_deref(),
+        row.budget_reset_at,
+    );
+    let (spend, reset) = spend::current(state, BudgetKind::Team, &row.team_id, &budget).await?;
+    info.spend = spend;
+    info.budget_reset_at = reset;
+    Ok(info)
 }
 
 /// The user a member entry names (by id, else by email); it must exist.
@@ -89,11 +106,17 @@ async fn member_user(store: &Store, user_id: Option<&str>, email: Option<&str>) 
     user.map(|u| u.user_id).ok_or_else(|| AccessError::bad_input("member", format!("no user {shown}")).into())
 }
 
-async fn add_members(store: &Store, team_id: &str, list: &[Member], now: i64) -> Result<(), ApiError> {
+async fn add_members(
+    store: &Store,
+    team_id: &str,
+    list: &[Member],
+    budget: Option<i64>,
+    now: i64,
+) -> Result<(), ApiError> {
     for member in list {
         let role = member.team_role()?;
         let user_id = member_user(store, member.user_id.as_deref(), member.user_email.as_deref()).await?;
-        store.put_membership(teams::membership(team_id, &user_id, role, now)).await.map_err(store_error)?;
+        store.put_membership(teams::membership(team_id, &user_id, role, budget, now)).await.map_err(store_error)?;
     }
     Ok(())
 }
@@ -114,9 +137,10 @@ async fn new(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>
             member_user(store, member.user_id.as_deref(), member.user_email.as_deref()).await?;
         }
         let row = store.insert_team(row).await.map_err(store_error)?;
-        add_members(store, &row.team_id, request.members_with_roles.as_deref().unwrap_or_default(), now).await?;
+        let members = request.members_with_roles.as_deref().unwrap_or_default();
+        add_members(store, &row.team_id, members, None, now).await?;
         tracing::info!(team = %row.team_id, by = %principal.name(), "team created");
-        Ok(HttpResponse::Ok().json(team_info(store, &row).await?))
+        Ok(HttpResponse::Ok().json(team_info(&state, &row).await?))
     })
     .await
 }
@@ -133,7 +157,7 @@ async fn update(req: HttpRequest, payload: web::Payload, state: web::Data<AppSta
         let row = store.update_team(row).await.map_err(store_error)?.ok_or_else(|| not_found(&team_id))?;
         state.keys.invalidate_team(&team_id);
         tracing::info!(team = %team_id, by = %principal.name(), "team updated");
-        Ok(HttpResponse::Ok().json(team_info(store, &row).await?))
+        Ok(HttpResponse::Ok().json(team_info(&state, &row).await?))
     })
     .await
 }
@@ -156,7 +180,7 @@ async fn set_blocked(
         let row = store.update_team(row).await.map_err(store_error)?.ok_or_else(|| not_found(team_id))?;
         state.keys.invalidate_team(team_id);
         tracing::info!(team = %team_id, blocked, by = %principal.name(), "team blocked state changed");
-        Ok(HttpResponse::Ok().json(team_info(store, &row).await?))
+        Ok(HttpResponse::Ok().json(team_info(&state, &row).await?))
     })
     .await
 }
@@ -213,8 +237,12 @@ async fn info(
         let row = reachable_team(store, &principal, scope, team_id).await?;
         let filter = KeyFilter { team_id: Some(team_id.to_owned()), ..KeyFilter::default() };
         let (keys, _) = store.list_keys(&filter, 1, 1000).await.map_err(store_error)?;
-        let keys: Vec<KeyInfo> = keys.iter().map(KeyInfo::of).collect();
-        let info = team_info(store, &row).await?;
+        let mut infos: Vec<KeyInfo> = Vec::with_capacity(keys.len());
+        for key in &keys {
+            infos.push(spend::key_info(&state, key).await?);
+        }
+        let keys = infos;
+        let info = team_info(&state, &row).await?;
         Ok(HttpResponse::Ok().json(json!({
             "team_id": team_id,
             "team_info": info,
@@ -251,7 +279,7 @@ async fn list(
         let rows = store.list_teams(ids.as_deref()).await.map_err(store_error)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
-            out.push(team_info(store, row).await?);
+            out.push(team_info(&state, row).await?);
         }
         Ok(HttpResponse::Ok().json(out))
     })
@@ -268,9 +296,12 @@ async fn member_add(
         let request = MemberAdd::parse(&bytes)?;
         let store = state.keys.store();
         let row = reachable_team(store, &principal, scope, &request.team_id).await?;
-        add_members(store, &row.team_id, &request.members(), clock::unix_secs()).await?;
+        let budget = budgets::usd_field("max_budget_in_team", request.max_budget_in_team.as_ref())?;
+        add_members(store, &row.team_id, &request.members(), budget, clock::unix_secs()).await?;
+        // Member budgets ride on their keys' cache entries.
+        state.keys.invalidate_team(&row.team_id);
         tracing::info!(team = %row.team_id, by = %principal.name(), "team members added");
-        Ok(HttpResponse::Ok().json(team_info(store, &row).await?))
+        Ok(HttpResponse::Ok().json(team_info(&state, &row).await?))
     })
     .await
 }
@@ -289,8 +320,9 @@ async fn member_delete(
         if !store.delete_membership(&row.team_id, &user_id).await.map_err(store_error)? {
             return Err(AccessError::NotFound(format!("{user_id} is not a member of team {}", row.team_id)).into());
         }
+        state.keys.invalidate_team(&row.team_id);
         tracing::info!(team = %row.team_id, user = %user_id, by = %principal.name(), "team member removed");
-        Ok(HttpResponse::Ok().json(team_info(store, &row).await?))
+        Ok(HttpResponse::Ok().json(team_info(&state, &row).await?))
     })
     .await
 }
@@ -314,11 +346,14 @@ async fn member_update(
             Some(role) => TeamRole::parse(role)?,
             None => teams::stored_role(&membership),
         };
-        let changed = teams::membership(&row.team_id, &user_id, role, membership.created_at);
+        let budget = budgets::usd_field("max_budget_in_team", request.max_budget_in_team.as_ref())?
+            .or(membership.max_budget_nanos);
+        let changed = teams::membership(&row.team_id, &user_id, role, budget, membership.created_at);
         store.put_membership(changed).await.map_err(store_error)?;
+        state.keys.invalidate_team(&row.team_id);
         tracing::info!(team = %row.team_id, user = %user_id, role = role.as_str(), by = %principal.name(),
             "team member updated");
-        Ok(HttpResponse::Ok().json(team_info(store, &row).await?))
+        Ok(HttpResponse::Ok().json(team_info(&state, &row).await?))
     })
     .await
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::{
     keys::{logged, read},
     principal::{authorize, store_error},
-    AppState,
+    spend, AppState,
 };
 use crate::{
     access::{
@@ -22,7 +22,7 @@ use crate::{
     },
     clock,
     error::ApiError,
-    store::{users::UserRow, Store},
+    store::users::UserRow,
 };
 
 const DEFAULT_PAGE_SIZE: u64 = 25;
@@ -49,9 +49,15 @@ pub(super) async fn hash_password(password: String) -> Result<String, ApiError> 
         .map_err(ApiError::from)
 }
 
-async fn user_info(store: &Store, row: &UserRow) -> Result<UserInfo, ApiError> {
+async fn user_info(state: &AppState, row: &UserRow) -> Result<UserInfo, ApiError> {
+    let store = state.keys.store();
     let teams = store.memberships_of(&row.user_id).await.map_err(store_error)?.into_iter().map(|m| m.team_id).collect();
-    Ok(UserInfo::of(row, teams))
+    let mut info = UserInfo::of(row, teams);
+    let budget = crate::access::budgets::user_budget(row);
+    let (spend, reset) = spend::current(state, crate::budgets::BudgetKind::User, &row.user_id, &budget).await?;
+    info.spend = spend;
+    info.budget_reset_at = reset;
+    Ok(info)
 }
 
 async fn new(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -80,11 +86,11 @@ async fn new(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>
         }
         let row = store.insert_user(row).await.map_err(store_error)?;
         for team in request.teams.iter().flatten() {
-            let membership = teams::membership(team, &row.user_id, TeamRole::Member, now);
+            let membership = teams::membership(team, &row.user_id, TeamRole::Member, None, now);
             store.put_membership(membership).await.map_err(store_error)?;
         }
         tracing::info!(user = %row.user_id, role = %row.user_role, by = %principal.name(), "user created");
-        Ok(HttpResponse::Ok().json(user_info(store, &row).await?))
+        Ok(HttpResponse::Ok().json(user_info(&state, &row).await?))
     })
     .await
 }
@@ -110,12 +116,14 @@ async fn update(req: HttpRequest, payload: web::Payload, state: web::Data<AppSta
         let ends_sessions = hash.is_some() || request.user_role.as_deref().is_some_and(|r| r != row.user_role);
         let row = users::updated_user(row, &request, hash, clock::unix_secs())?;
         let row = store.update_user(row).await.map_err(store_error)?.ok_or_else(|| not_found(""))?;
+        // The user's budget rides on its keys' cache entries.
+        state.keys.invalidate_user(&row.user_id);
         if ends_sessions {
             // A new password or role must not leave a session opened under the old one.
             store.delete_user_sessions(&row.user_id).await.map_err(store_error)?;
         }
         tracing::info!(user = %row.user_id, by = %principal.name(), "user updated");
-        Ok(HttpResponse::Ok().json(user_info(store, &row).await?))
+        Ok(HttpResponse::Ok().json(user_info(&state, &row).await?))
     })
     .await
 }
@@ -164,7 +172,7 @@ async fn info(
         let store = state.keys.store();
         let row = store.user_by_id(user_id).await.map_err(store_error)?.ok_or_else(|| not_found(user_id))?;
         let keys: Vec<KeyInfo> = store.user_keys(user_id).await.map_err(store_error)?.iter().map(KeyInfo::of).collect();
-        let info = user_info(store, &row).await?;
+        let info = user_info(&state, &row).await?;
         Ok(HttpResponse::Ok().json(json!({
             "user_id": user_id,
             "user_info": info,
@@ -195,7 +203,7 @@ async fn list(
         let (rows, total) = store.list_users(query.role.as_deref(), page, size).await.map_err(store_error)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
-            out.push(user_info(store, row).await?);
+            out.push(user_info(&state, row).await?);
         }
         Ok(HttpResponse::Ok().json(json!({
             "users": out,

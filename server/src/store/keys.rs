@@ -90,6 +90,8 @@ impl Store {
             return Ok(None);
         }
         let inserted = ActiveModel::from(new).reset_all().insert(&tx).await?;
+        // The key's spend moves with it: a regenerated key must not start its budget again.
+        super::spend::rename_key(&tx, old_hash, &inserted.token_hash).await?;
         tx.commit().await?;
         Ok(Some(inserted))
     }

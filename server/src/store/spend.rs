@@ -77,6 +77,26 @@ pub async fn apply(txn: &impl ConnectionTrait, records: &[LogRecord]) -> Result<
     Ok(())
 }
 
+/// Moves a key's spend rows (its own and per model) from `old_hash` to `new_hash` (`/key/regenerate`).
+pub async fn rename_key(txn: &impl ConnectionTrait, old_hash: &str, new_hash: &str) -> Result<(), StoreError> {
+    let rows = Entity::find()
+        .filter(Column::EntityKind.is_in([BudgetKind::Key.tag(), BudgetKind::KeyModel.tag()]))
+        .filter(Column::EntityId.eq(old_hash).or(Column::EntityId.starts_with(format!("{old_hash}/"))))
+        .all(txn)
+        .await?;
+    for row in rows {
+        let new_id = format!("{new_hash}{}", &row.entity_id[old_hash.len().min(row.entity_id.len())..]);
+        Entity::update_many()
+            .col_expr(Column::EntityId, Expr::value(new_id))
+            .filter(Column::EntityKind.eq(row.entity_kind.clone()))
+            .filter(Column::EntityId.eq(row.entity_id.clone()))
+            .filter(Column::PeriodStart.eq(row.period_start))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Stored spend of an entity in the period starting at `period_start` (0 when there is none).
     pub async fn spend(&self, kind: BudgetKind, id: &str, period_start: i64) -> Result<u64, StoreError> {

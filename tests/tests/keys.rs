@@ -145,11 +145,11 @@ async fn refusals_are_distinct_and_clear() {
     assert_eq!((expired.status, code(&expired)), (401, "key_expired"), "{}", expired.text);
     assert!(expired.json["error"]["message"].as_str().is_some_and(|m| m.contains("expired")), "{}", expired.text);
 
-    // Limits tollgate does not enforce yet are refused, not stored as a promise it cannot keep (rate limits are
-    // enforced: tests/tests/limits.rs).
-    let budget = admin_post(&gw, "/key/generate", json!({"max_budget": 10, "rpm_limit": 5})).await;
-    assert_eq!((budget.status, code(&budget)), (400, "not_supported_yet"), "{}", budget.text);
-    assert!(budget.text.contains("not supported yet: max_budget ("), "{}", budget.text);
+    // Settings tollgate does not enforce yet are refused, not stored as a promise it cannot keep (rate limits and
+    // budgets are enforced: tests/tests/limits.rs, tests/tests/budgets.rs).
+    let tags = admin_post(&gw, "/key/generate", json!({"tags": ["a"], "rpm_limit": 5})).await;
+    assert_eq!((tags.status, code(&tags)), (400, "not_supported_yet"), "{}", tags.text);
+    assert!(tags.text.contains("not supported yet: tags ("), "{}", tags.text);
     let unknown_field = admin_post(&gw, "/key/generate", json!({"modelz": ["a"]})).await;
     assert_eq!(unknown_field.status, 400, "{}", unknown_field.text);
     let bad_duration = admin_post(&gw, "/key/generate", json!({"duration": "forever"})).await;

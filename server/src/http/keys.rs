@@ -119,7 +119,11 @@ async fn check_team(state: &AppState, principal: &Principal, scope: Scope, row: 
     let team = state.keys.store().team_by_id(team_id).await.map_err(store_error)?;
     let team = team.ok_or_else(|| AccessError::bad_input("team_id", format!("no team {team_id}")))?;
     teams::models_within_team(team_id, &string_list(&row.models), &string_list(&team.models))?;
-    teams::limits_within_team(team_id, &teams::Limits::of_key(row), &teams::Limits::of_team(&team))?;
+    if scope != Scope::All {
+        // Members stay within their team's limits; a proxy admin may give a key more (the team's budget still
+        // binds it at request time).
+        teams::limits_within_team(team_id, &teams::Limits::of_key(row), &teams::Limits::of_team(&team))?;
+    }
     Ok(())
 }
 

@@ -29,6 +29,9 @@ RULES = [
     ("access", {"pipeline", "http", "actors", "app", "routing", "providers", "shared_state"}, []),
     ("store", {"pipeline", "http", "actors", "app", "routing", "providers", "access", "limits", "shared_state"}, []),
     ("limits", {"pipeline", "http", "actors", "app", "routing", "providers", "access", "store", "shared_state"}, []),
+    # budgets/ may read access/period.rs (pure durations) and nothing else of access/.
+    ("budgets", {"pipeline", "http", "actors", "app", "routing", "providers", "store", "limits", "shared_state",
+                 "logs"}, [(r"access::(?!period)", "uses access/ beyond its periods")]),
     ("shared_state", {"pipeline", "http", "actors", "app", "routing", "providers"}, []),
     ("logs", {"pipeline", "http", "actors", "app", "routing", "providers", "access", "store", "limits", "shared_state"}, []),
 ]

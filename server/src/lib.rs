@@ -6,9 +6,9 @@
 // Only what the binary and the integration tests use is public; everything else is crate-private so that dead
 // code shows up as a warning.
 pub(crate) mod access;
-pub(crate) mod budgets;
 pub(crate) mod actors;
 pub mod app;
+pub(crate) mod budgets;
 pub mod cli;
 pub(crate) mod clock;
 pub mod config;

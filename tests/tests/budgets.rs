@@ -217,7 +217,8 @@ async fn team_member_end_user_and_model_budgets_bind_beside_the_keys() {
     let eve = get(&gw.url, "/customer/info?end_user_id=eve", Some(MASTER_KEY)).await;
     assert!(close(eve.json["litellm_budget_table"]["max_budget"].as_f64(), two_calls), "{}", eve.text);
 
-    let key = generate(&gw.url, json!({"model_max_budget": {"a": {"max_budget": two_calls, "budget_duration": "1d"}}})).await;
+    let key =
+        generate(&gw.url, json!({"model_max_budget": {"a": {"max_budget": two_calls, "budget_duration": "1d"}}})).await;
     let replies = three(key.clone(), "a", ask.clone()).await;
     assert_eq!(replies.iter().map(|r| r.status).collect::<Vec<_>>(), [200, 200, 429]);
     assert!(message(&replies[2]).contains("model budget of key") && message(&replies[2]).contains("model `a`"));
@@ -314,7 +315,8 @@ async fn gateways_sharing_redis_stay_within_the_budget() {
         admin(url, "/key/generate", json!({"key": key, "max_budget": cap})).await;
     }
     let ask = json!({"max_tokens": tokens});
-    let calls = (0..50).flat_map(|_| [chat(&gw.url, &key, "a", ask.clone()), chat(&process.url, &key, "a", ask.clone())]);
+    let calls =
+        (0..50).flat_map(|_| [chat(&gw.url, &key, "a", ask.clone()), chat(&process.url, &key, "a", ask.clone())]);
     let replies = join_all(calls).await;
     let admitted = count(&replies, 200);
     assert_eq!(admitted + count(&replies, 429), 100, "{}", process.log_text());

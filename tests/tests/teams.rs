@@ -406,8 +406,9 @@ async fn the_master_key_signs_in_as_admin_and_team_rate_limits_are_refused() {
     assert_eq!(admin.post(&gw, "/team/new", &json!({"team_id": "t"})).await.status, 200);
     let member = admin.post(&gw, "/team/member_add", &json!({"team_id": "t", "member": {"user_id": "nobody"}})).await;
     assert_eq!(member.status, 400, "{}", member.text);
-    let budget =
-        admin.post(&gw, "/team/member_update", &json!({"team_id": "t", "user_id": "x", "max_budget_in_team": -3})).await;
+    let budget = admin
+        .post(&gw, "/team/member_update", &json!({"team_id": "t", "user_id": "x", "max_budget_in_team": -3}))
+        .await;
     assert_eq!((budget.status, code(&budget)), (400, "invalid_value"), "{}", budget.text);
     let deleted = admin.post(&gw, "/team/delete", &json!({"team_ids": ["t"]})).await;
     assert_eq!(deleted.json["deleted_teams"], json!(["t"]), "{}", deleted.text);

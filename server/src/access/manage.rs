@@ -59,11 +59,11 @@ impl KeyRequest {
         let request: KeyRequest = parse_json(body)?;
         let set = |v: &Option<Value>| v.as_ref().is_some_and(|v| !v.is_null());
         let refused: Vec<&str> = [&request.tags, &request.allowed_routes]
-        .iter()
-        .zip(NOT_YET)
-        .filter(|(v, _)| set(v))
-        .map(|(_, name)| name)
-        .collect();
+            .iter()
+            .zip(NOT_YET)
+            .filter(|(v, _)| set(v))
+            .map(|(_, name)| name)
+            .collect();
         if !refused.is_empty() {
             return Err(AccessError::NotSupportedYet(format!(
                 "not supported yet: {} (tollgate does not enforce these on keys yet, so it does not accept them)",

@@ -13,13 +13,7 @@ use super::{roles::TeamRole, string_list, AccessError, ALL_MODELS};
 use crate::store::teams::{MembershipRow, TeamRow};
 
 /// Fields of LiteLLM's team requests that tollgate enforces nothing for yet.
-const NOT_YET: [&str; 5] = [
-    "rpm_limit",
-    "tpm_limit",
-    "max_parallel_requests",
-    "tags",
-    "model_aliases",
-];
+const NOT_YET: [&str; 5] = ["rpm_limit", "tpm_limit", "max_parallel_requests", "tags", "model_aliases"];
 
 /// `/team/new`'s body (and, with `team_id` naming the team, `/team/update`'s).
 #[derive(Debug, Default, Deserialize)]

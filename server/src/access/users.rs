@@ -47,20 +47,8 @@ impl UserRequest {
         let auto_key = request.auto_create_key.filter(|a| *a).map(Value::Bool);
         let invite = request.send_invite_email.filter(|a| *a).map(Value::Bool);
         refuse_unenforced(
-            &[
-                &request.models,
-                &request.rpm_limit,
-                &request.tpm_limit,
-                &auto_key,
-                &invite,
-            ],
-            &[
-                "models",
-                "rpm_limit",
-                "tpm_limit",
-                "auto_create_key",
-                "send_invite_email",
-            ],
+            &[&request.models, &request.rpm_limit, &request.tpm_limit, &auto_key, &invite],
+            &["models", "rpm_limit", "tpm_limit", "auto_create_key", "send_invite_email"],
             "users",
         )?;
         if let Some(role) = &request.user_role {

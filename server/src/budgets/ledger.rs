@@ -147,8 +147,11 @@ impl Ledger {
 
     /// Budgets shared by replicas through Redis leases; starts the task that gives idle leases back.
     pub fn with_leases(leases: Leases) -> Ledger {
-        let ledger =
-            Ledger(Arc::new(Inner { accounts: RwLock::default(), leases: Some(leases), stats: BudgetStats::default() }));
+        let ledger = Ledger(Arc::new(Inner {
+            accounts: RwLock::default(),
+            leases: Some(leases),
+            stats: BudgetStats::default(),
+        }));
         ledger.0.leases.as_ref().inspect(|l| l.start_returns(&ledger));
         ledger
     }
@@ -419,13 +422,7 @@ mod tests {
     use crate::{access::period::Period, budgets::Budget};
 
     fn charge(kind: BudgetKind, id: &str, cap: Option<u64>) -> Charge {
-        Charge {
-            kind,
-            id: id.into(),
-            name: id.into(),
-            budget: Budget { cap, ..Budget::default() },
-            stored: None,
-        }
+        Charge { kind, id: id.into(), name: id.into(), budget: Budget { cap, ..Budget::default() }, stored: None }
     }
 
     fn reserve(ledger: &Ledger, charges: &[Charge], amount: u64, now: i64) -> Result<Reservation, Box<Exceeded>> {
@@ -457,7 +454,8 @@ mod tests {
             assert!(spent <= cap, "{spent} > {cap}");
             // Every request reserves `amount` and then costs `cost` (≤ amount): admission stops when the room
             // left is smaller than one reservation.
-            let want = if cost == amount { (cap / amount).min(threads * per_thread) } else { (cap - amount) / cost + 1 };
+            let want =
+                if cost == amount { (cap / amount).min(threads * per_thread) } else { (cap - amount) / cost + 1 };
             assert_eq!(admitted.load(SeqCst), want.min(threads * per_thread), "{threads}x{per_thread} cap {cap}");
             assert_eq!(ledger.spent(BudgetKind::Team, "t", 0), Some(admitted.load(SeqCst) * cost), "uncapped: counted");
         }
@@ -474,7 +472,7 @@ mod tests {
         assert_eq!(refused.map(|e| (e.kind, e.cap)), Some((BudgetKind::Team, 150)), "the team binds");
         drop(first);
         assert!(reserve(&ledger, &[key.clone(), team], 100, 0).is_ok(), "released: room again");
-        let r = reserve(&ledger, &[key.clone()], 100, 0).map(|r| r.settle(1_000));
+        let r = reserve(&ledger, std::slice::from_ref(&key), 100, 0).map(|r| r.settle(1_000));
         assert!(r.is_ok());
         let over = reserve(&ledger, &[key], 0, 0).err();
         assert_eq!(over.map(|e| (e.spent, e.cap)), Some((1_000, 1_000)), "at the cap, even an unpriced request waits");

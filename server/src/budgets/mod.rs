@@ -181,7 +181,7 @@ pub fn usd(nanos: u64) -> String {
 
 /// A USD amount from the management API as nano-dollars: finite and not negative.
 pub fn nanos_of_usd(usd: f64) -> Option<i64> {
-    (usd.is_finite() && usd >= 0.0 && usd < 9e9).then(|| (usd * NANOS_PER_USD).round() as i64)
+    (0.0..9e9).contains(&usd).then(|| (usd * NANOS_PER_USD).round() as i64)
 }
 
 /// Nano-dollars as the management API's USD.
@@ -264,7 +264,10 @@ mod tests {
             cap: 1_000_000_000,
             resets_at: Some(1_796_083_200),
         };
-        assert_eq!(e.to_string(), "Budget exceeded for key sk-...abcd: spend $1.02 of $1.00; resets 2026-12-01T00:00:00Z");
+        assert_eq!(
+            e.to_string(),
+            "Budget exceeded for key sk-...abcd: spend $1.02 of $1.00; resets 2026-12-01T00:00:00Z"
+        );
         assert_eq!(e.retry_after_secs(1_796_083_100), Some(100));
         let member = Exceeded { kind: BudgetKind::Member, resets_at: None, ..e };
         assert!(member.to_string().starts_with("Budget exceeded for team member sk-...abcd"), "{member}");

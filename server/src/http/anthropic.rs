@@ -64,10 +64,8 @@ pub async fn count_tokens(
         let (ctx, client, life) = (p.ctx, p.client, p.life);
         // Counting tokens generates nothing.
         let asked = Asked { max_output: Some(0), input_bound: bytes.len() as u64, ..Asked::default() };
-        p.route(&count.model, asked, |d| async move {
-            call::count_tokens(ctx, client, &d, count, beta, life).await
-        })
-        .await
+        p.route(&count.model, asked, |d| async move { call::count_tokens(ctx, client, &d, count, beta, life).await })
+            .await
     });
     Ok(answer.await?)
 }

@@ -37,8 +37,7 @@ pub fn max_cost(table: &RoutingTable, model: &str, asked: &Asked<'_>, default_ma
             (None, _) => asked.input_bound,
         };
         let output = budgets::output_bound(asked.max_output, default_max_tokens, traits.and_then(|t| t.max_output));
-        let cost =
-            budgets::max_cost_nanos(prompt, output, prices.input_cost_per_token, prices.output_cost_per_token);
+        let cost = budgets::max_cost_nanos(prompt, output, prices.input_cost_per_token, prices.output_cost_per_token);
         most = Some(most.map_or(cost, |m| m.max(cost)));
     }
     most

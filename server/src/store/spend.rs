@@ -23,9 +23,8 @@ use crate::{
 
 /// The spend rows `record` counts toward: `(kind, entity_id, period_start)`.
 fn targets(record: &LogRecord) -> Vec<(BudgetKind, String, i64)> {
-    let period = |kind: BudgetKind| {
-        record.budget_periods.iter().find(|(tag, _)| tag == kind.tag()).map(|(_, start)| *start)
-    };
+    let period =
+        |kind: BudgetKind| record.budget_periods.iter().find(|(tag, _)| tag == kind.tag()).map(|(_, start)| *start);
     let mut out = Vec::new();
     let mut push = |kind: BudgetKind, id: Option<String>| {
         if let Some(id) = id.filter(|id| !id.is_empty()) {

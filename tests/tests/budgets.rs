@@ -295,9 +295,10 @@ fn a_restart_loses_no_settled_spend() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// (f) Two gateway processes sharing Redis (each with a store of its own): 100 concurrent requests split between
-/// them spend no more than the budget (the lease bound of docs/budgets.md: reservations never pass the cap when
-/// costs do not exceed their reservations; leases only make refusals start early).
+/// (f) Must-show 3 across replicas: three gateways sharing Redis (two processes and one in this process, each with
+/// a store of its own), 100 concurrent requests split between them, a budget for 20.5 requests: no more than 20
+/// are admitted (reservations never pass the cap: docs/budgets.md's lease bound), and leases held by one replica
+/// make another refuse early by less than one request each.
 #[actix_rt::test]
 async fn gateways_sharing_redis_stay_within_the_budget() {
     let redis = RedisPrefix::new();
@@ -306,24 +307,23 @@ async fn gateways_sharing_redis_stay_within_the_budget() {
     std::fs::create_dir_all(&dir).expect("dir");
     let file = dir.join("config.yaml");
     std::fs::write(&file, &yaml).expect("config");
-    let process = GatewayProcess::spawn(&file);
+    let processes = [GatewayProcess::spawn(&file), GatewayProcess::spawn(&file)];
     let gw = Gateway::start(&yaml);
+    let urls = [gw.url.clone(), processes[0].url.clone(), processes[1].url.clone()];
     let tokens = answer_tokens(&gw.url).await;
     let cap = call_usd(tokens) * 20.5;
     let key = format!("sk-shared-{}", uuid::Uuid::new_v4().simple());
-    for url in [&gw.url, &process.url] {
+    for url in &urls {
         admin(url, "/key/generate", json!({"key": key, "max_budget": cap})).await;
     }
     let ask = json!({"max_tokens": tokens});
-    let calls =
-        (0..50).flat_map(|_| [chat(&gw.url, &key, "a", ask.clone()), chat(&process.url, &key, "a", ask.clone())]);
+    let calls = (0..100).map(|i| chat(&urls[i % 3], &key, "a", ask.clone()));
     let replies = join_all(calls).await;
     let admitted = count(&replies, 200);
-    assert_eq!(admitted + count(&replies, 429), 100, "{}", process.log_text());
+    assert_eq!(admitted + count(&replies, 429), 100, "{}", processes[0].log_text());
     let spent = admitted as f64 * call_usd(tokens);
     assert!(spent <= cap + 1e-9, "{admitted} requests spent ${spent} of ${cap}");
-    // Leases held by one replica can make the other refuse early, by at most a lease each (docs/budgets.md).
-    assert!(admitted >= 18, "only {admitted} of 20 admitted");
+    assert!(admitted >= 17, "only {admitted} of 20 admitted");
     assert!(redis.keys().iter().any(|k| k.contains("budget:key:")), "{:?}", redis.keys());
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -345,7 +345,13 @@ impl Ledger {
             }
             a.reserved = a.reserved.saturating_sub(e.amount);
             a.spent = a.spent.saturating_add(cost);
-            if e.leased {
+            if !e.leased && a.cap.is_some() && cost > 0 {
+                if let Some(leases) = &self.0.leases {
+                    // Reserved while Redis was unreachable: the spend came from no lease, so the shared counter
+                    // is told (if Redis answers by now), for the other replicas.
+                    leases.count_excess(&a.scope, e.period_start, cost);
+                }
+            } else if e.leased {
                 if cost <= e.amount {
                     a.lease += e.amount - cost;
                 } else if let Some(leases) = &self.0.leases {

@@ -302,6 +302,14 @@ async fn member_self_service(database_url: &str) {
     assert_eq!((created.json["team_id"].as_str(), created.json["user_id"].as_str()), (Some("ta"), Some("mia")));
     let key = created.json["key"].as_str().unwrap_or_default().to_owned();
     assert_eq!(chat(&gw, &key, "a").await.status, 200);
+
+    // A member's key budget stays within the team's (a proxy admin's may exceed it; the team's binds anyway).
+    admin_post(&gw, "/team/update", json!({"team_id": "ta", "max_budget": 5})).await;
+    let over = mia.post(&gw, "/key/generate", &json!({"team_id": "ta", "max_budget": 6})).await;
+    assert_eq!(over.status, 403, "{}", over.text);
+    assert!(over.text.contains("max_budget $6.00 > the team's $5.00"), "{}", over.text);
+    let within = mia.post(&gw, "/key/update", &json!({"key": key, "max_budget": 5})).await;
+    assert_eq!(within.status, 200, "{}", within.text);
     let b = chat(&gw, &key, "b").await;
     assert_eq!((b.status, code(&b)), (403, "model_not_allowed"), "{}", b.text);
     let whole_team = mia.post(&gw, "/key/generate", &json!({"team_id": "ta"})).await;

@@ -7,6 +7,7 @@ mod m20261130_000001_keys_teams_users;
 mod m20261130_000002_sessions_invitations;
 mod m20261130_000010_request_log;
 mod m20261130_080000_end_user_limits;
+mod m20261201_000020_request_log_rowid;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000002_sessions_invitations::Migration),
             Box::new(m20261130_000010_request_log::Migration),
             Box::new(m20261130_080000_end_user_limits::Migration),
+            Box::new(m20261201_000020_request_log_rowid::Migration),
         ]
     }
 }

@@ -123,7 +123,8 @@ pub async fn start(config: Config, listener: TcpListener, options: &ServeOptions
         tracing::info!(path = %file.path.display(), "writing one JSON line per request (litellm_settings.log_to_file)");
         logs = logs.with_file(opened);
     }
-    let log_writer = LogWriter::new(store, logs.journal().clone(), logs.stats().clone()).start();
+    let rows = !config.store.disable_spend_logs;
+    let log_writer = LogWriter::new(store, logs.journal().clone(), logs.stats().clone(), rows).start();
     let lifecycle = Arc::new(Lifecycle::default());
     let reload_source = options.config_path.clone().map(|path| Arc::new((path, config.clone())));
     let state = web::Data::new(AppState {

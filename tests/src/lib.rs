@@ -192,7 +192,16 @@ impl GatewayProcess {
         let log_file = std::fs::File::create(&log).expect("log file");
         // The embedded store goes to a file of its own unless the test chose one.
         let db = std::env::temp_dir().join(format!("tollgate-test-{port}.db"));
+        // Whatever the process puts in its working directory (the request log's journal beside a Postgres store)
+        // goes to a temp directory, the same one for every process of a test's database (a restart replays it).
+        let chosen_db = env.iter().find(|(k, _)| *k == "DATABASE_URL").map(|(_, v)| *v);
+        let cwd = std::env::temp_dir().join(match chosen_db {
+            Some(url) => format!("tollgate-test-cwd-{:016x}", fnv1a(url)),
+            None => format!("tollgate-test-cwd-{port}"),
+        });
+        std::fs::create_dir_all(&cwd).expect("working directory");
         let child = Command::new(tollgate_bin())
+            .current_dir(&cwd)
             .args(args)
             .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", db.display()))
             .envs(env.iter().copied())
@@ -242,6 +251,11 @@ impl GatewayProcess {
         let status = Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status();
         assert!(status.is_ok_and(|s| s.success()), "kill -{signal} failed");
     }
+}
+
+/// FNV-1a: a stable name for a test's working directory.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 impl Drop for GatewayProcess {

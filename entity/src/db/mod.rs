@@ -4,6 +4,7 @@
 pub mod app_user;
 pub mod end_user;
 pub mod invitation;
+pub mod log_cursor;
 pub mod membership;
 pub mod request_log;
 pub mod session;

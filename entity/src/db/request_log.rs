@@ -5,7 +5,9 @@ use sea_orm::entity::prelude::*;
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "request_log")]
 pub struct Model {
-    #[sea_orm(primary_key, auto_increment = false)]
+    /// Insertion order (readers page by `started_at_ms`, then `id`).
+    #[sea_orm(primary_key)]
+    pub id: i64,
     pub request_id: String,
     pub started_at_ms: i64,
     pub first_byte_at_ms: Option<i64>,

@@ -1,8 +1,9 @@
 //! LogWriter: moves the request log's journal into the store. Every [`INTERVAL`] it closes the journal's active
-//! file as a segment and writes every segment, oldest first, in batches of [`BATCH`] rows, each batch in one
-//! transaction within [`WRITE_DEADLINE`]; a segment is deleted once all of its records are stored. When the store
-//! fails, the segments stay on disk and the next turns retry (at most every [`RETRY_DOWN`]), so a record is never
-//! dropped and memory never grows with the outage. [`Flush`] does a turn now (sent at shutdown).
+//! file as a segment and applies every segment, oldest first, in batches of [`BATCH`] records, each batch in one
+//! transaction within [`WRITE_DEADLINE`] that also moves the writer's cursor (`store::logs`): a batch is applied
+//! exactly once, and a segment the cursor has passed is deleted. When the store fails, the segments stay on disk
+//! and the next turns retry from the cursor (at most every [`RETRY_DOWN`]), so a record is never dropped or
+//! written twice, and memory never grows with the outage. [`Flush`] does a turn now (sent at shutdown).
 //!
 //! One turn at a time (`ctx.wait`); the request path never waits for it: it only appends to the journal.
 
@@ -15,7 +16,10 @@ use actix::{Actor, ActorFutureExt, AsyncContext, AtomicResponse, Context, Handle
 
 use crate::{
     logs::{journal::Journal, LogStats},
-    store::Store,
+    store::{
+        logs::{Cursor, LogBatch},
+        Store,
+    },
 };
 
 pub const INTERVAL: Duration = Duration::from_millis(100);
@@ -32,6 +36,8 @@ pub struct Flush;
 
 pub struct LogWriter {
     store: Store,
+    /// `false` with `disable_spend_logs`: batches move the cursor but store no rows.
+    rows: bool,
     journal: Arc<Journal>,
     stats: Arc<LogStats>,
     /// When the last turn failed (`None`: the store answers).
@@ -48,14 +54,14 @@ struct Turn {
 }
 
 impl LogWriter {
-    pub fn new(store: Store, journal: Arc<Journal>, stats: Arc<LogStats>) -> Self {
-        Self { store, journal, stats, down_since: None, last_try: Instant::now() }
+    pub fn new(store: Store, journal: Arc<Journal>, stats: Arc<LogStats>, rows: bool) -> Self {
+        Self { store, rows, journal, stats, down_since: None, last_try: Instant::now() }
     }
 
     fn turn(&mut self) -> impl std::future::Future<Output = Turn> + 'static {
         self.last_try = Instant::now();
-        let (store, journal) = (self.store.clone(), self.journal.clone());
-        async move { write_segments(&store, &journal).await }
+        let (store, journal, rows) = (self.store.clone(), self.journal.clone(), self.rows);
+        async move { write_segments(&store, &journal, rows).await }
     }
 
     fn settle(&mut self, turn: Turn) {
@@ -82,32 +88,52 @@ impl LogWriter {
     }
 }
 
-/// Closes the active file and writes every segment, oldest first; stops at the first failure.
-async fn write_segments(store: &Store, journal: &Journal) -> Turn {
+/// `f` within [`WRITE_DEADLINE`], its failure as a turn's error.
+async fn bounded<T>(f: impl std::future::Future<Output = Result<T, crate::store::StoreError>>) -> Result<T, String> {
+    match actix_rt::time::timeout(WRITE_DEADLINE, f).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no answer within {}s", WRITE_DEADLINE.as_secs())),
+    }
+}
+
+/// Closes the active file and applies every segment, oldest first, from the store's cursor; stops at the first
+/// failure.
+async fn write_segments(store: &Store, journal: &Journal, rows: bool) -> Turn {
     let mut turn = Turn::default();
     let segments = match journal.rotate().and_then(|()| journal.segments()) {
         Ok(segments) => segments,
         Err(e) => return Turn { error: Some(format!("journal: {e}")), ..turn },
     };
+    if segments.is_empty() {
+        return turn;
+    }
+    let applied = match bounded(store.log_cursor(journal.id())).await {
+        Ok(cursor) => cursor.unwrap_or_default(),
+        Err(e) => return Turn { error: Some(e), ..turn },
+    };
     for segment in segments {
-        let taken = match journal.read(&segment) {
-            Ok(taken) => taken,
-            Err(e) => return Turn { error: Some(format!("journal: {e}")), ..turn },
-        };
-        for batch in taken.records.chunks(BATCH) {
-            match actix_rt::time::timeout(WRITE_DEADLINE, store.insert_logs(batch)).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Turn { error: Some(e.to_string()), ..turn },
-                Err(_) => {
-                    return Turn { error: Some(format!("no answer within {}s", WRITE_DEADLINE.as_secs())), ..turn }
+        // A segment the cursor has passed was applied by an earlier turn that could not delete it.
+        if applied.segment <= segment.number {
+            let taken = match journal.read(&segment) {
+                Ok(taken) => taken,
+                Err(e) => return Turn { error: Some(format!("journal: {e}")), ..turn },
+            };
+            let skip = if applied.segment == segment.number { applied.records as usize } else { 0 };
+            let mut done = skip.min(taken.records.len());
+            for batch in taken.records[done..].chunks(BATCH) {
+                done += batch.len();
+                let cursor = Cursor { segment: segment.number, records: done as u64 };
+                let batch = LogBatch { journal_id: journal.id(), cursor, records: batch, rows };
+                if let Err(e) = bounded(store.write_log_batch(&batch)).await {
+                    return Turn { error: Some(e), ..turn };
                 }
+                turn.written += batch.records.len() as u64;
             }
+            turn.unreadable += taken.unreadable as u64;
         }
         if let Err(e) = journal.remove(&segment) {
             return Turn { error: Some(format!("journal: {e}")), ..turn };
         }
-        turn.written += taken.records.len() as u64;
-        turn.unreadable += taken.unreadable as u64;
     }
     turn
 }
@@ -161,7 +187,7 @@ mod tests {
         let store = store.unwrap_or_else(|e| unreachable!("{e}"));
         let journal = Arc::new(Journal::open(base.with_extension("journal")).unwrap_or_else(|e| unreachable!("{e}")));
         let sink = LogSink::new(journal.clone());
-        let writer = LogWriter::new(store.clone(), journal.clone(), sink.stats().clone()).start();
+        let writer = LogWriter::new(store.clone(), journal.clone(), sink.stats().clone(), true).start();
         let threads: Vec<_> = (0..4)
             .map(|t| {
                 let sink = sink.clone();
@@ -175,7 +201,31 @@ mod tests {
         assert_eq!(store.count_logs().await.ok(), Some(2000));
         assert_eq!((sink.stats().accepted.load(Relaxed), sink.stats().written.load(Relaxed)), (2000, 2000));
         assert_eq!(journal.size(), 0, "every segment deleted once stored");
-        assert_eq!(store.insert_logs(&[record(5)]).await.ok(), Some(0), "a replayed row is a no-op");
+        assert_eq!(store.log_cursor(journal.id()).await.ok().flatten().map(|c| c.records), Some(2000));
+        for suffix in [".db", ".db-wal", ".db-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", base.display()));
+        }
+        let _ = std::fs::remove_dir_all(base.with_extension("journal"));
+    }
+
+    #[actix_rt::test]
+    async fn a_replay_after_a_crash_resumes_at_the_cursor_and_writes_no_row_twice() {
+        let base = std::env::temp_dir().join(format!("tollgate-logs-{}", uuid::Uuid::new_v4().simple()));
+        let store = Store::open(&format!("sqlite://{}.db?mode=rwc", base.display())).await;
+        let store = store.unwrap_or_else(|e| unreachable!("{e}"));
+        let journal = Journal::open(base.with_extension("journal")).unwrap_or_else(|e| unreachable!("{e}"));
+        (0..3).for_each(|i| assert!(journal.append(&record(i)).is_ok()));
+        assert!(journal.rotate().is_ok());
+        let segment = journal.segments().unwrap_or_default().remove(0);
+        let taken = journal.read(&segment).unwrap_or_default();
+        // An earlier turn committed the first two records and died before deleting the segment.
+        let cursor = Cursor { segment: segment.number, records: 2 };
+        let first = LogBatch { journal_id: journal.id(), cursor, records: &taken.records[..2], rows: true };
+        assert!(store.write_log_batch(&first).await.is_ok());
+        let turn = write_segments(&store, &journal, true).await;
+        assert_eq!((turn.written, turn.error), (1, None));
+        assert_eq!(store.count_logs().await.ok(), Some(3), "the third record once, the first two not again");
+        assert_eq!(journal.size(), 0);
         for suffix in [".db", ".db-wal", ".db-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", base.display()));
         }

@@ -21,9 +21,10 @@ pub const HEADER: HeaderName = HeaderName::from_static("x-tollgate-request-id");
 #[derive(Debug, Clone)]
 pub struct RequestId(pub Arc<str>);
 
+/// Time-ordered (UUID v7): the request log's index on request ids grows at its end instead of at random pages.
 pub fn new_id() -> Arc<str> {
     let mut buf = uuid::Uuid::encode_buffer();
-    Arc::from(&*uuid::Uuid::new_v4().simple().encode_lower(&mut buf))
+    Arc::from(&*uuid::Uuid::now_v7().simple().encode_lower(&mut buf))
 }
 
 /// The id the middleware gave `req` (a fresh one if it did not run, as in some unit tests).

@@ -19,10 +19,14 @@ use std::{
 use super::LogRecord;
 
 const ACTIVE: &str = "active.jsonl";
+/// The journal's id: names the store's cursor for it. A journal with nothing left to replay starts with a new id,
+/// so its segment numbers (which restart at 1) never meet an old cursor.
+const ID: &str = "journal-id";
 
 #[derive(Debug)]
 pub struct Journal {
     dir: PathBuf,
+    id: String,
     /// The active file, appended to under this lock (one `write(2)` per record).
     active: Mutex<File>,
     /// Records in the active file (rotation skips an empty one).
@@ -71,9 +75,20 @@ impl Journal {
         } else {
             next
         };
+        let id_path = dir.join(ID);
+        let kept = if next > 1 { std::fs::read_to_string(&id_path).ok() } else { None };
+        let id = match kept.map(|id| id.trim().to_owned()).filter(|id| !id.is_empty()) {
+            Some(id) => id,
+            None => {
+                let id = uuid::Uuid::now_v7().simple().to_string();
+                std::fs::write(&id_path, &id)?;
+                id
+            }
+        };
         let active = OpenOptions::new().create(true).append(true).open(&active_path)?;
         Ok(Journal {
             dir,
+            id,
             active: Mutex::new(active),
             in_active: AtomicU64::new(0),
             next_segment: AtomicU64::new(next),
@@ -82,6 +97,10 @@ impl Journal {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// Appends `record` as one line with one write.
@@ -147,7 +166,14 @@ impl Journal {
     /// Bytes waiting in the journal (active file and segments).
     pub fn size(&self) -> u64 {
         std::fs::read_dir(&self.dir)
-            .map(|entries| entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.file_name() != ID)
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
             .unwrap_or(0)
     }
 }
@@ -216,6 +242,24 @@ mod tests {
         assert!(journal.append(&record("d")).is_ok() && journal.rotate().is_ok());
         let numbers: Vec<u64> = journal.segments().unwrap_or_default().iter().map(|s| s.number).collect();
         assert!(numbers.windows(2).all(|w| w[0] < w[1]) && numbers.len() == 3, "{numbers:?}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_journal_keeps_its_id_while_it_has_records_to_replay_and_takes_a_new_one_when_empty() {
+        let dir = temp();
+        let first = Journal::open(&dir).unwrap_or_else(|e| unreachable!("{e}"));
+        let id = first.id().to_owned();
+        assert!(first.append(&record("a")).is_ok());
+        drop(first);
+        let second = Journal::open(&dir).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(second.id(), id, "the leftover record replays under the cursor of the same id");
+        for segment in second.segments().unwrap_or_default() {
+            assert!(second.remove(&segment).is_ok());
+        }
+        drop(second);
+        let third = Journal::open(&dir).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_ne!(third.id(), id, "segment numbers restart, so the old cursor must not apply");
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -13,7 +13,10 @@ pub mod users;
 
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{
+    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+    ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr,
+};
 use tollgate_migration::{Migrator, MigratorTrait};
 
 /// A new connection gets this long; a store that cannot be reached at start-up stops the start.
@@ -53,14 +56,18 @@ impl Store {
             .connect_timeout(CONNECT_TIMEOUT)
             .acquire_timeout(CONNECT_TIMEOUT)
             // Statements are not logged: key hashes and budgets are no business of the process log.
-            .sqlx_logging(false);
+            .sqlx_logging(false)
+            // On every pooled connection (a PRAGMA run once reaches one connection only). WAL: readers never wait
+            // for the writer. NORMAL: a commit is durable once the process has written it (it survives the
+            // process being killed; a power cut can lose the last commits, as it can the log journal's tail,
+            // which is not fsynced either). The driver's defaults add foreign keys and a 5 s busy timeout.
+            .map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(5))
+            });
         let db = Database::connect(options).await.map_err(open_error)?;
-        if db.get_database_backend() == DbBackend::Sqlite {
-            // Readers never wait for the writer, and a writer waits for another instead of failing at once.
-            for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=5000", "PRAGMA foreign_keys=ON"] {
-                db.execute_unprepared(pragma).await.map_err(open_error)?;
-            }
-        }
         Ok(Store { db })
     }
 

@@ -114,7 +114,7 @@ pub async fn start(config: Config, listener: TcpListener, options: &ServeOptions
         .map_err(|source| InitError::Journal { path: config.store.log_journal.display().to_string(), source })?;
     let mut logs = LogSink::new(Arc::new(journal));
     if config.store.disable_spend_logs {
-        tracing::warn!("general_settings.disable_spend_logs: requests are not recorded in the store's request log");
+        tracing::warn!("general_settings.disable_spend_logs: requests are not recorded in the store's request log (spend still is)");
         logs = logs.without_store();
     }
     if let Some(file) = &config.logging.file {

@@ -344,3 +344,30 @@ async fn a_soft_budget_warns_once_and_never_refuses() {
     assert_eq!(crossed, Some(1.0));
     assert!(tollgate_tests::logs::count_lines("soft budget crossed") >= 1);
 }
+
+/// `disable_spend_logs` keeps request rows out of the store, not spend: a key's spend is still counted and
+/// persisted (through the journal), so its budget holds across a restart.
+#[actix_rt::test]
+async fn disable_spend_logs_still_counts_spend() {
+    let db = TempSqlite::new();
+    let gw = Gateway::start_on(&config("  disable_spend_logs: true\n"), &db.url());
+    let key = generate(&gw.url, json!({})).await;
+    let tokens = answer_tokens(&gw.url).await;
+    for _ in 0..3 {
+        let r = chat(&gw.url, &key, "a", json!({"max_tokens": tokens})).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let want = (3 * tokens) as f64 * OUT_PRICE;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stored = loop {
+        let sql = "SELECT COALESCE(SUM(spend_nanos), 0) FROM spend WHERE entity_kind = 'key'";
+        let nanos = query_row(&db.url(), sql).unwrap_or_default().first().copied().unwrap_or(0);
+        // answer_tokens' own key spent too: at least the three calls' cost is stored.
+        if nanos as f64 / 1e9 >= want - 1e-9 || Instant::now() > deadline {
+            break nanos;
+        }
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(stored as f64 / 1e9 >= want - 1e-9, "spend stored: {stored} nanos, want ≥ {want} USD");
+    assert_eq!(query_row(&db.url(), "SELECT COUNT(*) FROM request_log").unwrap_or_default(), vec![0]);
+}

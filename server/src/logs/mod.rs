@@ -62,6 +62,15 @@ pub struct LogRecord {
     pub budget_periods: Vec<(String, i64)>,
 }
 
+impl LogRecord {
+    /// Whether the record adds to some entity's spend (`store::spend`): a cost, and a key, team, user or end user
+    /// to count it toward.
+    pub fn carries_spend(&self) -> bool {
+        self.cost_nanos.is_some_and(|c| c > 0)
+            && (self.key_hash.is_some() || self.team_id.is_some() || self.user_id.is_some() || self.end_user.is_some())
+    }
+}
+
 /// Counters of the log path, exported by `GET /metrics`.
 #[derive(Debug, Default)]
 pub struct LogStats {
@@ -86,7 +95,8 @@ pub struct LogSink {
     file: Option<Arc<RequestFile>>,
     /// `GET /metrics`' request families, fed by the same records.
     metrics: Arc<RequestMetrics>,
-    /// `general_settings.disable_spend_logs`: records feed metrics and the log file but are not journaled.
+    /// `false` with `general_settings.disable_spend_logs`: a record is journaled only when it carries spend (the
+    /// writer then updates spend and stores no row); every record still feeds metrics and the log file.
     journaled: bool,
 }
 
@@ -95,7 +105,7 @@ impl LogSink {
         LogSink { journal, stats: Arc::default(), file: None, metrics: Arc::default(), journaled: true }
     }
 
-    /// Records go to metrics and the log file only, never to the store (`disable_spend_logs`).
+    /// Records go to metrics and the log file, and reach the store only for their spend (`disable_spend_logs`).
     pub fn without_store(mut self) -> LogSink {
         self.journaled = false;
         self
@@ -118,7 +128,7 @@ impl LogSink {
                 }
             }
         }
-        if !self.journaled {
+        if !self.journaled && !record.carries_spend() {
             return;
         }
         match self.journal.append(&record) {

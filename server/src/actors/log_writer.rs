@@ -22,8 +22,8 @@ use crate::{
     },
 };
 
-pub const INTERVAL: Duration = Duration::from_millis(100);
-pub const BATCH: usize = 500;
+pub const INTERVAL: Duration = Duration::from_millis(200);
+pub const BATCH: usize = 2000;
 /// The longest a batch write may take before the turn gives up (its segment stays for the next turn).
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(5);
 /// While the store is down, a turn tries it at most this often.

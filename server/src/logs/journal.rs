@@ -19,9 +19,10 @@ use std::{
 use super::LogRecord;
 
 const ACTIVE: &str = "active.jsonl";
-/// The journal's id: names the store's cursor for it. A journal with nothing left to replay starts with a new id,
-/// so its segment numbers (which restart at 1) never meet an old cursor.
-const ID: &str = "journal-id";
+/// The journal's id and the number its next segment gets (`<id> <number>`, replaced atomically): the id names
+/// the store's cursor for this journal, and segment numbers never repeat under one id, even once every segment
+/// is deleted, so a cursor never skips a new segment. Lost or unreadable: a new id (an empty cursor).
+const STATE: &str = "journal-state";
 
 #[derive(Debug)]
 pub struct Journal {
@@ -50,6 +51,13 @@ pub struct Taken {
     pub unreadable: usize,
 }
 
+/// Replaces the state file (write a temporary file, then rename: a reader sees the old state or the new one).
+fn save_state(dir: &Path, id: &str, next: u64) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{STATE}.tmp"));
+    std::fs::write(&tmp, format!("{id} {next}"))?;
+    std::fs::rename(tmp, dir.join(STATE))
+}
+
 fn segment_number(name: &str) -> Option<u64> {
     name.strip_prefix("segment-")?.strip_suffix(".jsonl")?.parse().ok()
 }
@@ -66,24 +74,23 @@ impl Journal {
                 highest = highest.max(n);
             }
         }
+        let state = std::fs::read_to_string(dir.join(STATE)).ok().and_then(|text| {
+            let (id, next) = text.trim().split_once(' ')?;
+            Some((id.to_owned(), next.parse::<u64>().ok()?)).filter(|(id, _)| !id.is_empty())
+        });
+        let (id, next) = match state {
+            Some((id, next)) => (id, next.max(highest + 1)),
+            None => (uuid::Uuid::now_v7().simple().to_string(), highest + 1),
+        };
         let active_path = dir.join(ACTIVE);
-        let next = highest + 1;
         let leftover = std::fs::metadata(&active_path).is_ok_and(|m| m.len() > 0);
         let next = if leftover {
+            save_state(&dir, &id, next + 1)?;
             std::fs::rename(&active_path, dir.join(format!("segment-{next:012}.jsonl")))?;
             next + 1
         } else {
+            save_state(&dir, &id, next)?;
             next
-        };
-        let id_path = dir.join(ID);
-        let kept = if next > 1 { std::fs::read_to_string(&id_path).ok() } else { None };
-        let id = match kept.map(|id| id.trim().to_owned()).filter(|id| !id.is_empty()) {
-            Some(id) => id,
-            None => {
-                let id = uuid::Uuid::now_v7().simple().to_string();
-                std::fs::write(&id_path, &id)?;
-                id
-            }
         };
         let active = OpenOptions::new().create(true).append(true).open(&active_path)?;
         Ok(Journal {
@@ -120,6 +127,8 @@ impl Journal {
             return Ok(());
         }
         let number = self.next_segment.fetch_add(1, Relaxed);
+        // The number is spent before the segment exists: a crash in between leaves a gap, never a repeat.
+        save_state(&self.dir, &self.id, number + 1)?;
         let active_path = self.dir.join(ACTIVE);
         std::fs::rename(&active_path, self.dir.join(format!("segment-{number:012}.jsonl")))?;
         *file = OpenOptions::new().create(true).append(true).open(&active_path)?;
@@ -169,7 +178,7 @@ impl Journal {
             .map(|entries| {
                 entries
                     .flatten()
-                    .filter(|e| e.file_name() != ID)
+                    .filter(|e| e.file_name().to_str().and_then(segment_number).is_some() || e.file_name() == ACTIVE)
                     .filter_map(|e| e.metadata().ok())
                     .map(|m| m.len())
                     .sum()
@@ -246,20 +255,24 @@ mod tests {
     }
 
     #[test]
-    fn a_journal_keeps_its_id_while_it_has_records_to_replay_and_takes_a_new_one_when_empty() {
+    fn segment_numbers_never_repeat_under_one_id_even_once_every_segment_is_deleted() {
         let dir = temp();
         let first = Journal::open(&dir).unwrap_or_else(|e| unreachable!("{e}"));
         let id = first.id().to_owned();
-        assert!(first.append(&record("a")).is_ok());
-        drop(first);
+        assert!(first.append(&record("a")).is_ok() && first.rotate().is_ok());
+        let applied = first.segments().unwrap_or_default();
+        assert_eq!(applied.len(), 1);
+        assert!(first.remove(&applied[0]).is_ok(), "stored and deleted");
+        assert!(first.append(&record("b")).is_ok());
+        drop(first); // killed: "b" is in the active file
         let second = Journal::open(&dir).unwrap_or_else(|e| unreachable!("{e}"));
-        assert_eq!(second.id(), id, "the leftover record replays under the cursor of the same id");
-        for segment in second.segments().unwrap_or_default() {
-            assert!(second.remove(&segment).is_ok());
-        }
-        drop(second);
-        let third = Journal::open(&dir).unwrap_or_else(|e| unreachable!("{e}"));
-        assert_ne!(third.id(), id, "segment numbers restart, so the old cursor must not apply");
+        assert_eq!(second.id(), id, "the same cursor applies");
+        let leftover = second.segments().unwrap_or_default();
+        assert_eq!(leftover.len(), 1);
+        assert!(leftover[0].number > applied[0].number, "{leftover:?} after {applied:?}");
+        assert!(second.remove(&leftover[0]).is_ok());
+        assert!(second.append(&record("c")).is_ok() && second.rotate().is_ok());
+        assert!(second.segments().unwrap_or_default()[0].number > leftover[0].number);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

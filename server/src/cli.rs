@@ -76,11 +76,9 @@ pub enum Command {
 /// `tollgate migrate`: applies pending migrations to the configured store; returns what it did, for printing.
 pub async fn migrate(config: &Config) -> Result<String, crate::store::StoreError> {
     let url = config.store.database_url.expose();
-    let store = crate::store::Store::connect(url).await?;
-    let applied = store.migrate().await?;
+    let (backend, applied) = crate::store::Store::migrate_url(url).await?;
     Ok(format!(
-        "{} store at {}: {applied} migration(s) applied, schema up to date\n",
-        store.backend(),
+        "{backend} store at {}: {applied} migration(s) applied, schema up to date\n",
         crate::store::masked_url(url)
     ))
 }

@@ -42,17 +42,32 @@ pub struct Store {
 impl Store {
     /// Connects to `url` (`sqlite://file?mode=rwc`, `postgres://...`) and brings its schema up to date.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        let store = Self::connect(url).await?;
-        store.migrate().await?;
-        Ok(store)
+        Self::migrate_url(url).await?;
+        Self::connect(url).await
     }
 
-    /// Connects without migrating (`tollgate migrate` reports what it applies).
+    /// Applies pending migrations on a connection of their own; returns the backend's name and how many were
+    /// applied. Why not the pool:
+    /// with SQLite, a pooled connection that still holds a read snapshot from an earlier statement sees the schema
+    /// as it was before the previous migration step (one step drops an index, the next finds it "already exists").
+    pub async fn migrate_url(url: &str) -> Result<(&'static str, usize), StoreError> {
+        let single = Self::connect_with(url, 1).await?;
+        let applied = single.migrate().await;
+        let backend = single.backend();
+        let _ = single.db.close().await;
+        Ok((backend, applied?))
+    }
+
+    /// Connects without migrating.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Self::connect_with(url, MAX_CONNECTIONS).await
+    }
+
+    async fn connect_with(url: &str, connections: u32) -> Result<Store, StoreError> {
         let open_error = |source| StoreError::Open { url: masked_url(url), source };
         let mut options = ConnectOptions::new(url.to_owned());
         options
-            .max_connections(MAX_CONNECTIONS)
+            .max_connections(connections)
             .connect_timeout(CONNECT_TIMEOUT)
             .acquire_timeout(CONNECT_TIMEOUT)
             // Statements are not logged: key hashes and budgets are no business of the process log.
@@ -74,8 +89,7 @@ impl Store {
         Ok(Store { db })
     }
 
-    /// Applies pending migrations; returns how many were applied.
-    pub async fn migrate(&self) -> Result<usize, StoreError> {
+    async fn migrate(&self) -> Result<usize, StoreError> {
         let pending = Migrator::get_pending_migrations(&self.db).await.map_err(StoreError::Migrate)?.len();
         Migrator::up(&self.db, None).await.map_err(StoreError::Migrate)?;
         Ok(pending)

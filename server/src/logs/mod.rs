@@ -1,8 +1,8 @@
 //! The request log: one [`LogRecord`] per request, success or failure, handed by the request path to the
 //! [`LogSink`], which appends it to the journal on disk ([`journal`]) with one write: from then on it survives a
 //! crash of the process. The log writer (`actors::log_writer`) moves journal segments into the store in batches
-//! and deletes each once stored; while the store is down they wait on disk, and are written when it answers (a
-//! row already stored is left as it is, so a replay never duplicates one).
+//! (each batch in one transaction with the writer's cursor, so a record is applied exactly once) and deletes each
+//! once applied; while the store is down they wait on disk, and are written when it answers.
 
 pub mod file;
 pub mod journal;

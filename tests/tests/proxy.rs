@@ -158,3 +158,25 @@ async fn open_mode_without_master_key_serves_anyone() {
     let r = post(&gw.url, "/v1/chat/completions", None, chat_body("m", json!({}))).await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
+
+/// The caller's W3C trace context goes upstream unchanged (a provider's traces join the caller's); an invalid
+/// `traceparent` is not forwarded, nor its `tracestate`.
+#[actix_rt::test]
+async fn a_valid_traceparent_and_its_tracestate_are_forwarded_upstream() {
+    let fake = FakeUpstream::start();
+    let gw = gateway(&fake);
+    let body = r#"{"model":"echo","messages":[{"role":"user","content":"hi"}]}"#;
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let auth = format!("Bearer {MASTER_KEY}");
+    let sent = [("Authorization", auth.as_str()), ("traceparent", parent), ("tracestate", "congo=t61rcWkgMzE")];
+    let r = tollgate_tests::post_with(&gw.url, "/v1/chat/completions", &sent, body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let bad = [("Authorization", auth.as_str()), ("traceparent", "00-zz-00-01"), ("tracestate", "a=b")];
+    let r = tollgate_tests::post_with(&gw.url, "/v1/chat/completions", &bad, body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let seen = fake.requests();
+    assert_eq!(seen[0]["headers"]["traceparent"], parent);
+    assert_eq!(seen[0]["headers"]["tracestate"], "congo=t61rcWkgMzE");
+    assert!(seen[1]["headers"].get("traceparent").is_none(), "{}", seen[1]["headers"]);
+    assert!(seen[1]["headers"].get("tracestate").is_none(), "{}", seen[1]["headers"]);
+}

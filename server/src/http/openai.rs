@@ -23,13 +23,16 @@ use crate::{
         auth, body, budget, call, limit,
         prompt::RequestPrompt,
         route::{self, Asked},
-        RequestCtx,
+        RequestCtx, TraceContext,
     },
     routing::{Deployment, RoutingTable},
 };
 
 fn context(req: &HttpRequest) -> RequestCtx {
-    RequestCtx::new(request_id::of(req))
+    let mut ctx = RequestCtx::new(request_id::of(req));
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    ctx.trace = header("traceparent").and_then(|parent| TraceContext::parse(parent, header("tracestate")));
+    ctx
 }
 
 /// OpenAI's `user` field: the end user a request is made for.

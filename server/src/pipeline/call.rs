@@ -412,6 +412,12 @@ async fn execute(
         .timeout(timeout)
         .insert_header((header::CONTENT_TYPE, "application/json"))
         .insert_header((REQUEST_ID_HEADER, &*call.ctx.request_id));
+    if let Some(trace) = &call.ctx.trace {
+        builder = builder.insert_header(("traceparent", &*trace.traceparent));
+        if let Some(state) = &trace.tracestate {
+            builder = builder.insert_header(("tracestate", &**state));
+        }
+    }
     for (name, value) in request.headers {
         builder = builder.insert_header((name, value));
     }

@@ -98,26 +98,26 @@ async fn wait_stored(db_url: &str, kind: &str, id: &str, want: i64) -> i64 {
     }
 }
 
-/// (a) 100 concurrent requests on a key whose budget is just above ten requests' cost: exactly ten are admitted,
-/// and the spend the store ends with is ten requests' cost, within the budget.
+/// (a) Must-show 3: 100 concurrent requests on a key whose budget covers 20 requests (and half of one more):
+/// exactly 20 are admitted, and the spend the store ends with is 20 requests' cost, within the budget.
 async fn no_overshoot(database_url: &str) {
     let gw = Gateway::start_on(&config(""), database_url);
     let tokens = answer_tokens(&gw.url).await;
     assert!(tokens > 0, "the mock reports usage");
-    let budget = call_usd(tokens) * 10.5;
+    let budget = call_usd(tokens) * 20.5;
     let created = admin(&gw.url, "/key/generate", json!({"max_budget": budget})).await;
     let key = created.json["key"].as_str().unwrap_or_default().to_owned();
     let hash = created.json["token"].as_str().unwrap_or_default().to_owned();
     let replies = join_all((0..100).map(|_| chat(&gw.url, &key, "a", json!({"max_tokens": tokens})))).await;
-    assert_eq!((count(&replies, 200), count(&replies, 429)), (10, 90));
+    assert_eq!((count(&replies, 200), count(&replies, 429)), (20, 80));
     assert!(replies.iter().filter(|r| r.status == 429).all(|r| code(r) == "budget_exceeded"));
-    let want = (call_usd(tokens) * 10.0 * 1e9).round() as i64;
+    let want = (call_usd(tokens) * 20.0 * 1e9).round() as i64;
     let stored = wait_stored(database_url, "key", &hash, want).await;
-    assert_eq!(stored, want, "the store holds exactly the ten admitted requests' cost");
+    assert_eq!(stored, want, "the store holds exactly the 20 admitted requests' cost");
     assert!(stored as f64 <= budget * 1e9, "{stored} within {budget}");
     let info = get(&gw.url, &format!("/key/info?key={key}"), Some(MASTER_KEY)).await;
     let spend = info.json["info"]["spend"].as_f64().unwrap_or(-1.0);
-    assert!((spend - call_usd(tokens) * 10.0).abs() < 1e-9, "{}", info.text);
+    assert!((spend - call_usd(tokens) * 20.0).abs() < 1e-9, "{}", info.text);
     assert!(close(info.json["info"]["max_budget"].as_f64(), budget), "{}", info.text);
 }
 

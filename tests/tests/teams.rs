@@ -310,6 +310,13 @@ async fn member_self_service(database_url: &str) {
     assert!(over.text.contains("max_budget $6.00 > the team's $5.00"), "{}", over.text);
     let within = mia.post(&gw, "/key/update", &json!({"key": key, "max_budget": 5})).await;
     assert_eq!(within.status, 200, "{}", within.text);
+    // So do its rate limits; only a proxy admin changes the team's.
+    admin_post(&gw, "/team/update", json!({"team_id": "ta", "rpm_limit": 1000})).await;
+    let faster = mia.post(&gw, "/key/generate", &json!({"team_id": "ta", "rpm_limit": 1001})).await;
+    assert_eq!(faster.status, 403, "{}", faster.text);
+    assert!(faster.text.contains("rpm_limit 1001 > the team's 1000"), "{}", faster.text);
+    let raise = mia.post(&gw, "/team/update", &json!({"team_id": "ta", "rpm_limit": 5000})).await;
+    assert_eq!((raise.status, code(&raise)), (403, "forbidden"), "{}", raise.text);
     let b = chat(&gw, &key, "b").await;
     assert_eq!((b.status, code(&b)), (403, "model_not_allowed"), "{}", b.text);
     let whole_team = mia.post(&gw, "/key/generate", &json!({"team_id": "ta"})).await;

@@ -1,6 +1,7 @@
-//! Rate limits over HTTP: keys' `rpm_limit`, `tpm_limit`, `max_parallel_requests` and per-model limits, on
-//! SQLite and Postgres, in-process and shared through Redis by gateways that share nothing else; the answers'
-//! 429s and `x-ratelimit-*` headers; and the seed's `key_settings`.
+//! Rate limits over HTTP: keys' `rpm_limit`, `tpm_limit`, `max_parallel_requests` and per-model limits, teams'
+//! and users' limits shared by their keys, end users', on SQLite and Postgres, in-process and shared through Redis
+//! by gateways that share nothing else; the answers' 429s and `x-ratelimit-*` headers; and the seed's
+//! `key_settings`.
 
 use futures_util::future::join_all;
 use serde_json::{json, Value};
@@ -403,4 +404,160 @@ async fn error_answers_carry_the_rate_limit_headers_too() {
     assert_eq!(failed.status, 500, "{}", failed.text);
     assert_eq!(failed.header("x-ratelimit-limit-requests"), Some("5"), "{}", failed.text);
     assert_eq!(failed.header("x-ratelimit-remaining-requests"), Some("4"));
+}
+
+/// The statuses of one request after another, cycling through `keys`.
+async fn alternate(url: &str, keys: &[&str], n: usize) -> Vec<Reply> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        out.push(chat(url, keys[i % keys.len()], "a").await);
+    }
+    out
+}
+
+fn statuses(replies: &[Reply]) -> Vec<u16> {
+    replies.iter().map(|r| r.status).collect()
+}
+
+fn message(r: &Reply) -> &str {
+    r.json["error"]["message"].as_str().unwrap_or_default()
+}
+
+/// A team's `rpm_limit` binds every key of the team together: two keys taking turns get exactly the team's 3
+/// requests in the minute, the 4th is a 429 naming the team; a key of another team is not affected. One
+/// admission covers the key's limits and the team's, all or nothing: a request its key refuses takes no team slot.
+async fn team_rpm(database_url: &str) {
+    let gw = Gateway::start_on(&config(""), database_url);
+    let team = admin(&gw, "/team/new", json!({"team_id": "ml", "team_alias": "ml-team", "rpm_limit": 3})).await;
+    assert_eq!((team.status, team.json["rpm_limit"].as_i64()), (200, Some(3)), "{}", team.text);
+    assert_eq!(admin(&gw, "/team/new", json!({"team_id": "other", "rpm_limit": 3})).await.status, 200);
+    let (one, two) = (generate(&gw, json!({"team_id": "ml"})).await, generate(&gw, json!({"team_id": "ml"})).await);
+    let outsider = generate(&gw, json!({"team_id": "other"})).await;
+
+    let replies = alternate(&gw.url, &[&one, &two], 6).await;
+    assert_eq!(statuses(&replies), [200, 200, 200, 429, 429, 429]);
+    for r in &replies {
+        assert_eq!(r.header("x-ratelimit-limit-requests"), Some("3"), "{}", r.text);
+        assert!(
+            r.header("x-ratelimit-remaining-requests").is_some() && r.header("x-ratelimit-reset-requests").is_some()
+        );
+    }
+    let refused = &replies[3];
+    assert_eq!((refused.error_type(), code(refused)), ("rate_limit_error", "rpm_limit_exceeded"), "{}", refused.text);
+    assert!(message(refused).contains("team ml-team is at its rpm_limit of 3"), "{}", refused.text);
+    assert!(refused.header("retry-after").is_some_and(|v| v.parse::<u64>().is_ok_and(|s| (1..=120).contains(&s))));
+    assert_eq!(refused.header("x-ratelimit-remaining-requests"), Some("0"));
+    assert_eq!(chat(&gw.url, &outsider, "a").await.status, 200, "another team's key has counters of its own");
+
+    // All or nothing: a key's own limit refusing takes no slot of its team's.
+    let team = admin(&gw, "/team/new", json!({"team_id": "both", "rpm_limit": 3})).await;
+    assert_eq!(team.status, 200, "{}", team.text);
+    let tight = generate(&gw, json!({"team_id": "both", "rpm_limit": 1, "key_alias": "tight"})).await;
+    let loose = generate(&gw, json!({"team_id": "both"})).await;
+    let first = alternate(&gw.url, &[&tight, &tight, &tight], 3).await;
+    assert_eq!(statuses(&first), [200, 429, 429]);
+    assert!(message(&first[1]).contains("key tight is at its rpm_limit of 1"), "{}", first[1].text);
+    let rest = alternate(&gw.url, &[&loose], 3).await;
+    assert_eq!(statuses(&rest), [200, 200, 429], "the team's 3: one by `tight`, two by `loose`");
+    assert!(message(&rest[2]).contains("team both is at its rpm_limit of 3"), "{}", rest[2].text);
+
+    let info = get(&gw.url, "/team/info?team_id=ml", Some(MASTER_KEY)).await;
+    assert_eq!(info.json["team_info"]["rpm_limit"], 3, "{}", info.text);
+    let list = get(&gw.url, "/team/list", Some(MASTER_KEY)).await;
+    let ml = list.json.as_array().into_iter().flatten().find(|t| t["team_id"] == "ml").cloned().unwrap_or_default();
+    assert_eq!((ml["rpm_limit"].as_i64(), ml["max_parallel_requests"].as_i64()), (Some(3), None), "{}", list.text);
+}
+
+#[actix_rt::test]
+async fn team_rpm_limit_binds_every_key_of_the_team_on_sqlite() {
+    let db = TempSqlite::new();
+    team_rpm(&db.url()).await;
+}
+
+#[actix_rt::test]
+async fn team_rpm_limit_binds_every_key_of_the_team_on_postgres() {
+    let schema = PgSchema::new();
+    team_rpm(&schema.url()).await;
+}
+
+/// A team's `max_parallel_requests` counts the requests in flight of all its keys: with 2, a third concurrent
+/// slow request (by either key) is refused, and the slots come back when the requests end.
+#[actix_rt::test]
+async fn team_max_parallel_requests_counts_every_key_in_flight() {
+    let gw = Gateway::start(&config(""));
+    assert_eq!(admin(&gw, "/team/new", json!({"team_id": "p", "max_parallel_requests": 2})).await.status, 200);
+    let (one, two) = (generate(&gw, json!({"team_id": "p"})).await, generate(&gw, json!({"team_id": "p"})).await);
+    let keys = [&one, &two, &one, &two];
+    let replies = join_all(keys.iter().map(|k| chat(&gw.url, k, "slow"))).await;
+    assert_eq!((count(&replies, 200), count(&replies, 429)), (2, 2));
+    let refused = replies.iter().find(|r| r.status == 429);
+    assert_eq!(refused.map(code), Some("max_parallel_exceeded"));
+    assert!(refused.is_some_and(|r| message(r).contains("team p is at its max_parallel_requests of 2")));
+    let after = join_all([&one, &two].map(|k| chat(&gw.url, k, "a"))).await;
+    assert_eq!(count(&after, 200), 2, "every slot was given back");
+}
+
+/// A user's `rpm_limit` binds every key the user owns together; `/user/update` applies at once; a key of another
+/// user is not affected.
+#[actix_rt::test]
+async fn user_rpm_limit_binds_every_key_the_user_owns() {
+    let gw = Gateway::start(&config(""));
+    let made = admin(&gw, "/user/new", json!({"user_id": "ann", "rpm_limit": 2})).await;
+    assert_eq!((made.status, made.json["rpm_limit"].as_i64()), (200, Some(2)), "{}", made.text);
+    assert_eq!(admin(&gw, "/user/new", json!({"user_id": "ben", "rpm_limit": 2})).await.status, 200);
+    let (one, two) = (generate(&gw, json!({"user_id": "ann"})).await, generate(&gw, json!({"user_id": "ann"})).await);
+    let bens = generate(&gw, json!({"user_id": "ben"})).await;
+    let replies = alternate(&gw.url, &[&one, &two], 4).await;
+    assert_eq!(statuses(&replies), [200, 200, 429, 429]);
+    assert_eq!(code(&replies[2]), "rpm_limit_exceeded");
+    assert!(message(&replies[2]).contains("user ann is at its rpm_limit of 2"), "{}", replies[2].text);
+    assert_eq!(replies[2].header("x-ratelimit-limit-requests"), Some("2"));
+    assert_eq!(chat(&gw.url, &bens, "a").await.status, 200, "another user's key has counters of its own");
+
+    let raised = admin(&gw, "/user/update", json!({"user_id": "ann", "rpm_limit": 3})).await;
+    assert_eq!((raised.status, raised.json["rpm_limit"].as_i64()), (200, Some(3)), "{}", raised.text);
+    assert_eq!(statuses(&alternate(&gw.url, &[&two, &one], 2).await), [200, 429], "the new limit, at once");
+    let info = get(&gw.url, "/user/info?user_id=ann", Some(MASTER_KEY)).await;
+    assert_eq!(info.json["user_info"]["rpm_limit"], 3, "{}", info.text);
+    let bad = admin(&gw, "/user/update", json!({"user_id": "ann", "max_parallel_requests": "many"})).await;
+    assert_eq!((bad.status, bad.json["error"]["param"].as_str()), (400, Some("max_parallel_requests")), "{}", bad.text);
+}
+
+/// `/team/update` lowering a team's `rpm_limit` applies to the very next request (the team's keys are dropped
+/// from the key cache; no TTL wait), and invalid values get a 400 naming the field.
+#[actix_rt::test]
+async fn team_update_applies_to_the_next_request() {
+    let gw = Gateway::start(&config("  user_api_key_cache_ttl: 600\n"));
+    assert_eq!(admin(&gw, "/team/new", json!({"team_id": "u", "rpm_limit": 10})).await.status, 200);
+    let key = generate(&gw, json!({"team_id": "u"})).await;
+    assert_eq!(statuses(&alternate(&gw.url, &[&key], 2).await), [200, 200]);
+    let lowered = admin(&gw, "/team/update", json!({"team_id": "u", "rpm_limit": 2})).await;
+    assert_eq!((lowered.status, lowered.json["rpm_limit"].as_i64()), (200, Some(2)), "{}", lowered.text);
+    let next = chat(&gw.url, &key, "a").await;
+    assert_eq!((next.status, code(&next)), (429, "rpm_limit_exceeded"), "{}", next.text);
+    assert!(message(&next).contains("team u is at its rpm_limit of 2"), "{}", next.text);
+    let bad = admin(&gw, "/team/update", json!({"team_id": "u", "tpm_limit": -1})).await;
+    assert_eq!((bad.status, bad.json["error"]["param"].as_str()), (400, Some("tpm_limit")), "{}", bad.text);
+    assert_eq!(bad.error_type(), "invalid_request_error");
+}
+
+/// Two gateways that share nothing but Redis, one key of the team on each: the team's `rpm_limit: 3` holds in
+/// total (10 concurrent requests, exactly 3 pass).
+#[actix_rt::test]
+async fn team_rpm_limit_holds_across_gateways_sharing_redis() {
+    let redis = RedisPrefix::new();
+    let yaml = config(&redis.yaml());
+    let (one, two) = (Gateway::start(&yaml), Gateway::start(&yaml));
+    let mut keys = Vec::new();
+    for gw in [&one, &two] {
+        assert_eq!(admin(gw, "/team/new", json!({"team_id": "shared", "rpm_limit": 3})).await.status, 200);
+        keys.push(generate(gw, json!({"team_id": "shared"})).await);
+    }
+    let calls = [(&one.url, &keys[0]), (&two.url, &keys[1])]
+        .into_iter()
+        .flat_map(|(url, key)| (0..5).map(move |_| chat(url, key, "a")));
+    let replies = join_all(calls).await;
+    assert_eq!((count(&replies, 200), count(&replies, 429)), (3, 7));
+    assert!(replies.iter().filter(|r| r.status == 429).all(|r| message(r).contains("team shared")));
+    assert!(redis.keys().iter().any(|k| k.contains("t:shared:r:")), "{:?}", redis.keys());
 }

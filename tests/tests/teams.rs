@@ -310,6 +310,13 @@ async fn member_self_service(database_url: &str) {
     assert!(over.text.contains("max_budget $6.00 > the team's $5.00"), "{}", over.text);
     let within = mia.post(&gw, "/key/update", &json!({"key": key, "max_budget": 5})).await;
     assert_eq!(within.status, 200, "{}", within.text);
+    // So do its rate limits; only a proxy admin changes the team's.
+    admin_post(&gw, "/team/update", json!({"team_id": "ta", "rpm_limit": 1000})).await;
+    let faster = mia.post(&gw, "/key/generate", &json!({"team_id": "ta", "rpm_limit": 1001})).await;
+    assert_eq!(faster.status, 403, "{}", faster.text);
+    assert!(faster.text.contains("rpm_limit 1001 > the team's 1000"), "{}", faster.text);
+    let raise = mia.post(&gw, "/team/update", &json!({"team_id": "ta", "rpm_limit": 5000})).await;
+    assert_eq!((raise.status, code(&raise)), (403, "forbidden"), "{}", raise.text);
     let b = chat(&gw, &key, "b").await;
     assert_eq!((b.status, code(&b)), (403, "model_not_allowed"), "{}", b.text);
     let whole_team = mia.post(&gw, "/key/generate", &json!({"team_id": "ta"})).await;
@@ -403,15 +410,23 @@ async fn member_self_service_on_postgres() {
 }
 
 #[actix_rt::test]
-async fn the_master_key_signs_in_as_admin_and_team_rate_limits_are_refused() {
+async fn the_master_key_signs_in_as_admin_and_team_rate_limits_are_validated() {
     let gw = Gateway::start(CONFIG);
     let wrong = post(&gw.url, "/login", None, json!({"username": "admin", "password": "sk-nope"}).to_string()).await;
     assert_eq!(wrong.status, 401);
     let admin = sign_in(&gw, json!({"username": "admin", "password": MASTER_KEY})).await;
-    let team = admin.post(&gw, "/team/new", &json!({"team_id": "t", "max_budget": 10, "rpm_limit": 5})).await;
-    assert_eq!((team.status, code(&team)), (400, "not_supported_yet"), "{}", team.text);
-    assert!(team.text.contains("not supported yet: rpm_limit ("), "{}", team.text);
-    assert_eq!(admin.post(&gw, "/team/new", &json!({"team_id": "t"})).await.status, 200);
+    let team = admin.post(&gw, "/team/new", &json!({"team_id": "t", "max_budget": 10, "rpm_limit": -5})).await;
+    assert_eq!(
+        (team.status, code(&team), team.json["error"]["param"].as_str()),
+        (400, "invalid_value", Some("rpm_limit"))
+    );
+    assert!(team.text.contains("`rpm_limit` must be a whole number, 0 or more"), "{}", team.text);
+    let tags = admin.post(&gw, "/team/new", &json!({"team_id": "t", "tags": ["x"]})).await;
+    assert_eq!((tags.status, code(&tags)), (400, "not_supported_yet"), "{}", tags.text);
+    let made = admin.post(&gw, "/team/new", &json!({"team_id": "t", "rpm_limit": 5, "max_parallel_requests": 2})).await;
+    assert_eq!(made.status, 200, "{}", made.text);
+    assert_eq!((made.json["rpm_limit"].as_i64(), made.json["max_parallel_requests"].as_i64()), (Some(5), Some(2)));
+    assert!(made.json["tpm_limit"].is_null(), "{}", made.text);
     let member = admin.post(&gw, "/team/member_add", &json!({"team_id": "t", "member": {"user_id": "nobody"}})).await;
     assert_eq!(member.status, 400, "{}", member.text);
     let budget = admin

@@ -19,6 +19,10 @@ pub struct Model {
     pub metadata: Json,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Rate limits shared by every key the user owns (added by `m20261202_000030_user_limits`).
+    pub rpm_limit: Option<i64>,
+    pub tpm_limit: Option<i64>,
+    pub max_parallel_requests: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -10,9 +10,11 @@
 //!   how long another replica may still honour a key changed elsewhere. In this process, a change through the
 //!   management API drops the entry at once ([`KeyCache::invalidate`]), and with Redis it is published to every
 //!   replica, whose subscriber drops it too ([`KeyCache::forget`]; `shared_state::invalidation`), within a second.
-//! - A key's entry holds what the request path needs of its team (models, blocked), read in the same lookup; a
-//!   team change in this process drops every entry of that team ([`KeyCache::invalidate_team`]), so no key is
-//!   served with a stale team here, and other replicas see it within `ttl`, as for keys.
+//! - A key's entry holds what the request path needs of its team (models, blocked, rate limits, budget) and of its
+//!   owner (rate limits, budget), read in the same lookup; a team change in this process drops every entry of
+//!   that team ([`KeyCache::invalidate_team`]), a user change every key the user owns
+//!   ([`KeyCache::invalidate_user`]), so no key is served with a stale team or owner here, and other replicas see
+//!   it within `ttl`, as for keys.
 
 use std::{
     collections::HashMap,
@@ -135,7 +137,7 @@ impl KeyCache {
         }
     }
 
-    /// Forgets every key owned by `user_id` (the user's budget changed).
+    /// Forgets every key owned by `user_id` (the user's budget or limits changed, or the user was deleted).
     pub fn invalidate_user(&self, user_id: &str) {
         self.0.generation.fetch_add(1, SeqCst);
         if let Ok(mut entries) = self.0.entries.write() {
@@ -191,19 +193,19 @@ impl KeyCache {
     }
 }
 
-/// A key, its team, and for its budgets its user, its membership and the stored spend of each budget's current
-/// period, within one deadline.
+/// A key, its team, its owner (user), and for its budgets its membership and the stored spend of each budget's
+/// current period, within one deadline.
 async fn read_key(store: &Store, hash: KeyHash) -> Result<Option<KeyRecord>, crate::store::StoreError> {
     let Some(row) = store.key_by_hash(&hash.hex()).await? else { return Ok(None) };
     let team = match &row.team_id {
         Some(id) => store.team_by_id(id).await?,
         None => None,
     };
-    let Some(mut record) = KeyRecord::from_rows(&row, team.as_ref()) else { return Ok(None) };
     let user = match &row.user_id {
         Some(id) => store.user_by_id(id).await?,
         None => None,
     };
+    let Some(mut record) = KeyRecord::from_rows(&row, team.as_ref(), user.as_ref()) else { return Ok(None) };
     let member = match (&row.team_id, &row.user_id) {
         (Some(team), Some(user)) => store.membership(team, user).await?,
         _ => None,

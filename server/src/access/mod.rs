@@ -25,7 +25,7 @@ use serde_json::Value;
 use self::token::KeyHash;
 use crate::{
     limits::Limits,
-    store::{keys::KeyRow, teams::TeamRow},
+    store::{keys::KeyRow, teams::TeamRow, users::UserRow},
 };
 
 /// LiteLLM's value in a key's `models` that means every model.
@@ -49,6 +49,9 @@ pub struct KeyRecord {
     pub limits: Limits,
     /// What the request path needs of the key's team (loaded with the key, dropped with it on a team change).
     pub team: Option<TeamGrant>,
+    /// The rate limits of the key's owner (`user_id`), shared by every key the user owns; empty without an owner
+    /// (or when the owner's row is gone). Loaded with the key, dropped with it on a user change.
+    pub user_limits: Limits,
     /// The budgets the key is bound by (its own, its team's, its user's, its membership's), with the stored spend
     /// of their current periods at load.
     pub budgets: Vec<crate::budgets::Charge>,
@@ -63,12 +66,28 @@ pub struct TeamGrant {
     /// Model groups the team may call; empty (or [`ALL_MODELS`]) means all.
     pub models: Vec<String>,
     pub blocked: bool,
+    /// How limit refusals name the team: its alias, else its id.
+    pub name: String,
+    /// The team's `rpm_limit`, `tpm_limit`, `max_parallel_requests`, shared by every key of the team.
+    pub limits: Limits,
 }
 
 impl TeamGrant {
     pub fn from_row(row: &TeamRow) -> TeamGrant {
-        TeamGrant { team_id: row.team_id.clone(), models: string_list(&row.models), blocked: row.blocked }
+        TeamGrant {
+            team_id: row.team_id.clone(),
+            models: string_list(&row.models),
+            blocked: row.blocked,
+            name: row.team_alias.clone().filter(|a| !a.is_empty()).unwrap_or_else(|| row.team_id.clone()),
+            limits: entity_limits(row.rpm_limit, row.tpm_limit, row.max_parallel_requests),
+        }
     }
+}
+
+/// The limits a team, user or end user row stores (negative values, never stored by the API, count as none).
+pub fn entity_limits(rpm: Option<i64>, tpm: Option<i64>, max_parallel: Option<i64>) -> Limits {
+    let count = |n: Option<i64>| n.and_then(|n| u64::try_from(n).ok());
+    Limits { rpm: count(rpm), tpm: count(tpm), max_parallel: count(max_parallel), ..Limits::default() }
 }
 
 /// Whether a model list (empty or holding [`ALL_MODELS`]: every model) lets `model` through.
@@ -77,16 +96,25 @@ pub fn list_allows(models: &[String], model: &str) -> bool {
 }
 
 impl KeyRecord {
-    /// The request path's record of a key row and its team's row. A key whose team row is missing (deleted
-    /// between two reads) gets a blocked grant: it must not outlive its team's restrictions.
-    pub fn from_rows(row: &KeyRow, team: Option<&TeamRow>) -> Option<KeyRecord> {
+    /// The request path's record of a key row, its team's row and its owner's row. A key whose team row is
+    /// missing (deleted between two reads) gets a blocked grant: it must not outlive its team's restrictions.
+    pub fn from_rows(row: &KeyRow, team: Option<&TeamRow>, owner: Option<&UserRow>) -> Option<KeyRecord> {
         let grant = match (&row.team_id, team) {
             (None, _) => None,
             (Some(_), Some(t)) => Some(TeamGrant::from_row(t)),
-            (Some(id), None) => Some(TeamGrant { team_id: id.clone(), models: Vec::new(), blocked: true }),
+            (Some(id), None) => Some(TeamGrant {
+                team_id: id.clone(),
+                models: Vec::new(),
+                blocked: true,
+                name: id.clone(),
+                limits: Limits::default(),
+            }),
         };
         let mut record = KeyRecord::from_row(row)?;
         record.team = grant;
+        if let Some(user) = owner.filter(|u| row.user_id.as_deref() == Some(u.user_id.as_str())) {
+            record.user_limits = entity_limits(user.rpm_limit, user.tpm_limit, user.max_parallel_requests);
+        }
         Some(record)
     }
 
@@ -101,6 +129,7 @@ impl KeyRecord {
             expires_at: row.expires_at,
             blocked: row.blocked,
             team: None,
+            user_limits: Limits::default(),
             budgets: Vec::new(),
             model_budgets: std::collections::BTreeMap::new(),
             limits: Limits {
@@ -297,6 +326,7 @@ mod tests {
             expires_at,
             blocked,
             team: None,
+            user_limits: Limits::default(),
             budgets: Vec::new(),
             model_budgets: Default::default(),
             limits: Limits::default(),
@@ -332,6 +362,8 @@ mod tests {
             team_id: "t".into(),
             models: models.iter().map(|m| (*m).to_owned()).collect(),
             blocked,
+            name: "t".into(),
+            limits: Limits::default(),
         };
         let in_team = |key_models: &[&str], t: TeamGrant| KeyRecord { team: Some(t), ..key(key_models, None, false) };
         let cases: &[(&[&str], &[&str], &str, bool)] = &[

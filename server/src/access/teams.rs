@@ -3,8 +3,9 @@
 //! ("within the team's": models ⊆ the team's; limits ≤ the team's). The caller passes the time and does the I/O.
 //!
 //! Team budgets (`max_budget`, `budget_duration`, `soft_budget`) and member budgets (`max_budget_in_team`, over
-//! the team's period) are stored and enforced (`budgets/`); team rate limits are refused with `not_supported_yet`
-//! until they are enforced.
+//! the team's period) are stored and enforced (`budgets/`); team rate limits (`rpm_limit`, `tpm_limit`,
+//! `max_parallel_requests`) are stored and enforced on every key of the team (`limits/`, `EntityKind::Team`).
+//! `tags` and `model_aliases` are refused with `not_supported_yet` until they are enforced.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -13,7 +14,7 @@ use super::{roles::TeamRole, string_list, AccessError, ALL_MODELS};
 use crate::store::teams::{MembershipRow, TeamRow};
 
 /// Fields of LiteLLM's team requests that tollgate enforces nothing for yet.
-const NOT_YET: [&str; 5] = ["rpm_limit", "tpm_limit", "max_parallel_requests", "tags", "model_aliases"];
+const NOT_YET: [&str; 2] = ["tags", "model_aliases"];
 
 /// `/team/new`'s body (and, with `team_id` naming the team, `/team/update`'s).
 #[derive(Debug, Default, Deserialize)]
@@ -32,10 +33,11 @@ pub struct TeamRequest {
     pub budget_duration: Option<Value>,
     /// USD: crossing it warns once per period, never refuses.
     pub soft_budget: Option<Value>,
-    // Refused until enforced (see NOT_YET).
+    /// Requests per minute, tokens per minute and requests in flight across every key of the team.
     pub rpm_limit: Option<Value>,
     pub tpm_limit: Option<Value>,
     pub max_parallel_requests: Option<Value>,
+    // Refused until enforced (see NOT_YET).
     pub tags: Option<Value>,
     pub model_aliases: Option<Value>,
 }
@@ -43,17 +45,7 @@ pub struct TeamRequest {
 impl TeamRequest {
     pub fn parse(body: &[u8]) -> Result<TeamRequest, AccessError> {
         let request: TeamRequest = parse_json(body)?;
-        refuse_unenforced(
-            &[
-                &request.rpm_limit,
-                &request.tpm_limit,
-                &request.max_parallel_requests,
-                &request.tags,
-                &request.model_aliases,
-            ],
-            &NOT_YET,
-            "teams",
-        )?;
+        refuse_unenforced(&[&request.tags, &request.model_aliases], &NOT_YET, "teams")?;
         Ok(request)
     }
 }
@@ -209,6 +201,7 @@ pub fn new_team(request: &TeamRequest, now: i64) -> Result<TeamRow, AccessError>
         updated_at: now,
     };
     set_budgets(&mut row, request, now)?;
+    set_limits(&mut row, request)?;
     Ok(row)
 }
 
@@ -227,6 +220,21 @@ fn set_budgets(row: &mut TeamRow, request: &TeamRequest, now: i64) -> Result<(),
     Ok(())
 }
 
+/// Writes the rate limits `request` sets into `row` (unset ones keep their value), validated as a key's are.
+fn set_limits(row: &mut TeamRow, request: &TeamRequest) -> Result<(), AccessError> {
+    use super::manage::limit;
+    if let Some(n) = limit("rpm_limit", request.rpm_limit.as_ref())? {
+        row.rpm_limit = Some(n);
+    }
+    if let Some(n) = limit("tpm_limit", request.tpm_limit.as_ref())? {
+        row.tpm_limit = Some(n);
+    }
+    if let Some(n) = limit("max_parallel_requests", request.max_parallel_requests.as_ref())? {
+        row.max_parallel_requests = Some(n);
+    }
+    Ok(())
+}
+
 /// `row` with the fields `request` sets changed (`/team/update`).
 pub fn updated_team(mut row: TeamRow, request: TeamRequest, now: i64) -> Result<TeamRow, AccessError> {
     if request.members_with_roles.is_some() {
@@ -236,6 +244,7 @@ pub fn updated_team(mut row: TeamRow, request: TeamRequest, now: i64) -> Result<
         ));
     }
     set_budgets(&mut row, &request, now)?;
+    set_limits(&mut row, &request)?;
     if let Some(models) = request.models {
         check_models(&models)?;
         row.models = json!(models);
@@ -296,9 +305,10 @@ pub struct TeamInfo {
     pub budget_reset_at: Option<String>,
     /// USD spent by the team's keys in the current budget period (its lifetime without `budget_duration`).
     pub spend: f64,
-    /// Rate limits are not enforced on teams yet: always null.
+    /// Shared by every key of the team; null: no limit.
     pub rpm_limit: Option<i64>,
     pub tpm_limit: Option<i64>,
+    pub max_parallel_requests: Option<i64>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -317,8 +327,9 @@ impl TeamInfo {
             budget_duration: row.budget_duration.clone(),
             budget_reset_at: None,
             spend: 0.0,
-            rpm_limit: None,
-            tpm_limit: None,
+            rpm_limit: row.rpm_limit,
+            tpm_limit: row.tpm_limit,
+            max_parallel_requests: row.max_parallel_requests,
             created_at: super::period::iso8601(row.created_at),
             updated_at: super::period::iso8601(row.updated_at),
         }
@@ -461,8 +472,23 @@ mod tests {
 
     #[test]
     fn team_requests_refuse_unenforced_fields_and_build_rows() {
-        let refused = TeamRequest::parse(br#"{"max_budget":1,"rpm_limit":2}"#).err().map(|e| e.to_string());
-        assert!(refused.is_some_and(|m| m.contains("not supported yet: rpm_limit (")));
+        let refused =
+            TeamRequest::parse(br#"{"max_budget":1,"rpm_limit":2,"tags":["x"]}"#).err().map(|e| e.to_string());
+        assert!(refused.is_some_and(|m| m.contains("not supported yet: tags (")));
+        let limited =
+            TeamRequest::parse(br#"{"rpm_limit":2,"tpm_limit":300,"max_parallel_requests":1}"#).unwrap_or_default();
+        let row = new_team(&limited, NOW).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!((row.rpm_limit, row.tpm_limit, row.max_parallel_requests), (Some(2), Some(300), Some(1)));
+        let info = TeamInfo::of(&row, vec![]);
+        assert_eq!((info.rpm_limit, info.tpm_limit, info.max_parallel_requests), (Some(2), Some(300), Some(1)));
+        let lower = TeamRequest::parse(br#"{"rpm_limit":1}"#).unwrap_or_default();
+        let row = updated_team(row, lower, NOW).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!((row.rpm_limit, row.tpm_limit), (Some(1), Some(300)), "unset limits keep their value");
+        for bad in [br#"{"rpm_limit":-1}"#.as_slice(), br#"{"tpm_limit":1.5}"#, br#"{"max_parallel_requests":"2"}"#] {
+            let err = TeamRequest::parse(bad).and_then(|r| new_team(&r, NOW)).err();
+            assert_eq!(err.as_ref().map(AccessError::status), Some(400), "{}", String::from_utf8_lossy(bad));
+            assert_eq!(err.as_ref().map(AccessError::code), Some("invalid_value"));
+        }
         assert!(TeamRequest::parse(br#"{"nope":1}"#).is_err());
         let request = TeamRequest::parse(
             br#"{"team_alias":"ml","models":["a"],"members_with_roles":[{"role":"admin","user_id":"u"}]}"#,

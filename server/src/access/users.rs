@@ -35,10 +35,12 @@ pub struct UserRequest {
     /// USD per period (`budget_duration`), or for the user's lifetime; binds every key the user owns.
     pub max_budget: Option<Value>,
     pub budget_duration: Option<Value>,
-    // Refused until enforced.
-    pub models: Option<Value>,
+    /// Requests per minute, tokens per minute and requests in flight across every key the user owns.
     pub rpm_limit: Option<Value>,
     pub tpm_limit: Option<Value>,
+    pub max_parallel_requests: Option<Value>,
+    // Refused until enforced.
+    pub models: Option<Value>,
 }
 
 impl UserRequest {
@@ -47,8 +49,8 @@ impl UserRequest {
         let auto_key = request.auto_create_key.filter(|a| *a).map(Value::Bool);
         let invite = request.send_invite_email.filter(|a| *a).map(Value::Bool);
         refuse_unenforced(
-            &[&request.models, &request.rpm_limit, &request.tpm_limit, &auto_key, &invite],
-            &["models", "rpm_limit", "tpm_limit", "auto_create_key", "send_invite_email"],
+            &[&request.models, &auto_key, &invite],
+            &["models", "auto_create_key", "send_invite_email"],
             "users",
         )?;
         if let Some(role) = &request.user_role {
@@ -78,9 +80,28 @@ pub fn new_user(request: &UserRequest, password_hash: Option<String>, now: i64) 
         metadata: Value::Object(request.metadata.clone().unwrap_or_default()),
         created_at: now,
         updated_at: now,
+        rpm_limit: None,
+        tpm_limit: None,
+        max_parallel_requests: None,
     };
     set_budget(&mut row, request, now)?;
+    set_limits(&mut row, request)?;
     Ok(row)
+}
+
+/// Writes the rate limits `request` sets into `row` (unset ones keep their value), validated as a key's are.
+fn set_limits(row: &mut UserRow, request: &UserRequest) -> Result<(), AccessError> {
+    use super::manage::limit;
+    if let Some(n) = limit("rpm_limit", request.rpm_limit.as_ref())? {
+        row.rpm_limit = Some(n);
+    }
+    if let Some(n) = limit("tpm_limit", request.tpm_limit.as_ref())? {
+        row.tpm_limit = Some(n);
+    }
+    if let Some(n) = limit("max_parallel_requests", request.max_parallel_requests.as_ref())? {
+        row.max_parallel_requests = Some(n);
+    }
+    Ok(())
 }
 
 /// Writes the budget `request` sets into `row`; a new `budget_duration` starts a new period now.
@@ -112,6 +133,7 @@ pub fn updated_user(
         row.user_role = UserRole::parse(role)?.as_str().to_owned();
     }
     set_budget(&mut row, request, now)?;
+    set_limits(&mut row, request)?;
     if let Some(email) = &request.user_email {
         row.email = Some(email.clone()).filter(|e| !e.is_empty());
     }
@@ -143,6 +165,10 @@ pub struct UserInfo {
     pub budget_reset_at: Option<String>,
     /// USD spent by the user's keys in the current budget period (its lifetime without `budget_duration`).
     pub spend: f64,
+    /// Shared by every key the user owns; null: no limit.
+    pub rpm_limit: Option<i64>,
+    pub tpm_limit: Option<i64>,
+    pub max_parallel_requests: Option<i64>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -160,6 +186,9 @@ impl UserInfo {
             budget_duration: row.budget_duration.clone(),
             budget_reset_at: None,
             spend: 0.0,
+            rpm_limit: row.rpm_limit,
+            tpm_limit: row.tpm_limit,
+            max_parallel_requests: row.max_parallel_requests,
             created_at: super::period::iso8601(row.created_at),
             updated_at: super::period::iso8601(row.updated_at),
         }
@@ -228,8 +257,18 @@ mod tests {
         assert!(!info.to_string().contains("argon2"), "{info}");
         let bad = UserRequest::parse(br#"{"user_role":"root"}"#).err().and_then(|e| e.param().map(str::to_owned));
         assert_eq!(bad.as_deref(), Some("user_role"));
-        let refused = UserRequest::parse(br#"{"auto_create_key":true,"rpm_limit":3}"#).err().map(|e| e.to_string());
-        assert!(refused.is_some_and(|m| m.contains("rpm_limit, auto_create_key")));
+        let refused = UserRequest::parse(br#"{"auto_create_key":true,"models":["a"]}"#).err().map(|e| e.to_string());
+        assert!(refused.is_some_and(|m| m.contains("models, auto_create_key")));
+        let limited = UserRequest::parse(br#"{"rpm_limit":3,"max_parallel_requests":2}"#).unwrap_or_default();
+        let row = new_user(&limited, None, 5).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!((row.rpm_limit, row.tpm_limit, row.max_parallel_requests), (Some(3), None, Some(2)));
+        let more = UserRequest::parse(br#"{"tpm_limit":100}"#).unwrap_or_default();
+        let row = updated_user(row, &more, None, 6).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!((row.rpm_limit, row.tpm_limit), (Some(3), Some(100)), "unset limits keep their value");
+        let info = serde_json::to_value(UserInfo::of(&row, vec![])).unwrap_or_default();
+        assert_eq!((info["rpm_limit"].as_i64(), info["max_parallel_requests"].as_i64()), (Some(3), Some(2)));
+        let bad = UserRequest::parse(br#"{"rpm_limit":-3}"#).and_then(|r| new_user(&r, None, 5)).err();
+        assert_eq!(bad.and_then(|e| e.param().map(str::to_owned)).as_deref(), Some("rpm_limit"));
         let budgeted = UserRequest::parse(br#"{"max_budget":3,"budget_duration":"1d"}"#).unwrap_or_default();
         let row = new_user(&budgeted, None, 5).unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!((row.max_budget_nanos, row.budget_reset_at), (Some(3_000_000_000), Some(86_405)));

@@ -155,6 +155,8 @@ async fn update(req: HttpRequest, payload: web::Payload, state: web::Data<AppSta
         let row = reachable_team(store, &principal, scope, &team_id).await?;
         let row = teams::updated_team(row, request, clock::unix_secs())?;
         let row = store.update_team(row).await.map_err(store_error)?.ok_or_else(|| not_found(&team_id))?;
+        // The team's models, budget and rate limits ride on its keys' cache entries: they apply from the next
+        // request.
         state.keys.invalidate_team(&team_id);
         tracing::info!(team = %team_id, by = %principal.name(), "team updated");
         Ok(HttpResponse::Ok().json(team_info(&state, &row).await?))

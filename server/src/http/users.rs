@@ -116,7 +116,7 @@ async fn update(req: HttpRequest, payload: web::Payload, state: web::Data<AppSta
         let ends_sessions = hash.is_some() || request.user_role.as_deref().is_some_and(|r| r != row.user_role);
         let row = users::updated_user(row, &request, hash, clock::unix_secs())?;
         let row = store.update_user(row).await.map_err(store_error)?.ok_or_else(|| not_found(""))?;
-        // The user's budget rides on its keys' cache entries.
+        // The user's budget and rate limits ride on its keys' cache entries: they apply from the next request.
         state.keys.invalidate_user(&row.user_id);
         if ends_sessions {
             // A new password or role must not leave a session opened under the old one.
@@ -139,6 +139,10 @@ async fn delete(req: HttpRequest, payload: web::Payload, state: web::Data<AppSta
         let (principal, _, bytes) = read(&req, payload, &state, Route::UserDelete).await?;
         let request: DeleteRequest = teams::parse_json(&bytes)?;
         let deleted = state.keys.store().delete_users(&request.user_ids).await.map_err(store_error)?;
+        for user in &deleted {
+            // Their keys stay (owned by nobody), no longer bound by the user's budget or limits.
+            state.keys.invalidate_user(user);
+        }
         if deleted.is_empty() {
             return Err(AccessError::NotFound("none of the named users exists".into()).into());
         }

@@ -1,6 +1,6 @@
 //! Rate limits on the request path: `rpm_limit`, `tpm_limit`, `max_parallel_requests` and the per-model
-//! `model_rpm_limit` / `model_tpm_limit` (LiteLLM's names), for every entity a request is made by (its key, its
-//! end user; teams and users plug in as further [`EntityKind`]s).
+//! `model_rpm_limit` / `model_tpm_limit` (LiteLLM's names), for every entity a request is made by: its key, the
+//! key's team, the key's owner (user) and the request's end user, each an [`EntityKind`] with counters of its own.
 //!
 //! Contract: one admission per request covers every applicable limit, all or nothing: either every counter is
 //! taken or none is (no request is half-counted). In-process ([`local`]) the admission takes the scopes' locks in
@@ -16,7 +16,7 @@ use std::{collections::BTreeMap, fmt, sync::Arc};
 
 pub use self::window::WINDOW_MS;
 
-/// The limits one entity (a key, an end user) sets. `None` means no limit.
+/// The limits one entity (a key, a team, a user, an end user) sets. `None` means no limit.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Limits {
     pub rpm: Option<u64>,
@@ -38,10 +38,15 @@ impl Limits {
     }
 }
 
-/// Who a limit belongs to. Teams and users get a kind of their own here; their counters never mix with keys'.
+/// Who a limit belongs to. Each kind's counters are its own (the kind's tag starts the scope), so a team and a key
+/// (or a user and an end user) with the same id never share counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntityKind {
     Key,
+    /// A key's team: every key of the team shares its counters.
+    Team,
+    /// A key's owner (`user_id`): every key the user owns shares its counters.
+    User,
     EndUser,
 }
 
@@ -50,6 +55,8 @@ impl EntityKind {
     fn tag(self) -> &'static str {
         match self {
             EntityKind::Key => "k",
+            EntityKind::Team => "t",
+            EntityKind::User => "u",
             EntityKind::EndUser => "e",
         }
     }
@@ -57,6 +64,8 @@ impl EntityKind {
     fn noun(self) -> &'static str {
         match self {
             EntityKind::Key => "key",
+            EntityKind::Team => "team",
+            EntityKind::User => "user",
             EntityKind::EndUser => "end user",
         }
     }
@@ -66,9 +75,10 @@ impl EntityKind {
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
     pub kind: EntityKind,
-    /// Stable and safe to keep in memory and Redis: a key's hash (hex), an end user's id.
+    /// Stable and safe to keep in memory and Redis: a key's hash (hex), a team's or user's or end user's id.
     pub id: &'a str,
-    /// How messages name it: `sk-...abcd` (or the key's alias), the end user's id.
+    /// How messages name it: `sk-...abcd` (or the key's alias), the team's alias (else its id), the user's or end
+    /// user's id.
     pub name: &'a str,
     pub limits: &'a Limits,
 }
@@ -84,11 +94,11 @@ pub enum Counter {
 /// One limit to check for one request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Check {
-    /// The counters' name: `k:<hash>`, `k:<hash>:m:<model>`, `e:<id>`.
+    /// The counters' name: `k:<hash>`, `k:<hash>:m:<model>`, `t:<team id>`, `u:<user id>`, `e:<id>`.
     pub scope: String,
     pub counter: Counter,
     pub limit: u64,
-    /// `key sk-...abcd`, `end user bob`.
+    /// `key sk-...abcd`, `team ml`, `user u1`, `end user bob`.
     pub who: String,
     /// Set for per-model limits.
     pub model: Option<String>,
@@ -322,6 +332,20 @@ mod tests {
             ]
         );
         assert_eq!(checks(&subjects, "b").iter().filter(|c| c.model.is_some()).count(), 1);
+    }
+
+    #[test]
+    fn teams_and_users_have_counters_of_their_own() {
+        let rpm = Limits { rpm: Some(3), ..Limits::default() };
+        let subjects = [
+            Subject { kind: EntityKind::Key, id: "x", name: "sk-...abcd", limits: &rpm },
+            Subject { kind: EntityKind::Team, id: "x", name: "ml", limits: &rpm },
+            Subject { kind: EntityKind::User, id: "x", name: "x", limits: &rpm },
+            Subject { kind: EntityKind::EndUser, id: "x", name: "x", limits: &rpm },
+        ];
+        let seen: Vec<(String, String)> = checks(&subjects, "a").into_iter().map(|c| (c.scope, c.who)).collect();
+        let want = [("k:x", "key sk-...abcd"), ("t:x", "team ml"), ("u:x", "user x"), ("e:x", "end user x")];
+        assert_eq!(seen, want.map(|(s, w)| (s.to_owned(), w.to_owned())));
     }
 
     #[test]

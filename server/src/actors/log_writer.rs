@@ -61,6 +61,13 @@ pub struct LogWriter {
     /// Builds the webhooks' HTTP client on the actor's thread (awc's client is `!Send`).
     upstream: Option<Upstream>,
     client: Option<awc::Client>,
+    /// A turn is queued or running. Why: actix's interval calls its closure once per elapsed tick, so after a slow
+    /// turn it calls it several times in a row; each call would queue a turn (run one after the other by
+    /// `ctx.wait`), and a turn made while the callbacks are lent to another would see none of them and delete
+    /// segments they still need.
+    in_turn: bool,
+    /// How many callbacks there are (while a turn has them, `callbacks` is empty).
+    callback_count: usize,
 }
 
 /// What a turn did.
@@ -93,12 +100,15 @@ impl LogWriter {
             callbacks: Vec::new(),
             upstream: None,
             client: None,
+            in_turn: false,
+            callback_count: 0,
         }
     }
 
     /// Adds the callbacks (`logs::callback`), whose webhooks connect as upstream calls do (`upstream`: trusted
     /// certificates, proxy, connect timeout).
     pub fn with_callbacks(mut self, callbacks: Vec<Consumer>, upstream: Upstream) -> Self {
+        self.callback_count = callbacks.len();
         self.callbacks = callbacks;
         self.upstream = Some(upstream);
         self
@@ -114,15 +124,21 @@ impl LogWriter {
         if store_due {
             self.last_try = Instant::now();
         }
+        self.in_turn = true;
         let (store, journal, rows, store_next) = (self.store.clone(), self.journal.clone(), self.rows, self.store_next);
         let mut callbacks = std::mem::take(&mut self.callbacks);
+        // Also checked before deleting anything: every callback is in this turn.
+        let expected = self.callback_count;
         let client = self.client.clone();
         async move {
             let segments = match journal.rotate().and_then(|()| journal.segments()) {
                 Ok(segments) => segments,
                 Err(e) => {
                     let error = Some(format!("journal: {e}"));
-                    return Turn { store: Some(StoreTurn { error, next: store_next, ..StoreTurn::default() }), callbacks };
+                    return Turn {
+                        store: Some(StoreTurn { error, next: store_next, ..StoreTurn::default() }),
+                        callbacks,
+                    };
                 }
             };
             let store_turn =
@@ -131,7 +147,7 @@ impl LogWriter {
             for consumer in &mut callbacks {
                 consumer.run(&journal, &segments, client.as_ref(), force).await;
             }
-            for segment in &segments {
+            for segment in segments.iter().filter(|_| callbacks.len() == expected) {
                 if !callback::removable(segment.number, store_next, callbacks.iter().map(Consumer::next_segment)) {
                     break;
                 }
@@ -145,6 +161,7 @@ impl LogWriter {
     }
 
     fn settle(&mut self, turn: Turn) {
+        self.in_turn = false;
         self.callbacks = turn.callbacks;
         let Some(turn) = turn.store else { return };
         self.store_next = turn.next;
@@ -221,8 +238,9 @@ impl Actor for LogWriter {
         ctx.set_mailbox_capacity(16);
         self.client = self.upstream.as_ref().map(Upstream::client);
         ctx.run_interval(INTERVAL, |act, ctx| {
-            // Nothing to do while every consumer waits out its retry delay (the active file keeps growing).
-            if !act.store_due() && !act.callbacks.iter().any(Consumer::due) {
+            // One turn at a time; nothing to do while every consumer waits out its retry delay (the active file
+            // keeps growing meanwhile).
+            if act.in_turn || (!act.store_due() && !act.callbacks.iter().any(Consumer::due)) {
                 return;
             }
             let turn = act.turn(false);

@@ -247,7 +247,8 @@ mod tests {
         let yaml = "litellm_settings:\n  success_callback: [webhook, langfuse]\n  failure_callback: [webhook, errors]\n  callbacks: [jsonl_file, datadog]\ncallback_settings:\n  webhook: {url: 'http://127.0.0.1:9/in', headers: {Authorization: Bearer x}, batch_size: 10, flush_interval: 0.5}\n  errors: {callback_type: generic_api, endpoint: 'https://logs.example/errors'}\n  jsonl_file: {path: /tmp/cb.jsonl}\n";
         let (callbacks, warnings) = load(yaml, &[("GENERIC_LOGGER_HEADERS", "X-Team=a, Authorization=old")])
             .unwrap_or_else(|e| unreachable!("{e}"));
-        let names: Vec<(&str, bool, bool)> = callbacks.iter().map(|c| (c.name.as_str(), c.success, c.failure)).collect();
+        let names: Vec<(&str, bool, bool)> =
+            callbacks.iter().map(|c| (c.name.as_str(), c.success, c.failure)).collect();
         assert_eq!(names, [("webhook", true, true), ("errors", false, true), ("jsonl_file", true, true)]);
         let CallbackSink::Webhook { url, headers } = &callbacks[0].sink else { unreachable!("a webhook") };
         assert_eq!(url.expose(), "http://127.0.0.1:9/in");
@@ -275,7 +276,8 @@ mod tests {
             missing.contains("callback_settings.generic_api.endpoint") && missing.contains("GENERIC_LOGGER_ENDPOINT"),
             "{missing}"
         );
-        let bad = load("litellm_settings: {callbacks: [webhook]}\ncallback_settings: {webhook: {url: 'ftp://x'}}\n", &[]);
+        let bad =
+            load("litellm_settings: {callbacks: [webhook]}\ncallback_settings: {webhook: {url: 'ftp://x'}}\n", &[]);
         assert!(bad.err().unwrap_or_default().contains("callback_settings.webhook.url"));
         let zero = load(
             "litellm_settings: {callbacks: [webhook]}\ncallback_settings: {webhook: {url: 'http://a', batch_size: 0}}\n",

@@ -48,7 +48,12 @@ pub(super) fn resolve(litellm: &RawLitellmSettings) -> Result<Logging, ConfigErr
             "is set but `log_to_file` is not true: nothing would be written there",
         ));
     }
-    Ok(Logging { level: level.map(str::to_owned), json: litellm.json_logs.unwrap_or(false), file, callbacks: Vec::new() })
+    Ok(Logging {
+        level: level.map(str::to_owned),
+        json: litellm.json_logs.unwrap_or(false),
+        file,
+        callbacks: Vec::new(),
+    })
 }
 
 #[cfg(test)]

@@ -546,8 +546,7 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
         .collect();
     let health_checks = HealthChecks { background_interval: health_check_interval(&raw.general_settings)?, embedding };
     let mut logging = logging::resolve(&raw.litellm_settings)?;
-    logging.callbacks =
-        callbacks::resolve(&raw.litellm_settings, raw.callback_settings.as_ref(), env, &mut warnings)?;
+    logging.callbacks = callbacks::resolve(&raw.litellm_settings, raw.callback_settings.as_ref(), env, &mut warnings)?;
     let mut upstream = upstream::resolve(raw.litellm_settings.ssl_verify, env, &mut warnings)?;
     upstream.connect_timeout =
         seconds("router_settings.connect_timeout", raw.router_settings.connect_timeout, DEFAULT_CONNECT_TIMEOUT_SECS)?;

@@ -88,7 +88,10 @@ impl CallbackStats {
 enum Delivery {
     Delivered,
     /// Dropped: the receiver will never take it (4xx other than 429).
-    Rejected { status: u16, body: String },
+    Rejected {
+        status: u16,
+        body: String,
+    },
     /// Try again later (5xx, 429, unreachable, no answer in time, a file that cannot be written).
     Retry(String),
 }
@@ -312,16 +315,19 @@ impl Consumer {
 }
 
 /// POSTs `batch` as a JSON array within [`POST_DEADLINE`].
-async fn post(client: &awc::Client, url: &str, headers: &[(String, crate::secret::Secret)], batch: &[super::LogRecord]) -> Delivery {
+async fn post(
+    client: &awc::Client,
+    url: &str,
+    headers: &[(String, crate::secret::Secret)],
+    batch: &[super::LogRecord],
+) -> Delivery {
     let body: Vec<serde_json::Value> = batch.iter().map(payload::payload).collect();
     let body = match serde_json::to_vec(&body) {
         Ok(body) => body,
         Err(e) => return Delivery::Retry(format!("encoding the batch: {e}")),
     };
-    let mut request = client
-        .post(url)
-        .timeout(POST_DEADLINE)
-        .insert_header((awc::http::header::CONTENT_TYPE, "application/json"));
+    let mut request =
+        client.post(url).timeout(POST_DEADLINE).insert_header((awc::http::header::CONTENT_TYPE, "application/json"));
     for (name, value) in headers {
         request = request.insert_header((name.as_str(), value.expose()));
     }
@@ -462,7 +468,9 @@ mod tests {
         let ids: Vec<String> = std::fs::read_to_string(&out)
             .unwrap_or_default()
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap_or_default()["id"].as_str().unwrap_or("").to_owned())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap_or_default()["id"].as_str().unwrap_or("").to_owned()
+            })
             .collect();
         assert_eq!(ids, ["r0", "r2", "r4"]);
         assert_eq!(again.next_segment(), 2, "segment 1 passed");

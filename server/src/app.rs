@@ -19,12 +19,17 @@ use crate::{
         log_writer::{Flush, LogWriter},
         router::Router,
     },
-    config::{Config, UpstreamConfig},
+    config::{CallbackConfig, CallbackSink, Config, UpstreamConfig},
     error::InitError,
     http::{self, AppState},
     lifecycle::Lifecycle,
     limits::Limiter,
-    logs::{file::RequestFile, journal::Journal, LogSink},
+    logs::{
+        callback::{CallbackStats, Consumer},
+        file::RequestFile,
+        journal::Journal,
+        LogSink,
+    },
     shared_state,
     store::{self, Store},
     upstream::Upstream,
@@ -112,10 +117,15 @@ pub async fn start(config: Config, listener: TcpListener, options: &ServeOptions
     };
     let journal = Journal::open(&config.store.log_journal)
         .map_err(|source| InitError::Journal { path: config.store.log_journal.display().to_string(), source })?;
-    let mut logs = LogSink::new(Arc::new(journal));
+    let journal = Arc::new(journal);
+    let mut logs = LogSink::new(journal.clone());
+    let callbacks = &config.logging.callbacks;
     if config.store.disable_spend_logs {
         tracing::warn!("general_settings.disable_spend_logs: requests are not recorded in the store's request log (spend still is)");
-        logs = logs.without_store();
+        // The callbacks still read every record from the journal.
+        if callbacks.is_empty() {
+            logs = logs.without_store();
+        }
     }
     if let Some(file) = &config.logging.file {
         let opened = RequestFile::open(&file.path, file.completion_tokens)
@@ -123,8 +133,11 @@ pub async fn start(config: Config, listener: TcpListener, options: &ServeOptions
         tracing::info!(path = %file.path.display(), "writing one JSON line per request (litellm_settings.log_to_file)");
         logs = logs.with_file(opened);
     }
+    let (consumers, stats) = open_callbacks(callbacks, &journal);
+    logs = logs.with_callbacks(stats);
     let rows = !config.store.disable_spend_logs;
-    let log_writer = LogWriter::new(store, logs.journal().clone(), logs.stats().clone(), rows).start();
+    let log_writer =
+        LogWriter::new(store, journal, logs.stats().clone(), rows).with_callbacks(consumers, upstream.clone()).start();
     let lifecycle = Arc::new(Lifecycle::default());
     let reload_source = options.config_path.clone().map(|path| Arc::new((path, config.clone())));
     let state = web::Data::new(AppState {
@@ -177,6 +190,36 @@ pub async fn start(config: Config, listener: TcpListener, options: &ServeOptions
         reload_source,
         log_writer,
     })
+}
+
+/// The callbacks' consumers (each at its stored cursor) and their counters.
+fn open_callbacks(callbacks: &[CallbackConfig], journal: &Journal) -> (Vec<Consumer>, Vec<Arc<CallbackStats>>) {
+    if callbacks.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    // Records per segment already in the journal: the callbacks' lag at start.
+    let counts: Vec<(u64, u64)> =
+        journal.segments().unwrap_or_default().iter().map(|s| (s.number, journal.count(s).unwrap_or(0))).collect();
+    let mut consumers = Vec::with_capacity(callbacks.len());
+    let mut stats = Vec::with_capacity(callbacks.len());
+    for callback in callbacks {
+        let kind = match &callback.sink {
+            CallbackSink::Webhook { .. } => "webhook",
+            CallbackSink::JsonlFile { .. } => "jsonl_file",
+        };
+        tracing::info!(
+            callback = %callback.name,
+            kind,
+            success = callback.success,
+            failure = callback.failure,
+            batch_size = callback.batch_size,
+            "request log callback"
+        );
+        let counters = Arc::new(CallbackStats::new(&callback.name));
+        consumers.push(Consumer::open(callback.clone(), counters.clone(), journal, &counts));
+        stats.push(counters);
+    }
+    (consumers, stats)
 }
 
 /// Runs until SIGTERM/SIGINT, then drains: readiness turns 503, in-flight requests and streams finish (up to

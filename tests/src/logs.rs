@@ -28,6 +28,11 @@ pub(crate) fn capture() -> &'static Buffer {
     })
 }
 
+/// Everything the in-process gateways of this test binary logged so far (JSON lines).
+pub fn captured() -> String {
+    String::from_utf8_lossy(&capture().lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
+}
+
 struct Sink(Buffer);
 
 impl io::Write for Sink {

@@ -1,9 +1,15 @@
-//! LogWriter: moves the request log's journal into the store. Every [`INTERVAL`] it closes the journal's active
-//! file as a segment and applies every segment, oldest first, in batches of [`BATCH`] records, each batch in one
-//! transaction within [`WRITE_DEADLINE`] that also moves the writer's cursor (`store::logs`): a batch is applied
-//! exactly once, and a segment the cursor has passed is deleted. When the store fails, the segments stay on disk
-//! and the next turns retry from the cursor (at most every [`RETRY_DOWN`]), so a record is never dropped or
-//! written twice, and memory never grows with the outage. [`Flush`] does a turn now (sent at shutdown).
+//! LogWriter: moves the request log's journal into the store and to the callbacks. Every [`INTERVAL`] a turn closes
+//! the journal's active file as a segment, then:
+//!
+//! 1. the store consumer applies every segment, oldest first, in batches of [`BATCH`] records, each batch in one
+//!    transaction within [`WRITE_DEADLINE`] that also moves the writer's cursor (`store::logs`): a batch is applied
+//!    exactly once. When the store fails, the next turns retry from the cursor (at most every [`RETRY_DOWN`]);
+//! 2. each callback consumer (`logs::callback`) delivers the segments from its own cursor, unless its backoff runs;
+//! 3. a segment that the store and every callback have passed is deleted.
+//!
+//! So a record is never dropped or written twice, a consumer that is down only makes segments wait on disk (memory
+//! never grows with an outage), and a callback that is down never holds up the store's writes. [`Flush`] does a turn
+//! now, sending callbacks' partial batches too (sent at shutdown).
 //!
 //! One turn at a time (`ctx.wait`); the request path never waits for it: it only appends to the journal.
 
@@ -15,11 +21,16 @@ use std::{
 use actix::{Actor, ActorFutureExt, AsyncContext, AtomicResponse, Context, Handler, Message, WrapFuture};
 
 use crate::{
-    logs::{journal::Journal, LogStats},
+    logs::{
+        callback::{self, Consumer},
+        journal::{Journal, Segment},
+        LogStats,
+    },
     store::{
         logs::{Cursor, LogBatch},
         Store,
     },
+    upstream::Upstream,
 };
 
 pub const INTERVAL: Duration = Duration::from_millis(200);
@@ -40,31 +51,120 @@ pub struct LogWriter {
     rows: bool,
     journal: Arc<Journal>,
     stats: Arc<LogStats>,
-    /// When the last turn failed (`None`: the store answers).
+    /// When the last store write failed (`None`: the store answers).
     down_since: Option<Instant>,
     last_try: Instant,
+    /// The first segment the store has not fully written (0 until a turn has run).
+    store_next: u64,
+    /// The callbacks; lent to each turn's future and given back when it ends.
+    callbacks: Vec<Consumer>,
+    /// Builds the webhooks' HTTP client on the actor's thread (awc's client is `!Send`).
+    upstream: Option<Upstream>,
+    client: Option<awc::Client>,
+    /// A turn is queued or running. Why: actix's interval calls its closure once per elapsed tick, so after a slow
+    /// turn it calls it several times in a row; each call would queue a turn (run one after the other by
+    /// `ctx.wait`), and a turn made while the callbacks are lent to another would see none of them and delete
+    /// segments they still need.
+    in_turn: bool,
+    /// How many callbacks there are (while a turn has them, `callbacks` is empty).
+    callback_count: usize,
 }
 
 /// What a turn did.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Turn {
+    /// The store's part, when it was due.
+    store: Option<StoreTurn>,
+    callbacks: Vec<Consumer>,
+}
+
+#[derive(Debug, Default)]
+struct StoreTurn {
     written: u64,
     unreadable: u64,
     error: Option<String>,
+    /// The first segment not fully written after this turn.
+    next: u64,
 }
 
 impl LogWriter {
     pub fn new(store: Store, journal: Arc<Journal>, stats: Arc<LogStats>, rows: bool) -> Self {
-        Self { store, rows, journal, stats, down_since: None, last_try: Instant::now() }
+        Self {
+            store,
+            rows,
+            journal,
+            stats,
+            down_since: None,
+            last_try: Instant::now(),
+            store_next: 0,
+            callbacks: Vec::new(),
+            upstream: None,
+            client: None,
+            in_turn: false,
+            callback_count: 0,
+        }
     }
 
-    fn turn(&mut self) -> impl std::future::Future<Output = Turn> + 'static {
-        self.last_try = Instant::now();
-        let (store, journal, rows) = (self.store.clone(), self.journal.clone(), self.rows);
-        async move { write_segments(&store, &journal, rows).await }
+    /// Adds the callbacks (`logs::callback`), whose webhooks connect as upstream calls do (`upstream`: trusted
+    /// certificates, proxy, connect timeout).
+    pub fn with_callbacks(mut self, callbacks: Vec<Consumer>, upstream: Upstream) -> Self {
+        self.callback_count = callbacks.len();
+        self.callbacks = callbacks;
+        self.upstream = Some(upstream);
+        self
+    }
+
+    /// The store is not waiting out [`RETRY_DOWN`].
+    fn store_due(&self) -> bool {
+        self.down_since.is_none() || self.last_try.elapsed() >= RETRY_DOWN
+    }
+
+    fn turn(&mut self, force: bool) -> impl std::future::Future<Output = Turn> + 'static {
+        let store_due = self.store_due();
+        if store_due {
+            self.last_try = Instant::now();
+        }
+        self.in_turn = true;
+        let (store, journal, rows, store_next) = (self.store.clone(), self.journal.clone(), self.rows, self.store_next);
+        let mut callbacks = std::mem::take(&mut self.callbacks);
+        // Also checked before deleting anything: every callback is in this turn.
+        let expected = self.callback_count;
+        let client = self.client.clone();
+        async move {
+            let segments = match journal.rotate().and_then(|()| journal.segments()) {
+                Ok(segments) => segments,
+                Err(e) => {
+                    let error = Some(format!("journal: {e}"));
+                    return Turn {
+                        store: Some(StoreTurn { error, next: store_next, ..StoreTurn::default() }),
+                        callbacks,
+                    };
+                }
+            };
+            let store_turn =
+                if store_due { Some(write_segments(&store, &journal, &segments, rows).await) } else { None };
+            let store_next = store_turn.as_ref().map_or(store_next, |t| t.next);
+            for consumer in &mut callbacks {
+                consumer.run(&journal, &segments, client.as_ref(), force).await;
+            }
+            for segment in segments.iter().filter(|_| callbacks.len() == expected) {
+                if !callback::removable(segment.number, store_next, callbacks.iter().map(Consumer::next_segment)) {
+                    break;
+                }
+                if let Err(e) = journal.remove(segment) {
+                    tracing::error!(error = %e, segment = segment.number, "request log journal segment not deleted");
+                    break;
+                }
+            }
+            Turn { store: store_turn, callbacks }
+        }
     }
 
     fn settle(&mut self, turn: Turn) {
+        self.in_turn = false;
+        self.callbacks = turn.callbacks;
+        let Some(turn) = turn.store else { return };
+        self.store_next = turn.next;
         self.stats.written.fetch_add(turn.written, Relaxed);
         if turn.unreadable > 0 {
             self.stats.unreadable.fetch_add(turn.unreadable, Relaxed);
@@ -96,27 +196,22 @@ async fn bounded<T>(f: impl std::future::Future<Output = Result<T, crate::store:
     }
 }
 
-/// Closes the active file and applies every segment, oldest first, from the store's cursor; stops at the first
-/// failure.
-async fn write_segments(store: &Store, journal: &Journal, rows: bool) -> Turn {
-    let mut turn = Turn::default();
-    let segments = match journal.rotate().and_then(|()| journal.segments()) {
-        Ok(segments) => segments,
-        Err(e) => return Turn { error: Some(format!("journal: {e}")), ..turn },
-    };
-    if segments.is_empty() {
-        return turn;
-    }
+/// Applies `segments`, oldest first, from the store's cursor; stops at the first failure. Deletes nothing: the turn
+/// does, once every consumer has passed a segment.
+async fn write_segments(store: &Store, journal: &Journal, segments: &[Segment], rows: bool) -> StoreTurn {
+    let Some(last) = segments.last() else { return StoreTurn::default() };
+    let mut turn = StoreTurn { next: segments[0].number, ..StoreTurn::default() };
     let applied = match bounded(store.log_cursor(journal.id())).await {
         Ok(cursor) => cursor.unwrap_or_default(),
-        Err(e) => return Turn { error: Some(e), ..turn },
+        Err(e) => return StoreTurn { error: Some(e), ..turn },
     };
     for segment in segments {
-        // A segment the cursor has passed was applied by an earlier turn that could not delete it.
+        turn.next = segment.number;
+        // A segment the cursor has passed was applied by an earlier turn.
         if applied.segment <= segment.number {
-            let taken = match journal.read(&segment) {
+            let taken = match journal.read(segment) {
                 Ok(taken) => taken,
-                Err(e) => return Turn { error: Some(format!("journal: {e}")), ..turn },
+                Err(e) => return StoreTurn { error: Some(format!("journal: {e}")), ..turn },
             };
             let skip = if applied.segment == segment.number { applied.records as usize } else { 0 };
             let mut done = skip.min(taken.records.len());
@@ -125,16 +220,14 @@ async fn write_segments(store: &Store, journal: &Journal, rows: bool) -> Turn {
                 let cursor = Cursor { segment: segment.number, records: done as u64 };
                 let batch = LogBatch { journal_id: journal.id(), cursor, records: batch, rows };
                 if let Err(e) = bounded(store.write_log_batch(&batch)).await {
-                    return Turn { error: Some(e), ..turn };
+                    return StoreTurn { error: Some(e), ..turn };
                 }
                 turn.written += batch.records.len() as u64;
             }
             turn.unreadable += taken.unreadable as u64;
         }
-        if let Err(e) = journal.remove(&segment) {
-            return Turn { error: Some(format!("journal: {e}")), ..turn };
-        }
     }
+    turn.next = last.number + 1;
     turn
 }
 
@@ -143,11 +236,14 @@ impl Actor for LogWriter {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(16);
+        self.client = self.upstream.as_ref().map(Upstream::client);
         ctx.run_interval(INTERVAL, |act, ctx| {
-            if act.down_since.is_some() && act.last_try.elapsed() < RETRY_DOWN {
+            // One turn at a time; nothing to do while every consumer waits out its retry delay (the active file
+            // keeps growing meanwhile).
+            if act.in_turn || (!act.store_due() && !act.callbacks.iter().any(Consumer::due)) {
                 return;
             }
-            let turn = act.turn();
+            let turn = act.turn(false);
             ctx.wait(turn.into_actor(act).map(|turn, act, _| act.settle(turn)));
         });
     }
@@ -158,7 +254,7 @@ impl Handler<Flush> for LogWriter {
     type Result = AtomicResponse<Self, ()>;
 
     fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Self::Result {
-        AtomicResponse::new(Box::pin(self.turn().into_actor(self).map(|turn, act, _| act.settle(turn))))
+        AtomicResponse::new(Box::pin(self.turn(true).into_actor(self).map(|turn, act, _| act.settle(turn))))
     }
 }
 
@@ -222,10 +318,10 @@ mod tests {
         let cursor = Cursor { segment: segment.number, records: 2 };
         let first = LogBatch { journal_id: journal.id(), cursor, records: &taken.records[..2], rows: true };
         assert!(store.write_log_batch(&first).await.is_ok());
-        let turn = write_segments(&store, &journal, true).await;
-        assert_eq!((turn.written, turn.error), (1, None));
+        let segments = journal.segments().unwrap_or_default();
+        let turn = write_segments(&store, &journal, &segments, true).await;
+        assert_eq!((turn.written, turn.error, turn.next), (1, None, segment.number + 1));
         assert_eq!(store.count_logs().await.ok(), Some(3), "the third record once, the first two not again");
-        assert_eq!(journal.size(), 0);
         for suffix in [".db", ".db-wal", ".db-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", base.display()));
         }

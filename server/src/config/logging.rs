@@ -14,6 +14,8 @@ pub struct Logging {
     pub json: bool,
     /// The request log file, when `log_to_file` is on.
     pub file: Option<LogFile>,
+    /// `success_callback` / `failure_callback` / `callbacks` sinks (`config/callbacks.rs`).
+    pub callbacks: Vec<super::CallbackConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +48,12 @@ pub(super) fn resolve(litellm: &RawLitellmSettings) -> Result<Logging, ConfigErr
             "is set but `log_to_file` is not true: nothing would be written there",
         ));
     }
-    Ok(Logging { level: level.map(str::to_owned), json: litellm.json_logs.unwrap_or(false), file })
+    Ok(Logging {
+        level: level.map(str::to_owned),
+        json: litellm.json_logs.unwrap_or(false),
+        file,
+        callbacks: Vec::new(),
+    })
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! silently dropped; secrets are wrapped in [`Secret`] the moment they are read. This module does no I/O besides
 //! reading the file and the environment, and knows nothing of providers or HTTP.
 
+mod callbacks;
 mod declared_keys;
 mod environment;
 mod interpolate;
@@ -24,6 +25,7 @@ use self::raw::{
     RawRouterSettings, NOT_YET_SUPPORTED,
 };
 pub use self::{
+    callbacks::{CallbackConfig, CallbackSink},
     declared_keys::DeclaredKey,
     environment::Env,
     interpolate::EnvLookup,
@@ -543,7 +545,8 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
         .map(|(i, e)| e.model_info.id.clone().unwrap_or_else(|| format!("{}#{i}", e.model_name)))
         .collect();
     let health_checks = HealthChecks { background_interval: health_check_interval(&raw.general_settings)?, embedding };
-    let logging = logging::resolve(&raw.litellm_settings)?;
+    let mut logging = logging::resolve(&raw.litellm_settings)?;
+    logging.callbacks = callbacks::resolve(&raw.litellm_settings, raw.callback_settings.as_ref(), env, &mut warnings)?;
     let mut upstream = upstream::resolve(raw.litellm_settings.ssl_verify, env, &mut warnings)?;
     upstream.connect_timeout =
         seconds("router_settings.connect_timeout", raw.router_settings.connect_timeout, DEFAULT_CONNECT_TIMEOUT_SECS)?;

@@ -36,6 +36,31 @@ pub struct RawConfig {
     /// The seed's keys declared in the config, with rate limits (and budgets, not enforced yet): see
     /// `config/declared_keys.rs`.
     pub key_settings: Option<Vec<super::declared_keys::RawKeySetting>>,
+    /// LiteLLM's per-callback settings, by callback name (`config/callbacks.rs`).
+    pub callback_settings: Option<BTreeMap<String, RawCallbackSettings>>,
+}
+
+/// One `callback_settings.<name>` entry: LiteLLM's `generic_api` keys, and tollgate's `jsonl_file` sink.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawCallbackSettings {
+    /// `generic_api` (also `webhook`) or `jsonl_file`; implied by the built-in names.
+    pub callback_type: Option<String>,
+    /// The webhook's URL (LiteLLM's `endpoint`; `url` is accepted too). Default `GENERIC_LOGGER_ENDPOINT`.
+    pub endpoint: Option<String>,
+    pub url: Option<String>,
+    /// Headers sent with every POST, over those of `GENERIC_LOGGER_HEADERS`. Values are secrets.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Records per POST (default 512, as LiteLLM).
+    pub batch_size: Option<usize>,
+    /// Seconds a partial batch may wait before it is sent (default 5, as LiteLLM).
+    pub flush_interval: Option<f64>,
+    /// `llm_api_success`, `llm_api_failure`: which records the callback gets (default both).
+    pub event_types: Option<Vec<String>>,
+    /// LiteLLM's `json_array` (the default) is the only format tollgate sends.
+    pub log_format: Option<String>,
+    /// The `jsonl_file` sink's file (default `tollgate-callbacks.jsonl`).
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -316,6 +341,13 @@ pub struct RawLitellmSettings {
     pub log_file_path: Option<String>,
     /// Whether the file's lines carry `completion_tokens` (default true).
     pub log_completion_tokens: Option<bool>,
+    /// Callbacks that get successful requests' records (status < 400): `webhook` / `generic_api`, `jsonl_file`, or
+    /// a `callback_settings` name.
+    pub success_callback: Option<Vec<String>>,
+    /// Callbacks that get failed requests' records (status >= 400).
+    pub failure_callback: Option<Vec<String>>,
+    /// Callbacks that get every record.
+    pub callbacks: Option<Vec<String>>,
 }
 
 /// `ssl_verify` as LiteLLM accepts it: a boolean, or a string that is `"true"`/`"false"` (as interpolation from
@@ -383,9 +415,6 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "router_settings.model_group_alias",
     "router_settings.model_group_retry_policy",
     "litellm_settings.set_verbose",
-    "litellm_settings.success_callback",
-    "litellm_settings.failure_callback",
-    "litellm_settings.callbacks",
     "litellm_settings.cache",
     "litellm_settings.cache_params",
     "litellm_settings.max_budget",

@@ -14,6 +14,7 @@ use super::AppState;
 use crate::{
     clock,
     error::ApiError,
+    logs::callback::CallbackStats,
     pipeline::auth,
     routing::stats::{AccountingGap, DeploymentStats},
 };
@@ -196,7 +197,7 @@ fn render(state: &AppState) -> String {
         (
             "tollgate_request_log_journal_bytes",
             "gauge",
-            "Bytes in the request log's journal, waiting for the store.",
+            "Bytes in the request log's journal, waiting for the store or a callback.",
             state.logs.journal().size(),
         ),
     ] {
@@ -223,6 +224,7 @@ fn render(state: &AppState) -> String {
          tollgate_budget_unpriced_reservations_total {}",
         budgets.unpriced.load(Relaxed)
     );
+    render_callbacks(&mut out, state.logs.callbacks(), log.accepted.load(Relaxed));
     // Each deployment's labels, escaped once for all families.
     let deployments: Vec<_> = table
         .deployments()
@@ -246,6 +248,43 @@ fn render(state: &AppState) -> String {
         }
     }
     out
+}
+
+/// One series per configured callback (the label is the callback's name from the config).
+fn render_callbacks(out: &mut String, callbacks: &[std::sync::Arc<CallbackStats>], journaled: u64) {
+    if callbacks.is_empty() {
+        return;
+    }
+    type Read = fn(&CallbackStats, u64) -> u64;
+    let families: [(&str, &str, &str, Read); 4] = [
+        ("tollgate_callback_delivered_total", "counter", "Request log records a callback's receiver took.", |c, _| {
+            c.delivered.load(Relaxed)
+        }),
+        (
+            "tollgate_callback_dropped_total",
+            "counter",
+            "Request log records in batches a callback's receiver rejected (4xx other than 429); logged.",
+            |c, _| c.dropped.load(Relaxed),
+        ),
+        (
+            "tollgate_callback_failures_total",
+            "counter",
+            "Callback sends that failed (5xx, 429, unreachable, no answer in time) and are retried with backoff.",
+            |c, _| c.failures.load(Relaxed),
+        ),
+        (
+            "tollgate_callback_lag_records",
+            "gauge",
+            "Request log records journaled that a callback has not passed yet.",
+            |c, journaled| c.lag(journaled),
+        ),
+    ];
+    for (name, kind, help, read) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for c in callbacks {
+            let _ = writeln!(out, "{name}{{callback=\"{}\"}} {}", escape(&c.name), read(c, journaled));
+        }
+    }
 }
 
 /// Label values escape backslash, double quote and newline (the exposition format's rules).

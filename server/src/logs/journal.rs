@@ -164,7 +164,17 @@ impl Journal {
         Ok(taken)
     }
 
-    /// The store has every record of `segment`.
+    /// Lines holding something in `segment` (its records, and any line torn by a crash): what [`Journal::read`]
+    /// would give, without parsing.
+    pub fn count(&self, segment: &Segment) -> std::io::Result<u64> {
+        let mut n = 0;
+        for line in BufReader::new(File::open(&segment.path)?).split(b'\n') {
+            n += u64::from(line?.iter().any(|b| !b.is_ascii_whitespace()));
+        }
+        Ok(n)
+    }
+
+    /// Every consumer (the store and each callback) has every record of `segment`.
     pub fn remove(&self, segment: &Segment) -> std::io::Result<()> {
         match std::fs::remove_file(&segment.path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
@@ -172,13 +182,13 @@ impl Journal {
         }
     }
 
-    /// Bytes waiting in the journal (active file and segments).
+    /// Bytes waiting in the journal (active file and segments; not the id or the callbacks' cursors).
     pub fn size(&self) -> u64 {
         std::fs::read_dir(&self.dir)
             .map(|entries| {
                 entries
                     .flatten()
-                    .filter(|e| e.file_name().to_str().and_then(segment_number).is_some() || e.file_name() == ACTIVE)
+                    .filter(|e| e.file_name().to_str().is_some_and(|n| n == ACTIVE || segment_number(n).is_some()))
                     .filter_map(|e| e.metadata().ok())
                     .map(|m| m.len())
                     .sum()
@@ -224,6 +234,7 @@ mod tests {
         assert_eq!(segments.len(), 2);
         let first = journal.read(&segments[0]).unwrap_or_default();
         assert_eq!(ids(&first), ["a", "b"]);
+        assert_eq!(journal.count(&segments[0]).ok(), Some(2));
         assert_eq!(ids(&journal.read(&segments[1]).unwrap_or_default()), ["c"]);
         assert!(journal.remove(&segments[0]).is_ok() && journal.remove(&segments[1]).is_ok());
         assert_eq!(journal.size(), 0);
@@ -248,6 +259,7 @@ mod tests {
         assert_eq!(ids(&journal.read(&segments[0]).unwrap_or_default()), ["a"]);
         let second = journal.read(&segments[1]).unwrap_or_default();
         assert_eq!((ids(&second), second.unreadable), (vec!["b"], 1));
+        assert_eq!(journal.count(&segments[1]).ok(), Some(2), "the torn line counts as a line");
         assert!(journal.append(&record("d")).is_ok() && journal.rotate().is_ok());
         let numbers: Vec<u64> = journal.segments().unwrap_or_default().iter().map(|s| s.number).collect();
         assert!(numbers.windows(2).all(|w| w[0] < w[1]) && numbers.len() == 3, "{numbers:?}");

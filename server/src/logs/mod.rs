@@ -2,8 +2,10 @@
 //! [`LogSink`], which appends it to the journal on disk ([`journal`]) with one write: from then on it survives a
 //! crash of the process. The log writer (`actors::log_writer`) moves journal segments into the store in batches
 //! (each batch in one transaction with the writer's cursor, so a record is applied exactly once) and deletes each
-//! once applied; while the store is down they wait on disk, and are written when it answers.
+//! once stored and delivered to every callback ([`callback`]: webhooks and JSON-lines files, each with its own
+//! cursor); while the store or a callback is down they wait on disk, and are written when it answers.
 
+pub mod callback;
 pub mod file;
 pub mod journal;
 pub mod metrics;
@@ -16,7 +18,7 @@ use std::sync::{
 
 use serde::{Deserialize, Serialize};
 
-use self::{file::RequestFile, journal::Journal, metrics::RequestMetrics};
+use self::{callback::CallbackStats, file::RequestFile, journal::Journal, metrics::RequestMetrics};
 
 /// One request as the log stores it. Times are Unix milliseconds; money is nano-dollars, `None` when it could not
 /// be counted (`accounting` names the gap). Serialized as one JSON line in the journal.
@@ -95,14 +97,24 @@ pub struct LogSink {
     file: Option<Arc<RequestFile>>,
     /// `GET /metrics`' request families, fed by the same records.
     metrics: Arc<RequestMetrics>,
-    /// `false` with `general_settings.disable_spend_logs`: a record is journaled only when it carries spend (the
-    /// writer then updates spend and stores no row); every record still feeds metrics and the log file.
+    /// `false` with `general_settings.disable_spend_logs` and no callbacks: a record is journaled only when it
+    /// carries spend (the writer then updates spend and stores no row); every record still feeds metrics and the
+    /// log file.
     journaled: bool,
+    /// The callbacks' counters, for `GET /metrics`.
+    callbacks: Arc<[Arc<CallbackStats>]>,
 }
 
 impl LogSink {
     pub fn new(journal: Arc<Journal>) -> LogSink {
-        LogSink { journal, stats: Arc::default(), file: None, metrics: Arc::default(), journaled: true }
+        LogSink {
+            journal,
+            stats: Arc::default(),
+            file: None,
+            metrics: Arc::default(),
+            journaled: true,
+            callbacks: Arc::new([]),
+        }
     }
 
     /// Records go to metrics and the log file, and reach the store only for their spend (`disable_spend_logs`).
@@ -115,6 +127,16 @@ impl LogSink {
     pub fn with_file(mut self, file: RequestFile) -> LogSink {
         self.file = Some(Arc::new(file));
         self
+    }
+
+    /// The callbacks' counters, exported by `GET /metrics`.
+    pub fn with_callbacks(mut self, callbacks: Vec<Arc<CallbackStats>>) -> LogSink {
+        self.callbacks = callbacks.into();
+        self
+    }
+
+    pub fn callbacks(&self) -> &[Arc<CallbackStats>] {
+        &self.callbacks
     }
 
     pub fn record(&self, record: LogRecord) {

@@ -213,6 +213,9 @@ callback_settings:
     assert!(metric(&gw.url, "tollgate_callback_failures_total", &["callback=\"webhook\""]).await > Some(0.0));
     assert!(metric(&gw.url, "tollgate_request_log_journal_bytes", &[]).await > Some(0.0), "segments wait on disk");
 
+    let warned = tollgate_tests::logs::captured();
+    assert!(warned.contains("not supported yet: langfuse"), "an unknown callback is warned about at start-up");
+
     // It comes back: every record arrives, once, at the sink its status routes it to.
     receiver.failing.store(false, SeqCst);
     let ok_ids: Vec<&String> = ok.iter().map(|(id, _)| id).collect();

@@ -16,6 +16,7 @@ use actix::Actor;
 use crate::{
     access::{cache::KeyCache, declared, end_users::EndUserCache},
     actors::{
+        log_retention::LogRetention,
         log_writer::{Flush, LogWriter},
         router::Router,
     },
@@ -124,6 +125,11 @@ pub async fn start(config: Config, listener: TcpListener, options: &ServeOptions
         logs = logs.with_file(opened);
     }
     let rows = !config.store.disable_spend_logs;
+    if let Some(period) = config.store.log_retention {
+        tracing::info!(period_secs = period.as_secs(), interval_secs = config.store.log_retention_interval.as_secs(),
+            "request log retention on (maximum_spend_logs_retention_period)");
+        LogRetention::new(store.clone(), period, config.store.log_retention_interval).start();
+    }
     let log_writer = LogWriter::new(store, logs.journal().clone(), logs.stats().clone(), rows).start();
     let lifecycle = Arc::new(Lifecycle::default());
     let reload_source = options.config_path.clone().map(|path| Arc::new((path, config.clone())));

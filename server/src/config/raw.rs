@@ -173,6 +173,11 @@ pub struct RawGeneralSettings {
     pub health_check_interval: Option<f64>,
     /// LiteLLM's switch: no request log rows in the store (metrics and the seed's log file still see every request).
     pub disable_spend_logs: Option<bool>,
+    /// LiteLLM's: request log rows older than this (`"30d"`, `"12h"`, `"1s"`) are deleted in the background;
+    /// the daily rollups are kept. Default: kept forever.
+    pub maximum_spend_logs_retention_period: Option<String>,
+    /// How often the retention purge runs (default `"1d"`; the first run is at start-up).
+    pub maximum_spend_logs_retention_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -7,6 +7,7 @@
 pub mod file;
 pub mod journal;
 pub mod metrics;
+pub mod query;
 pub mod request;
 
 use std::sync::{

@@ -142,6 +142,7 @@ impl Store {
                     .await?;
             }
         }
+        super::rollups::apply(&tx, batch.records).await?;
         let upsert = match backend {
             DbBackend::Postgres => {
                 "INSERT INTO log_cursor (journal_id, segment, records, updated_at_ms) VALUES ($1, $2, $3, $4) \

@@ -182,11 +182,12 @@ async fn spend_reports(url: &str) {
     assert_eq!(first.json["next_cursor"], Value::Null, "{n} rows fit the default page of 50");
 
     // Filters: each the log rows that match it.
-    let key_hash = |key: &str| {
-        let r = get(&gw.url, &format!("/key/info?key={key}"), Some(MASTER_KEY));
-        async move { r.await.json["key"].as_str().unwrap_or_default().to_owned() }
-    };
-    let (hash_a, hash_b) = (key_hash(&ka).await, key_hash(&kb).await);
+    let mut hashes = Vec::new();
+    for key in [&ka, &kb] {
+        let r = get(&gw.url, &format!("/key/info?key={key}"), Some(MASTER_KEY)).await;
+        hashes.push(r.json["key"].as_str().unwrap_or_default().to_owned());
+    }
+    let (hash_a, hash_b) = (hashes[0].clone(), hashes[1].clone());
     let cases = [
         (format!("api_key={ka}"), format!("key_hash = {}", sql_quote(&hash_a))),
         (format!("api_key={hash_b}"), format!("key_hash = {}", sql_quote(&hash_b))),

@@ -126,8 +126,11 @@ pub async fn start(config: Config, listener: TcpListener, options: &ServeOptions
     }
     let rows = !config.store.disable_spend_logs;
     if let Some(period) = config.store.log_retention {
-        tracing::info!(period_secs = period.as_secs(), interval_secs = config.store.log_retention_interval.as_secs(),
-            "request log retention on (maximum_spend_logs_retention_period)");
+        tracing::info!(
+            period_secs = period.as_secs(),
+            interval_secs = config.store.log_retention_interval.as_secs(),
+            "request log retention on (maximum_spend_logs_retention_period)"
+        );
         LogRetention::new(store.clone(), period, config.store.log_retention_interval).start();
     }
     let log_writer = LogWriter::new(store, logs.journal().clone(), logs.stats().clone(), rows).start();

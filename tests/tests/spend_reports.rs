@@ -76,7 +76,8 @@ async fn traffic(gw: &Gateway) -> (i64, String, String) {
             assert_eq!(chat(gw, key, "an", json!({"user": format!("eu-{}", i % 2)})).await, 200);
             n += 3;
         }
-        let messages = json!({"model": "an", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+        let messages =
+            json!({"model": "an", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
         let r = tollgate_tests::post_with(
             &gw.url,
             "/v1/messages",
@@ -93,7 +94,15 @@ async fn traffic(gw: &Gateway) -> (i64, String, String) {
         }
     }
     // No key at all: the master key (no key, no team in the log).
-    assert_eq!(post_messages(&gw.url, json!({"model": "an", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}).to_string()).await.status, 200);
+    assert_eq!(
+        post_messages(
+            &gw.url,
+            json!({"model": "an", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}).to_string()
+        )
+        .await
+        .status,
+        200
+    );
     n += 1;
     (n, ka, kb)
 }
@@ -127,7 +136,13 @@ fn i(v: &Value) -> i64 {
 }
 
 fn group_sums(v: &Value) -> Vec<i64> {
-    vec![i(&v["requests"]), i(&v["spend_nanos"]), i(&v["prompt_tokens"]), i(&v["completion_tokens"]), i(&v["failed_requests"])]
+    vec![
+        i(&v["requests"]),
+        i(&v["spend_nanos"]),
+        i(&v["prompt_tokens"]),
+        i(&v["completion_tokens"]),
+        i(&v["failed_requests"]),
+    ]
 }
 
 /// Every page of `/spend/logs?{query}` at `limit` rows a page, as `who` (a cookie, else the master key).
@@ -214,7 +229,12 @@ async fn spend_reports(url: &str) {
     assert_eq!(by_id.json["data"][0], one.json["data"][3]);
 
     // Refusals: OpenAI-shaped 400s naming the parameter.
-    for (query, param) in [("cursor=not-a-cursor", "cursor"), ("limit=1001", "limit"), ("status=ok", "status"), ("start_date=30-11-2026", "start_date")] {
+    for (query, param) in [
+        ("cursor=not-a-cursor", "cursor"),
+        ("limit=1001", "limit"),
+        ("status=ok", "status"),
+        ("start_date=30-11-2026", "start_date"),
+    ] {
         let r = get(&gw.url, &format!("/spend/logs?{query}"), Some(MASTER_KEY)).await;
         assert_eq!((r.status, r.json["error"]["param"].as_str()), (400, Some(param)), "{query}: {}", r.text);
         assert_eq!(r.json["error"]["type"], "invalid_request_error");
@@ -256,7 +276,8 @@ async fn spend_reports(url: &str) {
     let alpha = keys.iter().find(|k| k["api_key"].as_str() == Some(hash_a.as_str()));
     assert_eq!(alpha.map(|k| k["key_alias"].clone()), Some(json!("alpha")));
     let days = report("day").await;
-    let total: Vec<i64> = days.iter().map(group_sums).fold(vec![0; 5], |a, b| a.iter().zip(b).map(|(x, y)| x + y).collect());
+    let total: Vec<i64> =
+        days.iter().map(group_sums).fold(vec![0; 5], |a, b| a.iter().zip(b).map(|(x, y)| x + y).collect());
     assert_eq!(total, log_sums(url, "1 = 1"), "days add up to everything");
     // The team report (LiteLLM's shape): per day, per team, its spend by model and key.
     let teams = report("team").await;
@@ -276,14 +297,19 @@ async fn spend_reports(url: &str) {
     assert_eq!(by_team.get("ta"), Some(&log_sums(url, "team_id = 'ta'")));
     assert_eq!(by_team.get("tb"), Some(&log_sums(url, "team_id = 'tb'")));
     assert_eq!(by_team.get(""), Some(&log_sums(url, "team_id IS NULL")));
-    let team_a = teams.iter().flat_map(|d| d["teams"].as_array().cloned().unwrap_or_default()).find(|t| t["team_id"] == "ta");
+    let team_a =
+        teams.iter().flat_map(|d| d["teams"].as_array().cloned().unwrap_or_default()).find(|t| t["team_id"] == "ta");
     assert_eq!(team_a.map(|t| t["team_name"].clone()), Some(json!("Team A")));
 
     // Activity: requests, tokens and failures per day.
     let activity = get(&gw.url, "/global/activity?start_date=2000-01-01&end_date=2999-12-31", Some(MASTER_KEY)).await;
     let all = log_sums(url, "1 = 1");
     assert_eq!(
-        (i(&activity.json["sum_api_requests"]), i(&activity.json["sum_failed_requests"]), i(&activity.json["sum_total_tokens"])),
+        (
+            i(&activity.json["sum_api_requests"]),
+            i(&activity.json["sum_failed_requests"]),
+            i(&activity.json["sum_total_tokens"])
+        ),
         (all[0], all[4], all[2] + all[3]),
         "{}",
         activity.text

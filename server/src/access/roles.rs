@@ -315,9 +315,7 @@ pub fn rule(route: Route, role: UserRole) -> Rule {
             | CustomerDelete | CustomerInfo | CustomerList | CustomerBlock | CustomerUnblock => Rule::Deny,
         },
         UserRole::InternalUserViewer => match route {
-            KeyInfo | KeyList | TeamInfo | TeamList | SpendLogs | SpendReport | GlobalActivity => {
-                Rule::Allow(OwnTeams)
-            }
+            KeyInfo | KeyList | TeamInfo | TeamList | SpendLogs | SpendReport | GlobalActivity => Rule::Allow(OwnTeams),
             UserInfo => Rule::Allow(Itself),
             _ => Rule::Deny,
         },

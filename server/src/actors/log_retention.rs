@@ -32,7 +32,8 @@ impl LogRetention {
 
     fn purge(&mut self, ctx: &mut Context<Self>) {
         let store = self.store.clone();
-        let cutoff_ms = crate::clock::unix_ms().saturating_sub(i64::try_from(self.period.as_millis()).unwrap_or(i64::MAX));
+        let cutoff_ms =
+            crate::clock::unix_ms().saturating_sub(i64::try_from(self.period.as_millis()).unwrap_or(i64::MAX));
         let work = async move { purge_before(&store, cutoff_ms).await };
         ctx.wait(work.into_actor(self).map(|result, act, _| match result {
             Ok(0) => act.failing = false,

@@ -80,8 +80,9 @@ fn log_filter(q: &LogsQuery) -> Result<LogFilter, ApiError> {
         Some(text) => match text.trim().parse::<u64>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
             _ => {
-                return Err(AccessError::bad_input("limit", format!("`limit` must be 1 to {MAX_LIMIT}, got `{text}`"))
-                    .into())
+                return Err(
+                    AccessError::bad_input("limit", format!("`limit` must be 1 to {MAX_LIMIT}, got `{text}`")).into()
+                )
             }
         },
     };
@@ -318,10 +319,15 @@ async fn team_report(state: &AppState, rows: Vec<UsageRow>) -> Result<Vec<Value>
                 let metadata: Vec<Value> = parts
                     .iter()
                     .map(|u| {
-                        let mut m = sums(u);
-                        m.insert("model".into(), dimension_value(u.keys.get(1).map_or("", String::as_str)));
-                        m.insert("api_key".into(), dimension_value(u.keys.get(2).map_or("", String::as_str)));
-                        Value::Object(m)
+                        // LiteLLM's fields (and the request count): a month of a busy team is thousands of these.
+                        json!({
+                            "model": dimension_value(u.keys.get(1).map_or("", String::as_str)),
+                            "api_key": dimension_value(u.keys.get(2).map_or("", String::as_str)),
+                            "spend": usd(u.cost_nanos),
+                            "spend_nanos": u.cost_nanos,
+                            "total_tokens": u.prompt_tokens.saturating_add(u.completion_tokens),
+                            "requests": u.requests,
+                        })
                     })
                     .collect();
                 let mut m = sums(&total);

@@ -120,11 +120,10 @@ impl Store {
             query = query.filter(Column::StartedAtMs.lt(end));
         }
         if let Some(after) = filter.after {
-            query = query.filter(
-                Condition::any().add(Column::StartedAtMs.lt(after.started_at_ms)).add(
+            query =
+                query.filter(Condition::any().add(Column::StartedAtMs.lt(after.started_at_ms)).add(
                     Condition::all().add(Column::StartedAtMs.eq(after.started_at_ms)).add(Column::Id.lt(after.id)),
-                ),
-            );
+                ));
         }
         let rows = query
             .order_by_desc(Column::StartedAtMs)

@@ -191,7 +191,15 @@ mod tests {
 
     /// A record on day `day` (at noon), of key `key`, team `team`, model `model`, with `status`, `tokens`
     /// prompt tokens and `cost` (None: unpriced).
-    fn rec(day: i64, key: Option<&str>, team: Option<&str>, model: &str, status: u16, tokens: u64, cost: Option<u64>) -> LogRecord {
+    fn rec(
+        day: i64,
+        key: Option<&str>,
+        team: Option<&str>,
+        model: &str,
+        status: u16,
+        tokens: u64,
+        cost: Option<u64>,
+    ) -> LogRecord {
         LogRecord {
             started_at_ms: day * MS_PER_DAY + MS_PER_DAY / 2,
             key_hash: key.map(str::to_owned),
@@ -214,10 +222,17 @@ mod tests {
         type Want = Vec<((i64, &'static str, &'static str, &'static str, &'static str), (i64, i64, i64, i64, i64))>;
         let cases: Vec<(&str, Vec<LogRecord>, Want)> = vec![
             ("empty", vec![], vec![]),
-            ("one", vec![rec(10, Some("k"), Some("t"), "m", 200, 5, Some(7))], vec![((10, "k", "t", "m", "ok"), (1, 5, 10, 7, 0))]),
+            (
+                "one",
+                vec![rec(10, Some("k"), Some("t"), "m", 200, 5, Some(7))],
+                vec![((10, "k", "t", "m", "ok"), (1, 5, 10, 7, 0))],
+            ),
             (
                 "same tuple twice",
-                vec![rec(10, Some("k"), Some("t"), "m", 200, 5, Some(7)), rec(10, Some("k"), Some("t"), "m", 201, 1, Some(1))],
+                vec![
+                    rec(10, Some("k"), Some("t"), "m", 200, 5, Some(7)),
+                    rec(10, Some("k"), Some("t"), "m", 201, 1, Some(1)),
+                ],
                 vec![((10, "k", "t", "m", "ok"), (2, 6, 12, 8, 0))],
             ),
             (
@@ -227,12 +242,21 @@ mod tests {
             ),
             (
                 "errors and successes apart, unpriced counted",
-                vec![rec(10, Some("k"), None, "m", 500, 0, None), rec(10, Some("k"), None, "m", 429, 0, Some(0)), rec(10, Some("k"), None, "m", 200, 4, None)],
+                vec![
+                    rec(10, Some("k"), None, "m", 500, 0, None),
+                    rec(10, Some("k"), None, "m", 429, 0, Some(0)),
+                    rec(10, Some("k"), None, "m", 200, 4, None),
+                ],
                 vec![((10, "k", "", "m", "error"), (2, 0, 0, 0, 1)), ((10, "k", "", "m", "ok"), (1, 4, 8, 0, 1))],
             ),
             (
                 "days, keys and models apart, in key order",
-                vec![rec(11, Some("b"), None, "m", 200, 1, Some(1)), rec(10, Some("b"), None, "m", 200, 1, Some(1)), rec(10, Some("a"), None, "n", 200, 1, Some(1)), rec(10, Some("a"), None, "m", 200, 1, Some(1))],
+                vec![
+                    rec(11, Some("b"), None, "m", 200, 1, Some(1)),
+                    rec(10, Some("b"), None, "m", 200, 1, Some(1)),
+                    rec(10, Some("a"), None, "n", 200, 1, Some(1)),
+                    rec(10, Some("a"), None, "m", 200, 1, Some(1)),
+                ],
                 vec![
                     ((10, "a", "", "m", "ok"), (1, 1, 2, 1, 0)),
                     ((10, "a", "", "n", "ok"), (1, 1, 2, 1, 0)),
@@ -250,7 +274,10 @@ mod tests {
             let got: Vec<_> = aggregate(&records)
                 .into_iter()
                 .map(|(d, t)| {
-                    ((d.day, d.key_hash, d.team_id, d.model_group, d.status_class), (t.requests, t.prompt_tokens, t.completion_tokens, t.cost_nanos, t.unpriced_requests))
+                    (
+                        (d.day, d.key_hash, d.team_id, d.model_group, d.status_class),
+                        (t.requests, t.prompt_tokens, t.completion_tokens, t.cost_nanos, t.unpriced_requests),
+                    )
                 })
                 .collect();
             let want: Vec<_> = want.into_iter().map(|((day, k, t, m, c), v)| ((day, k, t, m, c), v)).collect();
@@ -265,7 +292,8 @@ mod tests {
     fn the_upsert_has_one_placeholder_per_value_and_adds_on_conflict() {
         let sqlite = upsert_sql(DbBackend::Sqlite, 2);
         assert_eq!(sqlite.matches('?').count(), 32);
-        assert!(sqlite.contains("ON CONFLICT (day, key_hash, team_id, user_id, end_user, model_group, provider, status_class)"));
+        assert!(sqlite
+            .contains("ON CONFLICT (day, key_hash, team_id, user_id, end_user, model_group, provider, status_class)"));
         assert!(sqlite.contains("requests = usage_daily.requests + excluded.requests"), "{sqlite}");
         assert!(sqlite.ends_with("unpriced_requests = usage_daily.unpriced_requests + excluded.unpriced_requests"));
         let postgres = upsert_sql(DbBackend::Postgres, 2);
@@ -284,7 +312,8 @@ mod tests {
         let path = std::env::temp_dir().join(format!("tollgate-rollups-{}.db", uuid::Uuid::new_v4().simple()));
         let store = Store::open(&format!("sqlite://{}?mode=rwc", path.display())).await;
         let store = store.unwrap_or_else(|e| unreachable!("{e}"));
-        let records = [rec(10, Some("k"), Some("t"), "m", 200, 5, Some(7)), rec(10, Some("k"), Some("t"), "m", 500, 0, None)];
+        let records =
+            [rec(10, Some("k"), Some("t"), "m", 200, 5, Some(7)), rec(10, Some("k"), Some("t"), "m", 500, 0, None)];
         for (i, rows) in [true, false].into_iter().enumerate() {
             let cursor = Cursor { segment: 1, records: 2 * (i as u64 + 1) };
             let batch = LogBatch { journal_id: "j", cursor, records: &records, rows };

@@ -23,6 +23,9 @@ target="${CARGO_TARGET_DIR:-$root/target}/release"
 echo "building the release gateway (cargo build --release -p tollgate --bin tollgate)" >&2
 cargo build --release -q -p tollgate --bin tollgate
 work="$(mktemp -d /tmp/tollgate-spend.XXXXXX)"
+# A copy: a shared target directory's binary may be replaced by another build while this runs.
+cp "$target/tollgate" "$work/tollgate"
+target="$work"
 schema="bench_spend_$$"
 pid=""
 cleanup() {

@@ -110,10 +110,10 @@ async fn traffic(gw: &Gateway) -> (i64, String, String) {
 fn wait_rows(url: &str, want: i64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let sql = "SELECT COUNT(*), (SELECT CAST(SUM(requests) AS BIGINT) FROM usage_daily) FROM request_log";
-    let mut got = Vec::new();
+    let mut got = Err(String::new());
     while Instant::now() < deadline {
-        got = query_row(url, sql).unwrap_or_default();
-        if got == vec![want, want] {
+        got = query_row(url, sql);
+        if got == Ok(vec![want, want]) {
             return;
         }
         std::thread::sleep(Duration::from_millis(100));

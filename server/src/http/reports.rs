@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{
@@ -199,24 +199,65 @@ fn report_days(q: &ReportQuery) -> Result<(i64, i64), ApiError> {
     Ok(query::days_between(start, end))
 }
 
-/// A group's sums, as every report shows them.
-fn sums(u: &UsageRow) -> serde_json::Map<String, Value> {
-    let Value::Object(map) = json!({
-        "spend": usd(u.cost_nanos),
-        "spend_nanos": u.cost_nanos,
-        "requests": u.requests,
-        "failed_requests": u.failed_requests,
-        "total_tokens": u.prompt_tokens.saturating_add(u.completion_tokens),
-        "prompt_tokens": u.prompt_tokens,
-        "completion_tokens": u.completion_tokens,
-        "cache_read_tokens": u.cache_read_tokens,
-        "cache_write_tokens": u.cache_write_tokens,
-        "reasoning_tokens": u.reasoning_tokens,
-        "unpriced_requests": u.unpriced_requests,
-    }) else {
-        return serde_json::Map::new();
-    };
-    map
+/// A group's sums, as every report shows them. Typed rather than `serde_json::Value`: a month of a team report
+/// is thousands of groups, serialized straight into the response.
+#[derive(Debug, Serialize)]
+struct Sums {
+    spend: f64,
+    spend_nanos: i64,
+    requests: i64,
+    failed_requests: i64,
+    total_tokens: i64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    cache_read_tokens: i64,
+    cache_write_tokens: i64,
+    reasoning_tokens: i64,
+    unpriced_requests: i64,
+}
+
+impl Sums {
+    fn of(u: &UsageRow) -> Sums {
+        Sums {
+            spend: usd(u.cost_nanos),
+            spend_nanos: u.cost_nanos,
+            requests: u.requests,
+            failed_requests: u.failed_requests,
+            total_tokens: u.prompt_tokens.saturating_add(u.completion_tokens),
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            cache_read_tokens: u.cache_read_tokens,
+            cache_write_tokens: u.cache_write_tokens,
+            reasoning_tokens: u.reasoning_tokens,
+            unpriced_requests: u.unpriced_requests,
+        }
+    }
+
+    /// The sums of several groups.
+    fn total<'a>(rows: impl IntoIterator<Item = &'a UsageRow>) -> Sums {
+        let mut t = UsageRow::default();
+        for u in rows {
+            t.requests += u.requests;
+            t.failed_requests += u.failed_requests;
+            t.prompt_tokens += u.prompt_tokens;
+            t.completion_tokens += u.completion_tokens;
+            t.cache_read_tokens += u.cache_read_tokens;
+            t.cache_write_tokens += u.cache_write_tokens;
+            t.reasoning_tokens += u.reasoning_tokens;
+            t.cost_nanos += u.cost_nanos;
+            t.unpriced_requests += u.unpriced_requests;
+        }
+        Sums::of(&t)
+    }
+}
+
+/// One group of a flat report: its dimension under its name, and its sums.
+#[derive(Debug, Serialize)]
+struct Group<'a> {
+    #[serde(flatten)]
+    dimension: BTreeMap<&'static str, Option<&'a str>>,
+    #[serde(flatten)]
+    sums: Sums,
 }
 
 fn first_key(u: &UsageRow) -> &str {
@@ -224,12 +265,8 @@ fn first_key(u: &UsageRow) -> &str {
 }
 
 /// `""` (a request without that dimension) is shown as null.
-fn dimension_value(text: &str) -> Value {
-    if text.is_empty() {
-        Value::Null
-    } else {
-        Value::from(text)
-    }
+fn dimension_value(text: &str) -> Option<&str> {
+    (!text.is_empty()).then_some(text)
 }
 
 async fn spend_report(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -246,17 +283,20 @@ async fn spend_report(req: HttpRequest, state: web::Data<AppState>) -> Result<Ht
         let filter = UsageFilter { first_day, last_day, team_ids: principal.visible_teams(scope) };
         let store = state.keys.store();
         let mut rows = store.usage(group.dimensions(), &filter).await.map_err(store_error)?;
-        let answer = match group {
-            GroupBy::Team => team_report(&state, rows).await?,
+        match group {
+            GroupBy::Team => team_report(&state, rows).await,
             GroupBy::Day => {
                 rows.sort_by_key(|u| u.day);
-                rows.iter()
-                    .map(|u| {
-                        let mut m = sums(u);
-                        m.insert("day".into(), Value::from(date(u.day.unwrap_or(0))));
-                        Value::Object(m)
+                let days: Vec<String> = rows.iter().map(|u| date(u.day.unwrap_or(0))).collect();
+                let groups: Vec<Group<'_>> = rows
+                    .iter()
+                    .zip(&days)
+                    .map(|(u, day)| Group {
+                        dimension: BTreeMap::from([("day", Some(day.as_str()))]),
+                        sums: Sums::of(u),
                     })
-                    .collect()
+                    .collect();
+                Ok(HttpResponse::Ok().json(groups))
             }
             _ => {
                 rows.sort_by(|a, b| b.cost_nanos.cmp(&a.cost_nanos).then_with(|| a.keys.cmp(&b.keys)));
@@ -273,79 +313,104 @@ async fn spend_report(req: HttpRequest, state: web::Data<AppState>) -> Result<Ht
                     GroupBy::User => "user_id",
                     _ => "end_user",
                 };
-                rows.iter()
+                let groups: Vec<Group<'_>> = rows
+                    .iter()
                     .map(|u| {
-                        let mut m = sums(u);
-                        m.insert(name.into(), dimension_value(first_key(u)));
+                        let mut dimension = BTreeMap::from([(name, dimension_value(first_key(u)))]);
                         if group == GroupBy::Key {
-                            m.insert("key_alias".into(), json!(aliases.get(first_key(u))));
+                            dimension.insert("key_alias", aliases.get(first_key(u)).map(String::as_str));
                         }
-                        Value::Object(m)
+                        Group { dimension, sums: Sums::of(u) }
                     })
-                    .collect()
+                    .collect();
+                Ok(HttpResponse::Ok().json(groups))
             }
-        };
-        Ok(HttpResponse::Ok().json(Value::Array(answer)))
+        }
     })
     .await
 }
 
+/// LiteLLM's team report: one entry per day.
+#[derive(Debug, Serialize)]
+struct TeamDay<'a> {
+    group_by_day: String,
+    /// By spend, descending.
+    teams: Vec<TeamSpend<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct TeamSpend<'a> {
+    team_id: Option<&'a str>,
+    /// The team's alias, else its id.
+    team_name: Option<&'a str>,
+    total_spend: f64,
+    #[serde(flatten)]
+    sums: Sums,
+    /// Its spend by model and key.
+    metadata: Vec<TeamPart<'a>>,
+}
+
+/// LiteLLM's fields (and the request count).
+#[derive(Debug, Serialize)]
+struct TeamPart<'a> {
+    model: Option<&'a str>,
+    api_key: Option<&'a str>,
+    spend: f64,
+    spend_nanos: i64,
+    total_tokens: i64,
+    requests: i64,
+}
+
 /// LiteLLM's team report: per day, per team (spend, and its spend by model and key in `metadata`).
-async fn team_report(state: &AppState, rows: Vec<UsageRow>) -> Result<Vec<Value>, ApiError> {
+async fn team_report(state: &AppState, rows: Vec<UsageRow>) -> Result<HttpResponse, ApiError> {
     // day -> team -> (its rows)
     let mut days: BTreeMap<i64, BTreeMap<&str, Vec<&UsageRow>>> = BTreeMap::new();
     for u in &rows {
         days.entry(u.day.unwrap_or(0)).or_default().entry(first_key(u)).or_default().push(u);
     }
-    let teams: Vec<&str> = rows.iter().map(first_key).filter(|t| !t.is_empty()).collect();
+    let mut teams: Vec<&str> = rows.iter().map(first_key).filter(|t| !t.is_empty()).collect();
+    teams.sort_unstable();
+    teams.dedup();
     let aliases = state.keys.store().team_aliases(&teams).await.map_err(store_error)?;
     let mut out = Vec::with_capacity(days.len());
     for (day, by_team) in days {
-        let mut teams: Vec<(i64, Value)> = by_team
+        let mut teams: Vec<TeamSpend<'_>> = by_team
             .into_iter()
             .map(|(team, parts)| {
-                let total = UsageRow {
-                    requests: parts.iter().map(|u| u.requests).sum(),
-                    failed_requests: parts.iter().map(|u| u.failed_requests).sum(),
-                    prompt_tokens: parts.iter().map(|u| u.prompt_tokens).sum(),
-                    completion_tokens: parts.iter().map(|u| u.completion_tokens).sum(),
-                    cache_read_tokens: parts.iter().map(|u| u.cache_read_tokens).sum(),
-                    cache_write_tokens: parts.iter().map(|u| u.cache_write_tokens).sum(),
-                    reasoning_tokens: parts.iter().map(|u| u.reasoning_tokens).sum(),
-                    cost_nanos: parts.iter().map(|u| u.cost_nanos).sum(),
-                    unpriced_requests: parts.iter().map(|u| u.unpriced_requests).sum(),
-                    ..UsageRow::default()
-                };
-                let metadata: Vec<Value> = parts
+                let sums = Sums::total(parts.iter().copied());
+                let metadata = parts
                     .iter()
-                    .map(|u| {
-                        // LiteLLM's fields (and the request count): a month of a busy team is thousands of these.
-                        json!({
-                            "model": dimension_value(u.keys.get(1).map_or("", String::as_str)),
-                            "api_key": dimension_value(u.keys.get(2).map_or("", String::as_str)),
-                            "spend": usd(u.cost_nanos),
-                            "spend_nanos": u.cost_nanos,
-                            "total_tokens": u.prompt_tokens.saturating_add(u.completion_tokens),
-                            "requests": u.requests,
-                        })
+                    .map(|u| TeamPart {
+                        model: dimension_value(u.keys.get(1).map_or("", String::as_str)),
+                        api_key: dimension_value(u.keys.get(2).map_or("", String::as_str)),
+                        spend: usd(u.cost_nanos),
+                        spend_nanos: u.cost_nanos,
+                        total_tokens: u.prompt_tokens.saturating_add(u.completion_tokens),
+                        requests: u.requests,
                     })
                     .collect();
-                let mut m = sums(&total);
-                m.insert("team_id".into(), dimension_value(team));
-                let name = aliases.get(team).map_or(team, String::as_str);
-                m.insert("team_name".into(), dimension_value(name));
-                m.insert("total_spend".into(), Value::from(usd(total.cost_nanos)));
-                m.insert("metadata".into(), Value::Array(metadata));
-                (total.cost_nanos, Value::Object(m))
+                TeamSpend {
+                    team_id: dimension_value(team),
+                    team_name: dimension_value(aliases.get(team).map_or(team, String::as_str)),
+                    total_spend: sums.spend,
+                    sums,
+                    metadata,
+                }
             })
             .collect();
-        teams.sort_by(|a, b| b.0.cmp(&a.0));
-        out.push(json!({
-            "group_by_day": format!("{}T00:00:00+00:00", date(day)),
-            "teams": teams.into_iter().map(|(_, t)| t).collect::<Vec<_>>(),
-        }));
+        teams.sort_by(|a, b| b.sums.spend_nanos.cmp(&a.sums.spend_nanos));
+        out.push(TeamDay { group_by_day: format!("{}T00:00:00+00:00", date(day)), teams });
     }
-    Ok(out)
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// One day of `/global/activity`.
+#[derive(Debug, Serialize)]
+struct ActivityDay {
+    date: String,
+    api_requests: i64,
+    #[serde(flatten)]
+    sums: Sums,
 }
 
 /// LiteLLM's activity shape: `daily_data` (one entry per day with requests) and the sums.
@@ -357,22 +422,17 @@ async fn activity(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         let filter = UsageFilter { first_day, last_day, team_ids: principal.visible_teams(scope) };
         let mut rows = state.keys.store().usage(&[Dimension::Day], &filter).await.map_err(store_error)?;
         rows.sort_by_key(|u| u.day);
-        let total = |f: fn(&UsageRow) -> i64| rows.iter().map(f).sum::<i64>();
-        let daily: Vec<Value> = rows
+        let total = Sums::total(&rows);
+        let daily: Vec<ActivityDay> = rows
             .iter()
-            .map(|u| {
-                let mut m = sums(u);
-                m.insert("date".into(), Value::from(date(u.day.unwrap_or(0))));
-                m.insert("api_requests".into(), Value::from(u.requests));
-                Value::Object(m)
-            })
+            .map(|u| ActivityDay { date: date(u.day.unwrap_or(0)), api_requests: u.requests, sums: Sums::of(u) })
             .collect();
         Ok(HttpResponse::Ok().json(json!({
             "daily_data": daily,
-            "sum_api_requests": total(|u| u.requests),
-            "sum_failed_requests": total(|u| u.failed_requests),
-            "sum_total_tokens": total(|u| u.prompt_tokens.saturating_add(u.completion_tokens)),
-            "sum_spend": usd(total(|u| u.cost_nanos)),
+            "sum_api_requests": total.requests,
+            "sum_failed_requests": total.failed_requests,
+            "sum_total_tokens": total.total_tokens,
+            "sum_spend": total.spend,
         })))
     })
     .await

@@ -140,28 +140,31 @@ impl Store {
         let (sql, values) = usage_sql(backend, dimensions, filter);
         let rows = self.db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
         let mut out = Vec::with_capacity(rows.len());
+        // By index (the dimensions, then the sums in SUMS' order): a month of a team report is thousands of rows.
+        let n = dimensions.len();
         for row in rows {
-            let sum = |c: &str| row.try_get::<Option<i64>>("", c).map(Option::unwrap_or_default);
+            let sum = |i: usize| row.try_get_by_index::<Option<i64>>(n + i).map(Option::unwrap_or_default);
             let mut usage = UsageRow {
-                requests: sum("requests")?,
-                failed_requests: sum("failed_requests")?,
-                prompt_tokens: sum("prompt_tokens")?,
-                completion_tokens: sum("completion_tokens")?,
-                cache_read_tokens: sum("cache_read_tokens")?,
-                cache_write_tokens: sum("cache_write_tokens")?,
-                reasoning_tokens: sum("reasoning_tokens")?,
-                cost_nanos: sum("cost_nanos")?,
-                unpriced_requests: sum("unpriced_requests")?,
-                ..UsageRow::default()
+                requests: sum(0)?,
+                failed_requests: sum(1)?,
+                prompt_tokens: sum(2)?,
+                completion_tokens: sum(3)?,
+                cache_read_tokens: sum(4)?,
+                cache_write_tokens: sum(5)?,
+                reasoning_tokens: sum(6)?,
+                cost_nanos: sum(7)?,
+                unpriced_requests: sum(8)?,
+                keys: Vec::with_capacity(n),
+                day: None,
             };
             if usage.requests == 0 {
                 // No rollup row matched: SUM over nothing.
                 continue;
             }
-            for d in dimensions {
+            for (i, d) in dimensions.iter().enumerate() {
                 match d {
-                    Dimension::Day => usage.day = Some(row.try_get::<i64>("", "day")?),
-                    other => usage.keys.push(row.try_get::<String>("", other.column())?),
+                    Dimension::Day => usage.day = Some(row.try_get_by_index::<i64>(i)?),
+                    _ => usage.keys.push(row.try_get_by_index::<String>(i)?),
                 }
             }
             out.push(usage);

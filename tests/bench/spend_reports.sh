@@ -10,7 +10,8 @@
 # The data: 200 keys in 20 teams (one user per 4 keys), 5 end users per key on 4 requests in 5 (none on the 5th),
 # 5 model groups (each key calls 2) on 3 providers, 5% errors, 1 request in 50 unpriced.
 #
-# Usage: tests/bench/spend_reports.sh [rows, default 1000000]   (PG_URL overrides the Postgres base URL)
+# Usage: tests/bench/spend_reports.sh [rows, default 1000000]
+#   PG_URL overrides the Postgres base URL; BACKENDS="sqlite" (or "postgres") runs one; KEEP_WORK=1 keeps the files.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -31,7 +32,7 @@ pid=""
 cleanup() {
   [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
   psql -q "$pg_base" -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
-  rm -rf "$work"
+  [ -n "${KEEP_WORK:-}" ] && echo "kept $work" >&2 || rm -rf "$work"
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -127,8 +128,10 @@ run_backend() { # $1 name, $2 database URL
   pid=""
 }
 
+backends="${BACKENDS:-sqlite postgres}"
 # SQLite: the gateway's own schema (tollgate migrate), then the rows in one transaction.
 db="$work/spend.db"
+if [[ " $backends " == *" sqlite "* ]]; then
 echo "seeding SQLite ($rows rows)" >&2
 printf 'general_settings: {database_url: "sqlite://%s?mode=rwc"}\n' "$db" >"$work/migrate.yaml"
 "$target/tollgate" migrate --config "$work/migrate.yaml" >/dev/null
@@ -150,6 +153,8 @@ explain_queries "'$(printf '%064x' 0)'" | while IFS= read -r q; do
   sqlite3 "$db" "EXPLAIN QUERY PLAN $q" | sed 's/^/      /'
 done
 run_backend sqlite "sqlite://$db?mode=rwc" "$sqlite_rollups"
+fi
+[[ " $backends " == *" postgres "* ]] || exit 0
 
 # Postgres: a schema of its own.
 echo "seeding Postgres schema $schema ($rows rows)" >&2

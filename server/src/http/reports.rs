@@ -381,8 +381,8 @@ async fn team_report(state: &AppState, rows: Vec<UsageRow>) -> Result<HttpRespon
                 let metadata = parts
                     .iter()
                     .map(|u| TeamPart {
-                        model: dimension_value(u.keys.get(1).map_or("", String::as_str)),
-                        api_key: dimension_value(u.keys.get(2).map_or("", String::as_str)),
+                        api_key: dimension_value(u.keys.get(1).map_or("", String::as_str)),
+                        model: dimension_value(u.keys.get(2).map_or("", String::as_str)),
                         spend: usd(u.cost_nanos),
                         spend_nanos: u.cost_nanos,
                         total_tokens: u.prompt_tokens.saturating_add(u.completion_tokens),
@@ -398,7 +398,7 @@ async fn team_report(state: &AppState, rows: Vec<UsageRow>) -> Result<HttpRespon
                 }
             })
             .collect();
-        teams.sort_by(|a, b| b.sums.spend_nanos.cmp(&a.sums.spend_nanos));
+        teams.sort_by_key(|t| std::cmp::Reverse(t.sums.spend_nanos));
         out.push(TeamDay { group_by_day: format!("{}T00:00:00+00:00", date(day)), teams });
     }
     Ok(HttpResponse::Ok().json(out))

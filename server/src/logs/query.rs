@@ -129,10 +129,11 @@ impl GroupBy {
         })
     }
 
-    /// The dimensions the store groups by: LiteLLM's team report is per day, team, and (model, key) within it.
+    /// The dimensions the store groups by: LiteLLM's team report is per day, team, and (key, model) within it, in
+    /// the order of `usage_daily`'s key (SQLite then aggregates as it scans, without sorting).
     pub fn dimensions(self) -> &'static [Dimension] {
         match self {
-            GroupBy::Team => &[Dimension::Day, Dimension::Team, Dimension::Model, Dimension::Key],
+            GroupBy::Team => &[Dimension::Day, Dimension::Team, Dimension::Key, Dimension::Model],
             GroupBy::Key => &[Dimension::Key],
             GroupBy::Model => &[Dimension::Model],
             GroupBy::Provider => &[Dimension::Provider],

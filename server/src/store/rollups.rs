@@ -280,7 +280,6 @@ mod tests {
                     )
                 })
                 .collect();
-            let want: Vec<_> = want.into_iter().map(|((day, k, t, m, c), v)| ((day, k, t, m, c), v)).collect();
             assert_eq!(got, want, "{name}");
         }
         let one = [rec(10, Some("k"), None, "m", 200, 1, Some(1))];

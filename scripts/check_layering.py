@@ -74,7 +74,7 @@ def files(module):
 
 # Management routes: every handler a route is registered to names its `Route` (the role table's row), itself or
 # through a helper it calls; only the routes that hand out credentials are open.
-MANAGEMENT = ("http/keys.rs", "http/teams.rs", "http/users.rs", "http/login.rs", "http/customers.rs")
+MANAGEMENT = ("http/keys.rs", "http/teams.rs", "http/users.rs", "http/login.rs", "http/customers.rs", "http/reports.rs")
 OPEN_HANDLERS = {"login", "logout", "claim_token"}
 
 

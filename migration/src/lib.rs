@@ -8,6 +8,7 @@ mod m20261130_000002_sessions_invitations;
 mod m20261130_000010_request_log;
 mod m20261130_080000_end_user_limits;
 mod m20261201_000020_request_log_rowid;
+mod m20261201_000030_usage_daily;
 mod m20261202_000030_user_limits;
 
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000010_request_log::Migration),
             Box::new(m20261130_080000_end_user_limits::Migration),
             Box::new(m20261201_000020_request_log_rowid::Migration),
+            Box::new(m20261201_000030_usage_daily::Migration),
             Box::new(m20261202_000030_user_limits::Migration),
         ]
     }

@@ -16,6 +16,7 @@ use actix::Actor;
 use crate::{
     access::{cache::KeyCache, declared, end_users::EndUserCache},
     actors::{
+        log_retention::LogRetention,
         log_writer::{Flush, LogWriter},
         router::Router,
     },
@@ -136,6 +137,14 @@ pub async fn start(config: Config, listener: TcpListener, options: &ServeOptions
     let (consumers, stats) = open_callbacks(callbacks, &journal);
     logs = logs.with_callbacks(stats);
     let rows = !config.store.disable_spend_logs;
+    if let Some(period) = config.store.log_retention {
+        tracing::info!(
+            period_secs = period.as_secs(),
+            interval_secs = config.store.log_retention_interval.as_secs(),
+            "request log retention on (maximum_spend_logs_retention_period)"
+        );
+        LogRetention::new(store.clone(), period, config.store.log_retention_interval).start();
+    }
     let log_writer =
         LogWriter::new(store, journal, logs.stats().clone(), rows).with_callbacks(consumers, upstream.clone()).start();
     let lifecycle = Arc::new(Lifecycle::default());

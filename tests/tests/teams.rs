@@ -166,6 +166,9 @@ async fn call_for(gw: &Gateway, route: &str, n: &mut u32) -> (String, Option<Val
         "/customer/list" => ("/customer/list".into(), None),
         "/customer/block" | "/customer/unblock" => post(route, json!({"user_ids": [fresh_customer(gw, n).await]})),
         "/config/reload" => post(route, json!({})),
+        "/spend/logs" => ("/spend/logs?team_id=ta".into(), None),
+        "/global/spend/report" => ("/global/spend/report?group_by=key".into(), None),
+        "/global/activity" => ("/global/activity".into(), None),
         other => unreachable!("no call for {other}"),
     }
 }
@@ -173,7 +176,7 @@ async fn call_for(gw: &Gateway, route: &str, n: &mut u32) -> (String, Option<Val
 /// The role matrix: every management route × every role (the brief's seven callers, and an
 /// `internal_user_viewer` member of team A). 400 on /config/reload means "allowed": an in-process
 /// gateway has no config file to re-read.
-const MATRIX: [(&str, [u16; 8]); 34] = [
+const MATRIX: [(&str, [u16; 8]); 37] = [
     // route                  master  admin  viewer  team-admin  member  other-team  team-viewer  nobody
     ("/key/generate", /*  */ [200, 200, 403, 200, 200, 403, 403, 401]),
     ("/key/update", /*    */ [200, 200, 403, 200, 200, 404, 403, 401]),
@@ -209,6 +212,10 @@ const MATRIX: [(&str, [u16; 8]); 34] = [
     ("/customer/list", /* */ [200, 200, 200, 403, 403, 403, 403, 401]),
     ("/customer/block", /**/ [200, 200, 403, 403, 403, 403, 403, 401]),
     ("/customer/unblock", [200, 200, 403, 403, 403, 403, 403, 401]),
+    // Spend: members read their own teams' rows (another team's member gets an empty answer, not a refusal).
+    ("/spend/logs", /*    */ [200, 200, 200, 200, 200, 200, 200, 401]),
+    ("/global/spend/report", [200, 200, 200, 200, 200, 200, 200, 401]),
+    ("/global/activity", [200, 200, 200, 200, 200, 200, 200, 401]),
 ];
 
 async fn role_matrix(database_url: &str) {

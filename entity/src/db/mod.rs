@@ -10,4 +10,5 @@ pub mod request_log;
 pub mod session;
 pub mod spend;
 pub mod team;
+pub mod usage_daily;
 pub mod virtual_key;

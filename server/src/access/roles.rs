@@ -159,11 +159,14 @@ pub enum Route {
     CustomerList,
     CustomerBlock,
     CustomerUnblock,
+    SpendLogs,
+    SpendReport,
+    GlobalActivity,
 }
 
 impl Route {
     #[cfg(test)]
-    pub const ALL: [Route; 34] = [
+    pub const ALL: [Route; 37] = [
         Route::KeyGenerate,
         Route::KeyUpdate,
         Route::KeyDelete,
@@ -198,6 +201,9 @@ impl Route {
         Route::CustomerList,
         Route::CustomerBlock,
         Route::CustomerUnblock,
+        Route::SpendLogs,
+        Route::SpendReport,
+        Route::GlobalActivity,
     ];
 
     /// The route's path (`/key/{key}/regenerate` shares [`Route::KeyRegenerate`]).
@@ -237,6 +243,9 @@ impl Route {
             Route::CustomerList => "/customer/list",
             Route::CustomerBlock => "/customer/block",
             Route::CustomerUnblock => "/customer/unblock",
+            Route::SpendLogs => "/spend/logs",
+            Route::SpendReport => "/global/spend/report",
+            Route::GlobalActivity => "/global/activity",
         }
     }
 
@@ -254,6 +263,9 @@ impl Route {
                 | Route::Health
                 | Route::CustomerInfo
                 | Route::CustomerList
+                | Route::SpendLogs
+                | Route::SpendReport
+                | Route::GlobalActivity
         )
     }
 }
@@ -294,6 +306,8 @@ pub fn rule(route: Route, role: UserRole) -> Rule {
                 Rule::Allow(AdministeredTeams)
             }
             TeamInfo | TeamList => Rule::Allow(OwnTeams),
+            // Spend: the rows and rollups of their own teams' keys (the query's filter, not a refusal).
+            SpendLogs | SpendReport | GlobalActivity => Rule::Allow(OwnTeams),
             UserInfo => Rule::Allow(Itself),
             // A team's models, limits and existence, users, invitations and the proxy's own routes: proxy admins.
             TeamNew | TeamUpdate | TeamDelete | TeamBlock | TeamUnblock | UserNew | UserUpdate | UserDelete
@@ -301,7 +315,7 @@ pub fn rule(route: Route, role: UserRole) -> Rule {
             | CustomerDelete | CustomerInfo | CustomerList | CustomerBlock | CustomerUnblock => Rule::Deny,
         },
         UserRole::InternalUserViewer => match route {
-            KeyInfo | KeyList | TeamInfo | TeamList => Rule::Allow(OwnTeams),
+            KeyInfo | KeyList | TeamInfo | TeamList | SpendLogs | SpendReport | GlobalActivity => Rule::Allow(OwnTeams),
             UserInfo => Rule::Allow(Itself),
             _ => Rule::Deny,
         },
@@ -332,7 +346,7 @@ mod tests {
         const M: Rule = Rule::Allow(AdministeredTeams);
         const S: Rule = Rule::Allow(Itself);
         // route, proxy_admin, proxy_admin_viewer, internal_user, internal_user_viewer
-        let table: [(Route, [Rule; 4]); 34] = [
+        let table: [(Route, [Rule; 4]); 37] = [
             (KeyGenerate, [A, D, T, D]),
             (KeyUpdate, [A, D, T, D]),
             (KeyDelete, [A, D, T, D]),
@@ -367,6 +381,9 @@ mod tests {
             (CustomerList, [A, A, D, D]),
             (CustomerBlock, [A, D, D, D]),
             (CustomerUnblock, [A, D, D, D]),
+            (SpendLogs, [A, A, T, T]),
+            (SpendReport, [A, A, T, T]),
+            (GlobalActivity, [A, A, T, T]),
         ];
         assert_eq!(table.map(|(r, _)| r), Route::ALL, "every route, once, in order");
         for (route, rules) in table {

@@ -3,5 +3,6 @@
 //! `try_send`; it never awaits an actor.
 
 pub mod deployment_worker;
+pub mod log_retention;
 pub mod log_writer;
 pub mod router;

@@ -401,6 +401,12 @@ impl Config {
         if self.declared_keys != next.declared_keys {
             keys.push("key_settings");
         }
+        // The retention purge is started once, with these.
+        if (self.store.log_retention, self.store.log_retention_interval)
+            != (next.store.log_retention, next.store.log_retention_interval)
+        {
+            keys.push("general_settings.maximum_spend_logs_retention_period / _interval");
+        }
         keys
     }
 }

@@ -201,6 +201,11 @@ pub struct RawGeneralSettings {
     /// The answer's bound a budget reservation assumes when a request sets no `max_tokens` (default 4096; never
     /// more than the model's catalog maximum output).
     pub budget_default_max_tokens: Option<u64>,
+    /// LiteLLM's: request log rows older than this (`"30d"`, `"12h"`, `"1s"`) are deleted in the background;
+    /// the daily rollups are kept. Default: kept forever.
+    pub maximum_spend_logs_retention_period: Option<String>,
+    /// How often the retention purge runs (default `"1d"`; the first run is at start-up).
+    pub maximum_spend_logs_retention_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

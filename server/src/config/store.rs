@@ -26,6 +26,26 @@ pub struct StoreSettings {
     pub disable_spend_logs: bool,
     /// `general_settings.budget_default_max_tokens`: a budget reservation's answer bound without `max_tokens`.
     pub budget_default_max_tokens: u64,
+    /// `general_settings.maximum_spend_logs_retention_period`: log rows older than this are purged (`None`: kept).
+    pub log_retention: Option<Duration>,
+    /// `general_settings.maximum_spend_logs_retention_interval`: how often the purge runs.
+    pub log_retention_interval: Duration,
+}
+
+/// LiteLLM's default `maximum_spend_logs_retention_interval`.
+const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(86_400);
+
+/// A retention duration: LiteLLM's `"30d"`, `"12h"`, `"15m"`, `"30s"` (calendar months are refused: a purge
+/// needs a fixed age).
+fn retention(path: &str, text: Option<&str>) -> Result<Option<Duration>, ConfigError> {
+    let Some(text) = text else { return Ok(None) };
+    match crate::access::period::Period::parse(text) {
+        Ok(crate::access::period::Period::Seconds(s)) => Ok(Some(Duration::from_secs(s.unsigned_abs()))),
+        Ok(crate::access::period::Period::Months(_)) => {
+            Err(ConfigError::invalid(path, format!("`{text}`: write the age in days (\"30d\"), not months")))
+        }
+        Err(e) => Err(ConfigError::invalid(path, e.to_string())),
+    }
 }
 
 /// The default of `general_settings.budget_default_max_tokens`.
@@ -64,12 +84,23 @@ pub(super) fn resolve(
     let log_journal = tollgate.log_journal_dir.as_ref().map_or_else(|| default_journal(&url), PathBuf::from);
     let disable_spend_logs = general.disable_spend_logs.unwrap_or(false);
     let budget_default_max_tokens = general.budget_default_max_tokens.unwrap_or(DEFAULT_BUDGET_MAX_TOKENS);
+    let log_retention = retention(
+        "general_settings.maximum_spend_logs_retention_period",
+        general.maximum_spend_logs_retention_period.as_deref(),
+    )?;
+    let log_retention_interval = retention(
+        "general_settings.maximum_spend_logs_retention_interval",
+        general.maximum_spend_logs_retention_interval.as_deref(),
+    )?
+    .unwrap_or(DEFAULT_RETENTION_INTERVAL);
     Ok(StoreSettings {
         database_url: Secret::new(url),
         key_cache_ttl,
         log_journal,
         disable_spend_logs,
         budget_default_max_tokens,
+        log_retention,
+        log_retention_interval,
     })
 }
 
@@ -133,6 +164,24 @@ mod tests {
         assert!(bad.contains("general_settings.database_url"), "{bad}");
         let bad = url(general(None), Some(&db("oracle", "x")), &no_env).err().unwrap_or_default();
         assert!(bad.contains("database.type"), "{bad}");
+    }
+
+    #[test]
+    fn retention_periods_are_ages_in_seconds_to_days() {
+        let cases: &[(Option<&str>, Result<Option<u64>, ()>)] = &[
+            (None, Ok(None)),
+            (Some("30d"), Ok(Some(2_592_000))),
+            (Some("1s"), Ok(Some(1))),
+            (Some("12h"), Ok(Some(43_200))),
+            (Some("1mo"), Err(())),
+            (Some("forever"), Err(())),
+        ];
+        for (text, want) in cases {
+            let got = retention("p", *text).map(|d| d.map(|d| d.as_secs())).map_err(|_| ());
+            assert_eq!(got, *want, "{text:?}");
+        }
+        let named = retention("general_settings.maximum_spend_logs_retention_period", Some("1mo"));
+        assert!(named.err().is_some_and(|e| e.to_string().contains("maximum_spend_logs_retention_period")));
     }
 
     #[test]

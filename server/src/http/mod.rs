@@ -10,6 +10,7 @@ pub mod login;
 pub mod metrics;
 pub mod openai;
 pub mod principal;
+pub mod reports;
 pub mod request_id;
 mod spend;
 pub mod teams;
@@ -75,6 +76,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     users::configure(cfg);
     login::configure(cfg);
     customers::configure(cfg);
+    reports::configure(cfg);
 }
 
 /// Unknown routes get an OpenAI-shaped 404 rather than an empty body.

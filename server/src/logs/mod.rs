@@ -9,6 +9,7 @@ pub mod callback;
 pub mod file;
 pub mod journal;
 pub mod metrics;
+pub mod query;
 pub mod request;
 
 use std::sync::{

@@ -144,6 +144,7 @@ impl Store {
         }
         // Spend counts whether or not rows are stored (`disable_spend_logs` keeps budgets).
         super::spend::apply(&tx, batch.records).await?;
+        super::rollups::apply(&tx, batch.records).await?;
         let upsert = match backend {
             DbBackend::Postgres => {
                 "INSERT INTO log_cursor (journal_id, segment, records, updated_at_ms) VALUES ($1, $2, $3, $4) \

@@ -7,6 +7,8 @@
 pub mod end_users;
 pub mod keys;
 pub mod logs;
+pub mod reports;
+pub mod rollups;
 pub mod spend;
 pub mod teams;
 pub mod users;

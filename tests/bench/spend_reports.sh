@@ -88,7 +88,7 @@ explain_queries() { # $1: the key hash of key 0 as a SQL literal
 SELECT * FROM request_log ORDER BY started_at_ms DESC, id DESC LIMIT 51;
 SELECT * FROM request_log WHERE key_hash = $1 ORDER BY started_at_ms DESC, id DESC LIMIT 51;
 SELECT * FROM request_log WHERE team_id = 'team-3' ORDER BY started_at_ms DESC, id DESC LIMIT 51;
-SELECT day, team_id, model_group, key_hash, SUM(requests), SUM(cost_nanos) FROM usage_daily WHERE day >= $(( now_ms / 86400000 - 29 )) AND day <= $(( now_ms / 86400000 )) GROUP BY day, team_id, model_group, key_hash;
+SELECT day, team_id, key_hash, model_group, SUM(requests), SUM(cost_nanos) FROM usage_daily WHERE day >= $(( now_ms / 86400000 - 29 )) AND day <= $(( now_ms / 86400000 )) GROUP BY day, team_id, key_hash, model_group;
 SELECT model_group, SUM(requests), SUM(cost_nanos) FROM usage_daily WHERE day >= $(( now_ms / 86400000 - 29 )) AND day <= $(( now_ms / 86400000 )) GROUP BY model_group;
 SQL
 }

@@ -112,7 +112,8 @@ run_backend() { # $1 name, $2 database URL
   local port url size
   port="$(free_port)"
   url="http://127.0.0.1:$port"
-  printf 'model_list:\n  - {model_name: m, litellm_params: {model: mock/m}}\ngeneral_settings: {master_key: %s}\n' "$master" >"$work/$1.yaml"
+  printf 'model_list:\n  - {model_name: m, litellm_params: {model: mock/m}}\ngeneral_settings: {master_key: %s}\ntollgate: {log_journal_dir: %s}\n' \
+    "$master" "$work/$1.journal" >"$work/$1.yaml"
   env -u RUST_LOG DATABASE_URL="$2" "$target/tollgate" --config "$work/$1.yaml" --host 127.0.0.1 --port "$port" \
     --workers 2 >"$work/$1.log" 2>&1 &
   pid=$!

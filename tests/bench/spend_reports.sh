@@ -88,7 +88,7 @@ explain_queries() { # $1: the key hash of key 0 as a SQL literal
 SELECT * FROM request_log ORDER BY started_at_ms DESC, id DESC LIMIT 51;
 SELECT * FROM request_log WHERE key_hash = $1 ORDER BY started_at_ms DESC, id DESC LIMIT 51;
 SELECT * FROM request_log WHERE team_id = 'team-3' ORDER BY started_at_ms DESC, id DESC LIMIT 51;
-SELECT day, team_id, model_group, key_hash, SUM(requests), SUM(cost_nanos) FROM usage_daily WHERE day >= $(( now_ms / 86400000 - 29 )) AND day <= $(( now_ms / 86400000 )) GROUP BY day, team_id, model_group, key_hash;
+SELECT day, team_id, key_hash, model_group, SUM(requests), SUM(cost_nanos) FROM usage_daily WHERE day >= $(( now_ms / 86400000 - 29 )) AND day <= $(( now_ms / 86400000 )) GROUP BY day, team_id, key_hash, model_group;
 SELECT model_group, SUM(requests), SUM(cost_nanos) FROM usage_daily WHERE day >= $(( now_ms / 86400000 - 29 )) AND day <= $(( now_ms / 86400000 )) GROUP BY model_group;
 SQL
 }
@@ -112,7 +112,8 @@ run_backend() { # $1 name, $2 database URL
   local port url size
   port="$(free_port)"
   url="http://127.0.0.1:$port"
-  printf 'model_list:\n  - {model_name: m, litellm_params: {model: mock/m}}\ngeneral_settings: {master_key: %s}\n' "$master" >"$work/$1.yaml"
+  printf 'model_list:\n  - {model_name: m, litellm_params: {model: mock/m}}\ngeneral_settings: {master_key: %s}\ntollgate: {log_journal_dir: %s}\n' \
+    "$master" "$work/$1.journal" >"$work/$1.yaml"
   env -u RUST_LOG DATABASE_URL="$2" "$target/tollgate" --config "$work/$1.yaml" --host 127.0.0.1 --port "$port" \
     --workers 2 >"$work/$1.log" 2>&1 &
   pid=$!

@@ -147,17 +147,25 @@ fn set_budgets(row: &mut KeyRow, request: &KeyRequest, now: i64) -> Result<(), A
     Ok(())
 }
 
+/// The stored rate limits of a key, team or user: `rpm_limit`, `tpm_limit`, `max_parallel_requests`.
+pub(crate) type LimitSlots<'a> = [&'a mut Option<i64>; 3];
+
+/// Writes each of LiteLLM's three rate-limit fields that a request sets (`values`, in [`LimitSlots`] order) into
+/// its slot, validated; unset ones keep their value.
+pub(crate) fn set_rate_limits(slots: LimitSlots<'_>, values: [Option<&Value>; 3]) -> Result<(), AccessError> {
+    const NAMES: [&str; 3] = ["rpm_limit", "tpm_limit", "max_parallel_requests"];
+    for ((slot, value), name) in slots.into_iter().zip(values).zip(NAMES) {
+        if let Some(n) = limit(name, value)? {
+            *slot = Some(n);
+        }
+    }
+    Ok(())
+}
+
 /// Writes the limits `request` sets into `row` (unset ones keep their value).
 fn set_limits(row: &mut KeyRow, request: &KeyRequest) -> Result<(), AccessError> {
-    if let Some(n) = limit("rpm_limit", request.rpm_limit.as_ref())? {
-        row.rpm_limit = Some(n);
-    }
-    if let Some(n) = limit("tpm_limit", request.tpm_limit.as_ref())? {
-        row.tpm_limit = Some(n);
-    }
-    if let Some(n) = limit("max_parallel_requests", request.max_parallel_requests.as_ref())? {
-        row.max_parallel_requests = Some(n);
-    }
+    let values = [request.rpm_limit.as_ref(), request.tpm_limit.as_ref(), request.max_parallel_requests.as_ref()];
+    set_rate_limits([&mut row.rpm_limit, &mut row.tpm_limit, &mut row.max_parallel_requests], values)?;
     if let Some(m) = limit_map("model_rpm_limit", request.model_rpm_limit.as_ref())? {
         row.model_rpm_limit = m;
     }

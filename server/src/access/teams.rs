@@ -222,17 +222,8 @@ fn set_budgets(row: &mut TeamRow, request: &TeamRequest, now: i64) -> Result<(),
 
 /// Writes the rate limits `request` sets into `row` (unset ones keep their value), validated as a key's are.
 fn set_limits(row: &mut TeamRow, request: &TeamRequest) -> Result<(), AccessError> {
-    use super::manage::limit;
-    if let Some(n) = limit("rpm_limit", request.rpm_limit.as_ref())? {
-        row.rpm_limit = Some(n);
-    }
-    if let Some(n) = limit("tpm_limit", request.tpm_limit.as_ref())? {
-        row.tpm_limit = Some(n);
-    }
-    if let Some(n) = limit("max_parallel_requests", request.max_parallel_requests.as_ref())? {
-        row.max_parallel_requests = Some(n);
-    }
-    Ok(())
+    let values = [request.rpm_limit.as_ref(), request.tpm_limit.as_ref(), request.max_parallel_requests.as_ref()];
+    super::manage::set_rate_limits([&mut row.rpm_limit, &mut row.tpm_limit, &mut row.max_parallel_requests], values)
 }
 
 /// `row` with the fields `request` sets changed (`/team/update`).

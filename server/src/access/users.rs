@@ -91,17 +91,8 @@ pub fn new_user(request: &UserRequest, password_hash: Option<String>, now: i64) 
 
 /// Writes the rate limits `request` sets into `row` (unset ones keep their value), validated as a key's are.
 fn set_limits(row: &mut UserRow, request: &UserRequest) -> Result<(), AccessError> {
-    use super::manage::limit;
-    if let Some(n) = limit("rpm_limit", request.rpm_limit.as_ref())? {
-        row.rpm_limit = Some(n);
-    }
-    if let Some(n) = limit("tpm_limit", request.tpm_limit.as_ref())? {
-        row.tpm_limit = Some(n);
-    }
-    if let Some(n) = limit("max_parallel_requests", request.max_parallel_requests.as_ref())? {
-        row.max_parallel_requests = Some(n);
-    }
-    Ok(())
+    let values = [request.rpm_limit.as_ref(), request.tpm_limit.as_ref(), request.max_parallel_requests.as_ref()];
+    super::manage::set_rate_limits([&mut row.rpm_limit, &mut row.tpm_limit, &mut row.max_parallel_requests], values)
 }
 
 /// Writes the budget `request` sets into `row`; a new `budget_duration` starts a new period now.

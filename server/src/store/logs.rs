@@ -107,26 +107,8 @@ fn push_values(values: &mut Vec<Value>, r: &LogRecord) {
 
 /// `INSERT INTO request_log (...) VALUES (...), ...` for `rows` rows in `backend`'s placeholder style.
 fn insert_sql(backend: DbBackend, rows: usize) -> String {
-    let mut sql = format!("INSERT INTO request_log ({}) VALUES ", COLUMNS.join(", "));
-    let mut n = 0;
-    for row in 0..rows {
-        sql.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..COLUMNS.len() {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            n += 1;
-            match backend {
-                DbBackend::Postgres => {
-                    sql.push('$');
-                    sql.push_str(&n.to_string());
-                }
-                _ => sql.push('?'),
-            }
-        }
-        sql.push(')');
-    }
-    sql
+    let values = super::values_placeholders(backend, rows, COLUMNS.len());
+    format!("INSERT INTO request_log ({}) VALUES {values}", COLUMNS.join(", "))
 }
 
 impl Store {

@@ -106,6 +106,31 @@ impl Store {
     }
 }
 
+/// The `VALUES` list of a multi-row INSERT: `rows` tuples of `columns` placeholders in `backend`'s style (`?` for
+/// SQLite, `$1, $2, ...` for Postgres).
+pub(crate) fn values_placeholders(backend: DbBackend, rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    let mut n = 0;
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            n += 1;
+            match backend {
+                DbBackend::Postgres => {
+                    sql.push('$');
+                    sql.push_str(&n.to_string());
+                }
+                _ => sql.push('?'),
+            }
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 /// `url` with any password replaced by `***`, for messages and logs.
 pub fn masked_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };

@@ -118,25 +118,9 @@ pub fn aggregate(records: &[LogRecord]) -> Vec<(Dimensions<'_>, Totals)> {
 /// The upsert of `rows` rows in `backend`'s placeholder style.
 fn upsert_sql(backend: DbBackend, rows: usize) -> String {
     let columns = DIMENSIONS.len() + COUNTERS.len();
-    let mut sql = format!("INSERT INTO usage_daily ({}, {}) VALUES ", DIMENSIONS.join(", "), COUNTERS.join(", "));
-    let mut n = 0;
-    for row in 0..rows {
-        sql.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..columns {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            n += 1;
-            match backend {
-                DbBackend::Postgres => {
-                    sql.push('$');
-                    sql.push_str(&n.to_string());
-                }
-                _ => sql.push('?'),
-            }
-        }
-        sql.push(')');
-    }
+    let values = super::values_placeholders(backend, rows, columns);
+    let mut sql =
+        format!("INSERT INTO usage_daily ({}, {}) VALUES {values}", DIMENSIONS.join(", "), COUNTERS.join(", "));
     sql.push_str(" ON CONFLICT (");
     sql.push_str(&DIMENSIONS.join(", "));
     sql.push_str(") DO UPDATE SET ");

@@ -127,18 +127,12 @@ impl Store {
         // Spend counts whether or not rows are stored (`disable_spend_logs` keeps budgets).
         super::spend::apply(&tx, batch.records).await?;
         super::rollups::apply(&tx, batch.records).await?;
-        let upsert = match backend {
-            DbBackend::Postgres => {
-                "INSERT INTO log_cursor (journal_id, segment, records, updated_at_ms) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (journal_id) DO UPDATE SET segment = excluded.segment, records = excluded.records, \
-                 updated_at_ms = excluded.updated_at_ms"
-            }
-            _ => {
-                "INSERT INTO log_cursor (journal_id, segment, records, updated_at_ms) VALUES (?, ?, ?, ?) \
-                 ON CONFLICT (journal_id) DO UPDATE SET segment = excluded.segment, records = excluded.records, \
-                 updated_at_ms = excluded.updated_at_ms"
-            }
-        };
+        let upsert = format!(
+            "INSERT INTO log_cursor (journal_id, segment, records, updated_at_ms) VALUES {} \
+             ON CONFLICT (journal_id) DO UPDATE SET segment = excluded.segment, records = excluded.records, \
+             updated_at_ms = excluded.updated_at_ms",
+            super::values_placeholders(backend, 1, 4)
+        );
         let values: Vec<Value> = vec![
             batch.journal_id.into(),
             clamp(batch.cursor.segment).into(),

@@ -18,7 +18,9 @@ use std::{
     time::Duration,
 };
 
-use deadpool_redis::{redis::Script, Pool};
+use deadpool_redis::redis::Script;
+
+use crate::shared_state::Pools;
 
 use super::ledger::Ledger;
 
@@ -57,7 +59,7 @@ pub struct Grant {
 }
 
 struct Inner {
-    pool: Pool,
+    pool: Pools,
     prefix: String,
     deadline: Duration,
     down: AtomicBool,
@@ -69,7 +71,7 @@ struct Inner {
 pub struct Leases(Arc<Inner>);
 
 impl Leases {
-    pub fn new(pool: Pool, prefix: String, deadline: Duration) -> Leases {
+    pub fn new(pool: Pools, prefix: String, deadline: Duration) -> Leases {
         Leases(Arc::new(Inner {
             pool,
             prefix,
@@ -89,15 +91,10 @@ impl Leases {
     pub async fn take(&self, scope: &str, period_start: i64, cap: u64, stored: u64, want: u64) -> Option<Grant> {
         let mut invocation = self.0.lease.prepare_invoke();
         invocation.key(self.key(scope, period_start)).arg(cap).arg(want).arg(stored).arg(COUNTER_TTL_SECS);
-        let pool = &self.0.pool;
-        let call = async {
-            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-            invocation.invoke_async::<Vec<i64>>(&mut conn).await.map_err(|e| e.to_string())
-        };
-        let answer = match actix_rt::time::timeout(self.0.deadline, call).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(e)) => return self.failed(&e),
-            Err(_) => return self.failed("timed out"),
+        let call = async |c: &mut _| invocation.invoke_async::<Vec<i64>>(c).await;
+        let answer = match self.0.pool.run(self.0.deadline, call).await {
+            Ok(answer) => answer,
+            Err(e) => return self.failed(&e),
         };
         if self.0.down.swap(false, SeqCst) {
             tracing::warn!("Redis answers again: budgets are leased across replicas again");
@@ -139,16 +136,8 @@ impl Leases {
             let inner = &leases.0;
             let mut invocation = inner.add.prepare_invoke();
             invocation.key(key).arg(delta);
-            let call = async {
-                let mut conn = inner.pool.get().await.map_err(|e| e.to_string())?;
-                invocation.invoke_async::<i64>(&mut conn).await.map_err(|e| e.to_string())
-            };
-            let outcome = match actix_rt::time::timeout(inner.deadline * 10, call).await {
-                Ok(Ok(_)) => None,
-                Ok(Err(e)) => Some(e),
-                Err(_) => Some("timed out".to_owned()),
-            };
-            if let Some(e) = outcome {
+            let call = async |c: &mut _| invocation.invoke_async::<i64>(c).await;
+            if let Err(e) = inner.pool.run(inner.deadline * 10, call).await {
                 let _: Option<()> = leases.failed(&e);
             }
         });

@@ -13,13 +13,15 @@
 
 use std::{
     sync::{
-        atomic::{AtomicBool, Ordering::SeqCst},
+        atomic::{AtomicBool, AtomicU64, Ordering::SeqCst},
         Arc,
     },
     time::Duration,
 };
 
-use deadpool_redis::{redis::Script, Pool};
+use deadpool_redis::redis::Script;
+
+use crate::shared_state::Pools;
 
 use super::{
     window::{Need, Window},
@@ -75,21 +77,19 @@ end
 return out
 ";
 
-/// Adds a call's tokens to the current window of each scope. ARGV: prefix, tokens, scopes.
-const ADD_TOKENS: &str = r"
+/// Settles an admission when it ends, in one call: adds its calls' tokens to the current window of each token
+/// scope, and gives back one parallel slot of each parallel scope. ARGV: prefix, tokens, the number of token scopes,
+/// the token scopes, then the parallel scopes.
+const SETTLE: &str = r"
 local t = redis.call('TIME')
 local idx = math.floor((tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) / 60000)
-for i = 3, #ARGV do
+local n = tonumber(ARGV[3])
+for i = 4, 3 + n do
   local key = ARGV[1] .. ARGV[i] .. ':t:' .. string.format('%d', idx)
   redis.call('INCRBY', key, ARGV[2])
   redis.call('PEXPIRE', key, 125000)
 end
-return 1
-";
-
-/// Gives back one parallel slot of each scope. ARGV: prefix, scopes.
-const RELEASE: &str = r"
-for i = 2, #ARGV do
+for i = 4 + n, #ARGV do
   local key = ARGV[1] .. ARGV[i] .. ':p'
   if redis.call('DECR', key) < 0 then redis.call('SET', key, 0) end
 end
@@ -97,53 +97,54 @@ return 1
 ";
 
 struct Inner {
-    pool: Pool,
+    pool: Pools,
     prefix: String,
     deadline: Duration,
     /// Redis failed last time: the outage was logged, the next success logs the recovery.
     down: AtomicBool,
     admit: Script,
-    add_tokens: Script,
-    release: Script,
+    settle: Script,
 }
 
 #[derive(Clone)]
 pub struct RedisLimiter(Arc<Inner>);
 
-/// What a Redis admission holds: the scopes whose parallel count it took (given back on drop, by a task) and
-/// those whose tokens it counts.
+/// What a Redis admission holds: the scopes whose parallel count it took and those whose tokens it counts. Its
+/// calls' tokens add up here and reach Redis with the parallel slots' release, in one script call when the
+/// admission ends (the request's answer is complete): one round trip per request instead of one per call and
+/// one more for the release.
 pub struct Held {
     limiter: RedisLimiter,
     parallel: Vec<String>,
     tokens: Vec<String>,
+    used: AtomicU64,
 }
 
 impl Held {
     pub fn record_tokens(&self, tokens: u64) {
-        if !self.tokens.is_empty() {
-            self.limiter.spawn(Some(tokens), self.tokens.clone());
-        }
+        self.used.fetch_add(tokens, SeqCst);
     }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if !self.parallel.is_empty() {
-            self.limiter.spawn(None, std::mem::take(&mut self.parallel));
+        let used = *self.used.get_mut();
+        let tokens = if used > 0 { std::mem::take(&mut self.tokens) } else { Vec::new() };
+        if !tokens.is_empty() || !self.parallel.is_empty() {
+            self.limiter.settle(used, tokens, std::mem::take(&mut self.parallel));
         }
     }
 }
 
 impl RedisLimiter {
-    pub fn new(pool: Pool, prefix: String, deadline: Duration) -> RedisLimiter {
+    pub fn new(pool: Pools, prefix: String, deadline: Duration) -> RedisLimiter {
         RedisLimiter(Arc::new(Inner {
             pool,
             prefix,
             deadline,
             down: AtomicBool::new(false),
             admit: Script::new(ADMIT),
-            add_tokens: Script::new(ADD_TOKENS),
-            release: Script::new(RELEASE),
+            settle: Script::new(SETTLE),
         }))
     }
 
@@ -159,15 +160,10 @@ impl RedisLimiter {
             };
             invocation.arg(&check.scope).arg(kind).arg(check.limit);
         }
-        let pool = &self.0.pool;
-        let call = async {
-            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-            invocation.invoke_async::<Vec<u64>>(&mut conn).await.map_err(|e| e.to_string())
-        };
-        let answer = match actix_rt::time::timeout(self.0.deadline, call).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(e)) => return self.failed(&e),
-            Err(_) => return self.failed("timed out"),
+        let call = async |c: &mut _| invocation.invoke_async::<Vec<u64>>(c).await;
+        let answer = match self.0.pool.run(self.0.deadline, call).await {
+            Ok(answer) => answer,
+            Err(e) => return self.failed(&e),
         };
         if self.0.down.swap(false, SeqCst) {
             tracing::warn!("Redis answers again: rate limits are shared across replicas again");
@@ -187,32 +183,20 @@ impl RedisLimiter {
         None
     }
 
-    /// Runs a bookkeeping script (tokens, release) on a task of its own, within ten deadlines (nobody waits for
-    /// it); a failure is logged with the outage, and the counters expire on their own.
-    fn spawn(&self, tokens: Option<u64>, scopes: Vec<String>) {
+    /// Runs [`SETTLE`] on a task of its own, within ten deadlines (nobody waits for it); a failure is logged with
+    /// the outage, and the counters expire on their own.
+    fn settle(&self, tokens: u64, token_scopes: Vec<String>, parallel: Vec<String>) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         let limiter = self.clone();
         runtime.spawn(async move {
             let inner = &limiter.0;
-            let script = if tokens.is_some() { &inner.add_tokens } else { &inner.release };
-            let mut invocation = script.prepare_invoke();
-            invocation.arg(&inner.prefix);
-            if let Some(tokens) = tokens {
-                invocation.arg(tokens);
-            }
-            for scope in &scopes {
+            let mut invocation = inner.settle.prepare_invoke();
+            invocation.arg(&inner.prefix).arg(tokens).arg(token_scopes.len());
+            for scope in token_scopes.iter().chain(&parallel) {
                 invocation.arg(scope);
             }
-            let call = async {
-                let mut conn = inner.pool.get().await.map_err(|e| e.to_string())?;
-                invocation.invoke_async::<u64>(&mut conn).await.map_err(|e| e.to_string())
-            };
-            let outcome = match actix_rt::time::timeout(inner.deadline * 10, call).await {
-                Ok(Ok(_)) => None,
-                Ok(Err(e)) => Some(e),
-                Err(_) => Some("timed out".to_owned()),
-            };
-            if let Some(e) = outcome {
+            let call = async |c: &mut _| invocation.invoke_async::<u64>(c).await;
+            if let Err(e) = inner.pool.run(inner.deadline * 10, call).await {
                 let _: Option<()> = limiter.failed(&e);
             }
         });
@@ -225,7 +209,7 @@ fn decide(limiter: &RedisLimiter, checks: &[Check], answer: &[u64]) -> Result<(H
     let now = answer.get(1).copied().unwrap_or(0);
     let mut headers = RateHeaders::default();
     let mut refused: Option<Refusal> = None;
-    let mut held = Held { limiter: limiter.clone(), parallel: Vec::new(), tokens: Vec::new() };
+    let mut held = Held { limiter: limiter.clone(), parallel: Vec::new(), tokens: Vec::new(), used: AtomicU64::new(0) };
     for (i, check) in checks.iter().enumerate() {
         let previous = answer.get(2 + 2 * i).copied().unwrap_or(0);
         let current = answer.get(3 + 2 * i).copied().unwrap_or(0);

@@ -10,7 +10,9 @@
 
 use std::time::Duration;
 
-use deadpool_redis::{redis::Client, Pool};
+use deadpool_redis::redis::Client;
+
+use super::Pools;
 use futures_util::StreamExt;
 
 use crate::{
@@ -28,30 +30,18 @@ pub fn channel(prefix: &str) -> String {
 }
 
 /// Starts the publisher and the subscriber for `keys` (must run inside the actix system).
-pub fn start(client: Client, pool: Pool, settings: &RedisSettings, keys: KeyCache) {
+pub fn start(client: Client, pool: Pools, settings: &RedisSettings, keys: KeyCache) {
     let channel = channel(&settings.prefix);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<KeyHash>();
     keys.publish_to(tx);
     let publish_to = channel.clone();
     actix_rt::spawn(async move {
         while let Some(hash) = rx.recv().await {
-            let call = async {
-                let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-                deadpool_redis::redis::cmd("PUBLISH")
-                    .arg(&publish_to)
-                    .arg(hash.hex())
-                    .query_async::<u64>(&mut conn)
-                    .await
-                    .map_err(|e| e.to_string())
-            };
-            match actix_rt::time::timeout(PUBLISH_DEADLINE, call).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "could not publish a key change to other replicas; they \
-                    see it within their key cache TTL"),
-                Err(_) => tracing::error!(
-                    "publishing a key change to other replicas timed out; they see it within \
-                    their key cache TTL"
-                ),
+            let publish = deadpool_redis::redis::cmd("PUBLISH").arg(&publish_to).arg(hash.hex()).clone();
+            let call = async |c: &mut _| publish.query_async::<u64>(c).await;
+            if let Err(e) = pool.run(PUBLISH_DEADLINE, call).await {
+                tracing::error!(error = %e, "could not publish a key change to other replicas; they see it within \
+                    their key cache TTL");
             }
         }
     });

@@ -209,20 +209,24 @@ async fn write_segments(store: &Store, journal: &Journal, segments: &[Segment], 
         turn.next = segment.number;
         // A segment the cursor has passed was applied by an earlier turn.
         if applied.segment <= segment.number {
-            let taken = match journal.read(segment) {
+            let mut taken = match journal.read(segment) {
                 Ok(taken) => taken,
                 Err(e) => return StoreTurn { error: Some(format!("journal: {e}")), ..turn },
             };
             let skip = if applied.segment == segment.number { applied.records as usize } else { 0 };
             let mut done = skip.min(taken.records.len());
-            for batch in taken.records[done..].chunks(BATCH) {
-                done += batch.len();
+            let mut records = taken.records.split_off(done);
+            while !records.is_empty() {
+                let rest = records.split_off(BATCH.min(records.len()));
+                done += records.len();
+                let written = records.len() as u64;
                 let cursor = Cursor { segment: segment.number, records: done as u64 };
-                let batch = LogBatch { journal_id: journal.id(), cursor, records: batch, rows };
-                if let Err(e) = bounded(store.write_log_batch(&batch)).await {
+                let batch = LogBatch { journal_id: journal.id().to_owned(), cursor, records, rows };
+                if let Err(e) = bounded(store.write_log_batch(batch)).await {
                     return StoreTurn { error: Some(e), ..turn };
                 }
-                turn.written += batch.records.len() as u64;
+                turn.written += written;
+                records = rest;
             }
             turn.unreadable += taken.unreadable as u64;
         }
@@ -316,8 +320,9 @@ mod tests {
         let taken = journal.read(&segment).unwrap_or_default();
         // An earlier turn committed the first two records and died before deleting the segment.
         let cursor = Cursor { segment: segment.number, records: 2 };
-        let first = LogBatch { journal_id: journal.id(), cursor, records: &taken.records[..2], rows: true };
-        assert!(store.write_log_batch(&first).await.is_ok());
+        let first =
+            LogBatch { journal_id: journal.id().to_owned(), cursor, records: taken.records[..2].to_vec(), rows: true };
+        assert!(store.write_log_batch(first).await.is_ok());
         let segments = journal.segments().unwrap_or_default();
         let turn = write_segments(&store, &journal, &segments, true).await;
         assert_eq!((turn.written, turn.error, turn.next), (1, None, segment.number + 1));

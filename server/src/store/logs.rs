@@ -6,7 +6,6 @@
 //! depends only on the row count, so the driver's statement cache prepares it once per connection).
 
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement, TransactionTrait, Value};
-use serde_json::json;
 use tollgate_entity::db::{log_cursor, request_log};
 
 use super::{Store, StoreError};
@@ -58,11 +57,11 @@ pub struct Cursor {
 /// One batch of a journal segment: `records` are the segment's records from `cursor.records - records.len()`
 /// up to `cursor.records`.
 #[derive(Debug)]
-pub struct LogBatch<'a> {
-    pub journal_id: &'a str,
+pub struct LogBatch {
+    pub journal_id: String,
     /// The cursor once this batch is applied.
     pub cursor: Cursor,
-    pub records: &'a [LogRecord],
+    pub records: Vec<LogRecord>,
     /// `false` with `disable_spend_logs`: the batch moves the cursor (and what else it feeds) but stores no rows.
     pub rows: bool,
 }
@@ -71,50 +70,100 @@ fn clamp(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// One column's value of a request log row, borrowed from its record: each driver binds it its own way (sea-orm
+/// [`Value`]s, rusqlite parameters in `store::sqlite_log`) from this one list.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Field<'a> {
+    Text(Option<&'a str>),
+    Int(Option<i64>),
+    Bool(bool),
+    Json(serde_json::Value),
+}
+
+impl From<Field<'_>> for Value {
+    fn from(field: Field<'_>) -> Value {
+        match field {
+            Field::Text(text) => Value::from(text),
+            Field::Int(n) => Value::from(n),
+            Field::Bool(b) => Value::from(b),
+            Field::Json(json) => Value::from(json),
+        }
+    }
+}
+
+/// The row of `r`, in [`COLUMNS`]' order.
+pub(crate) fn row(r: &LogRecord) -> [Field<'_>; 29] {
+    fn text(s: &Option<String>) -> Option<&str> {
+        s.as_deref()
+    }
+    [
+        Field::Text(Some(&r.request_id)),
+        Field::Int(Some(r.started_at_ms)),
+        Field::Int(r.first_byte_at_ms),
+        Field::Int(Some(r.ended_at_ms)),
+        Field::Text(text(&r.key_hash)),
+        Field::Text(text(&r.key_alias)),
+        Field::Text(text(&r.team_id)),
+        Field::Text(text(&r.user_id)),
+        Field::Text(text(&r.end_user)),
+        Field::Text(Some(&r.model_group)),
+        Field::Text(text(&r.deployment)),
+        Field::Text(text(&r.provider)),
+        Field::Text(text(&r.api_base)),
+        Field::Text(Some(&r.route)),
+        Field::Bool(r.streamed),
+        Field::Int(Some(i64::from(r.status))),
+        Field::Text(text(&r.error_class)),
+        Field::Text(text(&r.error_message)),
+        Field::Int(Some(clamp(r.prompt_tokens))),
+        Field::Int(Some(clamp(r.completion_tokens))),
+        Field::Int(Some(clamp(r.cache_read_tokens))),
+        Field::Int(Some(clamp(r.cache_write_tokens))),
+        Field::Int(Some(clamp(r.reasoning_tokens))),
+        Field::Int(r.cost_nanos.map(clamp)),
+        Field::Text(Some(&r.accounting)),
+        Field::Int(Some(i64::from(r.attempts))),
+        Field::Text(text(&r.fallback)),
+        Field::Json(serde_json::json!(r.tags)),
+        Field::Text(text(&r.client_ip)),
+    ]
+}
+
 fn push_values(values: &mut Vec<Value>, r: &LogRecord) {
-    values.extend([
-        Value::from(r.request_id.as_str()),
-        Value::from(r.started_at_ms),
-        Value::from(r.first_byte_at_ms),
-        Value::from(r.ended_at_ms),
-        Value::from(r.key_hash.as_deref()),
-        Value::from(r.key_alias.as_deref()),
-        Value::from(r.team_id.as_deref()),
-        Value::from(r.user_id.as_deref()),
-        Value::from(r.end_user.as_deref()),
-        Value::from(r.model_group.as_str()),
-        Value::from(r.deployment.as_deref()),
-        Value::from(r.provider.as_deref()),
-        Value::from(r.api_base.as_deref()),
-        Value::from(r.route.as_str()),
-        Value::from(r.streamed),
-        Value::from(i32::from(r.status)),
-        Value::from(r.error_class.as_deref()),
-        Value::from(r.error_message.as_deref()),
-        Value::from(clamp(r.prompt_tokens)),
-        Value::from(clamp(r.completion_tokens)),
-        Value::from(clamp(r.cache_read_tokens)),
-        Value::from(clamp(r.cache_write_tokens)),
-        Value::from(clamp(r.reasoning_tokens)),
-        Value::from(r.cost_nanos.map(clamp)),
-        Value::from(r.accounting.as_str()),
-        Value::from(i32::try_from(r.attempts).unwrap_or(i32::MAX)),
-        Value::from(r.fallback.as_deref()),
-        Value::from(json!(r.tags)),
-        Value::from(r.client_ip.as_deref()),
-    ]);
+    values.extend(row(r).into_iter().map(Value::from));
+}
+
+/// The statement that moves the cursor of `journal_id` to `cursor`.
+fn cursor_statement(backend: DbBackend, journal_id: &str, cursor: Cursor, now_ms: i64) -> (String, Vec<Value>) {
+    let sql = format!(
+        "INSERT INTO log_cursor (journal_id, segment, records, updated_at_ms) VALUES {} \
+         ON CONFLICT (journal_id) DO UPDATE SET segment = excluded.segment, records = excluded.records, \
+         updated_at_ms = excluded.updated_at_ms",
+        super::values_placeholders(backend, 1, 4)
+    );
+    let values = vec![journal_id.into(), clamp(cursor.segment).into(), clamp(cursor.records).into(), now_ms.into()];
+    (sql, values)
 }
 
 /// `INSERT INTO request_log (...) VALUES (...), ...` for `rows` rows in `backend`'s placeholder style.
-fn insert_sql(backend: DbBackend, rows: usize) -> String {
+pub(crate) fn insert_sql(backend: DbBackend, rows: usize) -> String {
     let values = super::values_placeholders(backend, rows, COLUMNS.len());
     format!("INSERT INTO request_log ({}) VALUES {values}", COLUMNS.join(", "))
 }
 
 impl Store {
-    /// Applies `batch` in one transaction: its rows and the writer's new cursor.
-    pub async fn write_log_batch(&self, batch: &LogBatch<'_>) -> Result<(), StoreError> {
+    /// Applies `batch` in one transaction: its rows, the spend and rollups it adds to, and the writer's new cursor.
+    /// On a SQLite file, through the log's own connection (`store::sqlite_log`).
+    pub async fn write_log_batch(&self, batch: LogBatch) -> Result<(), StoreError> {
         let backend = self.db.get_database_backend();
+        let now_ms = crate::clock::unix_ms();
+        // Spend counts whether or not rows are stored (`disable_spend_logs` keeps budgets).
+        let mut statements = super::spend::statements(backend, &batch.records, now_ms / 1000);
+        statements.extend(super::rollups::statements(backend, &batch.records));
+        statements.push(cursor_statement(backend, &batch.journal_id, batch.cursor, now_ms));
+        if let Some(log) = &self.sqlite_log {
+            return log.write(batch, statements).await;
+        }
         let tx = self.db.begin().await?;
         if batch.rows {
             for chunk in batch.records.chunks(ROWS_PER_STATEMENT) {
@@ -124,22 +173,9 @@ impl Store {
                     .await?;
             }
         }
-        // Spend counts whether or not rows are stored (`disable_spend_logs` keeps budgets).
-        super::spend::apply(&tx, batch.records).await?;
-        super::rollups::apply(&tx, batch.records).await?;
-        let upsert = format!(
-            "INSERT INTO log_cursor (journal_id, segment, records, updated_at_ms) VALUES {} \
-             ON CONFLICT (journal_id) DO UPDATE SET segment = excluded.segment, records = excluded.records, \
-             updated_at_ms = excluded.updated_at_ms",
-            super::values_placeholders(backend, 1, 4)
-        );
-        let values: Vec<Value> = vec![
-            batch.journal_id.into(),
-            clamp(batch.cursor.segment).into(),
-            clamp(batch.cursor.records).into(),
-            crate::clock::unix_ms().into(),
-        ];
-        tx.execute_raw(Statement::from_sql_and_values(backend, upsert, values)).await?;
+        for (sql, values) in statements {
+            tx.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

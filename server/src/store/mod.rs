@@ -1,5 +1,6 @@
 //! The store: every SQL statement tollgate runs lives in this module (SeaORM over sqlx; SQLite by default,
-//! Postgres when configured). Callers get domain values and [`StoreError`]s, never a connection.
+//! Postgres when configured; on a SQLite file the request log's batches go through a rusqlite connection of their
+//! own, [`sqlite_log`], for speed). Callers get domain values and [`StoreError`]s, never a connection.
 //!
 //! Nothing on the request path waits here for a cached key; a cache miss waits at most its deadline
 //! (`access::cache`).
@@ -10,6 +11,7 @@ pub mod logs;
 pub mod reports;
 pub mod rollups;
 pub mod spend;
+pub mod sqlite_log;
 pub mod teams;
 pub mod users;
 
@@ -34,11 +36,16 @@ pub enum StoreError {
     Migrate(DbErr),
     #[error("database error: {0}")]
     Db(#[from] DbErr),
+    /// The request log's own SQLite connection failed ([`sqlite_log`]).
+    #[error("database error: {0}")]
+    Log(String),
 }
 
 #[derive(Debug, Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// On a SQLite file: the request log's own connection.
+    sqlite_log: Option<sqlite_log::SqliteLog>,
 }
 
 impl Store {
@@ -62,7 +69,18 @@ impl Store {
 
     /// Connects without migrating.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        Self::connect_with(url, MAX_CONNECTIONS).await
+        let mut store = Self::connect_with(url, MAX_CONNECTIONS).await?;
+        if store.db.get_database_backend() == DbBackend::Sqlite {
+            let options = store.db.get_sqlite_connection_pool().connect_options();
+            let path = options.get_filename();
+            // An in-memory database is one per connection: only a file can be shared with a second connection.
+            if path.is_file() {
+                let log = sqlite_log::SqliteLog::open(path)
+                    .map_err(|e| StoreError::Open { url: masked_url(url), source: DbErr::Custom(e.to_string()) })?;
+                store.sqlite_log = Some(log);
+            }
+        }
+        Ok(store)
     }
 
     async fn connect_with(url: &str, connections: u32) -> Result<Store, StoreError> {
@@ -88,7 +106,7 @@ impl Store {
                     .pragma("wal_autocheckpoint", "8192")
             });
         let db = Database::connect(options).await.map_err(open_error)?;
-        Ok(Store { db })
+        Ok(Store { db, sqlite_log: None })
     }
 
     async fn migrate(&self) -> Result<usize, StoreError> {

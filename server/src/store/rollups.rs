@@ -1,9 +1,9 @@
 //! Usage rollups: `usage_daily`, the request log summed per UTC day and (key, team, user, end user, model group,
-//! provider, outcome). [`apply`] runs inside the log writer's batch transaction (`Store::write_log_batch`), so a
+//! provider, outcome). The upserts of [`statements`] run inside the log writer's batch transaction (`Store::write_log_batch`), so a
 //! record is counted in the rollups exactly when its batch commits: never twice, never missed. Reports read these
 //! rows only, never `request_log`.
 //!
-//! Cheap by construction: the batch (at most the writer's 500 records) is summed in memory into one row per
+//! Cheap by construction: the batch (at most the writer's `BATCH` records) is summed in memory into one row per
 //! distinct dimension tuple, then written with one multi-row upsert per [`ROWS_PER_STATEMENT`] rows
 //! (`ON CONFLICT ... DO UPDATE SET requests = usage_daily.requests + excluded.requests, ...`, the same text on
 //! SQLite and Postgres). Rows go in key order, so two writers (replicas on one Postgres) lock them in the same
@@ -11,9 +11,8 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+use sea_orm::{DbBackend, Value};
 
-use super::StoreError;
 use crate::logs::LogRecord;
 
 /// 16 parameters a row: 500 rows stay far below SQLite's 32,766 and Postgres' 65,535 bound parameters.
@@ -154,19 +153,16 @@ fn push_values(values: &mut Vec<Value>, d: &Dimensions<'_>, t: &Totals) {
     ]);
 }
 
-/// Adds `records` to the rollups, inside the caller's transaction (the log writer's batch).
-pub async fn apply(txn: &impl ConnectionTrait, records: &[LogRecord]) -> Result<(), StoreError> {
-    if records.is_empty() {
-        return Ok(());
-    }
-    let backend = txn.get_database_backend();
+/// The upserts that add `records` to the rollups, run in the log writer's batch transaction.
+pub fn statements(backend: DbBackend, records: &[LogRecord]) -> Vec<(String, Vec<Value>)> {
     let rows = aggregate(records);
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut values = Vec::with_capacity(chunk.len() * (DIMENSIONS.len() + COUNTERS.len()));
-        chunk.iter().for_each(|(d, t)| push_values(&mut values, d, t));
-        txn.execute_raw(Statement::from_sql_and_values(backend, upsert_sql(backend, chunk.len()), values)).await?;
-    }
-    Ok(())
+    rows.chunks(ROWS_PER_STATEMENT)
+        .map(|chunk| {
+            let mut values = Vec::with_capacity(chunk.len() * (DIMENSIONS.len() + COUNTERS.len()));
+            chunk.iter().for_each(|(d, t)| push_values(&mut values, d, t));
+            (upsert_sql(backend, chunk.len()), values)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -292,6 +288,7 @@ mod tests {
             logs::{Cursor, LogBatch},
             Store,
         };
+        use sea_orm::{ConnectionTrait, Statement};
         let path = std::env::temp_dir().join(format!("tollgate-rollups-{}.db", uuid::Uuid::new_v4().simple()));
         let store = Store::open(&format!("sqlite://{}?mode=rwc", path.display())).await;
         let store = store.unwrap_or_else(|e| unreachable!("{e}"));
@@ -299,8 +296,8 @@ mod tests {
             [rec(10, Some("k"), Some("t"), "m", 200, 5, Some(7)), rec(10, Some("k"), Some("t"), "m", 500, 0, None)];
         for (i, rows) in [true, false].into_iter().enumerate() {
             let cursor = Cursor { segment: 1, records: 2 * (i as u64 + 1) };
-            let batch = LogBatch { journal_id: "j", cursor, records: &records, rows };
-            let written = store.write_log_batch(&batch).await;
+            let batch = LogBatch { journal_id: "j".into(), cursor, records: records.to_vec(), rows };
+            let written = store.write_log_batch(batch).await;
             assert!(written.is_ok(), "{written:?}");
         }
         let sql = "SELECT CAST(SUM(requests) AS BIGINT) AS r, CAST(SUM(prompt_tokens) AS BIGINT) AS p, \

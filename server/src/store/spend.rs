@@ -6,14 +6,13 @@
 //! in the period its budget reservation named (`LogRecord::budget_periods`), else period 0 (the entity's lifetime:
 //! entities without a periodic budget); its key's spend on the model group only when that had a budget.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use sea_orm::{
-    sea_query::{Expr, ExprTrait, OnConflict},
-    ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    sea_query::{Expr, ExprTrait},
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Value,
 };
-use tollgate_entity::db::spend::{ActiveModel, Column, Entity};
+use tollgate_entity::db::spend::{Column, Entity};
 
 use super::{Store, StoreError};
 use crate::{
@@ -44,36 +43,46 @@ fn targets(record: &LogRecord) -> Vec<(BudgetKind, String, i64)> {
     out
 }
 
-/// Adds each record's cost to every spend row it counts toward: summed in memory first, then one upsert per
-/// `(entity_kind, entity_id, period_start)` of the batch, on `txn` (the batch's transaction).
-pub async fn apply(txn: &impl ConnectionTrait, records: &[LogRecord]) -> Result<(), StoreError> {
-    let mut sums: HashMap<(BudgetKind, String, i64), i64> = HashMap::new();
+/// Rows per upsert: 5 parameters each.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// The statements that add each record's cost to every spend row it counts toward: summed in memory first, then
+/// one multi-row upsert per [`ROWS_PER_STATEMENT`] rows, in key order (two writers sharing a Postgres lock the rows
+/// in the same order), run in the log writer's batch transaction.
+pub fn statements(backend: DbBackend, records: &[LogRecord], now_secs: i64) -> Vec<(String, Vec<Value>)> {
+    let mut sums: BTreeMap<(&'static str, String, i64), i64> = BTreeMap::new();
     for record in records {
         let cost = record.cost_nanos.and_then(|c| i64::try_from(c).ok()).unwrap_or(0);
         if cost == 0 {
             continue;
         }
-        for target in targets(record) {
-            let sum = sums.entry(target).or_insert(0);
+        for (kind, id, period_start) in targets(record) {
+            let sum = sums.entry((kind.tag(), id, period_start)).or_insert(0);
             *sum = sum.saturating_add(cost);
         }
     }
-    let now = crate::clock::unix_ms() / 1000;
-    for ((kind, id, period_start), nanos) in sums {
-        let row = ActiveModel {
-            entity_kind: Set(kind.tag().to_owned()),
-            entity_id: Set(id),
-            period_start: Set(period_start),
-            spend_nanos: Set(nanos),
-            updated_at: Set(now),
-        };
-        let on_conflict = OnConflict::columns([Column::EntityKind, Column::EntityId, Column::PeriodStart])
-            .value(Column::SpendNanos, Expr::col((Entity, Column::SpendNanos)).add(nanos))
-            .value(Column::UpdatedAt, Expr::value(now))
-            .to_owned();
-        Entity::insert(row).on_conflict(on_conflict).exec_without_returning(txn).await?;
-    }
-    Ok(())
+    let rows: Vec<_> = sums.into_iter().collect();
+    rows.chunks(ROWS_PER_STATEMENT)
+        .map(|chunk| {
+            let sql = format!(
+                "INSERT INTO spend (entity_kind, entity_id, period_start, spend_nanos, updated_at) VALUES {} \
+                 ON CONFLICT (entity_kind, entity_id, period_start) DO UPDATE SET \
+                 spend_nanos = spend.spend_nanos + excluded.spend_nanos, updated_at = excluded.updated_at",
+                super::values_placeholders(backend, chunk.len(), 5)
+            );
+            let mut values = Vec::with_capacity(chunk.len() * 5);
+            for ((kind, id, period_start), nanos) in chunk {
+                values.extend([
+                    Value::from(*kind),
+                    Value::from(id.as_str()),
+                    Value::from(*period_start),
+                    Value::from(*nanos),
+                    Value::from(now_secs),
+                ]);
+            }
+            (sql, values)
+        })
+        .collect()
 }
 
 /// Moves a key's spend rows (its own and per model) from `old_hash` to `new_hash` (`/key/regenerate`).

@@ -1,0 +1,160 @@
+//! The request log's batches on a SQLite file, written through a rusqlite connection of their own, on a blocking
+//! thread, instead of through sea-orm and sqlx.
+//!
+//! Why: the log writer inserts every request as a row, and through sea-orm each of a row's 29 values became a
+//! `sea_query::Value` (an allocation per text), was cloned into sqlx's arguments, and crossed to sqlx's SQLite
+//! worker thread, which copied it again to bind it; at 15,000 requests a second that was about 10 µs of CPU per
+//! request, most of the request log's cost (tests/bench/logging.sh, docs/benchmarks.md). Here a row is one
+//! execution of one cached prepared statement whose parameters are borrowed from the record, in one transaction
+//! per batch, with no thread hop per statement. Everything else (schema, migrations, reports, management) stays
+//! on sea-orm; Postgres batches stay on sea-orm too (`Store::write_log_batch`). Both connections use the one
+//! bundled SQLite (rusqlite and sqlx-sqlite share libsqlite3-sys).
+//!
+//! Exactly once: the batch's transaction holds its rows, the spend and rollup upserts and the writer's cursor, as
+//! on sea-orm; and because a batch whose caller stopped waiting (the writer's deadline) still runs to its end here,
+//! each transaction first reads the cursor and skips a batch the cursor has already passed.
+
+use std::{
+    path::Path,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use rusqlite::{
+    types::{ToSqlOutput, ValueRef},
+    Connection, OptionalExtension, ToSql, TransactionBehavior,
+};
+use sea_orm::{DbBackend, Value};
+
+use super::{
+    logs::{insert_sql, row, Field, LogBatch},
+    StoreError,
+};
+
+/// The log's own connection to the store's SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteLog(Arc<Mutex<Connection>>);
+
+impl SqliteLog {
+    /// Opens `path` (already created and migrated by the store) with the store's settings: WAL is the file's,
+    /// the rest is per connection.
+    pub fn open(path: &Path) -> Result<SqliteLog, rusqlite::Error> {
+        let connection = Connection::open(path)?;
+        connection.busy_timeout(Duration::from_secs(5))?;
+        connection.pragma_update(None, "synchronous", "NORMAL")?;
+        connection.pragma_update(None, "wal_autocheckpoint", 8192)?;
+        Ok(SqliteLog(Arc::new(Mutex::new(connection))))
+    }
+
+    /// Applies `batch` and `statements` (spend, rollups, cursor: `(sql, values)`) in one transaction.
+    pub async fn write(&self, batch: LogBatch, statements: Vec<(String, Vec<Value>)>) -> Result<(), StoreError> {
+        let connection = self.0.clone();
+        let outcome = actix_rt::task::spawn_blocking(move || {
+            let mut connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
+            write(&mut connection, &batch, &statements)
+        })
+        .await;
+        match outcome {
+            Ok(result) => result.map_err(|e| StoreError::Log(e.to_string())),
+            Err(e) => Err(StoreError::Log(format!("the log's SQLite task failed: {e}"))),
+        }
+    }
+}
+
+fn write(connection: &mut Connection, batch: &LogBatch, statements: &[(String, Vec<Value>)]) -> rusqlite::Result<()> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let applied: Option<(i64, i64)> = tx
+        .query_row("SELECT segment, records FROM log_cursor WHERE journal_id = ?1", [&batch.journal_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let target = (clamp(batch.cursor.segment), clamp(batch.cursor.records));
+    if applied.is_some_and(|applied| applied >= target) {
+        // Dropping the transaction rolls it back: nothing was written.
+        return Ok(());
+    }
+    if batch.rows {
+        let mut insert = tx.prepare_cached(&insert_sql(DbBackend::Sqlite, 1))?;
+        for record in &batch.records {
+            let fields = row(record);
+            insert.execute(rusqlite::params_from_iter(fields.iter()))?;
+        }
+    }
+    for (sql, values) in statements {
+        let mut statement = tx.prepare_cached(sql)?;
+        statement.execute(rusqlite::params_from_iter(values.iter().map(Bind)))?;
+    }
+    tx.commit()
+}
+
+fn clamp(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl ToSql for Field<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Field::Text(Some(text)) => ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())),
+            Field::Int(Some(n)) => ToSqlOutput::Borrowed(ValueRef::Integer(*n)),
+            Field::Text(None) | Field::Int(None) => ToSqlOutput::Borrowed(ValueRef::Null),
+            Field::Bool(b) => ToSqlOutput::Borrowed(ValueRef::Integer(i64::from(*b))),
+            Field::Json(json) => ToSqlOutput::Owned(rusqlite::types::Value::Text(json.to_string())),
+        })
+    }
+}
+
+/// A sea-query value as a rusqlite parameter: the kinds the spend, rollup and cursor statements use.
+struct Bind<'a>(&'a Value);
+
+impl ToSql for Bind<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        use rusqlite::types::Value as Owned;
+        let integer = |n: Option<i64>| ToSqlOutput::Owned(n.map_or(Owned::Null, Owned::Integer));
+        Ok(match self.0 {
+            Value::Bool(b) => integer(b.map(i64::from)),
+            Value::TinyInt(n) => integer(n.map(i64::from)),
+            Value::SmallInt(n) => integer(n.map(i64::from)),
+            Value::Int(n) => integer(n.map(i64::from)),
+            Value::BigInt(n) => integer(*n),
+            Value::TinyUnsigned(n) => integer(n.map(i64::from)),
+            Value::SmallUnsigned(n) => integer(n.map(i64::from)),
+            Value::Unsigned(n) => integer(n.map(i64::from)),
+            Value::BigUnsigned(n) => integer(n.map(clamp)),
+            Value::Double(x) => ToSqlOutput::Owned(x.map_or(Owned::Null, Owned::Real)),
+            Value::String(Some(text)) => ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())),
+            Value::String(None) => ToSqlOutput::Owned(Owned::Null),
+            other => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    format!("the request log's SQLite writer does not bind {other:?}").into(),
+                ))
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::LogRecord;
+
+    #[test]
+    fn values_bind_as_sqlite_reads_them_back() {
+        let connection = Connection::open_in_memory().unwrap_or_else(|e| unreachable!("{e}"));
+        let values = [Value::from(7_i64), Value::from(true), Value::from("text"), Value::from(None::<String>)];
+        let got: (i64, i64, String, Option<String>) = connection
+            .query_row("SELECT ?1, ?2, ?3, ?4", rusqlite::params_from_iter(values.iter().map(Bind)), |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(got, (7, 1, "text".into(), None));
+        let unsupported = Value::from('c');
+        assert!(connection.query_row("SELECT ?1", [Bind(&unsupported)], |_| Ok(())).is_err());
+        let record = LogRecord { request_id: "r".into(), tags: vec!["a".into()], ..LogRecord::default() };
+        let fields = row(&record);
+        let sql = "SELECT ?1, ?28, ?29";
+        let (id, tags, ip): (String, String, Option<String>) = connection
+            .query_row(sql, rusqlite::params_from_iter(fields.iter()), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!((id.as_str(), tags.as_str(), ip), ("r", r#"["a"]"#, None));
+    }
+}

@@ -34,9 +34,12 @@ RULES = [
                  "logs"}, [(r"access::(?!period)", "uses access/ beyond its periods")]),
     ("shared_state", {"pipeline", "http", "actors", "app", "routing", "providers"}, []),
     ("logs", {"pipeline", "http", "actors", "app", "routing", "providers", "access", "store", "limits", "shared_state"}, []),
+    # The Redis connections: a leaf that limits/, budgets/ and shared_state/ stand on.
+    ("redis_pool.rs", MODULES - {"redis_pool"}, []),
 ]
-# The database: only store/ speaks SQL (SeaORM); everything else gets domain values from it.
-DB_CRATE = re.compile(r"\bsea_orm\b|\bsqlx\b")
+# The database: only store/ speaks SQL (SeaORM; rusqlite for the request log's SQLite batches); everything else
+# gets domain values from it.
+DB_CRATE = re.compile(r"\bsea_orm\b|\bsqlx\b|\brusqlite\b")
 # actix-web request/response types: only the HTTP edge, the error mapping, and the stages that build the response.
 ACTIX_TYPES = re.compile(r"\b(HttpRequest|HttpResponse|web::Payload|web::Data|ResponseError)\b")
 ACTIX_ALLOWED = ("http/", "app.rs", "error.rs", "pipeline/call.rs")

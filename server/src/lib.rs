@@ -25,6 +25,7 @@ pub(crate) mod logs;
 pub(crate) mod pipeline;
 pub(crate) mod pricing;
 pub(crate) mod providers;
+pub(crate) mod redis_pool;
 pub(crate) mod routing;
 pub mod secret;
 pub(crate) mod shared_state;

@@ -20,7 +20,7 @@ use std::{
 
 use deadpool_redis::redis::Script;
 
-use crate::shared_state::Pools;
+use crate::redis_pool::Pools;
 
 use super::ledger::Ledger;
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use deadpool_redis::redis::Client;
 
-use super::Pools;
+use crate::redis_pool::Pools;
 use futures_util::StreamExt;
 
 use crate::{

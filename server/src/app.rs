@@ -20,7 +20,8 @@ use crate::{
         log_writer::{Flush, LogWriter},
         router::Router,
     },
-    config::{CallbackConfig, CallbackSink, Config, UpstreamConfig},
+    alerts::Alerts,
+    config::{AlertType, CallbackConfig, CallbackSink, Config, UpstreamConfig},
     error::InitError,
     http::{self, AppState},
     lifecycle::Lifecycle,
@@ -105,7 +106,12 @@ pub async fn start(config: Config, listener: TcpListener, options: &ServeOptions
     for line in upstream.describe() {
         tracing::info!("{line}");
     }
-    let (router, table) = Router::start(&config, &upstream)?;
+    let alerts = config.alerting.as_ref().map(|alerting| {
+        let names: Vec<&str> = alerting.webhooks.keys().map(|t| t.name()).collect();
+        tracing::info!(alert_types = ?names, "alerts go to Slack webhooks (general_settings.alerting)");
+        Alerts::start(alerting, upstream.clone())
+    });
+    let (router, table) = Router::start(&config, &upstream, alerts.clone())?;
     let url = config.store.database_url.expose();
     let store = Store::open(url).await?;
     tracing::info!(backend = store.backend(), database = %store::masked_url(url), "store open, schema up to date");
@@ -116,6 +122,9 @@ pub async fn start(config: Config, listener: TcpListener, options: &ServeOptions
         Some(redis) => shared_state::start(redis, &keys).await?,
         None => (Limiter::in_process(), crate::budgets::Ledger::in_process()),
     };
+    if let Some(alerts) = alerts {
+        budgets.on_soft_budget(Box::new(move |text| alerts.raise(AlertType::Budget, text)));
+    }
     let journal = Journal::open(&config.store.log_journal)
         .map_err(|source| InitError::Journal { path: config.store.log_journal.display().to_string(), source })?;
     let journal = Arc::new(journal);

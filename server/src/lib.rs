@@ -7,6 +7,7 @@
 // code shows up as a warning.
 pub(crate) mod access;
 pub(crate) mod actors;
+pub(crate) mod alerts;
 pub mod app;
 pub(crate) mod budgets;
 pub mod cli;

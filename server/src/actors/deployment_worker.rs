@@ -30,7 +30,9 @@ use actix::{
 use awc::http::header;
 
 use crate::{
+    alerts::Alerts,
     clock::monotonic_ms,
+    config::AlertType,
     lifecycle::Lifecycle,
     pipeline::probe,
     providers::codec::{Dialect, TokenRequest},
@@ -86,6 +88,8 @@ pub struct DeploymentWorker {
     checking: bool,
     /// Health checks' calls count as in flight here, not in the server's drain.
     lifecycle: Arc<Lifecycle>,
+    /// Where a cooldown is announced (`general_settings.alerting`).
+    alerts: Option<Alerts>,
 }
 
 impl DeploymentWorker {
@@ -101,6 +105,7 @@ impl DeploymentWorker {
             health_checks: None,
             deployment: Weak::new(),
             checking: false,
+            alerts: None,
             lifecycle: Arc::default(),
         }
     }
@@ -117,6 +122,11 @@ impl DeploymentWorker {
 
     pub fn with_health_checks(mut self, health_checks: Option<BackgroundChecks>) -> Self {
         self.health_checks = health_checks;
+        self
+    }
+
+    pub fn with_alerts(mut self, alerts: Option<Alerts>) -> Self {
+        self.alerts = alerts;
         self
     }
 
@@ -256,6 +266,21 @@ impl Handler<ReportFailure> for DeploymentWorker {
             cooldown_secs = cooldown.as_secs_f64(),
             "deployment cooling down"
         );
+        if let Some(alerts) = &self.alerts {
+            alerts.raise(
+                AlertType::Cooldown,
+                format!(
+                    "tollgate: deployment `{}` is cooling down for {:.1} s ({}; last failure: {:?}; {} failures in \
+                     {} calls in the last minute)",
+                    self.id,
+                    cooldown.as_secs_f64(),
+                    trip.as_str(),
+                    msg.failure,
+                    self.window.failures(),
+                    self.window.calls()
+                ),
+            );
+        }
         self.window.clear();
     }
 }

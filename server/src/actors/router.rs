@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 
 use super::deployment_worker::{BackgroundChecks, DeploymentWorker, Retire, Watch};
 use crate::{
+    alerts::Alerts,
     config::{Config, ConfigError},
     pricing,
     routing::{circuit::Circuit, RoutingTable},
@@ -26,6 +27,8 @@ pub struct Router {
     workers: Vec<Addr<DeploymentWorker>>,
     /// How workers reach token endpoints (the same TLS trust and proxy as upstream calls).
     upstream: Upstream,
+    /// Where workers announce cooldowns (`general_settings.alerting`, fixed at start-up).
+    alerts: Option<Alerts>,
 }
 
 impl Router {
@@ -33,10 +36,11 @@ impl Router {
     pub fn start(
         config: &Config,
         upstream: &Upstream,
+        alerts: Option<Alerts>,
     ) -> Result<(Addr<Self>, Arc<ArcSwap<RoutingTable>>), ConfigError> {
-        let (table, workers) = build(config, upstream, None)?;
+        let (table, workers) = build(config, upstream, alerts.as_ref(), None)?;
         let table = Arc::new(ArcSwap::from_pointee(table));
-        let addr = Self { table: table.clone(), workers, upstream: upstream.clone() }.start();
+        let addr = Self { table: table.clone(), workers, upstream: upstream.clone(), alerts }.start();
         Ok((addr, table))
     }
 }
@@ -44,6 +48,7 @@ impl Router {
 fn build(
     config: &Config,
     upstream: &Upstream,
+    alerts: Option<&Alerts>,
     previous: Option<&RoutingTable>,
 ) -> Result<(RoutingTable, Vec<Addr<DeploymentWorker>>), ConfigError> {
     let mut workers = Vec::new();
@@ -64,12 +69,13 @@ fn build(
         let id_for_watch = id.to_owned();
         let (id, stats) = (id.to_owned(), stats.clone());
         let credentials = provider.needs_worker().map(|dialect| (dialect, upstream.clone()));
-        let (circuit, health_checks) = (circuit.clone(), health_checks.clone());
+        let (circuit, health_checks, alerts) = (circuit.clone(), health_checks.clone(), alerts.cloned());
         let addr = Supervisor::start(move |_| {
             DeploymentWorker::new(id, stats, circuit)
                 .with_credentials(credentials)
                 .alone(alone)
                 .with_health_checks(health_checks)
+                .with_alerts(alerts)
         });
         let recipient = addr.clone().recipient();
         workers.push(addr);
@@ -131,7 +137,7 @@ impl Handler<Reload> for Router {
     fn handle(&mut self, Reload(config): Reload, _: &mut Self::Context) -> Self::Result {
         // Unchanged deployments keep their stats and cooldown across the reload.
         let previous = self.table.load_full();
-        let (table, workers) = build(&config, &self.upstream, Some(&previous))?;
+        let (table, workers) = build(&config, &self.upstream, self.alerts.as_ref(), Some(&previous))?;
         let count = workers.len();
         self.table.store(Arc::new(table));
         // Off the hot path and bounded by the number of deployments, so do_send is fine here.

@@ -130,10 +130,14 @@ fn kind_index(kind: BudgetKind) -> usize {
     BudgetKind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
 }
 
+/// Told, with a message naming the budget, when a settlement crosses a soft budget (the alerts webhook).
+pub type SoftBudgetHook = Box<dyn Fn(String) + Send + Sync>;
+
 pub(super) struct Inner {
     accounts: RwLock<HashMap<String, Shared>>,
     leases: Option<Leases>,
     stats: BudgetStats,
+    soft_hook: std::sync::OnceLock<SoftBudgetHook>,
 }
 
 /// Every budget account of this process. Cheap to clone.
@@ -142,7 +146,12 @@ pub struct Ledger(Arc<Inner>);
 
 impl Ledger {
     pub fn in_process() -> Ledger {
-        Ledger(Arc::new(Inner { accounts: RwLock::default(), leases: None, stats: BudgetStats::default() }))
+        Ledger(Arc::new(Inner {
+            accounts: RwLock::default(),
+            leases: None,
+            stats: BudgetStats::default(),
+            soft_hook: std::sync::OnceLock::new(),
+        }))
     }
 
     /// Budgets shared by replicas through Redis leases; starts the task that gives idle leases back.
@@ -151,6 +160,7 @@ impl Ledger {
             accounts: RwLock::default(),
             leases: Some(leases),
             stats: BudgetStats::default(),
+            soft_hook: std::sync::OnceLock::new(),
         }));
         ledger.0.leases.as_ref().inspect(|l| l.start_returns(&ledger));
         ledger
@@ -166,6 +176,11 @@ impl Ledger {
 
     pub fn stats(&self) -> &BudgetStats {
         &self.0.stats
+    }
+
+    /// Calls `hook` each time a soft budget is crossed (once per budget and period, with the WARN line); set once.
+    pub fn on_soft_budget(&self, hook: SoftBudgetHook) {
+        let _ = self.0.soft_hook.set(hook);
     }
 
     fn account(&self, charge: &Charge, now: i64) -> Shared {
@@ -371,14 +386,25 @@ impl Ledger {
                     if let Some(n) = self.0.stats.soft_crossed.get(kind_index(a.kind)) {
                         n.fetch_add(1, Relaxed);
                     }
+                    let max_budget = a.cap.map(super::usd).unwrap_or_else(|| "none".into());
                     tracing::warn!(
                         budget = a.kind.tag(),
                         name = %a.name,
                         spend = %super::usd(a.spent),
                         soft_budget = %super::usd(soft),
-                        max_budget = %a.cap.map(super::usd).unwrap_or_else(|| "none".into()),
+                        max_budget = %max_budget,
                         "soft budget crossed (requests are still served)"
                     );
+                    if let Some(hook) = self.0.soft_hook.get() {
+                        hook(format!(
+                            "tollgate: the {} `{}` crossed its soft budget: spend {} of soft budget {} (max budget \
+                             {max_budget}); requests are still served",
+                            a.kind.tag(),
+                            a.name,
+                            super::usd(a.spent),
+                            super::usd(soft)
+                        ));
+                    }
                 }
             }
         }

@@ -5,6 +5,7 @@
 //! silently dropped; secrets are wrapped in [`Secret`] the moment they are read. This module does no I/O besides
 //! reading the file and the environment, and knows nothing of providers or HTTP.
 
+mod alerts;
 mod callbacks;
 mod declared_keys;
 mod environment;
@@ -25,6 +26,7 @@ use self::raw::{
     RawRouterSettings, NOT_YET_SUPPORTED,
 };
 pub use self::{
+    alerts::{AlertType, Alerting},
     callbacks::{CallbackConfig, CallbackSink},
     declared_keys::DeclaredKey,
     environment::Env,
@@ -139,6 +141,8 @@ pub struct Config {
     pub redis: Option<RedisSettings>,
     /// The seed's `key_settings`: keys declared in the file.
     pub declared_keys: Vec<DeclaredKey>,
+    /// Alerts to Slack webhooks (`general_settings.alerting`); `None`: off.
+    pub alerting: Option<Alerting>,
     /// Human-readable warnings gathered while loading (unknown keys, unsupported settings), each naming a path.
     pub warnings: Vec<String>,
 }
@@ -407,6 +411,10 @@ impl Config {
         {
             keys.push("general_settings.maximum_spend_logs_retention_period / _interval");
         }
+        // The alert task and its webhooks are set up once.
+        if self.alerting != next.alerting {
+            keys.push("general_settings.alerting / alert_types / alert_to_webhook_url (SLACK_WEBHOOK_URL)");
+        }
         keys
     }
 }
@@ -559,6 +567,7 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
     let store = store::resolve(&raw.general_settings, raw.database.as_ref(), &raw.tollgate, env)?;
     let redis = shared::resolve(&raw.router_settings, &raw.tollgate, env)?;
     let declared_keys = declared_keys::resolve(raw.key_settings.as_deref().unwrap_or_default(), &mut warnings)?;
+    let alerting = alerts::resolve(&raw.general_settings, env, &mut warnings)?;
     let defaults = TimeoutDefaults {
         timeout: seconds(
             "router_settings.timeout",
@@ -655,6 +664,7 @@ fn validate(raw: RawConfig, env: &dyn EnvLookup) -> Result<Config, ConfigError> 
         logging,
         redis,
         declared_keys,
+        alerting,
         warnings,
     })
 }
@@ -814,6 +824,10 @@ mod tests {
             ),
             ("router_settings: {connect_timeout: 1}\n", &["router_settings.connect_timeout"]),
             ("router_settings: {stream_timeout: 1, stream_idle_timeout: 2, hedge_after_ms: {a: 5}}\n", &[]),
+            (
+                "general_settings: {alerting: [slack], alert_to_webhook_url: {budget_alerts: 'https://h/1', cooldown_deployment: 'https://h/2'}}\n",
+                &["general_settings.alerting / alert_types / alert_to_webhook_url (SLACK_WEBHOOK_URL)"],
+            ),
         ];
         for (extra, want) in cases {
             let next = load(&format!("{base}{extra}")).unwrap_or_else(|e| unreachable!("{e}"));

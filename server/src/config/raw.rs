@@ -206,6 +206,14 @@ pub struct RawGeneralSettings {
     pub maximum_spend_logs_retention_period: Option<String>,
     /// How often the retention purge runs (default `"1d"`; the first run is at start-up).
     pub maximum_spend_logs_retention_interval: Option<String>,
+    /// Alert channels: `slack` (config/alerts.rs).
+    pub alerting: Option<Vec<String>>,
+    /// Which alerts are sent (`budget_alerts`, `cooldown_deployment`; default: both).
+    pub alert_types: Option<Vec<String>>,
+    /// A Slack webhook per alert type, over `SLACK_WEBHOOK_URL`.
+    pub alert_to_webhook_url: Option<BTreeMap<String, String>>,
+    /// LiteLLM's slow-request threshold (seconds): accepted and reported as not supported yet.
+    pub alerting_threshold: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -415,7 +423,6 @@ pub struct RawFallbackConfig {
 
 /// LiteLLM keys tollgate parses but does not act on yet. Paths use `model_list[].` for per-entry keys.
 pub const NOT_YET_SUPPORTED: &[&str] = &[
-    "general_settings.alerting",
     "general_settings.store_model_in_db",
     "router_settings.model_group_alias",
     "router_settings.model_group_retry_policy",

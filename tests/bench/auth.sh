@@ -22,17 +22,9 @@ cd "$root"
 duration="${1:-10}"
 rounds="${ROUNDS:-2}"
 redis="${REDIS_URL:-redis://127.0.0.1:6379}"
-command -v wrk >/dev/null || { echo "auth.sh: needs wrk (tests/bench/run.sh installs it)" >&2; exit 1; }
-target="${CARGO_TARGET_DIR:-$root/target}/release"
-echo "building release binaries (cargo build --release -p tollgate -p tollgate-fakes)" >&2
-cargo build --release -q -p tollgate -p tollgate-fakes
-work="$(mktemp -d /tmp/tollgate-bench-auth.XXXXXX)"
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-up_port="$(free_port)"
-taskset -c 1 "$target/fake-upstream" --host 127.0.0.1 --port "$up_port" --workers 1 >"$work/upstream.log" 2>&1 &
-pids+=($!)
+bench=auth
+# shellcheck source=tests/bench/pinned.sh
+source tests/bench/pinned.sh
 master=sk-bench-auth-master
 export BODY='{"model":"bench","messages":[{"role":"user","content":"hi"}]}'
 key_json='{"rpm_limit": 1000000000, "tpm_limit": 1000000000000, "max_parallel_requests": 1000000, "max_budget": 1000000, "budget_duration": "30d"}'

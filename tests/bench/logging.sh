@@ -11,17 +11,9 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 duration="${1:-10}"
 rounds="${ROUNDS:-2}"
-command -v wrk >/dev/null || { echo "logging.sh: needs wrk (tests/bench/run.sh installs it)" >&2; exit 1; }
-target="${CARGO_TARGET_DIR:-$root/target}/release"
-echo "building release binaries (cargo build --release -p tollgate -p tollgate-fakes)" >&2
-cargo build --release -q -p tollgate -p tollgate-fakes
-work="$(mktemp -d /tmp/tollgate-logging.XXXXXX)"
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-up_port="$(free_port)"
-taskset -c 1 "$target/fake-upstream" --host 127.0.0.1 --port "$up_port" --workers 1 >"$work/upstream.log" 2>&1 &
-pids+=($!)
+bench=logging
+# shellcheck source=tests/bench/pinned.sh
+source tests/bench/pinned.sh
 export BODY='{"model":"bench","messages":[{"role":"user","content":"hi"}]}' AUTH=sk-bench-logging-master
 measure() { # name extra-general-settings
   local port pid t0 t1 reqs rps

@@ -149,3 +149,40 @@ async fn the_upstream_content_type_decides_the_relay() {
     assert_eq!(r.json["choices"][0]["message"]["content"], "Hello", "the JSON body arrives whole: {}", r.text);
     assert_eq!(tokens(&gw, "json", "completion", 5.0).await, Some(5.0));
 }
+
+/// `x-tollgate-response-cost` is the call's cost in USD where the whole answer is known before its headers (the
+/// mock, which is free, and translated answers); a relayed body or a stream sends its headers before its usage and
+/// carries none, and an unpriced model gets none rather than a false $0.
+#[actix_rt::test]
+async fn the_response_cost_header_is_the_calls_cost_where_the_answer_is_whole() {
+    let fake = FakeUpstream::start();
+    let gw = Gateway::start(&format!(
+        "model_list:
+  - {{model_name: priced, litellm_params: {{model: mock/a, input_cost_per_token: 0.000002, output_cost_per_token: 0.001}}}}
+  - {{model_name: free, litellm_params: {{model: mock/b}}}}
+{1}  - {{model_name: translated, litellm_params: {{model: anthropic/normal, api_base: {0}, api_key: sk-ant-test-key-123456, input_cost_per_token: 0.000002, output_cost_per_token: 0.001}}}}
+  - {{model_name: unpriced, litellm_params: {{model: anthropic/normal, api_base: {0}, api_key: sk-ant-test-key-123456}}}}
+general_settings:
+  master_key: {MASTER_KEY}
+",
+        fake.url,
+        fake_model("relayed", "normal", &fake, "      input_cost_per_token: 0.000002\n      output_cost_per_token: 0.001\n"),
+    ));
+    // The mock's whole answer, and an Anthropic answer translated whole (its cache tokens priced at the input price,
+    // as no cache price is set).
+    for model in ["priced", "translated"] {
+        let r = chat(&gw, model, false).await;
+        assert_eq!(r.status, 200, "{model}: {}", r.text);
+        let usage = |k: &str| r.json["usage"][k].as_f64().unwrap_or(-1.0);
+        let want = usage("prompt_tokens") * 0.000002 + usage("completion_tokens") * 0.001;
+        let got: f64 = r.header("x-tollgate-response-cost").and_then(|v| v.parse().ok()).unwrap_or(-1.0);
+        assert!(want > 0.0 && (got - want).abs() < 1e-9, "{model}: header {got}, usage says {want}");
+    }
+    let cases =
+        [("priced", true, None), ("unpriced", false, None), ("relayed", false, None), ("free", false, Some("0"))];
+    for (model, stream, want) in cases {
+        let r = chat(&gw, model, stream).await;
+        assert_eq!(r.status, 200, "{model}: {}", r.text);
+        assert_eq!(r.header("x-tollgate-response-cost"), want, "{model} stream={stream}");
+    }
+}

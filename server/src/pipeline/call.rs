@@ -49,6 +49,7 @@ use crate::{
 const DEPLOYMENT_HEADER: header::HeaderName = header::HeaderName::from_static("x-tollgate-deployment");
 const ATTEMPTS_HEADER: header::HeaderName = header::HeaderName::from_static("x-tollgate-attempts");
 const OVERHEAD_HEADER: header::HeaderName = header::HeaderName::from_static("x-tollgate-overhead-ms");
+const COST_HEADER: header::HeaderName = header::HeaderName::from_static("x-tollgate-response-cost");
 const FALLBACK_HEADER: header::HeaderName = header::HeaderName::from_static("x-tollgate-fallback");
 const HEDGED_HEADER: header::HeaderName = header::HeaderName::from_static("x-tollgate-hedged");
 const REQUEST_ID_HEADER: header::HeaderName = header::HeaderName::from_static("x-request-id");
@@ -232,7 +233,9 @@ impl<'a> Call<'a> {
             settle.set_usage(usage);
         }
         settle.complete();
-        builder(self.head(), self.deployment, StatusCode::OK).content_type("application/json").body(body.into())
+        let mut res = builder(self.head(), self.deployment, StatusCode::OK);
+        cost_header(&mut res, self.deployment, usage);
+        res.content_type("application/json").body(body.into())
     }
 
     /// The provider cannot take requests yet (its access token is still being fetched): 503, before any call, so
@@ -581,13 +584,25 @@ fn builder(head: Head, deployment: &Deployment, status: StatusCode) -> HttpRespo
     res
 }
 
+/// `x-tollgate-response-cost`: the call's cost in USD, on answers tollgate has whole (and so their usage) before
+/// their headers go out: translated answers, embeddings, the mock. A relayed body or a stream sends its headers
+/// before its usage arrives, so it carries none (its cost is in the request log and the spend routes).
+fn cost_header(res: &mut HttpResponseBuilder, deployment: &Deployment, usage: Option<Usage>) {
+    if let Some(nanos) = usage.and_then(|u| deployment.pricing.cost_nanos(u)) {
+        res.insert_header((COST_HEADER, (nanos as f64 / 1e9).to_string()));
+    }
+}
+
 /// A whole JSON body produced in-process (mock): settle with its usage and send it.
 fn complete_json(head: Head, deployment: &Deployment, mut settle: Settlement, body: Bytes) -> HttpResponse {
-    if let Some(usage) = Peek::parse(&body).and_then(|mut p| p.take_usage()) {
+    let usage = Peek::parse(&body).and_then(|mut p| p.take_usage());
+    if let Some(usage) = usage {
         settle.set_usage(usage);
     }
     settle.complete();
-    builder(head, deployment, StatusCode::OK).content_type("application/json").body(body)
+    let mut res = builder(head, deployment, StatusCode::OK);
+    cost_header(&mut res, deployment, usage);
+    res.content_type("application/json").body(body)
 }
 
 /// The mock's reply in the caller's dialect: whole, or as a stream of the events a provider would send.
@@ -606,7 +621,9 @@ fn mock_response(
     if !inbound.stream() {
         settle.complete();
         let body = inbound::encode_reply(inbound, &reply, created);
-        return builder(head, deployment, StatusCode::OK).content_type("application/json").body(body);
+        let mut res = builder(head, deployment, StatusCode::OK);
+        cost_header(&mut res, deployment, reply.usage);
+        return res.content_type("application/json").body(body);
     }
     let mut encoder = inbound::encoder(inbound, created);
     let mut chunks: Vec<Bytes> = mock::stream_events(&reply)

@@ -69,3 +69,48 @@ async fn a_second_process_drops_changed_and_deleted_keys_within_a_second() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Team and user changes reach the other replica as key changes do: blocking a team stops its keys there within a
+/// second, unblocking restores them, and a user's new rpm limit applies to the user's keys there at once.
+#[actix_rt::test]
+async fn a_second_process_drops_keys_of_a_changed_team_or_user_within_a_second() {
+    let (schema, redis) = (PgSchema::new(), RedisPrefix::new());
+    let yaml = config(&redis);
+    let gw = Gateway::start_on(&yaml, &schema.url());
+    let dir = std::env::temp_dir().join(format!("tollgate-revocation-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("config.yaml");
+    std::fs::write(&file, &yaml).expect("write config");
+    let replica =
+        GatewayProcess::spawn_with(&["--config", &file.to_string_lossy()], &[("DATABASE_URL", &schema.url())]);
+    let admin = |path: &'static str, body: serde_json::Value| {
+        let url = gw.url.clone();
+        async move {
+            let r = post(&url, path, Some(MASTER_KEY), body.to_string()).await;
+            assert_eq!(r.status, 200, "{path}: {}", r.text);
+            r
+        }
+    };
+    admin("/team/new", json!({"team_id": "t-rev"})).await;
+    admin("/user/new", json!({"user_id": "u-rev"})).await;
+    let team_key =
+        admin("/key/generate", json!({"team_id": "t-rev"})).await.json["key"].as_str().unwrap_or_default().to_owned();
+    let user_key =
+        admin("/key/generate", json!({"user_id": "u-rev"})).await.json["key"].as_str().unwrap_or_default().to_owned();
+    for key in [&team_key, &user_key] {
+        assert_eq!(chat(&replica.url, key).await.status, 200, "the replica knows the key (and caches it for 60 s)");
+    }
+
+    admin("/team/block", json!({"team_id": "t-rev"})).await;
+    let blocked = seen_within(&replica.url, &team_key, 403).await;
+    admin("/team/unblock", json!({"team_id": "t-rev"})).await;
+    let unblocked = seen_within(&replica.url, &team_key, 200).await;
+    // rpm 1 for the user: once the replica has dropped the cached key it loads the new limit, and its polling
+    // requests exceed it (429). With the old cached key it would answer 200 for the cache TTL (60 s).
+    admin("/user/update", json!({"user_id": "u-rev", "rpm_limit": 1})).await;
+    let limited = seen_within(&replica.url, &user_key, 429).await;
+    for (what, took) in [("team block", blocked), ("team unblock", unblocked), ("user limit", limited)] {
+        assert!(took < Duration::from_secs(1), "{what} reached the replica after {took:?}: {}", replica.log_text());
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

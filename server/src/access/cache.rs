@@ -58,9 +58,42 @@ struct Inner {
     generation: AtomicU64,
     /// Store queries made for keys (`tollgate_key_store_lookups_total`).
     lookups: AtomicU64,
-    /// Where changed keys are announced to other replicas (set when Redis is configured). Unbounded: it carries
+    /// Where changes are announced to other replicas (set when Redis is configured). Unbounded: it carries
     /// management API changes, at the rate admins make them, never request-path traffic.
-    publisher: OnceLock<tokio::sync::mpsc::UnboundedSender<KeyHash>>,
+    publisher: OnceLock<tokio::sync::mpsc::UnboundedSender<Change>>,
+}
+
+/// A change another replica must drop its cached keys for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The key changed or was deleted.
+    Key(KeyHash),
+    /// The team changed (blocked, models, limits, budget, members) or was deleted: every key of the team.
+    Team(String),
+    /// The user changed (limits, budget) or was deleted: every key the user owns.
+    User(String),
+}
+
+impl Change {
+    /// How the change travels on the invalidation channel: a key as its hash's hex (as before teams and users
+    /// were announced, so older replicas still read it), a team or user as `team:<id>` / `user:<id>`.
+    pub fn to_wire(&self) -> String {
+        match self {
+            Change::Key(hash) => hash.hex(),
+            Change::Team(id) => format!("team:{id}"),
+            Change::User(id) => format!("user:{id}"),
+        }
+    }
+
+    pub fn from_wire(payload: &str) -> Option<Change> {
+        if let Some(id) = payload.strip_prefix("team:") {
+            return Some(Change::Team(id.to_owned()));
+        }
+        if let Some(id) = payload.strip_prefix("user:") {
+            return Some(Change::User(id.to_owned()));
+        }
+        KeyHash::from_hex(payload).map(Change::Key)
+    }
 }
 
 #[derive(Clone)]
@@ -115,8 +148,21 @@ impl KeyCache {
     /// Forgets `hash` (the key changed or was deleted) here and, with Redis, on every replica.
     pub fn invalidate(&self, hash: &KeyHash) {
         self.forget(hash);
+        self.publish(Change::Key(*hash));
+    }
+
+    fn publish(&self, change: Change) {
         if let Some(publisher) = self.0.publisher.get() {
-            let _ = publisher.send(*hash);
+            let _ = publisher.send(change);
+        }
+    }
+
+    /// Applies a change another replica announced, in this process only.
+    pub fn apply(&self, change: &Change) {
+        match change {
+            Change::Key(hash) => self.forget(hash),
+            Change::Team(id) => self.forget_team(id),
+            Change::User(id) => self.forget_user(id),
         }
     }
 
@@ -129,16 +175,27 @@ impl KeyCache {
         }
     }
 
-    /// Forgets every key of `team_id` (the team changed or was deleted).
+    /// Forgets every key of `team_id` (the team changed or was deleted) here and, with Redis, on every replica.
     pub fn invalidate_team(&self, team_id: &str) {
+        self.forget_team(team_id);
+        self.publish(Change::Team(team_id.to_owned()));
+    }
+
+    fn forget_team(&self, team_id: &str) {
         self.0.generation.fetch_add(1, SeqCst);
         if let Ok(mut entries) = self.0.entries.write() {
             entries.retain(|_, e| e.key.as_ref().and_then(|k| k.team.as_ref()).is_none_or(|t| t.team_id != team_id));
         }
     }
 
-    /// Forgets every key owned by `user_id` (the user's budget or limits changed, or the user was deleted).
+    /// Forgets every key owned by `user_id` (the user's budget or limits changed, or the user was deleted) here
+    /// and, with Redis, on every replica.
     pub fn invalidate_user(&self, user_id: &str) {
+        self.forget_user(user_id);
+        self.publish(Change::User(user_id.to_owned()));
+    }
+
+    fn forget_user(&self, user_id: &str) {
         self.0.generation.fetch_add(1, SeqCst);
         if let Ok(mut entries) = self.0.entries.write() {
             entries.retain(|_, e| e.key.as_ref().is_none_or(|k| k.user_id.as_deref() != Some(user_id)));
@@ -153,8 +210,8 @@ impl KeyCache {
         }
     }
 
-    /// Announces every later [`KeyCache::invalidate`] on `publisher` (once; later calls are ignored).
-    pub fn publish_to(&self, publisher: tokio::sync::mpsc::UnboundedSender<KeyHash>) {
+    /// Announces every later invalidation (keys, teams, users) on `publisher` (once; later calls are ignored).
+    pub fn publish_to(&self, publisher: tokio::sync::mpsc::UnboundedSender<Change>) {
         let _ = self.0.publisher.set(publisher);
     }
 
@@ -229,6 +286,21 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn changes_travel_as_key_hex_or_prefixed_ids_and_come_back_the_same() {
+        let hash = KeyHash::of("sk-abc");
+        let cases = [
+            (Change::Key(hash), hash.hex()),
+            (Change::Team("team-1".into()), "team:team-1".into()),
+            (Change::User("a:b@c".into()), "user:a:b@c".into()),
+        ];
+        for (change, wire) in cases {
+            assert_eq!(change.to_wire(), wire);
+            assert_eq!(Change::from_wire(&wire), Some(change));
+        }
+        assert_eq!(Change::from_wire("nonsense"), None);
+    }
     use crate::store::keys::KeyRow;
 
     fn row(value: &str, blocked: bool) -> KeyRow {

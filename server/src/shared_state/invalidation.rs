@@ -1,7 +1,8 @@
 //! Key invalidations across replicas: every key change made through the management API (update, block, unblock,
 //! regenerate, delete) is published on the Redis channel `<prefix>key-invalidations` (the key's hash, never its
-//! value), and every replica's subscriber drops that key from its `KeyCache`, so a revoked key stops working
-//! everywhere within a second.
+//! value), and so is every team and user change (`team:<id>`, `user:<id>`: blocked, models, limits, budgets,
+//! members, deletion); every replica's subscriber drops the keys concerned from its `KeyCache`, so a revoked key or
+//! a blocked team stops working everywhere within a second.
 //!
 //! Two tasks per process: the publisher drains the cache's queue of changed keys (each PUBLISH within a deadline;
 //! a failure is logged, the other replicas then notice within their cache TTL), and the subscriber holds a pub/sub
@@ -11,13 +12,12 @@
 use std::time::Duration;
 
 use deadpool_redis::redis::Client;
-
-use crate::redis_pool::Pools;
 use futures_util::StreamExt;
 
 use crate::{
-    access::{cache::KeyCache, token::KeyHash},
+    access::cache::{Change, KeyCache},
     config::RedisSettings,
+    redis_pool::Pools,
 };
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -32,12 +32,12 @@ pub fn channel(prefix: &str) -> String {
 /// Starts the publisher and the subscriber for `keys` (must run inside the actix system).
 pub fn start(client: Client, pool: Pools, settings: &RedisSettings, keys: KeyCache) {
     let channel = channel(&settings.prefix);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<KeyHash>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Change>();
     keys.publish_to(tx);
     let publish_to = channel.clone();
     actix_rt::spawn(async move {
-        while let Some(hash) = rx.recv().await {
-            let publish = deadpool_redis::redis::cmd("PUBLISH").arg(&publish_to).arg(hash.hex()).clone();
+        while let Some(change) = rx.recv().await {
+            let publish = deadpool_redis::redis::cmd("PUBLISH").arg(&publish_to).arg(change.to_wire()).clone();
             let call = async |c: &mut _| publish.query_async::<u64>(c).await;
             if let Err(e) = pool.run(PUBLISH_DEADLINE, call).await {
                 tracing::error!(error = %e, "could not publish a key change to other replicas; they see it within \
@@ -67,8 +67,8 @@ async fn subscribe(client: Client, channel: String, keys: KeyCache) {
                     let mut messages = pubsub.into_on_message();
                     while let Some(message) = messages.next().await {
                         let payload: String = message.get_payload().unwrap_or_default();
-                        if let Some(hash) = KeyHash::from_hex(&payload) {
-                            keys.forget(&hash);
+                        if let Some(change) = Change::from_wire(&payload) {
+                            keys.apply(&change);
                         }
                     }
                     tracing::warn!("key invalidation channel closed; reconnecting");

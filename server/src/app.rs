@@ -119,7 +119,7 @@ pub async fn start(config: Config, listener: TcpListener, options: &ServeOptions
     let end_users = EndUserCache::new(store.clone(), config.store.key_cache_ttl);
     let keys = KeyCache::new(store.clone(), config.store.key_cache_ttl);
     let (limiter, budgets) = match &config.redis {
-        Some(redis) => shared_state::start(redis, &keys).await?,
+        Some(redis) => shared_state::start(redis, &keys, &end_users).await?,
         None => (Limiter::in_process(), crate::budgets::Ledger::in_process()),
     };
     if let Some(alerts) = alerts {

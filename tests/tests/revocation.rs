@@ -70,8 +70,9 @@ async fn a_second_process_drops_changed_and_deleted_keys_within_a_second() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// Team and user changes reach the other replica as key changes do: blocking a team stops its keys there within a
-/// second, unblocking restores them, and a user's new rpm limit applies to the user's keys there at once.
+/// Team, user and end-user changes reach the other replica as key changes do: blocking a team stops its keys there
+/// within a second, unblocking restores them, a user's new rpm limit applies to the user's keys there at once, and
+/// a blocked end user is refused there within a second.
 #[actix_rt::test]
 async fn a_second_process_drops_keys_of_a_changed_team_or_user_within_a_second() {
     let (schema, redis) = (PgSchema::new(), RedisPrefix::new());
@@ -109,7 +110,25 @@ async fn a_second_process_drops_keys_of_a_changed_team_or_user_within_a_second()
     // requests exceed it (429). With the old cached key it would answer 200 for the cache TTL (60 s).
     admin("/user/update", json!({"user_id": "u-rev", "rpm_limit": 1})).await;
     let limited = seen_within(&replica.url, &user_key, 429).await;
-    for (what, took) in [("team block", blocked), ("team unblock", unblocked), ("user limit", limited)] {
+    // An end user (the request's `user`) known to the replica, then blocked through the first gateway.
+    admin("/customer/new", json!({"user_id": "cust-rev"})).await;
+    let as_customer = |url: String, key: String| async move {
+        post(&url, "/v1/chat/completions", Some(&key), chat_body("a", json!({"user": "cust-rev"}))).await.status
+    };
+    assert_eq!(as_customer(replica.url.clone(), team_key.clone()).await, 200);
+    admin("/customer/block", json!({"user_ids": ["cust-rev"]})).await;
+    let start = Instant::now();
+    while as_customer(replica.url.clone(), team_key.clone()).await != 403 {
+        assert!(start.elapsed() < Duration::from_secs(5), "the replica still serves the blocked end user after 5 s");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let customer_blocked = start.elapsed();
+    for (what, took) in [
+        ("team block", blocked),
+        ("team unblock", unblocked),
+        ("user limit", limited),
+        ("end user block", customer_blocked),
+    ] {
         assert!(took < Duration::from_secs(1), "{what} reached the replica after {took:?}: {}", replica.log_text());
     }
     let _ = std::fs::remove_dir_all(dir);

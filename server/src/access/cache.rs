@@ -72,6 +72,8 @@ pub enum Change {
     Team(String),
     /// The user changed (limits, budget) or was deleted: every key the user owns.
     User(String),
+    /// The end user changed (blocked, limits, budget) or was deleted (`access::end_users`).
+    EndUser(String),
 }
 
 impl Change {
@@ -82,6 +84,7 @@ impl Change {
             Change::Key(hash) => hash.hex(),
             Change::Team(id) => format!("team:{id}"),
             Change::User(id) => format!("user:{id}"),
+            Change::EndUser(id) => format!("end_user:{id}"),
         }
     }
 
@@ -91,6 +94,9 @@ impl Change {
         }
         if let Some(id) = payload.strip_prefix("user:") {
             return Some(Change::User(id.to_owned()));
+        }
+        if let Some(id) = payload.strip_prefix("end_user:") {
+            return Some(Change::EndUser(id.to_owned()));
         }
         KeyHash::from_hex(payload).map(Change::Key)
     }
@@ -157,12 +163,13 @@ impl KeyCache {
         }
     }
 
-    /// Applies a change another replica announced, in this process only.
+    /// Applies a change another replica announced, in this process only (end users are not cached here).
     pub fn apply(&self, change: &Change) {
         match change {
             Change::Key(hash) => self.forget(hash),
             Change::Team(id) => self.forget_team(id),
             Change::User(id) => self.forget_user(id),
+            Change::EndUser(_) => {}
         }
     }
 
@@ -294,6 +301,7 @@ mod tests {
             (Change::Key(hash), hash.hex()),
             (Change::Team("team-1".into()), "team:team-1".into()),
             (Change::User("a:b@c".into()), "user:a:b@c".into()),
+            (Change::EndUser("customer-9".into()), "end_user:customer-9".into()),
         ];
         for (change, wire) in cases {
             assert_eq!(change.to_wire(), wire);

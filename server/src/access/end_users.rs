@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    cache::{LOOKUP_DEADLINE, NEGATIVE_TTL_MS},
+    cache::{Change, LOOKUP_DEADLINE, NEGATIVE_TTL_MS},
     manage::limit,
     AccessError,
 };
@@ -260,6 +260,8 @@ struct Inner {
     ttl_ms: u64,
     entries: RwLock<HashMap<String, Entry>>,
     pending: Mutex<HashMap<String, Shared<BoxFuture<'static, Found>>>>,
+    /// Where changes are announced to other replicas (with Redis; `shared_state::invalidation`).
+    publisher: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Change>>,
 }
 
 /// The request path's view of the store's end users.
@@ -273,7 +275,26 @@ impl EndUserCache {
             ttl_ms: ttl.as_millis() as u64,
             entries: RwLock::default(),
             pending: Mutex::default(),
+            publisher: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Forgets `id` (the end user changed or was deleted) here and, with Redis, on every replica.
+    pub fn invalidate(&self, id: &str) {
+        self.forget(id);
+        if let Some(publisher) = self.0.publisher.get() {
+            let _ = publisher.send(Change::EndUser(id.to_owned()));
+        }
+    }
+
+    /// Announces every later [`EndUserCache::invalidate`] on `publisher` (once).
+    pub fn publish_to(&self, publisher: tokio::sync::mpsc::UnboundedSender<Change>) {
+        let _ = self.0.publisher.set(publisher);
+    }
+
+    /// Forgets every end user (announcements may have been missed while the subscriber was disconnected).
+    pub fn forget_all(&self) {
+        self.0.entries.write().unwrap_or_else(PoisonError::into_inner).clear();
     }
 
     /// The end user named `id`, `None` when the store has none (or `id` is longer than any end user's).

@@ -64,7 +64,7 @@ async fn new(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>
             return Err(AccessError::bad_input("user_id", format!("the end user `{}` exists", row.user_id)).into());
         }
         let row = store.insert_end_user(row).await.map_err(store_error)?;
-        state.end_users.forget(&row.user_id);
+        state.end_users.invalidate(&row.user_id);
         Ok(HttpResponse::Ok().json(customer_info(&state, &row).await?))
     })
     .await
@@ -78,7 +78,7 @@ async fn update(req: HttpRequest, payload: web::Payload, state: web::Data<AppSta
         let mut row = store.end_user(id).await.map_err(store_error)?.ok_or_else(|| not_found(id))?;
         end_users::apply(&mut row, &request, clock::unix_secs())?;
         let row = store.update_end_user(row).await.map_err(store_error)?.ok_or_else(|| not_found(id))?;
-        state.end_users.forget(id);
+        state.end_users.invalidate(id);
         Ok(HttpResponse::Ok().json(customer_info(&state, &row).await?))
     })
     .await
@@ -100,7 +100,7 @@ async fn set_blocked(
             let mut row = store.end_user(id).await.map_err(store_error)?.ok_or_else(|| not_found(id))?;
             row.blocked = blocked;
             store.update_end_user(row).await.map_err(store_error)?;
-            state.end_users.forget(id);
+            state.end_users.invalidate(id);
             changed.push(id.clone());
         }
         Ok(HttpResponse::Ok().json(json!({ "blocked": blocked, "user_ids": changed })))
@@ -125,7 +125,7 @@ async fn delete(req: HttpRequest, payload: web::Payload, state: web::Data<AppSta
         let refs = CustomerRefs::parse(&read(&req, payload, &state, Route::CustomerDelete).await?.2)?;
         let deleted = state.keys.store().delete_end_users(&refs.user_ids).await.map_err(store_error)?;
         for id in &refs.user_ids {
-            state.end_users.forget(id);
+            state.end_users.invalidate(id);
         }
         if deleted.is_empty() {
             return Err(AccessError::NotFound("none of the named end users exists".into()).into());

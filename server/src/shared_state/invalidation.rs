@@ -1,8 +1,8 @@
 //! Key invalidations across replicas: every key change made through the management API (update, block, unblock,
 //! regenerate, delete) is published on the Redis channel `<prefix>key-invalidations` (the key's hash, never its
-//! value), and so is every team and user change (`team:<id>`, `user:<id>`: blocked, models, limits, budgets,
-//! members, deletion); every replica's subscriber drops the keys concerned from its `KeyCache`, so a revoked key or
-//! a blocked team stops working everywhere within a second.
+//! value), and so is every team, user and end-user change (`team:<id>`, `user:<id>`, `end_user:<id>`: blocked,
+//! models, limits, budgets, members, deletion); every replica's subscriber drops what changed from its `KeyCache` or
+//! `EndUserCache`, so a revoked key or a blocked team or end user stops working everywhere within a second.
 //!
 //! Two tasks per process: the publisher drains the cache's queue of changed keys (each PUBLISH within a deadline;
 //! a failure is logged, the other replicas then notice within their cache TTL), and the subscriber holds a pub/sub
@@ -15,7 +15,10 @@ use deadpool_redis::redis::Client;
 use futures_util::StreamExt;
 
 use crate::{
-    access::cache::{Change, KeyCache},
+    access::{
+        cache::{Change, KeyCache},
+        end_users::EndUserCache,
+    },
     config::RedisSettings,
     redis_pool::Pools,
 };
@@ -30,10 +33,11 @@ pub fn channel(prefix: &str) -> String {
 }
 
 /// Starts the publisher and the subscriber for `keys` (must run inside the actix system).
-pub fn start(client: Client, pool: Pools, settings: &RedisSettings, keys: KeyCache) {
+pub fn start(client: Client, pool: Pools, settings: &RedisSettings, keys: KeyCache, end_users: EndUserCache) {
     let channel = channel(&settings.prefix);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Change>();
-    keys.publish_to(tx);
+    keys.publish_to(tx.clone());
+    end_users.publish_to(tx);
     let publish_to = channel.clone();
     actix_rt::spawn(async move {
         while let Some(change) = rx.recv().await {
@@ -45,10 +49,10 @@ pub fn start(client: Client, pool: Pools, settings: &RedisSettings, keys: KeyCac
             }
         }
     });
-    actix_rt::spawn(subscribe(client, channel, keys));
+    actix_rt::spawn(subscribe(client, channel, keys, end_users));
 }
 
-async fn subscribe(client: Client, channel: String, keys: KeyCache) {
+async fn subscribe(client: Client, channel: String, keys: KeyCache, end_users: EndUserCache) {
     let mut backoff = FIRST_BACKOFF;
     let mut connected_before = false;
     // Failures are logged when an outage starts, not at every retry.
@@ -59,7 +63,8 @@ async fn subscribe(client: Client, channel: String, keys: KeyCache) {
                 Ok(()) => {
                     if connected_before {
                         keys.forget_all();
-                        tracing::warn!("key invalidation channel reconnected; cached keys dropped");
+                        end_users.forget_all();
+                        tracing::warn!("key invalidation channel reconnected; cached keys and end users dropped");
                     }
                     connected_before = true;
                     failing = false;
@@ -67,8 +72,10 @@ async fn subscribe(client: Client, channel: String, keys: KeyCache) {
                     let mut messages = pubsub.into_on_message();
                     while let Some(message) = messages.next().await {
                         let payload: String = message.get_payload().unwrap_or_default();
-                        if let Some(change) = Change::from_wire(&payload) {
-                            keys.apply(&change);
+                        match Change::from_wire(&payload) {
+                            Some(Change::EndUser(id)) => end_users.forget(&id),
+                            Some(change) => keys.apply(&change),
+                            None => {}
                         }
                     }
                     tracing::warn!("key invalidation channel closed; reconnecting");

@@ -13,7 +13,7 @@ use deadpool_redis::Config as PoolConfig;
 
 use crate::redis_pool::{Pools, POOL_SIZE};
 use crate::{
-    access::cache::KeyCache,
+    access::{cache::KeyCache, end_users::EndUserCache},
     budgets::{redis::Leases, Ledger},
     config::RedisSettings,
     limits::{redis::RedisLimiter, Limiter},
@@ -34,7 +34,11 @@ pub fn masked(url: &str) -> String {
 /// The limiter, the budget ledger's leases and the key invalidations over Redis. Redis need not be up: the pool
 /// connects on use, a failed start-up ping is a warning (limits and budgets fall back to local ones until Redis
 /// answers), and the subscriber retries.
-pub async fn start(settings: &RedisSettings, keys: &KeyCache) -> Result<(Limiter, Ledger), SharedStateError> {
+pub async fn start(
+    settings: &RedisSettings,
+    keys: &KeyCache,
+    end_users: &EndUserCache,
+) -> Result<(Limiter, Ledger), SharedStateError> {
     let url = settings.url.expose();
     let error = |message: String| SharedStateError { url: masked(url), message };
     let mut config = PoolConfig::from_url(url);
@@ -56,7 +60,7 @@ pub async fn start(settings: &RedisSettings, keys: &KeyCache) -> Result<(Limiter
             "Redis does not answer at start-up: limits are per replica until it does (fail open to local limits)"),
     }
     let client = deadpool_redis::redis::Client::open(url).map_err(|e| error(e.to_string()))?;
-    invalidation::start(client, pool.clone(), settings, keys.clone());
+    invalidation::start(client, pool.clone(), settings, keys.clone(), end_users.clone());
     let ledger = Ledger::with_leases(Leases::new(pool.clone(), settings.prefix.clone(), settings.timeout));
     Ok((Limiter::with_redis(RedisLimiter::new(pool, settings.prefix.clone(), settings.timeout)), ledger))
 }

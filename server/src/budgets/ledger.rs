@@ -313,6 +313,25 @@ impl Ledger {
         Step::Taken(entries)
     }
 
+    /// The least budget left among `charges`' capped budgets in this process's view, `None` when none is capped:
+    /// the cap less spend and reservations in process; with Redis, the lease held here (what this replica can
+    /// reserve without asking). A hint for choosing a reservation's amount, not a reservation.
+    pub fn room(&self, charges: &[Charge], now: i64) -> Option<u64> {
+        let mut least: Option<u64> = None;
+        for charge in charges.iter().filter(|c| c.budget.cap.is_some()) {
+            let account = self.account(charge, now);
+            let mut a = lock(&account);
+            a.refresh(charge, now);
+            let Some(cap) = a.cap else { continue };
+            let room = match self.0.leases {
+                Some(_) => a.lease,
+                None => cap.saturating_sub(a.spent.saturating_add(a.reserved)),
+            };
+            least = Some(least.map_or(room, |l| l.min(room)));
+        }
+        least
+    }
+
     /// Counts a reservation of 0 for a request whose model has no price (it is still bound by budgets at their
     /// cap, and its real cost, when known, is settled).
     pub fn count_unpriced(&self) {
@@ -541,5 +560,21 @@ mod tests {
             drop(r.map(|r| r.settle(cost)));
             assert_eq!(crossed(), want, "at {now}");
         }
+    }
+
+    #[test]
+    fn room_is_the_tightest_capped_budgets_cap_less_spend_and_reservations() {
+        let ledger = Ledger::in_process();
+        let key = charge(BudgetKind::Key, "k", Some(1_000));
+        let team = charge(BudgetKind::Team, "t", Some(500));
+        let uncapped = charge(BudgetKind::User, "u", None);
+        assert_eq!(ledger.room(std::slice::from_ref(&uncapped), 1), None);
+        assert_eq!(ledger.room(&[key.clone(), uncapped.clone()], 1), Some(1_000));
+        let both = [key.clone(), team.clone()];
+        assert_eq!(ledger.room(&both, 1), Some(500));
+        let held = reserve(&ledger, &both, 100, 1);
+        assert_eq!(ledger.room(&both, 1), Some(400), "a reservation in flight counts");
+        drop(held.map(|r| r.settle(300)));
+        assert_eq!(ledger.room(&both, 1), Some(200), "then its real cost");
     }
 }

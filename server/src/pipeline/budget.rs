@@ -24,16 +24,35 @@ use crate::{
     routing::RoutingTable,
 };
 
+/// A budget with at least this many times a request's bound-based reservation left is far from its cap: the
+/// request reserves with its prompt's byte length as the token count instead of tokenizing the prompt (which costs
+/// about a microsecond for a short prompt and grows with its length). A bound is never below the exact count, so
+/// the cap still holds; near the cap, where a larger reservation could refuse a request that fits, the prompt is
+/// counted exactly.
+const FAR_FROM_CAP: u64 = 64;
+
+/// Whether a reservation of `bound` may skip counting the prompt's tokens, with `room` left on the tightest budget.
+fn far_from_cap(room: Option<u64>, bound: u64) -> bool {
+    room.is_some_and(|room| room / FAR_FROM_CAP >= bound.max(1))
+}
+
 /// The most a request to `model` can cost, in nano-dollars; `None` when no deployment of the group has a price.
-pub fn max_cost(table: &RoutingTable, model: &str, asked: &Asked<'_>, default_max_tokens: u64) -> Option<u64> {
+/// `exact`: count the prompt's tokens with each deployment's tokenizer; else take its byte length (a bound).
+pub fn max_cost(
+    table: &RoutingTable,
+    model: &str,
+    asked: &Asked<'_>,
+    default_max_tokens: u64,
+    exact: bool,
+) -> Option<u64> {
     let group = table.group(model)?;
     let mut most: Option<u64> = None;
     for (i, d) in group.deployments.iter().enumerate() {
         let Pricing::Priced(prices) = d.pricing else { continue };
         let traits = group.traits.get(i);
         let prompt = match (asked.prompt, traits) {
-            (Some(p), Some(t)) => p.tokens(t.encoding),
-            (Some(p), None) => p.upper_bound(),
+            (Some(p), Some(t)) if exact => p.tokens(t.encoding),
+            (Some(p), _) => p.upper_bound(),
             (None, _) => asked.input_bound,
         };
         let output = budgets::output_bound(asked.max_output, default_max_tokens, traits.and_then(|t| t.max_output));
@@ -71,8 +90,14 @@ pub async fn reserve(
     if charges.is_empty() {
         return Ok(None);
     }
+    let now = crate::clock::unix_secs();
     let amount = if charges.iter().any(|c| c.budget.cap.is_some()) {
-        match max_cost(table, model, asked, default_max_tokens) {
+        let bound = max_cost(table, model, asked, default_max_tokens, false);
+        let cost = match bound {
+            Some(bound) if far_from_cap(ledger.room(&charges, now), bound) => Some(bound),
+            _ => max_cost(table, model, asked, default_max_tokens, true),
+        };
+        match cost {
             Some(amount) => amount,
             None => {
                 ledger.count_unpriced();
@@ -90,7 +115,6 @@ pub async fn reserve(
     } else {
         0
     };
-    let now = crate::clock::unix_secs();
     ledger.reserve(&charges, amount, now).await.map(Some).map_err(|e| ApiError::BudgetExceeded { exceeded: e, now })
 }
 
@@ -110,5 +134,27 @@ impl Finish for Held {
 pub fn hold(log: Option<&Arc<crate::logs::request::RequestLog>>, reservation: Option<Reservation>) {
     if let (Some(log), Some(r)) = (log, reservation) {
         log.hold(Box::new(Held(r)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_budget_far_from_its_cap_skips_counting_the_prompt() {
+        let cases = [
+            (None, 10, false),
+            (Some(0), 10, false),
+            (Some(639), 10, false),
+            (Some(640), 10, true),
+            (Some(u64::MAX), 10, true),
+            // An unpriced request's bound is 0, still needs room.
+            (Some(63), 0, false),
+            (Some(64), 0, true),
+        ];
+        for (room, bound, want) in cases {
+            assert_eq!(far_from_cap(room, bound), want, "room {room:?}, bound {bound}");
+        }
     }
 }

@@ -38,17 +38,40 @@ async fn seen_within(url: &str, key: &str, status: u16) -> Duration {
     }
 }
 
+/// An in-process gateway and a gateway process that share nothing but Postgres and Redis.
+struct Pair {
+    gw: Gateway,
+    replica: GatewayProcess,
+    dir: std::path::PathBuf,
+    _schema: PgSchema,
+    _redis: RedisPrefix,
+}
+
+impl Pair {
+    fn start() -> Pair {
+        let (schema, redis) = (PgSchema::new(), RedisPrefix::new());
+        let yaml = config(&redis);
+        let gw = Gateway::start_on(&yaml, &schema.url());
+        let dir = std::env::temp_dir().join(format!("tollgate-revocation-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("config.yaml");
+        std::fs::write(&file, &yaml).expect("write config");
+        let replica =
+            GatewayProcess::spawn_with(&["--config", &file.to_string_lossy()], &[("DATABASE_URL", &schema.url())]);
+        Pair { gw, replica, dir, _schema: schema, _redis: redis }
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[actix_rt::test]
 async fn a_second_process_drops_changed_and_deleted_keys_within_a_second() {
-    let (schema, redis) = (PgSchema::new(), RedisPrefix::new());
-    let yaml = config(&redis);
-    let gw = Gateway::start_on(&yaml, &schema.url());
-    let dir = std::env::temp_dir().join(format!("tollgate-revocation-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let file = dir.join("config.yaml");
-    std::fs::write(&file, &yaml).expect("write config");
-    let replica =
-        GatewayProcess::spawn_with(&["--config", &file.to_string_lossy()], &[("DATABASE_URL", &schema.url())]);
+    let pair = Pair::start();
+    let (gw, replica) = (&pair.gw, &pair.replica);
 
     let created = post(&gw.url, "/key/generate", Some(MASTER_KEY), "{}").await;
     let key = created.json["key"].as_str().unwrap_or_default().to_owned();
@@ -67,7 +90,6 @@ async fn a_second_process_drops_changed_and_deleted_keys_within_a_second() {
     for (what, took) in [("block", blocked), ("unblock", unblocked), ("delete", deleted)] {
         assert!(took < Duration::from_secs(1), "{what} reached the replica after {took:?}: {}", replica.log_text());
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Team, user and end-user changes reach the other replica as key changes do: blocking a team stops its keys there
@@ -75,15 +97,8 @@ async fn a_second_process_drops_changed_and_deleted_keys_within_a_second() {
 /// a blocked end user is refused there within a second.
 #[actix_rt::test]
 async fn a_second_process_drops_keys_of_a_changed_team_or_user_within_a_second() {
-    let (schema, redis) = (PgSchema::new(), RedisPrefix::new());
-    let yaml = config(&redis);
-    let gw = Gateway::start_on(&yaml, &schema.url());
-    let dir = std::env::temp_dir().join(format!("tollgate-revocation-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let file = dir.join("config.yaml");
-    std::fs::write(&file, &yaml).expect("write config");
-    let replica =
-        GatewayProcess::spawn_with(&["--config", &file.to_string_lossy()], &[("DATABASE_URL", &schema.url())]);
+    let pair = Pair::start();
+    let (gw, replica) = (&pair.gw, &pair.replica);
     let admin = |path: &'static str, body: serde_json::Value| {
         let url = gw.url.clone();
         async move {
@@ -131,5 +146,4 @@ async fn a_second_process_drops_keys_of_a_changed_team_or_user_within_a_second()
     ] {
         assert!(took < Duration::from_secs(1), "{what} reached the replica after {took:?}: {}", replica.log_text());
     }
-    let _ = std::fs::remove_dir_all(dir);
 }

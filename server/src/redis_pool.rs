@@ -27,7 +27,7 @@ pub const POOL_SIZE: usize = 4;
 /// opened by the main thread's start-up ping) makes every command cross threads twice (two wake-ups, two context
 /// switches). Why held rather than taken from the pool per command: deadpool-redis checks a pooled connection with
 /// a PING round trip each time it is taken, which doubled the round trips on the request path. Measured with
-/// tests/bench/auth.sh (docs/benchmarks.md "Auth").
+/// tests/bench/auth.sh (docs/benchmarks.md, "Virtual keys, limits and budgets").
 ///
 /// A command that fails on the connection (I/O, dropped, or late) discards the thread's connection; the next
 /// command takes a new one from the pool.

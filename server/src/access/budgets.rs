@@ -130,6 +130,31 @@ pub fn usd_field(param: &str, value: Option<&Value>) -> Result<Option<i64>, Acce
         .ok_or_else(|| AccessError::bad_input(param, format!("`{param}` must be an amount in USD, 0 or more")))
 }
 
+/// Writes a key's, team's, user's or end user's `max_budget` (nano-dollars), `soft_budget` (keys and teams: `soft`
+/// is its column and field) and `budget_duration` (with its first reset) from a management request's fields,
+/// checked in that order; unset ones keep their value, and a new duration starts a new period at `now`.
+pub fn set_budget(
+    (max_budget_nanos, duration, reset_at): (&mut Option<i64>, &mut Option<String>, &mut Option<i64>),
+    soft: Option<(&mut Option<i64>, Option<&Value>)>,
+    max_budget: Option<&Value>,
+    budget_duration: Option<&Value>,
+    now: i64,
+) -> Result<(), AccessError> {
+    if let Some(n) = usd_field("max_budget", max_budget)? {
+        *max_budget_nanos = Some(n);
+    }
+    if let Some((soft_nanos, soft_budget)) = soft {
+        if let Some(n) = usd_field("soft_budget", soft_budget)? {
+            *soft_nanos = Some(n);
+        }
+    }
+    if let Some((text, reset)) = duration_field(budget_duration, now)? {
+        *duration = Some(text);
+        *reset_at = Some(reset);
+    }
+    Ok(())
+}
+
 /// A `budget_duration` field: `(the duration as written, the first reset from now)`.
 pub fn duration_field(value: Option<&Value>, now: i64) -> Result<Option<(String, i64)>, AccessError> {
     let Some(value) = value.filter(|v| !v.is_null()) else { return Ok(None) };

@@ -156,13 +156,14 @@ pub fn new_end_user(request: &CustomerRequest, now: i64) -> Result<EndUserRow, A
 /// `row` with what `request` sets changed (`/customer/update`; also `/customer/new`); a new `budget_duration`
 /// starts a new period at `now`.
 pub fn apply(row: &mut EndUserRow, request: &CustomerRequest, now: i64) -> Result<(), AccessError> {
-    if let Some(n) = super::budgets::usd_field("max_budget", request.max_budget.as_ref())? {
-        row.max_budget_nanos = Some(n);
-    }
-    if let Some((duration, reset)) = super::budgets::duration_field(request.budget_duration.as_ref(), now)? {
-        row.budget_duration = Some(duration);
-        row.budget_reset_at = Some(reset);
-    }
+    let (max_budget, duration) = (request.max_budget.as_ref(), request.budget_duration.as_ref());
+    super::budgets::set_budget(
+        (&mut row.max_budget_nanos, &mut row.budget_duration, &mut row.budget_reset_at),
+        None,
+        max_budget,
+        duration,
+        now,
+    )?;
     if let Some(alias) = &request.alias {
         row.alias = Some(alias.clone());
     }

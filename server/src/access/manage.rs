@@ -131,16 +131,15 @@ fn limit_map(param: &str, value: Option<&Value>) -> Result<Option<Value>, Access
 /// Writes the budgets `request` sets into `row` (unset ones keep their value). A new `budget_duration` starts a
 /// new period now.
 fn set_budgets(row: &mut KeyRow, request: &KeyRequest, now: i64) -> Result<(), AccessError> {
-    if let Some(n) = budgets::usd_field("max_budget", request.max_budget.as_ref())? {
-        row.max_budget_nanos = Some(n);
-    }
-    if let Some(n) = budgets::usd_field("soft_budget", request.soft_budget.as_ref())? {
-        row.soft_budget_nanos = Some(n);
-    }
-    if let Some((duration, reset)) = budgets::duration_field(request.budget_duration.as_ref(), now)? {
-        row.budget_duration = Some(duration);
-        row.budget_reset_at = Some(reset);
-    }
+    let soft = Some((&mut row.soft_budget_nanos, request.soft_budget.as_ref()));
+    let (max_budget, duration) = (request.max_budget.as_ref(), request.budget_duration.as_ref());
+    budgets::set_budget(
+        (&mut row.max_budget_nanos, &mut row.budget_duration, &mut row.budget_reset_at),
+        soft,
+        max_budget,
+        duration,
+        now,
+    )?;
     if let Some(m) = budgets::model_max_budget_field(request.model_max_budget.as_ref(), now)? {
         row.model_max_budget = m;
     }

@@ -207,17 +207,15 @@ pub fn new_team(request: &TeamRequest, now: i64) -> Result<TeamRow, AccessError>
 
 /// Writes the budgets `request` sets into `row`; a new `budget_duration` starts a new period now.
 fn set_budgets(row: &mut TeamRow, request: &TeamRequest, now: i64) -> Result<(), AccessError> {
-    if let Some(n) = super::budgets::usd_field("max_budget", request.max_budget.as_ref())? {
-        row.max_budget_nanos = Some(n);
-    }
-    if let Some(n) = super::budgets::usd_field("soft_budget", request.soft_budget.as_ref())? {
-        row.soft_budget_nanos = Some(n);
-    }
-    if let Some((duration, reset)) = super::budgets::duration_field(request.budget_duration.as_ref(), now)? {
-        row.budget_duration = Some(duration);
-        row.budget_reset_at = Some(reset);
-    }
-    Ok(())
+    let soft = Some((&mut row.soft_budget_nanos, request.soft_budget.as_ref()));
+    let (max_budget, duration) = (request.max_budget.as_ref(), request.budget_duration.as_ref());
+    super::budgets::set_budget(
+        (&mut row.max_budget_nanos, &mut row.budget_duration, &mut row.budget_reset_at),
+        soft,
+        max_budget,
+        duration,
+        now,
+    )
 }
 
 /// Writes the rate limits `request` sets into `row` (unset ones keep their value), validated as a key's are.

@@ -97,14 +97,14 @@ fn set_limits(row: &mut UserRow, request: &UserRequest) -> Result<(), AccessErro
 
 /// Writes the budget `request` sets into `row`; a new `budget_duration` starts a new period now.
 fn set_budget(row: &mut UserRow, request: &UserRequest, now: i64) -> Result<(), AccessError> {
-    if let Some(n) = super::budgets::usd_field("max_budget", request.max_budget.as_ref())? {
-        row.max_budget_nanos = Some(n);
-    }
-    if let Some((duration, reset)) = super::budgets::duration_field(request.budget_duration.as_ref(), now)? {
-        row.budget_duration = Some(duration);
-        row.budget_reset_at = Some(reset);
-    }
-    Ok(())
+    let (max_budget, duration) = (request.max_budget.as_ref(), request.budget_duration.as_ref());
+    super::budgets::set_budget(
+        (&mut row.max_budget_nanos, &mut row.budget_duration, &mut row.budget_reset_at),
+        None,
+        max_budget,
+        duration,
+        now,
+    )
 }
 
 /// `row` with the fields `request` sets changed (`/user/update`); a new password's hash comes separately.

@@ -8,7 +8,7 @@
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement, TransactionTrait, Value};
 use tollgate_entity::db::{log_cursor, request_log};
 
-use super::{Store, StoreError};
+use super::{clamp, Store, StoreError};
 use crate::logs::LogRecord;
 
 /// Rows per INSERT: 29 parameters each stays below SQLite's 32,766 and Postgres' 65,535 bound parameters.
@@ -64,10 +64,6 @@ pub struct LogBatch {
     pub records: Vec<LogRecord>,
     /// `false` with `disable_spend_logs`: the batch moves the cursor (and what else it feeds) but stores no rows.
     pub rows: bool,
-}
-
-fn clamp(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// One column's value of a request log row, borrowed from its record: each driver binds it its own way (sea-orm

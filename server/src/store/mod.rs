@@ -149,6 +149,11 @@ pub(crate) fn values_placeholders(backend: DbBackend, rows: usize, columns: usiz
     sql
 }
 
+/// A count or amount as a database integer (BIGINT), saturating at `i64::MAX`.
+pub(crate) fn clamp(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 /// `url` with any password replaced by `***`, for messages and logs.
 pub fn masked_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };

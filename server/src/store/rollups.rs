@@ -13,6 +13,7 @@ use std::collections::HashMap;
 
 use sea_orm::{DbBackend, Value};
 
+use super::clamp;
 use crate::logs::LogRecord;
 
 /// 16 parameters a row: 500 rows stay far below SQLite's 32,766 and Postgres' 65,535 bound parameters.
@@ -72,10 +73,6 @@ pub struct Totals {
     pub cost_nanos: i64,
     /// Requests whose cost could not be counted (`cost_nanos` holds only the priced ones).
     pub unpriced_requests: i64,
-}
-
-fn clamp(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 impl Totals {

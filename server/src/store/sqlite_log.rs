@@ -27,6 +27,7 @@ use rusqlite::{
 use sea_orm::{DbBackend, Value};
 
 use super::{
+    clamp,
     logs::{insert_sql, row, Field, LogBatch},
     StoreError,
 };
@@ -85,10 +86,6 @@ fn write(connection: &mut Connection, batch: &LogBatch, statements: &[(String, V
         statement.execute(rusqlite::params_from_iter(values.iter().map(Bind)))?;
     }
     tx.commit()
-}
-
-fn clamp(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 impl ToSql for Field<'_> {

@@ -36,6 +36,8 @@ RULES = [
     ("logs", {"pipeline", "http", "actors", "app", "routing", "providers", "access", "store", "limits", "shared_state"}, []),
     # The Redis connections: a leaf that limits/, budgets/ and shared_state/ stand on.
     ("redis_pool.rs", MODULES - {"redis_pool"}, []),
+    # W3C trace context: pure parsing and formatting, shared by the request path and the log's exporters.
+    ("trace_context.rs", MODULES - {"trace_context"}, [(r"std::fs|std::net", "does I/O")] + CLOCK),
 ]
 # The database: only store/ speaks SQL (SeaORM; rusqlite for the request log's SQLite batches); everything else
 # gets domain values from it.

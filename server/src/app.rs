@@ -169,6 +169,7 @@ pub async fn start(config: Config, listener: TcpListener, options: &ServeOptions
         limiter,
         budgets,
         budget_default_max_tokens: config.store.budget_default_max_tokens,
+        export_spans: config.logging.callbacks.iter().any(|c| matches!(c.sink, CallbackSink::Otlp(_))),
         max_request_bytes: config.max_request_bytes,
         request_body_timeout: config.request_body_timeout,
         lifecycle: lifecycle.clone(),
@@ -224,6 +225,7 @@ fn open_callbacks(callbacks: &[CallbackConfig], journal: &Journal) -> (Vec<Consu
         let kind = match &callback.sink {
             CallbackSink::Webhook { .. } => "webhook",
             CallbackSink::JsonlFile { .. } => "jsonl_file",
+            CallbackSink::Otlp(_) => "otel",
         };
         tracing::info!(
             callback = %callback.name,

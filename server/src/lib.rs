@@ -32,4 +32,5 @@ pub mod secret;
 pub(crate) mod shared_state;
 pub(crate) mod store;
 pub mod telemetry;
+pub(crate) mod trace_context;
 pub mod upstream;

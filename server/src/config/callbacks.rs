@@ -1,8 +1,9 @@
 //! Request log callbacks, LiteLLM's way: `litellm_settings.success_callback` (records of requests answered with a
 //! status below 400), `failure_callback` (400 and above) and `callbacks` (both) name sinks; `callback_settings.<name>`
-//! configures each. Two kinds exist: a webhook (`webhook`, LiteLLM's `generic_api`/`generic`, or any name whose
-//! settings say `callback_type: generic_api`), which POSTs batches of records as a JSON array, and a JSON-lines file
-//! (`jsonl_file`, or `callback_type: jsonl_file`).
+//! configures each. Three kinds exist: a webhook (`webhook`, LiteLLM's `generic_api`/`generic`, or any name whose
+//! settings say `callback_type: generic_api`), which POSTs batches of records as a JSON array; a JSON-lines file
+//! (`jsonl_file`, or `callback_type: jsonl_file`); and OpenTelemetry (`otel`, as LiteLLM names it), which exports
+//! one span per request over OTLP/HTTP, configured by the OpenTelemetry environment variables ([`otlp`]).
 //!
 //! Contract: a webhook without an endpoint, or a setting out of range, is an error naming its path; a callback name
 //! tollgate does not deliver to (`langfuse`, `datadog`, ...) is a start-up warning "not supported yet: <name>",
@@ -51,12 +52,33 @@ pub enum CallbackSink {
     JsonlFile {
         path: PathBuf,
     },
+    Otlp(OtlpConfig),
+}
+
+/// Where and how the `otel` callback exports spans.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtlpConfig {
+    /// The traces endpoint (`.../v1/traces`). A secret: URLs can carry tokens.
+    pub url: Secret,
+    pub headers: Vec<(String, Secret)>,
+    pub encoding: OtlpEncoding,
+    /// The resource's `service.name`.
+    pub service_name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpEncoding {
+    /// `http/protobuf`, the OpenTelemetry default.
+    Protobuf,
+    /// `http/json`.
+    Json,
 }
 
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
     Webhook,
     JsonlFile,
+    Otlp,
 }
 
 impl CallbackConfig {
@@ -75,11 +97,13 @@ fn kind_of(name: &str, settings: Option<&RawCallbackSettings>) -> Option<Kind> {
     match settings.and_then(|s| s.callback_type.as_deref()).unwrap_or(name) {
         "webhook" | "generic" | "generic_api" => Some(Kind::Webhook),
         "jsonl_file" => Some(Kind::JsonlFile),
+        "otel" | "opentelemetry" | "otlp" => Some(Kind::Otlp),
         _ => None,
     }
 }
 
-/// LiteLLM's `GENERIC_LOGGER_HEADERS` format: `key1=value1,key2=value2`.
+/// LiteLLM's `GENERIC_LOGGER_HEADERS` format: `key1=value1,key2=value2` (also OpenTelemetry's
+/// `OTEL_EXPORTER_OTLP_HEADERS`, whose values are then percent-decoded).
 fn env_headers(text: &str) -> Vec<(String, String)> {
     text.split(',')
         .filter_map(|item| item.split_once('='))
@@ -109,7 +133,7 @@ pub(super) fn resolve(
             if kind_of(name, settings.get(name)).is_none() {
                 warnings.push(format!(
                     "`litellm_settings.{key}`: not supported yet: {name} (ignored; tollgate delivers to `webhook` / \
-                     `generic_api` and `jsonl_file`)"
+                     `generic_api`, `jsonl_file` and `otel`)"
                 ));
                 continue;
             }
@@ -186,6 +210,7 @@ fn callback(
         Some(Kind::JsonlFile) => {
             CallbackSink::JsonlFile { path: PathBuf::from(raw.path.as_deref().unwrap_or(DEFAULT_JSONL_PATH)) }
         }
+        Some(Kind::Otlp) => CallbackSink::Otlp(otlp::resolve(&name, raw, env)?),
         None => return Err(ConfigError::invalid(path("callback_type"), "not a callback type tollgate has")),
     };
     Ok(CallbackConfig { name, sink, success, failure, batch_size, flush_interval })
@@ -205,16 +230,31 @@ fn webhook(name: &str, raw: &RawCallbackSettings, env: &dyn EnvLookup) -> Result
             }
         },
     };
-    match url::Url::parse(url.trim()) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-        _ => return Err(ConfigError::invalid(key, "must be an http:// or https:// URL")),
-    }
+    let url = checked_url(key, &url)?;
     let mut headers: Vec<(String, String)> =
         env.get("GENERIC_LOGGER_HEADERS").map(|h| env_headers(&h)).unwrap_or_default();
+    config_headers_over(&mut headers, raw);
+    Ok(CallbackSink::Webhook { url, headers: checked_headers(name, headers)? })
+}
+
+/// `url` as a callback's endpoint: http or https with a host; else an error naming `key`.
+fn checked_url(key: String, url: &str) -> Result<Secret, ConfigError> {
+    match url::Url::parse(url.trim()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(Secret::new(url.trim())),
+        _ => Err(ConfigError::invalid(key, "must be an http:// or https:// URL")),
+    }
+}
+
+/// `callback_settings.<name>.headers` over the environment's `headers` (names compared without case).
+fn config_headers_over(headers: &mut Vec<(String, String)>, raw: &RawCallbackSettings) {
     for (k, v) in &raw.headers {
         headers.retain(|(existing, _)| !existing.eq_ignore_ascii_case(k));
         headers.push((k.clone(), v.clone()));
     }
+}
+
+/// Headers a callback sends, each a valid name and value (values are secrets).
+fn checked_headers(name: &str, headers: Vec<(String, String)>) -> Result<Vec<(String, Secret)>, ConfigError> {
     for (k, v) in &headers {
         let valid = awc::http::header::HeaderName::from_bytes(k.as_bytes()).is_ok()
             && awc::http::header::HeaderValue::from_str(v).is_ok();
@@ -225,10 +265,71 @@ fn webhook(name: &str, raw: &RawCallbackSettings, env: &dyn EnvLookup) -> Result
             ));
         }
     }
-    Ok(CallbackSink::Webhook {
-        url: Secret::new(url.trim()),
-        headers: headers.into_iter().map(|(k, v)| (k, Secret::new(v))).collect(),
-    })
+    Ok(headers.into_iter().map(|(k, v)| (k, Secret::new(v))).collect())
+}
+
+/// The `otel` callback's settings: OpenTelemetry's exporter variables, LiteLLM's, and `callback_settings.otel`.
+mod otlp {
+    use super::*;
+
+    /// OpenTelemetry's default OTLP/HTTP traces endpoint.
+    const DEFAULT_ENDPOINT: &str = "http://localhost:4318/v1/traces";
+
+    pub(super) fn resolve(
+        name: &str,
+        raw: &RawCallbackSettings,
+        env: &dyn EnvLookup,
+    ) -> Result<OtlpConfig, ConfigError> {
+        let first = |vars: &[&'static str]| vars.iter().find_map(|v| env.get(v).map(|value| (*v, value)));
+        // LiteLLM's OTEL_EXPORTER names the exporter; only OTLP over HTTP is sent.
+        if let Some(exporter) =
+            env.get("OTEL_EXPORTER").filter(|e| !matches!(e.as_str(), "otlp_http" | "otlp" | "http"))
+        {
+            return Err(ConfigError::invalid(
+                "OTEL_EXPORTER",
+                format!("`{exporter}` is not supported yet: tollgate exports spans over OTLP/HTTP (otlp_http)"),
+            ));
+        }
+        let encoding = match first(&["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"]) {
+            None => OtlpEncoding::Protobuf,
+            Some((_, p)) if p == "http/protobuf" => OtlpEncoding::Protobuf,
+            Some((_, p)) if p == "http/json" => OtlpEncoding::Json,
+            Some((var, p)) => {
+                return Err(ConfigError::invalid(
+                    var,
+                    format!("`{p}` is not supported yet: tollgate sends http/protobuf or http/json"),
+                ))
+            }
+        };
+        let (key, url) = match (&raw.endpoint, &raw.url) {
+            (Some(url), _) => (format!("callback_settings.{name}.endpoint"), url.clone()),
+            (None, Some(url)) => (format!("callback_settings.{name}.url"), url.clone()),
+            (None, None) => {
+                match first(&["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_ENDPOINT"]) {
+                    // The generic endpoint is a base to which the signal's path is added (OTLP exporter spec).
+                    Some(("OTEL_EXPORTER_OTLP_ENDPOINT", base)) => (
+                        "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
+                        format!("{}/v1/traces", base.trim().trim_end_matches('/')),
+                    ),
+                    Some((var, url)) => (var.to_owned(), url),
+                    None => ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT".to_owned(), DEFAULT_ENDPOINT.to_owned()),
+                }
+            }
+        };
+        let url = checked_url(key, &url)?;
+        let mut headers: Vec<(String, String)> =
+            match first(&["OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_HEADERS"]) {
+                Some((_, text)) => env_headers(&text)
+                    .into_iter()
+                    .map(|(k, v)| (k, percent_encoding::percent_decode_str(&v).decode_utf8_lossy().into_owned()))
+                    .collect(),
+                None => Vec::new(),
+            };
+        config_headers_over(&mut headers, raw);
+        let service_name =
+            env.get("OTEL_SERVICE_NAME").filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "tollgate".to_owned());
+        Ok(OtlpConfig { url, headers: checked_headers(name, headers)?, encoding, service_name })
+    }
 }
 
 #[cfg(test)]
@@ -284,6 +385,79 @@ mod tests {
             &[],
         );
         assert!(zero.err().unwrap_or_default().contains("batch_size"));
+    }
+
+    #[test]
+    fn callback_otel_reads_opentelemetrys_and_litellms_variables() {
+        let yaml = "litellm_settings: {callbacks: [otel]}\n";
+        let otlp = |env: &[(&str, &str)]| match load(yaml, env) {
+            Ok((callbacks, _)) => match &callbacks[0].sink {
+                CallbackSink::Otlp(o) => Ok(o.clone()),
+                other => Err(format!("{other:?}")),
+            },
+            Err(e) => Err(e),
+        };
+        // (environment, endpoint, encoding, headers)
+        type Pairs<'a> = &'a [(&'a str, &'a str)];
+        let cases: &[(Pairs, &str, OtlpEncoding, Pairs)] = &[
+            (&[], "http://localhost:4318/v1/traces", OtlpEncoding::Protobuf, &[]),
+            (
+                &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")],
+                "http://collector:4318/v1/traces",
+                OtlpEncoding::Protobuf,
+                &[],
+            ),
+            (
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318"),
+                    ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://b/traces"),
+                ],
+                "https://b/traces",
+                OtlpEncoding::Protobuf,
+                &[],
+            ),
+            (
+                &[
+                    ("OTEL_ENDPOINT", "http://c:4318/v1/traces"),
+                    ("OTEL_EXPORTER", "otlp_http"),
+                    ("OTEL_HEADERS", "x-honeycomb-team=k%3D1"),
+                ],
+                "http://c:4318/v1/traces",
+                OtlpEncoding::Protobuf,
+                &[("x-honeycomb-team", "k=1")],
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"), ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=secret,x=y")],
+                "http://localhost:4318/v1/traces",
+                OtlpEncoding::Json,
+                &[("api-key", "secret"), ("x", "y")],
+            ),
+        ];
+        for (env, url, encoding, headers) in cases {
+            let o = otlp(env).unwrap_or_else(|e| unreachable!("{env:?}: {e}"));
+            assert_eq!((o.url.expose(), o.encoding), (*url, *encoding), "{env:?}");
+            let got: Vec<(&str, &str)> = o.headers.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
+            assert_eq!(got, *headers, "{env:?}");
+            assert_eq!(o.service_name, "tollgate");
+        }
+        let refused: &[(&[(&str, &str)], &str)] = &[
+            (&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")], "OTEL_EXPORTER_OTLP_PROTOCOL"),
+            (&[("OTEL_EXPORTER", "console")], "OTEL_EXPORTER"),
+            (&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector:4318")], "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+        ];
+        for (env, named) in refused {
+            let error = otlp(env).err().unwrap_or_default();
+            assert!(error.contains(named), "{env:?}: {error}");
+        }
+        let named = load(
+            "litellm_settings: {success_callback: [otel]}\ncallback_settings: {otel: {endpoint: 'http://x:1/v1/traces', headers: {a: b}}}\n",
+            &[("OTEL_SERVICE_NAME", "gateway-eu"), ("OTEL_EXPORTER_OTLP_HEADERS", "a=env")],
+        );
+        let (callbacks, _) = named.unwrap_or_else(|e| unreachable!("{e}"));
+        let CallbackSink::Otlp(o) = &callbacks[0].sink else { unreachable!("otel") };
+        assert_eq!((o.url.expose(), o.service_name.as_str()), ("http://x:1/v1/traces", "gateway-eu"));
+        assert_eq!(o.headers.iter().map(|(k, v)| (k.as_str(), v.expose())).collect::<Vec<_>>(), [("a", "b")]);
+        assert!((callbacks[0].success, callbacks[0].failure) == (true, false));
     }
 
     #[test]

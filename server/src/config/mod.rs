@@ -27,7 +27,7 @@ use self::raw::{
 };
 pub use self::{
     alerts::{AlertType, Alerting},
-    callbacks::{CallbackConfig, CallbackSink},
+    callbacks::{CallbackConfig, CallbackSink, OtlpConfig, OtlpEncoding},
     declared_keys::DeclaredKey,
     environment::Env,
     interpolate::EnvLookup,
@@ -410,6 +410,13 @@ impl Config {
             != (next.store.log_retention, next.store.log_retention_interval)
         {
             keys.push("general_settings.maximum_spend_logs_retention_period / _interval");
+        }
+        // The process log, the request log file and the callbacks' consumers are set up once.
+        if self.logging != next.logging {
+            keys.push(
+                "litellm_settings logging (log_level, json_logs, log_to_file, success_callback, failure_callback, \
+                 callbacks, callback_settings)",
+            );
         }
         // The alert task and its webhooks are set up once.
         if self.alerting != next.alerting {
@@ -827,6 +834,10 @@ mod tests {
             (
                 "general_settings: {alerting: [slack], alert_to_webhook_url: {budget_alerts: 'https://h/1', cooldown_deployment: 'https://h/2'}}\n",
                 &["general_settings.alerting / alert_types / alert_to_webhook_url (SLACK_WEBHOOK_URL)"],
+            ),
+            (
+                "litellm_settings: {callbacks: [jsonl_file]}\n",
+                &["litellm_settings logging (log_level, json_logs, log_to_file, success_callback, failure_callback, callbacks, callback_settings)"],
             ),
         ];
         for (extra, want) in cases {

@@ -45,6 +45,9 @@ pub struct AppState {
     pub budgets: crate::budgets::Ledger,
     /// `general_settings.budget_default_max_tokens`.
     pub budget_default_max_tokens: u64,
+    /// An `otel` callback exports a span per request: each request gets a span of tollgate's own
+    /// (`trace_context`), which upstream calls name as their parent.
+    pub export_spans: bool,
     pub max_request_bytes: usize,
     pub request_body_timeout: std::time::Duration,
     pub lifecycle: Arc<Lifecycle>,

@@ -28,10 +28,21 @@ use crate::{
     routing::{Deployment, RoutingTable},
 };
 
-fn context(req: &HttpRequest) -> RequestCtx {
-    let mut ctx = RequestCtx::new(request_id::of(req));
+/// The request's context; with `export_spans`, its trace context names a span of tollgate's own (random ids),
+/// which the request log records for the `otel` callback.
+fn context(req: &HttpRequest, export_spans: bool, log: &Arc<RequestLog>) -> RequestCtx {
+    let mut ctx = RequestCtx::new(request_id::of(req)).with_log(log.clone());
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    ctx.trace = header("traceparent").and_then(|parent| TraceContext::parse(parent, header("tracestate")));
+    let caller = header("traceparent").and_then(|parent| TraceContext::parse(parent, header("tracestate")));
+    ctx.trace = if export_spans {
+        let trace = TraceContext::exported(caller, rand::random(), rand::random());
+        if let Some(span) = trace.sampled_span() {
+            log.traced(span);
+        }
+        Some(trace)
+    } else {
+        caller
+    };
     ctx
 }
 
@@ -127,7 +138,7 @@ pub(super) async fn proxied(
 ) -> Result<HttpResponse, ApiError> {
     let client_ip = req.peer_addr().map(|a| a.ip().to_string());
     let log = RequestLog::begin(state.logs.clone(), &request_id::of(req), req.path(), clock::unix_ms(), client_ip);
-    let ctx = context(req).with_log(log.clone());
+    let ctx = context(req, state.export_spans, &log);
     let _in_flight = state.lifecycle.enter();
     let result = async {
         let caller = auth::caller(req.headers(), state.master_key.as_ref(), &state.keys).await?;

@@ -63,6 +63,15 @@ pub struct LogRecord {
     /// (`store::spend`): set only for budgeted callers, so other records' journal lines do not grow.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub budget_periods: Vec<(String, i64)>,
+    /// The model the served answer named (the provider's, e.g. a dated version of the one asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_model: Option<String>,
+    /// Why the served answer's choices stopped (OpenAI's names: `stop`, `length`, `tool_calls`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub finish_reasons: Vec<String>,
+    /// tollgate's span for the request, set only when spans are exported (the `otel` callback) and sampled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::trace_context::SpanIds>,
 }
 
 impl LogRecord {

@@ -31,6 +31,9 @@ pub struct Attempt<'a> {
     pub gap: Option<&'static str>,
     /// The call broke after its answer started (the caller got an error event).
     pub broken: bool,
+    /// The model the answer named, and why its choices stopped.
+    pub response_model: Option<&'a str>,
+    pub finish_reasons: &'a [Box<str>],
 }
 
 /// What must happen with the finished record before it is journaled: a budget reservation replaced by the real
@@ -87,6 +90,11 @@ impl RequestLog {
         *slot = Some(finish);
     }
 
+    /// tollgate's span for the request, exported by the `otel` callback.
+    pub fn traced(&self, span: crate::trace_context::SpanIds) {
+        self.edit(|r| r.trace = Some(span));
+    }
+
     /// The caller's identity (never a key: its hash).
     pub fn caller(
         &self,
@@ -136,6 +144,8 @@ impl RequestLog {
             }
             if a.served {
                 r.first_byte_at_ms = a.first_byte_at_ms;
+                r.response_model = a.response_model.map(str::to_owned);
+                r.finish_reasons = a.finish_reasons.iter().map(|f| f.to_string()).collect();
             }
             if a.broken && r.error_class.is_none() {
                 r.error_class = Some("stream_broken".into());

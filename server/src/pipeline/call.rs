@@ -313,6 +313,7 @@ pub async fn chat(
         return Ok(translate_stream(call.head(), deployment, &upstream, body, dialect, inbound, settle));
     }
     let (reply, _) = call.decode(upstream, &mut settle, |body| dialect.decode_reply(body)).await?;
+    settle.read_reply(&reply);
     Ok(call.json(settle, reply.usage, inbound::encode_reply(inbound, &reply, unix_now())))
 }
 
@@ -595,7 +596,10 @@ fn cost_header(res: &mut HttpResponseBuilder, deployment: &Deployment, usage: Op
 
 /// A whole JSON body produced in-process (mock): settle with its usage and send it.
 fn complete_json(head: Head, deployment: &Deployment, mut settle: Settlement, body: Bytes) -> HttpResponse {
-    let usage = Peek::parse(&body).and_then(|mut p| p.take_usage());
+    let usage = Peek::parse(&body).and_then(|mut p| {
+        settle.peeked(&p);
+        p.take_usage()
+    });
     if let Some(usage) = usage {
         settle.set_usage(usage);
     }
@@ -614,6 +618,7 @@ fn mock_response(
     chunk_delay: Option<Duration>,
     mut settle: Settlement,
 ) -> HttpResponse {
+    settle.read_reply(&reply);
     if let Some(usage) = reply.usage {
         settle.set_usage(usage);
     }

@@ -26,6 +26,7 @@ use std::{
     time::Instant,
 };
 
+pub use crate::trace_context::TraceContext;
 use crate::{limits::Ticket, logs::request::RequestLog};
 
 /// Per-request context created once by the handler and passed through the stages.
@@ -45,51 +46,15 @@ pub struct RequestCtx {
     race_lost: Rc<Cell<bool>>,
     /// A health check, not a caller's request: its calls say so in their log lines and failure reports.
     pub health_check: bool,
-    /// The caller's W3C trace context (`traceparent`, and `tracestate` with it), forwarded on every upstream call
-    /// so a provider's or a self-hosted server's traces join the caller's.
+    /// The request's W3C trace context (`traceparent`, and `tracestate` with it), forwarded on every upstream call
+    /// so a provider's or a self-hosted server's traces join the caller's (through tollgate's span when spans are
+    /// exported: `trace_context`).
     pub trace: Option<TraceContext>,
     /// The request-level log record every call's settlement adds to (none for health checks).
     log: Option<Arc<RequestLog>>,
     /// The request's rate-limit admission: each call's settlement counts its tokens there, and its parallel slots
     /// are given back when the last holder (this context, a streaming body's settlement) drops it.
     ticket: RefCell<Option<Arc<Ticket>>>,
-}
-
-/// A caller's W3C trace context, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TraceContext {
-    pub traceparent: Arc<str>,
-    pub tracestate: Option<Arc<str>>,
-}
-
-/// `tracestate` longer than this is dropped (W3C: at most 32 members; 512 bytes is what a vendor must propagate).
-const TRACESTATE_MAX: usize = 512;
-
-impl TraceContext {
-    /// The trace context of `traceparent` and `tracestate` header values; `None` when `traceparent` is not a
-    /// valid W3C trace parent (version `00`'s layout, ids in lowercase hex and not all zeros; a later version may
-    /// append fields; version `ff` is invalid). A bad `tracestate` is dropped, keeping the parent.
-    pub fn parse(traceparent: &str, tracestate: Option<&str>) -> Option<TraceContext> {
-        let t = traceparent.trim();
-        let hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        let nonzero = |s: &str| s.bytes().any(|b| b != b'0');
-        let mut parts = t.split('-');
-        let (version, trace_id, parent_id, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        let sizes = version.len() == 2 && trace_id.len() == 32 && parent_id.len() == 16 && flags.len() == 2;
-        let valid = sizes
-            && [version, trace_id, parent_id, flags].iter().all(|p| hex(p))
-            && version != "ff"
-            && (version != "00" || parts.next().is_none())
-            && nonzero(trace_id)
-            && nonzero(parent_id);
-        if !valid {
-            return None;
-        }
-        let tracestate = tracestate
-            .map(str::trim)
-            .filter(|s| !s.is_empty() && s.len() <= TRACESTATE_MAX && s.bytes().all(|b| (0x20..0x7f).contains(&b)));
-        Some(TraceContext { traceparent: Arc::from(t), tracestate: tracestate.map(Arc::from) })
-    }
 }
 
 impl RequestCtx {
@@ -176,33 +141,5 @@ impl RequestCtx {
     /// Time spent in tollgate so far, in milliseconds.
     pub fn overhead_ms(&self) -> f64 {
         self.started.elapsed().as_secs_f64() * 1000.0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn trace_parents_are_forwarded_only_when_valid() {
-        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        let cases: &[(&str, bool)] = &[
-            (good, true),
-            ("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-later", true),
-            ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra", false),
-            ("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", false),
-            ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", false),
-            ("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", false),
-            ("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", false),
-            ("00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01", false),
-            ("garbage", false),
-        ];
-        for (value, ok) in cases {
-            assert_eq!(TraceContext::parse(value, None).is_some(), *ok, "{value}");
-        }
-        let with_state = TraceContext::parse(good, Some("vendor=abc")).and_then(|t| t.tracestate);
-        assert_eq!(with_state.as_deref(), Some("vendor=abc"));
-        let long = "x".repeat(TRACESTATE_MAX + 1);
-        assert_eq!(TraceContext::parse(good, Some(&long)).map(|t| t.tracestate.is_none()), Some(true));
     }
 }

@@ -1,16 +1,21 @@
-//! What the relays read of OpenAI-shaped response bodies and stream chunks: usage, finish reasons, and an
-//! `error` object hiding in a 2xx body. Everything else is skipped unparsed.
+//! What the relays read of OpenAI-shaped response bodies and stream chunks: usage, the answering model, finish
+//! reasons, and an `error` object hiding in a 2xx body. Everything else is skipped unparsed; strings are borrowed
+//! from the body where they need no unescaping.
+
+use std::borrow::Cow;
 
 use serde::Deserialize;
 
 use crate::{llm::Usage, providers::openai::reply::WireUsage};
 
 #[derive(Debug, Default, Deserialize)]
-pub struct Peek {
+pub struct Peek<'a> {
     #[serde(default)]
     usage: Option<WireUsage>,
-    #[serde(default)]
-    choices: Option<Vec<ChoicePeek>>,
+    #[serde(default, borrow)]
+    model: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    choices: Option<Vec<ChoicePeek<'a>>>,
     #[serde(default)]
     error: Option<serde::de::IgnoredAny>,
     /// Groq put stream usage here before it moved to the top level.
@@ -19,9 +24,9 @@ pub struct Peek {
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct ChoicePeek {
-    #[serde(default)]
-    finish_reason: Option<String>,
+struct ChoicePeek<'a> {
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -30,9 +35,19 @@ struct GroqExtra {
     usage: Option<WireUsage>,
 }
 
-impl Peek {
-    pub fn parse(json: &[u8]) -> Option<Self> {
+impl<'a> Peek<'a> {
+    pub fn parse(json: &'a [u8]) -> Option<Self> {
         serde_json::from_slice(json).ok()
+    }
+
+    /// The model the body or chunk names.
+    pub fn model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+
+    /// The finish reasons of the choices that finished here.
+    pub fn finish_reasons(&self) -> impl Iterator<Item = &str> {
+        self.choices.iter().flatten().filter_map(|c| c.finish_reason.as_deref())
     }
 
     /// Consumes the usage object (read once per body or chunk).
@@ -134,6 +149,28 @@ mod tests {
         ];
         for (json, want) in cases {
             assert_eq!(Peek::parse(json.as_bytes()).unwrap_or_default().is_error(), want, "{json}");
+        }
+    }
+
+    #[test]
+    fn reads_the_answering_model_and_finish_reasons_escaped_or_not() {
+        let cases: &[(&str, Option<&str>, &[&str])] = &[
+            (
+                r#"{"model":"gpt-4o-2024-08-06","choices":[{"finish_reason":"stop"}]}"#,
+                Some("gpt-4o-2024-08-06"),
+                &["stop"],
+            ),
+            (
+                r#"{"model":"a\/b","choices":[{"finish_reason":null},{"finish_reason":"length"}]}"#,
+                Some("a/b"),
+                &["length"],
+            ),
+            (r#"{"choices":[{"delta":{"content":"x"}}]}"#, None, &[]),
+        ];
+        for (json, model, reasons) in cases {
+            let p = Peek::parse(json.as_bytes()).unwrap_or_default();
+            assert_eq!(p.model(), *model, "{json}");
+            assert_eq!(p.finish_reasons().collect::<Vec<_>>(), *reasons, "{json}");
         }
     }
 }

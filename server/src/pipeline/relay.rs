@@ -177,6 +177,7 @@ impl SseRelay {
             if peek.is_error() {
                 self.settle.error_in_body();
             }
+            self.settle.peeked(&peek);
             let usage_only = peek.is_usage_only();
             if let Some(usage) = peek.take_usage() {
                 self.settle.set_usage(usage);
@@ -305,6 +306,7 @@ impl BodyRelay {
             let Some(dialect) = self.settle.deployment().provider.dialect() else { return false };
             return match dialect.decode_reply(body) {
                 Ok(reply) => {
+                    self.settle.read_reply(&reply);
                     if let Some(usage) = reply.usage {
                         self.settle.set_usage(usage);
                     }
@@ -318,6 +320,7 @@ impl BodyRelay {
         if peek.is_error() {
             self.settle.error_in_body();
         }
+        self.settle.peeked(&peek);
         if let Some(usage) = peek.take_usage() {
             self.settle.set_usage(usage);
         }

@@ -65,7 +65,16 @@ pub struct Settlement {
     started_unix_ms: i64,
     /// The request's rate-limit admission: takes this call's tokens (tpm), holds its parallel slots.
     ticket: Option<Arc<crate::limits::Ticket>>,
+    /// What the answer said of itself, for the request log's span: the model that answered and why it stopped.
+    reply: ReplyFacts,
     _in_flight: InFlight,
+}
+
+/// The model an answer names and its choices' finish reasons (OpenAI's names), as the call saw them.
+#[derive(Debug, Default)]
+pub struct ReplyFacts {
+    pub model: Option<Box<str>>,
+    pub finish_reasons: Vec<Box<str>>,
 }
 
 impl Settlement {
@@ -98,6 +107,7 @@ impl Settlement {
             stream,
             race_lost: None,
             ticket: None,
+            reply: ReplyFacts::default(),
             _in_flight: in_flight,
         }
     }
@@ -143,6 +153,38 @@ impl Settlement {
 
     pub fn set_usage(&mut self, usage: Usage) {
         self.usage = Some(usage);
+    }
+
+    /// The model the answer names (the first one seen counts: a stream repeats it in every chunk).
+    pub fn answered_by(&mut self, model: &str) {
+        if self.reply.model.is_none() && !model.is_empty() {
+            self.reply.model = Some(model.into());
+        }
+    }
+
+    /// What a relayed OpenAI-shaped body or chunk says of itself.
+    pub fn peeked(&mut self, peek: &super::peek::Peek<'_>) {
+        if let Some(model) = peek.model() {
+            self.answered_by(model);
+        }
+        for reason in peek.finish_reasons() {
+            self.finished_because(reason);
+        }
+    }
+
+    /// What a decoded (translated or mock) reply says of itself.
+    pub fn read_reply(&mut self, reply: &crate::llm::chat::Reply) {
+        self.answered_by(&reply.model);
+        if let Some(finish) = &reply.finish {
+            self.finished_because(finish.openai());
+        }
+    }
+
+    /// A choice finished, for this reason (each distinct reason is kept once).
+    pub fn finished_because(&mut self, reason: &str) {
+        if !self.reply.finish_reasons.iter().any(|r| &**r == reason) {
+            self.reply.finish_reasons.push(reason.into());
+        }
     }
 
     /// The call's usage cannot be read, for this reason.
@@ -333,6 +375,8 @@ impl Drop for Settlement {
                 cost_nanos: cost,
                 gap: gap.map(AccountingGap::as_str),
                 broken: self.outcome == Outcome::Broken,
+                response_model: self.reply.model.as_deref(),
+                finish_reasons: &self.reply.finish_reasons,
             });
         }
         tracing::info!(

@@ -34,6 +34,8 @@ fn account(settle: &mut Settlement, event: &Event) {
     match event {
         Event::Usage(usage) => settle.set_usage(*usage),
         Event::Error(_) => settle.error_in_body(),
+        Event::Start { model, .. } => settle.answered_by(model),
+        Event::Finish(finish) => settle.finished_because(finish.openai()),
         _ => {}
     }
 }

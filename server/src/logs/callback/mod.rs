@@ -13,6 +13,7 @@
 //! once per turn, after the store's part of it, and not at all while its backoff runs.
 
 pub mod cursor;
+pub mod otlp;
 pub mod payload;
 
 use std::{
@@ -165,6 +166,12 @@ impl Consumer {
         &self.config.name
     }
 
+    /// The record goes to this callback: its status is one the callback takes, and for `otel`, it has a span.
+    fn wants(&self, record: &super::LogRecord) -> bool {
+        self.config.wants(record.status)
+            && (record.trace.is_some() || !matches!(self.config.sink, CallbackSink::Otlp(_)))
+    }
+
     /// Not waiting out a backoff.
     pub fn due(&self) -> bool {
         Instant::now() >= self.next_try
@@ -198,7 +205,7 @@ impl Consumer {
             for record in taken.records.iter().skip(skip as usize) {
                 pos.records += 1;
                 moved += 1;
-                if self.config.wants(record.status) {
+                if self.wants(record) {
                     batch.push(record.clone());
                 }
                 if batch.len() >= self.config.batch_size {
@@ -251,11 +258,19 @@ impl Consumer {
     async fn send(&mut self, batch: &[super::LogRecord], client: Option<&awc::Client>) -> bool {
         self.last_send = Instant::now();
         let delivery = match &self.config.sink {
-            CallbackSink::Webhook { url, headers } => match client {
-                Some(client) => post(client, url.expose(), headers, batch).await,
-                None => Delivery::Retry("no HTTP client".into()),
+            CallbackSink::Webhook { url, headers } => match (client, json_array(batch)) {
+                (Some(client), Ok(body)) => post(client, url.expose(), headers, "application/json", body).await,
+                (None, _) => Delivery::Retry("no HTTP client".into()),
+                (_, Err(e)) => Delivery::Retry(format!("encoding the batch: {e}")),
             },
             CallbackSink::JsonlFile { path } => append(&mut self.file, path, batch),
+            CallbackSink::Otlp(otlp) => match (client, otlp::encode(batch, otlp)) {
+                (Some(client), Some(body)) => {
+                    post(client, otlp.url.expose(), &otlp.headers, otlp::content_type(otlp.encoding), body).await
+                }
+                (None, _) => Delivery::Retry("no HTTP client".into()),
+                (_, None) => Delivery::Delivered,
+            },
         };
         let n = batch.len() as u64;
         match delivery {
@@ -314,20 +329,22 @@ impl Consumer {
     }
 }
 
-/// POSTs `batch` as a JSON array within [`POST_DEADLINE`].
+/// The webhook's body: the batch's payloads as one JSON array.
+fn json_array(batch: &[super::LogRecord]) -> serde_json::Result<Vec<u8>> {
+    let body: Vec<serde_json::Value> = batch.iter().map(payload::payload).collect();
+    serde_json::to_vec(&body)
+}
+
+/// POSTs `body` within [`POST_DEADLINE`].
 async fn post(
     client: &awc::Client,
     url: &str,
     headers: &[(String, crate::secret::Secret)],
-    batch: &[super::LogRecord],
+    content_type: &str,
+    body: Vec<u8>,
 ) -> Delivery {
-    let body: Vec<serde_json::Value> = batch.iter().map(payload::payload).collect();
-    let body = match serde_json::to_vec(&body) {
-        Ok(body) => body,
-        Err(e) => return Delivery::Retry(format!("encoding the batch: {e}")),
-    };
     let mut request =
-        client.post(url).timeout(POST_DEADLINE).insert_header((awc::http::header::CONTENT_TYPE, "application/json"));
+        client.post(url).timeout(POST_DEADLINE).insert_header((awc::http::header::CONTENT_TYPE, content_type));
     for (name, value) in headers {
         request = request.insert_header((name.as_str(), value.expose()));
     }

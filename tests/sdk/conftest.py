@@ -3,6 +3,7 @@
 Binaries come from TOLLGATE_BIN / FAKE_UPSTREAM_BIN (run.sh sets both), else target/debug/ at the repo root.
 """
 
+import contextlib
 import json
 import os
 import selectors
@@ -229,10 +230,19 @@ def fake_upstream(workdir):
 @pytest.fixture(scope="session")
 def gateway(fake_upstream, workdir):
     """Base URL of tollgate, e.g. http://127.0.0.1:PORT, serving `gateway_config`."""
-    config_path = os.path.join(workdir, "config.yaml")
+    config = gateway_config(fake_upstream, write_vertex_credentials(fake_upstream, workdir))
+    with running_tollgate(config, workdir, "tollgate") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def running_tollgate(config: str, workdir: str, name: str, env: dict | None = None):
+    """Runs tollgate on `config` (written to `<workdir>/<name>.yaml`, its log to `<name>.log`, its embedded store
+    in `workdir`) with `env` added to the environment; yields its base URL once it is ready, stops it after."""
+    config_path = os.path.join(workdir, f"{name}.yaml")
     with open(config_path, "w") as f:
-        f.write(gateway_config(fake_upstream, write_vertex_credentials(fake_upstream, workdir)))
-    log_path = os.path.join(workdir, "tollgate.log")
+        f.write(config)
+    log_path = os.path.join(workdir, f"{name}.log")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with open(log_path, "w") as log:
@@ -241,6 +251,7 @@ def gateway(fake_upstream, workdir):
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=workdir,  # the embedded store (tollgate.db) lands in the test's own directory
+            env={**os.environ, **(env or {})},
         )
     try:
         failure = wait_ready(url, proc)

@@ -4,6 +4,7 @@
 #   sse_framer      upstream SSE streams in arbitrary chunks (framing/sse.rs), with the framing invariants
 #   config_loader   LiteLLM config.yaml (config/) and the routing table built from it
 #   eventstream_framer  upstream AWS eventstreams (Bedrock) in chunks (framing/eventstream.rs), CRCs and lengths
+#   journal_file    request log journal files as a crash may leave them (logs/journal.rs frames, logs/codec.rs)
 #
 #   scripts/fuzz.sh [seconds-per-target] [target...]     default: 60 s each, every target
 #
@@ -17,8 +18,8 @@
 #
 # Environment:
 #   FUZZ_TIMEOUT     seconds one input may take (default 5)
-#   FUZZ_SANITIZER   none (default) or address; both build on stable. Why none: tollgate has no unsafe code, the
-#                    failures sought are panics, broken properties and slow inputs, and AddressSanitizer runs 6-7
+#   FUZZ_SANITIZER   none (default) or address; both build on stable. Why none: tollgate's only unsafe code maps the
+#                    journal's active file (no parser reads through it), the failures sought are panics, broken properties and slow inputs, and AddressSanitizer runs 6-7
 #                    times fewer inputs per second here (request_parser 9,400/s vs 64,500/s). What ASan adds
 #                    besides memory checks of dependencies' unsafe code is libFuzzer's memcmp hints for string
 #                    compares; the dictionaries in fuzz/dict/ give the strings these parsers compare instead.
@@ -28,7 +29,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CARGO_FUZZ_VERSION=0.13.2
-ALL_TARGETS=(request_parser sse_framer config_loader eventstream_framer)
+ALL_TARGETS=(request_parser sse_framer config_loader eventstream_framer journal_file)
 
 seconds="${1:-60}"
 if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then

@@ -21,6 +21,10 @@ use crate::{
         request::{Edit, RawObject, MAX_DEPTH},
         ChatRequest, CompletionRequest, EmbeddingsRequest, RequestError,
     },
+    logs::{
+        codec,
+        journal::{self, frames, written_len},
+    },
     pipeline::peek::Peek,
     pricing,
     routing::table::RoutingTable,
@@ -580,6 +584,41 @@ fn check_config(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
+/// Reads `bytes` as a journal file of frames, as the log writer reads a segment (and `Journal::open` a killed
+/// process's active file) and checks:
+/// - the frames found in the file cut where `Journal::open` cuts a leftover active file are the same, torn ones
+///   included;
+/// - a frame's record that decodes encodes to bytes that decode to the same record (the codec loses nothing).
+pub fn journal_file(bytes: &[u8]) -> Result<(), String> {
+    let read = |b: &[u8]| -> Vec<Option<Vec<u8>>> {
+        frames(b)
+            .map(|f| match f {
+                journal::Frame::Record(payload) => Some(payload.to_vec()),
+                journal::Frame::Torn => None,
+            })
+            .collect()
+    };
+    let whole = read(bytes);
+    let cut = written_len(bytes);
+    if cut > bytes.len() {
+        return Err(format!("cut at {cut}, beyond the file's {} bytes", bytes.len()));
+    }
+    let kept = read(&bytes[..cut]);
+    if kept != whole {
+        return Err(format!("cutting at {cut} changed the frames: {} before, {} after", whole.len(), kept.len()));
+    }
+    for payload in whole.iter().flatten() {
+        if let Ok(record) = codec::decode(payload) {
+            let mut again = Vec::new();
+            codec::encode(&record, &mut again);
+            if codec::decode(&again).as_ref() != Ok(&record) {
+                return Err(format!("{record:?} does not survive encoding"));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -613,6 +652,23 @@ mod tests {
             assert_eq!(parse_embeddings(body), Ok(()), "{shown}");
             assert_eq!(parse_completion(body), Ok(()), "{shown}");
         }
+    }
+
+    #[test]
+    fn journal_seeds_and_edge_cases_hold() {
+        let seed = include_bytes!("../../fuzz/corpus/journal_file/seed-two-records.bin");
+        let mut torn = seed.to_vec();
+        torn.extend_from_slice(&[40, 0, 0, 0, 1, 2, 3]);
+        let mut flipped = seed.to_vec();
+        flipped[12] ^= 0x40;
+        let cases: Vec<Vec<u8>> =
+            vec![seed.to_vec(), torn, flipped, [seed.as_slice(), &[0; 64]].concat(), Vec::new(), vec![0; 9], vec![1]];
+        for bytes in &cases {
+            assert_eq!(journal_file(bytes), Ok(()), "{bytes:?}");
+        }
+        let records =
+            frames(seed).filter(|f| matches!(f, journal::Frame::Record(p) if codec::decode(p).is_ok())).count();
+        assert_eq!(records, 2, "the seed holds two whole records");
     }
 
     #[test]

@@ -297,6 +297,20 @@ async fn a_rejected_batch_is_dropped_counted_and_passed() {
     );
 }
 
+/// Records in a journal file, by its documented framing (server/src/logs/journal.rs): a little-endian `u32` length
+/// and a CRC-32, then the record, up to the first zero length.
+fn frames(bytes: &[u8]) -> usize {
+    let (mut at, mut n) = (0, 0);
+    while let Some(len) = bytes.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize) {
+        if len == 0 {
+            break;
+        }
+        at += 8 + len;
+        n += 1;
+    }
+    n
+}
+
 /// The gateway is stopped gracefully (SIGTERM) while the webhook is down; the records wait in the journal, and the
 /// next process delivers them once the webhook is back.
 #[test]
@@ -336,8 +350,8 @@ fn a_restarted_gateway_delivers_the_backlog_once_the_webhook_is_back() {
     let journaled: usize = std::fs::read_dir(&journal)
         .expect("journal")
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default().lines().count())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .map(|e| frames(&std::fs::read(e.path()).unwrap_or_default()))
         .sum();
     assert_eq!(journaled, 200, "every record waits in the journal: {}", first.log_text());
 

@@ -1,14 +1,22 @@
-//! The request log's journal: every record is appended, as one JSON line and one `write(2)`, to the active file of
-//! a directory before the request path lets go of it, so a record survives the process being killed (SIGKILL) as
-//! soon as its request has answered. The log writer rotates the active file into numbered segments and moves
-//! segments into the store, deleting each once the store has all of its records; while the store is unreachable
-//! the segments wait on disk, and memory stays bounded whatever the load.
+//! The request log's journal: every record is appended to the active file of a directory before the request path
+//! lets go of it, so a record survives the process being killed (SIGKILL) as soon as its request has answered. The
+//! log writer rotates the active file into numbered segments and moves segments into the store, deleting each once
+//! the store has all of its records; while the store is unreachable the segments wait on disk, and memory stays
+//! bounded whatever the load.
 //!
-//! A crash can tear the last line of the active file; reading a segment skips and counts such lines.
+//! The active file is a shared mapping of a file reserved at [`ACTIVE_CAPACITY`] bytes (sparse until written):
+//! appending is one copy into the page cache, no system call; a killed process's pages stay in the page cache and
+//! reach the disk as any write would. Each record is a frame: its length and CRC-32 (8 bytes), then its encoding
+//! (`codec`). The payload is copied before the header, so a frame whose header is in place is whole unless the
+//! process died while the 8 header bytes were copied; a reader stops at the first zero length (the unwritten rest)
+//! and counts a frame whose CRC does not match, or that does not fit, as torn. An active file that fills up is
+//! rotated by the appender.
+//!
+//! Segments of the first format (one JSON line per record, `*.jsonl`) are still read, so an upgrade loses nothing.
 
 use std::{
     fs::{File, OpenOptions},
-    io::{BufRead, BufReader, Write},
+    io::{BufRead, BufReader},
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicU64, Ordering::Relaxed},
@@ -16,9 +24,17 @@ use std::{
     },
 };
 
-use super::LogRecord;
+use memmap2::MmapMut;
 
-const ACTIVE: &str = "active.jsonl";
+use super::{codec, LogRecord};
+
+const ACTIVE: &str = "active.log";
+/// The first format's active file: a leftover becomes a JSON-lines segment.
+const ACTIVE_JSONL: &str = "active.jsonl";
+/// The active file's reserved size: about 40,000 records of 800 bytes. Sparse: only written pages take disk.
+pub const ACTIVE_CAPACITY: usize = 32 << 20;
+/// A frame's header: payload length and CRC-32 of the payload, little endian.
+const HEADER: usize = 8;
 /// The journal's id and the number its next segment gets (`<id> <number>`, replaced atomically): the id names
 /// the store's cursor for this journal, and segment numbers never repeat under one id, even once every segment
 /// is deleted, so a cursor never skips a new segment. Lost or unreadable: a new id (an empty cursor).
@@ -28,12 +44,119 @@ const STATE: &str = "journal-state";
 pub struct Journal {
     dir: PathBuf,
     id: String,
-    /// The active file, appended to under this lock (one `write(2)` per record).
-    active: Mutex<File>,
+    /// The active file, appended to under this lock; `None` when a rotation could not make a new one (appends
+    /// then try again, and fail, counted, until one can be made).
+    active: Mutex<Option<Active>>,
     /// Records in the active file (rotation skips an empty one).
     in_active: AtomicU64,
+    /// Bytes written to the active file, for [`Journal::size`].
+    active_bytes: AtomicU64,
     /// The number the next segment gets.
     next_segment: AtomicU64,
+    /// Bytes reserved for each active file ([`ACTIVE_CAPACITY`]; smaller in tests).
+    capacity: usize,
+}
+
+/// The mapped active file and how far it is written.
+#[derive(Debug)]
+struct Active {
+    file: File,
+    map: MmapMut,
+    len: usize,
+}
+
+impl Active {
+    fn create(path: &Path, capacity: usize) -> std::io::Result<Active> {
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
+        file.set_len(capacity as u64)?;
+        // SAFETY: the file is the journal's own, just created in its directory and never truncated or written by
+        // anything else while mapped (rotation unmaps before it truncates); a mapping's pages are the page
+        // cache's, so a record copied here outlives this process.
+        let map = unsafe { MmapMut::map_mut(&file)? };
+        Ok(Active { file, map, len: 0 })
+    }
+
+    /// Copies one frame in: payload first, header last.
+    fn append(&mut self, payload: &[u8]) -> bool {
+        let end = self.len + HEADER + payload.len();
+        if end > self.map.len() {
+            return false;
+        }
+        self.map[self.len + HEADER..end].copy_from_slice(payload);
+        self.map[self.len..self.len + HEADER].copy_from_slice(&header(payload));
+        self.len = end;
+        true
+    }
+
+    /// Unmaps the file and cuts it to what was written.
+    fn close(self) -> std::io::Result<()> {
+        let Active { file, map, len } = self;
+        drop(map);
+        file.set_len(len as u64)
+    }
+}
+
+fn header(payload: &[u8]) -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
+    h[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    h[4..].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    h
+}
+
+/// One frame read from a file.
+pub(crate) enum Frame<'a> {
+    Record(&'a [u8]),
+    /// A header that does not fit the file or whose CRC does not match: torn by a crash; nothing after it is read.
+    Torn,
+}
+
+/// The frames of a frames file, up to the first zero length (the unwritten rest) or the first torn one.
+pub(crate) fn frames(bytes: &[u8]) -> impl Iterator<Item = Frame<'_>> {
+    let mut at = 0usize;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done || at + HEADER > bytes.len() {
+            // A few bytes after the last frame that cannot be a header: torn too, unless they are zeros.
+            if !done && bytes[at.min(bytes.len())..].iter().any(|&b| b != 0) {
+                done = true;
+                return Some(Frame::Torn);
+            }
+            return None;
+        }
+        let len = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+        let crc = u32::from_le_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]]);
+        if len == 0 {
+            done = true;
+            return (crc != 0).then_some(Frame::Torn);
+        }
+        let payload = bytes.get(at + HEADER..at + HEADER + len);
+        match payload {
+            Some(p) if crc32fast::hash(p) == crc => {
+                at += HEADER + len;
+                Some(Frame::Record(p))
+            }
+            _ => {
+                done = true;
+                Some(Frame::Torn)
+            }
+        }
+    })
+}
+
+/// Where the frames of `bytes` end, by their lengths alone: at the first zero length, or where a torn frame's length
+/// says it ends (within the file), plus any bytes other than zeros after that; a reader then counts the torn frame.
+pub(crate) fn written_len(bytes: &[u8]) -> usize {
+    let mut at = 0;
+    while at + HEADER <= bytes.len() {
+        let len = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+        if len == 0 {
+            break;
+        }
+        at = (at + HEADER + len).min(bytes.len());
+    }
+    // A torn tail's bytes stay; zeros after the last frame go.
+    let tail = bytes[at.min(bytes.len())..].iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+    at.min(bytes.len()) + tail
 }
 
 /// One closed segment, in the order it must be written.
@@ -43,11 +166,18 @@ pub struct Segment {
     pub path: PathBuf,
 }
 
+impl Segment {
+    /// A segment of the first format: JSON lines.
+    fn is_jsonl(&self) -> bool {
+        self.path.extension().is_some_and(|e| e == "jsonl")
+    }
+}
+
 /// What reading a segment gave.
 #[derive(Debug, Default)]
 pub struct Taken {
     pub records: Vec<LogRecord>,
-    /// Lines that were not a record (torn by a crash).
+    /// Frames or lines that were not a record (torn by a crash, or corrupt).
     pub unreadable: usize,
 }
 
@@ -59,14 +189,22 @@ fn save_state(dir: &Path, id: &str, next: u64) -> std::io::Result<()> {
 }
 
 fn segment_number(name: &str) -> Option<u64> {
-    name.strip_prefix("segment-")?.strip_suffix(".jsonl")?.parse().ok()
+    let number = name.strip_prefix("segment-")?;
+    number.strip_suffix(".log").or_else(|| number.strip_suffix(".jsonl"))?.parse().ok()
+}
+
+fn segment_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("segment-{number:012}.log"))
 }
 
 impl Journal {
     /// Opens (creating) the journal in `dir`. An active file left by a previous process becomes a segment, so its
     /// records are replayed.
     pub fn open(dir: impl Into<PathBuf>) -> std::io::Result<Journal> {
-        let dir = dir.into();
+        Self::open_with(dir.into(), ACTIVE_CAPACITY)
+    }
+
+    fn open_with(dir: PathBuf, capacity: usize) -> std::io::Result<Journal> {
         std::fs::create_dir_all(&dir)?;
         let mut highest = 0;
         for entry in std::fs::read_dir(&dir)? {
@@ -78,26 +216,40 @@ impl Journal {
             let (id, next) = text.trim().split_once(' ')?;
             Some((id.to_owned(), next.parse::<u64>().ok()?)).filter(|(id, _)| !id.is_empty())
         });
-        let (id, next) = match state {
+        let (id, mut next) = match state {
             Some((id, next)) => (id, next.max(highest + 1)),
             None => (uuid::Uuid::now_v7().simple().to_string(), highest + 1),
         };
-        let active_path = dir.join(ACTIVE);
-        let leftover = std::fs::metadata(&active_path).is_ok_and(|m| m.len() > 0);
-        let next = if leftover {
+        save_state(&dir, &id, next)?;
+        // Leftovers of a previous process: the first format's active file, then this format's, each becomes the
+        // next segment (cut to what was written) if it holds anything.
+        let old = dir.join(ACTIVE_JSONL);
+        if std::fs::metadata(&old).is_ok_and(|m| m.len() > 0) {
             save_state(&dir, &id, next + 1)?;
-            std::fs::rename(&active_path, dir.join(format!("segment-{next:012}.jsonl")))?;
-            next + 1
-        } else {
-            save_state(&dir, &id, next)?;
-            next
-        };
-        let active = OpenOptions::new().create(true).append(true).open(&active_path)?;
+            std::fs::rename(&old, dir.join(format!("segment-{next:012}.jsonl")))?;
+            next += 1;
+        }
+        let _ = std::fs::remove_file(&old);
+        let active_path = dir.join(ACTIVE);
+        if let Ok(bytes) = std::fs::read(&active_path) {
+            let len = written_len(&bytes);
+            if len > 0 {
+                OpenOptions::new().write(true).open(&active_path)?.set_len(len as u64)?;
+                save_state(&dir, &id, next + 1)?;
+                std::fs::rename(&active_path, segment_path(&dir, next))?;
+                next += 1;
+            } else {
+                std::fs::remove_file(&active_path)?;
+            }
+        }
+        let active = Active::create(&active_path, capacity)?;
         Ok(Journal {
+            capacity,
             dir,
             id,
-            active: Mutex::new(active),
+            active: Mutex::new(Some(active)),
             in_active: AtomicU64::new(0),
+            active_bytes: AtomicU64::new(0),
             next_segment: AtomicU64::new(next),
         })
     }
@@ -110,29 +262,59 @@ impl Journal {
         &self.id
     }
 
-    /// Appends `record` as one line with one write.
+    /// Appends `record` as one frame: one copy into the mapped active file (rotated first if it is full).
     pub fn append(&self, record: &LogRecord) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        let mut file = self.active.lock().map_err(|_| std::io::Error::other("journal lock poisoned"))?;
-        file.write_all(&line)?;
+        let mut payload = Vec::with_capacity(512);
+        codec::encode(record, &mut payload);
+        if payload.len() + HEADER > self.capacity {
+            return Err(std::io::Error::other(format!(
+                "a record of {} bytes does not fit a journal file",
+                payload.len()
+            )));
+        }
+        let mut active = self.active.lock().map_err(|_| std::io::Error::other("journal lock poisoned"))?;
+        let appended = match active.as_mut() {
+            Some(file) => file.append(&payload),
+            None => false,
+        };
+        if !appended {
+            self.rotate_locked(&mut active)?;
+            let file = active.as_mut().ok_or_else(|| std::io::Error::other("no active journal file"))?;
+            if !file.append(&payload) {
+                return Err(std::io::Error::other("a new journal file did not take a record"));
+            }
+        }
         self.in_active.fetch_add(1, Relaxed);
+        self.active_bytes.fetch_add((payload.len() + HEADER) as u64, Relaxed);
         Ok(())
     }
 
     /// Closes the active file as the next segment (if it holds anything) and starts a new one.
     pub fn rotate(&self) -> std::io::Result<()> {
-        let mut file = self.active.lock().map_err(|_| std::io::Error::other("journal lock poisoned"))?;
-        if self.in_active.load(Relaxed) == 0 {
+        let mut active = self.active.lock().map_err(|_| std::io::Error::other("journal lock poisoned"))?;
+        if self.in_active.load(Relaxed) == 0 && active.is_some() {
             return Ok(());
         }
-        let number = self.next_segment.fetch_add(1, Relaxed);
-        // The number is spent before the segment exists: a crash in between leaves a gap, never a repeat.
-        save_state(&self.dir, &self.id, number + 1)?;
+        self.rotate_locked(&mut active)
+    }
+
+    fn rotate_locked(&self, active: &mut Option<Active>) -> std::io::Result<()> {
         let active_path = self.dir.join(ACTIVE);
-        std::fs::rename(&active_path, self.dir.join(format!("segment-{number:012}.jsonl")))?;
-        *file = OpenOptions::new().create(true).append(true).open(&active_path)?;
-        self.in_active.store(0, Relaxed);
+        if let Some(full) = active.take() {
+            if full.len > 0 {
+                let number = self.next_segment.fetch_add(1, Relaxed);
+                // The number is spent before the segment exists: a crash in between leaves a gap, never a repeat.
+                save_state(&self.dir, &self.id, number + 1)?;
+                full.close()?;
+                std::fs::rename(&active_path, segment_path(&self.dir, number))?;
+            } else {
+                drop(full);
+                std::fs::remove_file(&active_path)?;
+            }
+            self.in_active.store(0, Relaxed);
+            self.active_bytes.store(0, Relaxed);
+        }
+        *active = Some(Active::create(&active_path, self.capacity)?);
         Ok(())
     }
 
@@ -151,27 +333,43 @@ impl Journal {
 
     pub fn read(&self, segment: &Segment) -> std::io::Result<Taken> {
         let mut taken = Taken::default();
-        for line in BufReader::new(File::open(&segment.path)?).lines() {
-            let line = line?;
-            if line.trim().is_empty() {
-                continue;
+        if segment.is_jsonl() {
+            for line in BufReader::new(File::open(&segment.path)?).lines() {
+                let line = line?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match serde_json::from_str(&line) {
+                    Ok(record) => taken.records.push(record),
+                    Err(_) => taken.unreadable += 1,
+                }
             }
-            match serde_json::from_str(&line) {
-                Ok(record) => taken.records.push(record),
-                Err(_) => taken.unreadable += 1,
+            return Ok(taken);
+        }
+        let bytes = std::fs::read(&segment.path)?;
+        for frame in frames(&bytes) {
+            match frame {
+                Frame::Record(payload) => match codec::decode(payload) {
+                    Ok(record) => taken.records.push(record),
+                    Err(_) => taken.unreadable += 1,
+                },
+                Frame::Torn => taken.unreadable += 1,
             }
         }
         Ok(taken)
     }
 
-    /// Lines holding something in `segment` (its records, and any line torn by a crash): what [`Journal::read`]
-    /// would give, without parsing.
+    /// Records in `segment` (and any frame or line torn by a crash): what [`Journal::read`] would give, without
+    /// decoding.
     pub fn count(&self, segment: &Segment) -> std::io::Result<u64> {
-        let mut n = 0;
-        for line in BufReader::new(File::open(&segment.path)?).split(b'\n') {
-            n += u64::from(line?.iter().any(|b| !b.is_ascii_whitespace()));
+        if segment.is_jsonl() {
+            let mut n = 0;
+            for line in BufReader::new(File::open(&segment.path)?).split(b'\n') {
+                n += u64::from(line?.iter().any(|b| !b.is_ascii_whitespace()));
+            }
+            return Ok(n);
         }
-        Ok(n)
+        Ok(frames(&std::fs::read(&segment.path)?).count() as u64)
     }
 
     /// Every consumer (the store and each callback) has every record of `segment`.
@@ -182,18 +380,20 @@ impl Journal {
         }
     }
 
-    /// Bytes waiting in the journal (active file and segments; not the id or the callbacks' cursors).
+    /// Bytes waiting in the journal (what the active file holds, and the segments; not the id or the callbacks'
+    /// cursors).
     pub fn size(&self) -> u64 {
-        std::fs::read_dir(&self.dir)
+        let segments: u64 = std::fs::read_dir(&self.dir)
             .map(|entries| {
                 entries
                     .flatten()
-                    .filter(|e| e.file_name().to_str().is_some_and(|n| n == ACTIVE || segment_number(n).is_some()))
+                    .filter(|e| e.file_name().to_str().is_some_and(|n| segment_number(n).is_some()))
                     .filter_map(|e| e.metadata().ok())
                     .map(|m| m.len())
                     .sum()
             })
-            .unwrap_or(0)
+            .unwrap_or(0);
+        segments + self.active_bytes.load(Relaxed)
     }
 }
 
@@ -241,28 +441,81 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    fn encoded_len(record: &LogRecord) -> usize {
+        let mut bytes = Vec::new();
+        codec::encode(record, &mut bytes);
+        bytes.len()
+    }
+
     #[test]
-    fn a_killed_process_leaves_its_records_to_the_next_one_and_a_torn_line_is_counted() {
+    fn a_killed_process_leaves_its_records_to_the_next_one_and_a_torn_frame_is_counted() {
         let dir = temp();
-        {
+        let torn_at = {
             let journal = Journal::open(&dir).unwrap_or_else(|e| unreachable!("{e}"));
             assert!(journal.append(&record("a")).is_ok());
             assert!(journal.rotate().is_ok());
             assert!(journal.append(&record("b")).is_ok());
-            // The process dies mid-write: half a line follows.
-            let mut f = OpenOptions::new().append(true).open(dir.join(ACTIVE)).unwrap_or_else(|e| unreachable!("{e}"));
-            let _ = f.write_all(b"{\"request_id\":\"c\",\"sta");
-        }
+            HEADER + encoded_len(&record("b"))
+        };
+        // The process died while copying the next frame's header: a length, and a CRC that does not match.
+        let file = OpenOptions::new().write(true).open(dir.join(ACTIVE)).unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(std::os::unix::fs::FileExt::write_all_at(&file, &[40, 0, 0, 0, 1, 2, 3, 4], torn_at as u64).is_ok());
         let journal = Journal::open(&dir).unwrap_or_else(|e| unreachable!("{e}"));
         let segments = journal.segments().unwrap_or_default();
         assert_eq!(segments.len(), 2, "the old active file became a segment after the old ones");
         assert_eq!(ids(&journal.read(&segments[0]).unwrap_or_default()), ["a"]);
         let second = journal.read(&segments[1]).unwrap_or_default();
         assert_eq!((ids(&second), second.unreadable), (vec!["b"], 1));
-        assert_eq!(journal.count(&segments[1]).ok(), Some(2), "the torn line counts as a line");
+        assert_eq!(journal.count(&segments[1]).ok(), Some(2), "the torn frame counts");
+        let kept = std::fs::metadata(&segments[1].path).map(|m| m.len()).unwrap_or(0);
+        assert_eq!(kept, (torn_at + HEADER + 40) as u64, "cut to the frames' extent, not the reserved size");
         assert!(journal.append(&record("d")).is_ok() && journal.rotate().is_ok());
         let numbers: Vec<u64> = journal.segments().unwrap_or_default().iter().map(|s| s.number).collect();
         assert!(numbers.windows(2).all(|w| w[0] < w[1]) && numbers.len() == 3, "{numbers:?}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_first_formats_json_lines_are_still_read_after_an_upgrade() {
+        let dir = temp();
+        assert!(std::fs::create_dir_all(&dir).is_ok());
+        let line = |id: &str| serde_json::to_string(&record(id)).unwrap_or_default();
+        let segment = format!("{}\n{}\n", line("a"), line("b"));
+        assert!(std::fs::write(dir.join("segment-000000000001.jsonl"), segment).is_ok());
+        let active = format!("{}\n{{\"request_id\":\"torn", line("c"));
+        assert!(std::fs::write(dir.join(ACTIVE_JSONL), active).is_ok());
+        let journal = Journal::open(&dir).unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(journal.append(&record("d")).is_ok() && journal.rotate().is_ok());
+        let segments = journal.segments().unwrap_or_default();
+        let taken: Vec<Taken> = segments.iter().map(|s| journal.read(s).unwrap_or_default()).collect();
+        let got: Vec<(Vec<&str>, usize)> = taken.iter().map(|t| (ids(t), t.unreadable)).collect();
+        assert_eq!(got, [(vec!["a", "b"], 0), (vec!["c"], 1), (vec!["d"], 0)]);
+        let counts: Vec<u64> = segments.iter().map(|s| journal.count(s).unwrap_or(0)).collect();
+        assert_eq!(counts, [2, 2, 1]);
+        assert!(!dir.join(ACTIVE_JSONL).exists());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_full_active_file_is_rotated_by_the_appender_and_nothing_is_lost() {
+        let dir = temp();
+        let per = HEADER + encoded_len(&record("r000"));
+        let journal = Journal::open_with(dir.clone(), per * 10).unwrap_or_else(|e| unreachable!("{e}"));
+        for i in 0..35 {
+            assert!(journal.append(&record(&format!("r{i:03}"))).is_ok(), "{i}");
+        }
+        assert_eq!(journal.size(), (per * 35) as u64);
+        assert!(journal.rotate().is_ok());
+        let segments = journal.segments().unwrap_or_default();
+        let sizes: Vec<usize> = segments.iter().map(|s| journal.read(s).unwrap_or_default().records.len()).collect();
+        assert_eq!(sizes, [10, 10, 10, 5]);
+        let all: Vec<String> =
+            segments.iter().flat_map(|s| journal.read(s).unwrap_or_default().records).map(|r| r.request_id).collect();
+        let want: Vec<String> = (0..35).map(|i| format!("r{i:03}")).collect();
+        assert_eq!(all, want);
+        assert_eq!(journal.size(), (per * 35) as u64, "segments are cut to their frames");
+        let huge = LogRecord { error_message: Some("x".repeat(per * 10)), ..record("big") };
+        assert!(journal.append(&huge).is_err(), "a record larger than a file is refused, not looped on");
         let _ = std::fs::remove_dir_all(dir);
     }
 

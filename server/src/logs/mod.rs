@@ -6,6 +6,7 @@
 //! cursor); while the store or a callback is down they wait on disk, and are written when it answers.
 
 pub mod callback;
+pub mod codec;
 pub mod file;
 pub mod journal;
 pub mod metrics;

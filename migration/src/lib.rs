@@ -10,6 +10,7 @@ mod m20261130_080000_end_user_limits;
 mod m20261201_000020_request_log_rowid;
 mod m20261201_000030_usage_daily;
 mod m20261202_000030_user_limits;
+mod m20261203_000040_request_log_no_request_index;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000020_request_log_rowid::Migration),
             Box::new(m20261201_000030_usage_daily::Migration),
             Box::new(m20261202_000030_user_limits::Migration),
+            Box::new(m20261203_000040_request_log_no_request_index::Migration),
         ]
     }
 }

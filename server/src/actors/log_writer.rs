@@ -34,7 +34,9 @@ use crate::{
 };
 
 pub const INTERVAL: Duration = Duration::from_millis(200);
-pub const BATCH: usize = 2000;
+/// Records per store transaction: a turn's segment (200 ms of traffic, 4,000 records at 20,000 requests a second)
+/// is usually one batch, moved whole, not split.
+pub const BATCH: usize = 8_000;
 /// The longest a batch write may take before the turn gives up (its segment stays for the next turn).
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(5);
 /// While the store is down, a turn tries it at most this often.
@@ -215,7 +217,9 @@ async fn write_segments(store: &Store, journal: &Journal, segments: &[Segment], 
             };
             let skip = if applied.segment == segment.number { applied.records as usize } else { 0 };
             let mut done = skip.min(taken.records.len());
-            let mut records = taken.records.split_off(done);
+            // The records are moved into batches, never copied: a segment of up to BATCH records is one batch.
+            let mut records = std::mem::take(&mut taken.records);
+            records.drain(..done);
             while !records.is_empty() {
                 let rest = records.split_off(BATCH.min(records.len()));
                 done += records.len();

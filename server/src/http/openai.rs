@@ -137,7 +137,10 @@ pub(super) async fn proxied(
     handle: impl AsyncFnOnce(&Proxied<'_>, Bytes) -> Result<HttpResponse, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     let client_ip = req.peer_addr().map(|a| a.ip().to_string());
-    let log = RequestLog::begin(state.logs.clone(), &request_id::of(req), req.path(), clock::unix_ms(), client_ip);
+    let id = request_id::of(req);
+    // The id's own millisecond: the log finds a request by its id through the index on its start.
+    let started = crate::logs::query::request_started_ms(&id).unwrap_or_else(clock::unix_ms);
+    let log = RequestLog::begin(state.logs.clone(), &id, req.path(), started, client_ip);
     let ctx = context(req, state.export_spans, &log);
     let _in_flight = state.lifecycle.enter();
     let result = async {

@@ -16,7 +16,7 @@
 
 use std::{
     fs::{File, OpenOptions},
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read},
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicU64, Ordering::Relaxed},
@@ -33,6 +33,10 @@ const ACTIVE: &str = "active.log";
 const ACTIVE_JSONL: &str = "active.jsonl";
 /// The active file's reserved size: about 40,000 records of 800 bytes. Sparse: only written pages take disk.
 pub const ACTIVE_CAPACITY: usize = 32 << 20;
+/// Bytes of a new active file faulted in at once, at least: a new file gets half as much again as the last one
+/// held by its rotation (a writer's turn of appends), so the request path rarely takes a page fault and the
+/// writer zeroes few pages that stay unused.
+const PREFAULT_MIN: usize = 256 << 10;
 /// A frame's header: payload length and CRC-32 of the payload, little endian.
 const HEADER: usize = 8;
 /// The journal's id and the number its next segment gets (`<id> <number>`, replaced atomically): the id names
@@ -55,6 +59,9 @@ pub struct Journal {
     next_segment: AtomicU64,
     /// Bytes reserved for each active file ([`ACTIVE_CAPACITY`]; smaller in tests).
     capacity: usize,
+    /// The buffer segments are read into, kept between reads: a fresh megabyte per turn would be fresh pages for
+    /// the kernel to zero each time.
+    read_buffer: Mutex<Vec<u8>>,
 }
 
 /// The mapped active file and how far it is written.
@@ -66,13 +73,16 @@ struct Active {
 }
 
 impl Active {
-    fn create(path: &Path, capacity: usize) -> std::io::Result<Active> {
+    fn create(path: &Path, capacity: usize, prefault: usize) -> std::io::Result<Active> {
         let file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
         file.set_len(capacity as u64)?;
         // SAFETY: the file is the journal's own, just created in its directory and never truncated or written by
         // anything else while mapped (rotation unmaps before it truncates); a mapping's pages are the page
         // cache's, so a record copied here outlives this process.
         let map = unsafe { MmapMut::map_mut(&file)? };
+        // Fault the first pages in, writable, now (one call on the log writer's turn) rather than one trap at a
+        // time on the request path; a failure (an older kernel) only leaves them to be faulted on demand.
+        let _ = map.advise_range(memmap2::Advice::PopulateWrite, 0, prefault.max(PREFAULT_MIN).min(capacity));
         Ok(Active { file, map, len: 0 })
     }
 
@@ -242,9 +252,10 @@ impl Journal {
                 std::fs::remove_file(&active_path)?;
             }
         }
-        let active = Active::create(&active_path, capacity)?;
+        let active = Active::create(&active_path, capacity, PREFAULT_MIN)?;
         Ok(Journal {
             capacity,
+            read_buffer: Mutex::new(Vec::new()),
             dir,
             id,
             active: Mutex::new(Some(active)),
@@ -300,7 +311,9 @@ impl Journal {
 
     fn rotate_locked(&self, active: &mut Option<Active>) -> std::io::Result<()> {
         let active_path = self.dir.join(ACTIVE);
+        let mut prefault = PREFAULT_MIN;
         if let Some(full) = active.take() {
+            prefault = full.len + full.len / 2;
             if full.len > 0 {
                 let number = self.next_segment.fetch_add(1, Relaxed);
                 // The number is spent before the segment exists: a crash in between leaves a gap, never a repeat.
@@ -314,7 +327,7 @@ impl Journal {
             self.in_active.store(0, Relaxed);
             self.active_bytes.store(0, Relaxed);
         }
-        *active = Some(Active::create(&active_path, self.capacity)?);
+        *active = Some(Active::create(&active_path, self.capacity, prefault)?);
         Ok(())
     }
 
@@ -346,8 +359,10 @@ impl Journal {
             }
             return Ok(taken);
         }
-        let bytes = std::fs::read(&segment.path)?;
-        for frame in frames(&bytes) {
+        let mut buffer = self.read_buffer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        buffer.clear();
+        File::open(&segment.path)?.read_to_end(&mut buffer)?;
+        for frame in frames(&buffer) {
             match frame {
                 Frame::Record(payload) => match codec::decode(payload) {
                     Ok(record) => taken.records.push(record),
@@ -369,7 +384,10 @@ impl Journal {
             }
             return Ok(n);
         }
-        Ok(frames(&std::fs::read(&segment.path)?).count() as u64)
+        let mut buffer = self.read_buffer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        buffer.clear();
+        File::open(&segment.path)?.read_to_end(&mut buffer)?;
+        Ok(frames(&buffer).count() as u64)
     }
 
     /// Every consumer (the store and each callback) has every record of `segment`.

@@ -74,6 +74,21 @@ pub struct LogFilter {
     pub limit: u64,
 }
 
+/// How long after its id's millisecond a request's row may say it started: rows written before the start was
+/// taken from the id (`http::openai::proxied`) read the clock a moment after the id was made.
+pub const ID_TO_START_MS: i64 = 1_000;
+
+/// The millisecond a tollgate request id (a UUIDv7 in simple form, `x-tollgate-request-id`) was made at: the
+/// request's `started_at_ms`. `None` for anything else.
+pub fn request_started_ms(id: &str) -> Option<i64> {
+    let hex = id.as_bytes();
+    let is_hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
+    if hex.len() != 32 || hex[12] != b'7' || !hex.iter().all(is_hex) {
+        return None;
+    }
+    i64::from_str_radix(&id[..12], 16).ok()
+}
+
 /// A rollup dimension a report groups by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dimension {
@@ -240,6 +255,25 @@ pub fn days_between(start_ms: i64, end_ms: i64) -> (i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_id_names_the_millisecond_its_request_started() {
+        let made = uuid::Uuid::now_v7().simple().to_string();
+        let ms = made.get(..12).and_then(|h| i64::from_str_radix(h, 16).ok());
+        // (id, millisecond)
+        let cases: Vec<(&str, Option<i64>)> = vec![
+            ("019ad2f07c1e7000800000000000000a", Some(0x019ad2f07c1e)),
+            (&made, ms),
+            ("019ad2f07c1e4000800000000000000a", None),
+            ("019AD2F07C1E7000800000000000000A", None),
+            ("019ad2f0-7c1e-7000-8000-00000000", None),
+            ("not-an-id", None),
+            ("", None),
+        ];
+        for (id, want) in cases {
+            assert_eq!(request_started_ms(id), want, "{id}");
+        }
+    }
 
     #[test]
     fn page_tokens_round_trip_and_refuse_anything_else() {

@@ -107,6 +107,13 @@ impl Store {
         }
         if let Some(id) = &filter.request_id {
             query = query.filter(Column::RequestId.eq(id.as_str()));
+            // No index on request ids: a tollgate id names its start, and the start is indexed. Any other id is
+            // looked for in every row (slow on a large log, and found only in rows of an older version).
+            if let Some(ms) = crate::logs::query::request_started_ms(id) {
+                query = query
+                    .filter(Column::StartedAtMs.gte(ms))
+                    .filter(Column::StartedAtMs.lte(ms + crate::logs::query::ID_TO_START_MS));
+            }
         }
         match filter.outcome {
             Some(Outcome::Success) => query = query.filter(Column::Status.lt(400)),

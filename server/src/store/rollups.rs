@@ -49,7 +49,7 @@ pub fn status_class(status: u16) -> &'static str {
 }
 
 /// One rollup row's key; absent dimensions are `""`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Eq, Hash, PartialOrd, Ord)]
 pub struct Dimensions<'a> {
     pub day: i64,
     pub key_hash: &'a str,
@@ -59,6 +59,28 @@ pub struct Dimensions<'a> {
     pub model_group: &'a str,
     pub provider: &'a str,
     pub status_class: &'static str,
+}
+
+/// Equal field by field, as derived, but comparing the strings byte by byte in Rust instead of through libc's
+/// `memcmp`: a batch compares every record's dimensions, and on the AMD EPYC VMs the benchmarks run on, glibc's
+/// AVX-512 `memcmp` took about 70 ns a call (a stand-alone loop over 4,000 records: 534 ns per record through
+/// `memcmp`, 7 ns byte by byte, 10 ns with glibc's AVX-512 variants switched off): half a microsecond of the log
+/// writer's time per request.
+impl PartialEq for Dimensions<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        fn same(a: &str, b: &str) -> bool {
+            // No early exit: a loop that stops at the first difference is turned back into a `memcmp` call.
+            a.len() == b.len() && a.bytes().zip(b.bytes()).fold(true, |equal, (x, y)| equal & (x == y))
+        }
+        self.day == other.day
+            && same(self.key_hash, other.key_hash)
+            && same(self.team_id, other.team_id)
+            && same(self.user_id, other.user_id)
+            && same(self.end_user, other.end_user)
+            && same(self.model_group, other.model_group)
+            && same(self.provider, other.provider)
+            && same(self.status_class, other.status_class)
+    }
 }
 
 /// What a rollup row adds up.

@@ -3,7 +3,8 @@
 # 30 days, and the usage_daily rollups the log writer would have made of them, straight into a SQLite file and into
 # a Postgres schema of its own (127.0.0.1:5432, db `test`, user `postgres`; dropped after), starts the release
 # gateway on each, and prints the latency (median and p99 of 20 calls, after one warm-up call) of:
-#   /spend/logs first page; /spend/logs filtered by key; by team;
+#   /spend/logs first page; /spend/logs filtered by key; by team; one request by its id (no index on ids: found
+#   through its start, which a tollgate id names);
 #   /global/spend/report grouped by team, and by model, over 30 days.
 # Target: <= 100 ms each. Also prints each backend's query plans (EXPLAIN) for the statements the routes run.
 #
@@ -39,16 +40,21 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 master=sk-bench-spend-master
 now_ms=$(( $(date +%s) * 1000 ))
 span_ms=$(( 30 * 86400 * 1000 - 60000 ))
+# The request in the middle of the log, by its id.
+one_n=$(( rows / 2 ))
+one_id=$(printf '%012x7000%016x' $(( now_ms - one_n * span_ms / rows )) "$one_n")
 
 # One row per n in 1..rows, the newest first; every expression is plain SQL both databases run.
 columns="request_id, started_at_ms, first_byte_at_ms, ended_at_ms, key_hash, key_alias, team_id, user_id, end_user,
   model_group, deployment, provider, api_base, route, streamed, status, error_class, error_message, prompt_tokens,
   completion_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, accounting, attempts,
   fallback, tags, client_ip"
-select_row() { # $1: the SQL expression of n; $2: lpad function spelling; $3: boolean true/false spelling; $4: tags
+# A row's start, and its request id: a UUIDv7 in simple form whose first 48 bits are that start (as tollgate's).
+started_sql() { echo "($now_ms - CAST($1 AS BIGINT) * $span_ms / $rows)"; }
+select_row() { # $1: the SQL expression of n; $2: lpad function spelling; $3: boolean true/false spelling; $4: tags; $5: request id
   local n="$1"
   cat <<SQL
-  'req-' || CAST($n AS TEXT),
+  $5,
   $now_ms - CAST($n AS BIGINT) * $span_ms / $rows,
   $now_ms - CAST($n AS BIGINT) * $span_ms / $rows + 300,
   $now_ms - CAST($n AS BIGINT) * $span_ms / $rows + 900,
@@ -123,6 +129,9 @@ run_backend() { # $1 name, $2 database URL
   time_route "$url" "/spend/logs first page (50 rows)" "/spend/logs"
   time_route "$url" "/spend/logs?api_key=<hash> (one key's)" "/spend/logs?api_key=$key0"
   time_route "$url" "/spend/logs?team_id=team-3" "/spend/logs?team_id=team-3"
+  curl -sf -H "Authorization: Bearer $master" "$url/spend/logs?request_id=$one_id" | grep -q "$one_id" \
+    || { echo "$1: /spend/logs?request_id=$one_id did not find the request" >&2; return 1; }
+  time_route "$url" "/spend/logs?request_id=<one request's id>" "/spend/logs?request_id=$one_id"
   time_route "$url" "/global/spend/report group_by=team, 30 days" "/global/spend/report?group_by=team"
   time_route "$url" "/global/spend/report group_by=model, 30 days" "/global/spend/report?group_by=model"
   kill "$pid"; wait "$pid" 2>/dev/null || true
@@ -141,7 +150,7 @@ sqlite3 "$db" <<SQL
 PRAGMA journal_mode=WAL;
 BEGIN;
 WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < $rows)
-INSERT INTO request_log ($columns) SELECT $(select_row n "$key_hash_sql" "n % 2" "'[]'") FROM s;
+INSERT INTO request_log ($columns) SELECT $(select_row n "$key_hash_sql" "n % 2" "'[]'" "printf('%012x7000%016x', $(started_sql n), n)") FROM s;
 $rollup_sql;
 COMMIT;
 ANALYZE;
@@ -166,7 +175,7 @@ printf 'general_settings: {database_url: "%s"}\n' "$pg_url" >"$work/migrate-pg.y
 t0=$(date +%s)
 psql -q "$pg_base" -v ON_ERROR_STOP=1 >/dev/null <<SQL
 SET search_path TO $schema;
-INSERT INTO request_log ($columns) SELECT $(select_row n "lpad(to_hex(n % 200), 64, '0')" "n % 2 = 1" "'[]'::json") FROM generate_series(1, $rows) AS s(n);
+INSERT INTO request_log ($columns) SELECT $(select_row n "lpad(to_hex(n % 200), 64, '0')" "n % 2 = 1" "'[]'::json" "lpad(to_hex($(started_sql n)), 12, '0') || '7000' || lpad(to_hex(n), 16, '0')") FROM generate_series(1, $rows) AS s(n);
 $rollup_sql;
 VACUUM ANALYZE request_log;
 VACUUM ANALYZE usage_daily;

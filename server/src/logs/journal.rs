@@ -275,8 +275,24 @@ impl Journal {
 
     /// Appends `record` as one frame: one copy into the mapped active file (rotated first if it is full).
     pub fn append(&self, record: &LogRecord) -> std::io::Result<()> {
-        let mut payload = Vec::with_capacity(512);
-        codec::encode(record, &mut payload);
+        thread_local! {
+            /// The encoding buffer of the thread appending: no allocation per record.
+            static PAYLOAD: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(1024));
+        }
+        PAYLOAD.with(|buffer| {
+            let mut payload = buffer.borrow_mut();
+            payload.clear();
+            codec::encode(record, &mut payload);
+            let appended = self.append_encoded(&payload);
+            // A huge record (a long error message) does not leave its buffer behind.
+            if payload.capacity() > 64 << 10 {
+                *payload = Vec::with_capacity(1024);
+            }
+            appended
+        })
+    }
+
+    fn append_encoded(&self, payload: &[u8]) -> std::io::Result<()> {
         if payload.len() + HEADER > self.capacity {
             return Err(std::io::Error::other(format!(
                 "a record of {} bytes does not fit a journal file",
@@ -285,13 +301,13 @@ impl Journal {
         }
         let mut active = self.active.lock().map_err(|_| std::io::Error::other("journal lock poisoned"))?;
         let appended = match active.as_mut() {
-            Some(file) => file.append(&payload),
+            Some(file) => file.append(payload),
             None => false,
         };
         if !appended {
             self.rotate_locked(&mut active)?;
             let file = active.as_mut().ok_or_else(|| std::io::Error::other("no active journal file"))?;
-            if !file.append(&payload) {
+            if !file.append(payload) {
                 return Err(std::io::Error::other("a new journal file did not take a record"));
             }
         }

@@ -63,4 +63,8 @@ def test_metrics_parse_and_count_the_requests_sent(client, gateway):
         before, "tollgate_request_duration_seconds_count", route=route, model_group="chat"
     )
     assert count == 6
+    # Every answered request's overhead and upstream time are observed once (their own histograms).
+    for family in ("tollgate_request_overhead_seconds_count", "tollgate_request_upstream_seconds_count"):
+        moved = total(after, family, route=route, model_group="chat") - total(before, family, route=route, model_group="chat")
+        assert moved == 6, family
     assert total(after, "tollgate_request_log_lost_total") == 0

@@ -1,6 +1,6 @@
 //! The journal's record encoding: a [`LogRecord`] as compact binary, field by field in declaration order. Numbers
 //! are LEB128 varints (signed ones zigzagged), strings a length and UTF-8 bytes, options a 0/1 tag, lists a count.
-//! The first byte is the encoding's version, so a later layout can still read segments written by this one.
+//! The first byte is the encoding's version; every version still decodes (version 1 lacks `overhead_us`).
 //!
 //! Why not JSON (the journal's first format, still read: `journal`): decoding 33 named fields made the log
 //! writer match every key by string, and the request path escaped every string; this is a copy per field.
@@ -11,7 +11,7 @@
 use super::LogRecord;
 use crate::trace_context::SpanIds;
 
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CodecError {
@@ -208,6 +208,7 @@ pub fn encode(record: &LogRecord, out: &mut Vec<u8>) {
         budget_periods,
         response_model,
         finish_reasons,
+        overhead_us,
         trace,
     } = record;
     out.push(VERSION);
@@ -244,6 +245,7 @@ pub fn encode(record: &LogRecord, out: &mut Vec<u8>) {
     }
     w.os(response_model);
     w.list(finish_reasons);
+    w.ou(*overhead_us);
     w.b(trace.is_some());
     if let Some(t) = trace {
         w.0.extend_from_slice(&t.trace_id);
@@ -258,10 +260,10 @@ pub fn encode(record: &LogRecord, out: &mut Vec<u8>) {
 /// The record `bytes` hold, all of them.
 pub fn decode(bytes: &[u8]) -> Result<LogRecord, CodecError> {
     let mut r = Reader(bytes);
-    match r.byte()? {
-        VERSION => {}
+    let version = match r.byte()? {
+        v @ 1..=VERSION => v,
         other => return Err(CodecError::Version(other)),
-    }
+    };
     let record = LogRecord {
         request_id: r.s()?,
         started_at_ms: r.i()?,
@@ -298,6 +300,7 @@ pub fn decode(bytes: &[u8]) -> Result<LogRecord, CodecError> {
         },
         response_model: r.os()?,
         finish_reasons: r.list()?,
+        overhead_us: if version >= 2 { r.ou()? } else { None },
         trace: if r.b()? {
             let trace_id = r.array::<16>()?;
             let span_id = r.array::<8>()?;
@@ -351,6 +354,7 @@ mod tests {
             budget_periods: vec![("key".into(), i64::MIN), ("team".into(), -1)],
             response_model: Some("gpt-4o-2024-08-06".into()),
             finish_reasons: vec!["stop".into(), "length".into()],
+            overhead_us: Some(312),
             trace: Some(SpanIds { trace_id: [7; 16], span_id: [9; 8], parent_span_id: Some([1; 8]) }),
         }
     }
@@ -378,10 +382,25 @@ mod tests {
     }
 
     #[test]
+    fn version_1_records_still_decode_without_the_overhead() {
+        // Version 1's layout is version 2's without `overhead_us` (between `finish_reasons` and `trace`).
+        let record = LogRecord { overhead_us: None, ..full() };
+        let mut v2 = Vec::new();
+        encode(&record, &mut v2);
+        // Version 2 wrote `overhead_us` as the tag 0 just before the trace: the trace is 1 + 16 + 8 + 1 + 8 bytes.
+        let trace_len = 1 + 16 + 8 + 1 + 8;
+        let at = v2.len() - trace_len - 1;
+        assert_eq!(v2[at], 0);
+        let v1 = [&[1u8][..], &v2[1..at], &v2[at + 1..]].concat();
+        assert_eq!(decode(&v1), Ok(record));
+    }
+
+    #[test]
     fn journal_records_refuse_bad_bytes() {
         let cases: &[(&[u8], CodecError)] = &[
             (&[], CodecError::Short),
-            (&[2], CodecError::Version(2)),
+            (&[3], CodecError::Version(3)),
+            (&[0], CodecError::Version(0)),
             // request_id of 5 bytes, 1 present.
             (&[1, 5, b'a'], CodecError::Short),
             (&[1, 2, 0xff, 0xfe], CodecError::Utf8),

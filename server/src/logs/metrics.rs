@@ -17,18 +17,33 @@ use super::LogRecord;
 
 /// Upper bounds (seconds) of the latency histograms' buckets.
 pub const BUCKETS: [f64; 14] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
+/// Upper bounds (seconds) of the gateway overhead's buckets: tollgate's own time is tens of microseconds unless
+/// retries or a queue add to it.
+pub const OVERHEAD_BUCKETS: [f64; 14] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Histogram {
-    buckets: [AtomicU64; BUCKETS.len()],
+    bounds: &'static [f64; 14],
+    buckets: [AtomicU64; 14],
     count: AtomicU64,
     /// Sum in microseconds (integer atomics; rendered in seconds).
     sum_micros: AtomicU64,
 }
 
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram::over(&BUCKETS)
+    }
+}
+
 impl Histogram {
+    fn over(bounds: &'static [f64; 14]) -> Self {
+        Histogram { bounds, buckets: Default::default(), count: AtomicU64::new(0), sum_micros: AtomicU64::new(0) }
+    }
+
     fn observe(&self, seconds: f64) {
-        if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b) {
+        if let Some(i) = self.bounds.iter().position(|b| seconds <= *b) {
             self.buckets[i].fetch_add(1, Relaxed);
         }
         self.count.fetch_add(1, Relaxed);
@@ -37,7 +52,7 @@ impl Histogram {
 
     fn render(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0;
-        for (bound, n) in BUCKETS.iter().zip(&self.buckets) {
+        for (bound, n) in self.bounds.iter().zip(&self.buckets) {
             cumulative += n.load(Relaxed);
             let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
         }
@@ -49,7 +64,7 @@ impl Histogram {
 }
 
 /// Counters of one (route, model group).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Series {
     by_status: Mutex<BTreeMap<u16, u64>>,
     prompt_tokens: AtomicU64,
@@ -60,6 +75,27 @@ struct Series {
     fallbacks: AtomicU64,
     duration: Histogram,
     first_byte: Histogram,
+    /// tollgate's own time before the served call (`x-tollgate-overhead-ms`).
+    overhead: Histogram,
+    /// The rest of the request: from the served call's start to the end of the answer.
+    upstream: Histogram,
+}
+
+impl Default for Series {
+    fn default() -> Self {
+        Series {
+            by_status: Mutex::default(),
+            prompt_tokens: AtomicU64::default(),
+            completion_tokens: AtomicU64::default(),
+            spend_nanos: AtomicU64::default(),
+            extra_attempts: AtomicU64::default(),
+            fallbacks: AtomicU64::default(),
+            duration: Histogram::default(),
+            first_byte: Histogram::default(),
+            overhead: Histogram::over(&OVERHEAD_BUCKETS),
+            upstream: Histogram::default(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -90,6 +126,12 @@ impl RequestMetrics {
         series.duration.observe((r.ended_at_ms - r.started_at_ms).max(0) as f64 / 1000.0);
         if let Some(first) = r.first_byte_at_ms {
             series.first_byte.observe((first - r.started_at_ms).max(0) as f64 / 1000.0);
+        }
+        if let Some(overhead_us) = r.overhead_us {
+            let overhead = overhead_us as f64 / 1e6;
+            series.overhead.observe(overhead);
+            let total = (r.ended_at_ms - r.started_at_ms).max(0) as f64 / 1000.0;
+            series.upstream.observe((total - overhead).max(0.0));
         }
     }
 
@@ -164,6 +206,24 @@ impl RequestMetrics {
         for (key, s) in &series {
             s.first_byte.render(out, "tollgate_request_first_byte_seconds", &labels(key));
         }
+        family(
+            out,
+            "tollgate_request_overhead_seconds",
+            "histogram",
+            "tollgate's own time before the call that served went upstream (x-tollgate-overhead-ms).",
+        );
+        for (key, s) in &series {
+            s.overhead.render(out, "tollgate_request_overhead_seconds", &labels(key));
+        }
+        family(
+            out,
+            "tollgate_request_upstream_seconds",
+            "histogram",
+            "Time from the serving call's start to the end of the answer (duration less overhead).",
+        );
+        for (key, s) in &series {
+            s.upstream.render(out, "tollgate_request_upstream_seconds", &labels(key));
+        }
     }
 }
 
@@ -186,6 +246,7 @@ mod tests {
             completion_tokens: 5,
             cost_nanos: Some(1_500),
             attempts: 2,
+            overhead_us: Some(400),
             ..LogRecord::default()
         };
         m.observe(&ok);
@@ -217,5 +278,18 @@ mod tests {
             has(r#"tollgate_request_first_byte_seconds_sum{route="/v1/chat/completions",model_group="gpt"} 0.04"#),
             "{out}"
         );
+        // (line): 400 µs of overhead falls in the 0.5 ms bucket, not the 0.25 ms one; the upstream part is the rest.
+        let lines = [
+            r#"tollgate_request_overhead_seconds_bucket{route="/v1/chat/completions",model_group="gpt",le="0.00025"} 0"#,
+            r#"tollgate_request_overhead_seconds_bucket{route="/v1/chat/completions",model_group="gpt",le="0.0005"} 2"#,
+            r#"tollgate_request_overhead_seconds_sum{route="/v1/chat/completions",model_group="gpt"} 0.0008"#,
+            r#"tollgate_request_upstream_seconds_sum{route="/v1/chat/completions",model_group="gpt"} 0.5992"#,
+            r#"tollgate_request_upstream_seconds_count{route="/v1/chat/completions",model_group="gpt"} 2"#,
+        ];
+        for line in lines {
+            assert!(has(line), "{line}\n{out}");
+        }
+        assert!(!out
+            .contains(r#"tollgate_request_overhead_seconds_count{route="/v1/chat/completions",model_group="none"} 1"#));
     }
 }

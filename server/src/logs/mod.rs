@@ -70,6 +70,10 @@ pub struct LogRecord {
     /// Why the served answer's choices stopped (OpenAI's names: `stop`, `length`, `tool_calls`, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub finish_reasons: Vec<String>,
+    /// tollgate's own time before the served call went upstream, in microseconds (`x-tollgate-overhead-ms`):
+    /// routing, admission, translation, and any earlier calls that failed. `None` when no call was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overhead_us: Option<u64>,
     /// tollgate's span for the request, set only when spans are exported (the `otel` callback) and sampled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<crate::trace_context::SpanIds>,

@@ -34,6 +34,8 @@ pub struct Attempt<'a> {
     /// The model the answer named, and why its choices stopped.
     pub response_model: Option<&'a str>,
     pub finish_reasons: &'a [Box<str>],
+    /// tollgate's own time before this call, in microseconds.
+    pub overhead_us: Option<u64>,
 }
 
 /// What must happen with the finished record before it is journaled: a budget reservation replaced by the real
@@ -145,6 +147,7 @@ impl RequestLog {
             if a.served {
                 r.first_byte_at_ms = a.first_byte_at_ms;
                 r.response_model = a.response_model.map(str::to_owned);
+                r.overhead_us = a.overhead_us;
                 r.finish_reasons = a.finish_reasons.iter().map(|f| f.to_string()).collect();
             }
             if a.broken && r.error_class.is_none() {

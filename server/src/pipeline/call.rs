@@ -110,6 +110,7 @@ impl<'a> Call<'a> {
         self.overhead_ms.set(self.ctx.overhead_ms());
         let mut settle =
             Settlement::begin(self.deployment.clone(), self.ctx.request_id.clone(), self.stream, lifecycle.enter())
+                .overhead_ms(self.overhead_ms.get())
                 .health_check(self.ctx.health_check)
                 .log(self.ctx.log().cloned())
                 .with_ticket(self.ctx.ticket());

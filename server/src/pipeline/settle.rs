@@ -67,6 +67,8 @@ pub struct Settlement {
     ticket: Option<Arc<crate::limits::Ticket>>,
     /// What the answer said of itself, for the request log's span: the model that answered and why it stopped.
     reply: ReplyFacts,
+    /// tollgate's own time before this call (`x-tollgate-overhead-ms`), for the request log.
+    overhead_us: Option<u64>,
     _in_flight: InFlight,
 }
 
@@ -108,6 +110,7 @@ impl Settlement {
             race_lost: None,
             ticket: None,
             reply: ReplyFacts::default(),
+            overhead_us: None,
             _in_flight: in_flight,
         }
     }
@@ -117,6 +120,12 @@ impl Settlement {
     /// The request log record this call adds to when it ends.
     pub fn log(mut self, log: Option<Arc<RequestLog>>) -> Self {
         self.log = log;
+        self
+    }
+
+    /// tollgate's own time before this call, in milliseconds (what `x-tollgate-overhead-ms` says).
+    pub fn overhead_ms(mut self, ms: f64) -> Self {
+        self.overhead_us = Some((ms.max(0.0) * 1000.0) as u64);
         self
     }
 
@@ -376,6 +385,7 @@ impl Drop for Settlement {
                 gap: gap.map(AccountingGap::as_str),
                 broken: self.outcome == Outcome::Broken,
                 response_model: self.reply.model.as_deref(),
+                overhead_us: self.overhead_us,
                 finish_reasons: &self.reply.finish_reasons,
             });
         }

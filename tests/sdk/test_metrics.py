@@ -26,7 +26,8 @@ def scrape(gateway: str) -> dict:
 
 
 def total(samples: dict, name: str, **labels) -> float:
-    want = set(labels.items())
+    # `class` is a Python keyword: passed as `class_`.
+    want = {(k.rstrip("_"), v) for k, v in labels.items()}
     return sum(v for (n, ls), v in samples.items() if n == name and want <= set(ls))
 
 
@@ -67,4 +68,7 @@ def test_metrics_parse_and_count_the_requests_sent(client, gateway):
     for family in ("tollgate_request_overhead_seconds_count", "tollgate_request_upstream_seconds_count"):
         moved = total(after, family, route=route, model_group="chat") - total(before, family, route=route, model_group="chat")
         assert moved == 6, family
+    errors = "tollgate_request_errors_total"
+    not_found = total(after, errors, route=route, class_="model_not_found") - total(before, errors, route=route, class_="model_not_found")
+    assert not_found == 1, "the refused request counts once, by its class"
     assert total(after, "tollgate_request_log_lost_total") == 0

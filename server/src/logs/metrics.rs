@@ -2,7 +2,9 @@
 //! stores, so the two always agree) and rendered by `GET /metrics`.
 //!
 //! Labels stay bounded: `route` is one of tollgate's paths, `model_group` a configured group (a request that
-//! reached no deployment is `none`, so a caller's made-up model names never become series), `status` an HTTP status.
+//! reached no deployment is `none`, so a caller's made-up model names never become series), `status` an HTTP status,
+//! `class` a failed request's error class: tollgate's own codes (`rpm_limit_exceeded`, `budget_exceeded`,
+//! `upstream_timeout`, ...) or an upstream's, at most [`MAX_CLASSES`] per series (the rest count as `other`).
 
 use std::{
     collections::BTreeMap,
@@ -17,6 +19,9 @@ use super::LogRecord;
 
 /// Upper bounds (seconds) of the latency histograms' buckets.
 pub const BUCKETS: [f64; 14] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
+/// Distinct error classes one series counts by name; later ones count as `other` (an upstream's codes are its own).
+pub const MAX_CLASSES: usize = 32;
+
 /// Upper bounds (seconds) of the gateway overhead's buckets: tollgate's own time is tens of microseconds unless
 /// retries or a queue add to it.
 pub const OVERHEAD_BUCKETS: [f64; 14] =
@@ -67,6 +72,8 @@ impl Histogram {
 #[derive(Debug)]
 struct Series {
     by_status: Mutex<BTreeMap<u16, u64>>,
+    /// Failed requests by error class.
+    by_class: Mutex<BTreeMap<String, u64>>,
     prompt_tokens: AtomicU64,
     completion_tokens: AtomicU64,
     spend_nanos: AtomicU64,
@@ -85,6 +92,7 @@ impl Default for Series {
     fn default() -> Self {
         Series {
             by_status: Mutex::default(),
+            by_class: Mutex::default(),
             prompt_tokens: AtomicU64::default(),
             completion_tokens: AtomicU64::default(),
             spend_nanos: AtomicU64::default(),
@@ -117,6 +125,18 @@ impl RequestMetrics {
         };
         if let Ok(mut by_status) = series.by_status.lock() {
             *by_status.entry(r.status).or_default() += 1;
+        }
+        if let Some(class) = r.error_class.as_deref() {
+            if let Ok(mut by_class) = series.by_class.lock() {
+                let known = by_class.len();
+                match by_class.get_mut(class) {
+                    Some(n) => *n += 1,
+                    None if known < MAX_CLASSES => {
+                        by_class.insert(class.to_owned(), 1);
+                    }
+                    None => *by_class.entry("other".to_owned()).or_default() += 1,
+                }
+            }
         }
         series.prompt_tokens.fetch_add(r.prompt_tokens, Relaxed);
         series.completion_tokens.fetch_add(r.completion_tokens, Relaxed);
@@ -157,6 +177,24 @@ impl RequestMetrics {
             if let Ok(by_status) = s.by_status.lock() {
                 for (status, n) in by_status.iter() {
                     let _ = writeln!(out, "tollgate_requests_total{{{},status=\"{status}\"}} {n}", labels(key));
+                }
+            }
+        }
+        family(
+            out,
+            "tollgate_request_errors_total",
+            "counter",
+            "Failed requests by error class (rate limits, budgets, upstream failures, ...), by route and model group.",
+        );
+        for (key, s) in &series {
+            if let Ok(by_class) = s.by_class.lock() {
+                for (class, n) in by_class.iter() {
+                    let _ = writeln!(
+                        out,
+                        "tollgate_request_errors_total{{{},class=\"{}\"}} {n}",
+                        labels(key),
+                        escape(class)
+                    );
                 }
             }
         }
@@ -251,7 +289,12 @@ mod tests {
         };
         m.observe(&ok);
         m.observe(&ok);
-        let made_up = LogRecord { model_group: "made-up-model-123".into(), status: 404, ..LogRecord::default() };
+        let made_up = LogRecord {
+            model_group: "made-up-model-123".into(),
+            status: 404,
+            error_class: Some("model_not_found".into()),
+            ..LogRecord::default()
+        };
         m.observe(&LogRecord { route: "/v1/chat/completions".into(), ..made_up });
         let mut out = String::new();
         m.render(&mut out);

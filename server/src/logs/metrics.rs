@@ -108,7 +108,8 @@ impl Default for Series {
 
 #[derive(Debug, Default)]
 pub struct RequestMetrics {
-    series: Mutex<BTreeMap<(String, String), std::sync::Arc<Series>>>,
+    /// Route → model group → series: looked up by `&str`, so a request allocates nothing once its series exists.
+    series: Mutex<BTreeMap<String, BTreeMap<String, std::sync::Arc<Series>>>>,
 }
 
 /// Label values escape backslash, double quote and newline (the exposition format's rules).
@@ -120,7 +121,10 @@ impl RequestMetrics {
     pub fn observe(&self, r: &LogRecord) {
         let group = if r.deployment.is_some() { r.model_group.as_str() } else { "none" };
         let series = match self.series.lock() {
-            Ok(mut map) => map.entry((r.route.clone(), group.to_owned())).or_default().clone(),
+            Ok(mut map) => match map.get(r.route.as_str()).and_then(|groups| groups.get(group)) {
+                Some(series) => series.clone(),
+                None => map.entry(r.route.clone()).or_default().entry(group.to_owned()).or_default().clone(),
+            },
             Err(_) => return,
         };
         if let Ok(mut by_status) = series.by_status.lock() {
@@ -158,7 +162,10 @@ impl RequestMetrics {
     /// The families in Prometheus' text format (0.0.4).
     pub fn render(&self, out: &mut String) {
         let series: Vec<((String, String), std::sync::Arc<Series>)> = match self.series.lock() {
-            Ok(map) => map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            Ok(map) => map
+                .iter()
+                .flat_map(|(route, groups)| groups.iter().map(|(group, s)| ((route.clone(), group.clone()), s.clone())))
+                .collect(),
             Err(_) => return,
         };
         let labels = |(route, group): &(String, String)| {

@@ -169,6 +169,23 @@ pub(crate) fn written_len(bytes: &[u8]) -> usize {
     at.min(bytes.len()) + tail
 }
 
+/// Whether an active file left at `path` (by a killed process, or a rotation that failed) holds frames: if so it
+/// is cut to what was written and must become a segment; if it holds none it is removed.
+fn holds_records(path: &Path) -> std::io::Result<bool> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let len = written_len(&bytes);
+    if len == 0 {
+        std::fs::remove_file(path)?;
+        return Ok(false);
+    }
+    OpenOptions::new().write(true).open(path)?.set_len(len as u64)?;
+    Ok(true)
+}
+
 /// One closed segment, in the order it must be written.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Segment {
@@ -241,16 +258,10 @@ impl Journal {
         }
         let _ = std::fs::remove_file(&old);
         let active_path = dir.join(ACTIVE);
-        if let Ok(bytes) = std::fs::read(&active_path) {
-            let len = written_len(&bytes);
-            if len > 0 {
-                OpenOptions::new().write(true).open(&active_path)?.set_len(len as u64)?;
-                save_state(&dir, &id, next + 1)?;
-                std::fs::rename(&active_path, segment_path(&dir, next))?;
-                next += 1;
-            } else {
-                std::fs::remove_file(&active_path)?;
-            }
+        if holds_records(&active_path)? {
+            save_state(&dir, &id, next + 1)?;
+            std::fs::rename(&active_path, segment_path(&dir, next))?;
+            next += 1;
         }
         let active = Active::create(&active_path, capacity, PREFAULT_MIN)?;
         Ok(Journal {
@@ -340,6 +351,14 @@ impl Journal {
                 drop(full);
                 std::fs::remove_file(&active_path)?;
             }
+            self.in_active.store(0, Relaxed);
+            self.active_bytes.store(0, Relaxed);
+        } else if holds_records(&active_path)? {
+            // An earlier rotation failed after unmapping the file (a truncate or rename refused): its records are
+            // still there; they become a segment as a killed process's would, and appends go on in a new file.
+            let number = self.next_segment.fetch_add(1, Relaxed);
+            save_state(&self.dir, &self.id, number + 1)?;
+            std::fs::rename(&active_path, segment_path(&self.dir, number))?;
             self.in_active.store(0, Relaxed);
             self.active_bytes.store(0, Relaxed);
         }
@@ -506,6 +525,27 @@ mod tests {
         assert!(journal.append(&record("d")).is_ok() && journal.rotate().is_ok());
         let numbers: Vec<u64> = journal.segments().unwrap_or_default().iter().map(|s| s.number).collect();
         assert!(numbers.windows(2).all(|w| w[0] < w[1]) && numbers.len() == 3, "{numbers:?}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn records_left_by_a_failed_rotation_become_a_segment_and_appends_go_on() {
+        let dir = temp();
+        let journal = Journal::open(&dir).unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(journal.append(&record("a")).is_ok());
+        // A rotation that unmapped the file and then failed leaves no active file, and "a" on disk.
+        if let Ok(mut active) = journal.active.lock() {
+            drop(active.take());
+        }
+        assert!(journal.append(&record("b")).is_ok(), "a new active file is made");
+        assert_eq!(journal.in_active.load(Relaxed), 1, "the salvaged file's records are counted there, not here");
+        assert!(journal.rotate().is_ok());
+        let segments = journal.segments().unwrap_or_default();
+        let read: Vec<Vec<String>> = segments
+            .iter()
+            .map(|s| journal.read(s).unwrap_or_default().records.into_iter().map(|r| r.request_id).collect())
+            .collect();
+        assert_eq!(read, [vec!["a".to_owned()], vec!["b".to_owned()]]);
         let _ = std::fs::remove_dir_all(dir);
     }
 

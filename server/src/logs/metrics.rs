@@ -233,41 +233,32 @@ impl RequestMetrics {
                 let _ = writeln!(out, "{name}{{{}}} {}", labels(key), read(s));
             }
         }
-        family(
-            out,
-            "tollgate_request_duration_seconds",
-            "histogram",
-            "Time from a request's arrival to the end of its answer.",
-        );
-        for (key, s) in &series {
-            s.duration.render(out, "tollgate_request_duration_seconds", &labels(key));
-        }
-        family(
-            out,
-            "tollgate_request_first_byte_seconds",
-            "histogram",
-            "Time from a request's arrival to its first byte from upstream (a stream's first event).",
-        );
-        for (key, s) in &series {
-            s.first_byte.render(out, "tollgate_request_first_byte_seconds", &labels(key));
-        }
-        family(
-            out,
-            "tollgate_request_overhead_seconds",
-            "histogram",
-            "tollgate's own time before the call that served went upstream (x-tollgate-overhead-ms).",
-        );
-        for (key, s) in &series {
-            s.overhead.render(out, "tollgate_request_overhead_seconds", &labels(key));
-        }
-        family(
-            out,
-            "tollgate_request_upstream_seconds",
-            "histogram",
-            "Time from the serving call's start to the end of the answer (duration less overhead).",
-        );
-        for (key, s) in &series {
-            s.upstream.render(out, "tollgate_request_upstream_seconds", &labels(key));
+        type Pick = fn(&Series) -> &Histogram;
+        let histograms: [(&str, &str, Pick); 4] = [
+            ("tollgate_request_duration_seconds", "Time from a request's arrival to the end of its answer.", |s| {
+                &s.duration
+            }),
+            (
+                "tollgate_request_first_byte_seconds",
+                "Time from a request's arrival to its first byte from upstream (a stream's first event).",
+                |s| &s.first_byte,
+            ),
+            (
+                "tollgate_request_overhead_seconds",
+                "tollgate's own time before the call that served went upstream (x-tollgate-overhead-ms).",
+                |s| &s.overhead,
+            ),
+            (
+                "tollgate_request_upstream_seconds",
+                "Time from the serving call's start to the end of the answer (duration less overhead).",
+                |s| &s.upstream,
+            ),
+        ];
+        for (name, help, pick) in histograms {
+            family(out, name, "histogram", help);
+            for (key, s) in &series {
+                pick(s).render(out, name, &labels(key));
+            }
         }
     }
 }

@@ -109,6 +109,28 @@ impl Drop for Gateway {
     }
 }
 
+/// Runs a test's own HTTP server (a webhook, a collector) on a free loopback port, with one worker on its own actix
+/// system and thread; `configure` sets its routes and data. Returns the port and the handle that stops it.
+pub fn serve<F>(configure: F) -> (u16, actix_web::dev::ServerHandle)
+where
+    F: Fn(&mut actix_web::web::ServiceConfig) + Send + Clone + 'static,
+{
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let server = actix_web::HttpServer::new(move || actix_web::App::new().configure(configure.clone()))
+                .workers(1)
+                .bind("127.0.0.1:0")
+                .expect("bind a test server");
+            let port = server.addrs()[0].port();
+            let server = server.run();
+            tx.send((port, server.handle())).expect("send the test server's port");
+            let _ = server.await;
+        })
+    });
+    rx.recv_timeout(Duration::from_secs(10)).expect("the test server started")
+}
+
 /// An awc client for tests (crypto provider installed, no default timeout surprises).
 pub fn client() -> awc::Client {
     app::install_crypto_provider();

@@ -5,14 +5,14 @@
 use std::{
     sync::{
         atomic::{AtomicU32, Ordering::SeqCst},
-        mpsc, Arc, Mutex,
+        Arc, Mutex,
     },
     time::{Duration, Instant},
 };
 
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
-use tollgate_tests::{chat_body, fake_model, post, FakeUpstream, Gateway, MASTER_KEY};
+use tollgate_tests::{chat_body, fake_model, post, serve, FakeUpstream, Gateway, MASTER_KEY};
 
 /// A webhook on its own actix system: refuses the first `fail_first` posts with 500, records the rest.
 struct Webhook {
@@ -24,35 +24,21 @@ struct Webhook {
 impl Webhook {
     fn start(fail_first: u32) -> Webhook {
         let bodies = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let state = (bodies.clone(), Arc::new(AtomicU32::new(fail_first)));
-        std::thread::spawn(move || {
-            actix_rt::System::new().block_on(async move {
-                let state = web::Data::new(state);
-                let server = HttpServer::new(move || {
-                    App::new().app_data(state.clone()).default_service(web::to(
-                        |state: web::Data<(Arc<Mutex<Vec<Value>>>, Arc<AtomicU32>)>, body: web::Json<Value>| async move {
-                            let failing = state.1.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)).is_ok();
-                            if failing {
-                                return HttpResponse::InternalServerError().finish();
-                            }
-                            if let Ok(mut bodies) = state.0.lock() {
-                                bodies.push(body.into_inner());
-                            }
-                            HttpResponse::Ok().body("ok")
-                        },
-                    ))
-                })
-                .workers(1)
-                .bind(("127.0.0.1", 0))
-                .unwrap_or_else(|e| unreachable!("{e}"));
-                let port = server.addrs()[0].port();
-                let server = server.run();
-                let _ = tx.send((port, server.handle()));
-                let _ = server.await;
-            });
+        let state = web::Data::new((bodies.clone(), Arc::new(AtomicU32::new(fail_first))));
+        let (port, handle) = serve(move |cfg| {
+            cfg.app_data(state.clone()).default_service(web::to(
+                |state: web::Data<(Arc<Mutex<Vec<Value>>>, Arc<AtomicU32>)>, body: web::Json<Value>| async move {
+                    let failing = state.1.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)).is_ok();
+                    if failing {
+                        return HttpResponse::InternalServerError().finish();
+                    }
+                    if let Ok(mut bodies) = state.0.lock() {
+                        bodies.push(body.into_inner());
+                    }
+                    HttpResponse::Ok().body("ok")
+                },
+            ));
         });
-        let (port, handle) = rx.recv().unwrap_or_else(|e| unreachable!("{e}"));
         Webhook { url: format!("http://127.0.0.1:{port}/services/T000/B000/secret-token"), bodies, handle }
     }
 

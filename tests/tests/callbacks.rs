@@ -7,16 +7,16 @@ use std::{
     collections::HashMap,
     sync::{
         atomic::{AtomicBool, Ordering::SeqCst},
-        mpsc, Arc, Mutex,
+        Arc, Mutex,
     },
     time::{Duration, Instant},
 };
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::{stream, StreamExt};
 use serde_json::{json, Value};
 use tollgate_tests::{
-    chat_body, metric, post,
+    chat_body, metric, post, serve,
     store::{query_row, TempSqlite},
     Gateway, GatewayProcess, MASTER_KEY,
 };
@@ -48,27 +48,10 @@ impl Receiver {
     fn start(failing: bool) -> Receiver {
         let seen = Arc::new(Mutex::new(Seen::default()));
         let failing = Arc::new(AtomicBool::new(failing));
-        let (tx, rx) = mpsc::channel();
-        let state = (seen.clone(), failing.clone());
-        std::thread::spawn(move || {
-            actix_rt::System::new().block_on(async move {
-                let state = web::Data::new(state);
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .app_data(state.clone())
-                        .app_data(web::PayloadConfig::new(64 << 20))
-                        .default_service(web::to(receive))
-                })
-                .workers(1)
-                .bind("127.0.0.1:0")
-                .expect("bind receiver");
-                let port = server.addrs()[0].port();
-                let server = server.run();
-                tx.send((port, server.handle())).expect("send");
-                let _ = server.await;
-            })
+        let state = web::Data::new((seen.clone(), failing.clone()));
+        let (port, handle) = serve(move |cfg| {
+            cfg.app_data(state.clone()).app_data(web::PayloadConfig::new(64 << 20)).default_service(web::to(receive));
         });
-        let (port, handle) = rx.recv_timeout(Duration::from_secs(10)).expect("receiver started");
         Receiver { url: format!("http://127.0.0.1:{port}"), seen, failing, handle }
     }
 

@@ -5,14 +5,14 @@
 //! checked by the Python SDK tests with OpenTelemetry's own message classes (tests/sdk/test_otel.py).
 
 use std::{
-    sync::{mpsc, Arc, Mutex},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use tollgate_fakes::FakeUpstream;
-use tollgate_tests::{chat_body, fake_model, post_with, sse_data, Gateway, MASTER_KEY};
+use tollgate_tests::{chat_body, fake_model, post_with, serve, sse_data, Gateway, MASTER_KEY};
 
 /// A collector: keeps the spans of every OTLP/JSON export it is sent, and each export's content type.
 struct Collector {
@@ -51,21 +51,9 @@ impl Collector {
         let spans = Arc::new(Mutex::new(Vec::new()));
         let content_types = Arc::new(Mutex::new(Vec::new()));
         let state = web::Data::new((spans.clone(), content_types.clone()));
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            actix_rt::System::new().block_on(async move {
-                let server =
-                    HttpServer::new(move || App::new().app_data(state.clone()).default_service(web::to(export)))
-                        .workers(1)
-                        .bind("127.0.0.1:0")
-                        .expect("bind collector");
-                let port = server.addrs()[0].port();
-                let server = server.run();
-                tx.send((port, server.handle())).expect("send");
-                let _ = server.await;
-            })
+        let (port, handle) = serve(move |cfg| {
+            cfg.app_data(state.clone()).default_service(web::to(export));
         });
-        let (port, handle) = rx.recv_timeout(Duration::from_secs(10)).expect("collector started");
         Collector { url: format!("http://127.0.0.1:{port}"), spans, content_types, handle }
     }
 

@@ -30,8 +30,8 @@ use crate::{
 
 /// The request's context; with `export_spans`, its trace context names a span of tollgate's own (random ids),
 /// which the request log records for the `otel` callback.
-fn context(req: &HttpRequest, export_spans: bool, log: &Arc<RequestLog>) -> RequestCtx {
-    let mut ctx = RequestCtx::new(request_id::of(req)).with_log(log.clone());
+fn context(req: &HttpRequest, id: Arc<str>, export_spans: bool, log: &Arc<RequestLog>) -> RequestCtx {
+    let mut ctx = RequestCtx::new(id).with_log(log.clone());
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let caller = header("traceparent").and_then(|parent| TraceContext::parse(parent, header("tracestate")));
     ctx.trace = if export_spans {
@@ -141,7 +141,7 @@ pub(super) async fn proxied(
     // The id's own millisecond: the log finds a request by its id through the index on its start.
     let started = crate::logs::query::request_started_ms(&id).unwrap_or_else(clock::unix_ms);
     let log = RequestLog::begin(state.logs.clone(), &id, req.path(), started, client_ip);
-    let ctx = context(req, state.export_spans, &log);
+    let ctx = context(req, id, state.export_spans, &log);
     let _in_flight = state.lifecycle.enter();
     let result = async {
         let caller = auth::caller(req.headers(), state.master_key.as_ref(), &state.keys).await?;

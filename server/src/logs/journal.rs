@@ -106,6 +106,11 @@ impl Active {
     }
 }
 
+/// The little-endian `u32` at `at` (a header's length or CRC); `bytes` holds at least `at + 4` bytes.
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
 fn header(payload: &[u8]) -> [u8; HEADER] {
     let mut h = [0u8; HEADER];
     h[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -133,8 +138,7 @@ pub(crate) fn frames(bytes: &[u8]) -> impl Iterator<Item = Frame<'_>> {
             }
             return None;
         }
-        let len = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
-        let crc = u32::from_le_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]]);
+        let (len, crc) = (u32_at(bytes, at) as usize, u32_at(bytes, at + 4));
         if len == 0 {
             done = true;
             return (crc != 0).then_some(Frame::Torn);
@@ -158,7 +162,7 @@ pub(crate) fn frames(bytes: &[u8]) -> impl Iterator<Item = Frame<'_>> {
 pub(crate) fn written_len(bytes: &[u8]) -> usize {
     let mut at = 0;
     while at + HEADER <= bytes.len() {
-        let len = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+        let len = u32_at(bytes, at) as usize;
         if len == 0 {
             break;
         }
@@ -394,19 +398,31 @@ impl Journal {
             }
             return Ok(taken);
         }
+        self.with_frames(segment, |frames| {
+            for frame in frames {
+                match frame {
+                    Frame::Record(payload) => match codec::decode(payload) {
+                        Ok(record) => taken.records.push(record),
+                        Err(_) => taken.unreadable += 1,
+                    },
+                    Frame::Torn => taken.unreadable += 1,
+                }
+            }
+        })?;
+        Ok(taken)
+    }
+
+    /// Reads a frames segment into the kept read buffer and gives `f` its frames.
+    fn with_frames<T>(
+        &self,
+        segment: &Segment,
+        f: impl FnOnce(&mut dyn Iterator<Item = Frame<'_>>) -> T,
+    ) -> std::io::Result<T> {
         let mut buffer = self.read_buffer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         buffer.clear();
         File::open(&segment.path)?.read_to_end(&mut buffer)?;
-        for frame in frames(&buffer) {
-            match frame {
-                Frame::Record(payload) => match codec::decode(payload) {
-                    Ok(record) => taken.records.push(record),
-                    Err(_) => taken.unreadable += 1,
-                },
-                Frame::Torn => taken.unreadable += 1,
-            }
-        }
-        Ok(taken)
+        let result = f(&mut frames(&buffer));
+        Ok(result)
     }
 
     /// Records in `segment` (and any frame or line torn by a crash): what [`Journal::read`] would give, without
@@ -419,10 +435,7 @@ impl Journal {
             }
             return Ok(n);
         }
-        let mut buffer = self.read_buffer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        buffer.clear();
-        File::open(&segment.path)?.read_to_end(&mut buffer)?;
-        Ok(frames(&buffer).count() as u64)
+        self.with_frames(segment, |frames| frames.count() as u64)
     }
 
     /// Every consumer (the store and each callback) has every record of `segment`.

@@ -217,10 +217,9 @@ fn callback(
 }
 
 fn webhook(name: &str, raw: &RawCallbackSettings, env: &dyn EnvLookup) -> Result<CallbackSink, ConfigError> {
-    let (key, url) = match (&raw.endpoint, &raw.url) {
-        (Some(url), _) => (format!("callback_settings.{name}.endpoint"), url.clone()),
-        (None, Some(url)) => (format!("callback_settings.{name}.url"), url.clone()),
-        (None, None) => match env.get("GENERIC_LOGGER_ENDPOINT") {
+    let (key, url) = match configured_endpoint(name, raw) {
+        Some(configured) => configured,
+        None => match env.get("GENERIC_LOGGER_ENDPOINT") {
             Some(url) => ("GENERIC_LOGGER_ENDPOINT".to_owned(), url),
             None => {
                 return Err(ConfigError::invalid(
@@ -235,6 +234,15 @@ fn webhook(name: &str, raw: &RawCallbackSettings, env: &dyn EnvLookup) -> Result
         env.get("GENERIC_LOGGER_HEADERS").map(|h| env_headers(&h)).unwrap_or_default();
     config_headers_over(&mut headers, raw);
     Ok(CallbackSink::Webhook { url, headers: checked_headers(name, headers)? })
+}
+
+/// The endpoint `callback_settings.<name>` sets (`endpoint`, else `url`), with the key that set it.
+fn configured_endpoint(name: &str, raw: &RawCallbackSettings) -> Option<(String, String)> {
+    match (&raw.endpoint, &raw.url) {
+        (Some(url), _) => Some((format!("callback_settings.{name}.endpoint"), url.clone())),
+        (None, Some(url)) => Some((format!("callback_settings.{name}.url"), url.clone())),
+        (None, None) => None,
+    }
 }
 
 /// `url` as a callback's endpoint: http or https with a host; else an error naming `key`.
@@ -301,10 +309,9 @@ mod otlp {
                 ))
             }
         };
-        let (key, url) = match (&raw.endpoint, &raw.url) {
-            (Some(url), _) => (format!("callback_settings.{name}.endpoint"), url.clone()),
-            (None, Some(url)) => (format!("callback_settings.{name}.url"), url.clone()),
-            (None, None) => {
+        let (key, url) = match configured_endpoint(name, raw) {
+            Some(configured) => configured,
+            None => {
                 match first(&["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_ENDPOINT"]) {
                     // The generic endpoint is a base to which the signal's path is added (OTLP exporter spec).
                     Some(("OTEL_EXPORTER_OTLP_ENDPOINT", base)) => (

@@ -37,7 +37,8 @@ RULES = [
     # The Redis connections: a leaf that limits/, budgets/ and shared_state/ stand on.
     ("redis_pool.rs", MODULES - {"redis_pool"}, []),
     # W3C trace context: pure parsing and formatting, shared by the request path and the log's exporters.
-    ("trace_context.rs", MODULES - {"trace_context"}, [(r"std::fs|std::net", "does I/O")] + CLOCK),
+    ("trace_context.rs", MODULES - {"trace_context", "hex"}, [(r"std::fs|std::net", "does I/O")] + CLOCK),
+    ("hex.rs", MODULES - {"hex"}, []),
 ]
 # The database: only store/ speaks SQL (SeaORM; rusqlite for the request log's SQLite batches); everything else
 # gets domain values from it.

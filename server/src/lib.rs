@@ -18,6 +18,7 @@ pub(crate) mod framing;
 /// Property-checking entry points for the fuzz targets in `fuzz/`; only with the `fuzzing` feature.
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub(crate) mod hex;
 pub(crate) mod http;
 pub(crate) mod lifecycle;
 pub(crate) mod limits;

@@ -89,11 +89,11 @@ impl TraceContext {
         let (trace_id, flags) = parent.map_or((nonzero(new_trace_id), SAMPLED), |p| (p.trace_id, p.flags));
         let mut traceparent = String::with_capacity(55);
         traceparent.push_str("00-");
-        push_hex(&mut traceparent, &trace_id);
+        crate::hex::push(&mut traceparent, &trace_id);
         traceparent.push('-');
-        push_hex(&mut traceparent, &span_id);
+        crate::hex::push(&mut traceparent, &span_id);
         traceparent.push('-');
-        push_hex(&mut traceparent, &[flags]);
+        crate::hex::push(&mut traceparent, &[flags]);
         TraceContext {
             traceparent: Arc::from(traceparent),
             tracestate,
@@ -135,26 +135,12 @@ fn byte_array<const N: usize>(text: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
-pub fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for &b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0x0f)] as char);
-    }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    push_hex(&mut out, bytes);
-    out
-}
-
 /// Ids as lowercase hex strings in the journal (and in OTLP/JSON).
 mod hex_bytes {
     use super::*;
 
     pub fn serialize<S: Serializer, const N: usize>(bytes: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex(bytes))
+        s.serialize_str(&crate::hex::encode(bytes))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {

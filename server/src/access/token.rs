@@ -20,13 +20,7 @@ impl KeyHash {
     /// Lower-case hex. On the request path (the log record, the limiter's scope): a table lookup per nibble, not
     /// `fmt`, which cost about a microsecond a request.
     pub fn hex(&self) -> String {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut out = String::with_capacity(64);
-        for b in self.0 {
-            out.push(char::from(DIGITS[usize::from(b >> 4)]));
-            out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-        }
-        out
+        crate::hex::encode(&self.0)
     }
 
     pub fn from_hex(hex: &str) -> Option<KeyHash> {

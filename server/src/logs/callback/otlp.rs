@@ -17,8 +17,9 @@ use serde_json::{json, Value as Json};
 
 use crate::{
     config::{OtlpConfig, OtlpEncoding},
+    hex::encode as hex,
     logs::LogRecord,
-    trace_context::{hex, SpanIds},
+    trace_context::SpanIds,
 };
 
 const SCOPE: &str = "tollgate";

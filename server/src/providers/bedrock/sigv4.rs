@@ -66,7 +66,7 @@ pub fn sign(req: &Request<'_>, credentials: &Credentials, scope: &Scope<'_>) -> 
     let string_to_sign =
         format!("AWS4-HMAC-SHA256\n{amz_date}\n{credential_scope}\n{}", sha256_hex(canonical.as_bytes()));
     let key = signing_key(credentials.secret_access_key.expose(), &date, scope.region, scope.service);
-    let signature = hex(hmac::sign(&key, string_to_sign.as_bytes()).as_ref());
+    let signature = crate::hex::encode(hmac::sign(&key, string_to_sign.as_bytes()).as_ref());
     let authorization = format!(
         "AWS4-HMAC-SHA256 Credential={}/{credential_scope}, SignedHeaders={signed_headers}, Signature={signature}",
         credentials.access_key_id.expose()
@@ -140,17 +140,7 @@ fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> hmac::K
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
-    hex(digest::digest(&digest::SHA256, data).as_ref())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0xF)]));
-    }
-    out
+    crate::hex::encode(digest::digest(&digest::SHA256, data).as_ref())
 }
 
 /// `(YYYYMMDDTHHMMSSZ, YYYYMMDD)` for a Unix time, in UTC.

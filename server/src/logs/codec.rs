@@ -27,15 +27,20 @@ pub enum CodecError {
     Trailing(usize),
 }
 
+/// Appends `v` as an unsigned LEB128 varint (protobuf's varint too: `callback::otlp` writes with it).
+pub fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
 struct Writer<'a>(&'a mut Vec<u8>);
 
 impl Writer<'_> {
-    fn u(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.0.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.0.push(v as u8);
+    fn u(&mut self, v: u64) {
+        varint(self.0, v);
     }
 
     fn i(&mut self, v: i64) {

@@ -246,18 +246,11 @@ mod json {
 /// hand: a handful of messages, each field by its number.
 mod protobuf {
     use super::*;
+    use crate::logs::codec::varint;
 
     const VARINT: u64 = 0;
     const FIXED64: u64 = 1;
     const LEN: u64 = 2;
-
-    fn varint(out: &mut Vec<u8>, mut v: u64) {
-        while v >= 0x80 {
-            out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
 
     fn tag(out: &mut Vec<u8>, field: u64, wire: u64) {
         varint(out, field << 3 | wire);
@@ -348,13 +341,6 @@ mod protobuf {
                 }
             });
         });
-        out
-    }
-
-    #[cfg(test)]
-    pub(super) fn varint_of(v: u64) -> Vec<u8> {
-        let mut out = Vec::new();
-        varint(&mut out, v);
         out
     }
 }
@@ -469,9 +455,13 @@ mod tests {
         // (value, encoding): protobuf's documented examples.
         let cases: &[(u64, &[u8])] = &[(0, &[0]), (1, &[1]), (150, &[0x96, 0x01]), (300, &[0xac, 0x02])];
         for (value, want) in cases {
-            assert_eq!(protobuf::varint_of(*value), *want, "{value}");
+            let mut out = Vec::new();
+            crate::logs::codec::varint(&mut out, *value);
+            assert_eq!(out, *want, "{value}");
         }
-        assert_eq!(protobuf::varint_of(u64::MAX).len(), 10);
+        let mut max = Vec::new();
+        crate::logs::codec::varint(&mut max, u64::MAX);
+        assert_eq!(max.len(), 10);
         let body = encode(&[record()], &config(OtlpEncoding::Protobuf)).unwrap_or_default();
         // resource_spans (field 1, length-delimited) → resource (1) → attributes (1) → key (1) "service.name".
         assert_eq!(body[0], 0x0a);

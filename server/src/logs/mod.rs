@@ -64,7 +64,8 @@ pub struct LogRecord {
     /// (`store::spend`): set only for budgeted callers, so other records' journal lines do not grow.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub budget_periods: Vec<(String, i64)>,
-    /// The model the served answer named (the provider's, e.g. a dated version of the one asked for).
+    /// The model the served answer named (the provider's, e.g. a dated version of the one asked for); taken, as
+    /// `finish_reasons`, only for a record with a span (`trace`), the one reader of both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_model: Option<String>,
     /// Why the served answer's choices stopped (OpenAI's names: `stop`, `length`, `tool_calls`, ...).

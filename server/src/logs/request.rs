@@ -48,6 +48,8 @@ pub struct RequestLog {
     record: Mutex<LogRecord>,
     sink: LogSink,
     finish: Mutex<Option<Box<dyn Finish>>>,
+    /// The record carries a span (the `otel` callback exports it): its calls report what their answers said.
+    traced: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for RequestLog {
@@ -73,7 +75,12 @@ impl RequestLog {
             cost_nanos: Some(0),
             ..LogRecord::default()
         };
-        Arc::new(RequestLog { record: Mutex::new(record), sink, finish: Mutex::new(None) })
+        Arc::new(RequestLog {
+            record: Mutex::new(record),
+            sink,
+            finish: Mutex::new(None),
+            traced: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     fn edit(&self, f: impl FnOnce(&mut LogRecord)) {
@@ -94,7 +101,13 @@ impl RequestLog {
 
     /// tollgate's span for the request, exported by the `otel` callback.
     pub fn traced(&self, span: crate::trace_context::SpanIds) {
+        self.traced.store(true, std::sync::atomic::Ordering::Relaxed);
         self.edit(|r| r.trace = Some(span));
+    }
+
+    /// The record carries a span: the answering model and finish reasons are worth taking (only spans use them).
+    pub fn is_traced(&self) -> bool {
+        self.traced.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The caller's identity (never a key: its hash).

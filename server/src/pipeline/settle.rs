@@ -66,7 +66,8 @@ pub struct Settlement {
     /// The request's rate-limit admission: takes this call's tokens (tpm), holds its parallel slots.
     ticket: Option<Arc<crate::limits::Ticket>>,
     /// What the answer said of itself, for the request log's span: the model that answered and why it stopped.
-    reply: ReplyFacts,
+    /// `None` unless the request's record has a span (nothing else reads them).
+    reply: Option<ReplyFacts>,
     /// tollgate's own time before this call (`x-tollgate-overhead-ms`), for the request log.
     overhead_us: Option<u64>,
     _in_flight: InFlight,
@@ -109,7 +110,7 @@ impl Settlement {
             stream,
             race_lost: None,
             ticket: None,
-            reply: ReplyFacts::default(),
+            reply: None,
             overhead_us: None,
             _in_flight: in_flight,
         }
@@ -119,6 +120,7 @@ impl Settlement {
     /// a probe is running now.
     /// The request log record this call adds to when it ends.
     pub fn log(mut self, log: Option<Arc<RequestLog>>) -> Self {
+        self.reply = log.as_ref().filter(|l| l.is_traced()).map(|_| ReplyFacts::default());
         self.log = log;
         self
     }
@@ -166,8 +168,8 @@ impl Settlement {
 
     /// The model the answer names (the first one seen counts: a stream repeats it in every chunk).
     pub fn answered_by(&mut self, model: &str) {
-        if self.reply.model.is_none() && !model.is_empty() {
-            self.reply.model = Some(model.into());
+        if let Some(reply) = self.reply.as_mut().filter(|r| r.model.is_none() && !model.is_empty()) {
+            reply.model = Some(model.into());
         }
     }
 
@@ -191,8 +193,8 @@ impl Settlement {
 
     /// A choice finished, for this reason (each distinct reason is kept once).
     pub fn finished_because(&mut self, reason: &str) {
-        if !self.reply.finish_reasons.iter().any(|r| &**r == reason) {
-            self.reply.finish_reasons.push(reason.into());
+        if let Some(reply) = self.reply.as_mut().filter(|r| !r.finish_reasons.iter().any(|f| &**f == reason)) {
+            reply.finish_reasons.push(reason.into());
         }
     }
 
@@ -384,9 +386,9 @@ impl Drop for Settlement {
                 cost_nanos: cost,
                 gap: gap.map(AccountingGap::as_str),
                 broken: self.outcome == Outcome::Broken,
-                response_model: self.reply.model.as_deref(),
+                response_model: self.reply.as_ref().and_then(|r| r.model.as_deref()),
                 overhead_us: self.overhead_us,
-                finish_reasons: &self.reply.finish_reasons,
+                finish_reasons: self.reply.as_ref().map_or(&[], |r| &r.finish_reasons),
             });
         }
         tracing::info!(

@@ -256,3 +256,28 @@ async fn bodiless_responses_do_not_wait_for_the_connection_to_close() {
         assert_eq!(body.ok(), Some(bytes::Bytes::new()), "{method} {head:?}: an empty body, at once");
     }
 }
+
+/// The vendored actix-http collects a head's header positions in a list that lives inline up to 16 headers and
+/// grows past them (third_party/README.md): heads with more headers than that, on either side, read whole.
+#[test]
+fn heads_with_many_headers_are_read_whole_on_both_sides() {
+    let extra: String = (0..40).map(|i| format!("X-Upstream-{i}: value-{i}\r\n")).collect();
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{COMPLETION}",
+        COMPLETION.len()
+    );
+    let fake = RawUpstream::start(vec![RawReply::head_only(&head, End::Close)]);
+    let gw = gateway(&fake);
+    let names: Vec<(String, String)> = (0..40).map(|i| (format!("X-Caller-{i}"), format!("value-{i}"))).collect();
+    let auth = format!("Bearer {}", tollgate_tests::MASTER_KEY);
+    let mut headers: Vec<(&str, &str)> = vec![("Authorization", &auth), ("Content-Type", "application/json")];
+    headers.extend(names.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let (status, body) =
+        tollgate_tests::raw_request(&format!("{}{CHAT}", gw.url), "POST", &headers, &chat_body("up", json!({})))
+            .expect("an answer");
+    assert_eq!(status, 200, "{body}");
+    let want: Value = serde_json::from_str(COMPLETION).expect("fixture is JSON");
+    assert_eq!(serde_json::from_str::<Value>(&body).expect("JSON body"), want);
+    let request = fake.requests().into_iter().next().expect("the upstream was called");
+    assert!(request.starts_with("POST "), "{request}");
+}

@@ -219,7 +219,10 @@ impl Ledger {
                             let a = lock(account);
                             return Err(self.refused(a.exceeded(cap)));
                         }
-                        match leases.take(&charge.scope(), period_start, cap, stored, want).await {
+                        // Boxed: the Redis call's state is about 7 KB, and without the box every request's future
+                        // carries it (and is moved, memcpy'd, at that size) even with no Redis configured.
+                        let scope = charge.scope();
+                        match Box::pin(leases.take(&scope, period_start, cap, stored, want)).await {
                             Some(grant) => {
                                 let mut a = lock(account);
                                 if a.period_start == period_start {

@@ -116,7 +116,7 @@ fn endpoint(d: &Deployment, check: Option<&HealthCheck>, now: u64) -> Value {
     json!({
         "model_name": d.model_group,
         "model": provider_model(d),
-        "api_base": without_userinfo(&d.provider.endpoint()),
+        "api_base": without_userinfo(&d.api_base),
         "id": d.id,
         "health_check": check.map(check_json),
         "cooldown": {

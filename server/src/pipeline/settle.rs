@@ -306,8 +306,13 @@ struct Millis(std::time::Duration);
 
 impl fmt::Display for Millis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let us = self.0.as_micros();
-        write!(f, "{}.{:03}", us / 1000, us % 1000)
+        // Integers through itoa: this is written once per call, and `u128`'s `Display` is the slow path.
+        let us = u64::try_from(self.0.as_micros()).unwrap_or(u64::MAX);
+        let fraction = us % 1000;
+        f.write_str(itoa::Buffer::new().format(us / 1000))?;
+        let digits =
+            [b'.', b'0' + (fraction / 100) as u8, b'0' + (fraction / 10 % 10) as u8, b'0' + (fraction % 10) as u8];
+        f.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -369,12 +374,11 @@ impl Drop for Settlement {
         let usage = self.usage.unwrap_or_default();
         if let Some(log) = &self.log {
             let served = self.responded && !lost_race && !matches!(self.outcome, Outcome::Failed(_));
-            let api_base = d.provider.endpoint();
             log.attempt(&Attempt {
                 model_group: &d.model_group,
                 deployment: &d.id,
                 provider: d.provider.name(),
-                api_base: &api_base,
+                api_base: &d.api_base,
                 streamed: self.stream,
                 served,
                 first_byte_at_ms: self.header_latency.map(|l| self.started_unix_ms + l.as_millis() as i64),

@@ -35,6 +35,8 @@ pub struct Deployment {
     pub id: String,
     pub model_group: String,
     pub provider: Provider,
+    /// `provider.endpoint()`, built once: every call's log record names it.
+    pub api_base: String,
     pub upstream_model: String,
     /// The whole of a non-streaming call (`timeout`).
     pub timeout: Duration,
@@ -152,7 +154,7 @@ impl RoutingTable {
             let kept = previous.and_then(|p| p.deployments().find(|old| old.id == d.id)).filter(|old| {
                 old.provider.name() == provider.name()
                     && old.upstream_model == upstream_model
-                    && old.provider.endpoint() == provider.endpoint()
+                    && old.api_base == provider.endpoint()
             });
             let stats = kept.map_or_else(Arc::default, |old| old.stats.clone());
             let worker = attach(&d.id, &stats, &provider);
@@ -171,6 +173,7 @@ impl RoutingTable {
             let deployment = Deployment {
                 id: d.id.clone(),
                 model_group: d.model_name.clone(),
+                api_base: provider.endpoint(),
                 provider,
                 upstream_model,
                 timeout: d.timeout,

@@ -258,7 +258,8 @@ impl MessageType for Request {
     }
 
     fn decode(src: &mut BytesMut) -> Result<Option<(Self, PayloadType)>, ParseError> {
-        let mut headers: [HeaderIndex; MAX_HEADERS] = EMPTY_HEADER_INDEX_ARRAY;
+        // tollgate patch: indices collected as the head completes, not a 3 KiB array zeroed on every call
+        let mut headers = HeaderIndices::new();
 
         let (len, method, uri, ver, h_len) = {
             // SAFETY:
@@ -381,7 +382,8 @@ impl MessageType for ResponseHead {
     }
 
     fn decode(src: &mut BytesMut) -> Result<Option<(Self, PayloadType)>, ParseError> {
-        let mut headers: [HeaderIndex; MAX_HEADERS] = EMPTY_HEADER_INDEX_ARRAY;
+        // tollgate patch: indices collected as the head completes, not a 3 KiB array zeroed on every call
+        let mut headers = HeaderIndices::new();
 
         let (len, ver, status, h_len) = {
             // SAFETY:
@@ -478,29 +480,26 @@ pub(crate) struct HeaderIndex {
     pub(crate) value: (usize, usize),
 }
 
-pub(crate) const EMPTY_HEADER_INDEX: HeaderIndex = HeaderIndex {
-    name: (0, 0),
-    value: (0, 0),
-};
-
-pub(crate) const EMPTY_HEADER_INDEX_ARRAY: [HeaderIndex; MAX_HEADERS] =
-    [EMPTY_HEADER_INDEX; MAX_HEADERS];
+// tollgate patch: a message's header indices, inline up to 16 headers (was a zeroed [HeaderIndex; MAX_HEADERS])
+pub(crate) type HeaderIndices = smallvec::SmallVec<[HeaderIndex; 16]>;
 
 impl HeaderIndex {
     pub(crate) fn record(
         bytes: &[u8],
         headers: &[httparse::Header<'_>],
-        indices: &mut [HeaderIndex],
+        indices: &mut HeaderIndices, // tollgate patch: appended to, was a slice overwritten in place
     ) {
         let bytes_ptr = bytes.as_ptr() as usize;
-        for (header, indices) in headers.iter().zip(indices.iter_mut()) {
+        indices.extend(headers.iter().map(|header| {
             let name_start = header.name.as_ptr() as usize - bytes_ptr;
             let name_end = name_start + header.name.len();
-            indices.name = (name_start, name_end);
             let value_start = header.value.as_ptr() as usize - bytes_ptr;
             let value_end = value_start + header.value.len();
-            indices.value = (value_start, value_end);
-        }
+            HeaderIndex {
+                name: (name_start, name_end),
+                value: (value_start, value_end),
+            }
+        }));
     }
 }
 

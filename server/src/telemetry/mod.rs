@@ -18,6 +18,8 @@ use std::{
     time::Duration,
 };
 
+mod plain;
+
 use tracing::field::Field;
 use tracing_subscriber::{
     field::MakeExt,
@@ -64,9 +66,11 @@ pub fn init(json: bool, level: Option<&str>) -> LogGuard {
     let result = match (json, ansi) {
         (true, _) => builder.json().try_init(),
         (false, true) => builder.try_init(),
-        // The same `name=value` text as the default field formatter, without its styling layer (which costs even
-        // with colours off, and the per-call line has fifteen fields).
-        (false, false) => builder.fmt_fields(format::debug_fn(plain_field).delimited(" ")).try_init(),
+        // The default format's text without its styling layer (which costs even with colours off): spans' fields
+        // through `plain_field`, each event through `plain::PlainLine`.
+        (false, false) => {
+            builder.fmt_fields(format::debug_fn(plain_field).delimited(" ")).event_format(plain::PlainLine).try_init()
+        }
     };
     if let Err(e) = result {
         eprintln!("tollgate: logging already initialised: {e}");

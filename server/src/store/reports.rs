@@ -36,13 +36,21 @@ pub struct UsageRow {
     pub unpriced_requests: i64,
 }
 
-const SUMS: &str = "CAST(SUM(requests) AS BIGINT) AS requests, \
-    CAST(SUM(CASE WHEN status_class = 'error' THEN requests ELSE 0 END) AS BIGINT) AS failed_requests, \
-    CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens, \
-    CAST(SUM(cache_read_tokens) AS BIGINT) AS cache_read_tokens, \
-    CAST(SUM(cache_write_tokens) AS BIGINT) AS cache_write_tokens, \
-    CAST(SUM(reasoning_tokens) AS BIGINT) AS reasoning_tokens, CAST(SUM(cost_nanos) AS BIGINT) AS cost_nanos, \
-    CAST(SUM(unpriced_requests) AS BIGINT) AS unpriced_requests";
+/// A report's sums, in the order `Store::usage` reads them: every rollup counter (`rollups::COUNTERS`, `requests`
+/// first), with the failed requests right after the requests.
+fn push_sums(sql: &mut String) {
+    for (i, c) in super::rollups::COUNTERS.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("CAST(SUM({c}) AS BIGINT) AS {c}"));
+        if i == 0 {
+            sql.push_str(
+                ", CAST(SUM(CASE WHEN status_class = 'error' THEN requests ELSE 0 END) AS BIGINT) AS failed_requests",
+            );
+        }
+    }
+}
 
 /// Rows deleted per statement by the retention purge: each statement is its own short transaction, so the log
 /// writer's batches interleave with a long purge instead of waiting for it.
@@ -64,7 +72,7 @@ fn usage_sql(backend: DbBackend, dimensions: &[Dimension], filter: &UsageFilter)
         sql.push_str(c);
         sql.push_str(", ");
     }
-    sql.push_str(SUMS);
+    push_sums(&mut sql);
     sql.push_str(&format!(
         " FROM usage_daily WHERE day >= {} AND day <= {}",
         placeholder(backend, 1),
@@ -147,7 +155,7 @@ impl Store {
         let (sql, values) = usage_sql(backend, dimensions, filter);
         let rows = self.db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
         let mut out = Vec::with_capacity(rows.len());
-        // By index (the dimensions, then the sums in SUMS' order): a month of a team report is thousands of rows.
+        // By index (the dimensions, then the sums in `push_sums`' order): a month of a team report is thousands of rows.
         let n = dimensions.len();
         for row in rows {
             let sum = |i: usize| row.try_get_by_index::<Option<i64>>(n + i).map(Option::unwrap_or_default);
@@ -224,6 +232,14 @@ mod tests {
         let (sql, values) = usage_sql(DbBackend::Sqlite, &[Dimension::Day, Dimension::Team], &all);
         assert!(sql.starts_with("SELECT day, team_id, CAST(SUM(requests)"), "{sql}");
         assert!(sql.ends_with("FROM usage_daily WHERE day >= ? AND day <= ? GROUP BY day, team_id"), "{sql}");
+        // The sums in the order `Store::usage` reads them by index.
+        let sums = "SUM(requests) AS BIGINT) AS requests, CAST(SUM(CASE WHEN status_class = 'error' THEN requests \
+            ELSE 0 END) AS BIGINT) AS failed_requests, CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, ";
+        assert!(sql.contains(sums), "{sql}");
+        assert!(
+            sql.contains("AS cost_nanos, CAST(SUM(unpriced_requests) AS BIGINT) AS unpriced_requests FROM"),
+            "{sql}"
+        );
         assert_eq!(values.len(), 2);
         let teams = UsageFilter { team_ids: Some(vec!["a".into(), "b".into()]), ..all.clone() };
         let (sql, values) = usage_sql(DbBackend::Postgres, &[Dimension::Model], &teams);

@@ -21,7 +21,8 @@ const ROWS_PER_STATEMENT: usize = 500;
 
 const DIMENSIONS: [&str; 8] =
     ["day", "key_hash", "team_id", "user_id", "end_user", "model_group", "provider", "status_class"];
-const COUNTERS: [&str; 8] = [
+/// The summed columns, `requests` first (reports read them in this order: `store::reports`).
+pub(super) const COUNTERS: [&str; 8] = [
     "requests",
     "prompt_tokens",
     "completion_tokens",

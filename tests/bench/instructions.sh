@@ -75,6 +75,6 @@ callgrind_annotate --inclusive=yes "$profile" 2>/dev/null | awk -v n="$measured"
     v = $1; gsub(",", "", v); line = $0
     sub(/^ *[0-9,]+ +\( *[0-9.]+%\) +/, "", line); sub(/ \[[^]]*\]$/, "", line); sub(/^\?\?\?:/, "", line)
     printf "%10d  %s\n", v / n, substr(line, 1, 160) }' |
-  grep -v -E 'tokio::runtime|std::|core::ops::function|start_thread|clone3|LocalKey|LocalSet|Scoped' | head -60
+  grep -v -E 'tokio::runtime|std::|core::ops::function|start_thread|clone3|LocalKey|LocalSet|Scoped' | awk 'NR <= 60'
 echo
 echo "profile: $profile (callgrind_annotate --inclusive=yes --tree=calling $profile)"

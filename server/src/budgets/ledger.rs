@@ -192,12 +192,25 @@ impl Ledger {
         accounts.entry(scope).or_insert_with(|| Arc::new(Mutex::new(Account::new(charge, now)))).clone()
     }
 
-    /// Reserves `amount` on every budget of `charges` with a cap (those without one are only counted at
-    /// settlement), all or none, at `now` (Unix seconds). With Redis, accounts whose lease cannot cover the amount
-    /// take a bigger lease first (one script call each); when Redis does not answer, this process's own view of
-    /// spend decides (docs/budgets.md).
+    /// [`Ledger::reserve_sized`] of a fixed amount.
+    #[cfg(test)]
     pub async fn reserve(&self, charges: &[Charge], amount: u64, now: i64) -> Result<Reservation, Box<Exceeded>> {
+        self.reserve_sized(charges, now, |_| amount).await
+    }
+
+    /// Reserves the amount `size` gives for the room left ([`Ledger::room_in`], found with the same account
+    /// lookups as the reservation's) on every budget of `charges` with a cap (those without one are only
+    /// counted at settlement), all or none, at `now` (Unix seconds). With Redis, accounts whose lease cannot cover
+    /// the amount take a bigger lease first (one script call each); when Redis does not answer, this process's own
+    /// view of spend decides (docs/budgets.md).
+    pub async fn reserve_sized(
+        &self,
+        charges: &[Charge],
+        now: i64,
+        size: impl FnOnce(Option<u64>) -> u64,
+    ) -> Result<Reservation, Box<Exceeded>> {
         let accounts: Vec<Shared> = charges.iter().map(|c| self.account(c, now)).collect();
+        let amount = size(self.room_in(charges, &accounts, now));
         let mut leased_out: Vec<bool> = vec![false; charges.len()];
         let mut local_only = self.0.leases.is_none();
         // At most two rounds of leases: a lease taken is used at once unless other requests took it first, and
@@ -316,14 +329,21 @@ impl Ledger {
         Step::Taken(entries)
     }
 
+    /// [`Ledger::room_in`], looking the accounts up.
+    #[cfg(test)]
+    pub fn room(&self, charges: &[Charge], now: i64) -> Option<u64> {
+        let accounts: Vec<Shared> = charges.iter().map(|c| self.account(c, now)).collect();
+        self.room_in(charges, &accounts, now)
+    }
+
     /// The least budget left among `charges`' capped budgets in this process's view, `None` when none is capped:
     /// the cap less spend and reservations in process; with Redis, the lease held here (what this replica can
-    /// reserve without asking). A hint for choosing a reservation's amount, not a reservation.
-    pub fn room(&self, charges: &[Charge], now: i64) -> Option<u64> {
+    /// reserve without asking). A hint for choosing a reservation's amount, not a reservation. `accounts[i]` is
+    /// `charges[i]`'s account.
+    fn room_in(&self, charges: &[Charge], accounts: &[Shared], now: i64) -> Option<u64> {
         let mut least: Option<u64> = None;
-        for charge in charges.iter().filter(|c| c.budget.cap.is_some()) {
-            let account = self.account(charge, now);
-            let mut a = lock(&account);
+        for (charge, account) in charges.iter().zip(accounts).filter(|(c, _)| c.budget.cap.is_some()) {
+            let mut a = lock(account);
             a.refresh(charge, now);
             let Some(cap) = a.cap else { continue };
             let room = match self.0.leases {

@@ -91,31 +91,28 @@ pub async fn reserve(
         return Ok(None);
     }
     let now = crate::clock::unix_secs();
-    let amount = if charges.iter().any(|c| c.budget.cap.is_some()) {
-        let bound = max_cost(table, model, asked, default_max_tokens, false);
-        let cost = match bound {
-            Some(bound) if far_from_cap(ledger.room(&charges, now), bound) => Some(bound),
+    // `room` is `None` when no budget has a cap: nothing to reserve against.
+    let size = |room: Option<u64>| {
+        let Some(room) = room else { return 0 };
+        let cost = match max_cost(table, model, asked, default_max_tokens, false) {
+            Some(bound) if far_from_cap(Some(room), bound) => Some(bound),
             _ => max_cost(table, model, asked, default_max_tokens, true),
         };
-        match cost {
-            Some(amount) => amount,
-            None => {
-                ledger.count_unpriced();
-                static WARNED: AtomicBool = AtomicBool::new(false);
-                if !WARNED.swap(true, Relaxed) {
-                    tracing::warn!(
-                        model,
-                        "a budgeted request to a model group without a price reserves $0 (its cost is counted when \
-                         known; counted in tollgate_budget_unpriced_reservations_total; warned once)"
-                    );
-                }
-                0
+        cost.unwrap_or_else(|| {
+            ledger.count_unpriced();
+            static WARNED: AtomicBool = AtomicBool::new(false);
+            if !WARNED.swap(true, Relaxed) {
+                tracing::warn!(
+                    model,
+                    "a budgeted request to a model group without a price reserves $0 (its cost is counted when \
+                     known; counted in tollgate_budget_unpriced_reservations_total; warned once)"
+                );
             }
-        }
-    } else {
-        0
+            0
+        })
     };
-    ledger.reserve(&charges, amount, now).await.map(Some).map_err(|e| ApiError::BudgetExceeded { exceeded: e, now })
+    let reserved = ledger.reserve_sized(&charges, now, size).await;
+    reserved.map(Some).map_err(|e| ApiError::BudgetExceeded { exceeded: e, now })
 }
 
 /// The reservation as the request log's record holds it: when the record is finished, the request's real cost

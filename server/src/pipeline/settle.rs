@@ -431,6 +431,15 @@ mod tests {
         routing::RoutingTable,
     };
 
+    #[test]
+    fn durations_are_logged_in_milliseconds_to_the_microsecond() {
+        let cases: &[(u64, &str)] =
+            &[(0, "0.000"), (7, "0.007"), (5_901, "5.901"), (60_000, "60.000"), (1_234_567_890, "1234567.890")];
+        for &(us, want) in cases {
+            assert_eq!(Millis(Duration::from_micros(us)).to_string(), want);
+        }
+    }
+
     #[actix_rt::test]
     async fn a_failure_report_the_worker_cannot_take_is_counted() {
         let env = |_: &str| None;

@@ -322,7 +322,7 @@ impl Journal {
                 payload.len()
             )));
         }
-        let mut active = self.active.lock().map_err(|_| std::io::Error::other("journal lock poisoned"))?;
+        let mut active = self.lock_active()?;
         let appended = match active.as_mut() {
             Some(file) => file.append(payload),
             None => false,
@@ -362,28 +362,27 @@ impl Journal {
         // A leftover of a rotation that failed before its renames.
         let _ = std::fs::remove_file(&next_path);
         let next = Active::create(&next_path, self.capacity, prefault + prefault / 2)?;
-        // The number is spent before the segment exists: a crash in between leaves a gap, never a repeat.
-        let number = self.next_segment.fetch_add(1, Relaxed);
-        save_state(&self.dir, &self.id, number + 1)?;
+        let discard = |next: Active| {
+            drop(next);
+            let _ = std::fs::remove_file(&next_path);
+        };
+        let number = self.spend_segment_number()?;
         let mut active = self.lock_active()?;
         let full = match active.take() {
             Some(full) if full.len > 0 => full,
             // Emptied meanwhile (an appender rotated a full file); or none left (its rotation failed): as before.
             other => {
                 *active = other;
-                drop(next);
-                let _ = std::fs::remove_file(&next_path);
+                discard(next);
                 return if active.is_some() { Ok(()) } else { self.rotate_locked(&mut active) };
             }
         };
         if let Err(e) = std::fs::rename(self.dir.join(ACTIVE), segment_path(&self.dir, number)) {
             *active = Some(full);
-            drop(next);
-            let _ = std::fs::remove_file(&next_path);
+            discard(next);
             return Err(e);
         }
-        self.in_active.store(0, Relaxed);
-        self.active_bytes.store(0, Relaxed);
+        self.active_emptied();
         let renamed = std::fs::rename(&next_path, self.dir.join(ACTIVE));
         // Without its rename the new file would be deleted as a leftover on open: appends must not use it. No
         // active file: the next append makes one (and fails, counted, while it cannot).
@@ -398,31 +397,40 @@ impl Journal {
         self.active.lock().map_err(|_| std::io::Error::other("journal lock poisoned"))
     }
 
+    /// The number of the next segment, saved as spent before the segment exists: a crash in between leaves a gap,
+    /// never a repeat.
+    fn spend_segment_number(&self) -> std::io::Result<u64> {
+        let number = self.next_segment.fetch_add(1, Relaxed);
+        save_state(&self.dir, &self.id, number + 1)?;
+        Ok(number)
+    }
+
+    /// The active file's counts start again: its records left it (as a segment) or it was replaced.
+    fn active_emptied(&self) {
+        self.in_active.store(0, Relaxed);
+        self.active_bytes.store(0, Relaxed);
+    }
+
     fn rotate_locked(&self, active: &mut Option<Active>) -> std::io::Result<()> {
         let active_path = self.dir.join(ACTIVE);
         let mut prefault = PREFAULT_MIN;
         if let Some(full) = active.take() {
             prefault = full.len + full.len / 2;
             if full.len > 0 {
-                let number = self.next_segment.fetch_add(1, Relaxed);
-                // The number is spent before the segment exists: a crash in between leaves a gap, never a repeat.
-                save_state(&self.dir, &self.id, number + 1)?;
+                let number = self.spend_segment_number()?;
                 full.close()?;
                 std::fs::rename(&active_path, segment_path(&self.dir, number))?;
             } else {
                 drop(full);
                 std::fs::remove_file(&active_path)?;
             }
-            self.in_active.store(0, Relaxed);
-            self.active_bytes.store(0, Relaxed);
+            self.active_emptied();
         } else if holds_records(&active_path)? {
             // An earlier rotation failed after unmapping the file (a truncate or rename refused): its records are
             // still there; they become a segment as a killed process's would, and appends go on in a new file.
-            let number = self.next_segment.fetch_add(1, Relaxed);
-            save_state(&self.dir, &self.id, number + 1)?;
+            let number = self.spend_segment_number()?;
             std::fs::rename(&active_path, segment_path(&self.dir, number))?;
-            self.in_active.store(0, Relaxed);
-            self.active_bytes.store(0, Relaxed);
+            self.active_emptied();
         }
         *active = Some(Active::create(&active_path, self.capacity, prefault)?);
         Ok(())

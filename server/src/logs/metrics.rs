@@ -161,50 +161,35 @@ impl RequestMetrics {
 
     /// The families in Prometheus' text format (0.0.4).
     pub fn render(&self, out: &mut String) {
-        let series: Vec<((String, String), std::sync::Arc<Series>)> = match self.series.lock() {
+        // Each series with its route and model group labels, written once.
+        let series: Vec<(String, std::sync::Arc<Series>)> = match self.series.lock() {
             Ok(map) => map
                 .iter()
-                .flat_map(|(route, groups)| groups.iter().map(|(group, s)| ((route.clone(), group.clone()), s.clone())))
+                .flat_map(|(route, groups)| {
+                    groups.iter().map(move |(group, s)| {
+                        (format!("route=\"{}\",model_group=\"{}\"", escape(route), escape(group)), s.clone())
+                    })
+                })
                 .collect(),
             Err(_) => return,
         };
-        let labels = |(route, group): &(String, String)| {
-            format!("route=\"{}\",model_group=\"{}\"", escape(route), escape(group))
-        };
-        let family = |out: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
-        family(
+        split_counter(
             out,
-            "tollgate_requests_total",
-            "counter",
-            "Proxied requests answered, by route, model group and status.",
+            &series,
+            ("tollgate_requests_total", "Proxied requests answered, by route, model group and status."),
+            "status",
+            |s| &s.by_status,
         );
-        for (key, s) in &series {
-            if let Ok(by_status) = s.by_status.lock() {
-                for (status, n) in by_status.iter() {
-                    let _ = writeln!(out, "tollgate_requests_total{{{},status=\"{status}\"}} {n}", labels(key));
-                }
-            }
-        }
-        family(
+        split_counter(
             out,
-            "tollgate_request_errors_total",
-            "counter",
-            "Failed requests by error class (rate limits, budgets, upstream failures, ...), by route and model group.",
+            &series,
+            (
+                "tollgate_request_errors_total",
+                "Failed requests by error class (rate limits, budgets, upstream failures, ...), by route and model group.",
+            ),
+            "class",
+            |s| &s.by_class,
         );
-        for (key, s) in &series {
-            if let Ok(by_class) = s.by_class.lock() {
-                for (class, n) in by_class.iter() {
-                    let _ = writeln!(
-                        out,
-                        "tollgate_request_errors_total{{{},class=\"{}\"}} {n}",
-                        labels(key),
-                        escape(class)
-                    );
-                }
-            }
-        }
         type Read = fn(&Series) -> f64;
         let counters: [(&str, &str, Read); 5] = [
             ("tollgate_request_prompt_tokens_total", "Prompt tokens of answered requests (all their calls).", |s| {
@@ -229,8 +214,8 @@ impl RequestMetrics {
         ];
         for (name, help, read) in counters {
             family(out, name, "counter", help);
-            for (key, s) in &series {
-                let _ = writeln!(out, "{name}{{{}}} {}", labels(key), read(s));
+            for (labels, s) in &series {
+                let _ = writeln!(out, "{name}{{{labels}}} {}", read(s));
             }
         }
         type Pick = fn(&Series) -> &Histogram;
@@ -256,8 +241,31 @@ impl RequestMetrics {
         ];
         for (name, help, pick) in histograms {
             family(out, name, "histogram", help);
-            for (key, s) in &series {
-                pick(s).render(out, name, &labels(key));
+            for (labels, s) in &series {
+                pick(s).render(out, name, labels);
+            }
+        }
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A counter family whose series split by one more label (`status`, `class`): `counts` picks a series' counts by
+/// that label's value.
+fn split_counter<K: std::fmt::Display>(
+    out: &mut String,
+    series: &[(String, std::sync::Arc<Series>)],
+    (name, help): (&str, &str),
+    label: &str,
+    counts: fn(&Series) -> &Mutex<BTreeMap<K, u64>>,
+) {
+    family(out, name, "counter", help);
+    for (labels, s) in series {
+        if let Ok(counts) = counts(s).lock() {
+            for (value, n) in counts.iter() {
+                let _ = writeln!(out, "{name}{{{labels},{label}=\"{}\"}} {n}", escape(&value.to_string()));
             }
         }
     }

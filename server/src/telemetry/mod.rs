@@ -187,9 +187,9 @@ impl<'a> MakeWriter<'a> for BatchedStdout {
 mod tests {
     use super::*;
 
-    /// A `Write` whose bytes the test can read.
+    /// A `Write` (and a subscriber's writer) whose bytes the test can read; `plain::tests` uses it too.
     #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
+    pub(super) struct Sink(Arc<Mutex<Vec<u8>>>);
 
     impl Write for Sink {
         fn write(&mut self, b: &[u8]) -> io::Result<usize> {
@@ -201,7 +201,14 @@ mod tests {
         }
     }
 
-    fn text(sink: &Sink) -> String {
+    impl<'a> MakeWriter<'a> for Sink {
+        type Writer = Sink;
+        fn make_writer(&'a self) -> Sink {
+            self.clone()
+        }
+    }
+
+    pub(super) fn text(sink: &Sink) -> String {
         String::from_utf8_lossy(&lock(&sink.0)).into_owned()
     }
 

@@ -197,14 +197,12 @@ fn write_debug_str(writer: &mut impl Write, s: &str) -> fmt::Result {
 
 #[cfg(test)]
 mod tests {
-    use std::{
-        sync::{Arc, Mutex},
-        time::Duration,
-    };
+    use std::time::Duration;
 
-    use tracing_subscriber::fmt::{format, MakeWriter};
+    use tracing_subscriber::fmt::format;
 
     use super::*;
+    use crate::telemetry::tests::{text, Sink};
 
     #[test]
     fn timestamps_match_the_calendar() {
@@ -232,32 +230,12 @@ mod tests {
         }
     }
 
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Lines {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Lines {
-        type Writer = Lines;
-        fn make_writer(&'a self) -> Lines {
-            self.clone()
-        }
-    }
-
     /// What the same events and spans look like through `formatter`, timestamps cut off.
     fn lines<E>(formatter: E) -> Vec<String>
     where
         E: for<'w> FormatEvent<tracing_subscriber::Registry, format::DefaultFields> + Send + Sync + 'static,
     {
-        let sink = Lines::default();
+        let sink = Sink::default();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(sink.clone())
             .with_ansi(false)
@@ -276,9 +254,7 @@ mod tests {
             tracing::error!("plain");
             tracing::debug!(ok = true);
         });
-        let text =
-            String::from_utf8_lossy(&sink.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)).into_owned();
-        text.lines().map(|l| l.get(27..).unwrap_or_default().to_owned()).collect()
+        text(&sink).lines().map(|l| l.get(27..).unwrap_or_default().to_owned()).collect()
     }
 
     #[test]

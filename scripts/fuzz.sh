@@ -5,6 +5,7 @@
 #   config_loader   LiteLLM config.yaml (config/) and the routing table built from it
 #   eventstream_framer  upstream AWS eventstreams (Bedrock) in chunks (framing/eventstream.rs), CRCs and lengths
 #   journal_file    request log journal files as a crash may leave them (logs/journal.rs frames, logs/codec.rs)
+#   upstream_response  upstream HTTP/1.1 responses in chunks, as the http:// client reads them (upstream/plain/)
 #
 #   scripts/fuzz.sh [seconds-per-target] [target...]     default: 60 s each, every target
 #
@@ -29,7 +30,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CARGO_FUZZ_VERSION=0.13.2
-ALL_TARGETS=(request_parser sse_framer config_loader eventstream_framer journal_file)
+ALL_TARGETS=(request_parser sse_framer config_loader eventstream_framer journal_file upstream_response)
 
 seconds="${1:-60}"
 if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
@@ -52,7 +53,7 @@ done
 max_len() {
   case "$1" in
     request_parser) echo 1048576 ;;
-    sse_framer | eventstream_framer) echo 262144 ;;
+    sse_framer | eventstream_framer | upstream_response) echo 262144 ;;
     *) echo 65536 ;;
   esac
 }

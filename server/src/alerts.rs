@@ -46,7 +46,7 @@ impl Alerts {
         let webhooks = alerting.webhooks.clone();
         let on: Arc<[AlertType]> = webhooks.keys().copied().collect();
         actix_rt::spawn(async move {
-            let client = upstream.client();
+            let client = upstream.awc();
             while let Some((kind, text)) = rx.recv().await {
                 let Some(url) = webhooks.get(&kind) else { continue };
                 deliver(&client, url.expose(), kind, &text).await;

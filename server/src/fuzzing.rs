@@ -28,7 +28,27 @@ use crate::{
     pipeline::peek::Peek,
     pricing,
     routing::table::RoutingTable,
+    upstream::plain,
 };
+
+/// Reads an upstream's HTTP/1.1 response, arriving in `chunks`, as `upstream/plain/` does (head, then the body by
+/// its framing, then the close):
+/// - the outcome (status, framing and body, or the error) is the same whatever the chunking;
+/// - a `Content-Length` body read whole has exactly that length.
+pub fn upstream_response(chunks: &[&[u8]]) -> Result<(), String> {
+    let whole = chunks.concat();
+    let split = plain::read_chunks(chunks);
+    let at_once = plain::read_chunks(&[&whole]);
+    if split != at_once {
+        return Err(format!("chunked reading gave {split:?}, reading at once {at_once:?}"));
+    }
+    if let Ok((_, plain::Framing::Length(n), body)) = &split {
+        if body.len() as u64 != *n {
+            return Err(format!("a Content-Length: {n} body read whole has {} bytes", body.len()));
+        }
+    }
+    Ok(())
+}
 
 /// Parses `body` as `POST /v1/chat/completions` does and checks it against serde_json's own reading:
 /// - an accepted body is a JSON object with distinct keys, nested at most [`MAX_DEPTH`] deep, and `RawObject::write`
@@ -688,6 +708,32 @@ mod tests {
                 assert_eq!(sse_frames(&chunks), Ok(()), "{:?} in chunks of {size}", String::from_utf8_lossy(stream));
             }
         }
+    }
+
+    #[test]
+    fn upstream_response_seeds_and_edge_cases_hold_in_any_chunking() {
+        let responses: &[&[u8]] = &[
+            include_bytes!("../../fuzz/corpus/upstream_response/seed-sized.txt"),
+            include_bytes!("../../fuzz/corpus/upstream_response/seed-chunked.txt"),
+            include_bytes!("../../fuzz/corpus/upstream_response/seed-close-delimited.txt"),
+            b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nshort",
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel",
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+            b"HTTP/1.1 204 No Content\r\n\r\nextra",
+            b"NOT HTTP\r\n\r\n",
+            b"",
+        ];
+        for response in responses {
+            let response: Vec<u8> = response.iter().copied().filter(|&b| b != 0xFF).collect();
+            for size in [1, 2, 3, 7, 64] {
+                let chunks: Vec<&[u8]> = response.chunks(size).collect();
+                let text = String::from_utf8_lossy(&response);
+                assert_eq!(upstream_response(&chunks), Ok(()), "{text:?} in chunks of {size}");
+            }
+        }
+        let seed: Vec<u8> = responses[1].iter().copied().filter(|&b| b != 0xFF).collect();
+        let read = plain::read_chunks(&[&seed]).map(|(status, _, body)| (status, body));
+        assert_eq!(read, Ok((200, b"data: [DONE]\n".to_vec())), "the chunked seed is a whole response");
     }
 
     #[test]

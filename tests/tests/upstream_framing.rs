@@ -281,3 +281,58 @@ fn heads_with_many_headers_are_read_whole_on_both_sides() {
     let request = fake.requests().into_iter().next().expect("the upstream was called");
     assert!(request.starts_with("POST "), "{request}");
 }
+
+/// tollgate's HTTP/1.1 client for `http://` upstreams (server/src/upstream/plain/) keeps connections alive: the
+/// next request goes over the previous one's connection, and a connection the server closed while it sat idle
+/// is replaced before a request is written to it, so no request fails for it.
+#[test]
+fn kept_alive_connections_carry_the_next_requests_and_closed_ones_are_replaced() {
+    let reply = RawReply::sized("200 OK", "application/json", &[COMPLETION]).held();
+    let fake = RawUpstream::keep_alive(reply, 3);
+    let gw = gateway(&fake);
+    let want: Value = serde_json::from_str(COMPLETION).expect("fixture is JSON");
+    for round in 0..7 {
+        let r = raw_post(&gw.url, CHAT, &chat_body("up", json!({})));
+        assert_eq!((r.status, r.complete), (200, true), "round {round}: {}", r.text());
+        assert_eq!(r.json(), want, "round {round}");
+        // Time for the server's close after every third answer to reach tollgate before the next request.
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    assert_eq!(fake.requests().len(), 7);
+    assert_eq!(fake.connections(), 3, "three requests per connection, then a new one");
+}
+
+/// `100 Continue` and `103 Early Hints` heads may come before the answer (RFC 9110 section 15.2): skipped, and the
+/// final head and its body are what the caller gets.
+#[test]
+fn interim_heads_before_the_answer_are_skipped() {
+    let head = format!(
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n\
+         HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{COMPLETION}",
+        COMPLETION.len()
+    );
+    let fake = RawUpstream::start(vec![RawReply::head_only(&head, End::Close)]);
+    let gw = gateway(&fake);
+    let r = raw_post(&gw.url, CHAT, &chat_body("up", json!({})));
+    assert_eq!((r.status, r.complete), (200, true), "{}", r.text());
+    assert_eq!(r.json(), serde_json::from_str::<Value>(COMPLETION).expect("fixture is JSON"));
+    assert_eq!(settled(&r)["outcome"], "completed");
+}
+
+/// A head with both `Transfer-Encoding: chunked` and `Content-Length` is read by its chunks, and its connection
+/// is never used again (RFC 9112 section 6.3, rule 3: the framing a request smuggler relies on).
+#[test]
+fn a_head_framed_both_ways_is_read_by_its_chunks_and_its_connection_closed() {
+    let chunked = format!("{:x}\r\n{COMPLETION}\r\n0\r\n\r\n", COMPLETION.len());
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n{chunked}"
+    );
+    let fake = RawUpstream::keep_alive(RawReply::head_only(&head, End::Hold), 2);
+    let gw = gateway(&fake);
+    for round in 0..2 {
+        let r = raw_post(&gw.url, CHAT, &chat_body("up", json!({})));
+        assert_eq!((r.status, r.complete), (200, true), "round {round}: {}", r.text());
+        assert_eq!(r.json(), serde_json::from_str::<Value>(COMPLETION).expect("fixture is JSON"), "round {round}");
+    }
+    assert_eq!(fake.connections(), 2, "the first connection was not reused");
+}

@@ -164,7 +164,7 @@ fn unix_now() -> u64 {
 /// Fetches the provider's token, installs it, and sleeps until the provider says to refresh; failures retry with
 /// backoff. Runs as long as the worker does (a retired worker's loop is dropped with it).
 async fn refresh_tokens(id: String, dialect: Arc<dyn Dialect>, upstream: Upstream) {
-    let client = upstream.client();
+    let client = upstream.awc();
     let mut retry = TOKEN_RETRY_FIRST;
     loop {
         let Some(request) = dialect.token_request(unix_now()) else { return };

@@ -244,7 +244,7 @@ impl Actor for LogWriter {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(16);
-        self.client = self.upstream.as_ref().map(Upstream::client);
+        self.client = self.upstream.as_ref().map(Upstream::awc);
         ctx.run_interval(INTERVAL, |act, ctx| {
             // One turn at a time; nothing to do while every consumer waits out its retry delay (the active file
             // keeps growing meanwhile).

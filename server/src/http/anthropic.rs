@@ -35,7 +35,7 @@ pub async fn messages(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
-    client: web::Data<awc::Client>,
+    client: web::Data<crate::upstream::Client>,
 ) -> Result<HttpResponse, AnthropicError> {
     let beta = req.headers().get("anthropic-beta");
     let answer = proxied(&req, payload, &state, &client, async |p, bytes| {
@@ -56,7 +56,7 @@ pub async fn count_tokens(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
-    client: web::Data<awc::Client>,
+    client: web::Data<crate::upstream::Client>,
 ) -> Result<HttpResponse, AnthropicError> {
     let beta = req.headers().get("anthropic-beta");
     let answer = proxied(&req, payload, &state, &client, async |p, bytes| {

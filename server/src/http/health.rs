@@ -59,7 +59,7 @@ pub struct HealthQuery {
 pub async fn health(
     req: HttpRequest,
     state: web::Data<AppState>,
-    client: web::Data<awc::Client>,
+    client: web::Data<crate::upstream::Client>,
     query: web::Query<HealthQuery>,
 ) -> Result<HttpResponse, ApiError> {
     super::principal::authorize_proxy_route(&req, &state, Route::Health)

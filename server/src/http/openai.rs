@@ -65,7 +65,7 @@ fn content_length(headers: &HeaderMap) -> Option<usize> {
 pub(super) struct Proxied<'a> {
     pub ctx: &'a RequestCtx,
     pub caller: Caller,
-    pub client: &'a awc::Client,
+    pub client: &'a crate::upstream::Client,
     pub table: Arc<RoutingTable>,
     pub life: &'a Arc<Lifecycle>,
     pub limiter: &'a Limiter,
@@ -133,7 +133,7 @@ pub(super) async fn proxied(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
-    client: &awc::Client,
+    client: &crate::upstream::Client,
     handle: impl AsyncFnOnce(&Proxied<'_>, Bytes) -> Result<HttpResponse, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     let client_ip = req.peer_addr().map(|a| a.ip().to_string());
@@ -185,7 +185,7 @@ pub async fn chat_completions(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
-    client: web::Data<awc::Client>,
+    client: web::Data<crate::upstream::Client>,
 ) -> Result<HttpResponse, ApiError> {
     proxied(&req, payload, &state, &client, async |p, bytes| {
         let mut chat = ChatRequest::parse(&bytes)?;
@@ -214,7 +214,7 @@ pub async fn completions(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
-    client: web::Data<awc::Client>,
+    client: web::Data<crate::upstream::Client>,
 ) -> Result<HttpResponse, ApiError> {
     proxied(&req, payload, &state, &client, async |p, bytes| {
         let completion = CompletionRequest::parse(&bytes)?;
@@ -234,7 +234,7 @@ pub async fn embeddings(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
-    client: web::Data<awc::Client>,
+    client: web::Data<crate::upstream::Client>,
 ) -> Result<HttpResponse, ApiError> {
     proxied(&req, payload, &state, &client, async |p, bytes| {
         let embed = &EmbeddingsRequest::parse(&bytes)?;

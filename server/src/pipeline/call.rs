@@ -5,19 +5,21 @@
 //!
 //! Limits (docs/routing.md): a non-streaming call has `timeout` for all of it; a streaming call has
 //! `stream_timeout` to its first event, then `stream_idle_timeout` between chunks; connecting is bounded by the
-//! client (`router_settings.connect_timeout`, `upstream::Upstream::client`).
+//! client (`router_settings.connect_timeout`, `upstream::Upstream::client`, `upstream::plain`).
 
 use std::{cell::Cell, sync::Arc, time::Duration};
 
 use actix_rt::time::Instant;
 use actix_web::{
     body::SizedStream,
-    http::{header, StatusCode},
-    HttpMessage, HttpResponse, HttpResponseBuilder,
+    http::{
+        header::{self, HeaderName, HeaderValue},
+        StatusCode,
+    },
+    HttpResponse, HttpResponseBuilder,
 };
-use awc::error::{ConnectError, SendRequestError};
 use bytes::{Bytes, BytesMut};
-use futures_util::{stream, StreamExt, TryStreamExt};
+use futures_util::{stream, StreamExt};
 
 use super::{
     peek::Peek,
@@ -53,6 +55,8 @@ const COST_HEADER: header::HeaderName = header::HeaderName::from_static("x-tollg
 const FALLBACK_HEADER: header::HeaderName = header::HeaderName::from_static("x-tollgate-fallback");
 const HEDGED_HEADER: header::HeaderName = header::HeaderName::from_static("x-tollgate-hedged");
 const REQUEST_ID_HEADER: header::HeaderName = header::HeaderName::from_static("x-request-id");
+const TRACEPARENT: header::HeaderName = header::HeaderName::from_static("traceparent");
+const TRACESTATE: header::HeaderName = header::HeaderName::from_static("tracestate");
 
 /// Upstream error bodies are read up to this size to extract their message.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -65,7 +69,7 @@ const ERROR_BODY_DEADLINE: Duration = Duration::from_secs(10);
 /// One call of a request to one deployment: what every send, read and answer of the stage shares.
 struct Call<'a> {
     ctx: &'a RequestCtx,
-    client: &'a awc::Client,
+    client: &'a upstream::Client,
     deployment: &'a Arc<Deployment>,
     stream: bool,
     /// When the call began: its first-byte deadline (and a whole answer's) counts from here.
@@ -75,7 +79,7 @@ struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
-    fn new(ctx: &'a RequestCtx, client: &'a awc::Client, deployment: &'a Arc<Deployment>, stream: bool) -> Self {
+    fn new(ctx: &'a RequestCtx, client: &'a upstream::Client, deployment: &'a Arc<Deployment>, stream: bool) -> Self {
         ctx.attempt();
         Self { ctx, client, deployment, stream, started: Instant::now(), overhead_ms: Cell::new(ctx.overhead_ms()) }
     }
@@ -137,7 +141,7 @@ impl<'a> Call<'a> {
         upstream: &mut UpstreamResponse,
         settle: &mut Settlement,
     ) -> Result<UpstreamBody, ApiError> {
-        let body = upstream.take_payload().map_err(|e| e.to_string()).boxed_local();
+        let body = upstream.take_body();
         let deadline = self.deadline();
         let body = match prime::first_event(body, is_event_stream(upstream.headers()), deadline).await {
             Ok(body) => body,
@@ -192,7 +196,7 @@ impl<'a> Call<'a> {
         decode: impl FnOnce(&[u8]) -> Result<T, DecodeError>,
     ) -> Result<(T, Bytes), ApiError> {
         let left = self.deadline().saturating_duration_since(Instant::now());
-        let read = actix_rt::time::timeout(left, upstream.body().limit(MAX_TRANSLATED_BODY)).await;
+        let read = actix_rt::time::timeout(left, upstream.read_body(MAX_TRANSLATED_BODY)).await;
         let body = match read {
             Ok(Ok(body)) => body,
             Ok(Err(e)) => return Err(self.malformed(settle, &format!("could not read the response body: {e}"))),
@@ -258,7 +262,7 @@ impl<'a> Call<'a> {
 
 pub async fn chat(
     ctx: &RequestCtx,
-    client: &awc::Client,
+    client: &upstream::Client,
     deployment: &Arc<Deployment>,
     inbound: &Inbound<'_>,
     beta: Option<&header::HeaderValue>,
@@ -320,7 +324,7 @@ pub async fn chat(
 
 pub async fn embeddings(
     ctx: &RequestCtx,
-    client: &awc::Client,
+    client: &upstream::Client,
     deployment: &Arc<Deployment>,
     req: &EmbeddingsRequest<'_>,
     lifecycle: &Arc<Lifecycle>,
@@ -357,7 +361,7 @@ pub async fn embeddings(
 /// or refused naming the provider. Counting is free, so the call settles with zero tokens.
 pub async fn count_tokens(
     ctx: &RequestCtx,
-    client: &awc::Client,
+    client: &upstream::Client,
     deployment: &Arc<Deployment>,
     req: &MessagesRequest<'_>,
     beta: Option<&header::HeaderValue>,
@@ -386,7 +390,7 @@ pub async fn count_tokens(
     Ok(call.json(settle, Some(Usage::default()), body))
 }
 
-type UpstreamResponse = awc::ClientResponse;
+type UpstreamResponse = upstream::Response;
 
 /// What the response headers report about the request as a whole.
 #[derive(Clone)]
@@ -411,21 +415,7 @@ async fn execute(
     settle: &mut Settlement,
 ) -> Result<UpstreamResponse, ApiError> {
     let (deployment, timeout) = (call.deployment, call.limit());
-    let mut builder = call
-        .client
-        .post(request.url)
-        .timeout(timeout)
-        .insert_header((header::CONTENT_TYPE, "application/json"))
-        .insert_header((REQUEST_ID_HEADER, &*call.ctx.request_id));
-    if let Some(trace) = &call.ctx.trace {
-        builder = builder.insert_header(("traceparent", &*trace.traceparent));
-        if let Some(state) = &trace.tracestate {
-            builder = builder.insert_header(("tracestate", &**state));
-        }
-    }
-    for (name, value) in request.headers {
-        builder = builder.insert_header((name, value));
-    }
+    let headers = request_headers(call, request.headers);
     let fail = |settle: &mut Settlement, failure, message: String| {
         let error = UpstreamError {
             failure,
@@ -439,22 +429,22 @@ async fn execute(
         settle.fail(&error);
         ApiError::Upstream(Box::new(error))
     };
-    let mut response = match builder.send_body(request.body).await {
+    let mut response = match call.client.post(&request.url, &headers, request.body, timeout).await {
         Ok(r) => r,
-        Err(SendRequestError::Timeout) => {
+        Err(upstream::SendError::Timeout) => {
             let (secs, key) = (timeout.as_secs_f64(), if call.stream { "stream_timeout" } else { "timeout" });
             let message = format!("deployment `{}` did not respond within {secs}s ({key})", deployment.id);
             return Err(fail(settle, UpstreamFailure::Timeout, message));
         }
-        Err(SendRequestError::Connect(ConnectError::Timeout)) => {
+        Err(upstream::SendError::ConnectTimeout) => {
             let message = format!(
                 "deployment `{}` could not be connected to within router_settings.connect_timeout",
                 deployment.id
             );
             return Err(fail(settle, UpstreamFailure::Timeout, message));
         }
-        Err(e) => {
-            let message = format!("deployment `{}` is unreachable: {}", deployment.id, upstream::connect_failure(&e));
+        Err(upstream::SendError::Failed(why)) => {
+            let message = format!("deployment `{}` is unreachable: {why}", deployment.id);
             return Err(fail(settle, UpstreamFailure::Unreachable, message));
         }
     };
@@ -464,11 +454,39 @@ async fn execute(
         return Ok(response);
     }
     // An error body that does not arrive in time still leaves the status and headers to report.
-    let read = actix_rt::time::timeout(ERROR_BODY_DEADLINE.min(timeout), response.body().limit(MAX_ERROR_BODY));
+    let read = actix_rt::time::timeout(ERROR_BODY_DEADLINE.min(timeout), response.read_body(MAX_ERROR_BODY));
     let body = read.await.ok().and_then(Result::ok).unwrap_or_default();
     let error = dialect.parse_error(&deployment.id, status.as_u16(), response.headers(), &body);
     settle.fail(&error);
     Err(ApiError::Upstream(Box::new(error)))
+}
+
+/// Every upstream request's headers: its content type, request id and trace context, then the provider's own
+/// (which replace any of the first by name, as the provider's dialect decides).
+fn request_headers(call: &Call<'_>, provider: Vec<(HeaderName, HeaderValue)>) -> Vec<(HeaderName, HeaderValue)> {
+    let mut headers = Vec::with_capacity(4 + provider.len());
+    headers.push((header::CONTENT_TYPE, HeaderValue::from_static("application/json")));
+    if let Ok(id) = HeaderValue::from_str(&call.ctx.request_id) {
+        headers.push((REQUEST_ID_HEADER, id));
+    }
+    if let Some(trace) = &call.ctx.trace {
+        if let Ok(parent) = HeaderValue::from_str(&trace.traceparent) {
+            headers.push((TRACEPARENT, parent));
+        }
+        if let Some(state) = trace.tracestate.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
+            headers.push((TRACESTATE, state));
+        }
+    }
+    for (name, value) in provider {
+        match headers.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => headers.push((name, value)),
+        }
+    }
+    if !headers.iter().any(|(n, _)| *n == header::USER_AGENT) {
+        headers.push((header::USER_AGENT, HeaderValue::from_static(upstream::USER_AGENT)));
+    }
+    headers
 }
 
 fn unix_now() -> u64 {
@@ -553,7 +571,7 @@ fn respond(
         .cloned()
         .unwrap_or(header::HeaderValue::from_static("application/json"));
     let is_event_stream = content_type.as_bytes().starts_with(b"text/event-stream");
-    let length = upstream.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let length = upstream.content_length();
     let mut res = builder(head, deployment, upstream.status());
     res.insert_header((header::CONTENT_TYPE, content_type));
     for (name, value) in errors::provider_rate_limit_headers(upstream.headers()) {

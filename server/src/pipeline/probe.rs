@@ -25,7 +25,11 @@ pub const MAX_CHECK_TIME: Duration = Duration::from_secs(60);
 const MAX_ANSWER: usize = 1024 * 1024;
 
 /// Runs one health check of `deployment`, bounded by its timeout (at most [`MAX_CHECK_TIME`]).
-pub async fn check(client: &awc::Client, deployment: &Arc<Deployment>, lifecycle: &Arc<Lifecycle>) -> HealthCheck {
+pub async fn check(
+    client: &crate::upstream::Client,
+    deployment: &Arc<Deployment>,
+    lifecycle: &Arc<Lifecycle>,
+) -> HealthCheck {
     static COUNT: AtomicU64 = AtomicU64::new(0);
     let n = COUNT.fetch_add(1, Relaxed) + 1;
     let ctx = RequestCtx::health_check(Arc::from(format!("health-check-{n}")));
@@ -46,7 +50,7 @@ pub async fn check(client: &awc::Client, deployment: &Arc<Deployment>, lifecycle
 /// The check's request and its whole answer: `Err` with the message a caller would have got.
 async fn call_once(
     ctx: &RequestCtx,
-    client: &awc::Client,
+    client: &crate::upstream::Client,
     deployment: &Arc<Deployment>,
     lifecycle: &Arc<Lifecycle>,
 ) -> Result<(), String> {

@@ -1,5 +1,5 @@
 //! HTTP/1.1 at the byte level, for framing tests. [`RawUpstream`] is a plain-TCP server that reads one request per
-//! connection and answers with scripted bytes exactly as written, so a test can send what actix-web never would:
+//! connection (or a set number, [`RawUpstream::keep_alive`]) and answers with scripted bytes exactly as written, so a test can send what actix-web never would:
 //! a body with neither `Content-Length` nor chunked encoding that ends when the connection closes (RFC 9112
 //! section 6.3, rule 8), a chunked body cut mid-chunk, a body shorter than its `Content-Length`. [`parse`] is the
 //! client half: it decodes a raw response and says whether its framing completed, which a high-level client hides.
@@ -8,7 +8,7 @@ use std::{
     io::{ErrorKind, Read, Write},
     net::{Shutdown, TcpListener, TcpStream},
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc, Mutex, PoisonError,
     },
     thread,
@@ -72,6 +72,12 @@ impl RawReply {
         }
     }
 
+    /// The same reply, leaving the connection open after it (for keep-alive servers, [`RawUpstream::keep_alive`]).
+    pub fn held(mut self) -> RawReply {
+        self.end = End::Hold;
+        self
+    }
+
     /// Exactly `head` (status line, headers and the blank line) and no body, ending as `end` says.
     pub fn head_only(head: &str, end: End) -> RawReply {
         RawReply { head: head.to_owned(), pieces: Vec::new(), pause: Duration::ZERO, end }
@@ -114,35 +120,53 @@ pub struct RawUpstream {
     /// `http://127.0.0.1:PORT`, without `/v1`.
     pub url: String,
     requests: Arc<Mutex<Vec<String>>>,
+    connections: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
 
 impl RawUpstream {
     /// Serves `replies[n]` to the n-th connection (the last reply repeats for later ones), one request each.
     pub fn start(replies: Vec<RawReply>) -> RawUpstream {
+        Self::serving(replies, 1)
+    }
+
+    /// A keep-alive server: every connection answers up to `per_connection` requests with `reply` (which should
+    /// end [`End::Hold`] and frame its body), then the server closes it, as servers close idle connections.
+    pub fn keep_alive(reply: RawReply, per_connection: usize) -> RawUpstream {
+        Self::serving(vec![reply], per_connection)
+    }
+
+    fn serving(replies: Vec<RawReply>, per_connection: usize) -> RawUpstream {
         assert!(!replies.is_empty(), "a raw upstream needs at least one reply");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind raw upstream");
         let url = format!("http://{}", listener.local_addr().expect("local addr"));
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (seen, stopped) = (requests.clone(), stop.clone());
+        let (seen, accepted, stopped) = (requests.clone(), connections.clone(), stop.clone());
         thread::spawn(move || {
             for (n, conn) in listener.incoming().enumerate() {
                 if stopped.load(Ordering::Acquire) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
+                accepted.fetch_add(1, Ordering::AcqRel);
                 let reply = replies[n.min(replies.len() - 1)].clone();
                 let seen = seen.clone();
-                thread::spawn(move || serve(conn, &reply, &seen));
+                thread::spawn(move || serve(conn, &reply, &seen, per_connection));
             }
         });
-        RawUpstream { url, requests, stop }
+        RawUpstream { url, requests, connections, stop }
     }
 
-    /// The requests received (head and body as text), one per connection, in arrival order.
+    /// The requests received (head and body as text), in arrival order.
     pub fn requests(&self) -> Vec<String> {
         self.requests.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Acquire)
     }
 }
 
@@ -154,23 +178,25 @@ impl Drop for RawUpstream {
     }
 }
 
-fn serve(mut conn: TcpStream, reply: &RawReply, seen: &Mutex<Vec<String>>) {
+fn serve(mut conn: TcpStream, reply: &RawReply, seen: &Mutex<Vec<String>>, requests: usize) {
     let _ = conn.set_read_timeout(Some(IDLE_LIMIT));
     let _ = conn.set_nodelay(true);
-    let Some(request) = read_request(&mut conn) else { return };
-    seen.lock().unwrap_or_else(PoisonError::into_inner).push(String::from_utf8_lossy(&request).into_owned());
-    if conn.write_all(reply.head.as_bytes()).is_err() {
-        return;
-    }
-    for (i, piece) in reply.pieces.iter().enumerate() {
-        if i > 0 && !reply.pause.is_zero() {
-            thread::sleep(reply.pause);
-        }
-        if conn.write_all(piece).and_then(|()| conn.flush()).is_err() {
+    for _ in 0..requests {
+        let Some(request) = read_request(&mut conn) else { return };
+        seen.lock().unwrap_or_else(PoisonError::into_inner).push(String::from_utf8_lossy(&request).into_owned());
+        if conn.write_all(reply.head.as_bytes()).is_err() {
             return;
         }
+        for (i, piece) in reply.pieces.iter().enumerate() {
+            if i > 0 && !reply.pause.is_zero() {
+                thread::sleep(reply.pause);
+            }
+            if conn.write_all(piece).and_then(|()| conn.flush()).is_err() {
+                return;
+            }
+        }
     }
-    if reply.end == End::Close {
+    if reply.end == End::Close || requests > 1 {
         // FIN first; the request was read whole, so closing cannot turn into a reset that loses the reply.
         let _ = conn.shutdown(Shutdown::Write);
     }

@@ -56,6 +56,19 @@ fn max_output(body: &crate::llm::request::RawObject<'_>, fields: &[&str]) -> Opt
     fields.iter().find_map(|f| body.get(f).and_then(|raw| serde_json::from_str::<u64>(raw.get()).ok()))
 }
 
+/// An address as `Display` writes it; IPv4 (every request's, behind most proxies) without `fmt`'s machinery.
+fn ip_text(ip: std::net::IpAddr) -> String {
+    let std::net::IpAddr::V4(v4) = ip else { return ip.to_string() };
+    let mut text = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        text.push_str(itoa::Buffer::new().format(octet));
+    }
+    text
+}
+
 fn content_length(headers: &HeaderMap) -> Option<usize> {
     headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
@@ -136,7 +149,7 @@ pub(super) async fn proxied(
     client: &crate::upstream::Client,
     handle: impl AsyncFnOnce(&Proxied<'_>, Bytes) -> Result<HttpResponse, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
-    let client_ip = req.peer_addr().map(|a| a.ip().to_string());
+    let client_ip = req.peer_addr().map(|a| ip_text(a.ip()));
     let id = request_id::of(req);
     // The id's own millisecond: the log finds a request by its id through the index on its start.
     let started = crate::logs::query::request_started_ms(&id).unwrap_or_else(clock::unix_ms);
@@ -277,5 +290,19 @@ pub async fn model(
     match state.table.load().group(&id).filter(|_| allowed) {
         Some(_) => Ok(HttpResponse::Ok().json(card(&state, &id))),
         None => Err(ApiError::ModelNotFound(id.into_inner())).inspect_err(request_id::log_error(&req)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    #[test]
+    fn client_addresses_read_as_display_writes_them() {
+        for ip in ["127.0.0.1", "0.0.0.0", "255.255.255.255", "10.20.3.40", "::1", "2001:db8::8a2e:370:7334"] {
+            let parsed: IpAddr = ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+            assert_eq!(super::ip_text(parsed), parsed.to_string());
+            assert_eq!(super::ip_text(parsed), ip);
+        }
     }
 }

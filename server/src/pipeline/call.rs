@@ -25,7 +25,7 @@ use super::{
     peek::Peek,
     prime::{self, NoFirstEvent},
     relay::{idle_limited, BodyReader, BodyRelay, SseRelay, UpstreamBody},
-    settle::Settlement,
+    settle::{Millis, Settlement},
     translate::{PassRelay, TapRelay, TranslateRelay},
     RequestCtx,
 };
@@ -594,7 +594,7 @@ fn builder(head: Head, deployment: &Deployment, status: StatusCode) -> HttpRespo
     let mut res = HttpResponse::build(status);
     res.insert_header((DEPLOYMENT_HEADER, deployment.id.as_str()))
         .insert_header((ATTEMPTS_HEADER, head.attempts))
-        .insert_header((OVERHEAD_HEADER, format!("{:.3}", head.overhead_ms)));
+        .insert_header((OVERHEAD_HEADER, Millis::of_ms(head.overhead_ms).text()));
     if let Some(group) = &head.fallback {
         res.insert_header((FALLBACK_HEADER, &**group));
     }

@@ -301,18 +301,44 @@ impl Settlement {
     }
 }
 
-/// `duration_ms` in the call's log line: milliseconds with three decimals, by integer arithmetic.
-struct Millis(std::time::Duration);
+/// Milliseconds with three decimals, from whole microseconds, by integer arithmetic: `duration_ms` in the call's
+/// log line and the `x-tollgate-overhead-ms` header (the same microseconds as the log record's `overhead_us`).
+pub(super) struct Millis(pub u64);
+
+impl Millis {
+    pub fn of(elapsed: std::time::Duration) -> Self {
+        Millis(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX))
+    }
+
+    /// From fractional milliseconds, truncated to the microsecond (as `overhead_us` is).
+    pub fn of_ms(ms: f64) -> Self {
+        Millis((ms.max(0.0) * 1000.0) as u64)
+    }
+
+    /// Whole milliseconds through itoa (this is written once per call; `u128`'s and `f64`'s `Display` are the slow
+    /// paths), then the point and three digits.
+    fn parts(&self) -> (itoa::Buffer, [u8; 4]) {
+        let fraction = self.0 % 1000;
+        let digits =
+            [b'.', b'0' + (fraction / 100) as u8, b'0' + (fraction / 10 % 10) as u8, b'0' + (fraction % 10) as u8];
+        (itoa::Buffer::new(), digits)
+    }
+
+    /// The text on its own (for a header), without `fmt`'s machinery.
+    pub fn text(&self) -> String {
+        let (mut whole, fraction) = self.parts();
+        let mut text = String::with_capacity(24);
+        text.push_str(whole.format(self.0 / 1000));
+        text.push_str(std::str::from_utf8(&fraction).unwrap_or(".000"));
+        text
+    }
+}
 
 impl fmt::Display for Millis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Integers through itoa: this is written once per call, and `u128`'s `Display` is the slow path.
-        let us = u64::try_from(self.0.as_micros()).unwrap_or(u64::MAX);
-        let fraction = us % 1000;
-        f.write_str(itoa::Buffer::new().format(us / 1000))?;
-        let digits =
-            [b'.', b'0' + (fraction / 100) as u8, b'0' + (fraction / 10 % 10) as u8, b'0' + (fraction % 10) as u8];
-        f.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)
+        let (mut whole, fraction) = self.parts();
+        f.write_str(whole.format(self.0 / 1000))?;
+        f.write_str(std::str::from_utf8(&fraction).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -410,7 +436,7 @@ impl Drop for Settlement {
             reasoning_tokens = usage.reasoning_tokens,
             cost_usd = %Cost(cost),
             accounting = gap.map_or("exact", AccountingGap::as_str),
-            duration_ms = %Millis(self.started.elapsed()),
+            duration_ms = %Millis::of(self.started.elapsed()),
             "upstream call finished"
         );
     }
@@ -436,7 +462,8 @@ mod tests {
         let cases: &[(u64, &str)] =
             &[(0, "0.000"), (7, "0.007"), (5_901, "5.901"), (60_000, "60.000"), (1_234_567_890, "1234567.890")];
         for &(us, want) in cases {
-            assert_eq!(Millis(Duration::from_micros(us)).to_string(), want);
+            assert_eq!(Millis::of(Duration::from_micros(us)).to_string(), want);
+            assert_eq!(Millis(us).text(), want);
         }
     }
 

@@ -89,22 +89,14 @@ impl Decoder {
                     return Ok(if buf.is_empty() { Decoded::Pending } else { Decoded::Data(buf.split().freeze()) });
                 }
                 State::Length(left) => {
-                    if buf.is_empty() {
-                        return Ok(Decoded::Pending);
-                    }
-                    let take = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
-                    let rest = left - take as u64;
+                    let Some((data, rest)) = take_up_to(buf, left) else { return Ok(Decoded::Pending) };
                     self.state = if rest == 0 { State::Done } else { State::Length(rest) };
-                    return Ok(Decoded::Data(buf.split_to(take).freeze()));
+                    return Ok(Decoded::Data(data));
                 }
                 State::ChunkData(left) => {
-                    if buf.is_empty() {
-                        return Ok(Decoded::Pending);
-                    }
-                    let take = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
-                    let rest = left - take as u64;
+                    let Some((data, rest)) = take_up_to(buf, left) else { return Ok(Decoded::Pending) };
                     self.state = if rest == 0 { State::ChunkEnd } else { State::ChunkData(rest) };
-                    return Ok(Decoded::Data(buf.split_to(take).freeze()));
+                    return Ok(Decoded::Data(data));
                 }
                 State::ChunkEnd => {
                     if buf.len() < 2 {
@@ -145,6 +137,15 @@ impl Decoder {
             _ => Err(FramingError::ShortChunked),
         }
     }
+}
+
+/// Up to `left` bytes from the front of `buf` and how many are still to come; `None` when `buf` is empty.
+fn take_up_to(buf: &mut BytesMut, left: u64) -> Option<(Bytes, u64)> {
+    if buf.is_empty() {
+        return None;
+    }
+    let take = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+    Some((buf.split_to(take).freeze(), left - take as u64))
 }
 
 /// A whole line (CRLF included) from the front of `buf`, or `None` while it is incomplete.

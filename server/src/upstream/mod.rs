@@ -132,10 +132,6 @@ pub enum SendError {
 }
 
 impl Client {
-    pub fn awc(&self) -> &awc::Client {
-        &self.awc
-    }
-
     /// `POST`s `body` to `url` with `headers` (sent as given, after `host` and before `content-length`; the
     /// caller leaves no duplicates) and reads the response head within `timeout`.
     pub async fn post(

@@ -166,17 +166,27 @@ pub(crate) fn frames(bytes: &[u8]) -> impl Iterator<Item = Frame<'_>> {
 /// Where the frames of `bytes` end, by their lengths alone: at the first zero length, or where a torn frame's length
 /// says it ends (within the file), plus any bytes other than zeros after that; a reader then counts the torn frame.
 pub(crate) fn written_len(bytes: &[u8]) -> usize {
+    let at = frame_ends(bytes).last().unwrap_or(0);
+    // A torn tail's bytes stay; zeros after the last frame go.
+    let tail = bytes[at..].iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+    at + tail
+}
+
+/// Where each frame of `bytes` ends, by the lengths alone (no CRC), up to the first zero length; a torn frame's
+/// end is clipped to `bytes`.
+fn frame_ends(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
     let mut at = 0;
-    while at + HEADER <= bytes.len() {
+    std::iter::from_fn(move || {
+        if at + HEADER > bytes.len() {
+            return None;
+        }
         let len = u32_at(bytes, at) as usize;
         if len == 0 {
-            break;
+            return None;
         }
         at = (at + HEADER + len).min(bytes.len());
-    }
-    // A torn tail's bytes stay; zeros after the last frame go.
-    let tail = bytes[at.min(bytes.len())..].iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
-    at.min(bytes.len()) + tail
+        Some(at)
+    })
 }
 
 /// Whether an active file left at `path` (by a killed process, or a rotation that failed) holds frames: if so it
@@ -464,8 +474,10 @@ impl Journal {
             }
             return Ok(taken);
         }
-        self.with_frames(segment, |frames| {
-            for frame in frames {
+        self.with_frames(segment, |bytes| {
+            // Records are large: growing the vector by doubling copied each one about twice more.
+            taken.records.reserve_exact(frame_ends(bytes).count());
+            for frame in frames(bytes) {
                 match frame {
                     Frame::Record(payload) => match codec::decode(payload) {
                         Ok(record) => taken.records.push(record),
@@ -478,16 +490,12 @@ impl Journal {
         Ok(taken)
     }
 
-    /// Reads a frames segment into the kept read buffer and gives `f` its frames.
-    fn with_frames<T>(
-        &self,
-        segment: &Segment,
-        f: impl FnOnce(&mut dyn Iterator<Item = Frame<'_>>) -> T,
-    ) -> std::io::Result<T> {
+    /// Reads a frames segment into the kept read buffer and gives it to `f`.
+    fn with_frames<T>(&self, segment: &Segment, f: impl FnOnce(&[u8]) -> T) -> std::io::Result<T> {
         let mut buffer = self.read_buffer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         buffer.clear();
         File::open(&segment.path)?.read_to_end(&mut buffer)?;
-        let result = f(&mut frames(&buffer));
+        let result = f(&buffer);
         Ok(result)
     }
 
@@ -501,7 +509,7 @@ impl Journal {
             }
             return Ok(n);
         }
-        self.with_frames(segment, |frames| frames.count() as u64)
+        self.with_frames(segment, |bytes| frames(bytes).count() as u64)
     }
 
     /// Every consumer (the store and each callback) has every record of `segment`.

@@ -5,7 +5,7 @@
 //! and the time through `now_ms` arguments.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::BTreeMap,
     sync::{
         atomic::{AtomicU64, Ordering::Relaxed},
         Arc,
@@ -90,13 +90,14 @@ impl ModelGroup {
 
 #[derive(Debug, Default)]
 pub struct RoutingTable {
-    groups: HashMap<String, ModelGroup>,
+    /// foldhash, not std's SipHash: looked up on every request, by names the config holds (it is seeded per process too).
+    groups: foldhash::HashMap<String, ModelGroup>,
     /// Retries and fallbacks, part of the snapshot so a reload changes them with the deployments.
     pub retries: RetrySettings,
     /// `router_settings.routing_strategy`.
     pub strategy: Strategy,
     /// `router_settings.hedge_after_ms`, by model group.
-    hedge_after: HashMap<String, Duration>,
+    hedge_after: foldhash::HashMap<String, Duration>,
     /// `general_settings.background_health_checks`: workers probe their deployments, and `GET /health` answers
     /// from their latest results instead of probing when asked.
     pub background_health_checks: bool,

@@ -14,7 +14,7 @@ use crate::logs::LogRecord;
 /// Rows per INSERT: 29 parameters each stays below SQLite's 32,766 and Postgres' 65,535 bound parameters.
 const ROWS_PER_STATEMENT: usize = 100;
 
-const COLUMNS: [&str; 29] = [
+pub(crate) const COLUMNS: [&str; 29] = [
     "request_id",
     "started_at_ms",
     "first_byte_at_ms",

@@ -9,7 +9,7 @@
 //! SQLite and Postgres). Rows go in key order, so two writers (replicas on one Postgres) lock them in the same
 //! order and cannot deadlock each other.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use sea_orm::{DbBackend, Value};
 

@@ -22,7 +22,6 @@ mod framing;
 
 use std::{
     cell::RefCell,
-    collections::HashMap,
     future::Future,
     io,
     mem::MaybeUninit,
@@ -94,7 +93,7 @@ pub enum BodyError {
 pub struct PlainClient(Rc<Pool>);
 
 struct Pool {
-    idle: RefCell<HashMap<Box<str>, Vec<Idle>>>,
+    idle: RefCell<foldhash::HashMap<Box<str>, Vec<Idle>>>,
     connect_timeout: Duration,
 }
 
@@ -161,7 +160,7 @@ pub struct Response {
 
 impl PlainClient {
     pub fn new(connect_timeout: Duration) -> Self {
-        Self(Rc::new(Pool { idle: RefCell::new(HashMap::new()), connect_timeout }))
+        Self(Rc::new(Pool { idle: RefCell::default(), connect_timeout }))
     }
 
     /// Sends `request` and reads the response head. Unbounded in time: the caller puts its deadline on it.

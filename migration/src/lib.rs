@@ -11,6 +11,7 @@ mod m20261201_000020_request_log_rowid;
 mod m20261201_000030_usage_daily;
 mod m20261202_000030_user_limits;
 mod m20261203_000040_request_log_no_request_index;
+mod m20261204_000050_request_log_partial_indexes;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000030_usage_daily::Migration),
             Box::new(m20261202_000030_user_limits::Migration),
             Box::new(m20261203_000040_request_log_no_request_index::Migration),
+            Box::new(m20261204_000050_request_log_partial_indexes::Migration),
         ]
     }
 }

@@ -94,59 +94,59 @@ fn usage_sql(backend: DbBackend, dimensions: &[Dimension], filter: &UsageFilter)
     (sql, values)
 }
 
+/// The query of one page of the request log (`Store::spend_logs`).
+fn logs_page(filter: &LogFilter) -> sea_orm::Select<request_log::Entity> {
+    let mut query = request_log::Entity::find();
+    if let Some(key) = &filter.key_hash {
+        query = query.filter(Column::KeyHash.eq(key.as_str()));
+    }
+    if let Some(team) = &filter.team_id {
+        query = query.filter(Column::TeamId.eq(team.as_str()));
+    }
+    if let Some(teams) = &filter.team_ids {
+        query = query.filter(Column::TeamId.is_in(teams.iter().map(String::as_str)));
+    }
+    if let Some(user) = &filter.user_id {
+        query = query.filter(Column::UserId.eq(user.as_str()));
+    }
+    if let Some(model) = &filter.model {
+        query = query.filter(Column::ModelGroup.eq(model.as_str()));
+    }
+    if let Some(id) = &filter.request_id {
+        query = query.filter(Column::RequestId.eq(id.as_str()));
+        // No index on request ids: a tollgate id names its start, and the start is indexed. Any other id is
+        // looked for in every row (slow on a large log, and found only in rows of an older version).
+        if let Some(ms) = crate::logs::query::request_started_ms(id) {
+            query = query
+                .filter(Column::StartedAtMs.gte(ms))
+                .filter(Column::StartedAtMs.lte(ms + crate::logs::query::ID_TO_START_MS));
+        }
+    }
+    match filter.outcome {
+        Some(Outcome::Success) => query = query.filter(Column::Status.lt(400)),
+        Some(Outcome::Failure) => query = query.filter(Column::Status.gte(400)),
+        None => {}
+    }
+    if let Some(start) = filter.start_ms {
+        query = query.filter(Column::StartedAtMs.gte(start));
+    }
+    if let Some(end) = filter.end_ms {
+        query = query.filter(Column::StartedAtMs.lt(end));
+    }
+    if let Some(after) = filter.after {
+        query = query.filter(
+            Condition::any()
+                .add(Column::StartedAtMs.lt(after.started_at_ms))
+                .add(Condition::all().add(Column::StartedAtMs.eq(after.started_at_ms)).add(Column::Id.lt(after.id))),
+        );
+    }
+    query.order_by_desc(Column::StartedAtMs).order_by_desc(Column::Id).limit(filter.limit)
+}
+
 impl Store {
     /// One page of the request log, newest first: at most `filter.limit` rows.
     pub async fn spend_logs(&self, filter: &LogFilter) -> Result<Vec<LogRow>, StoreError> {
-        let mut query = request_log::Entity::find();
-        if let Some(key) = &filter.key_hash {
-            query = query.filter(Column::KeyHash.eq(key.as_str()));
-        }
-        if let Some(team) = &filter.team_id {
-            query = query.filter(Column::TeamId.eq(team.as_str()));
-        }
-        if let Some(teams) = &filter.team_ids {
-            query = query.filter(Column::TeamId.is_in(teams.iter().map(String::as_str)));
-        }
-        if let Some(user) = &filter.user_id {
-            query = query.filter(Column::UserId.eq(user.as_str()));
-        }
-        if let Some(model) = &filter.model {
-            query = query.filter(Column::ModelGroup.eq(model.as_str()));
-        }
-        if let Some(id) = &filter.request_id {
-            query = query.filter(Column::RequestId.eq(id.as_str()));
-            // No index on request ids: a tollgate id names its start, and the start is indexed. Any other id is
-            // looked for in every row (slow on a large log, and found only in rows of an older version).
-            if let Some(ms) = crate::logs::query::request_started_ms(id) {
-                query = query
-                    .filter(Column::StartedAtMs.gte(ms))
-                    .filter(Column::StartedAtMs.lte(ms + crate::logs::query::ID_TO_START_MS));
-            }
-        }
-        match filter.outcome {
-            Some(Outcome::Success) => query = query.filter(Column::Status.lt(400)),
-            Some(Outcome::Failure) => query = query.filter(Column::Status.gte(400)),
-            None => {}
-        }
-        if let Some(start) = filter.start_ms {
-            query = query.filter(Column::StartedAtMs.gte(start));
-        }
-        if let Some(end) = filter.end_ms {
-            query = query.filter(Column::StartedAtMs.lt(end));
-        }
-        if let Some(after) = filter.after {
-            query =
-                query.filter(Condition::any().add(Column::StartedAtMs.lt(after.started_at_ms)).add(
-                    Condition::all().add(Column::StartedAtMs.eq(after.started_at_ms)).add(Column::Id.lt(after.id)),
-                ));
-        }
-        let rows = query
-            .order_by_desc(Column::StartedAtMs)
-            .order_by_desc(Column::Id)
-            .limit(filter.limit)
-            .all(&self.db)
-            .await?;
-        Ok(rows)
+        Ok(logs_page(filter).all(&self.db).await?)
     }
 
     /// Sums of the rollups within `filter`, grouped by `dimensions` (none: one row, the totals).
@@ -225,6 +225,40 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The key and team indexes hold only rows with a key or team (migration `m20261204_000050`): the log's filters
+    /// by key, by team and by a member's teams must still search them, not scan the log.
+    #[actix_rt::test]
+    async fn filters_by_key_and_team_search_their_partial_indexes() {
+        use sea_orm::{ConnectionTrait, QueryTrait};
+        let path = std::env::temp_dir().join(format!("tollgate-plan-{}.db", uuid::Uuid::new_v4().simple()));
+        let store = Store::open(&format!("sqlite://{}?mode=rwc", path.display())).await;
+        let store = store.unwrap_or_else(|e| unreachable!("{e}"));
+        let page = LogFilter { limit: 50, start_ms: Some(1), ..LogFilter::default() };
+        let cases = [
+            (LogFilter { key_hash: Some("k".into()), ..page.clone() }, "idx_request_log_key_started"),
+            (LogFilter { team_id: Some("t".into()), ..page.clone() }, "idx_request_log_team_started"),
+            (
+                LogFilter { team_ids: Some(vec!["a".into(), "b".into()]), ..page.clone() },
+                "idx_request_log_team_started",
+            ),
+            (page.clone(), "idx_request_log_started"),
+        ];
+        for (filter, index) in cases {
+            let query = logs_page(&filter).build(DbBackend::Sqlite);
+            let plan = Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                format!("EXPLAIN QUERY PLAN {}", query.sql),
+                query.values.map(|v| v.0).unwrap_or_default(),
+            );
+            let rows = store.db.query_all_raw(plan).await.unwrap_or_default();
+            let details: Vec<String> = rows.iter().filter_map(|r| r.try_get::<String>("", "detail").ok()).collect();
+            assert!(details.iter().any(|d| d.contains(&format!("USING INDEX {index}"))), "{filter:?}: {details:?}");
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
 
     #[test]
     fn report_statements_group_by_the_dimensions_asked_within_the_days_and_teams() {

@@ -6,6 +6,8 @@
 #   eventstream_framer  upstream AWS eventstreams (Bedrock) in chunks (framing/eventstream.rs), CRCs and lengths
 #   journal_file    request log journal files as a crash may leave them (logs/journal.rs frames, logs/codec.rs)
 #   upstream_response  upstream HTTP/1.1 responses in chunks, as the http:// client reads them (upstream/plain/)
+#   response_peek   upstream response bodies and stream chunks as the relays read usage from them (pipeline/peek/),
+#                   checked against serde_json's reading
 #
 #   scripts/fuzz.sh [seconds-per-target] [target...]     default: 60 s each, every target
 #
@@ -30,7 +32,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CARGO_FUZZ_VERSION=0.13.2
-ALL_TARGETS=(request_parser sse_framer config_loader eventstream_framer journal_file upstream_response)
+ALL_TARGETS=(request_parser sse_framer config_loader eventstream_framer journal_file upstream_response response_peek)
 
 seconds="${1:-60}"
 if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
@@ -53,7 +55,7 @@ done
 max_len() {
   case "$1" in
     request_parser) echo 1048576 ;;
-    sse_framer | eventstream_framer | upstream_response) echo 262144 ;;
+    sse_framer | eventstream_framer | upstream_response | response_peek) echo 262144 ;;
     *) echo 65536 ;;
   esac
 }

@@ -31,6 +31,12 @@ use crate::{
     upstream::plain,
 };
 
+/// Reads an upstream's response body or stream chunk as the relays do (`pipeline/peek/`): the same usage, model,
+/// finish reasons and verdicts as serde_json's derive of those fields, or none from both.
+pub fn response_peek(json: &[u8]) -> Result<(), String> {
+    crate::pipeline::peek::agrees_with_serde(json)
+}
+
 /// Reads an upstream's HTTP/1.1 response, arriving in `chunks`, as `upstream/plain/` does (head, then the body by
 /// its framing, then the close):
 /// - the outcome (status, framing and body, or the error) is the same whatever the chunking;

@@ -1,43 +1,61 @@
 //! What the relays read of OpenAI-shaped response bodies and stream chunks: usage, the answering model, finish
-//! reasons, and an `error` object hiding in a 2xx body. Everything else is skipped unparsed; strings are borrowed
-//! from the body where they need no unescaping.
+//! reasons, and an `error` object hiding in a 2xx body. Everything else is skipped unparsed ([`skim`]); strings
+//! are borrowed from the body where they need no unescaping.
+//!
+//! The reading is serde_json's, field for field, of the struct [`oracle::Peek`] (which the unit tests and the
+//! `response_peek` fuzz target hold it to): a body that is not JSON, a duplicate field, or a field of the wrong
+//! type gives no peek at all, as `serde_json::from_slice` would fail.
+
+mod skim;
 
 use std::borrow::Cow;
 
 use serde::Deserialize;
 
+use self::skim::{decode_escaped, Key, Malformed, Skim};
 use crate::{llm::Usage, providers::openai::reply::WireUsage};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct Peek<'a> {
-    #[serde(default)]
     usage: Option<WireUsage>,
-    #[serde(default, borrow)]
     model: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    choices: Option<Vec<ChoicePeek<'a>>>,
-    #[serde(default)]
-    error: Option<serde::de::IgnoredAny>,
-    /// Groq put stream usage here before it moved to the top level.
-    #[serde(default)]
-    x_groq: Option<GroqExtra>,
+    /// Each choice's `finish_reason`; `None` without a `choices` field (or with `null`).
+    choices: Option<Vec<Option<Cow<'a, str>>>>,
+    /// An `error` field other than `null`.
+    error: bool,
+    /// Groq put stream usage in `x_groq.usage` before it moved to the top level.
+    x_groq_usage: Option<WireUsage>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct ChoicePeek<'a> {
-    #[serde(default, borrow)]
-    finish_reason: Option<Cow<'a, str>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct GroqExtra {
-    #[serde(default)]
-    usage: Option<WireUsage>,
-}
+/// The top-level fields read; another occurrence of one is an error, as serde's derive makes it.
+const FIELDS: [&str; 5] = ["usage", "model", "choices", "error", "x_groq"];
 
 impl<'a> Peek<'a> {
     pub fn parse(json: &'a [u8]) -> Option<Self> {
-        serde_json::from_slice(json).ok()
+        let mut skim = Skim::new(json);
+        if skim.peek() != Some(b'{') {
+            // A struct from a JSON array (serde's sequence form) or not an object at all: rare enough for serde.
+            return oracle::Peek::parse(json).map(Peek::from);
+        }
+        let mut peek = Peek::default();
+        let mut seen = [false; FIELDS.len()];
+        skim.object(|skim, key| {
+            let Some(field) = known_key(key, &FIELDS)? else { return skim.value().map(drop) };
+            if std::mem::replace(&mut seen[field], true) {
+                return Err(Malformed);
+            }
+            match field {
+                0 => peek.usage = typed::<Option<WireUsage>>(skim)?,
+                1 => peek.model = optional_string(skim)?,
+                2 => peek.choices = choices(skim)?,
+                3 => peek.error = !skim.null() && skim.value().map(|_| true)?,
+                _ => peek.x_groq_usage = typed::<Option<oracle::GroqExtra>>(skim)?.and_then(|g| g.usage),
+            }
+            Ok(())
+        })
+        .ok()?;
+        skim.end().ok()?;
+        Some(peek)
     }
 
     /// The model the body or chunk names.
@@ -47,17 +65,17 @@ impl<'a> Peek<'a> {
 
     /// The finish reasons of the choices that finished here.
     pub fn finish_reasons(&self) -> impl Iterator<Item = &str> {
-        self.choices.iter().flatten().filter_map(|c| c.finish_reason.as_deref())
+        self.choices.iter().flatten().filter_map(|c| c.as_deref())
     }
 
     /// Consumes the usage object (read once per body or chunk).
     pub fn take_usage(&mut self) -> Option<Usage> {
-        self.usage.take().or_else(|| self.x_groq.as_mut().and_then(|g| g.usage.take())).map(Usage::from)
+        self.usage.take().or_else(|| self.x_groq_usage.take()).map(Usage::from)
     }
 
     /// Some choice of this chunk finished.
     pub fn finishes(&self) -> bool {
-        self.choices.iter().flatten().any(|c| c.finish_reason.is_some())
+        self.choices.iter().flatten().any(Option::is_some)
     }
 
     /// OpenAI's final `include_usage` chunk: empty `choices`, usage filled.
@@ -67,13 +85,231 @@ impl<'a> Peek<'a> {
 
     /// An `error` object and no choices: the upstream reported a failure inside a 2xx response.
     pub fn is_error(&self) -> bool {
-        self.error.is_some() && self.choices.as_ref().is_none_or(Vec::is_empty)
+        self.error && self.choices.as_ref().is_none_or(Vec::is_empty)
+    }
+}
+
+/// Which of `names` `key` is, if any. A key is checked as UTF-8 as serde checks every key of a struct (an
+/// unknown key too): ASCII first, the common case, without the decoder.
+fn known_key(key: Key<'_>, names: &[&str]) -> Result<Option<usize>, Malformed> {
+    if key.escaped {
+        let decoded = decode_escaped(key.raw).ok_or(Malformed)?;
+        return Ok(names.iter().position(|n| *n == decoded));
+    }
+    if !key.raw.is_ascii() && std::str::from_utf8(key.raw).is_err() {
+        return Err(Malformed);
+    }
+    Ok(names.iter().position(|n| n.as_bytes() == key.raw))
+}
+
+/// The value at the cursor, read by serde (small objects read whole: usage).
+fn typed<T: for<'de> Deserialize<'de>>(skim: &mut Skim<'_>) -> Result<T, Malformed> {
+    serde_json::from_slice(skim.value()?).map_err(|_| Malformed)
+}
+
+/// A string or `null`; a string without escapes is borrowed, after the UTF-8 check serde makes.
+fn optional_string<'a>(skim: &mut Skim<'a>) -> Result<Option<Cow<'a, str>>, Malformed> {
+    if skim.null() {
+        return Ok(None);
+    }
+    let s = skim.string()?;
+    if s.escaped {
+        return decode_escaped(s.raw).map(|d| Some(Cow::Owned(d))).ok_or(Malformed);
+    }
+    std::str::from_utf8(s.raw).map(|s| Some(Cow::Borrowed(s))).map_err(|_| Malformed)
+}
+
+/// `choices`: `null`, or an array of choices, each an object (its `finish_reason`) or, as serde reads a struct,
+/// an array of at most one element (the `finish_reason`).
+fn choices<'a>(skim: &mut Skim<'a>) -> Result<Option<Vec<Option<Cow<'a, str>>>>, Malformed> {
+    if skim.null() {
+        return Ok(None);
+    }
+    let mut reasons = Vec::new();
+    skim.array(|skim| {
+        let mut reason = None;
+        if skim.peek() == Some(b'[') {
+            let mut elements = 0;
+            skim.array(|skim| {
+                elements += 1;
+                if elements > 1 {
+                    return Err(Malformed);
+                }
+                reason = optional_string(skim)?;
+                Ok(())
+            })?;
+        } else {
+            let mut seen = false;
+            skim.object(|skim, key| {
+                if known_key(key, &["finish_reason"])?.is_none() {
+                    return skim.value().map(drop);
+                }
+                if std::mem::replace(&mut seen, true) {
+                    return Err(Malformed);
+                }
+                reason = optional_string(skim)?;
+                Ok(())
+            })?;
+        }
+        reasons.push(reason);
+        Ok(())
+    })?;
+    Ok(Some(reasons))
+}
+
+impl<'a> From<oracle::Peek<'a>> for Peek<'a> {
+    fn from(p: oracle::Peek<'a>) -> Self {
+        Peek {
+            usage: p.usage,
+            model: p.model,
+            choices: p.choices.map(|cs| cs.into_iter().map(|c| c.finish_reason).collect()),
+            error: p.error.is_some(),
+            x_groq_usage: p.x_groq.and_then(|g| g.usage),
+        }
+    }
+}
+
+/// The same reading through serde's derive: the reference the skimming reader is held to, and its path for a
+/// body that is a JSON array.
+pub(crate) mod oracle {
+    use std::borrow::Cow;
+
+    use serde::Deserialize;
+
+    use crate::providers::openai::reply::WireUsage;
+
+    #[derive(Debug, Default, Deserialize)]
+    pub struct Peek<'a> {
+        #[serde(default)]
+        pub usage: Option<WireUsage>,
+        #[serde(default, borrow)]
+        pub model: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        pub choices: Option<Vec<ChoicePeek<'a>>>,
+        #[serde(default)]
+        pub error: Option<serde::de::IgnoredAny>,
+        #[serde(default)]
+        pub x_groq: Option<GroqExtra>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    pub struct GroqExtra {
+        #[serde(default)]
+        pub usage: Option<WireUsage>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    pub struct ChoicePeek<'a> {
+        #[serde(default, borrow)]
+        pub finish_reason: Option<Cow<'a, str>>,
+    }
+
+    impl<'a> Peek<'a> {
+        pub fn parse(json: &'a [u8]) -> Option<Self> {
+            serde_json::from_slice(json).ok()
+        }
+    }
+}
+
+/// Whether [`Peek::parse`] reads `json` as serde's derive does ([`oracle::Peek`]): the same peek or none, and
+/// the same usage, model, finish reasons and verdicts from it.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn agrees_with_serde(json: &[u8]) -> Result<(), String> {
+    type View = (Option<Usage>, Option<String>, Vec<String>, bool, bool, bool);
+    fn view(p: Option<Peek<'_>>) -> Option<View> {
+        let mut p = p?;
+        let reasons = p.finish_reasons().map(str::to_owned).collect();
+        let verdicts = (p.finishes(), p.is_usage_only(), p.is_error());
+        Some((p.take_usage(), p.model().map(str::to_owned), reasons, verdicts.0, verdicts.1, verdicts.2))
+    }
+    let skimmed = view(Peek::parse(json));
+    let derived = view(oracle::Peek::parse(json).map(Peek::from));
+    if skimmed == derived {
+        Ok(())
+    } else {
+        Err(format!("skimmed {skimmed:?}, serde {derived:?}"))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_as_serde_does_whatever_the_shape() {
+        let cases: &[&[u8]] = &[
+            br#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi \"there\"\n"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15},"system_fingerprint":null}"#,
+            b" \t\r\n{ \"model\" : \"m\" , \"choices\" : [ ] , \"usage\" : { \"prompt_tokens\" : 1 } } \n",
+            // Duplicates: of a read field an error, of another field not.
+            br#"{"model":"a","model":"b"}"#,
+            br#"{"model":null,"model":"b"}"#,
+            br#"{"other":1,"other":2,"model":"m"}"#,
+            br#"{"choices":[{"finish_reason":"stop","finish_reason":"length"}]}"#,
+            // Escaped keys and values; a lone surrogate; bad escapes.
+            br#"{"mod\u0065l":"m\u00e9","choices":[{"finish_re\u0061son":"st\/op"}]}"#,
+            br#"{"model":"\ud800"}"#,
+            br#"{"x\ud800":1}"#,
+            br#"{"a":"\ud800"}"#,
+            br#"{"model":"\uZZZZ"}"#,
+            br#"{"model":"\q"}"#,
+            // Invalid UTF-8 in an unknown key (serde checks every key), in an ignored value (it does not), in a
+            // read value; a raw control character.
+            b"{\"\xff\":1}",
+            b"{\"a\":\"\xff\"}",
+            b"{\"model\":\"\xff\"}",
+            b"{\"model\":\"a\x01b\"}",
+            b"{\"a\":\"a\x1fb\"}",
+            // Types.
+            br#"{"model":1}"#,
+            br#"{"choices":{}}"#,
+            br#"{"choices":null,"error":{"message":"x"}}"#,
+            br#"{"choices":[],"error":null}"#,
+            br#"{"error":[1,{"a":[true,false,null]}]}"#,
+            br#"{"choices":[1]}"#,
+            br#"{"choices":[[]]}"#,
+            br#"{"choices":[["stop"]]}"#,
+            br#"{"choices":[["stop",null]]}"#,
+            br#"{"choices":[[null]],"usage":null}"#,
+            br#"{"usage":{"prompt_tokens":-1}}"#,
+            br#"{"usage":{"prompt_tokens":1.5}}"#,
+            br#"{"usage":"x"}"#,
+            br#"{"x_groq":{"usage":{"prompt_tokens":4,"completion_tokens":5}},"choices":[{"delta":{}}]}"#,
+            br#"{"x_groq":null}"#,
+            br#"{"x_groq":[{"prompt_tokens":2}]}"#,
+            // Grammar.
+            br#"{"a":01}"#,
+            br#"{"a":-0.5e+10,"b":1E2,"c":-0}"#,
+            br#"{"a":1.}"#,
+            br#"{"a":-}"#,
+            br#"{"a":.5}"#,
+            br#"{"a":[1,]}"#,
+            br#"{"a":1,}"#,
+            br#"{"a" 1}"#,
+            br#"{"a":[}"#,
+            br#"{"a":{]}"#,
+            br#"{"a":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}"#,
+            br#"{"a":tru}"#,
+            br#"{"a":nulll}"#,
+            br#"{"model":"m"} x"#,
+            br#"{"model":"m"}}"#,
+            br#"{"model":"m""#,
+            b"",
+            b"   ",
+            b"null",
+            b"\"s\"",
+            // A struct from an array, as serde allows at the top.
+            br#"[{"prompt_tokens":1,"completion_tokens":2},"m",[],null,null]"#,
+            br#"[]"#,
+        ];
+        for json in cases {
+            let agreed = agrees_with_serde(json);
+            assert!(agreed.is_ok(), "{}: {agreed:?}", String::from_utf8_lossy(json));
+        }
+        // Agreeing because both read, not only because both refuse.
+        let read = |json: &[u8]| Peek::parse(json).map(|p| p.model().map(str::to_owned));
+        assert_eq!(read(br#"{"a":-0.5e+10,"b":1E2,"c":-0,"d":[[[]]],"model":"m"}"#), Some(Some("m".into())));
+        assert_eq!(read(b"{\"a\":\"\xff\",\"model\":\"m\\u00e9\"}"), Some(Some("m\u{e9}".into())));
+    }
 
     fn usage(prompt: u64, completion: u64, cache_read: u64, reasoning: u64) -> Usage {
         Usage {

@@ -13,7 +13,10 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use self::skim::{decode_escaped, Key, Malformed, Skim};
-use crate::{llm::Usage, providers::openai::reply::WireUsage};
+use crate::{
+    llm::Usage,
+    providers::openai::reply::{CompletionDetails, PromptDetails, WireUsage},
+};
 
 #[derive(Debug, Default)]
 pub struct Peek<'a> {
@@ -45,7 +48,7 @@ impl<'a> Peek<'a> {
                 return Err(Malformed);
             }
             match field {
-                0 => peek.usage = typed::<Option<WireUsage>>(skim)?,
+                0 => peek.usage = usage(skim)?,
                 1 => peek.model = optional_string(skim)?,
                 2 => peek.choices = choices(skim)?,
                 3 => peek.error = !skim.null() && skim.value().map(|_| true)?,
@@ -102,7 +105,7 @@ fn known_key(key: Key<'_>, names: &[&str]) -> Result<Option<usize>, Malformed> {
     Ok(names.iter().position(|n| n.as_bytes() == key.raw))
 }
 
-/// The value at the cursor, read by serde (small objects read whole: usage).
+/// The value at the cursor, read by serde: a struct in serde's sequence form, and `x_groq`.
 fn typed<T: for<'de> Deserialize<'de>>(skim: &mut Skim<'_>) -> Result<T, Malformed> {
     serde_json::from_slice(skim.value()?).map_err(|_| Malformed)
 }
@@ -117,6 +120,103 @@ fn optional_string<'a>(skim: &mut Skim<'a>) -> Result<Option<Cow<'a, str>>, Malf
         return decode_escaped(s.raw).map(|d| Some(Cow::Owned(d))).ok_or(Malformed);
     }
     std::str::from_utf8(s.raw).map(|s| Some(Cow::Borrowed(s))).map_err(|_| Malformed)
+}
+
+/// `usage` (and its two details objects): `null`, or an object of counts. Read by hand: through serde it was a
+/// fifth of the whole reading. A struct written as an array (serde's sequence form) goes to serde.
+fn usage(skim: &mut Skim<'_>) -> Result<Option<WireUsage>, Malformed> {
+    const FIELDS: [&str; 6] = [
+        "prompt_tokens",
+        "completion_tokens",
+        "prompt_tokens_details",
+        "completion_tokens_details",
+        "prompt_cache_hit_tokens",
+        "cache_creation_input_tokens",
+    ];
+    if skim.null() {
+        return Ok(None);
+    }
+    if skim.peek() == Some(b'[') {
+        return typed(skim);
+    }
+    let mut u = WireUsage::default();
+    counts(skim, &FIELDS, |skim, field| {
+        match field {
+            0 => u.prompt_tokens = count(skim)?,
+            1 => u.completion_tokens = count(skim)?,
+            2 => u.prompt_tokens_details = prompt_details(skim)?,
+            3 => u.completion_tokens_details = completion_details(skim)?,
+            4 => u.prompt_cache_hit_tokens = count(skim)?,
+            _ => u.cache_creation_input_tokens = count(skim)?,
+        }
+        Ok(())
+    })?;
+    Ok(Some(u))
+}
+
+fn prompt_details(skim: &mut Skim<'_>) -> Result<Option<PromptDetails>, Malformed> {
+    if skim.null() {
+        return Ok(None);
+    }
+    if skim.peek() == Some(b'[') {
+        return typed(skim);
+    }
+    let mut d = PromptDetails::default();
+    counts(skim, &["cached_tokens", "cache_write_tokens"], |skim, field| {
+        match field {
+            0 => d.cached_tokens = count(skim)?,
+            _ => d.cache_write_tokens = count(skim)?,
+        }
+        Ok(())
+    })?;
+    Ok(Some(d))
+}
+
+fn completion_details(skim: &mut Skim<'_>) -> Result<Option<CompletionDetails>, Malformed> {
+    if skim.null() {
+        return Ok(None);
+    }
+    if skim.peek() == Some(b'[') {
+        return typed(skim);
+    }
+    let mut d = CompletionDetails::default();
+    counts(skim, &["reasoning_tokens"], |skim, _| {
+        d.reasoning_tokens = count(skim)?;
+        Ok(())
+    })?;
+    Ok(Some(d))
+}
+
+/// Walks an object of at most 8 known `fields` as serde's derive reads a struct: `read` gets each known one (by
+/// index) once, a second occurrence is an error, other keys are skipped.
+fn counts(
+    skim: &mut Skim<'_>,
+    fields: &[&str],
+    mut read: impl FnMut(&mut Skim<'_>, usize) -> Result<(), Malformed>,
+) -> Result<(), Malformed> {
+    let mut seen = 0u8;
+    skim.object(|skim, key| {
+        let Some(field) = known_key(key, fields)? else { return skim.value().map(drop) };
+        if seen & (1 << field) != 0 {
+            return Err(Malformed);
+        }
+        seen |= 1 << field;
+        read(skim, field)
+    })
+}
+
+/// A token count: `null`, or a JSON integer in u64's range. serde reads `-1`, `1.0`, `1e2` and integers past u64
+/// as other types and refuses them for a u64, and so does this.
+fn count(skim: &mut Skim<'_>) -> Result<Option<u64>, Malformed> {
+    if skim.null() {
+        return Ok(None);
+    }
+    let raw = skim.value()?;
+    if raw.first().is_some_and(u8::is_ascii_digit) && raw.iter().all(u8::is_ascii_digit) {
+        std::str::from_utf8(raw).ok().and_then(|d| d.parse().ok()).map(Some).ok_or(Malformed)
+    } else {
+        Err(Malformed)
+    }
 }
 
 /// `choices`: `null`, or an array of choices, each an object (its `finish_reason`) or, as serde reads a struct,
@@ -273,6 +373,22 @@ mod tests {
             br#"{"usage":{"prompt_tokens":-1}}"#,
             br#"{"usage":{"prompt_tokens":1.5}}"#,
             br#"{"usage":"x"}"#,
+            br#"{"usage":{"prompt_tokens":-0}}"#,
+            br#"{"usage":{"prompt_tokens":1e2}}"#,
+            br#"{"usage":{"prompt_tokens":18446744073709551615,"completion_tokens":0}}"#,
+            br#"{"usage":{"prompt_tokens":18446744073709551616}}"#,
+            br#"{"usage":{"prompt_tokens":true}}"#,
+            br#"{"usage":{"prompt_tokens":"1"}}"#,
+            br#"{"usage":{"prompt_tokens":1,"prompt_tokens":1}}"#,
+            br#"{"usage":{"prompt_tokens":null,"completion_tokens":null,"total_tokens":"x"}}"#,
+            br#"{"usage":{"prompt_tokens_details":{"cached_tokens":1,"cached_tokens":2}}}"#,
+            br#"{"usage":{"prompt_tokens_details":[3,4],"completion_tokens_details":[5]}}"#,
+            br#"{"usage":{"prompt_tokens_details":[3,4,5]}}"#,
+            br#"{"usage":{"completion_tokens_details":{"reasoning_tokens":7,"x":[{}]},"prompt_cache_hit_tokens":2}}"#,
+            br#"{"usage":{"cache_creation_input_tokens":3,"prompt_tokens_details":null,"completion_tokens_details":{}}}"#,
+            br#"{"usage":[1,2,null,null,3,4]}"#,
+            br#"{"usage":{"pr\u006fmpt_tokens":5}}"#,
+            b"{\"usage\":{\"\xfe\":1}}",
             br#"{"x_groq":{"usage":{"prompt_tokens":4,"completion_tokens":5}},"choices":[{"delta":{}}]}"#,
             br#"{"x_groq":null}"#,
             br#"{"x_groq":[{"prompt_tokens":2}]}"#,

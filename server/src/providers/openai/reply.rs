@@ -15,38 +15,38 @@ use crate::llm::{
 };
 
 /// OpenAI's `usage` object as OpenAI and compatible servers send it; also what the same-dialect relays read
-/// (`pipeline/peek.rs`), so both paths count cache writes alike.
+/// (`pipeline/peek/`), so both paths count cache writes alike.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct WireUsage {
     #[serde(default)]
-    prompt_tokens: Option<u64>,
+    pub(crate) prompt_tokens: Option<u64>,
     #[serde(default)]
-    completion_tokens: Option<u64>,
+    pub(crate) completion_tokens: Option<u64>,
     #[serde(default)]
-    prompt_tokens_details: Option<PromptDetails>,
+    pub(crate) prompt_tokens_details: Option<PromptDetails>,
     #[serde(default)]
-    completion_tokens_details: Option<CompletionDetails>,
+    pub(crate) completion_tokens_details: Option<CompletionDetails>,
     /// DeepSeek reports cache hits here (older responses have no `prompt_tokens_details`).
     #[serde(default)]
-    prompt_cache_hit_tokens: Option<u64>,
+    pub(crate) prompt_cache_hit_tokens: Option<u64>,
     /// LiteLLM's name for cache writes (what [`usage_json`] renders).
     #[serde(default)]
-    cache_creation_input_tokens: Option<u64>,
+    pub(crate) cache_creation_input_tokens: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct PromptDetails {
+pub(crate) struct PromptDetails {
     #[serde(default)]
-    cached_tokens: Option<u64>,
+    pub(crate) cached_tokens: Option<u64>,
     /// Newer OpenAI SDK types name cache writes here.
     #[serde(default)]
-    cache_write_tokens: Option<u64>,
+    pub(crate) cache_write_tokens: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct CompletionDetails {
+pub(crate) struct CompletionDetails {
     #[serde(default)]
-    reasoning_tokens: Option<u64>,
+    pub(crate) reasoning_tokens: Option<u64>,
 }
 
 impl From<WireUsage> for Usage {

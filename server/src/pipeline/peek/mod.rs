@@ -30,7 +30,7 @@ pub struct Peek<'a> {
     x_groq_usage: Option<WireUsage>,
 }
 
-/// The top-level fields read; another occurrence of one is an error, as serde's derive makes it.
+/// The top-level fields read.
 const FIELDS: [&str; 5] = ["usage", "model", "choices", "error", "x_groq"];
 
 impl<'a> Peek<'a> {
@@ -41,17 +41,17 @@ impl<'a> Peek<'a> {
             return oracle::Peek::parse(json).map(Peek::from);
         }
         let mut peek = Peek::default();
-        let mut seen = [false; FIELDS.len()];
-        skim.object(|skim, key| {
-            let Some(field) = known_key(key, &FIELDS)? else { return skim.value().map(drop) };
-            if std::mem::replace(&mut seen[field], true) {
-                return Err(Malformed);
-            }
+        struct_fields(&mut skim, &FIELDS, |skim, field| {
             match field {
                 0 => peek.usage = usage(skim)?,
                 1 => peek.model = optional_string(skim)?,
                 2 => peek.choices = choices(skim)?,
-                3 => peek.error = !skim.null() && skim.value().map(|_| true)?,
+                3 => {
+                    peek.error = !skim.null() && {
+                        skim.value()?;
+                        true
+                    }
+                }
                 _ => peek.x_groq_usage = typed::<Option<oracle::GroqExtra>>(skim)?.and_then(|g| g.usage),
             }
             Ok(())
@@ -140,7 +140,7 @@ fn usage(skim: &mut Skim<'_>) -> Result<Option<WireUsage>, Malformed> {
         return typed(skim);
     }
     let mut u = WireUsage::default();
-    counts(skim, &FIELDS, |skim, field| {
+    struct_fields(skim, &FIELDS, |skim, field| {
         match field {
             0 => u.prompt_tokens = count(skim)?,
             1 => u.completion_tokens = count(skim)?,
@@ -162,7 +162,7 @@ fn prompt_details(skim: &mut Skim<'_>) -> Result<Option<PromptDetails>, Malforme
         return typed(skim);
     }
     let mut d = PromptDetails::default();
-    counts(skim, &["cached_tokens", "cache_write_tokens"], |skim, field| {
+    struct_fields(skim, &["cached_tokens", "cache_write_tokens"], |skim, field| {
         match field {
             0 => d.cached_tokens = count(skim)?,
             _ => d.cache_write_tokens = count(skim)?,
@@ -180,7 +180,7 @@ fn completion_details(skim: &mut Skim<'_>) -> Result<Option<CompletionDetails>, 
         return typed(skim);
     }
     let mut d = CompletionDetails::default();
-    counts(skim, &["reasoning_tokens"], |skim, _| {
+    struct_fields(skim, &["reasoning_tokens"], |skim, _| {
         d.reasoning_tokens = count(skim)?;
         Ok(())
     })?;
@@ -189,10 +189,10 @@ fn completion_details(skim: &mut Skim<'_>) -> Result<Option<CompletionDetails>, 
 
 /// Walks an object of at most 8 known `fields` as serde's derive reads a struct: `read` gets each known one (by
 /// index) once, a second occurrence is an error, other keys are skipped.
-fn counts(
-    skim: &mut Skim<'_>,
+fn struct_fields<'a>(
+    skim: &mut Skim<'a>,
     fields: &[&str],
-    mut read: impl FnMut(&mut Skim<'_>, usize) -> Result<(), Malformed>,
+    mut read: impl FnMut(&mut Skim<'a>, usize) -> Result<(), Malformed>,
 ) -> Result<(), Malformed> {
     let mut seen = 0u8;
     skim.object(|skim, key| {
@@ -239,14 +239,7 @@ fn choices<'a>(skim: &mut Skim<'a>) -> Result<Option<Vec<Option<Cow<'a, str>>>>,
                 Ok(())
             })?;
         } else {
-            let mut seen = false;
-            skim.object(|skim, key| {
-                if known_key(key, &["finish_reason"])?.is_none() {
-                    return skim.value().map(drop);
-                }
-                if std::mem::replace(&mut seen, true) {
-                    return Err(Malformed);
-                }
+            struct_fields(skim, &["finish_reason"], |skim, _| {
                 reason = optional_string(skim)?;
                 Ok(())
             })?;

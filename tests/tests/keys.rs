@@ -137,10 +137,11 @@ async fn refusals_are_distinct_and_clear() {
     let unknown = chat(&gw, "sk-not-a-key-at-all", "a").await;
     assert_eq!((unknown.status, code(&unknown)), (401, "invalid_api_key"), "{}", unknown.text);
 
-    let short = admin_post(&gw, "/key/generate", json!({"duration": "1s"})).await;
+    // Three seconds to live: with one, a loaded CI machine let the key expire before its first call.
+    let short = admin_post(&gw, "/key/generate", json!({"duration": "3s"})).await;
     let key = short.json["key"].as_str().unwrap_or_default().to_owned();
     assert_eq!(chat(&gw, &key, "a").await.status, 200);
-    actix_rt::time::sleep(Duration::from_millis(2100)).await;
+    actix_rt::time::sleep(Duration::from_millis(4100)).await;
     let expired = chat(&gw, &key, "a").await;
     assert_eq!((expired.status, code(&expired)), (401, "key_expired"), "{}", expired.text);
     assert!(expired.json["error"]["message"].as_str().is_some_and(|m| m.contains("expired")), "{}", expired.text);

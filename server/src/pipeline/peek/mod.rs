@@ -123,7 +123,7 @@ fn optional_string<'a>(skim: &mut Skim<'a>) -> Result<Option<Cow<'a, str>>, Malf
 }
 
 /// `usage` (and its two details objects): `null`, or an object of counts. Read by hand: through serde it was a
-/// fifth of the whole reading. A struct written as an array (serde's sequence form) goes to serde.
+/// fifth of the whole reading.
 fn usage(skim: &mut Skim<'_>) -> Result<Option<WireUsage>, Malformed> {
     const FIELDS: [&str; 6] = [
         "prompt_tokens",
@@ -133,14 +133,7 @@ fn usage(skim: &mut Skim<'_>) -> Result<Option<WireUsage>, Malformed> {
         "prompt_cache_hit_tokens",
         "cache_creation_input_tokens",
     ];
-    if skim.null() {
-        return Ok(None);
-    }
-    if skim.peek() == Some(b'[') {
-        return typed(skim);
-    }
-    let mut u = WireUsage::default();
-    struct_fields(skim, &FIELDS, |skim, field| {
+    optional_struct(skim, &FIELDS, |u: &mut WireUsage, skim, field| {
         match field {
             0 => u.prompt_tokens = count(skim)?,
             1 => u.completion_tokens = count(skim)?,
@@ -150,41 +143,42 @@ fn usage(skim: &mut Skim<'_>) -> Result<Option<WireUsage>, Malformed> {
             _ => u.cache_creation_input_tokens = count(skim)?,
         }
         Ok(())
-    })?;
-    Ok(Some(u))
+    })
 }
 
 fn prompt_details(skim: &mut Skim<'_>) -> Result<Option<PromptDetails>, Malformed> {
-    if skim.null() {
-        return Ok(None);
-    }
-    if skim.peek() == Some(b'[') {
-        return typed(skim);
-    }
-    let mut d = PromptDetails::default();
-    struct_fields(skim, &["cached_tokens", "cache_write_tokens"], |skim, field| {
+    optional_struct(skim, &["cached_tokens", "cache_write_tokens"], |d: &mut PromptDetails, skim, field| {
         match field {
             0 => d.cached_tokens = count(skim)?,
             _ => d.cache_write_tokens = count(skim)?,
         }
         Ok(())
-    })?;
-    Ok(Some(d))
+    })
 }
 
 fn completion_details(skim: &mut Skim<'_>) -> Result<Option<CompletionDetails>, Malformed> {
+    optional_struct(skim, &["reasoning_tokens"], |d: &mut CompletionDetails, skim, _| {
+        d.reasoning_tokens = count(skim)?;
+        Ok(())
+    })
+}
+
+/// `null`, or a struct of `fields` read by `read` into its default ([`struct_fields`]); a struct written as an
+/// array (serde's sequence form) goes to serde.
+fn optional_struct<'a, T: Default + for<'de> Deserialize<'de>>(
+    skim: &mut Skim<'a>,
+    fields: &[&str],
+    mut read: impl FnMut(&mut T, &mut Skim<'a>, usize) -> Result<(), Malformed>,
+) -> Result<Option<T>, Malformed> {
     if skim.null() {
         return Ok(None);
     }
     if skim.peek() == Some(b'[') {
         return typed(skim);
     }
-    let mut d = CompletionDetails::default();
-    struct_fields(skim, &["reasoning_tokens"], |skim, _| {
-        d.reasoning_tokens = count(skim)?;
-        Ok(())
-    })?;
-    Ok(Some(d))
+    let mut value = T::default();
+    struct_fields(skim, fields, |skim, field| read(&mut value, skim, field))?;
+    Ok(Some(value))
 }
 
 /// Walks an object of at most 8 known `fields` as serde's derive reads a struct: `read` gets each known one (by

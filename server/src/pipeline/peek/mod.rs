@@ -12,7 +12,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use self::skim::{decode_escaped, Key, Malformed, Skim};
+use self::skim::{decode_escaped, Malformed, RawString, Skim};
 use crate::{
     llm::Usage,
     providers::openai::reply::{CompletionDetails, PromptDetails, WireUsage},
@@ -94,7 +94,7 @@ impl<'a> Peek<'a> {
 
 /// Which of `names` `key` is, if any. A key is checked as UTF-8 as serde checks every key of a struct (an
 /// unknown key too): ASCII first, the common case, without the decoder.
-fn known_key(key: Key<'_>, names: &[&str]) -> Result<Option<usize>, Malformed> {
+fn known_key(key: RawString<'_>, names: &[&str]) -> Result<Option<usize>, Malformed> {
     if key.escaped {
         let decoded = decode_escaped(key.raw).ok_or(Malformed)?;
         return Ok(names.iter().position(|n| *n == decoded));

@@ -20,9 +20,9 @@ pub struct Skim<'a> {
     open: Vec<u8>,
 }
 
-/// An object key as it stands in the body, between its quotes.
+/// A string (an object key or a value) as it stands in the body, between its quotes.
 #[derive(Debug, Clone, Copy)]
-pub struct Key<'a> {
+pub struct RawString<'a> {
     pub raw: &'a [u8],
     /// The contents have backslash escapes: compare them decoded ([`decode_escaped`]).
     pub escaped: bool,
@@ -98,7 +98,7 @@ impl<'a> Skim<'a> {
 
     /// Reads the string at the cursor (after whitespace): its contents between the quotes, and whether they hold
     /// escapes.
-    pub fn string(&mut self) -> Result<Key<'a>, Malformed> {
+    pub fn string(&mut self) -> Result<RawString<'a>, Malformed> {
         if !self.eat(b'"') {
             return Err(Malformed);
         }
@@ -110,7 +110,7 @@ impl<'a> Skim<'a> {
                 b'"' => {
                     let raw = &self.bytes[start..self.at];
                     self.at += 1;
-                    return Ok(Key { raw, escaped });
+                    return Ok(RawString { raw, escaped });
                 }
                 b'\\' => escaped = true,
                 _ => return Err(Malformed),
@@ -245,7 +245,7 @@ impl<'a> Skim<'a> {
     /// that value.
     pub fn object(
         &mut self,
-        mut member: impl FnMut(&mut Self, Key<'a>) -> Result<(), Malformed>,
+        mut member: impl FnMut(&mut Self, RawString<'a>) -> Result<(), Malformed>,
     ) -> Result<(), Malformed> {
         if !self.eat(b'{') {
             return Err(Malformed);

@@ -211,7 +211,7 @@ async fn write_segments(store: &Store, journal: &Journal, segments: &[Segment], 
         turn.next = segment.number;
         // A segment the cursor has passed was applied by an earlier turn.
         if applied.segment <= segment.number {
-            let mut taken = match journal.read(segment) {
+            let mut taken = match journal.take(segment) {
                 Ok(taken) => taken,
                 Err(e) => return StoreTurn { error: Some(format!("journal: {e}")), ..turn },
             };
@@ -318,7 +318,7 @@ mod tests {
         let store = Store::open(&format!("sqlite://{}.db?mode=rwc", base.display())).await;
         let store = store.unwrap_or_else(|e| unreachable!("{e}"));
         let journal = Journal::open(base.with_extension("journal")).unwrap_or_else(|e| unreachable!("{e}"));
-        (0..3).for_each(|i| assert!(journal.append(&record(i)).is_ok()));
+        (0..3).for_each(|i| assert!(journal.append(record(i)).is_ok()));
         assert!(journal.rotate().is_ok());
         let segment = journal.segments().unwrap_or_default().remove(0);
         let taken = journal.read(&segment).unwrap_or_default();

@@ -13,6 +13,12 @@
 //! rotated by the appender.
 //!
 //! Segments of the first format (one JSON line per record, `*.jsonl`) are still read, so an upgrade loses nothing.
+//!
+//! The records appended by this process are also kept in memory beside their frames, up to [`KEPT_MAX`] records in
+//! all, and handed to the store's consumer by [`Journal::take`] instead of being read back and decoded: about 4,000
+//! instructions a record (tests/bench/instructions.sh) that were the same bytes turned back into the same record.
+//! The file stays the truth: a segment without its kept records (another process's, one whose records outgrew the
+//! budget, or a consumer that read it already) is read from disk, and a crash loses only the memory copy.
 
 use std::{
     fs::{File, OpenOptions},
@@ -20,7 +26,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicU64, Ordering::Relaxed},
-        Mutex,
+        Mutex, PoisonError,
     },
 };
 
@@ -42,6 +48,9 @@ pub const ACTIVE_CAPACITY: usize = 32 << 20;
 const PREFAULT_MIN: usize = 256 << 10;
 /// A frame's header: payload length and CRC-32 of the payload, little endian.
 const HEADER: usize = 8;
+/// Records kept in memory for the store's consumer, in all (the active file's and the closed segments'): about
+/// 8 MB of records; beyond it records are only on disk until [`Journal::take`] frees some.
+const KEPT_MAX: usize = 8_000;
 /// The journal's id and the number its next segment gets (`<id> <number>`, replaced atomically): the id names
 /// the store's cursor for this journal, and segment numbers never repeat under one id, even once every segment
 /// is deleted, so a cursor never skips a new segment. Lost or unreadable: a new id (an empty cursor).
@@ -68,6 +77,27 @@ pub struct Journal {
     /// The buffer segments are read into, kept between reads: a fresh megabyte per turn would be fresh pages for
     /// the kernel to zero each time.
     read_buffer: Mutex<Vec<u8>>,
+    /// Closed segments' records as appended, by segment number, oldest first, for [`Journal::take`].
+    kept: Mutex<Vec<(u64, Kept)>>,
+    /// Records held in `kept`: with the active file's, at most [`KEPT_MAX`].
+    kept_closed: AtomicU64,
+    /// Records the last closed file kept: the next file's room.
+    kept_last: AtomicU64,
+}
+
+/// One file's records as appended. `whole` is false once one was not kept (the budget was spent): the file's records
+/// must then be read from disk, and the ones here are only dropped (by the log writer, never on the request path).
+#[derive(Debug, Default)]
+struct Kept {
+    records: Vec<LogRecord>,
+    whole: bool,
+}
+
+/// A record the journal could not take, and why.
+#[derive(Debug)]
+pub struct Refused {
+    pub error: std::io::Error,
+    pub record: Box<LogRecord>,
 }
 
 /// The mapped active file and how far it is written.
@@ -76,6 +106,8 @@ struct Active {
     file: File,
     map: MmapMut,
     len: usize,
+    /// The records of the frames written so far.
+    kept: Kept,
 }
 
 impl Active {
@@ -89,7 +121,7 @@ impl Active {
         // Fault the first pages in, writable, now (one call on the log writer's turn) rather than one trap at a
         // time on the request path; a failure (an older kernel) only leaves them to be faulted on demand.
         let _ = map.advise_range(memmap2::Advice::PopulateWrite, 0, prefault.max(PREFAULT_MIN).min(capacity));
-        Ok(Active { file, map, len: 0 })
+        Ok(Active { file, map, len: 0, kept: Kept { records: Vec::new(), whole: true } })
     }
 
     /// Copies one frame in: payload first, header last.
@@ -106,7 +138,7 @@ impl Active {
 
     /// Unmaps the file and cuts it to what was written.
     fn close(self) -> std::io::Result<()> {
-        let Active { file, map, len } = self;
+        let Active { file, map, len, kept: _ } = self;
         drop(map);
         file.set_len(len as u64)
     }
@@ -288,6 +320,9 @@ impl Journal {
         Ok(Journal {
             capacity,
             read_buffer: Mutex::new(Vec::new()),
+            kept: Mutex::new(Vec::new()),
+            kept_closed: AtomicU64::new(0),
+            kept_last: AtomicU64::new(0),
             dir,
             id,
             active: Mutex::new(Some(active)),
@@ -306,8 +341,9 @@ impl Journal {
         &self.id
     }
 
-    /// Appends `record` as one frame: one copy into the mapped active file (rotated first if it is full).
-    pub fn append(&self, record: &LogRecord) -> std::io::Result<()> {
+    /// Appends `record` as one frame: one copy into the mapped active file (rotated first if it is full); the
+    /// record itself is kept for [`Journal::take`] while the budget lasts.
+    pub fn append(&self, record: LogRecord) -> Result<(), Refused> {
         thread_local! {
             /// The encoding buffer of the thread appending: no allocation per record.
             static PAYLOAD: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(1024));
@@ -315,8 +351,8 @@ impl Journal {
         PAYLOAD.with(|buffer| {
             let mut payload = buffer.borrow_mut();
             payload.clear();
-            codec::encode(record, &mut payload);
-            let appended = self.append_encoded(&payload);
+            codec::encode(&record, &mut payload);
+            let appended = self.append_encoded(&payload, record);
             // A huge record (a long error message) does not leave its buffer behind.
             if payload.capacity() > 64 << 10 {
                 *payload = Vec::with_capacity(1024);
@@ -325,28 +361,71 @@ impl Journal {
         })
     }
 
-    fn append_encoded(&self, payload: &[u8]) -> std::io::Result<()> {
+    fn append_encoded(&self, payload: &[u8], record: LogRecord) -> Result<(), Refused> {
+        let refuse = |error, record| Err(Refused { error, record: Box::new(record) });
         if payload.len() + HEADER > self.capacity {
-            return Err(std::io::Error::other(format!(
-                "a record of {} bytes does not fit a journal file",
-                payload.len()
-            )));
+            let error =
+                std::io::Error::other(format!("a record of {} bytes does not fit a journal file", payload.len()));
+            return refuse(error, record);
         }
-        let mut active = self.lock_active()?;
+        let mut active = match self.lock_active() {
+            Ok(active) => active,
+            Err(error) => return refuse(error, record),
+        };
         let appended = match active.as_mut() {
             Some(file) => file.append(payload),
             None => false,
         };
         if !appended {
-            self.rotate_locked(&mut active)?;
-            let file = active.as_mut().ok_or_else(|| std::io::Error::other("no active journal file"))?;
-            if !file.append(payload) {
-                return Err(std::io::Error::other("a new journal file did not take a record"));
+            if let Err(error) = self.rotate_locked(&mut active) {
+                return refuse(error, record);
+            }
+            let taken = match active.as_mut() {
+                Some(file) => file.append(payload),
+                None => return refuse(std::io::Error::other("no active journal file"), record),
+            };
+            if !taken {
+                return refuse(std::io::Error::other("a new journal file did not take a record"), record);
             }
         }
         self.in_active.fetch_add(1, Relaxed);
         self.active_bytes.fetch_add((payload.len() + HEADER) as u64, Relaxed);
+        if let Some(file) = active.as_mut() {
+            self.keep(&mut file.kept, record);
+        }
         Ok(())
+    }
+
+    /// Keeps `record` with its file's records while the budget lasts; past it, the file's records are no longer
+    /// whole (a file's records are taken from memory whole or not at all).
+    fn keep(&self, kept: &mut Kept, record: LogRecord) {
+        if kept.whole && kept.records.len() as u64 + self.kept_closed.load(Relaxed) < KEPT_MAX as u64 {
+            if kept.records.capacity() == 0 {
+                // Records are large: growing by doubling copied each one about twice more. Room for half as many
+                // again as the last file held (a writer's turn of appends).
+                let last = self.kept_last.load(Relaxed) as usize;
+                kept.records.reserve_exact((last + last / 2).clamp(16, KEPT_MAX));
+            }
+            kept.records.push(record);
+        } else {
+            kept.whole = false;
+        }
+    }
+
+    /// Files a closed file's records under the segment `number` the file was renamed to.
+    fn keep_segment(&self, number: u64, kept: Kept) {
+        self.kept_closed.fetch_add(kept.records.len() as u64, Relaxed);
+        self.kept_last.store(kept.records.len() as u64, Relaxed);
+        self.kept.lock().unwrap_or_else(PoisonError::into_inner).push((number, kept));
+    }
+
+    /// The kept records of segment `number`, no longer counted.
+    fn unkeep(&self, number: u64) -> Option<Kept> {
+        let mut segments = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        let at = segments.iter().position(|(n, _)| *n == number)?;
+        let (_, kept) = segments.remove(at);
+        self.kept_closed.fetch_sub(kept.records.len() as u64, Relaxed);
+        Some(kept)
     }
 
     /// Closes the active file as the next segment (if it holds anything) and starts a new one.
@@ -393,6 +472,8 @@ impl Journal {
             return Err(e);
         }
         self.active_emptied();
+        let mut full = full;
+        self.keep_segment(number, std::mem::take(&mut full.kept));
         let renamed = std::fs::rename(&next_path, self.dir.join(ACTIVE));
         // Without its rename the new file would be deleted as a leftover on open: appends must not use it. No
         // active file: the next append makes one (and fails, counted, while it cannot).
@@ -424,12 +505,14 @@ impl Journal {
     fn rotate_locked(&self, active: &mut Option<Active>) -> std::io::Result<()> {
         let active_path = self.dir.join(ACTIVE);
         let mut prefault = PREFAULT_MIN;
-        if let Some(full) = active.take() {
+        if let Some(mut full) = active.take() {
             prefault = full.len + full.len / 2;
             if full.len > 0 {
                 let number = self.spend_segment_number()?;
+                let kept = std::mem::take(&mut full.kept);
                 full.close()?;
                 std::fs::rename(&active_path, segment_path(&self.dir, number))?;
+                self.keep_segment(number, kept);
             } else {
                 drop(full);
                 std::fs::remove_file(&active_path)?;
@@ -457,6 +540,15 @@ impl Journal {
         }
         out.sort();
         Ok(out)
+    }
+
+    /// The records of `segment` for the store's consumer: those kept in memory when they are all there (no
+    /// decoding), else read from disk. Either way the memory copy is given up.
+    pub fn take(&self, segment: &Segment) -> std::io::Result<Taken> {
+        match self.unkeep(segment.number) {
+            Some(Kept { records, whole: true }) => Ok(Taken { records, unreadable: 0 }),
+            _ => self.read(segment),
+        }
     }
 
     pub fn read(&self, segment: &Segment) -> std::io::Result<Taken> {
@@ -492,7 +584,7 @@ impl Journal {
 
     /// Reads a frames segment into the kept read buffer and gives it to `f`.
     fn with_frames<T>(&self, segment: &Segment, f: impl FnOnce(&[u8]) -> T) -> std::io::Result<T> {
-        let mut buffer = self.read_buffer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut buffer = self.read_buffer.lock().unwrap_or_else(PoisonError::into_inner);
         buffer.clear();
         File::open(&segment.path)?.read_to_end(&mut buffer)?;
         let result = f(&buffer);
@@ -514,6 +606,8 @@ impl Journal {
 
     /// Every consumer (the store and each callback) has every record of `segment`.
     pub fn remove(&self, segment: &Segment) -> std::io::Result<()> {
+        // A segment the store's cursor had passed is removed without being taken.
+        drop(self.unkeep(segment.number));
         match std::fs::remove_file(&segment.path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -565,10 +659,10 @@ mod tests {
         assert!(journal.rotate().is_ok(), "an empty active file is not rotated");
         assert!(journal.segments().unwrap_or_default().is_empty());
         for id in ["a", "b"] {
-            assert!(journal.append(&record(id)).is_ok());
+            assert!(journal.append(record(id)).is_ok());
         }
         assert!(journal.rotate().is_ok());
-        assert!(journal.append(&record("c")).is_ok());
+        assert!(journal.append(record("c")).is_ok());
         assert!(journal.rotate().is_ok());
         let segments = journal.segments().unwrap_or_default();
         assert_eq!(segments.len(), 2);
@@ -579,7 +673,7 @@ mod tests {
         assert!(journal.remove(&segments[0]).is_ok() && journal.remove(&segments[1]).is_ok());
         assert_eq!(journal.size(), 0);
         assert!(!dir.join(NEXT).exists(), "the spare became the active file");
-        assert!(journal.append(&record("d")).is_ok(), "appends go on in the renamed spare");
+        assert!(journal.append(record("d")).is_ok(), "appends go on in the renamed spare");
         assert!(journal.rotate().is_ok());
         let segments = journal.segments().unwrap_or_default();
         assert_eq!(ids(&journal.read(&segments[0]).unwrap_or_default()), ["d"]);
@@ -593,7 +687,7 @@ mod tests {
         let dir = temp();
         {
             let journal = Journal::open(&dir).unwrap_or_else(|e| unreachable!("{e}"));
-            assert!(journal.append(&record("kept")).is_ok());
+            assert!(journal.append(record("kept")).is_ok());
             let spare = Active::create(&dir.join(NEXT), 1 << 20, PREFAULT_MIN);
             assert!(spare.is_ok());
         }
@@ -615,7 +709,7 @@ mod tests {
             .map(|t| {
                 let journal = journal.clone();
                 std::thread::spawn(move || {
-                    (0..400).for_each(|i| assert!(journal.append(&record(&format!("{t}-{i}"))).is_ok()))
+                    (0..400).for_each(|i| assert!(journal.append(record(&format!("{t}-{i}"))).is_ok()))
                 })
             })
             .collect();
@@ -651,9 +745,9 @@ mod tests {
         let dir = temp();
         let torn_at = {
             let journal = Journal::open(&dir).unwrap_or_else(|e| unreachable!("{e}"));
-            assert!(journal.append(&record("a")).is_ok());
+            assert!(journal.append(record("a")).is_ok());
             assert!(journal.rotate().is_ok());
-            assert!(journal.append(&record("b")).is_ok());
+            assert!(journal.append(record("b")).is_ok());
             HEADER + encoded_len(&record("b"))
         };
         // The process died while copying the next frame's header: a length, and a CRC that does not match.
@@ -668,7 +762,7 @@ mod tests {
         assert_eq!(journal.count(&segments[1]).ok(), Some(2), "the torn frame counts");
         let kept = std::fs::metadata(&segments[1].path).map(|m| m.len()).unwrap_or(0);
         assert_eq!(kept, (torn_at + HEADER + 40) as u64, "cut to the frames' extent, not the reserved size");
-        assert!(journal.append(&record("d")).is_ok() && journal.rotate().is_ok());
+        assert!(journal.append(record("d")).is_ok() && journal.rotate().is_ok());
         let numbers: Vec<u64> = journal.segments().unwrap_or_default().iter().map(|s| s.number).collect();
         assert!(numbers.windows(2).all(|w| w[0] < w[1]) && numbers.len() == 3, "{numbers:?}");
         let _ = std::fs::remove_dir_all(dir);
@@ -678,12 +772,12 @@ mod tests {
     fn records_left_by_a_failed_rotation_become_a_segment_and_appends_go_on() {
         let dir = temp();
         let journal = Journal::open(&dir).unwrap_or_else(|e| unreachable!("{e}"));
-        assert!(journal.append(&record("a")).is_ok());
+        assert!(journal.append(record("a")).is_ok());
         // A rotation that unmapped the file and then failed leaves no active file, and "a" on disk.
         if let Ok(mut active) = journal.active.lock() {
             drop(active.take());
         }
-        assert!(journal.append(&record("b")).is_ok(), "a new active file is made");
+        assert!(journal.append(record("b")).is_ok(), "a new active file is made");
         assert_eq!(journal.in_active.load(Relaxed), 1, "the salvaged file's records are counted there, not here");
         assert!(journal.rotate().is_ok());
         let segments = journal.segments().unwrap_or_default();
@@ -705,7 +799,7 @@ mod tests {
         let active = format!("{}\n{{\"request_id\":\"torn", line("c"));
         assert!(std::fs::write(dir.join(ACTIVE_JSONL), active).is_ok());
         let journal = Journal::open(&dir).unwrap_or_else(|e| unreachable!("{e}"));
-        assert!(journal.append(&record("d")).is_ok() && journal.rotate().is_ok());
+        assert!(journal.append(record("d")).is_ok() && journal.rotate().is_ok());
         let segments = journal.segments().unwrap_or_default();
         let taken: Vec<Taken> = segments.iter().map(|s| journal.read(s).unwrap_or_default()).collect();
         let got: Vec<(Vec<&str>, usize)> = taken.iter().map(|t| (ids(t), t.unreadable)).collect();
@@ -716,13 +810,72 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// Overwrites a segment's frames with a torn header: what is read from disk is then no record at all.
+    fn tear(segment: &Segment) {
+        assert!(std::fs::write(&segment.path, [0xff_u8; 16]).is_ok());
+    }
+
+    #[test]
+    fn the_store_takes_this_process_records_from_memory_and_anything_else_from_disk() {
+        let dir = temp();
+        let journal = Journal::open(&dir).unwrap_or_else(|e| unreachable!("{e}"));
+        for id in ["a", "b"] {
+            assert!(journal.append(record(id)).is_ok());
+        }
+        assert!(journal.rotate().is_ok());
+        let segments = journal.segments().unwrap_or_default();
+        // The file no longer says what the records were: only the memory copy can give them.
+        tear(&segments[0]);
+        let taken = journal.take(&segments[0]).unwrap_or_default();
+        assert_eq!((ids(&taken), taken.unreadable), (vec!["a", "b"], 0));
+        assert_eq!(journal.kept_closed.load(Relaxed), 0, "taking gives the memory copy up");
+        let again = journal.take(&segments[0]).unwrap_or_default();
+        assert_eq!((again.records.len(), again.unreadable), (0, 1), "a second take reads the file");
+
+        // A segment the cursor had passed is removed untaken: its memory goes too.
+        assert!(journal.append(record("c")).is_ok() && journal.rotate().is_ok());
+        assert_eq!(journal.kept_closed.load(Relaxed), 1);
+        let segments = journal.segments().unwrap_or_default();
+        assert!(segments.iter().all(|s| journal.remove(s).is_ok()));
+        assert_eq!(journal.kept_closed.load(Relaxed), 0);
+        assert!(journal.kept.lock().map(|k| k.is_empty()).unwrap_or(false));
+
+        // A later process has only the files.
+        assert!(journal.append(record("d")).is_ok());
+        drop(journal);
+        let reopened = Journal::open(&dir).unwrap_or_else(|e| unreachable!("{e}"));
+        let segments = reopened.segments().unwrap_or_default();
+        assert_eq!(ids(&reopened.take(&segments[0]).unwrap_or_default()), ["d"]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn past_the_budget_a_files_records_come_from_disk_whole() {
+        let dir = temp();
+        let journal = Journal::open(&dir).unwrap_or_else(|e| unreachable!("{e}"));
+        let n = KEPT_MAX + 5;
+        (0..n).for_each(|i| assert!(journal.append(record(&format!("r{i}"))).is_ok()));
+        assert!(journal.rotate().is_ok());
+        assert!(journal.kept_closed.load(Relaxed) <= KEPT_MAX as u64, "memory stays within the budget");
+        // The next file starts with the budget spent on the first: none of its records is kept.
+        assert!(journal.append(record("next")).is_ok() && journal.rotate().is_ok());
+        let segments = journal.segments().unwrap_or_default();
+        let first = journal.take(&segments[0]).unwrap_or_default();
+        assert_eq!(first.records.len(), n, "read from disk, every record");
+        assert!(first.records.iter().enumerate().all(|(i, r)| r.request_id == format!("r{i}")));
+        assert_eq!(journal.kept_closed.load(Relaxed), 0, "the partial copy is given up");
+        tear(&segments[1]);
+        assert_eq!(journal.take(&segments[1]).map(|t| t.unreadable).ok(), Some(1), "not kept: read from disk");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn a_full_active_file_is_rotated_by_the_appender_and_nothing_is_lost() {
         let dir = temp();
         let per = HEADER + encoded_len(&record("r000"));
         let journal = Journal::open_with(dir.clone(), per * 10).unwrap_or_else(|e| unreachable!("{e}"));
         for i in 0..35 {
-            assert!(journal.append(&record(&format!("r{i:03}"))).is_ok(), "{i}");
+            assert!(journal.append(record(&format!("r{i:03}"))).is_ok(), "{i}");
         }
         assert_eq!(journal.size(), (per * 35) as u64);
         assert!(journal.rotate().is_ok());
@@ -735,7 +888,7 @@ mod tests {
         assert_eq!(all, want);
         assert_eq!(journal.size(), (per * 35) as u64, "segments are cut to their frames");
         let huge = LogRecord { error_message: Some("x".repeat(per * 10)), ..record("big") };
-        assert!(journal.append(&huge).is_err(), "a record larger than a file is refused, not looped on");
+        assert!(journal.append(huge).is_err(), "a record larger than a file is refused, not looped on");
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -744,11 +897,11 @@ mod tests {
         let dir = temp();
         let first = Journal::open(&dir).unwrap_or_else(|e| unreachable!("{e}"));
         let id = first.id().to_owned();
-        assert!(first.append(&record("a")).is_ok() && first.rotate().is_ok());
+        assert!(first.append(record("a")).is_ok() && first.rotate().is_ok());
         let applied = first.segments().unwrap_or_default();
         assert_eq!(applied.len(), 1);
         assert!(first.remove(&applied[0]).is_ok(), "stored and deleted");
-        assert!(first.append(&record("b")).is_ok());
+        assert!(first.append(record("b")).is_ok());
         drop(first); // killed: "b" is in the active file
         let second = Journal::open(&dir).unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(second.id(), id, "the same cursor applies");
@@ -756,7 +909,7 @@ mod tests {
         assert_eq!(leftover.len(), 1);
         assert!(leftover[0].number > applied[0].number, "{leftover:?} after {applied:?}");
         assert!(second.remove(&leftover[0]).is_ok());
-        assert!(second.append(&record("c")).is_ok() && second.rotate().is_ok());
+        assert!(second.append(record("c")).is_ok() && second.rotate().is_ok());
         assert!(second.segments().unwrap_or_default()[0].number > leftover[0].number);
         let _ = std::fs::remove_dir_all(dir);
     }

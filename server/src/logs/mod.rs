@@ -169,13 +169,13 @@ impl LogSink {
         if !self.journaled && !record.carries_spend() {
             return;
         }
-        match self.journal.append(&record) {
+        match self.journal.append(record) {
             Ok(()) => {
                 self.stats.accepted.fetch_add(1, Relaxed);
             }
-            Err(e) => {
+            Err(refused) => {
                 self.stats.lost.fetch_add(1, Relaxed);
-                tracing::error!(request_id = %record.request_id, error = %e, "request log record lost: the journal cannot be written");
+                tracing::error!(request_id = %refused.record.request_id, error = %refused.error, "request log record lost: the journal cannot be written");
             }
         }
     }

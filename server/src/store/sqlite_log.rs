@@ -53,13 +53,11 @@ impl SqliteLog {
         let connection = self.0.clone();
         let outcome = actix_rt::task::spawn_blocking(move || {
             let mut connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
-            // The batch comes back to be dropped by the thread that decoded it: its strings are that thread's
-            // allocations, freed there without the allocator's cross-thread path.
-            (write(&mut connection, &batch, &statements), batch)
+            write(&mut connection, &batch, &statements)
         })
         .await;
         match outcome {
-            Ok((result, _batch)) => result.map_err(|e| StoreError::Log(e.to_string())),
+            Ok(result) => result.map_err(|e| StoreError::Log(e.to_string())),
             Err(e) => Err(StoreError::Log(format!("the log's SQLite task failed: {e}"))),
         }
     }

@@ -465,7 +465,7 @@ mod tests {
             flush_interval: Duration::from_secs(3600),
         };
         for i in 0..5 {
-            assert!(journal.append(&record(i, if i % 2 == 0 { 500 } else { 200 })).is_ok());
+            assert!(journal.append(record(i, if i % 2 == 0 { 500 } else { 200 })).is_ok());
         }
         assert!(journal.rotate().is_ok());
         let stats = Arc::new(CallbackStats::new("jsonl_file"));

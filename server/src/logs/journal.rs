@@ -42,9 +42,12 @@ const ACTIVE_JSONL: &str = "active.jsonl";
 const NEXT: &str = "next.log";
 /// The active file's reserved size: about 40,000 records of 800 bytes. Sparse: only written pages take disk.
 pub const ACTIVE_CAPACITY: usize = 32 << 20;
-/// Bytes of a new active file faulted in at once, at least: a new file gets half as much again as the last one
-/// held by its rotation (a writer's turn of appends), so the request path rarely takes a page fault and the
-/// writer zeroes few pages that stay unused.
+/// Bytes of a new active file faulted in at once, at least: a rotation's new file gets as much as the last one
+/// held (a writer's turn of appends), so the request path takes page faults only for what a turn writes beyond
+/// that. Not more: a page of this file costs the kernel about as much to fault in ahead as on demand (most of it
+/// is the filesystem filling the page of a sparse file, perf: `filemap_fault`), and a page faulted in but never
+/// written is that work thrown away (half as much again cost about 0.8% of tollgate's CPU at c=50 in
+/// tests/bench/run.sh's layout, perf).
 const PREFAULT_MIN: usize = 256 << 10;
 /// A frame's header: payload length and CRC-32 of the payload, little endian.
 const HEADER: usize = 8;
@@ -450,7 +453,7 @@ impl Journal {
         let next_path = self.dir.join(NEXT);
         // A leftover of a rotation that failed before its renames.
         let _ = std::fs::remove_file(&next_path);
-        let next = Active::create(&next_path, self.capacity, prefault + prefault / 2)?;
+        let next = Active::create(&next_path, self.capacity, prefault)?;
         let discard = |next: Active| {
             drop(next);
             let _ = std::fs::remove_file(&next_path);

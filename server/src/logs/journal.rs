@@ -89,7 +89,8 @@ pub struct Journal {
 }
 
 /// One file's records as appended. `whole` is false once one was not kept (the budget was spent): the file's records
-/// must then be read from disk, and the ones here are only dropped (by the log writer, never on the request path).
+/// must then be read from disk, and the ones here are only dropped, when the log writer takes or removes the
+/// segment (not on the request path, except where a rotation by the appender fails).
 #[derive(Debug, Default)]
 struct Kept {
     records: Vec<LogRecord>,

@@ -30,17 +30,12 @@ cleanup() {
   [[ -f "$work/nginx.pid" ]] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+die() { echo "threads: $*" >&2; exit 1; }
+# run.sh's `shared` layout, and its fake upstream and nginx (servers.sh).
+cpu_upstream=1 cpu_proxy=1
+NGINX="$(command -v nginx)"
+source "$root/tests/bench/servers.sh"
 hz="$(getconf CLK_TCK)"
-
-start_upstream() { # sets upstream, upstream_pid
-  taskset -c 1 "$target/fake-upstream" --host 127.0.0.1 --port 0 --workers 1 >"$work/upstream.out" 2>&1 &
-  upstream_pid=$!
-  pids+=("$upstream_pid")
-  for _ in $(seq 1 100); do grep -q "^listening on " "$work/upstream.out" 2>/dev/null && break; sleep 0.05; done
-  upstream="$(sed -n 's/^listening on //p' "$work/upstream.out" | head -1)"
-  [[ -n "$upstream" ]] || { echo "fake-upstream did not start" >&2; exit 1; }
-}
 
 # "tid process/thread utime stime" (clock ticks) for every thread of each pid given.
 threads() {
@@ -83,38 +78,17 @@ port="$(free_port)"
 printf 'model_list:\n  - model_name: bench\n    litellm_params: {model: openai/normal, api_base: %s/v1, api_key: sk-bench}\ngeneral_settings: {master_key: sk-bench-threads}\n' \
   "$upstream" >"$work/config.yaml"
 # As shipped, as run.sh runs it: default log level, stdout to a file.
-env -u RUST_LOG DATABASE_URL="sqlite://$work/tollgate.db?mode=rwc" taskset -c 1 "$target/tollgate" \
+env -u RUST_LOG DATABASE_URL="sqlite://$work/tollgate.db?mode=rwc" taskset -c "$cpu_proxy" "$target/tollgate" \
   --config "$work/config.yaml" --host 127.0.0.1 --port "$port" --workers 1 >"$work/tollgate.log" 2>&1 &
 tollgate_pid=$!
 pids+=("$tollgate_pid")
-for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/health/readiness" >/dev/null && break; sleep 0.1; done
+wait_http "http://127.0.0.1:$port/health/readiness"
 measure "tollgate" "http://127.0.0.1:$port/v1/chat/completions" \
   '{"model":"bench","messages":[{"role":"user","content":"hi"}]}' sk-bench-threads "$tollgate_pid" "$upstream_pid"
 kill "$tollgate_pid"
 
-nginx_port="$(free_port)"
-mkdir -p "$work/nginx-temp"
-cat >"$work/nginx.conf" <<CONF
-worker_processes 1;
-daemon on;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx-temp; proxy_temp_path $work/nginx-temp; fastcgi_temp_path $work/nginx-temp;
-  uwsgi_temp_path $work/nginx-temp; scgi_temp_path $work/nginx-temp;
-  upstream upstream { server ${upstream#http://}; keepalive 64; }
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location / { proxy_pass http://upstream; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-CONF
-taskset -c 1 nginx -c "$work/nginx.conf" -p "$work" -e "$work/nginx-error.log"
-for _ in $(seq 1 50); do [[ -s "$work/nginx.pid" ]] && break; sleep 0.1; done
-nginx_worker="$(pgrep -P "$(cat "$work/nginx.pid")" | head -1)"
+start_nginx
 measure "nginx proxy_pass" "http://127.0.0.1:$nginx_port/v1/chat/completions" \
-  '{"model":"normal","messages":[{"role":"user","content":"hi"}]}' "" "$nginx_worker" "$upstream_pid"
+  '{"model":"normal","messages":[{"role":"user","content":"hi"}]}' "" "$nginx_pid" "$upstream_pid"
 echo
 echo "commit $(git rev-parse --short HEAD)$([[ -n "$(git status --porcelain)" ]] && echo ' (uncommitted changes)'); raw files in $work"

@@ -19,8 +19,9 @@ import subprocess
 import sys
 
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
-TARGETS = ["direct", "nginx", "tollgate", "tollgate-sysalloc"]  # the last only when run.sh measured it (ALLOC=1)
-NAMES = {"tollgate-sysalloc": "tollgate (system malloc)"}
+# "floor" only in runs since it was added; "tollgate-sysalloc" only when run.sh measured it (ALLOC=1).
+TARGETS = ["direct", "nginx", "floor", "tollgate", "tollgate-sysalloc"]
+NAMES = {"floor": "actix-web floor", "tollgate-sysalloc": "tollgate (system malloc)"}
 STREAM_TARGETS = ["direct", "nginx", "tollgate"]
 CONNECTIONS = ["reused", "fresh"]
 # Targets for tollgate, at concurrency 50.
@@ -438,6 +439,11 @@ against the fake OpenAI upstream (`fake-upstream`, release build, `--workers 1`)
 - **direct**: wrk straight to the fake upstream (`"model":"normal"`);
 - **nginx**: through nginx `proxy_pass` (1 worker process, `upstream` block with `keepalive 64`,
   `proxy_http_version 1.1`, `Connection ""`, access log off): the floor any reverse proxy is measured against;
+- **actix-web floor**: `bare-proxy` (`tests/fakes/src/bin/bare_proxy.rs`, release build, one worker), the least a
+  proxy on tollgate's required stack can do: an actix-web handler that takes the body as bytes, writes it to the
+  upstream over a kept-alive connection and returns the answer's status, content type and body; no JSON, no
+  log, no auth, no routing, no deadlines. What tollgate costs beyond this row is tollgate's own work, not
+  actix-web's;
 - **tollgate**: through tollgate as shipped (release build, default features, `--workers 1`, master-key auth,
   `"model":"bench"` routed to `openai/normal`; the body is parsed and rewritten for the upstream, usage read from
   the response, request id, stats and cost recorded). It runs at its default log level (`RUST_LOG` unset, i.e.

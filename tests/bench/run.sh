@@ -122,7 +122,7 @@ trap 'echo "interrupted" >&2; exit 130' INT TERM
 die() {
   echo "bench: $*" >&2
   local f
-  for f in upstream.out tollgate.err tollgate.log tollgate-sysalloc.err tollgate-sysalloc.log nginx-error.log; do
+  for f in upstream.out bare.out tollgate.err tollgate.log tollgate-sysalloc.err tollgate-sysalloc.log nginx-error.log; do
     [[ -s "$work/$f" ]] && { echo "--- last lines of $work/$f" >&2; tail -5 "$work/$f" >&2; }
   done
   exit 1
@@ -175,6 +175,7 @@ point_at() { # target [stream]
       if [[ -n "${2:-}" ]]; then port="$nginx_stream_port"; else port="$nginx_port"; fi
       url="http://127.0.0.1:$port/v1/chat/completions" pid="$nginx_pid"
       ;;
+    floor) url="$bare/v1/chat/completions" pid="$bare_pid" ;;
     tollgate) url="http://127.0.0.1:$tollgate_port/v1/chat/completions" pid="$tollgate_pid" gateway=1 ;;
     tollgate-sysalloc) url="http://127.0.0.1:$sysalloc_port/v1/chat/completions" pid="$sysalloc_pid" gateway=1 ;;
   esac
@@ -204,7 +205,7 @@ machine_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 own_ticks() {
   local p sum=0 hz
   hz="$(getconf CLK_TCK)"
-  for p in "$upstream_pid" "$tollgate_pid" ${sysalloc_pid:-} $(cat "$work/nginx.pid" 2>/dev/null) \
+  for p in "$upstream_pid" "$bare_pid" "$tollgate_pid" ${sysalloc_pid:-} $(cat "$work/nginx.pid" 2>/dev/null) \
     $(pgrep -P "$(cat "$work/nginx.pid")"); do
     [[ -r "/proc/$p/stat" ]] && sum=$((sum + $(cpu_ticks "$p")))
   done
@@ -216,7 +217,7 @@ own_ticks() {
 }
 alive() {
   local p
-  for p in "$upstream_pid" "$nginx_pid" "$tollgate_pid" ${sysalloc_pid:-}; do kill -0 "$p" 2>/dev/null || return 1; done
+  for p in "$upstream_pid" "$nginx_pid" "$bare_pid" "$tollgate_pid" ${sysalloc_pid:-}; do kill -0 "$p" 2>/dev/null || return 1; done
 }
 
 # Runs "$@" (one measurement) and writes FILE.cpu: the ticks the server PID used meanwhile, the clock rate, and the
@@ -249,9 +250,10 @@ stream_run() { # url model auth reused|fresh outfile
 # --- run -----------------------------------------------------------------------------------------------------
 start_upstream
 start_nginx
+start_bare
 start_tollgate tollgate "$target/tollgate"
 tollgate_port="$started_port" tollgate_pid="$started_pid"
-targets=(direct nginx tollgate)
+targets=(direct nginx floor tollgate)
 if ((ALLOC)); then
   start_tollgate tollgate-sysalloc "$work/tollgate-sysalloc"
   sysalloc_port="$started_port" sysalloc_pid="$started_pid"

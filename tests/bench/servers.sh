@@ -67,3 +67,16 @@ CONF
   nginx_pid="$(pgrep -P "$(cat "$work/nginx.pid")" | head -1)" # the one worker does the proxying
   [[ -n "$nginx_pid" ]] || die "no nginx worker process"
 }
+
+# The least an actix-web proxy can do (`bare-proxy`, tests/fakes/src/bin/bare_proxy.rs): what the required stack
+# costs before any of a gateway's own work, measured beside nginx and tollgate. Needs start_upstream first.
+start_bare() {
+  taskset -c "$cpu_proxy" "$target/bare-proxy" --host 127.0.0.1 --port 0 --upstream "${upstream#http://}" \
+    >"$work/bare.out" 2>&1 &
+  bare_pid=$!
+  pids+=("$bare_pid")
+  local _
+  for _ in $(seq 1 100); do grep -q "^listening on " "$work/bare.out" 2>/dev/null && break; sleep 0.05; done
+  bare="$(sed -n 's/^listening on //p' "$work/bare.out" | head -1)"
+  [[ -n "$bare" ]] || die "bare-proxy did not print 'listening on ...'"
+}

@@ -181,7 +181,7 @@ pub async fn start(config: Config, listener: TcpListener, options: &ServeOptions
         App::new()
             .app_data(state.clone())
             .app_data(web::Data::new(client))
-            .wrap(actix_web::middleware::from_fn(http::request_id::middleware))
+            .wrap(http::request_id::RequestIds)
             .configure(http::configure)
             .default_service(web::to(http::not_found))
     })

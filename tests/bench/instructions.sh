@@ -9,7 +9,9 @@
 # log, as shipped), tollgate under callgrind with instrumentation off until 200 warm-up requests are done; then
 # N small non-streaming chat completions from 10 keep-alive connections (Python's http.client), then the counts
 # are dumped. Prints instructions per request and the top functions by inclusive count (per request); the raw
-# profile stays in the printed directory for `callgrind_annotate`.
+# profile stays in the printed directory for `callgrind_annotate`. Before tollgate, the same requests go through
+# `bare-proxy` (run.sh's "actix-web floor": actix-web forwarding the body's bytes, nothing else) under callgrind,
+# and its count is printed beside tollgate's: what the stack costs, against which tollgate's own work shows.
 #
 # Usage: tests/bench/instructions.sh [requests, default 3000]
 set -euo pipefail
@@ -31,18 +33,16 @@ port="$(free_port)"
 pids+=($!)
 printf 'model_list:\n  - model_name: bench\n    litellm_params: {model: openai/normal, api_base: http://127.0.0.1:%s/v1, api_key: sk-bench}\ngeneral_settings: {master_key: sk-bench-instructions}\n' \
   "$up_port" >"$work/config.yaml"
-env -u RUST_LOG DATABASE_URL="sqlite://$work/tollgate.db?mode=rwc" valgrind --tool=callgrind --instr-atstart=no \
-  --callgrind-out-file="$work/callgrind.out" "$target/tollgate" --config "$work/config.yaml" --host 127.0.0.1 \
-  --port "$port" --workers 1 >"$work/tollgate.log" 2>"$work/valgrind.log" &
-pid=$!
-pids+=("$pid")
-for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/health/readiness" >/dev/null && break; sleep 0.2; done
-send() { # connections requests-per-connection
-  python3 - "$port" "$1" "$2" <<'PY'
+# send PORT CONNECTIONS REQUESTS-PER-CONNECTION MODEL [KEY]: small chat completions, each answer checked.
+send() {
+  python3 - "$@" <<'PY'
 import http.client, sys, threading
-port, connections, each = (int(a) for a in sys.argv[1:])
-body = '{"model":"bench","messages":[{"role":"user","content":"hi"}]}'
-headers = {"Authorization": "Bearer sk-bench-instructions", "Content-Type": "application/json"}
+port, connections, each = (int(a) for a in sys.argv[1:4])
+model, key = sys.argv[4], (sys.argv[5] if len(sys.argv) > 5 else "")
+body = '{"model":"%s","messages":[{"role":"user","content":"hi"}]}' % model
+headers = {"Content-Type": "application/json"}
+if key:
+    headers["Authorization"] = "Bearer " + key
 def run():
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     for _ in range(each):
@@ -55,19 +55,51 @@ threads = [threading.Thread(target=run) for _ in range(connections)]
 [t.join() for t in threads]
 PY
 }
-send 1 200
-callgrind_control -i on "$pid" >/dev/null
-send 10 $((requests / 10))
-# The request log's writer turns (journal read, SQLite batch) run on an interval: let the last one happen.
-sleep 2
-callgrind_control -i off "$pid" >/dev/null
-callgrind_control -d "$pid" >/dev/null
-sleep 1
 measured=$((requests / 10 * 10))
-profile="$(ls "$work"/callgrind.out.* | head -1)"
-total="$(callgrind_annotate "$profile" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')"
+# profile NAME PORT PID MODEL [KEY]: 200 warm-up requests uncounted, then the measured ones; sets `profile` to the
+# dump and `total` to its instruction count.
+profile() {
+  local name=$1 port=$2 pid=$3
+  shift 3
+  send "$port" 1 200 "$@"
+  callgrind_control -i on "$pid" >/dev/null
+  send "$port" 10 $((requests / 10)) "$@"
+  # tollgate's request log writer turns (journal, SQLite batch) run on an interval: let the last one happen.
+  sleep 2
+  callgrind_control -i off "$pid" >/dev/null
+  callgrind_control -d "$pid" >/dev/null
+  sleep 1
+  profile="$(ls "$work/$name.out".* | head -1)"
+  total="$(callgrind_annotate "$profile" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')"
+}
+wait_ready() { # url
+  for _ in $(seq 1 600); do curl -s -o /dev/null "$1" && return 0; sleep 0.2; done
+  echo "timed out waiting for $1" >&2
+  exit 1
+}
+
+# The floor first: bare-proxy (tests/fakes/src/bin/bare_proxy.rs), the least an actix-web proxy can do, so that
+# tollgate's count below reads as the stack's share plus tollgate's own work.
+bare_port="$(free_port)"
+valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/bare.out" "$target/bare-proxy" \
+  --host 127.0.0.1 --port "$bare_port" --upstream "127.0.0.1:$up_port" >"$work/bare.log" 2>"$work/bare-valgrind.log" &
+bare_pid=$!
+pids+=("$bare_pid")
+wait_ready "http://127.0.0.1:$bare_port/"
+profile bare "$bare_port" "$bare_pid" normal
+floor="$total"
+kill "$bare_pid"
+
+env -u RUST_LOG DATABASE_URL="sqlite://$work/tollgate.db?mode=rwc" valgrind --tool=callgrind --instr-atstart=no \
+  --callgrind-out-file="$work/callgrind.out" "$target/tollgate" --config "$work/config.yaml" --host 127.0.0.1 \
+  --port "$port" --workers 1 >"$work/tollgate.log" 2>"$work/valgrind.log" &
+pid=$!
+pids+=("$pid")
+wait_ready "http://127.0.0.1:$port/health/readiness"
+profile callgrind "$port" "$pid" bench sk-bench-instructions
 echo "commit $(git rev-parse --short HEAD)$([[ -n "$(git status --porcelain)" ]] && echo ' (uncommitted changes)')"
 echo "requests measured: $measured; instructions: $total; per request: $((total / measured))"
+echo "the actix-web floor (bare-proxy, the same requests): $((floor / measured)) per request"
 echo
 echo "top functions by inclusive instructions per request:"
 callgrind_annotate --inclusive=yes "$profile" 2>/dev/null | awk -v n="$measured" '

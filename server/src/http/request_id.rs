@@ -2,16 +2,19 @@
 //! `request` tracing span (DEBUG level), and returned as `x-tollgate-request-id` on every response, errors and 404s included.
 //! It also adds a rate-limited caller's `x-ratelimit-*` headers, which the proxied handler leaves in the extensions.
 
-use std::{future::Future, pin::Pin, sync::Arc};
+use std::{
+    future::{ready, Future, Ready},
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use actix_web::{
-    body::MessageBody,
-    dev::{ServiceRequest, ServiceResponse},
+    dev::{Service, ServiceRequest, ServiceResponse, Transform},
     http::header::{HeaderName, HeaderValue},
-    middleware::Next,
     HttpMessage,
 };
-use tracing::Instrument;
+use tracing::{instrument::Instrumented, Instrument};
 
 use crate::limits::RateHeaders;
 
@@ -37,30 +40,84 @@ pub fn log_error(req: &actix_web::HttpRequest) -> impl Fn(&crate::error::ApiErro
     move |e| e.log(&of(req))
 }
 
-pub fn middleware(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Pin<Box<dyn Future<Output = Result<ServiceResponse<impl MessageBody>, actix_web::Error>>>> {
-    let id = new_id();
-    // Why DEBUG: at the default level a span costs its formatting and a registry slot on every request (a few
-    // percent of the proxy's CPU); what INFO lines need of it, they carry as a `request_id` field.
-    let span = tracing::debug_span!("request", request_id = %id, method = %req.method(), path = %req.path());
-    req.extensions_mut().insert(RequestId(id.clone()));
-    Box::pin(
-        async move {
-            let mut res = next.call(req).await?;
-            if let Ok(value) = HeaderValue::from_str(&id) {
-                res.headers_mut().insert(HEADER, value);
-            }
-            // A rate-limited caller's standing (`pipeline::limit`), on every answer to an admitted request.
-            let rate = res.request().extensions().get::<RateHeaders>().copied();
-            for (name, value) in rate.iter().flat_map(RateHeaders::pairs) {
-                if let Ok(value) = HeaderValue::from_str(&value) {
-                    res.headers_mut().insert(HeaderName::from_static(name), value);
-                }
-            }
-            Ok(res)
+/// The middleware: `App::wrap(RequestIds)`.
+///
+/// Why a `Transform` and not `middleware::from_fn`: `from_fn` boxes this middleware's future and, through `Next`,
+/// calls the app behind a boxed service that boxes the handler's future once more (actix-service's
+/// `ServiceWrapper`), moving it into a new allocation on every request. Here the app's own future (already boxed by
+/// actix-web's router) is wrapped as it is.
+pub struct RequestIds;
+
+impl<S, B> Transform<S, ServiceRequest> for RequestIds
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    S::Future: Unpin,
+{
+    type Response = ServiceResponse<B>;
+    type Error = actix_web::Error;
+    type Transform = RequestIdService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(RequestIdService { service }))
+    }
+}
+
+pub struct RequestIdService<S> {
+    service: S,
+}
+
+impl<S, B> Service<ServiceRequest> for RequestIdService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    S::Future: Unpin,
+{
+    type Response = ServiceResponse<B>;
+    type Error = actix_web::Error;
+    type Future = Tagged<S::Future>;
+
+    actix_web::dev::forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let id = new_id();
+        // Why DEBUG: at the default level a span costs its formatting and a registry slot on every request (a few
+        // percent of the proxy's CPU); what INFO lines need of it, they carry as a `request_id` field.
+        let span = tracing::debug_span!("request", request_id = %id, method = %req.method(), path = %req.path());
+        req.extensions_mut().insert(RequestId(id.clone()));
+        let inner = span.in_scope(|| self.service.call(req));
+        Tagged { inner: inner.instrument(span), id }
+    }
+}
+
+/// The app's answer to a request, tagged with the request's id (and a rate-limited caller's standing) when it
+/// comes.
+pub struct Tagged<F> {
+    inner: Instrumented<F>,
+    id: Arc<str>,
+}
+
+impl<F, B> Future for Tagged<F>
+where
+    F: Future<Output = Result<ServiceResponse<B>, actix_web::Error>> + Unpin,
+{
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut res = match Pin::new(&mut self.inner).poll(cx) {
+            Poll::Ready(res) => res?,
+            Poll::Pending => return Poll::Pending,
+        };
+        if let Ok(value) = HeaderValue::from_str(&self.id) {
+            res.headers_mut().insert(HEADER, value);
         }
-        .instrument(span),
-    )
+        // A rate-limited caller's standing (`pipeline::limit`), on every answer to an admitted request.
+        let rate = res.request().extensions().get::<RateHeaders>().copied();
+        for (name, value) in rate.iter().flat_map(RateHeaders::pairs) {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                res.headers_mut().insert(HeaderName::from_static(name), value);
+            }
+        }
+        Poll::Ready(Ok(res))
+    }
 }

@@ -140,25 +140,61 @@ struct Fields<'a, 'w> {
     result: fmt::Result,
 }
 
+/// One field's text (` name=value`), built on the stack and handed to the line's writer in one call.
+///
+/// Why: each call into the line's writer goes through `dyn fmt::Write` to a `String` append, which for a field's
+/// few bytes costs more than the bytes (callgrind: about 200 instructions per integer field written in four
+/// calls, the separator, name, `=` and digits).
+struct Piece {
+    bytes: [u8; PIECE],
+    len: usize,
+}
+
+/// Room in a [`Piece`]; a longer field is written to the line piece by piece.
+const PIECE: usize = 128;
+
+impl Write for Piece {
+    /// Takes all of `s` or none of it (so the bytes so far stay whole UTF-8): an error means it did not fit.
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let room = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
+        room.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
 impl Fields<'_, '_> {
     /// The separator and `name=` before a value (nothing before the message).
-    fn name(&mut self, field: &Field) -> fmt::Result {
-        if !std::mem::take(&mut self.first) {
-            self.writer.write_char(' ')?;
-        }
-        match field.name() {
-            "message" => Ok(()),
-            name => {
-                self.writer.write_str(name)?;
-                self.writer.write_char('=')
+    fn name(first: bool, field: &Field, w: &mut dyn Write) -> fmt::Result {
+        match (first, field.name()) {
+            (true, "message") => Ok(()),
+            (false, "message") => w.write_str(" "),
+            (true, name) => {
+                w.write_str(name)?;
+                w.write_str("=")
+            }
+            (false, name) => {
+                w.write_str(" ")?;
+                w.write_str(name)?;
+                w.write_str("=")
             }
         }
     }
 
-    fn put(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
-        if self.result.is_ok() {
-            self.result = self.name(field).and_then(|()| value(self.writer));
+    fn put(&mut self, field: &Field, value: impl Fn(&mut dyn Write) -> fmt::Result) {
+        if self.result.is_err() {
+            return;
         }
+        let first = std::mem::take(&mut self.first);
+        let mut piece = Piece { bytes: [0; PIECE], len: 0 };
+        let built = Self::name(first, field, &mut piece).and_then(|()| value(&mut piece));
+        let text = built.ok().and_then(|()| std::str::from_utf8(&piece.bytes[..piece.len]).ok());
+        self.result = match text {
+            Some(text) => self.writer.write_str(text),
+            // Too long for the piece: straight to the line (formatting again is pure: the same text).
+            None => Self::name(first, field, self.writer).and_then(|()| value(self.writer)),
+        };
     }
 }
 
@@ -185,11 +221,11 @@ impl Visit for Fields<'_, '_> {
 }
 
 /// A string as `{:?}` writes it: copied between quotes when nothing in it needs escaping.
-fn write_debug_str(writer: &mut impl Write, s: &str) -> fmt::Result {
+fn write_debug_str(writer: &mut (impl Write + ?Sized), s: &str) -> fmt::Result {
     if s.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\') {
-        writer.write_char('"')?;
+        writer.write_str("\"")?;
         writer.write_str(s)?;
-        writer.write_char('"')
+        writer.write_str("\"")
     } else {
         write!(writer, "{s:?}")
     }

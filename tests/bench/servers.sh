@@ -13,14 +13,22 @@ wait_http() { # url
   die "timed out waiting for $1"
 }
 
+# The address a fake binary prints as `listening on http://HOST:PORT` in FILE (its stdout), once it has (5 s at most).
+announced() {
+  local _ address
+  for _ in $(seq 1 100); do
+    address="$(sed -n 's/^listening on //p' "$1" 2>/dev/null | head -1)"
+    [[ -n "$address" ]] && { echo "$address"; return 0; }
+    sleep 0.05
+  done
+  return 1
+}
+
 start_upstream() {
   taskset -c "$cpu_upstream" "$target/fake-upstream" --host 127.0.0.1 --port 0 --workers 1 >"$work/upstream.out" 2>&1 &
   upstream_pid=$!
   pids+=("$upstream_pid")
-  local _
-  for _ in $(seq 1 100); do grep -q "^listening on " "$work/upstream.out" 2>/dev/null && break; sleep 0.05; done
-  upstream="$(sed -n 's/^listening on //p' "$work/upstream.out" | head -1)"
-  [[ -n "$upstream" ]] || die "fake-upstream did not print 'listening on ...'"
+  upstream="$(announced "$work/upstream.out")" || die "fake-upstream did not print 'listening on ...'"
 }
 
 start_nginx() {
@@ -75,8 +83,5 @@ start_bare() {
     >"$work/bare.out" 2>&1 &
   bare_pid=$!
   pids+=("$bare_pid")
-  local _
-  for _ in $(seq 1 100); do grep -q "^listening on " "$work/bare.out" 2>/dev/null && break; sleep 0.05; done
-  bare="$(sed -n 's/^listening on //p' "$work/bare.out" | head -1)"
-  [[ -n "$bare" ]] || die "bare-proxy did not print 'listening on ...'"
+  bare="$(announced "$work/bare.out")" || die "bare-proxy did not print 'listening on ...'"
 }

@@ -87,6 +87,31 @@ pub use connect_proxy::{ConnectProxy, SeenConnect};
 pub use record::{clock_ms, Recorder};
 pub use tls::TestCa;
 
+/// A fake as a process: binds `host:port`, prints `listening on http://HOST:PORT` as its first line (what the
+/// benchmark scripts wait for), then runs the server `build` makes on that listener until SIGTERM, which exits at
+/// once: a fake holds nothing worth draining, even with `hang` requests in flight.
+pub fn run_process(
+    host: &str,
+    port: u16,
+    build: impl FnOnce(TcpListener) -> std::io::Result<actix_web::dev::Server>,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let listener = TcpListener::bind((host, port))?;
+    let addr = listener.local_addr()?;
+    let mut out = std::io::stdout();
+    writeln!(out, "listening on http://{addr}")?;
+    out.flush()?;
+    actix_rt::System::new().block_on(async move {
+        let server = build(listener)?;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        actix_rt::spawn(async move {
+            term.recv().await;
+            std::process::exit(0);
+        });
+        server.await
+    })
+}
+
 /// Builds the server on an already-bound listener; the caller runs it inside an actix system.
 pub fn server(listener: TcpListener, recorder: Recorder, workers: usize) -> std::io::Result<actix_web::dev::Server> {
     serve(listener, recorder, workers, None)

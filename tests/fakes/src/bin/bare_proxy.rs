@@ -9,7 +9,7 @@
 //!
 //! Prints `listening on http://HOST:PORT` as its first line, then serves until killed.
 
-use std::{cell::RefCell, io::Write, net::SocketAddr, net::TcpListener};
+use std::{cell::RefCell, net::SocketAddr};
 
 use actix_web::{http::StatusCode, web, App, HttpResponse, HttpServer};
 use clap::Parser;
@@ -104,27 +104,16 @@ async fn forward(body: web::Bytes, upstream: web::Data<SocketAddr>) -> HttpRespo
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let listener = TcpListener::bind((args.host.as_str(), args.port))?;
-    let addr = listener.local_addr()?;
-    let mut out = std::io::stdout();
-    writeln!(out, "listening on http://{addr}")?;
-    out.flush()?;
     let upstream = web::Data::new(args.upstream);
-    actix_rt::System::new().block_on(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        actix_rt::spawn(async move {
-            term.recv().await;
-            std::process::exit(0);
-        });
-        HttpServer::new(move || {
+    tollgate_fakes::run_process(&args.host, args.port, move |listener| {
+        Ok(HttpServer::new(move || {
             App::new().app_data(upstream.clone()).route("/v1/chat/completions", web::post().to(forward))
         })
         .workers(1)
         .tcp_nodelay(true)
         .disable_signals()
         .listen(listener)?
-        .run()
-        .await
+        .run())
     })?;
     Ok(())
 }

@@ -49,6 +49,9 @@ pub const ACTIVE_CAPACITY: usize = 32 << 20;
 /// written is that work thrown away (half as much again cost about 0.8% of tollgate's CPU at c=50 in
 /// tests/bench/run.sh's layout, perf).
 const PREFAULT_MIN: usize = 256 << 10;
+/// Bytes faulted in per call while prefaulting: each call returns to user space, where a worker woken meanwhile on
+/// the same core gets it back (tens of microseconds a piece).
+const PREFAULT_PIECE: usize = 64 << 10;
 /// A frame's header: payload length and CRC-32 of the payload, little endian.
 const HEADER: usize = 8;
 /// Records kept in memory for the store's consumer, in all (the active file's and the closed segments'): about
@@ -122,9 +125,23 @@ impl Active {
         // anything else while mapped (rotation unmaps before it truncates); a mapping's pages are the page
         // cache's, so a record copied here outlives this process.
         let map = unsafe { MmapMut::map_mut(&file)? };
-        // Fault the first pages in, writable, now (one call on the log writer's turn) rather than one trap at a
-        // time on the request path; a failure (an older kernel) only leaves them to be faulted on demand.
-        let _ = map.advise_range(memmap2::Advice::PopulateWrite, 0, prefault.max(PREFAULT_MIN).min(capacity));
+        // No readahead on this mapping's faults: the file is written front to back and never read through the map,
+        // and a fault's readahead filled (and zeroed) pages past the one asked for that the cut at close threw
+        // away again (perf: `page_cache_ra_order` was most of a rotation's time, the truncate's page cache
+        // deletions most of the rest). A failure only leaves readahead on.
+        let _ = map.advise(memmap2::Advice::Random);
+        // Fault the first pages in, writable, now (on the log writer's turn) rather than one trap at a time on the
+        // request path; a failure (an older kernel) only leaves them to be faulted on demand. In pieces: one call
+        // for all of them ran for milliseconds without a point where the scheduler could hand the CPU back to a
+        // worker woken meanwhile (a worker sharing the core waited it out: c=1 p99 went from 0.3 to 2 ms); after each
+        // piece the thread yields, since the scheduler lets a running thread finish its slice before a woken one.
+        let end = prefault.max(PREFAULT_MIN).min(capacity);
+        for start in (0..end).step_by(PREFAULT_PIECE) {
+            if map.advise_range(memmap2::Advice::PopulateWrite, start, PREFAULT_PIECE.min(end - start)).is_err() {
+                break;
+            }
+            std::thread::yield_now();
+        }
         Ok(Active { file, map, len: 0, kept: Kept { records: Vec::new(), whole: true } })
     }
 
